@@ -1,0 +1,13 @@
+"""rag: offline, citation-first question answering over a folder of news articles.
+
+    from rag import Pipeline
+    pipeline = Pipeline.open()            # bundled articles, models from models.toml
+    answer = pipeline.ask("Who leads the resistance in Panjshir?")
+    answer.text, answer.citation
+"""
+from rag.errors import BadInput, RagError
+from rag.pipeline import Pipeline
+from rag.schema import Answer, Candidate, Citation, Conflict, Document, Passage, RetrievedPassage, Span
+
+__all__ = ["Answer", "BadInput", "Candidate", "Citation", "Conflict", "Document", "Passage", "Pipeline",
+           "RagError", "RetrievedPassage", "Span"]

@@ -1,0 +1,148 @@
+"""Articles on disk -> Documents -> sentence spans -> overlapping passages, all in file offsets."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.schema import Document, Passage
+
+DATE_LINE = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
+# A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital,
+# digit or opening quote; a line break always ends one.
+SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
+ABBREVIATIONS = ("Mr.", "Mrs.", "Ms.", "Dr.", "St.", "Gen.", "Col.", "Lt.", "Sgt.", "Capt.", "U.S.", "U.N.", "No.", "vs.")
+LINE = re.compile(r"[^\n]+")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    max_chars: int = 600
+    overlap_sentences: int = 1
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    directory: Path
+    documents: dict[str, Document]
+    skipped: list[str]  # human-readable reasons for files that were not loaded
+
+    @property
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        for doc_id in sorted(self.documents):
+            digest.update(doc_id.encode() + b"\0" + self.documents[doc_id].text.encode() + b"\0")
+        return digest.hexdigest()
+
+    @property
+    def date_range(self) -> tuple[str, str] | None:
+        dates = sorted(d.date for d in self.documents.values() if d.date)
+        return (dates[0], dates[-1]) if dates else None
+
+
+def load_corpus(directory: Path) -> Corpus:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RagError(f"articles folder not found: {directory}")
+    documents, skipped = {}, []
+    for path in sorted(directory.glob("*.txt")):
+        try:
+            documents[path.stem] = read_document(path)
+        except ValueError as why:
+            skipped.append(f"{path.name}: {why}")
+    if not documents:
+        detail = f" ({'; '.join(skipped)})" if skipped else ""
+        raise RagError(f"no readable articles (*.txt, UTF-8) in {directory}{detail}")
+    return Corpus(directory=directory, documents=documents, skipped=skipped)
+
+
+def read_document(path: Path) -> Document:
+    """Read exactly what open(path, encoding='utf-8').read() returns, so offsets match it."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror})") from None
+    if b"\0" in raw:
+        raise ValueError("binary file, not text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # what text-mode open() does
+    if not text.strip():
+        raise ValueError("empty file")
+    match = DATE_LINE.match(text)
+    date, body_start = (match.group(1), match.end()) if match else (None, 0)
+    return Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=body_start)
+
+
+def sentence_spans(doc: Document) -> list[tuple[int, int]]:
+    """(start, end) of each sentence of the article body, whitespace trimmed."""
+    spans = []
+    for line in LINE.finditer(doc.text, doc.body_start):
+        start = line.start()
+        for end_mark in SENTENCE_END.finditer(doc.text, line.start(), line.end()):
+            if _ends_with_abbreviation(doc.text, end_mark.end()):
+                continue
+            spans.append((start, end_mark.end()))
+            start = end_mark.end()
+        spans.append((start, line.end()))
+    return [trimmed for s, e in spans if (trimmed := _trim(doc.text, s, e))]
+
+
+def sentence_around(doc: Document, start: int, end: int) -> tuple[int, int]:
+    """The sentence (or run of sentences) that contains the span [start, end)."""
+    spans = sentence_spans(doc)
+    covering = [(s, e) for s, e in spans if s < end and e > start] or [(start, end)]
+    return min(s for s, _ in covering), max(e for _, e in covering)
+
+
+def chunk_document(doc: Document, settings: ChunkSettings) -> list[Passage]:
+    """Greedy packing of whole sentences up to max_chars, repeating the last sentences of a
+    passage at the start of the next so an answer near a boundary is whole in one of them."""
+    sentences = [piece for s, e in sentence_spans(doc) for piece in _split_long(doc.text, s, e, settings.max_chars)]
+    passages, i = [], 0
+    while i < len(sentences):
+        j = i + 1
+        while j < len(sentences) and sentences[j][1] - sentences[i][0] <= settings.max_chars:
+            j += 1
+        start, end = sentences[i][0], sentences[j - 1][1]
+        passages.append(Passage(doc.doc_id, start, end, doc.text[start:end]))
+        if j >= len(sentences):
+            break
+        i = max(i + 1, j - settings.overlap_sentences)
+    return passages
+
+
+def chunk_corpus(corpus: Corpus, settings: ChunkSettings) -> list[Passage]:
+    return [p for doc_id in sorted(corpus.documents) for p in chunk_document(corpus.documents[doc_id], settings)]
+
+
+def _ends_with_abbreviation(text: str, end: int) -> bool:
+    return any(text.endswith(abbr, 0, end) and (end == len(abbr) or not text[end - len(abbr) - 1].isalpha())
+               for abbr in ABBREVIATIONS)
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def _split_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
+    """Cut a sentence longer than max_chars at spaces (tweets and captions can be huge)."""
+    pieces = []
+    while end - start > max_chars:
+        cut = text.rfind(" ", start + 1, start + max_chars)
+        cut = cut if cut > start else start + max_chars
+        pieces.append((start, cut))
+        start = cut + 1 if text[cut] == " " else cut
+    pieces.append((start, end))
+    return pieces

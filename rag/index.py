@@ -1,0 +1,246 @@
+"""The passage index: FAISS over normalised embeddings plus BM25, fused by reciprocal rank.
+
+On disk an index is a build folder (vectors.faiss, passages.jsonl, manifest.json) named by the
+CURRENT file. A build is written to a fresh folder and CURRENT is swapped atomically, so a
+crash mid-build leaves the previous index in place and loadable."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rag.corpus import ChunkSettings, Corpus, chunk_corpus
+from rag.errors import RagError
+from rag.schema import Passage, RetrievedPassage
+
+INDEX_FORMAT = 1
+RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
+
+
+class IndexNotUsable(RagError):
+    """The stored index is missing, stale or unreadable; `reason` says which, for the user."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    format: int
+    embedder_id: str
+    embedder_fingerprint: str
+    dimension: int
+    chunking: dict
+    corpus_fingerprint: str
+    documents: dict  # doc_id -> sha256 of its text, to say which articles changed
+    passages: int
+    built_at: str
+
+    @classmethod
+    def expected(cls, corpus: Corpus, embedder_id: str, embedder_fingerprint: str, dimension: int,
+                 chunking: ChunkSettings, passages: int = 0) -> Manifest:
+        import hashlib
+
+        return cls(
+            format=INDEX_FORMAT,
+            embedder_id=embedder_id,
+            embedder_fingerprint=embedder_fingerprint,
+            dimension=dimension,
+            chunking=chunking.as_dict(),
+            corpus_fingerprint=corpus.fingerprint,
+            documents={d: hashlib.sha256(doc.text.encode()).hexdigest() for d, doc in sorted(corpus.documents.items())},
+            passages=passages,
+            built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+
+    def staleness(self, expected: Manifest) -> str | None:
+        """Why this stored index does not fit the current articles and settings, or None."""
+        if self.format != expected.format:
+            return "it was written by another version of rag"
+        if (self.embedder_id, self.embedder_fingerprint) != (expected.embedder_id, expected.embedder_fingerprint):
+            return f"the embedder changed ({self.embedder_id} -> {expected.embedder_id})"
+        if self.chunking != expected.chunking:
+            return f"chunking settings changed ({self.chunking} -> {expected.chunking})"
+        if self.corpus_fingerprint != expected.corpus_fingerprint:
+            return "the articles changed (" + _describe_changes(self.documents, expected.documents) + ")"
+        return None
+
+
+class PassageIndex:
+    def __init__(self, passages: list[Passage], vectors, manifest: Manifest):
+        import bm25s
+
+        self.passages = passages
+        self.vectors = vectors  # a faiss.IndexFlatIP
+        self.manifest = manifest
+        self._bm25 = bm25s.BM25()
+        self._bm25.index(_bm25_tokens([p.text for p in passages]), show_progress=False)
+
+    def search(self, question: str, query_vector: np.ndarray, k: int) -> list[RetrievedPassage]:
+        depth = min(len(self.passages), max(4 * k, 50))
+        dense_scores, dense_ids = self.vectors.search(query_vector.reshape(1, -1).astype(np.float32), depth)
+        dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
+        bm25 = self._bm25_scores(question)
+        bm25_ranked = [int(i) for i in np.argsort(-bm25, kind="stable")[:depth] if bm25[i] > 0]
+        fused: dict[int, float] = {}
+        for ranking in (list(dense), bm25_ranked):
+            for rank, i in enumerate(ranking):
+                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
+        best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        if any(i not in dense for i in best):  # a BM25-only hit still needs its cosine as evidence
+            dense.update(self._cosines(query_vector, [i for i in best if i not in dense]))
+        return [RetrievedPassage(self.passages[i], fused[i], dense[i], float(bm25[i])) for i in best]
+
+    def _bm25_scores(self, question: str) -> np.ndarray:
+        tokens = _bm25_tokens([question])[0]
+        if not tokens:
+            return np.zeros(len(self.passages))
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float64)
+
+    def _cosines(self, query_vector: np.ndarray, ids: list[int]) -> dict[int, float]:
+        return {i: float(np.dot(self.vectors.reconstruct(i), query_vector.ravel())) for i in ids}
+
+
+def build_index(corpus: Corpus, embedder, chunking: ChunkSettings,
+                on_progress: Callable[[int, int], None] | None = None) -> PassageIndex:
+    import faiss
+
+    passages = chunk_corpus(corpus, chunking)
+    done = 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        if on_progress:
+            on_progress(done, len(passages))
+
+    vectors = embedder.encode([p.text for p in passages], on_batch=advance)
+    flat = faiss.IndexFlatIP(embedder.dimension)
+    flat.add(vectors)
+    manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
+                                 chunking, passages=len(passages))
+    return PassageIndex(passages, flat, manifest)
+
+
+class IndexStore:
+    """Where an index lives on disk, and the only code that reads or writes it there."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    @property
+    def current_build(self) -> Path | None:
+        pointer = self.directory / "CURRENT"
+        if not pointer.is_file():
+            return None
+        name = pointer.read_text(encoding="utf-8").strip()
+        return self.directory / name if name else None
+
+    def load(self, corpus: Corpus, expected: Manifest) -> PassageIndex:
+        build = self.current_build
+        if build is None:
+            raise IndexNotUsable(f"no index yet in {self.directory}")
+        try:
+            manifest = Manifest(**json.loads((build / "manifest.json").read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {_short(exc)})") from None
+        reason = manifest.staleness(expected)
+        if reason:
+            raise IndexNotUsable(f"the index is out of date: {reason}")
+        try:
+            passages = _read_passages(build / "passages.jsonl", corpus)
+            vectors = _read_faiss(build / "vectors.faiss")
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise IndexNotUsable(f"the index in {build} is unreadable ({_short(exc)})") from None
+        if vectors.ntotal != len(passages) or vectors.d != manifest.dimension or len(passages) != manifest.passages:
+            raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
+        return PassageIndex(passages, vectors, manifest)
+
+    def save(self, index: PassageIndex) -> Path:
+        import faiss
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with self._lock():
+            build = self.directory / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+            build.mkdir()
+            with (build / "passages.jsonl").open("w", encoding="utf-8") as f:
+                for p in index.passages:
+                    f.write(json.dumps({"doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n")
+            faiss.write_index(index.vectors, str(build / "vectors.faiss"))
+            _write_atomically(build / "manifest.json", json.dumps(index.manifest.__dict__, indent=2))
+            _fsync_tree(build)
+            _write_atomically(self.directory / "CURRENT", build.name + "\n")
+            self._remove_other_builds(keep=build)
+        return build
+
+    @contextlib.contextmanager
+    def _lock(self):
+        with (self.directory / ".lock").open("w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _remove_other_builds(self, keep: Path) -> None:
+        for old in self.directory.glob("build-*"):
+            if old != keep:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _read_passages(path: Path, corpus: Corpus) -> list[Passage]:
+    passages = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        doc = corpus.documents[row["doc_id"]]
+        start, end = int(row["start"]), int(row["end"])
+        if not 0 <= start < end <= len(doc.text):
+            raise ValueError(f"passage offsets {start}:{end} outside {row['doc_id']}")
+        passages.append(Passage(row["doc_id"], start, end, doc.text[start:end]))
+    return passages
+
+
+def _read_faiss(path: Path):
+    import faiss
+
+    if not path.is_file():
+        raise OSError(f"{path.name} is missing")
+    return faiss.read_index(str(path))
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for path in folder.iterdir():
+        with path.open("rb") as f:
+            os.fsync(f.fileno())
+
+
+def _bm25_tokens(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+
+
+def _describe_changes(old: dict, new: dict) -> str:
+    added = sorted(set(new) - set(old))
+    removed = sorted(set(old) - set(new))
+    changed = sorted(d for d in set(old) & set(new) if old[d] != new[d])
+    parts = [f"{label}: {', '.join(ids)}" for label, ids in (("added", added), ("removed", removed), ("edited", changed)) if ids]
+    return "; ".join(parts) or "content differs"
+
+
+def _short(exc: Exception) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

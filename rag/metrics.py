@@ -1,0 +1,42 @@
+"""SQuAD-style answer comparison, shared by the pipeline (do two articles agree?) and `rag eval`."""
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+
+_PUNCTUATION = set(string.punctuation) | set("“”‘’–—…")
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+
+
+def normalize_answer(text: str) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def exact_match(prediction: str, gold: str) -> float:
+    return float(normalize_answer(prediction) == normalize_answer(gold))
+
+
+def f1_score(prediction: str, gold: str) -> float:
+    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((Counter(predicted) & Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
+
+
+def best_over(metric, prediction: str, golds: list[str]) -> float:
+    return max((metric(prediction, g) for g in golds), default=0.0)
+
+
+def same_answer(a: str, b: str) -> bool:
+    """True when one answer, normalised, is the other or a whole-word part of it that makes up
+    most of it ("150 kilometers" and "150 kilometers northeast of Kabul"; not "Ahmad Massoud"
+    and "Ahmad Shah Massoud", nor a name and a whole clause that mentions it)."""
+    na, nb = f" {normalize_answer(a)} ", f" {normalize_answer(b)} "
+    contained = bool(na.strip() and nb.strip()) and (na in nb or nb in na)
+    return contained and f1_score(a, b) >= 0.5

@@ -1,0 +1,177 @@
+"""Question in, cited answer out: retrieval, reading, the answer-or-abstain decision, and
+agreement between articles. The CLI, the chat and the evaluation all go through Pipeline.ask."""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from rag.config import PROJECT_ROOT, ModelsConfig, load_models_config
+from rag.corpus import ChunkSettings, Corpus, load_corpus, sentence_around
+from rag.errors import BadInput
+from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
+from rag.metrics import same_answer
+from rag.schema import Answer, Candidate, Citation, Conflict, Span
+
+MAX_QUESTION_CHARS = 500
+MAX_CONFLICTS = 3
+DEFAULT_TOP_K = 5
+
+
+def default_seeds_dir() -> Path:
+    local = Path.cwd() / "seeds"
+    return local if local.is_dir() else PROJECT_ROOT / "seeds"
+
+
+def default_index_dir(seeds_dir: Path) -> Path:
+    seeds_dir = Path(seeds_dir).resolve()
+    return seeds_dir.parent / ".rag" / seeds_dir.name
+
+
+def validate_question(question: str) -> str:
+    question = " ".join(question.split())
+    if not question:
+        raise BadInput("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise BadInput(f"the question is too long ({len(question):,} characters; at most {MAX_QUESTION_CHARS})")
+    return question
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """P(answer is right) from the reader's margin over "no answer", its span score and the
+    retrieval similarity; answer only at or above `threshold`. Fitted by eval/tune_abstention.py."""
+
+    bias: float = 0.0
+    margin: float = 1.0
+    span_score: float = 0.0
+    dense_score: float = 0.0
+    threshold: float = 0.5
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> Abstention:
+        return cls(**{k: float(v) for k, v in settings.items() if k in cls.__dataclass_fields__})
+
+    def confidence(self, margin: float, span_score: float, dense_score: float) -> float:
+        z = self.bias + self.margin * margin + self.span_score * span_score + self.dense_score * dense_score
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+
+class Pipeline:
+    def __init__(self, corpus: Corpus, index: PassageIndex, embedder, models: ModelsConfig,
+                 top_k: int = DEFAULT_TOP_K, reader=None):
+        self.corpus = corpus
+        self.index = index
+        self.embedder = embedder
+        self.models = models
+        self.top_k = top_k
+        self.abstention = Abstention.from_settings(models.abstention)
+        self._reader = reader
+
+    @classmethod
+    def open(cls, seeds_dir: Path | None = None, index_dir: Path | None = None, models: ModelsConfig | None = None,
+             top_k: int = DEFAULT_TOP_K, chunking: ChunkSettings = ChunkSettings(), rebuild: bool = False,
+             on_status: Callable[[str], None] = lambda message: None,
+             on_progress: Callable[[int, int], None] | None = None) -> Pipeline:
+        """Load the articles and their index, building (or rebuilding) the index when it is
+        missing, stale or unreadable. The reader loads on the first question."""
+        from rag.embedder import Embedder
+
+        if top_k < 1:
+            raise BadInput("--top-k must be at least 1")
+        seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
+        models = models or load_models_config()
+        corpus = load_corpus(seeds_dir)
+        for reason in corpus.skipped:
+            on_status(f"skipped {reason}")
+        embedder = Embedder(models.embedder)
+        store = IndexStore(index_dir or default_index_dir(seeds_dir))
+        expected = Manifest.expected(corpus, models.embedder.id, models.embedder.fingerprint(),
+                                     embedder.dimension, chunking)
+        index = None
+        if not rebuild:
+            try:
+                index = store.load(corpus, expected)
+            except IndexNotUsable as why:
+                on_status(f"{why}; building it")
+        if index is None:
+            index = build_index(corpus, embedder, chunking, on_progress)
+            store.save(index)
+            on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into {store.directory}")
+        return cls(corpus, index, embedder, models, top_k)
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            from rag.reader import Reader
+
+            self._reader = Reader(self.models.reader)
+        return self._reader
+
+    def ask(self, question: str) -> Answer:
+        question = validate_question(question)
+        started = time.perf_counter()
+        retrieved = self.index.search(question, self.embedder.encode([question])[0], self.top_k)
+        retrieved_at = time.perf_counter()
+        guesses = self.reader.read(question, [r.passage for r in retrieved])
+        read_at = time.perf_counter()
+        candidates = sorted((self._candidate(g, retrieved[g.passage_index]) for g in guesses),
+                            key=lambda c: -c.confidence)
+        best = candidates[0] if candidates else None
+        answered = best is not None and best.confidence >= self.abstention.threshold
+        answer = Answer(
+            question=question,
+            text=best.text if answered else None,
+            abstained=not answered,
+            score=best.confidence if best else 0.0,
+            citation=self.cite(best.span) if answered else None,
+            supporting=self._supporting(best, candidates) if answered else [],
+            conflicts=self._conflicts(best, candidates) if answered else [],
+            passages=retrieved,
+            candidates=candidates,
+        )
+        answer.timings_ms = {
+            "retrieve": 1000 * (retrieved_at - started),
+            "read": 1000 * (read_at - retrieved_at),
+            "total": 1000 * (time.perf_counter() - started),
+        }
+        return answer
+
+    def cite(self, span: Span) -> Citation:
+        doc = self.corpus.documents[span.doc_id]
+        sentence_start, sentence_end = sentence_around(doc, span.start, span.end)
+        return Citation(span.doc_id, doc.date, span.start, span.end, doc.text[sentence_start:sentence_end], sentence_start)
+
+    def _candidate(self, guess, retrieved) -> Candidate:
+        doc_id = retrieved.passage.doc_id
+        margin = guess.span_score - guess.null_score
+        return Candidate(
+            text=self.corpus.documents[doc_id].text[guess.start:guess.end],
+            span=Span(doc_id, guess.start, guess.end),
+            span_score=guess.span_score,
+            null_score=guess.null_score,
+            dense_score=retrieved.dense_score,
+            confidence=self.abstention.confidence(margin, guess.span_score, retrieved.dense_score),
+        )
+
+    def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:
+        """Other articles whose own best span says the same thing (and beats "no answer")."""
+        seen, spans = {best.span.doc_id}, []
+        for c in candidates:
+            if c.span.doc_id not in seen and c.margin > 0 and same_answer(c.text, best.text):
+                seen.add(c.span.doc_id)
+                spans.append(c.span)
+        return spans
+
+    def _conflicts(self, best: Candidate, candidates: list[Candidate]) -> list[Conflict]:
+        """Confident answers from other articles that differ from the chosen one."""
+        seen, conflicts = {best.span.doc_id}, []
+        for c in candidates:
+            if c.span.doc_id in seen or c.confidence < self.abstention.threshold:
+                continue
+            seen.add(c.span.doc_id)
+            if not same_answer(c.text, best.text):
+                conflicts.append(Conflict(c.text, c.confidence, self.cite(c.span)))
+        return conflicts[:MAX_CONFLICTS]
