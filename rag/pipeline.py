@@ -83,6 +83,7 @@ class Pipeline:
             raise BadInput("--top-k must be at least 1")
         seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
         models = models or load_models_config()
+        models.reader.resolve()  # a missing reader is reported now, not after building an index
         corpus = load_corpus(seeds_dir)
         for reason in corpus.skipped:
             on_status(f"skipped {reason}")

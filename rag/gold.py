@@ -1,0 +1,51 @@
+"""Gold question files (eval/gold.jsonl, eval/tune.jsonl): one JSON object a line,
+{"id", "question", "answers": [exact substrings], "docs": [doc ids]}; no answers = unanswerable."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+
+
+@dataclass(frozen=True)
+class GoldQuestion:
+    id: str
+    question: str
+    answers: list[str]
+    docs: list[str]
+    paraphrased: bool = False
+    conflict: bool = False
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def load_gold(path: Path) -> list[GoldQuestion]:
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RagError(f"cannot read gold file {path}: {exc}") from None
+    questions, seen = [], set()
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            question = GoldQuestion(
+                id=str(row["id"]), question=str(row["question"]), answers=list(row.get("answers", [])),
+                docs=list(row.get("docs", [])), paraphrased=bool(row.get("paraphrased", False)),
+                conflict=bool(row.get("conflict", False)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RagError(f"{path}:{number}: not a gold question ({exc})") from None
+        if question.id in seen:
+            raise RagError(f"{path}:{number}: duplicate id {question.id!r}")
+        seen.add(question.id)
+        questions.append(question)
+    if not questions:
+        raise RagError(f"{path} holds no questions")
+    return questions

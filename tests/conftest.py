@@ -1,0 +1,53 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rag.config import load_models_config
+from rag.pipeline import Pipeline
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(scope="session")
+def models():
+    return load_models_config(ROOT / "models.toml")
+
+
+@pytest.fixture(scope="session")
+def index_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("index")
+
+
+@pytest.fixture(scope="session")
+def pipeline(models, index_dir):
+    """The real models over the real articles, with an index built once for the session."""
+    return Pipeline.open(SEEDS, index_dir, models)
+
+
+@pytest.fixture(scope="session")
+def test_questions():
+    lines = (ROOT / "tests" / "questions.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture
+def seeds_copy(tmp_path):
+    folder = tmp_path / "seeds"
+    shutil.copytree(SEEDS, folder)
+    return folder
+
+
+def run_rag(*args, stdin: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """The real `rag` command in a fresh process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def read_source(doc_id: str, seeds: Path = SEEDS) -> str:
+    with open(seeds / f"{doc_id}.txt", encoding="utf-8") as f:
+        return f.read()

