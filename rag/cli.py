@@ -20,7 +20,7 @@ app = typer.Typer(
     help="Offline, citation-first question answering over a folder of news articles.",
 )
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (*.txt). [default: ./seeds, else the bundled articles]")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. [default: .rag/<seeds name> beside the seeds folder]")]

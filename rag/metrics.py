@@ -33,10 +33,14 @@ def best_over(metric, prediction: str, golds: list[str]) -> float:
     return max((metric(prediction, g) for g in golds), default=0.0)
 
 
-def same_answer(a: str, b: str) -> bool:
-    """True when one answer, normalised, is the other or a whole-word part of it that makes up
-    most of it ("150 kilometers" and "150 kilometers northeast of Kabul"; not "Ahmad Massoud"
-    and "Ahmad Shah Massoud", nor a name and a whole clause that mentions it)."""
+def overlapping_answers(a: str, b: str) -> bool:
+    """True when one answer, normalised, is the other or a whole-word part of it
+    ("150 kilometers" in "150 kilometers northeast of Kabul"; not "Ahmad Massoud" in
+    "Ahmad Shah Massoud")."""
     na, nb = f" {normalize_answer(a)} ", f" {normalize_answer(b)} "
-    contained = bool(na.strip() and nb.strip()) and (na in nb or nb in na)
-    return contained and f1_score(a, b) >= 0.5
+    return bool(na.strip() and nb.strip()) and (na in nb or nb in na)
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Overlapping, and the shared part is most of both (not a name and a clause that mentions it)."""
+    return overlapping_answers(a, b) and f1_score(a, b) >= 0.5

@@ -12,11 +12,12 @@ from rag.config import PROJECT_ROOT, ModelsConfig, load_models_config
 from rag.corpus import ChunkSettings, Corpus, load_corpus, sentence_around
 from rag.errors import BadInput
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
-from rag.metrics import same_answer
+from rag.metrics import overlapping_answers, same_answer
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
 MAX_QUESTION_CHARS = 500
 MAX_CONFLICTS = 3
+STRONG_CONFIDENCE = 0.5  # a conflicting answer is shown only if it is more likely right than wrong
 DEFAULT_TOP_K = 5
 
 
@@ -167,12 +168,14 @@ class Pipeline:
         return spans
 
     def _conflicts(self, best: Candidate, candidates: list[Candidate]) -> list[Conflict]:
-        """Confident answers from other articles that differ from the chosen one."""
+        """Answers from other articles, more likely right than wrong, that neither contain nor
+        are contained in the chosen one."""
         seen, conflicts = {best.span.doc_id}, []
+        bar = max(self.abstention.threshold, STRONG_CONFIDENCE)
         for c in candidates:
-            if c.span.doc_id in seen or c.confidence < self.abstention.threshold:
+            if c.span.doc_id in seen or c.confidence < bar:
                 continue
             seen.add(c.span.doc_id)
-            if not same_answer(c.text, best.text):
+            if not overlapping_answers(c.text, best.text):
                 conflicts.append(Conflict(c.text, c.confidence, self.cite(c.span)))
         return conflicts[:MAX_CONFLICTS]

