@@ -28,26 +28,41 @@ ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.t
 TopKOption = Annotated[int, typer.Option("--top-k", "-k", help="Passages retrieved and read per question.")]
 
 
+def progress_bar(label: str, total: int | None = None):
+    """A progress bar on stderr, started on the first update; returns (progress, update), where
+    update(done, total) sets the count and update() adds one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=err, transient=True)
+    task = progress.add_task(label, total=total)
+
+    def update(done: int | None = None, total: int | None = total) -> None:
+        if not progress.live.is_started:
+            progress.start()
+        if done is None:
+            progress.advance(task)
+        else:
+            progress.update(task, completed=done, total=total)
+
+    return progress, update
+
+
+def report_status(message: str) -> None:
+    err.print(f"[dim]{message}[/dim]")
+
+
 def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | None,
                   top_k: int = DEFAULT_TOP_K, rebuild: bool = False) -> Pipeline:
     """Open the pipeline with status lines and a progress bar for index building on stderr."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    progress = Progress(TextColumn("embedding passages"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err, transient=True)
-    task = progress.add_task("embed", total=None)
-
-    def on_progress(done: int, total: int) -> None:
-        progress.start()
-        progress.update(task, completed=done, total=total)
-
+    progress, on_progress = progress_bar("embedding passages")
     with err.status("loading models and index…") if err.is_terminal else _nothing():
         try:
             return Pipeline.open(seeds, index_dir, load_models_config(models), top_k=top_k, rebuild=rebuild,
-                                 on_status=lambda message: err.print(f"[dim]{message}[/dim]"),
-                                 on_progress=on_progress)
+                                 on_status=report_status, on_progress=on_progress)
         finally:
-            progress.stop()
+            if progress.live.is_started:
+                progress.stop()
 
 
 @app.command()
@@ -100,6 +115,125 @@ def index(
     manifest = pipeline.index.manifest
     err.print(f"index ready: {manifest.passages} passages from {len(manifest.documents)} articles "
               f"(built {manifest.built_at}, embedder {manifest.embedder_id})")
+
+
+@app.command("eval")
+def evaluate(
+    gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold questions (JSON Lines). [default: eval/gold.jsonl]")] = None,
+    predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write every answer here, one `rag ask --json` line each.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a markdown report (and a calibration PNG beside it).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
+    min_f1: Annotated[Optional[float], typer.Option("--min-f1", help="Exit 1 if F1 (0-100) is below this.")] = None,
+    min_citation: Annotated[Optional[float], typer.Option("--min-citation", help="Exit 1 if citation accuracy is below this.")] = None,
+    min_abstention: Annotated[Optional[float], typer.Option("--min-abstention", help="Exit 1 if abstention recall is below this.")] = None,
+    squad: Annotated[Optional[Path], typer.Option("--squad", help="Score on SQuAD v2-format data instead of the gold set.")] = None,
+    open_domain: Annotated[bool, typer.Option("--open", help="With --squad: index every paragraph and answer by retrieval then reading.")] = False,
+    top_k: TopKOption = DEFAULT_TOP_K,
+    seeds: SeedsOption = None,
+    index_dir: IndexDirOption = None,
+    models: ModelsOption = None,
+) -> None:
+    """Measure answer quality on a gold question set (or SQuAD data), with every miss shown."""
+    from rag import evaluate as ev
+    from rag.gold import load_gold
+
+    if squad is not None:
+        return _evaluate_squad(squad, open_domain, as_json, top_k, models)
+    if open_domain:
+        raise RagError("--open goes with --squad FILE", 2)
+    gold = gold or _default_gold()
+    questions = load_gold(gold)
+    _prepare_output_folders(predictions, report)  # fail before the long run, not after it
+    pipeline = open_pipeline(seeds, index_dir, models, top_k)
+    unknown = sorted({d for q in questions for d in q.docs} - set(pipeline.corpus.documents))
+    if unknown:
+        err.print(f"[yellow]warning:[/yellow] the gold file cites articles not in the corpus: {', '.join(unknown)}")
+    progress, update = progress_bar("answering", len(questions))
+    with progress:
+        results = ev.run_questions(pipeline, questions, on_done=update)
+    summary, by_article = ev.summarize(results), ev.summarize_by_article(results)
+    if predictions:
+        predictions.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),
+                               encoding="utf-8")
+    if report:
+        picture = ev.write_report(report, results, summary, by_article, pipeline.abstention.threshold, gold.name)
+        err.print(f"report: {report} (calibration picture: {picture})")
+    if as_json:
+        print(json.dumps(summary))
+    else:
+        _print_summary(summary, by_article)
+    misses = [f"{label} {summary[key]} < {bar}" for label, key, bar in
+              (("F1", "f1", min_f1), ("citation accuracy", "citation_accuracy", min_citation),
+               ("abstention recall", "abstention_recall", min_abstention))
+              if bar is not None and (summary[key] or 0.0) < bar]
+    if misses:
+        raise RagError("below the bar: " + "; ".join(misses))
+
+
+def _prepare_output_folders(*paths: Path | None) -> None:
+    for path in paths:
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise RagError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _default_gold() -> Path:
+    from rag.config import PROJECT_ROOT
+
+    local = Path.cwd() / "eval" / "gold.jsonl"
+    return local if local.is_file() else PROJECT_ROOT / "eval" / "gold.jsonl"
+
+
+def _print_summary(summary: dict, by_article: dict) -> None:
+    from rich.table import Table
+
+    from rag.evaluate import SUMMARY_ROWS
+
+    table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)")
+    table.add_column("metric")
+    table.add_column("all", justify="right")
+    for doc_id in by_article:
+        table.add_column(doc_id[:3], justify="right")
+    for label, key in SUMMARY_ROWS:
+        table.add_row(label, *(f"{s[key]:g}" if s[key] is not None else "" for s in [summary, *by_article.values()]))
+    out.print(table)
+
+
+def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int, models: Path | None) -> None:
+    from rag import squad as sq
+
+    data = sq.load_squad(path)
+    config = load_models_config(models)
+    progress, advance = progress_bar("answering", len(data.questions))
+    if open_domain:
+        def open_for(seeds: Path, index: Path) -> Pipeline:
+            return Pipeline.open(seeds, index, config, top_k=top_k, on_status=report_status)
+
+        with progress:
+            results = sq.evaluate_open(data, open_for, on_done=advance)
+    else:
+        from rag.embedder import Embedder
+        from rag.pipeline import Abstention
+        from rag.reader import Reader
+
+        with err.status("loading models…") if err.is_terminal else _nothing():
+            reader, embedder = Reader(config.reader), Embedder(config.embedder)
+        with progress:
+            results = sq.evaluate_reader(data, reader, embedder, Abstention.from_settings(config.abstention), advance)
+    if as_json:
+        print(json.dumps(results))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{path.name}: {len(data.questions)} questions")
+    for column in ("decision", "EM", "F1", "HasAns EM", "HasAns F1", "NoAns acc.", "retrieval recall@k"):
+        table.add_column(column, justify="right")
+    for rule, r in results.items():
+        table.add_row(rule, *(f"{r.get(k)}" if r.get(k) is not None else "" for k in
+                              ("em", "f1", "has_ans_em", "has_ans_f1", "no_ans_accuracy", "retrieval_recall_at_k")))
+    out.print(table)
 
 
 def _print_failure(question: str, problem: RagError, as_json: bool) -> None:

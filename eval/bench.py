@@ -1,0 +1,131 @@
+"""Speed and memory of `rag`, against a baseline measured in the same run.
+
+    python eval/bench.py [--gold eval/gold.jsonl] [--cold-runs 3]
+
+Ours: retrieve the top-k passages (FAISS + BM25), read only those. Baseline: no retrieval,
+the reader over every passage of every article (what a reader alone would have to do).
+Printed: warm answer latency p50/p95 over the gold questions, cold `rag ask` wall time (new
+process to printed answer, index already built), index build time, and peak memory."""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rag.gold import load_gold  # noqa: E402
+from rag.metrics import best_over, f1_score  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
+
+BASELINE_ONCE = """
+import sys, time
+sys.path.insert(0, {root!r})
+from rag.config import load_models_config
+from rag.corpus import ChunkSettings, chunk_corpus, load_corpus
+from rag.reader import Reader
+corpus = load_corpus({seeds!r})
+passages = chunk_corpus(corpus, ChunkSettings())
+guesses = Reader(load_models_config().reader).read({question!r}, passages)
+best = max(guesses, key=lambda g: g.span_score - g.null_score)
+print(corpus.documents[passages[best.passage_index].doc_id].text[best.start:best.end])
+"""
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def timed_process(command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
+    parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
+    parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args()
+    questions = load_gold(args.gold)
+    index_dir = Path(tempfile.mkdtemp(prefix="rag-bench-"))
+    question = "Who leads the resistance in the Panjshir Valley?"
+    # cold runs first, while this process is small: a child's peak memory counts what it forked from
+    ask = [sys.executable, "-m", "rag", "ask", "--index-dir", str(index_dir), "--seeds", str(args.seeds), question]
+    subprocess.run([sys.executable, "-m", "rag", "index", "--index-dir", str(index_dir), "--seeds", str(args.seeds)],
+                   cwd=ROOT, check=True, capture_output=True)
+    cold = [timed_process(ask) for _ in range(args.cold_runs)]
+    cold_peak = peak_rss_mb(resource.RUSAGE_CHILDREN)
+    script = BASELINE_ONCE.format(root=str(ROOT), seeds=str(args.seeds), question=question)
+    cold_baseline = [timed_process([sys.executable, "-c", script]) for _ in range(args.cold_runs)]
+
+    started = time.perf_counter()
+    pipeline = Pipeline.open(args.seeds, index_dir, rebuild=True)
+    open_s = time.perf_counter() - started
+    started = time.perf_counter()
+    Pipeline.open(args.seeds, index_dir, rebuild=True, models=pipeline.models)
+    build_s = time.perf_counter() - started  # models already imported: mostly chunk, embed, write
+    pipeline.ask("warm up")
+
+    ours, ours_f1 = [], []
+    for q in questions:
+        answer = pipeline.ask(q.question)
+        ours.append(answer.timings_ms["total"])
+        ours_f1.append(best_over(f1_score, answer.text or "", q.answers) if q.answerable else float(answer.abstained))
+
+    passages = pipeline.index.passages
+    baseline, baseline_f1 = [], []
+    for q in questions:
+        started = time.perf_counter()
+        guesses = pipeline.reader.read(q.question, passages)
+        best = max(guesses, key=lambda g: g.span_score - g.null_score)
+        baseline.append(1000 * (time.perf_counter() - started))
+        text = pipeline.corpus.documents[passages[best.passage_index].doc_id].text[best.start:best.end]
+        baseline_f1.append(best_over(f1_score, text, q.answers) if q.answerable else 0.0)
+    warm_peak = peak_rss_mb()
+
+
+    figures = {
+        "questions": len(questions),
+        "passages": len(passages),
+        "top_k": pipeline.top_k,
+        "warm_ms_p50": percentile(ours, 50), "warm_ms_p95": percentile(ours, 95),
+        "baseline_warm_ms_p50": percentile(baseline, 50), "baseline_warm_ms_p95": percentile(baseline, 95),
+        "cold_s_median": statistics.median(cold), "baseline_cold_s_median": statistics.median(cold_baseline),
+        "open_with_build_s": open_s, "index_build_s": build_s,
+        "peak_rss_mb_warm_process": warm_peak, "peak_rss_mb_cold_ask": cold_peak,
+        "mean_score": float(np.mean(ours_f1)), "baseline_mean_score": float(np.mean(baseline_f1)),
+    }
+    rows = [
+        ("warm answer p50 (ms)", figures["warm_ms_p50"], figures["baseline_warm_ms_p50"], "<= 150"),
+        ("warm answer p95 (ms)", figures["warm_ms_p95"], figures["baseline_warm_ms_p95"], ""),
+        ("cold `rag ask` (s, median)", figures["cold_s_median"], figures["baseline_cold_s_median"], "<= 4"),
+    ]
+    print(f"{len(questions)} gold questions, {len(passages)} passages, top-k {pipeline.top_k}, 2 torch threads on CPU\n")
+    print(f"{'measure':30} {'rag':>10} {'baseline':>10} {'baseline/rag':>13}  target")
+    for name, value, base, target in rows:
+        print(f"{name:30} {value:10.1f} {base:10.1f} {base / value:12.1f}x  {target}")
+    print(f"{'index build (s)':30} {build_s:10.2f}   (first open incl. model loading: {open_s:.2f} s)")
+    print(f"{'peak memory (MB)':30} {cold_peak:10.0f}   (a `rag ask` process; this benchmark's own process: {warm_peak:.0f} MB)")
+    print(f"{'quality (mean F1/abstention)':30} {figures['mean_score']:10.3f} {figures['baseline_mean_score']:10.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""`rag eval`: run gold questions through the same Pipeline.ask as `rag ask`, and measure.
+
+Gold-set metrics: EM/F1 (SQuAD normalisation, best over acceptable answers, on answerable
+questions; an abstention scores 0), retrieval recall@1/3/5 and MRR (rank of the first passage
+from a supporting article), citation accuracy (the cited span slices to the answer and lies in
+a supporting article), abstention recall, false-abstention rate, latency. Percentages 0-100."""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from rag.gold import GoldQuestion
+from rag.metrics import best_over, exact_match, f1_score
+from rag.schema import Answer
+
+
+@dataclass(frozen=True)
+class QuestionResult:
+    gold: GoldQuestion
+    answer: Answer
+    source_text: str | None  # the cited article, to check the citation by slicing it
+
+    @property
+    def em(self) -> float:
+        return best_over(exact_match, self.answer.text, self.gold.answers) if self.answer.text else 0.0
+
+    @property
+    def f1(self) -> float:
+        return best_over(f1_score, self.answer.text, self.gold.answers) if self.answer.text else 0.0
+
+    @property
+    def retrieval_rank(self) -> int | None:
+        """1-based rank of the first retrieved passage from a supporting article."""
+        return next((i for i, r in enumerate(self.answer.passages, 1) if r.passage.doc_id in self.gold.docs), None)
+
+    @property
+    def citation_ok(self) -> bool:
+        c = self.answer.citation
+        return (c is not None and self.source_text is not None and c.doc_id in self.gold.docs
+                and self.source_text[c.start:c.end] == self.answer.text)
+
+    @property
+    def correct(self) -> bool:
+        """Right answer (F1 >= 0.5) to an answerable question, or abstention on an unanswerable one."""
+        return self.f1 >= 0.5 if self.gold.answerable else self.answer.abstained
+
+
+def run_questions(pipeline, questions: list[GoldQuestion],
+                  on_done: Callable[[], None] = lambda: None) -> list[QuestionResult]:
+    results = []
+    for q in questions:
+        answer = pipeline.ask(q.question)
+        source = pipeline.corpus.documents[answer.citation.doc_id].text if answer.citation else None
+        results.append(QuestionResult(q, answer, source))
+        on_done()
+    return results
+
+
+def summarize(results: Iterable[QuestionResult]) -> dict:
+    results = list(results)
+    answerable = [r for r in results if r.gold.answerable]
+    unanswerable = [r for r in results if not r.gold.answerable]
+    answered = [r for r in answerable if not r.answer.abstained]
+    ranks = [r.retrieval_rank for r in answerable]
+    latencies = [r.answer.timings_ms["total"] for r in results]
+    return {
+        "questions": len(results),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+        "em": _pct(r.em for r in answerable),
+        "f1": _pct(r.f1 for r in answerable),
+        "recall_at_1": _pct(rank is not None and rank <= 1 for rank in ranks),
+        "recall_at_3": _pct(rank is not None and rank <= 3 for rank in ranks),
+        "recall_at_5": _pct(rank is not None and rank <= 5 for rank in ranks),
+        "mrr": _pct(1 / rank if rank else 0.0 for rank in ranks),
+        "citation_accuracy": _pct(r.citation_ok for r in answered),
+        "abstention_recall": _pct(r.answer.abstained for r in unanswerable),
+        "false_abstention_rate": _pct(r.answer.abstained for r in answerable),
+        "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
+        "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
+    }
+
+
+def summarize_by_article(results: list[QuestionResult]) -> dict[str, dict]:
+    """Answerable questions grouped under each article that supports them."""
+    groups: dict[str, list[QuestionResult]] = defaultdict(list)
+    for r in results:
+        for doc_id in r.gold.docs:
+            groups[doc_id].append(r)
+    return {doc_id: summarize(groups[doc_id]) for doc_id in sorted(groups)}
+
+
+def _pct(values: Iterable) -> float | None:
+    values = [float(v) for v in values]
+    return round(100 * sum(values) / len(values), 1) if values else None
+
+
+SUMMARY_ROWS = [("EM", "em"), ("F1", "f1"), ("retrieval recall@1", "recall_at_1"), ("recall@3", "recall_at_3"),
+                ("recall@5", "recall_at_5"), ("MRR", "mrr"), ("citation accuracy", "citation_accuracy"),
+                ("abstention recall", "abstention_recall"), ("false-abstention rate", "false_abstention_rate"),
+                ("latency p50 (ms)", "latency_ms_p50"), ("latency p95 (ms)", "latency_ms_p95")]
+
+
+def write_report(path: Path, results: list[QuestionResult], summary: dict, by_article: dict,
+                 threshold: float, gold_name: str) -> Path:
+    """Markdown report plus a calibration picture (PNG) beside it."""
+    path = Path(path)
+    picture = path.with_suffix(".calibration.png")
+    plot_calibration(results, threshold, picture)
+    lines = [f"# rag evaluation on {gold_name}", "",
+             f"{summary['questions']} questions ({summary['answerable']} answerable, {summary['unanswerable']} not). "
+             "Percentages; EM/F1 on answerable questions (an abstention scores 0).", "",
+             "| metric | all | " + " | ".join(by_article) + " |",
+             "|---|---|" + "---|" * len(by_article)]
+    for label, key in SUMMARY_ROWS:
+        cells = [_cell(summary[key])] + [_cell(s[key]) for s in by_article.values()]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", f"![answer score vs correctness]({picture.name})", "",
+              "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing.", "",
+              "| | id | question | gold | prediction | score | F1 | cited |", "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        gold = " / ".join(r.gold.answers) or "*(not in the articles)*"
+        prediction = r.answer.text if not r.answer.abstained else "*(abstained)*"
+        cited = f"{r.answer.citation.doc_id} {r.answer.citation.start}-{r.answer.citation.end}" if r.answer.citation else ""
+        f1 = f"{r.f1:.2f}" if r.gold.answerable else ""
+        lines.append(f"| {'' if r.correct else '✗'} | {r.gold.id} | {_md(r.gold.question)} | {_md(gold)} | "
+                     f"{_md(prediction)} | {r.answer.score:.2f} | {f1} | {cited} |")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return picture
+
+
+def plot_calibration(results: list[QuestionResult], threshold: float, path: Path) -> None:
+    """Answer score against correctness, with the abstention threshold drawn: if scores mean
+    something, right answers sit to the right of the line and wrong ones to the left."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = np.array([r.answer.score for r in results])
+    right = np.array([r.gold.answerable and r.f1 >= 0.5 for r in results])
+    fig, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 4.2))
+    jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(scores))
+    for label, mask, colour in (("answer right (F1 ≥ 0.5)", right, "tab:green"),
+                                ("answerable, wrong", ~right & np.array([r.gold.answerable for r in results]), "tab:red"),
+                                ("not in the articles", np.array([not r.gold.answerable for r in results]), "tab:gray")):
+        scatter.scatter(scores[mask], np.where(right[mask], 1, 0) + jitter[mask], s=22, alpha=0.75, c=colour, label=label)
+    for axis in (scatter, bars):
+        axis.axvline(threshold, color="black", linestyle="--", linewidth=1)
+    scatter.text(threshold, 1.25, f" abstain below {threshold:.2f}", fontsize=8, va="center")
+    scatter.set(xlim=(0, 1), ylim=(-0.35, 1.4), yticks=[0, 1], yticklabels=["wrong / none", "right"],
+                xlabel="answer score (P(right) from the abstention model)", title="each question")
+    scatter.legend(fontsize=7, loc="center left")
+    edges = np.linspace(0, 1, 6)
+    which = np.clip(np.digitize(scores, edges) - 1, 0, 4)
+    rate = [right[which == b].mean() if (which == b).any() else 0 for b in range(5)]
+    counts = [(which == b).sum() for b in range(5)]
+    bars.bar(edges[:-1] + 0.1, rate, width=0.18, color="tab:blue", alpha=0.7)
+    bars.plot([0, 1], [0, 1], color="gray", linewidth=1, label="perfect calibration")
+    for b in range(5):
+        bars.text(edges[b] + 0.1, rate[b] + 0.02, f"n={counts[b]}", ha="center", fontsize=8)
+    bars.set(xlim=(0, 1), ylim=(0, 1.1), xlabel="answer score", ylabel="share right", title="calibration")
+    bars.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _cell(value) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")

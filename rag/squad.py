@@ -1,0 +1,109 @@
+"""`rag eval --squad FILE`: score the reader on SQuAD v2-format data, alone (the passage is
+given) or, with --open, end to end (every paragraph of the file indexed as an article)."""
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.metrics import best_over, exact_match, f1_score
+from rag.schema import Passage
+
+MODEL_CARD_MARGINS = (0, 4, 8, 10)  # the null margins the reader's model card reports
+
+
+@dataclass(frozen=True)
+class SquadQuestion:
+    id: str
+    question: str
+    answers: list[str]
+    context_id: str
+
+
+@dataclass(frozen=True)
+class SquadData:
+    contexts: dict[str, str]  # context id -> paragraph text
+    questions: list[SquadQuestion]
+
+
+def load_squad(path: Path) -> SquadData:
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RagError(f"{path} is not a SQuAD-format JSON file ({exc})") from None
+    contexts, questions = {}, []
+    for article_number, article in enumerate(data):
+        for paragraph_number, paragraph in enumerate(article["paragraphs"]):
+            context_id = f"{article_number:03d}_{paragraph_number:03d}"
+            contexts[context_id] = paragraph["context"]
+            for qa in paragraph["qas"]:
+                answers = [] if qa.get("is_impossible") else list(dict.fromkeys(a["text"] for a in qa["answers"]))
+                questions.append(SquadQuestion(qa["id"], qa["question"], answers, context_id))
+    return SquadData(contexts, questions)
+
+
+def score(predictions: dict[str, str | None], questions: list[SquadQuestion]) -> dict:
+    """SQuAD v2 scoring: an unanswerable question is right only when nothing is predicted."""
+    em, f1, has_em, has_f1, no_ok = [], [], [], [], []
+    for q in questions:
+        prediction = predictions[q.id] or ""
+        if q.answers:
+            e, f = best_over(exact_match, prediction, q.answers), best_over(f1_score, prediction, q.answers)
+            has_em.append(e)
+            has_f1.append(f)
+        else:
+            e = f = float(prediction == "")
+            no_ok.append(e)
+        em.append(e)
+        f1.append(f)
+    pct = lambda values: round(100 * float(np.mean(values)), 1) if values else None  # noqa: E731
+    return {"questions": len(questions), "em": pct(em), "f1": pct(f1), "has_ans_em": pct(has_em),
+            "has_ans_f1": pct(has_f1), "no_ans_accuracy": pct(no_ok)}
+
+
+def evaluate_reader(data: SquadData, reader, embedder, abstention,
+                    on_done: Callable[[], None] = lambda: None) -> dict:
+    """The reader with the passage given; answers decided by the same abstention model as
+    `rag ask` (the retrieval cosine is that of the question and its given paragraph), and, for
+    comparison with the model card, by the raw null margins it reports."""
+    context_ids = list(data.contexts)
+    context_vectors = dict(zip(context_ids, embedder.encode([data.contexts[c] for c in context_ids])))
+    question_vectors = embedder.encode([q.question for q in data.questions])
+    by_rule: dict[str, dict[str, str | None]] = {"abstention model": {}}
+    by_rule.update({f"null margin {m}": {} for m in MODEL_CARD_MARGINS})
+    for q, vector in zip(data.questions, question_vectors):
+        context = data.contexts[q.context_id]
+        (guess,) = reader.read(q.question, [Passage(q.context_id, 0, len(context), context)])
+        text, margin = context[guess.start:guess.end], guess.span_score - guess.null_score
+        confidence = abstention.confidence(margin, guess.span_score, float(np.dot(vector, context_vectors[q.context_id])))
+        by_rule["abstention model"][q.id] = text if confidence >= abstention.threshold else None
+        for m in MODEL_CARD_MARGINS:
+            by_rule[f"null margin {m}"][q.id] = text if margin > m else None
+        on_done()
+    return {rule: score(predictions, data.questions) for rule, predictions in by_rule.items()}
+
+
+def evaluate_open(data: SquadData, open_pipeline: Callable[[Path, Path], object],
+                  on_done: Callable[[], None] = lambda: None) -> dict:
+    """Every paragraph becomes an article; each question goes through retrieval and reading."""
+    with tempfile.TemporaryDirectory(prefix="rag-squad-") as folder:
+        seeds = Path(folder) / "articles"
+        seeds.mkdir()
+        for context_id, text in data.contexts.items():
+            (seeds / f"{context_id}.txt").write_text(text, encoding="utf-8")
+        pipeline = open_pipeline(seeds, Path(folder) / "index")
+        predictions, found = {}, []
+        for q in data.questions:
+            answer = pipeline.ask(q.question)
+            predictions[q.id] = answer.text
+            if q.answers:
+                found.append(any(r.passage.doc_id == q.context_id for r in answer.passages))
+            on_done()
+    result = score(predictions, data.questions)
+    result["retrieval_recall_at_k"] = round(100 * float(np.mean(found)), 1) if found else None
+    return {"open (retrieve, then read)": result}
