@@ -117,6 +117,47 @@ def index(
               f"(built {manifest.built_at}, embedder {manifest.embedder_id})")
 
 
+@app.command()
+def chat(
+    top_k: TopKOption = DEFAULT_TOP_K,
+    seeds: SeedsOption = None,
+    index_dir: IndexDirOption = None,
+    models: ModelsOption = None,
+) -> None:
+    """Talk to the articles: ask questions one after another (/help for commands)."""
+    from rag.chat import BackgroundLoad, ChatSession, run_chat
+    from rag.corpus import load_corpus
+    from rag.pipeline import default_seeds_dir
+
+    seeds = seeds or default_seeds_dir()
+    corpus = load_corpus(seeds)  # fast, and a bad folder is reported before the prompt
+    for reason in corpus.skipped:
+        report_status(f"skipped {reason}")
+    config = load_models_config(models)
+    config.embedder.resolve()  # a missing model is reported now, not at the first question
+    config.reader.resolve()
+
+    def load(set_state):
+        def on_progress(done: int, total: int) -> None:
+            set_state(f"building the index: {done}/{total} passages embedded")
+
+        pipeline = Pipeline.open(seeds, index_dir, config, top_k=top_k, on_progress=on_progress,
+                                 on_status=lambda message: set_state(message))
+        set_state("loading the reader")
+        pipeline.reader  # noqa: B018 - load it now, so the first answer is quick
+        return pipeline
+
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    session = ChatSession(corpus, BackgroundLoad(load), out)
+    run_chat(session, _history_file() if interactive else None, interactive)
+
+
+def _history_file() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("rag")) / "chat_history"
+
+
 @app.command("eval")
 def evaluate(
     gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold questions (JSON Lines). [default: eval/gold.jsonl]")] = None,

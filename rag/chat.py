@@ -1,0 +1,157 @@
+"""`rag chat`: a terminal conversation over the same Pipeline.ask as `rag ask`.
+
+The prompt appears at once; models and index load in a background thread and the first
+question waits for them under a spinner. On a terminal there is line editing and history
+(prompt_toolkit); with piped input, plain lines in and plain text out."""
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Callable
+
+from rich.console import Console, Group
+from rich.text import Text
+
+from rag.corpus import Corpus
+from rag.errors import RagError
+from rag.render import answer_view
+
+HELP = """commands:
+  /help      this list
+  /sources   the passages and scores behind the last answer
+  /json      the last answer in the `rag ask --json` format
+  /quit      leave (Ctrl-D too); Ctrl-C clears the line you are typing"""
+
+
+class BackgroundLoad:
+    """Runs `load` in a thread; `result()` waits for it (re-raising its error) and reports
+    progress through `state` so a spinner can say what is happening."""
+
+    def __init__(self, load: Callable[[Callable[[str], None]], object]):
+        self.state = "loading models"
+        self._value = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(load,), daemon=True)
+        self._thread.start()
+
+    def _run(self, load) -> None:
+        try:
+            self._value = load(self._set_state)
+        except BaseException as exc:  # handed to the main thread by result()
+            self._error = exc
+
+    def _set_state(self, state: str) -> None:
+        self.state = state
+
+    @property
+    def done(self) -> bool:
+        return not self._thread.is_alive()
+
+    def result(self, console: Console):
+        if not self.done:
+            with console.status(self.state) as status:
+                while not self.done:
+                    self._thread.join(0.1)
+                    status.update(self.state)
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+
+class ChatSession:
+    def __init__(self, corpus: Corpus, pipeline: BackgroundLoad, console: Console):
+        self.corpus = corpus
+        self.pipeline = pipeline
+        self.console = console
+        self.last_answer = None
+
+    def banner(self) -> str:
+        n = len(self.corpus.documents)
+        dates = self.corpus.date_range
+        span = f" · {dates[0]} … {dates[1]}" if dates else ""
+        return f"rag · {n} article{'s' * (n != 1)}{span} · type a question, /help for commands"
+
+    def handle(self, line: str) -> bool:
+        """Act on one input line; False means the session should end."""
+        line = line.strip()
+        if not line:
+            return True
+        if line.startswith("/"):
+            return self._command(line.split()[0].lower())
+        try:
+            answer = self.pipeline.result(self.console).ask(line)
+        except RagError as problem:
+            self.console.print(f"[red]{problem}[/red]")
+            return True
+        self.last_answer = answer
+        self.console.print(answer_view(answer, self.corpus.documents))
+        return True
+
+    def _command(self, command: str) -> bool:
+        if command in ("/quit", "/exit"):
+            return False
+        if command == "/help":
+            self.console.print(HELP)
+        elif command in ("/sources", "/json") and self.last_answer is None:
+            self.console.print("no answer yet: ask a question first")
+        elif command == "/sources":
+            self.console.print(self._sources_view())
+        elif command == "/json":
+            self.console.print(json.dumps(self.last_answer.to_json(), ensure_ascii=False, indent=2), markup=False)
+        else:
+            self.console.print(f"unknown command {command}: /help lists the commands", markup=False)
+        return True
+
+    def _sources_view(self) -> Group:
+        """Each retrieved passage with its retrieval scores and the reader's span in it."""
+        answer = self.last_answer
+        lines = [Text(f"passages behind the last answer ({answer.question})", style="bold")]
+        for rank, retrieved in enumerate(answer.passages, 1):
+            p = retrieved.passage
+            date = self.corpus.documents[p.doc_id].date or "undated"
+            lines.append(Text(f"{rank}. {p.doc_id} · {date} · chars {p.start}-{p.end} · fused {retrieved.score:.4f}"
+                              f" · cosine {retrieved.dense_score:.3f} · bm25 {retrieved.bm25_score:.2f}", style="cyan"))
+            candidate = next((c for c in answer.candidates
+                              if c.span.doc_id == p.doc_id and p.start <= c.span.start < p.end), None)
+            if candidate:
+                lines.append(Text.assemble("   reader's span: “", (candidate.text, "bold"),
+                                           f"” (score {candidate.confidence:.2f})"))
+        return Group(*lines)
+
+
+def run_chat(session: ChatSession, history_file: Path | None, interactive: bool) -> None:
+    session.console.print(session.banner(), markup=False)
+    if interactive:
+        _run_terminal(session, history_file)
+    else:
+        for line in sys.stdin:
+            if not session.handle(line):
+                break
+
+
+def _run_terminal(session: ChatSession, history_file: Path | None) -> None:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+    history = InMemoryHistory()
+    if history_file is not None:
+        try:
+            history_file.parent.mkdir(parents=True, exist_ok=True)
+            history = FileHistory(str(history_file))
+        except OSError:
+            session.console.print(f"[dim](history not kept: cannot write {history_file})[/dim]")
+    prompt = PromptSession(history=history)
+    while True:
+        try:
+            line = prompt.prompt("> ")
+        except KeyboardInterrupt:  # Ctrl-C: drop the line being typed, keep the session
+            continue
+        except EOFError:  # Ctrl-D
+            return
+        try:
+            if not session.handle(line):
+                return
+        except KeyboardInterrupt:
+            session.console.print("[dim](cancelled)[/dim]")

@@ -1,0 +1,84 @@
+"""`rag chat` driven as a person would: in a pseudo-terminal, and with piped input."""
+import os
+import sys
+
+import pexpect
+import pytest
+
+from tests.conftest import ROOT, run_rag
+
+ANSWER_TIMEOUT = 120  # the first answer waits for the models to load
+
+
+@pytest.fixture
+def chat(tmp_path):
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"), PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm", COLUMNS="160")
+    child = pexpect.spawn(sys.executable, ["-m", "rag", "chat", "--index-dir", str(tmp_path / "index")],
+                          cwd=str(ROOT), env=env, encoding="utf-8", timeout=ANSWER_TIMEOUT, dimensions=(40, 160))
+    child.logfile_read = transcript = _Transcript()
+    yield child, transcript, tmp_path
+    if child.isalive():
+        child.terminate(force=True)
+
+
+class _Transcript:
+    def __init__(self):
+        self.text = ""
+
+    def write(self, data):
+        self.text += data
+
+    def flush(self):
+        pass
+
+
+def wait_for_prompt(child) -> None:
+    child.expect_exact(">")  # prompt_toolkit draws "> " with cursor moves, not a literal space
+
+
+def ask(child, question: str, *expected: str) -> None:
+    wait_for_prompt(child)
+    child.sendline(question)
+    for fragment in expected:
+        child.expect_exact(fragment)
+
+
+def test_a_conversation_in_a_terminal(chat):
+    child, transcript, tmp_path = chat
+    child.expect_exact("rag · 5 articles · 2021-08-24 … 2021-08-25")
+    ask(child, "What does the name Panjshir mean?", "five lions", "000_882549ac45e52293 · 2021-08-24")
+    ask(child, "What is the Panjshir Valley famed for?", "emeralds", "001_fb70659820c0e01f · undated")
+    ask(child, "Who discovered penicillin?", "Not in the articles", "closest passage")
+    ask(child, "/sources", "passages behind the last answer (Who discovered penicillin?)", "1. ")
+    ask(child, "/frobnicate", "unknown command /frobnicate")
+    wait_for_prompt(child)
+    child.send("How many legs does a sp")
+    child.sendcontrol("c")  # drops the half-typed line; the session goes on
+    ask(child, "/help", "/sources")
+    ask(child, "")  # an empty line is ignored
+    wait_for_prompt(child)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert "Traceback" not in transcript.text
+    assert "How many legs does a sp" not in (tmp_path / "data" / "rag" / "chat_history").read_text()
+    history = (tmp_path / "data" / "rag" / "chat_history").read_text()
+    assert "What does the name Panjshir mean?" in history  # kept for the next session
+
+
+def test_quit_command_exits_cleanly(chat):
+    child, transcript, _ = chat
+    ask(child, "/quit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0 and "Traceback" not in transcript.text
+
+
+def test_piped_questions_get_plain_answers(tmp_path):
+    result = run_rag("chat", "--index-dir", str(tmp_path / "index"),
+                     stdin="What does the name Panjshir mean?\n\n/sources\n/nope\nWho discovered penicillin?\n")
+    assert result.returncode == 0, result.stderr
+    assert "five lions" in result.stdout and "Not in the articles" in result.stdout
+    assert "passages behind the last answer" in result.stdout and "unknown command /nope" in result.stdout
+    assert "\x1b[" not in result.stdout and "Traceback" not in result.stdout + result.stderr
