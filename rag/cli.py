@@ -268,12 +268,15 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int, mo
         return
     from rich.table import Table
 
+    columns = [("EM", "em"), ("F1", "f1"), ("HasAns EM", "has_ans_em"), ("HasAns F1", "has_ans_f1"),
+               ("NoAns acc.", "no_ans_accuracy"), ("retrieval recall@k", "retrieval_recall_at_k")]
+    columns = [(label, key) for label, key in columns if any(key in r for r in results.values())]
     table = Table(title=f"{path.name}: {len(data.questions)} questions")
-    for column in ("decision", "EM", "F1", "HasAns EM", "HasAns F1", "NoAns acc.", "retrieval recall@k"):
-        table.add_column(column, justify="right")
+    table.add_column("decision", no_wrap=True)
+    for label, _ in columns:
+        table.add_column(label, justify="right")
     for rule, r in results.items():
-        table.add_row(rule, *(f"{r.get(k)}" if r.get(k) is not None else "" for k in
-                              ("em", "f1", "has_ans_em", "has_ans_f1", "no_ans_accuracy", "retrieval_recall_at_k")))
+        table.add_row(rule, *("" if r.get(key) is None else f"{r[key]}" for _, key in columns))
     out.print(table)
 
 
