@@ -280,6 +280,88 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int, mo
     out.print(table)
 
 
+@app.command("train-reader")
+def train_reader(
+    data: Annotated[Path, typer.Option("--data", help="SQuAD v1/v2-format training file.")],
+    init: Annotated[Optional[str], typer.Option("--init", help="Model directory to start from (a previous reader). [default: the embedder's base encoder from models.toml]")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Where the trained reader (and its checkpoints) go.")] = Path("models/reader-new"),
+    max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
+    time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this much training time, e.g. 2h or 90m.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out (its settings are kept).")] = False,
+    eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Held-out SQuAD-format file scored at the end (never train on it).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate. [default: 1e-4 from the base encoder, 3e-5 with --init]")] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    checkpoint_every: Annotated[str, typer.Option("--checkpoint-every", help="Time between checkpoints.")] = "10m",
+    models: ModelsOption = None,
+) -> None:
+    """Fine-tune an extractive reader (a model directory models.toml can point at)."""
+    from rag import train as tr
+    from rag.squad import load_squad
+
+    config = load_models_config(models)
+    checkpoint = out / tr.CHECKPOINT
+    if resume and not (checkpoint / "trainer_state.json").is_file():
+        raise RagError(f"nothing to resume: no checkpoint in {checkpoint}", 2)
+    if resume:
+        settings = tr.TrainSettings(**json.loads((checkpoint / "trainer_state.json").read_text())["settings"])
+    else:
+        settings = tr.TrainSettings(
+            batch_size=batch_size, max_steps=max_steps,
+            time_budget_s=tr.parse_duration(time_budget) if time_budget else None,
+            learning_rate=learning_rate or (3e-5 if init else 1e-4),
+            checkpoint_every_s=tr.parse_duration(checkpoint_every))
+        if (out / "training_log.jsonl").exists():
+            (out / "training_log.jsonl").unlink()
+    tr.check_budget(settings)
+    base = init or config.embedder.resolve()
+    squad_data = load_squad(data)
+    with err.status("preparing training windows…") if err.is_terminal else _nothing():
+        tokenizer, model = tr.load_for_training(base, checkpoint if resume else None)
+        windows = tr.make_windows(squad_data, tokenizer, settings)
+    trainer = tr.Trainer(model, tokenizer, windows, settings, out)
+    if resume:
+        trainer.restore(checkpoint)
+        report_status(f"resuming at step {trainer.step} ({trainer.elapsed_s:.0f} s trained)")
+    report_status(f"{len(squad_data.questions):,} questions -> {len(windows):,} windows; "
+                  f"batch {settings.batch_size}, peak lr {settings.learning_rate:g}")
+    total = settings.max_steps or int(settings.time_budget_s)
+    progress, update = progress_bar("training", total)
+
+    def on_step(step: int, loss: float, lr: float) -> None:
+        update(step if settings.max_steps else int(trainer.elapsed_s))
+        if step % 50 == 0:
+            progress.console.print(f"[dim]step {step}: loss {loss:.3f}, lr {lr:.2e}[/dim]")
+
+    try:
+        with progress:
+            trainer.train(on_step)
+    except KeyboardInterrupt:
+        trainer.save_checkpoint()
+        raise RagError(f"interrupted at step {trainer.step}; continue with: rag train-reader --data {data} --out {out} --resume", 130)
+    scores = None
+    tr.save_reader(model, tokenizer, out, "")
+    if eval_data:
+        from rag.config import ModelSpec
+        from rag.embedder import Embedder
+        from rag.pipeline import Abstention
+        from rag.reader import Reader
+        from rag.squad import evaluate_reader
+
+        held_out = load_squad(eval_data)
+        spec = ModelSpec("reader", str(out), f"path:{out.resolve()}", "", out.resolve(), config.reader.settings)
+        progress, advance = progress_bar("scoring the held-out file", len(held_out.questions))
+        with progress:
+            scores = evaluate_reader(held_out, Reader(spec), Embedder(config.embedder),
+                                     Abstention.from_settings(config.abstention), advance)
+    tr.save_reader(model, tokenizer, out, tr.model_card(base, data, len(windows), settings, trainer, scores, eval_data))
+    import shutil
+
+    shutil.rmtree(checkpoint, ignore_errors=True)
+    err.print(f"reader saved to {out} ({trainer.step} steps); point [reader] source at path:{out} in models.toml to use it")
+    if scores:
+        print(json.dumps(scores))
+
+
 def _print_failure(question: str, problem: RagError, as_json: bool) -> None:
     if as_json:
         print(json.dumps({"question": question[:200], "error": str(problem)}, ensure_ascii=False), flush=True)

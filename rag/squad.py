@@ -23,6 +23,8 @@ class SquadQuestion:
     question: str
     answers: list[str]
     context_id: str
+    answer_start: int | None = None  # character offset of the first answer, for training labels
+    article: int = 0  # which article of the file, for pairing with other paragraphs of it
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,10 @@ def load_squad(path: Path) -> SquadData:
             context_id = f"{article_number:03d}_{paragraph_number:03d}"
             contexts[context_id] = paragraph["context"]
             for qa in paragraph["qas"]:
-                answers = [] if qa.get("is_impossible") else list(dict.fromkeys(a["text"] for a in qa["answers"]))
-                questions.append(SquadQuestion(qa["id"], qa["question"], answers, context_id))
+                given = [] if qa.get("is_impossible") else qa["answers"]
+                answers = list(dict.fromkeys(a["text"] for a in given))
+                start = int(given[0]["answer_start"]) if given else None
+                questions.append(SquadQuestion(qa["id"], qa["question"], answers, context_id, start, article_number))
     return SquadData(contexts, questions)
 
 

