@@ -1,0 +1,86 @@
+"""`rag eval` as CI and a person use it: summary JSON, predictions in the ask contract, a
+report with every question and a calibration picture, gates, and SQuAD mode."""
+import json
+
+import pytest
+
+from rag.evaluate import run_questions, summarize
+from rag.gold import GoldQuestion
+from tests.conftest import ROOT, run_rag
+from tests.test_cli import assert_contract
+
+SUMMARY_KEYS = {"em", "f1", "recall_at_1", "recall_at_5", "mrr", "citation_accuracy", "abstention_recall",
+                "false_abstention_rate", "latency_ms_p50", "latency_ms_p95"}
+
+
+def test_metrics_on_known_outcomes(pipeline):
+    questions = [GoldQuestion("a", "What does the name Panjshir mean?", ["five lions"], ["000_882549ac45e52293"]),
+                 GoldQuestion("b", "What is the Panjshir Valley famed for?", ["emeralds"], ["001_fb70659820c0e01f"]),
+                 GoldQuestion("c", "Who discovered penicillin?", [], [])]
+    results = run_questions(pipeline, questions)
+    summary = summarize(results)
+    assert summary["em"] == 100.0 and summary["f1"] == 100.0 and summary["citation_accuracy"] == 100.0
+    assert summary["abstention_recall"] == 100.0 and summary["false_abstention_rate"] == 0.0
+    assert summary["recall_at_5"] == 100.0 and 0 < summary["mrr"] <= 100
+    wrong_doc = run_questions(pipeline, [GoldQuestion("d", questions[0].question, ["five lions"], ["004_5381029668afd7ea"])])
+    assert summarize(wrong_doc)["citation_accuracy"] == 0.0  # right words, but not from a supporting article
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    result = run_rag("eval", "--json", "--predictions", str(out / "predictions.jsonl"), "--report",
+                     str(out / "report" / "report.md"), "--index-dir", str(out / "index"), timeout=900)
+    return result, out
+
+
+def test_summary_json_has_the_promised_keys(evaluated):
+    result, _ = evaluated
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert SUMMARY_KEYS <= set(summary) and summary["questions"] >= 60
+    assert all(0 <= summary[k] <= 100 for k in SUMMARY_KEYS if not k.startswith("latency"))
+
+
+def test_predictions_follow_the_ask_contract(evaluated):
+    _, out = evaluated
+    rows = [json.loads(line) for line in (out / "predictions.jsonl").read_text(encoding="utf-8").splitlines()]
+    gold = [json.loads(line) for line in (ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["question"] for r in rows] == [" ".join(g["question"].split()) for g in gold]
+    for row in rows:
+        assert_contract(row)
+
+
+def test_report_lists_every_question_and_draws_calibration(evaluated):
+    _, out = evaluated
+    report = (out / "report" / "report.md").read_text(encoding="utf-8")
+    gold_ids = [json.loads(line)["id"] for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines()]
+    assert all(f"| {i} |" in report for i in gold_ids)
+    assert "| F1 |" in report and "✗" in report and "report.calibration.png" in report
+    assert (out / "report" / "report.calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_gates_fail_below_the_bar(evaluated):
+    result, out = evaluated
+    f1 = json.loads(result.stdout)["f1"]
+    gated = run_rag("eval", "--min-f1", str(f1 + 0.1), "--index-dir", str(out / "index"), timeout=900)
+    assert gated.returncode == 1 and f"F1 {f1} < {f1 + 0.1}" in gated.stderr and "Traceback" not in gated.stderr
+
+
+def test_squad_mode_scores_the_reader_alone(tmp_path):
+    held_out = ROOT.parent / "shared" / "squad" / "heldout-dev.json"
+    if not held_out.is_file():
+        pytest.skip(f"{held_out} is not here (it comes with ../shared)")
+    source = json.loads(held_out.read_text(encoding="utf-8"))
+    paragraph = source["data"][0]["paragraphs"][0]
+    tiny = {"data": [{"title": "t", "paragraphs": [dict(paragraph, qas=paragraph["qas"][:6])]}]}
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(tiny), encoding="utf-8")
+    result = run_rag("eval", "--squad", str(path), "--json")
+    assert result.returncode == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert {"abstention model", "null margin 0"} <= set(scores)
+    assert scores["null margin 0"]["questions"] == 6 and 0 <= scores["null margin 0"]["f1"] <= 100
+    opened = run_rag("eval", "--squad", str(path), "--open", "--json")
+    assert opened.returncode == 0, opened.stderr
+    assert json.loads(opened.stdout)["open (retrieve, then read)"]["retrieval_recall_at_k"] == 100.0

@@ -1,0 +1,54 @@
+"""The question files themselves: eval/gold.jsonl (measuring), eval/tune.jsonl (fitting the
+abstention model) and tests/questions.jsonl (tests) must be valid and must not overlap."""
+import pytest
+
+from rag.corpus import load_corpus
+from rag.errors import RagError
+from rag.gold import load_gold
+from tests.conftest import ROOT, SEEDS
+
+FILES = {"gold": ROOT / "eval" / "gold.jsonl", "tune": ROOT / "eval" / "tune.jsonl",
+         "tests": ROOT / "tests" / "questions.jsonl"}
+
+
+@pytest.fixture(scope="module")
+def sets():
+    return {name: load_gold(path) for name, path in FILES.items()}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_answers_occur_in_the_cited_articles(sets, name):
+    documents = load_corpus(SEEDS).documents
+    for q in sets[name]:
+        assert q.question.strip() and (bool(q.answers) == bool(q.docs)), q.id
+        for doc_id in q.docs:
+            body = documents[doc_id].text[documents[doc_id].body_start:]
+            assert any(a in body for a in q.answers), f"{q.id}: no answer in {doc_id}"
+        for answer in q.answers:
+            assert any(answer in documents[d].text[documents[d].body_start:] for d in q.docs), f"{q.id}: {answer!r}"
+
+
+def test_the_gold_set_has_the_promised_shape(sets):
+    gold = sets["gold"]
+    answerable = [q for q in gold if q.answerable]
+    assert len(gold) >= 60 and len(answerable) >= 40 and len(gold) - len(answerable) >= 10
+    assert sum(q.paraphrased for q in answerable) >= 10
+    assert sum(len(q.docs) > 1 for q in answerable) >= 3 and any(q.conflict for q in gold)
+    assert {d for q in answerable for d in q.docs} == set(load_corpus(SEEDS).documents)
+
+
+def test_ids_are_unique_and_sets_do_not_share_questions(sets):
+    ids = [q.id for qs in sets.values() for q in qs]
+    assert len(ids) == len(set(ids))
+    texts = [" ".join(q.question.lower().split()) for qs in sets.values() for q in qs]
+    assert len(texts) == len(set(texts))
+
+
+def test_a_broken_gold_file_is_a_clear_error(tmp_path):
+    path = tmp_path / "gold.jsonl"
+    path.write_text('{"id": "a", "question": "q", "answers": []}\n{"id": "a", "question": "r"}\n', encoding="utf-8")
+    with pytest.raises(RagError, match="duplicate id 'a'"):
+        load_gold(path)
+    path.write_text('{"id": "a"\n', encoding="utf-8")
+    with pytest.raises(RagError, match="gold.jsonl:1: not a gold question"):
+        load_gold(path)
