@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -29,17 +30,15 @@ TopKOption = Annotated[int, typer.Option("--top-k", "-k", help="Passages retriev
 
 
 def progress_bar(label: str, total: int | None = None):
-    """A progress bar on stderr, started on the first update; returns (progress, update), where
-    update(done, total) sets the count and update() adds one."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    """A progress bar on stderr (only on a terminal), shown inside `with progress:`; returns
+    (progress, update), where update(done, total) sets the count and update() adds one."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
-    progress = Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=err, transient=True)
+    progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
     task = progress.add_task(label, total=total)
 
     def update(done: int | None = None, total: int | None = total) -> None:
-        if not progress.live.is_started:
-            progress.start()
         if done is None:
             progress.advance(task)
         else:
@@ -54,15 +53,17 @@ def report_status(message: str) -> None:
 
 def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | None,
                   top_k: int = DEFAULT_TOP_K, rebuild: bool = False) -> Pipeline:
-    """Open the pipeline with status lines and a progress bar for index building on stderr."""
-    progress, on_progress = progress_bar("embedding passages")
-    with err.status("loading models and index…") if err.is_terminal else _nothing():
-        try:
-            return Pipeline.open(seeds, index_dir, load_models_config(models), top_k=top_k, rebuild=rebuild,
-                                 on_status=report_status, on_progress=on_progress)
-        finally:
-            if progress.live.is_started:
-                progress.stop()
+    """Open the pipeline under one live line on stderr: a spinner while models load, a progress
+    bar while passages are embedded."""
+    progress, update = progress_bar("loading models and index…")
+
+    def on_progress(done: int, total: int) -> None:
+        progress.update(progress.task_ids[0], description="embedding passages")
+        update(done, total)
+
+    with progress:
+        return Pipeline.open(seeds, index_dir, load_models_config(models), top_k=top_k, rebuild=rebuild,
+                             on_status=report_status, on_progress=on_progress)
 
 
 @app.command()
@@ -259,7 +260,7 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int, mo
         from rag.pipeline import Abstention
         from rag.reader import Reader
 
-        with err.status("loading models…") if err.is_terminal else _nothing():
+        with err.status("loading models…") if err.is_terminal else nullcontext():
             reader, embedder = Reader(config.reader), Embedder(config.embedder)
         with progress:
             results = sq.evaluate_reader(data, reader, embedder, Abstention.from_settings(config.abstention), advance)
@@ -315,7 +316,7 @@ def train_reader(
     tr.check_budget(settings)
     base = init or config.embedder.resolve()
     squad_data = load_squad(data)
-    with err.status("preparing training windows…") if err.is_terminal else _nothing():
+    with err.status("preparing training windows…") if err.is_terminal else nullcontext():
         tokenizer, model = tr.load_for_training(base, checkpoint if resume else None)
         windows = tr.make_windows(squad_data, tokenizer, settings)
     trainer = tr.Trainer(model, tokenizer, windows, settings, out)
@@ -367,14 +368,6 @@ def _print_failure(question: str, problem: RagError, as_json: bool) -> None:
         print(json.dumps({"question": question[:200], "error": str(problem)}, ensure_ascii=False), flush=True)
     else:
         err.print(f"[red]error:[/red] {problem}")
-
-
-class _nothing:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def main() -> None:
