@@ -33,7 +33,11 @@ class _Transcript:
 
 
 def wait_for_prompt(child) -> None:
-    child.expect_exact(">")  # prompt_toolkit draws "> " with cursor moves, not a literal space
+    """A new prompt is live: prompt_toolkit switches on bracketed paste (in raw mode) before it
+    draws "> " (with cursor moves, not a literal space). Waiting for that, not for any ">",
+    keeps a key sent next from landing between two prompts."""
+    child.expect_exact("\x1b[?2004h")
+    child.expect_exact(">")
 
 
 def ask(child, question: str, *expected: str) -> None:
