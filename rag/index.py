@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -44,8 +45,6 @@ class Manifest:
     @classmethod
     def expected(cls, corpus: Corpus, embedder_id: str, embedder_fingerprint: str, dimension: int,
                  chunking: ChunkSettings, passages: int = 0) -> Manifest:
-        import hashlib
-
         return cls(
             format=INDEX_FORMAT,
             embedder_id=embedder_id,

@@ -62,14 +62,14 @@ class Abstention:
 
 class Pipeline:
     def __init__(self, corpus: Corpus, index: PassageIndex, embedder, models: ModelsConfig,
-                 top_k: int = DEFAULT_TOP_K, reader=None):
+                 top_k: int = DEFAULT_TOP_K):
         self.corpus = corpus
         self.index = index
         self.embedder = embedder
         self.models = models
         self.top_k = top_k
         self.abstention = Abstention.from_settings(models.abstention)
-        self._reader = reader
+        self._reader = None
 
     @classmethod
     def open(cls, seeds_dir: Path | None = None, index_dir: Path | None = None, models: ModelsConfig | None = None,
