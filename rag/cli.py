@@ -358,7 +358,7 @@ def train_reader(
     import shutil
 
     shutil.rmtree(checkpoint, ignore_errors=True)
-    err.print(f"reader saved to {out} ({trainer.step} steps); point [reader] source at path:{out} in models.toml to use it")
+    err.print(f"reader saved to {out} ({trainer.step} steps); point \\[reader] source at path:{out} in models.toml to use it")
     if scores:
         print(json.dumps(scores))
 
