@@ -6,6 +6,7 @@ question waits for them under a spinner. On a terminal there is line editing and
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 from pathlib import Path
@@ -44,6 +45,15 @@ class BackgroundLoad:
 
     def _set_state(self, state: str) -> None:
         self.state = state
+
+    def abandon_if_running(self) -> None:
+        """Ends the process now if the load is still under way: finalizing the interpreter
+        while ONNX Runtime or torch run in the thread aborts it ("terminate called ..."), and
+        nothing of the load needs saving (the index store is crash-safe)."""
+        if not self.done:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
 
     @property
     def done(self) -> bool:

@@ -149,8 +149,9 @@ def chat(
         return pipeline
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    session = ChatSession(corpus, BackgroundLoad(load), out)
-    run_chat(session, _history_file() if interactive else None, interactive)
+    loading = BackgroundLoad(load)
+    run_chat(ChatSession(corpus, loading, out), _history_file() if interactive else None, interactive)
+    loading.abandon_if_running()
 
 
 def _history_file() -> Path:

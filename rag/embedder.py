@@ -1,6 +1,6 @@
 """Sentence embeddings (mean pooling + L2 normalisation, as all-MiniLM-L6-v2 is used by
-sentence-transformers), computed with plain transformers so asking a question does not pay
-the start-up cost of importing sentence-transformers. tests/test_embedder.py checks that the
+sentence-transformers), computed on the runtime of rag.models so asking a question does not
+pay the start-up cost of importing sentence-transformers. tests/test_embedder.py checks that the
 vectors match sentence-transformers'."""
 from __future__ import annotations
 
@@ -11,19 +11,17 @@ from typing import Callable
 import numpy as np
 
 from rag.config import ModelSpec
-from rag.models import load_tokenizer_and_model
+from rag.models import load_for_inference, pad_encodings
 
 
 class Embedder:
-    def __init__(self, spec: ModelSpec):
-        import torch
-
-        self._torch = torch
+    def __init__(self, spec: ModelSpec, on_export: Callable[[str], None] = lambda msg: None):
         self.spec = spec
-        self.tokenizer, self.model = load_tokenizer_and_model(spec, "AutoModel")
+        self.model = load_for_inference(spec, "AutoModel", on_export)
         self.max_seq_len = _sentence_transformers_max_len(spec) or 256
+        self.model.tokenizer.enable_truncation(max_length=self.max_seq_len)
         self.batch_size = int(spec.settings.get("batch_size", 32))
-        self.dimension = int(self.model.config.hidden_size)
+        self.dimension = int(self.model.config["hidden_size"])
 
     def encode(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""
@@ -38,13 +36,11 @@ class Embedder:
         return np.concatenate(rows).astype(np.float32)
 
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        torch = self._torch
-        inputs = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_seq_len, return_tensors="pt")
-        with torch.inference_mode():
-            hidden = self.model(**inputs).last_hidden_state
-        mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+        inputs = pad_encodings(self.model.tokenizer.encode_batch(texts))
+        (hidden,) = self.model.run(inputs)
+        mask = inputs["attention_mask"][..., None].astype(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)
+        return pooled / np.clip(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12, None)
 
 
 def _sentence_transformers_max_len(spec: ModelSpec) -> int | None:

@@ -62,7 +62,7 @@ class Abstention:
 
 class Pipeline:
     def __init__(self, corpus: Corpus, index: PassageIndex, embedder, models: ModelsConfig,
-                 top_k: int = DEFAULT_TOP_K):
+                 top_k: int = DEFAULT_TOP_K, on_status: Callable[[str], None] = lambda message: None):
         self.corpus = corpus
         self.index = index
         self.embedder = embedder
@@ -70,6 +70,7 @@ class Pipeline:
         self.top_k = top_k
         self.abstention = Abstention.from_settings(models.abstention)
         self._reader = None
+        self._on_status = on_status
 
     @classmethod
     def open(cls, seeds_dir: Path | None = None, index_dir: Path | None = None, models: ModelsConfig | None = None,
@@ -88,7 +89,7 @@ class Pipeline:
         corpus = load_corpus(seeds_dir)
         for reason in corpus.skipped:
             on_status(f"skipped {reason}")
-        embedder = Embedder(models.embedder)
+        embedder = Embedder(models.embedder, on_status)
         store = IndexStore(index_dir or default_index_dir(seeds_dir))
         expected = Manifest.expected(corpus, models.embedder.id, models.embedder.fingerprint(),
                                      embedder.dimension, chunking)
@@ -102,14 +103,14 @@ class Pipeline:
             index = build_index(corpus, embedder, chunking, on_progress)
             store.save(index)
             on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into {store.directory}")
-        return cls(corpus, index, embedder, models, top_k)
+        return cls(corpus, index, embedder, models, top_k, on_status)
 
     @property
     def reader(self):
         if self._reader is None:
             from rag.reader import Reader
 
-            self._reader = Reader(self.models.reader)
+            self._reader = Reader(self.models.reader, self._on_status)
         return self._reader
 
     def ask(self, question: str) -> Answer:

@@ -1,16 +1,17 @@
 """Extractive reader: finds the best answer span in each retrieved passage.
 
 transformers 5 has no question-answering pipeline, so spans are decoded here from the start
-and end logits of AutoModelForQuestionAnswering, mapped to characters through the tokenizer's
-offset mapping. Scores are raw logit sums, comparable across passages and windows."""
+and end logits of an AutoModelForQuestionAnswering (run by rag.models), mapped to characters
+through the tokenizer's offsets. Scores are raw logit sums, comparable across passages and windows."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from rag.config import ModelSpec
-from rag.models import load_tokenizer_and_model
+from rag.models import load_for_inference, pad_encodings
 from rag.schema import Passage
 
 MAX_QUESTION_TOKENS = 96  # keeps room for the passage in a 384-token window
@@ -26,12 +27,10 @@ class SpanGuess:
 
 
 class Reader:
-    def __init__(self, spec: ModelSpec):
-        import torch
-
-        self._torch = torch
+    def __init__(self, spec: ModelSpec, on_export: Callable[[str], None] = lambda msg: None):
         self.spec = spec
-        self.tokenizer, self.model = load_tokenizer_and_model(spec, "AutoModelForQuestionAnswering")
+        self.model = load_for_inference(spec, "AutoModelForQuestionAnswering", on_export)
+        self.tokenizer = self.model.tokenizer
         self.max_seq_len = int(spec.settings.get("max_seq_len", 384))
         self.stride = int(spec.settings.get("stride", 128))
         self.max_answer_tokens = int(spec.settings.get("max_answer_tokens", 30))
@@ -40,22 +39,11 @@ class Reader:
         """One guess per passage (its best span over all its windows), in passage order."""
         if not passages:
             return []
-        question = self._clip_question(question)
-        windows = self.tokenizer(
-            [question] * len(passages),
-            [p.text for p in passages],
-            truncation="only_second",
-            max_length=self.max_seq_len,
-            stride=self.stride,
-            return_overflowing_tokens=True,
-            return_offsets_mapping=True,
-            padding=True,
-            return_tensors="pt",
-        )
-        start_logits, end_logits = self._logits(windows)
+        windows = self.windows(question, passages)
+        start_logits, end_logits = self.model.run(pad_encodings([w for _, w in windows]))
         best: dict[int, SpanGuess] = {}
-        for w, passage_index in enumerate(windows["overflow_to_sample_mapping"].tolist()):
-            guess = self._best_in_window(windows, w, start_logits[w], end_logits[w], passages[passage_index], passage_index)
+        for row, (passage_index, window) in enumerate(windows):
+            guess = self._best_in_window(window, start_logits[row], end_logits[row], passages[passage_index], passage_index)
             previous = best.get(passage_index)
             if previous is None:
                 best[passage_index] = guess
@@ -65,22 +53,25 @@ class Reader:
                                                 min(guess.null_score, previous.null_score))
         return [best[i] for i in range(len(passages))]
 
+    def windows(self, question: str, passages: list[Passage]) -> list[tuple[int, object]]:
+        """(passage index, encoding) for every window the reader reads: the (clipped) question
+        and a stretch of the passage, consecutive stretches overlapping by `stride` tokens."""
+        question = self._clip_question(question)
+        self.tokenizer.enable_truncation(max_length=self.max_seq_len, stride=self.stride, strategy="only_second")
+        encodings = self.tokenizer.encode_batch([(question, p.text) for p in passages])
+        return [(i, window) for i, e in enumerate(encodings) for window in [e, *e.overflowing]]
+
     def _clip_question(self, question: str) -> str:
-        ids = self.tokenizer(question, add_special_tokens=False)["input_ids"]
-        if len(ids) <= MAX_QUESTION_TOKENS:
+        self.tokenizer.no_truncation()
+        offsets = self.tokenizer.encode(question, add_special_tokens=False).offsets
+        if len(offsets) <= MAX_QUESTION_TOKENS:
             return question
-        return self.tokenizer.decode(ids[:MAX_QUESTION_TOKENS])
+        return question[:offsets[MAX_QUESTION_TOKENS - 1][1]]
 
-    def _logits(self, windows) -> tuple[np.ndarray, np.ndarray]:
-        inputs = {k: windows[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in windows}
-        with self._torch.inference_mode():
-            out = self.model(**inputs)
-        return out.start_logits.float().numpy(), out.end_logits.float().numpy()
-
-    def _best_in_window(self, windows, w: int, starts: np.ndarray, ends: np.ndarray,
+    def _best_in_window(self, window, starts: np.ndarray, ends: np.ndarray,
                         passage: Passage, passage_index: int) -> SpanGuess:
-        context = np.array([sid == 1 for sid in windows.sequence_ids(w)])
-        offsets = windows["offset_mapping"][w].tolist()
+        context = np.array([sid == 1 for sid in window.sequence_ids])
+        offsets = window.offsets
         null_score = float(starts[0] + ends[0])
         token_ids = np.flatnonzero(context)
         # every (start, end) pair of context tokens with end >= start and a bounded length

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -11,6 +12,20 @@ from rag.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory):
+    """Models exported for this test session only (readers trained by the tests would otherwise
+    pile up in the user's cache); subprocesses inherit it."""
+    folder = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("RAG_CACHE_DIR")
+    os.environ["RAG_CACHE_DIR"] = str(folder)
+    yield folder / "onnx"
+    if previous is None:
+        os.environ.pop("RAG_CACHE_DIR")
+    else:
+        os.environ["RAG_CACHE_DIR"] = previous
 
 
 @pytest.fixture(scope="session")

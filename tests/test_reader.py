@@ -12,7 +12,7 @@ def test_a_long_passage_is_read_in_strided_windows(pipeline):
     """Article 004 is ~1,100 tokens: the answer near its end is only in a later window."""
     text, passage = whole_article_passage("004_5381029668afd7ea")
     reader = pipeline.reader
-    assert len(reader.tokenizer(passage.text)["input_ids"]) > 2 * reader.max_seq_len
+    assert len(reader.windows("Who is the Taliban spokesman?", [passage])) >= 3
     (guess,) = reader.read("Who is the Taliban spokesman?", [passage])
     assert text[guess.start:guess.end] == "Zabihullah Mujahid"
 

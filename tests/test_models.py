@@ -1,0 +1,52 @@
+import dataclasses
+
+import numpy as np
+import pytest
+
+from rag.embedder import Embedder
+from rag.errors import RagError
+from rag.models import load_for_inference
+from rag.reader import Reader
+from tests.test_reader import whole_article_passage
+
+
+def with_runtime(spec, runtime: str):
+    return dataclasses.replace(spec, settings={**spec.settings, "runtime": runtime})
+
+
+def test_onnx_and_torch_runtimes_read_and_embed_alike(models, pipeline):
+    """The ONNX graph is exported from the transformers model: it must give the same spans,
+    scores and vectors, or answers would change with the runtime."""
+    text, passage = whole_article_passage("004_5381029668afd7ea")
+    _, other = whole_article_passage("000_882549ac45e52293")
+    question = "Who is the Taliban spokesman?"
+    torch_reader = Reader(with_runtime(models.reader, "torch"))
+    onnx_guesses = pipeline.reader.read(question, [passage, other])
+    torch_guesses = torch_reader.read(question, [passage, other])
+    assert [(g.start, g.end) for g in onnx_guesses] == [(g.start, g.end) for g in torch_guesses]
+    assert np.allclose([g.span_score for g in onnx_guesses], [g.span_score for g in torch_guesses], atol=1e-3)
+    assert np.allclose([g.null_score for g in onnx_guesses], [g.null_score for g in torch_guesses], atol=1e-3)
+    assert text[onnx_guesses[0].start:onnx_guesses[0].end] == "Zabihullah Mujahid"
+    texts = [question, passage.text]
+    assert np.abs(pipeline.embedder.encode(texts) - Embedder(with_runtime(models.embedder, "torch")).encode(texts)).max() < 1e-5
+
+
+def test_the_export_is_cached_and_a_broken_cache_file_is_replaced(models, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    messages = []
+    load_for_inference(models.embedder, "AutoModel", messages.append)
+    (graph,) = (tmp_path / "onnx").glob("embedder-*.onnx")
+    assert len(messages) == 1 and "once" in messages[0]
+    load_for_inference(models.embedder, "AutoModel", messages.append)
+    assert len(messages) == 1  # the second load reuses the graph
+    graph.write_bytes(b"half a file")
+    with pytest.raises(RagError, match="run again"):
+        load_for_inference(models.embedder, "AutoModel", messages.append)
+    assert not graph.exists()
+    model = load_for_inference(models.embedder, "AutoModel", messages.append)
+    assert len(messages) == 2 and model.config["hidden_size"] == 384
+
+
+def test_an_unknown_runtime_is_a_clear_error(models):
+    with pytest.raises(RagError, match="runtime must be one of onnx, torch"):
+        load_for_inference(with_runtime(models.reader, "tensorrt"), "AutoModelForQuestionAnswering")
