@@ -8,6 +8,7 @@ model's fingerprint. `runtime = "torch"` in a model's models.toml table runs tra
 directly instead."""
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -93,25 +94,14 @@ def onnx_cache_dir() -> Path:
 def export_onnx(spec: ModelSpec, model_class_name: str, path: Path) -> None:
     """Exports with dynamic batch and sequence axes; written beside `path` and renamed into
     place, so a crash or a concurrent export never leaves a half-written graph."""
-    import warnings
-
-    import torch
-
     tokenizer, model = load_tokenizer_and_model(spec, model_class_name)
-    names = _input_names(model)
-    sample = tokenizer(["a question?"] * 2, ["a short passage of text"] * 2, return_tensors="pt")
-    axes = {name: {0: "batch", 1: "sequence"} for name in names + tuple(OUTPUTS[model_class_name])}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f"{path.name}.*.tmp"):  # left by a killed export (minutes old, not in progress)
-        if time.time() - stale.stat().st_mtime > 600:
-            stale.unlink(missing_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(_tuple_outputs(model, OUTPUTS[model_class_name]), tuple(sample[n] for n in names), str(tmp),
-                              input_names=list(names), output_names=OUTPUTS[model_class_name],
-                              dynamic_axes=axes, opset_version=17, dynamo=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for stale in path.parent.glob(f"{path.name}.*.tmp"):  # left by a killed export, not one in progress
+            if time.time() - stale.stat().st_mtime > 600:
+                stale.unlink(missing_ok=True)
+        _write_onnx(model, tokenizer, OUTPUTS[model_class_name], tmp)
         os.replace(tmp, path)
     except OSError as exc:
         raise RagError(f"could not write the ONNX model to {path.parent}: {exc.strerror or exc} "
@@ -120,7 +110,23 @@ def export_onnx(spec: ModelSpec, model_class_name: str, path: Path) -> None:
         raise RagError(f"the {spec.role} model could not be exported to ONNX ({type(exc).__name__}: {exc}); "
                        f"set runtime = \"torch\" in its models.toml table") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _write_onnx(model, tokenizer, outputs: list[str], path: Path) -> None:
+    import warnings
+
+    import torch
+
+    names = _input_names(model)
+    sample = tokenizer(["a question?"] * 2, ["a short passage of text"] * 2, return_tensors="pt")
+    axes = {name: {0: "batch", 1: "sequence"} for name in names + tuple(outputs)}
+    with warnings.catch_warnings(), torch.inference_mode():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices mean nothing to a user
+        torch.onnx.export(_tuple_outputs(model, outputs), tuple(sample[n] for n in names), str(path),
+                          input_names=list(names), output_names=outputs, dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
 
 
 def local_model_dir(spec: ModelSpec) -> Path:

@@ -50,3 +50,10 @@ def test_the_export_is_cached_and_a_broken_cache_file_is_replaced(models, tmp_pa
 def test_an_unknown_runtime_is_a_clear_error(models):
     with pytest.raises(RagError, match="runtime must be one of onnx, torch"):
         load_for_inference(with_runtime(models.reader, "tensorrt"), "AutoModelForQuestionAnswering")
+
+
+def test_an_unwritable_cache_is_a_clear_error(models, tmp_path, monkeypatch):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    with pytest.raises(RagError, match="could not write the ONNX model .*RAG_CACHE_DIR"):
+        load_for_inference(models.embedder, "AutoModel")
