@@ -1,8 +1,8 @@
 """Loading models for inference, offline, with errors a user can act on.
 
 Answering runs on ONNX Runtime by default: importing torch and transformers alone takes ~3 s
-of every `rag ask`, while onnxruntime and tokenizers import in a fraction of a second and run
-the same graph ~1.3x faster on CPU. The ONNX graph is exported once from the transformers model
+of every `rag ask`, while onnxruntime and tokenizers import in a fraction of a second and
+run the graph at least as fast (eval/reader_speed.py). The ONNX graph is exported once from the transformers model
 (this needs torch, a dependency anyway) and cached under the user's cache folder, keyed by the
 model's fingerprint. `runtime = "torch"` in a model's models.toml table runs transformers
 directly instead."""
@@ -25,6 +25,9 @@ from rag.errors import RagError
 RUNTIMES = ("onnx", "torch")
 EXPORT_VERSION = "1"  # bump when the exported graph changes, so old cache entries are not reused
 OUTPUTS = {"AutoModel": ["last_hidden_state"], "AutoModelForQuestionAnswering": ["start_logits", "end_logits"]}
+
+# what a transformers model needs from a hub repository (not its TF, Flax or ONNX copies)
+HUB_FILES = ["*.json", "*.txt", "*.model", "*.safetensors", "pytorch_model.bin"]
 
 Runner = Callable[[dict[str, np.ndarray]], list[np.ndarray]]
 
@@ -137,7 +140,7 @@ def local_model_dir(spec: ModelSpec) -> Path:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(where))
+        return Path(snapshot_download(where, allow_patterns=HUB_FILES))
     except Exception as exc:  # offline, unknown repo, no access: all mean the model is not here
         raise spec.missing(str(exc).splitlines()[0]) from None
 
@@ -207,6 +210,9 @@ def _onnx_session(path: Path):
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
+    # idle threads that spin-wait steal the few cores from the other model's session (the
+    # embedder's, then the reader's, on every question): ~25 % of the read time on 2 cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # a truncated or foreign file in the cache: drop it so the next run re-exports
