@@ -127,7 +127,7 @@ def _write_onnx(model, tokenizer, outputs: list[str], path: Path) -> None:
     axes = {name: {0: "batch", 1: "sequence"} for name in names + tuple(outputs)}
     with warnings.catch_warnings(), torch.inference_mode():
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices mean nothing to a user
-        torch.onnx.export(_tuple_outputs(model, outputs), tuple(sample[n] for n in names), str(path),
+        torch.onnx.export(_tuple_outputs(model, names, outputs), tuple(sample[n] for n in names), str(path),
                           input_names=list(names), output_names=outputs, dynamic_axes=axes,
                           opset_version=17, dynamo=False)
 
@@ -220,7 +220,7 @@ def _onnx_session(path: Path):
         raise RagError(f"the cached ONNX model {path} could not be loaded ({exc}); it was removed, run again to re-export it") from None
 
 
-def _tuple_outputs(model, outputs: list[str]):
+def _tuple_outputs(model, names: tuple[str, ...], outputs: list[str]):
     """The model as torch.onnx.export wants it: positional inputs in, a tuple of outputs out."""
     import torch
 
@@ -230,7 +230,7 @@ def _tuple_outputs(model, outputs: list[str]):
             self.model = model
 
         def forward(self, *inputs):
-            result = self.model(**dict(zip(_input_names(model), inputs)))
+            result = self.model(**dict(zip(names, inputs)))
             return tuple(result[name] for name in outputs)
 
     return TupleOutputs()

@@ -62,7 +62,7 @@ class Reader:
         return [(i, window) for i, e in enumerate(encodings) for window in [e, *e.overflowing]]
 
     def _clip_question(self, question: str) -> str:
-        self.tokenizer.no_truncation()
+        self.tokenizer.no_truncation()  # the windows' only_second truncation refuses a lone question
         offsets = self.tokenizer.encode(question, add_special_tokens=False).offsets
         if len(offsets) <= MAX_QUESTION_TOKENS:
             return question

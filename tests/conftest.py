@@ -21,7 +21,7 @@ def onnx_cache(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cache")
     previous = os.environ.get("RAG_CACHE_DIR")
     os.environ["RAG_CACHE_DIR"] = str(folder)
-    yield folder / "onnx"
+    yield
     if previous is None:
         os.environ.pop("RAG_CACHE_DIR")
     else:
