@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.evaluate import run_questions, summarize  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
-from rag.models import onnx_graph, onnx_runner  # noqa: E402
+from rag.models import OUTPUTS, onnx_graph, onnx_runner, onnx_session  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.reader import Reader  # noqa: E402
 from rag.schema import Passage  # noqa: E402
@@ -35,7 +35,7 @@ from rag.squad import load_squad, score  # noqa: E402
 
 def on_runtime(pipeline: Pipeline, runtime: str) -> Pipeline:
     spec = pipeline.models.reader
-    pipeline._reader = Reader(dataclasses.replace(spec, settings={**spec.settings, "runtime": runtime}))
+    pipeline._reader = Reader(dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, runtime=runtime)))
     return pipeline
 
 
@@ -45,7 +45,7 @@ def onnx_int8(pipeline: Pipeline) -> Pipeline:
     reader = on_runtime(pipeline, "onnx").reader
     quantized = Path(tempfile.mkdtemp()) / "reader-int8.onnx"
     quantize_dynamic(onnx_graph(reader.spec, "AutoModelForQuestionAnswering"), quantized, weight_type=QuantType.QInt8)
-    reader.model = dataclasses.replace(reader.model, run=onnx_runner(quantized))
+    reader.model = dataclasses.replace(reader.model, run=onnx_runner(onnx_session(quantized, OUTPUTS["AutoModelForQuestionAnswering"])))
     return pipeline
 
 

@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.metrics import best_over, f1_score  # noqa: E402
-from rag.pipeline import Abstention, Pipeline  # noqa: E402
+from rag.decision import Abstention  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
 
 FEATURES = ("margin", "span_score", "dense_score")
 RIGHT_F1 = 0.5

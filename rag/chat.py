@@ -93,7 +93,7 @@ class ChatSession:
         try:
             answer = self.pipeline.result(self.console).ask(line)
         except RagError as problem:
-            self.console.print(f"[red]{problem}[/red]")
+            self.console.print(str(problem), style="red", markup=False)
             return True
         self.last_answer = answer
         self.console.print(answer_view(answer, self.corpus.documents))
@@ -103,7 +103,7 @@ class ChatSession:
         if command in ("/quit", "/exit"):
             return False
         if command == "/help":
-            self.console.print(HELP)
+            self.console.print(HELP, markup=False)
         elif command in ("/sources", "/json") and self.last_answer is None:
             self.console.print("no answer yet: ask a question first")
         elif command == "/sources":
@@ -136,8 +136,12 @@ def run_chat(session: ChatSession, history_file: Path | None, interactive: bool)
     if interactive:
         _run_terminal(session, history_file)
     else:
-        for line in sys.stdin:
-            if not session.handle(line):
+        from rag.batch import question_lines
+
+        for line in question_lines(sys.stdin.buffer):
+            if line.problem:  # say so and go on with the next line
+                session.console.print(f"line {line.number}: {line.problem}", style="red", markup=False)
+            elif not session.handle(line.text):
                 break
 
 
@@ -151,7 +155,7 @@ def _run_terminal(session: ChatSession, history_file: Path | None) -> None:
             history_file.parent.mkdir(parents=True, exist_ok=True)
             history = FileHistory(str(history_file))
         except OSError:
-            session.console.print(f"[dim](history not kept: cannot write {history_file})[/dim]")
+            session.console.print(f"(history not kept: cannot write {history_file})", style="dim", markup=False)
     prompt = PromptSession(history=history)
     while True:
         try:
@@ -164,4 +168,4 @@ def _run_terminal(session: ChatSession, history_file: Path | None) -> None:
             if not session.handle(line):
                 return
         except KeyboardInterrupt:
-            session.console.print("[dim](cancelled)[/dim]")
+            session.console.print("(cancelled)", style="dim")

@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from rag.config import load_models_config
-from rag.errors import RagError
+from rag.errors import BadInput, RagError
 from rag.pipeline import DEFAULT_TOP_K, Pipeline
 
 app = typer.Typer(
@@ -20,8 +23,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Offline, citation-first question answering over a folder of news articles.",
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# markup is off: paths, questions and messages are printed as given (a "[/x]" in a path is text)
+out = Console(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (*.txt). [default: ./seeds, else the bundled articles]")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. [default: .rag/<seeds name> beside the seeds folder]")]
@@ -48,7 +52,7 @@ def progress_bar(label: str, total: int | None = None):
 
 
 def report_status(message: str) -> None:
-    err.print(f"[dim]{message}[/dim]")
+    err.print(message, style="dim")
 
 
 def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | None,
@@ -83,25 +87,36 @@ def ask(
 
         validate_question(question)  # fail fast, before loading any model
     pipeline = open_pipeline(seeds, index_dir, models, top_k)
-    questions = [question] if question is not None else (line for line in sys.stdin if line.strip())
-    failures = 0
-    for q in questions:
-        try:
-            answer = pipeline.ask(q)
-        except RagError as problem:
-            if question is not None:
-                raise
-            failures += 1
-            _print_failure(q.strip(), problem, as_json)
-            continue
-        if as_json:
-            print(json.dumps(answer.to_json(), ensure_ascii=False), flush=True)
-        else:
-            from rag.render import answer_view
+    if question is not None:
+        _print_answer(pipeline.ask(question), pipeline, as_json)
+        return
+    from rag.batch import question_lines
 
-            out.print(answer_view(answer, pipeline.corpus.documents))
+    failures = 0
+    for line in question_lines(sys.stdin.buffer):
+        try:
+            if line.problem:
+                raise BadInput(line.problem)
+            answer = pipeline.ask(line.text)
+        except RagError as problem:
+            failures += 1
+            _print_failure(line, problem, as_json)
+            continue
+        _print_answer(answer, pipeline, as_json, line.number)
     if failures:
         raise typer.Exit(1)
+
+
+def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None) -> None:
+    if as_json:
+        emit(json.dumps(answer.to_json() | ({"line": line} if line else {}), ensure_ascii=False))
+        return
+    from rag.render import answer_view
+
+    try:
+        out.print(answer_view(answer, pipeline.corpus.documents))
+    except BrokenPipeError:
+        raise OutputClosed from None
 
 
 @app.command()
@@ -190,7 +205,7 @@ def evaluate(
     pipeline = open_pipeline(seeds, index_dir, models, top_k)
     unknown = sorted({d for q in questions for d in q.docs} - set(pipeline.corpus.documents))
     if unknown:
-        err.print(f"[yellow]warning:[/yellow] the gold file cites articles not in the corpus: {', '.join(unknown)}")
+        err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
     progress, update = progress_bar("answering", len(questions))
     with progress:
         results = ev.run_questions(pipeline, questions, on_done=update)
@@ -215,11 +230,16 @@ def evaluate(
 
 def _prepare_output_folders(*paths: Path | None) -> None:
     for path in paths:
-        if path is not None:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise RagError(f"cannot write {path}: {exc.strerror}") from None
+        if path is None:
+            continue
+        if path.is_dir():
+            raise RagError(f"cannot write {path}: it is a folder; give a file name")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RagError(f"cannot write {path}: {exc.strerror}") from None
+        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            raise RagError(f"cannot write {path}: permission denied")
 
 
 def _default_gold() -> Path:
@@ -258,13 +278,12 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int, mo
             results = sq.evaluate_open(data, open_for, on_done=advance)
     else:
         from rag.embedder import Embedder
-        from rag.pipeline import Abstention
         from rag.reader import Reader
 
         with err.status("loading models…") if err.is_terminal else nullcontext():
             reader, embedder = Reader(config.reader), Embedder(config.embedder)
         with progress:
-            results = sq.evaluate_reader(data, reader, embedder, Abstention.from_settings(config.abstention), advance)
+            results = sq.evaluate_reader(data, reader, embedder, config.reader.settings.abstention, advance)
     if as_json:
         print(json.dumps(results))
         return
@@ -294,6 +313,8 @@ def train_reader(
     learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate. [default: 1e-4 from the base encoder, 3e-5 with --init]")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
     checkpoint_every: Annotated[str, typer.Option("--checkpoint-every", help="Time between checkpoints.")] = "10m",
+    seed: Annotated[int, typer.Option("--seed", help="Shuffle seed; give a new one when continuing a reader with --init, so it sees other batches first.")] = 0,
+    exclude_articles: Annotated[Optional[Path], typer.Option("--exclude-articles", help="File of article titles (one a line) kept out of training, e.g. for calibration.")] = None,
     models: ModelsOption = None,
 ) -> None:
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
@@ -305,18 +326,20 @@ def train_reader(
     if resume and not (checkpoint / "trainer_state.json").is_file():
         raise RagError(f"nothing to resume: no checkpoint in {checkpoint}", 2)
     if resume:
-        settings = tr.TrainSettings(**json.loads((checkpoint / "trainer_state.json").read_text())["settings"])
+        saved = json.loads((checkpoint / "trainer_state.json").read_text())["settings"]
+        settings = tr.TrainSettings(**{**saved, "excluded_articles": tuple(saved.get("excluded_articles", ()))})
     else:
         settings = tr.TrainSettings(
             batch_size=batch_size, max_steps=max_steps,
             time_budget_s=tr.parse_duration(time_budget) if time_budget else None,
             learning_rate=learning_rate or (3e-5 if init else 1e-4),
-            checkpoint_every_s=tr.parse_duration(checkpoint_every))
+            checkpoint_every_s=tr.parse_duration(checkpoint_every), seed=seed,
+            excluded_articles=tr.read_article_list(exclude_articles) if exclude_articles else ())
         if (out / "training_log.jsonl").exists():
             (out / "training_log.jsonl").unlink()
     tr.check_budget(settings)
     base = init or config.embedder.resolve()
-    squad_data = load_squad(data)
+    squad_data = load_squad(data).without_articles(set(settings.excluded_articles))
     with err.status("preparing training windows…") if err.is_terminal else nullcontext():
         tokenizer, model = tr.load_for_training(base, checkpoint if resume else None)
         windows = tr.make_windows(squad_data, tokenizer, settings)
@@ -332,7 +355,7 @@ def train_reader(
     def on_step(step: int, loss: float, lr: float) -> None:
         update(step if settings.max_steps else int(trainer.elapsed_s))
         if step % 50 == 0:
-            progress.console.print(f"[dim]step {step}: loss {loss:.3f}, lr {lr:.2e}[/dim]")
+            progress.console.print(f"step {step}: loss {loss:.3f}, lr {lr:.2e}", style="dim")
 
     try:
         with progress:
@@ -345,7 +368,6 @@ def train_reader(
     if eval_data:
         from rag.config import ModelSpec
         from rag.embedder import Embedder
-        from rag.pipeline import Abstention
         from rag.reader import Reader
         from rag.squad import evaluate_reader
 
@@ -354,35 +376,84 @@ def train_reader(
         progress, advance = progress_bar("scoring the held-out file", len(held_out.questions))
         with progress:
             scores = evaluate_reader(held_out, Reader(spec), Embedder(config.embedder),
-                                     Abstention.from_settings(config.abstention), advance)
+                                     config.reader.settings.abstention, advance)
     tr.save_reader(model, tokenizer, out, tr.model_card(base, data, len(windows), settings, trainer, scores, eval_data))
     import shutil
 
     shutil.rmtree(checkpoint, ignore_errors=True)
-    err.print(f"reader saved to {out} ({trainer.step} steps); point \\[reader] source at path:{out} in models.toml to use it")
+    err.print(f"reader saved to {out} ({trainer.step} steps); point [reader] source at path:{out} in models.toml to use it")
     if scores:
         print(json.dumps(scores))
 
 
-def _print_failure(question: str, problem: RagError, as_json: bool) -> None:
+def _print_failure(line, problem: RagError, as_json: bool) -> None:
+    """A batch line that could not be answered: an error object on its own output line."""
     if as_json:
-        print(json.dumps({"question": question[:200], "error": str(problem)}, ensure_ascii=False), flush=True)
+        emit(json.dumps({"question": line.text[:200], "error": str(problem), "line": line.number}, ensure_ascii=False))
     else:
-        err.print(f"[red]error:[/red] {problem}")
+        err.print(Text.assemble(("error: ", "red"), f"line {line.number}: {problem}"))
+
+
+class OutputClosed(Exception):
+    """Whoever reads our output went away (e.g. `rag ask --json < q | head -1`): not an error."""
+
+
+def emit(line: str) -> None:
+    """One line of output, flushed now, so a batch's answers are not lost if a later one fails."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        raise OutputClosed from None
 
 
 def main() -> None:
+    """Every way out is one line and an exit code; RAG_DEBUG=1 adds the traceback behind an
+    unexpected error."""
     try:
-        app(prog_name="rag")
+        code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
     except RagError as problem:
-        err.print(f"[red]error:[/red] {problem}")
-        sys.exit(problem.exit_code)
+        _exit_with(problem.exit_code, str(problem))
     except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.stderr.close()  # the reader of our output went away (e.g. `| head`); not an error
-        sys.exit(0)
+        _exit_with(130, "interrupted", label="")
+    except (OutputClosed, BrokenPipeError):
+        _quiet_exit(0)
     except Exception as problem:  # the promise to users is no tracebacks, only a clear line
-        err.print(f"[red]unexpected error:[/red] {type(problem).__name__}: {problem}")
-        sys.exit(1)
+        if _is_usage_error(problem):
+            _usage_exit(problem)
+        if type(problem).__name__ == "Abort":
+            _exit_with(130, "interrupted", label="")
+        if os.environ.get("RAG_DEBUG"):
+            traceback.print_exc()
+        _exit_with(1, f"{type(problem).__name__}: {problem} (RAG_DEBUG=1 shows the traceback)", label="unexpected error: ")
+    if code == 130:
+        _exit_with(130, "interrupted", label="")
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_usage_error(problem: Exception) -> bool:
+    """click's (typer's vendored click's) usage errors: bad options, missing arguments."""
+    return hasattr(problem, "format_message") and isinstance(getattr(problem, "exit_code", None), int)
+
+
+def _usage_exit(problem) -> None:
+    message = problem.format_message()
+    if not message:  # `rag` alone: the help was printed
+        sys.exit(problem.exit_code)
+    ctx = getattr(problem, "ctx", None)
+    command = f"rag {ctx.info_name} --help" if ctx is not None and ctx.parent is not None else "rag --help"
+    _exit_with(problem.exit_code, f"{message} (see {command})")
+
+
+def _exit_with(code: int, message: str, label: str = "error: ") -> None:
+    try:
+        err.print(Text.assemble((label, "red"), message))
+    except BrokenPipeError:
+        pass
+    sys.exit(code)
+
+
+def _quiet_exit(code: int) -> None:
+    """Exit without Python complaining that stdout can no longer be flushed."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(code)

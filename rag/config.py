@@ -1,15 +1,37 @@
 """models.toml: which models `rag` uses and where each comes from."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import tomllib
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.decision import Abstention
 from rag.errors import RagError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    batch_size: int = 32
+    runtime: str = "onnx"  # or "torch" (see rag.models)
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    max_seq_len: int = 384
+    stride: int = 128
+    max_answer_tokens: int = 30
+    runtime: str = "onnx"
+    abstention: Abstention = field(default_factory=Abstention)
+
+
+SETTINGS = {"embedder": EmbedderSettings, "reader": ReaderSettings}
+MODEL_KEYS = ("id", "source", "install")  # what every model table has besides its settings
 
 
 @dataclass(frozen=True)
@@ -19,7 +41,7 @@ class ModelSpec:
     source: str
     install: str
     base_dir: Path  # relative "path:" sources resolve against the models.toml folder
-    settings: dict = field(default_factory=dict)
+    settings: EmbedderSettings | ReaderSettings = field(default_factory=EmbedderSettings)
 
     def resolve(self) -> str:
         """A local directory for the model, or a hub id; never downloads anything itself."""
@@ -73,10 +95,6 @@ class ModelsConfig:
     embedder: ModelSpec
     reader: ModelSpec
 
-    @property
-    def abstention(self) -> dict:
-        return self.reader.settings.get("abstention", {})
-
 
 def default_models_file() -> Path:
     local = Path.cwd() / "models.toml"
@@ -91,19 +109,61 @@ def load_models_config(path: Path | None = None) -> ModelsConfig:
         raise RagError(f"models file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RagError(f"models file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(SETTINGS))
+    if unknown:
+        raise RagError(f"{path}: unknown table [{unknown[0]}] (known: {', '.join(SETTINGS)})")
     return ModelsConfig(path=path, embedder=_spec(data, "embedder", path), reader=_spec(data, "reader", path))
 
 
 def _spec(data: dict, role: str, path: Path) -> ModelSpec:
-    entry = dict(data.get(role) or {})
-    for key in ("id", "source"):
+    entry = data.get(role)
+    if not isinstance(entry, dict):
+        raise RagError(f"{path}: needs a [{role}] table")
+    entry = dict(entry)
+    for key in MODEL_KEYS[:2]:
         if not isinstance(entry.get(key), str):
             raise RagError(f"{path}: [{role}] needs a string '{key}'")
+    install = entry.pop("install", f"point [{role}] source in {path} at a model directory")
+    if not isinstance(install, str):
+        raise RagError(f"{path}: [{role}] install = {install!r} is not valid: expected a string")
     return ModelSpec(
         role=role,
         id=entry.pop("id"),
         source=entry.pop("source"),
-        install=entry.pop("install", f"point [{role}] source in {path} at a model directory"),
+        install=install,
         base_dir=path.parent.resolve(),
-        settings=entry,
+        settings=typed_settings(SETTINGS[role], entry, path, role),
     )
+
+
+EXPECTED = {int: "a whole number", float: "a number", str: "a string"}
+
+
+def typed_settings(cls: type, table: dict, path: Path, where: str):
+    """`cls` built from a TOML table: unknown keys and values of the wrong type are errors
+    that name the file, the table, the key and what was expected."""
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(table) - set(known))
+    if unknown:
+        raise RagError(f"{path}: [{where}] has an unknown key '{unknown[0]}' (known: {', '.join(known)})")
+    values = {}
+    for key, value in table.items():
+        expected = hints[key]
+        if dataclasses.is_dataclass(expected):
+            if not isinstance(value, dict):
+                raise RagError(f"{path}: [{where}] {key} must be a table ([{where}.{key}])")
+            values[key] = typed_settings(expected, value, path, f"{where}.{key}")
+        elif _fits(value, expected):
+            values[key] = expected(value)
+        else:
+            raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected {EXPECTED[expected]}")
+    return cls(**values)
+
+
+def _fits(value, expected: type) -> bool:
+    if isinstance(value, bool):  # TOML true/false is never a number here
+        return False
+    if expected is float:
+        return isinstance(value, (int, float))
+    return isinstance(value, expected)

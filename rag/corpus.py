@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rag.errors import RagError
 from rag.schema import Document, Passage
 
-DATE_LINE = re.compile(r"\A\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
+DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital,
 # digit or opening quote; a line break always ends one.
 SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
 ABBREVIATIONS = ("Mr.", "Mrs.", "Ms.", "Dr.", "St.", "Gen.", "Col.", "Lt.", "Sgt.", "Capt.", "U.S.", "U.N.", "No.", "vs.")
 LINE = re.compile(r"[^\n]+")
+MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
+SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a file whole
 
 
 @dataclass(frozen=True)
@@ -46,15 +50,25 @@ class Corpus:
 
 
 def load_corpus(directory: Path) -> Corpus:
+    """The *.txt files directly in `directory`. Subfolders and hidden files are not read (and
+    are named in `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
     directory = Path(directory)
     if not directory.is_dir():
         raise RagError(f"articles folder not found: {directory}")
-    documents, skipped = {}, []
-    for path in sorted(directory.glob("*.txt")):
-        try:
-            documents[path.stem] = read_document(path)
-        except ValueError as why:
-            skipped.append(f"{path.name}: {why}")
+    documents, skipped, subfolders = {}, [], []
+    for path in sorted(directory.iterdir()):
+        if path.name.startswith("."):
+            if path.name.endswith(".txt"):
+                skipped.append(f"{path.name}: hidden file, not read")
+        elif path.is_dir():
+            subfolders.append(path.name)
+        elif path.suffix == ".txt":
+            try:
+                documents[path.stem] = read_document(path)
+            except ValueError as why:
+                skipped.append(f"{path.name}: {why}")
+    if subfolders:
+        skipped.append(f"{', '.join(subfolders[:5])}{' …' if len(subfolders) > 5 else ''}: subfolders are not read")
     if not documents:
         detail = f" ({'; '.join(skipped)})" if skipped else ""
         raise RagError(f"no readable articles (*.txt, UTF-8) in {directory}{detail}")
@@ -63,12 +77,7 @@ def load_corpus(directory: Path) -> Corpus:
 
 def read_document(path: Path) -> Document:
     """Read exactly what open(path, encoding='utf-8').read() returns, so offsets match it."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cannot be read ({exc.strerror})") from None
-    if b"\0" in raw:
-        raise ValueError("binary file, not text")
+    raw = read_article_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -79,6 +88,30 @@ def read_document(path: Path) -> Document:
     match = DATE_LINE.match(text)
     date, body_start = (match.group(1), match.end()) if match else (None, 0)
     return Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=body_start)
+
+
+def read_article_bytes(path: Path) -> bytes:
+    """A regular file's bytes, refused (ValueError) before reading it whole when it is no
+    article: a pipe or device (which could block or never end), too big, or binary."""
+    try:  # O_NONBLOCK: opening a FIFO must not wait for a writer
+        handle = os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb")
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror})") from None
+    with handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("not a regular file (a pipe, device or socket)")
+        if info.st_size > MAX_ARTICLE_BYTES:
+            raise ValueError(f"too big for an article ({info.st_size / 1e6:,.1f} MB; the limit is {MAX_ARTICLE_BYTES / 1e6:.0f} MB)")
+        head = handle.read(SNIFF_BYTES)
+        if b"\0" in head:
+            raise ValueError("binary file, not text")
+        raw = head + handle.read(MAX_ARTICLE_BYTES + 1 - len(head))
+    if len(raw) > MAX_ARTICLE_BYTES:  # it grew while we read it
+        raise ValueError(f"too big for an article (the limit is {MAX_ARTICLE_BYTES / 1e6:.0f} MB)")
+    if b"\0" in raw:
+        raise ValueError("binary file, not text")
+    return raw
 
 
 def sentence_spans(doc: Document) -> list[tuple[int, int]]:

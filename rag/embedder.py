@@ -20,7 +20,7 @@ class Embedder:
         self.model = load_for_inference(spec, "AutoModel", on_export)
         self.max_seq_len = _sentence_transformers_max_len(spec) or 256
         self.model.tokenizer.enable_truncation(max_length=self.max_seq_len)
-        self.batch_size = int(spec.settings.get("batch_size", 32))
+        self.batch_size = spec.settings.batch_size
         self.dimension = int(self.model.config["hidden_size"])
 
     def encode(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:

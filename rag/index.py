@@ -6,13 +6,15 @@ crash mid-build leaves the previous index in place and loadable."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -22,7 +24,7 @@ from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
 from rag.schema import Passage, RetrievedPassage
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: checksums of the index files in the manifest
 RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
 
 
@@ -41,6 +43,27 @@ class Manifest:
     documents: dict  # doc_id -> sha256 of its text, to say which articles changed
     passages: int
     built_at: str
+    files: dict = field(default_factory=dict)  # file name -> sha256, checked on every load
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """A stored manifest, every field checked for its type (ValueError if any is wrong)."""
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data.get("format") != INDEX_FORMAT:  # an older layout: say so, whatever its fields
+            return cls(data.get("format") if isinstance(data.get("format"), int) else -1, "", "", 0, {}, "", {}, 0, "")
+        types = {f.name: f.type for f in dataclasses.fields(cls)}
+        if set(data) != set(types):
+            raise ValueError(f"fields {sorted(set(data) ^ set(types))} missing or unexpected")
+        for name, value in data.items():
+            expected = {"int": int, "str": str, "dict": dict}[types[name]]
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ValueError(f"{name} is a {type(value).__name__}, not a {types[name]}")
+        for name in ("documents", "files"):
+            if not all(isinstance(k, str) and isinstance(v, str) for k, v in data[name].items()):
+                raise ValueError(f"{name} must map names to hashes")
+        return cls(**data)
 
     @classmethod
     def expected(cls, corpus: Corpus, embedder_id: str, embedder_fingerprint: str, dimension: int,
@@ -126,61 +149,128 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings,
     return PassageIndex(passages, flat, manifest)
 
 
+BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+")  # the only folders rag creates in an index folder
+MARKER = ".rag-index"  # says "this folder is a rag index": only then does rag delete anything in it
+BUILD_MARKER = ".rag-build"  # written first into every build folder rag makes
+INDEX_FILES = ("passages.jsonl", "vectors.faiss")
+
+
 class IndexStore:
-    """Where an index lives on disk, and the only code that reads or writes it there."""
+    """Where an index lives on disk, and the only code that reads or writes it there.
+
+    Readers hold a shared lock while they read, writers an exclusive one while they write a
+    build and switch CURRENT to it, so a reader never sees a build vanish under it. rag only
+    deletes folders it made (named like a build and marked inside) in a folder marked as its own."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
 
     @property
     def current_build(self) -> Path | None:
+        """The build CURRENT names; None when there is no CURRENT (IndexNotUsable if it is unreadable)."""
         pointer = self.directory / "CURRENT"
-        if not pointer.is_file():
+        try:
+            name = pointer.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
             return None
-        name = pointer.read_text(encoding="utf-8").strip()
-        return self.directory / name if name else None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise IndexNotUsable(f"the index pointer {pointer} is unreadable ({_short(exc)})") from None
+        if not BUILD_NAME.fullmatch(name):
+            raise IndexNotUsable(f"the index pointer {pointer} names no build ({name[:40]!r})")
+        return self.directory / name
 
     def load(self, corpus: Corpus, expected: Manifest) -> PassageIndex:
-        build = self.current_build
-        if build is None:
-            raise IndexNotUsable(f"no index yet in {self.directory}")
-        try:
-            manifest = Manifest(**json.loads((build / "manifest.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError, TypeError) as exc:
-            raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {_short(exc)})") from None
-        reason = manifest.staleness(expected)
-        if reason:
-            raise IndexNotUsable(f"the index is out of date: {reason}")
-        try:
-            passages = _read_passages(build / "passages.jsonl", corpus)
-            vectors = _read_faiss(build / "vectors.faiss")
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
-            raise IndexNotUsable(f"the index in {build} is unreadable ({_short(exc)})") from None
+        with self._lock(shared=True):
+            build = self.current_build
+            if build is None:
+                raise IndexNotUsable(f"no index yet in {self.directory}")
+            try:
+                manifest = Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError, TypeError) as exc:
+                raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {_short(exc)})") from None
+            reason = manifest.staleness(expected)
+            if reason:
+                raise IndexNotUsable(f"the index is out of date: {reason}")
+            try:
+                contents = {name: _read_checked(build / name, manifest.files.get(name)) for name in INDEX_FILES}
+                passages = _parse_passages(contents["passages.jsonl"], corpus)
+                vectors = _parse_faiss(contents["vectors.faiss"])
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+                raise IndexNotUsable(f"the index in {build} is unreadable ({_short(exc)})") from None
         if vectors.ntotal != len(passages) or vectors.d != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
         return PassageIndex(passages, vectors, manifest)
 
+    def prepare_for_writing(self) -> None:
+        """Fail now, before hours of embedding, if the index cannot be written here; and never
+        write into (or later clean up) a folder that holds other things than a rag index."""
+        if self.directory.exists() and not self.directory.is_dir():
+            raise RagError(f"the index folder {self.directory} is a file, not a folder")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RagError(f"cannot create the index folder {self.directory}: {exc.strerror}") from None
+        if not self._is_ours():
+            raise RagError(f"{self.directory} is not empty and is not a rag index; "
+                           "give --index-dir an empty or new folder")
+        try:
+            probe = self.directory / f".probe-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+            (self.directory / MARKER).write_text("a rag index folder: rag may replace build-* folders in it\n")
+        except OSError as exc:
+            raise RagError(f"cannot write the index to {self.directory}: {exc.strerror}") from None
+
     def save(self, index: PassageIndex) -> Path:
         import faiss
 
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.prepare_for_writing()
         with self._lock():
             build = self.directory / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
             build.mkdir()
+            (build / BUILD_MARKER).write_text("")
             with (build / "passages.jsonl").open("w", encoding="utf-8") as f:
                 for p in index.passages:
                     f.write(json.dumps({"doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n")
             faiss.write_index(index.vectors, str(build / "vectors.faiss"))
-            _write_atomically(build / "manifest.json", json.dumps(index.manifest.__dict__, indent=2))
+            files = {name: _sha256(build / name) for name in INDEX_FILES}
+            manifest = dataclasses.replace(index.manifest, files=files)
+            _write_atomically(build / "manifest.json", json.dumps(manifest.__dict__, indent=2))
             _fsync_tree(build)
+            _fsync_dir(self.directory)
             _write_atomically(self.directory / "CURRENT", build.name + "\n")
+            _fsync_dir(self.directory)  # the switch itself survives a crash only once the folder is synced
+            index.manifest = manifest
             self._remove_other_builds(keep=build)
         return build
 
+    def remove_stale_builds(self) -> None:
+        """Builds left by killed runs, removed when no other rag process is writing here."""
+        try:
+            with self._lock(wait=False):
+                current = self.current_build
+                if current is not None:
+                    self._remove_other_builds(keep=current)
+        except (BlockingIOError, OSError, IndexNotUsable):
+            pass  # someone is building, or the folder is read-only: leave it
+
+    def _is_ours(self) -> bool:
+        entries = [p.name for p in self.directory.iterdir()]
+        legacy = "CURRENT" in entries and ".lock" in entries  # written by rag before the marker existed
+        return not entries or MARKER in entries or legacy
+
     @contextlib.contextmanager
-    def _lock(self):
-        with (self.directory / ".lock").open("w") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+    def _lock(self, shared: bool = False, wait: bool = True):
+        try:  # readers never create the lock file: there is no index to read before a writer made it
+            handle = (self.directory / ".lock").open("r" if shared else "a")
+        except OSError:
+            if not shared:
+                raise
+            yield  # no index yet, or a read-only folder that nobody writes through us
+            return
+        with handle:
+            flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+            fcntl.flock(handle, flags)
             try:
                 yield
             finally:
@@ -188,13 +278,44 @@ class IndexStore:
 
     def _remove_other_builds(self, keep: Path) -> None:
         for old in self.directory.glob("build-*"):
-            if old != keep:
+            if old != keep and _made_by_rag(old):
                 shutil.rmtree(old, ignore_errors=True)
 
 
-def _read_passages(path: Path, corpus: Corpus) -> list[Passage]:
+def _made_by_rag(folder: Path) -> bool:
+    if not (BUILD_NAME.fullmatch(folder.name) and folder.is_dir() and not folder.is_symlink()):
+        return False
+    return (folder / BUILD_MARKER).is_file() or (folder / "manifest.json").is_file()  # the latter: builds of format 1
+
+
+def _read_checked(path: Path, sha256: str | None) -> bytes:
+    if not path.is_file():
+        raise OSError(f"{path.name} is missing")
+    data = path.read_bytes()
+    if sha256 is None or hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path.name} does not match its checksum: it was changed or damaged")
+    return data
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _parse_passages(data: bytes, corpus: Corpus) -> list[Passage]:
     passages = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in data.decode("utf-8").splitlines():
         row = json.loads(line)
         doc = corpus.documents[row["doc_id"]]
         start, end = int(row["start"]), int(row["end"])
@@ -204,12 +325,10 @@ def _read_passages(path: Path, corpus: Corpus) -> list[Passage]:
     return passages
 
 
-def _read_faiss(path: Path):
+def _parse_faiss(data: bytes):
     import faiss
 
-    if not path.is_file():
-        raise OSError(f"{path.name} is missing")
-    return faiss.read_index(str(path))
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
 def _write_atomically(path: Path, text: str) -> None:

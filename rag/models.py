@@ -12,7 +12,6 @@ import contextlib
 import inspect
 import json
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -42,7 +41,7 @@ class InferenceModel:
 
 
 def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> InferenceModel:
-    runtime = spec.settings.get("runtime", "onnx")
+    runtime = spec.settings.runtime
     if runtime not in RUNTIMES:
         raise RagError(f"models.toml [{spec.role}]: runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     folder = local_model_dir(spec)
@@ -51,21 +50,32 @@ def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callab
     if runtime == "torch":
         _, model = load_tokenizer_and_model(spec, model_class_name)
         return InferenceModel(tokenizer, _torch_runner(model, OUTPUTS[model_class_name]), config)
-    return InferenceModel(tokenizer, onnx_runner(onnx_graph(spec, model_class_name, on_export)), config)
+    path = onnx_graph(spec, model_class_name, on_export)
+    try:
+        session = onnx_session(path, OUTPUTS[model_class_name])
+    except DamagedGraph as why:  # re-exported once; a second failure is an error
+        on_export(f"the cached {spec.role} graph {path} {why}; exporting it again")
+        path.unlink(missing_ok=True)
+        session = onnx_session(onnx_graph(spec, model_class_name, on_export), OUTPUTS[model_class_name])
+    return InferenceModel(tokenizer, onnx_runner(session), config)
+
+
+class DamagedGraph(Exception):
+    """A cached ONNX file that cannot be this model's graph: truncated, foreign, or another model's."""
 
 
 def onnx_graph(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> Path:
     """The model's ONNX graph in the cache, exported first if it is not there yet."""
     path = onnx_cache_dir() / f"{spec.role}-{spec.fingerprint()}-{model_class_name}-v{EXPORT_VERSION}.onnx"
+    _remove_abandoned_exports(path.parent)
     if not path.is_file():
         on_export(f"preparing the {spec.role} model for fast CPU inference (once; cached in {path.parent})…")
         export_onnx(spec, model_class_name, path)
     return path
 
 
-def onnx_runner(path: Path) -> Runner:
-    """Runs an ONNX graph on the CPU, feeding it the inputs it declares."""
-    session = _onnx_session(path)
+def onnx_runner(session) -> Runner:
+    """Runs an ONNX Runtime session on the CPU, feeding it the inputs it declares."""
     names = [i.name for i in session.get_inputs()]
     return lambda feeds: session.run(None, {k: feeds[k] for k in names})
 
@@ -101,9 +111,6 @@ def export_onnx(spec: ModelSpec, model_class_name: str, path: Path) -> None:
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f"{path.name}.*.tmp"):  # left by a killed export, not one in progress
-            if time.time() - stale.stat().st_mtime > 600:
-                stale.unlink(missing_ok=True)
         _write_onnx(model, tokenizer, OUTPUTS[model_class_name], tmp)
         os.replace(tmp, path)
     except OSError as exc:
@@ -204,9 +211,15 @@ def _torch_runner(model, outputs: list[str]) -> Runner:
     return run
 
 
-def _onnx_session(path: Path):
+def onnx_session(path: Path, outputs: list[str]):
     import onnxruntime
 
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:  # e.g. permissions: the file may be fine, so it is not deleted
+        raise RagError(f"cannot read the cached ONNX model {path} ({exc.strerror}); fix its permissions, "
+                       f"or delete it to export it again") from None
     options = onnxruntime.SessionOptions()
     options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3  # errors only
@@ -214,10 +227,35 @@ def _onnx_session(path: Path):
     # embedder's, then the reader's, on every question): ~25 % of the read time on 2 cores
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # a truncated or foreign file in the cache: drop it so the next run re-exports
-        path.unlink(missing_ok=True)
-        raise RagError(f"the cached ONNX model {path} could not be loaded ({exc}); it was removed, run again to re-export it") from None
+        session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for truncated or foreign files
+        raise DamagedGraph(f"could not be loaded ({_first_line(exc)})") from None
+    found = [o.name for o in session.get_outputs()]
+    if found != outputs:
+        raise DamagedGraph(f"is another model's graph (outputs {found}, expected {outputs})")
+    return session
+
+
+def _remove_abandoned_exports(folder: Path) -> None:
+    """Half-written graphs (`NAME.PID.tmp`) whose exporting process is gone: a killed export."""
+    for tmp in folder.glob("*.onnx.*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if not pid.isdigit() or not _process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _tuple_outputs(model, names: tuple[str, ...], outputs: list[str]):

@@ -2,9 +2,7 @@
 agreement between articles. The CLI, the chat and the evaluation all go through Pipeline.ask."""
 from __future__ import annotations
 
-import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -31,33 +29,22 @@ def default_index_dir(seeds_dir: Path) -> Path:
     return seeds_dir.parent / ".rag" / seeds_dir.name
 
 
+INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))  # zero-width characters
+
+
 def validate_question(question: str) -> str:
-    question = " ".join(question.split())
+    question = " ".join(question.translate(INVISIBLE).split())
     if not question:
         raise BadInput("the question is empty")
     if len(question) > MAX_QUESTION_CHARS:
         raise BadInput(f"the question is too long ({len(question):,} characters; at most {MAX_QUESTION_CHARS})")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes smuggled in as surrogates (e.g. from argv)
+        raise BadInput("the question is not valid UTF-8 text") from None
+    if not any(ch.isalnum() for ch in question):
+        raise BadInput("the question has no words")
     return question
-
-
-@dataclass(frozen=True)
-class Abstention:
-    """P(answer is right) from the reader's margin over "no answer", its span score and the
-    retrieval similarity; answer only at or above `threshold`. Fitted by eval/tune_abstention.py."""
-
-    bias: float = 0.0
-    margin: float = 1.0
-    span_score: float = 0.0
-    dense_score: float = 0.0
-    threshold: float = 0.5
-
-    @classmethod
-    def from_settings(cls, settings: dict) -> Abstention:
-        return cls(**{k: float(v) for k, v in settings.items() if k in cls.__dataclass_fields__})
-
-    def confidence(self, margin: float, span_score: float, dense_score: float) -> float:
-        z = self.bias + self.margin * margin + self.span_score * span_score + self.dense_score * dense_score
-        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
 
 class Pipeline:
@@ -68,7 +55,7 @@ class Pipeline:
         self.embedder = embedder
         self.models = models
         self.top_k = top_k
-        self.abstention = Abstention.from_settings(models.abstention)
+        self.abstention = models.reader.settings.abstention
         self._reader = None
         self._on_status = on_status
 
@@ -97,9 +84,11 @@ class Pipeline:
         if not rebuild:
             try:
                 index = store.load(corpus, expected)
+                store.remove_stale_builds()
             except IndexNotUsable as why:
                 on_status(f"{why}; building it")
         if index is None:
+            store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
             index = build_index(corpus, embedder, chunking, on_progress)
             store.save(index)
             on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into {store.directory}")

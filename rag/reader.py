@@ -31,9 +31,9 @@ class Reader:
         self.spec = spec
         self.model = load_for_inference(spec, "AutoModelForQuestionAnswering", on_export)
         self.tokenizer = self.model.tokenizer
-        self.max_seq_len = int(spec.settings.get("max_seq_len", 384))
-        self.stride = int(spec.settings.get("stride", 128))
-        self.max_answer_tokens = int(spec.settings.get("max_answer_tokens", 30))
+        self.max_seq_len = spec.settings.max_seq_len
+        self.stride = spec.settings.stride
+        self.max_answer_tokens = spec.settings.max_answer_tokens
 
     def read(self, question: str, passages: list[Passage]) -> list[SpanGuess]:
         """One guess per passage (its best span over all its windows), in passage order."""

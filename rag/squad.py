@@ -31,6 +31,14 @@ class SquadQuestion:
 class SquadData:
     contexts: dict[str, str]  # context id -> paragraph text
     questions: list[SquadQuestion]
+    titles: tuple[str, ...] = ()  # article titles, indexed by SquadQuestion.article
+
+    def without_articles(self, titles: set[str]) -> "SquadData":
+        """The same data less the named articles (kept apart, e.g. to calibrate the decision)."""
+        dropped = {n for n, title in enumerate(self.titles) if title in titles}
+        questions = [q for q in self.questions if q.article not in dropped]
+        used = {q.context_id for q in questions}
+        return SquadData({c: t for c, t in self.contexts.items() if c in used}, questions, self.titles)
 
 
 def load_squad(path: Path) -> SquadData:
@@ -38,8 +46,9 @@ def load_squad(path: Path) -> SquadData:
         data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RagError(f"{path} is not a SQuAD-format JSON file ({exc})") from None
-    contexts, questions = {}, []
+    contexts, questions, titles = {}, [], []
     for article_number, article in enumerate(data):
+        titles.append(str(article.get("title", "")))
         for paragraph_number, paragraph in enumerate(article["paragraphs"]):
             context_id = f"{article_number:03d}_{paragraph_number:03d}"
             contexts[context_id] = paragraph["context"]
@@ -48,7 +57,7 @@ def load_squad(path: Path) -> SquadData:
                 answers = list(dict.fromkeys(a["text"] for a in given))
                 start = int(given[0]["answer_start"]) if given else None
                 questions.append(SquadQuestion(qa["id"], qa["question"], answers, context_id, start, article_number))
-    return SquadData(contexts, questions)
+    return SquadData(contexts, questions, tuple(titles))
 
 
 def score(predictions: dict[str, str | None], questions: list[SquadQuestion]) -> dict:

@@ -38,7 +38,8 @@ class TrainSettings:
     distant_negatives: float = 0.3  # share of answerable questions also paired with another paragraph
     sort_chunk: int = 800  # windows are length-sorted within chunks of this size, to cut padding
     checkpoint_every_s: float = 600.0
-    seed: int = 0
+    seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first
+    excluded_articles: tuple[str, ...] = ()  # article titles kept out of training (the calibration pool)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,15 @@ class Window:
     token_type_ids: list[int]
     start: int  # token index of the answer start, 0 (CLS) when the window has no answer
     end: int
+
+
+def read_article_list(path: Path) -> tuple[str, ...]:
+    """Article titles, one a line; blank lines and # comments are ignored."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RagError(f"cannot read the article list {path}: {exc}", 2) from None
+    return tuple(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
 
 
 def parse_duration(text: str) -> float:

@@ -11,7 +11,7 @@ from tests.test_reader import whole_article_passage
 
 
 def with_runtime(spec, runtime: str):
-    return dataclasses.replace(spec, settings={**spec.settings, "runtime": runtime})
+    return dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, runtime=runtime))
 
 
 def test_onnx_and_torch_runtimes_read_and_embed_alike(models, pipeline):

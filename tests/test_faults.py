@@ -1,0 +1,360 @@
+"""Careless users, bad files and damaged state (issue: reliability). Each test is one repro
+that failed before the fix: the harm is named in the test's name."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from rag import cli
+from rag.config import load_models_config
+from rag.corpus import ChunkSettings, load_corpus, read_document
+from rag.errors import BadInput, RagError
+from rag.index import IndexNotUsable, IndexStore, Manifest, build_index
+from rag.models import OUTPUTS, onnx_cache_dir, onnx_graph
+from rag.pipeline import Pipeline, validate_question
+from rag.reader import Reader
+from rag.schema import Passage
+from tests.conftest import ROOT, SEEDS, run_rag
+
+
+@pytest.fixture(scope="module")
+def embedder(pipeline):
+    return pipeline.embedder
+
+
+@pytest.fixture
+def saved(tmp_path, embedder):
+    """An index of the bundled articles saved in a fresh folder: (store, build, corpus, expected)."""
+    corpus = load_corpus(SEEDS)
+    store = IndexStore(tmp_path / "index")
+    build = store.save(build_index(corpus, embedder, ChunkSettings()))
+    expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, ChunkSettings())
+    return store, build, corpus, expected
+
+
+@contextmanager
+def time_limit(seconds: int):
+    """Fails the test instead of hanging it."""
+    def expired(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def rag_bytes(*args, stdin: bytes, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, timeout=300,
+                          cwd=ROOT, env={**os.environ, **(env or {})})
+
+
+# 1. data loss
+
+def test_an_index_dir_holding_other_things_is_refused_and_left_untouched(tmp_path):
+    project = tmp_path / "proj"
+    (project / "build-artifacts").mkdir(parents=True)
+    (project / "build-artifacts" / "important.bin").write_text("precious")
+    result = run_rag("index", "--index-dir", str(project))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "is not empty and is not a rag index" in result.stderr
+    assert (project / "build-artifacts" / "important.bin").read_text() == "precious"
+
+
+def test_only_builds_rag_made_are_removed_from_its_own_folder(saved, embedder):
+    store, build, corpus, _ = saved
+    users = store.directory / "build-artifacts"
+    users.mkdir()
+    lookalike = store.directory / "build-20200101-000000-1"  # named like a build, but not marked as one
+    lookalike.mkdir()
+    (lookalike / "notes.txt").write_text("mine")
+    store.save(build_index(corpus, embedder, ChunkSettings()))
+    assert users.is_dir() and (lookalike / "notes.txt").is_file() and not build.exists()
+
+
+# 2. batches
+
+@pytest.mark.parametrize("env", [{}, {"PYTHONIOENCODING": "utf-8"}, {"LC_ALL": "C"}])
+def test_an_undecodable_line_is_its_own_error_and_the_batch_goes_on(env, tmp_path):
+    questions = b"What does Panjshir mean?\n\xff\xfe bad\n\nWho is Ahmad Massoud?\n"
+    result = rag_bytes("ask", "--json", "--index-dir", str(tmp_path / "index"), stdin=questions, env=env)
+    assert result.returncode == 1 and b"Traceback" not in result.stderr
+    rows = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    assert [r["line"] for r in rows] == [1, 2, 4]
+    assert rows[0]["answer"] == "five lions"
+    assert set(rows[1]) == {"question", "error", "line"} and "not UTF-8" in rows[1]["error"]
+    assert rows[2]["question"] == "Who is Ahmad Massoud?" and "error" not in rows[2]
+
+
+def test_chat_says_a_line_is_undecodable_and_goes_on(tmp_path):
+    result = rag_bytes("chat", "--index-dir", str(tmp_path / "index"), stdin=b"\xff bad\nWhat does Panjshir mean?\n",
+                       env={"XDG_DATA_HOME": str(tmp_path)})
+    text = result.stdout.decode("utf-8")
+    assert result.returncode == 0 and b"Traceback" not in result.stderr
+    assert "line 1: the line is not UTF-8 text" in text and "five lions" in text
+
+
+def test_a_closed_output_pipe_is_not_an_error(tmp_path):
+    index = tmp_path / "index"
+    shell = (f"printf 'What does Panjshir mean?\\nWho is Ahmad Massoud?\\nWhat?\\n' | "
+             f"{sys.executable} -m rag ask --json --index-dir {index} | head -1 > /dev/null; echo ${{PIPESTATUS[1]}}")
+    result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert result.stdout.strip() == "0", result.stderr
+    assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr
+
+
+# 3. hangs and unbounded reads in seeds/
+
+def test_fifos_devices_huge_and_binary_files_are_skipped_without_reading_them(tmp_path):
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    os.mkfifo(seeds / "x.txt")
+    (seeds / "z.txt").symlink_to("/dev/zero")
+    with (seeds / "huge.txt").open("wb") as f:  # sparse: 2 GB on paper, nothing on disk
+        f.truncate(2_000_000_000)
+    (seeds / "binary.txt").write_bytes(b"\0" * 10 + b"x" * 5_000_000)
+    with time_limit(20):
+        corpus = load_corpus(seeds)
+    skipped = " | ".join(corpus.skipped)
+    assert "x.txt: not a regular file" in skipped and "z.txt: not a regular file" in skipped
+    assert "huge.txt: too big for an article (2,000.0 MB; the limit is 10 MB)" in skipped
+    assert "binary.txt: binary file" in skipped
+    assert len(corpus.documents) == 5
+
+
+def test_symlinks_to_files_elsewhere_are_read_and_subfolders_and_hidden_files_are_named(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("An article kept elsewhere.")
+    (seeds / "linked.txt").symlink_to(outside)
+    (seeds / "2021").mkdir()
+    (seeds / "2021" / "nested.txt").write_text("Nested.")
+    (seeds / ".txt").write_text("A file with no name.")
+    corpus = load_corpus(seeds)
+    assert set(corpus.documents) == {"linked"}
+    assert ".txt: hidden file, not read" in corpus.skipped and "2021: subfolders are not read" in corpus.skipped
+
+
+# 4. silent corruption
+
+def test_overwritten_bytes_in_the_vectors_are_detected(saved):
+    store, build, corpus, expected = saved
+    with (build / "vectors.faiss").open("r+b") as f:  # dd bs=1 seek=20000 count=8192 conv=notrunc
+        f.seek(20000)
+        f.write(os.urandom(8192))
+    with pytest.raises(IndexNotUsable, match="vectors.faiss does not match its checksum"):
+        store.load(corpus, expected)
+
+
+# 5. corrupt states that never healed
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda store, build: (store.directory / "CURRENT").write_bytes(b"\xff\xfe\x00"), "pointer .* unreadable"),
+    (lambda store, build: ((store.directory / "CURRENT").unlink(), (store.directory / "CURRENT").mkdir()), "pointer .* unreadable"),
+    (lambda store, build: (store.directory / "CURRENT").write_text("../../etc\n"), "names no build"),
+    (lambda store, build: (build / "passages.jsonl").write_text("[1, 2]\n"), "checksum"),
+    (lambda store, build: _edit_manifest(build, documents=["not", "a", "dict"]), "documents is a list"),
+    (lambda store, build: _edit_manifest(build, passages="45"), "passages is a str"),
+    (lambda store, build: (build / "manifest.json").write_text("[]"), "not a JSON object"),
+])
+def test_every_damaged_state_is_reported_as_unusable(saved, damage, message):
+    store, build, corpus, expected = saved
+    damage(store, build)
+    with pytest.raises(IndexNotUsable, match=message):
+        store.load(corpus, expected)
+
+
+def _edit_manifest(build: Path, **changes) -> None:
+    manifest = json.loads((build / "manifest.json").read_text())
+    (build / "manifest.json").write_text(json.dumps({**manifest, **changes}))
+
+
+def test_a_damaged_pointer_heals_on_the_next_question(saved, models):
+    store, _, _, _ = saved
+    (store.directory / "CURRENT").write_bytes(b"\xff\xfe")
+    messages = []
+    pipeline = Pipeline.open(SEEDS, store.directory, models, on_status=messages.append)
+    assert any("unreadable" in m for m in messages)
+    assert pipeline.ask("What does Panjshir mean?").text == "five lions"
+    assert store.current_build is not None
+
+
+def test_another_models_graph_in_the_cache_is_replaced(models, tmp_path, monkeypatch):
+    embedder_graph = onnx_graph(models.embedder, "AutoModel")
+    reader_graph = onnx_graph(models.reader, "AutoModelForQuestionAnswering")
+    good_reader = Reader(models.reader)
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    onnx_cache_dir().mkdir(parents=True)
+    wrong = onnx_cache_dir() / reader_graph.name
+    shutil.copy(embedder_graph, wrong)  # the embedder's graph under the reader's name
+    messages = []
+    reader = Reader(models.reader, messages.append)
+    assert any(str(wrong) in m and "another model's graph" in m for m in messages)
+    doc = load_corpus(SEEDS).documents["000_882549ac45e52293"]
+    passages = [Passage(doc.doc_id, 0, len(doc.text), doc.text)]
+    assert reader.read("What does Panjshir mean?", passages) == good_reader.read("What does Panjshir mean?", passages)
+    import onnxruntime
+
+    assert [o.name for o in onnxruntime.InferenceSession(str(wrong)).get_outputs()] == OUTPUTS["AutoModelForQuestionAnswering"]
+
+
+def test_an_unreadable_cached_graph_is_an_error_and_is_kept(models, monkeypatch):
+    graph = onnx_graph(models.reader, "AutoModelForQuestionAnswering")
+    real_open = Path.open
+
+    def denied(self, *args, **kwargs):
+        if self == graph:
+            raise PermissionError(13, "Permission denied")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(RagError, match="cannot read the cached ONNX model .*Permission denied.*fix its permissions"):
+        Reader(models.reader)
+    monkeypatch.undo()
+    assert graph.is_file()
+
+
+def test_an_abandoned_export_is_cleaned_up(models):
+    graph = onnx_graph(models.reader, "AutoModelForQuestionAnswering")
+    abandoned = graph.with_name(f"{graph.name}.999999999.tmp")
+    abandoned.write_bytes(b"half a graph")
+    onnx_graph(models.reader, "AutoModelForQuestionAnswering")
+    assert not abandoned.exists()
+
+
+# 6. rich markup in user text
+
+def test_brackets_in_paths_and_messages_are_printed_as_they_are(tmp_path):
+    result = run_rag("ask", "Who?", "--seeds", str(tmp_path / "a[/x]b"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"error: articles folder not found: {tmp_path / 'a[/x]b'}"
+    models = tmp_path / "models[1].toml"
+    models.write_text((ROOT / "models.toml").read_text().replace("max_seq_len = 384", "max_seq_len = true"))
+    result = run_rag("ask", "Who?", "--models", str(models))
+    assert result.stderr.strip() == f"error: {models}: [reader] max_seq_len = True is not valid: expected a whole number"
+
+
+# 7. models.toml values of the wrong type
+
+def test_a_setting_of_the_wrong_type_names_file_table_key_value_and_type(tmp_path):
+    models = tmp_path / "models.toml"
+    models.write_text((ROOT / "models.toml").read_text().replace("batch_size = 32", 'batch_size = "thirty-two"'))
+    with pytest.raises(RagError) as error:
+        load_models_config(models)
+    assert str(error.value) == f"{models}: [embedder] batch_size = 'thirty-two' is not valid: expected a whole number"
+    models.write_text((ROOT / "models.toml").read_text().replace("threshold = ", "treshold = "))
+    with pytest.raises(RagError, match=r"\[reader.abstention\] has an unknown key 'treshold'"):
+        load_models_config(models)
+
+
+# 8. late failures
+
+def test_an_index_dir_that_is_a_file_fails_before_any_embedding(tmp_path, models):
+    not_a_folder = tmp_path / "index"
+    not_a_folder.write_text("")
+    embedded = []
+    with pytest.raises(RagError, match="is a file, not a folder"):
+        Pipeline.open(SEEDS, not_a_folder, models, on_progress=lambda done, total: embedded.append(done))
+    with pytest.raises(RagError, match="cannot create the index folder"):
+        Pipeline.open(SEEDS, not_a_folder / "below", models, on_progress=lambda done, total: embedded.append(done))
+    assert embedded == []
+
+
+def test_eval_with_a_folder_for_predictions_fails_before_answering(tmp_path):
+    result = run_rag("eval", "--predictions", str(tmp_path), "--index-dir", str(tmp_path / "index"))
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"cannot write {tmp_path}: it is a folder" in result.stderr
+    assert not (tmp_path / "index").exists()
+
+
+# 9. a reader racing a rebuild
+
+def test_a_reader_racing_rebuilds_always_loads_an_index(saved, embedder):
+    store, _, corpus, expected = saved
+    index = build_index(corpus, embedder, ChunkSettings())
+    failures, stop = [], threading.Event()
+
+    def rebuild():
+        for _ in range(15):
+            store.save(index)
+        stop.set()
+
+    writer = threading.Thread(target=rebuild)
+    writer.start()
+    loads = 0
+    while not stop.is_set():
+        try:
+            store.load(corpus, expected)
+            loads += 1
+        except IndexNotUsable as why:
+            failures.append(str(why))
+    writer.join()
+    assert failures == [] and loads > 0
+
+
+# 10. smaller ones
+
+def test_a_date_line_after_a_byte_order_mark_is_read(tmp_path):
+    path = tmp_path / "bom.txt"
+    path.write_bytes("\ufeff date 2021-09-01\nThe Taliban said so.".encode("utf-8"))
+    doc = read_document(path)
+    assert doc.date == "2021-09-01" and doc.text[doc.body_start:] == "The Taliban said so."
+
+
+def test_builds_left_by_killed_runs_are_removed_on_the_next_open(saved, models):
+    store, build, _, _ = saved
+    stale = store.directory / "build-20200101-000000-4242"
+    stale.mkdir()
+    (stale / ".rag-build").write_text("")
+    Pipeline.open(SEEDS, store.directory, models)
+    assert not stale.exists() and build.exists()
+
+
+@pytest.mark.parametrize("question", ["\u200b\u200b", "\u200b \ufeff", "?!", "\udcff who"])
+def test_questions_without_words_or_with_broken_text_are_refused(question):
+    with pytest.raises(BadInput):
+        validate_question(question)
+
+
+def test_usage_errors_are_one_line():
+    result = run_rag("ask", "--no-such-option")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: No such option: --no-such-option (see rag ask --help)"
+
+
+def test_the_switch_to_a_new_build_is_made_durable(saved, embedder, monkeypatch):
+    store, _, corpus, _ = saved
+    import rag.index as index_module
+
+    events = []
+    real_replace = os.replace
+    monkeypatch.setattr(index_module.os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b)))
+    monkeypatch.setattr(index_module, "_fsync_dir", lambda folder: events.append(("fsync", Path(folder))))
+    store.save(build_index(corpus, embedder, ChunkSettings()))
+    switched = events.index(("replace", "CURRENT"))
+    assert ("fsync", store.directory) in events[switched + 1:]
+
+
+def test_unexpected_errors_are_one_line_and_rag_debug_shows_the_traceback(monkeypatch, capsys):
+    def broken(**kwargs):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(cli, "app", broken)
+    for debug, traceback_shown in (("", False), ("1", True)):
+        monkeypatch.setenv("RAG_DEBUG", debug)
+        with pytest.raises(SystemExit) as exit_:
+            cli.main()
+        err = capsys.readouterr().err
+        assert exit_.value.code == 1 and "unexpected error: ZeroDivisionError: boom" in err
+        assert ("Traceback" in err) == traceback_shown
