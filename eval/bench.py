@@ -25,9 +25,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rag.assembly import build_pipeline, open_index  # noqa: E402
+from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.metrics import best_over, f1_score  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
 
 BASELINE_ONCE = """
 import sys, time
@@ -91,10 +92,11 @@ def main() -> None:
     cold_baseline = [timed_process([sys.executable, "-c", script]) for _ in range(args.cold_runs)]
 
     started = time.perf_counter()
-    pipeline = Pipeline.open(args.seeds, index_dir, rebuild=True)
+    config = load_models_config()
+    pipeline = build_pipeline(config, args.seeds, index_dir, rebuild=True)
     open_s = time.perf_counter() - started
     started = time.perf_counter()
-    Pipeline.open(args.seeds, index_dir, rebuild=True, models=pipeline.models)
+    open_index(config, args.seeds, index_dir, rebuild=True, embedder=pipeline.retriever.embedder)
     build_s = time.perf_counter() - started  # models already imported: mostly chunk, embed, write
     pipeline.ask("warm up")
 
@@ -104,7 +106,7 @@ def main() -> None:
         ours.append(answer.timings_ms["total"])
         ours_f1.append(best_over(f1_score, answer.text or "", q.answers) if q.answerable else float(answer.abstained))
 
-    passages = pipeline.index.passages
+    passages = pipeline.retriever.passages
     baseline, baseline_f1 = [], []
     for q in questions:
         started = time.perf_counter()

@@ -24,6 +24,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rag.assembly import build_pipeline  # noqa: E402
+from rag.config import load_models_config  # noqa: E402
 from rag.evaluate import run_questions, summarize  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.models import OUTPUTS, onnx_graph, onnx_runner, onnx_session  # noqa: E402
@@ -34,15 +36,15 @@ from rag.squad import load_squad, score  # noqa: E402
 
 
 def on_runtime(pipeline: Pipeline, runtime: str) -> Pipeline:
-    spec = pipeline.models.reader
-    pipeline._reader = Reader(dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, runtime=runtime)))
-    return pipeline
+    spec = pipeline.reader.spec
+    return pipeline.with_reader(Reader(dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, runtime=runtime))))
 
 
 def onnx_int8(pipeline: Pipeline) -> Pipeline:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    reader = on_runtime(pipeline, "onnx").reader
+    pipeline = on_runtime(pipeline, "onnx")
+    reader = pipeline.reader
     quantized = Path(tempfile.mkdtemp()) / "reader-int8.onnx"
     quantize_dynamic(onnx_graph(reader.spec, "AutoModelForQuestionAnswering"), quantized, weight_type=QuantType.QInt8)
     reader.model = dataclasses.replace(reader.model, run=onnx_runner(onnx_session(quantized, OUTPUTS["AutoModelForQuestionAnswering"])))
@@ -52,7 +54,7 @@ def onnx_int8(pipeline: Pipeline) -> Pipeline:
 def padding_share(pipeline: Pipeline, gold) -> float:
     real = padded = 0
     for q in gold:
-        passages = [r.passage for r in pipeline.index.search(q.question, pipeline.embedder.encode([q.question])[0], pipeline.top_k)]
+        passages = [r.passage for r in pipeline.retriever.retrieve(q.question, pipeline.top_k)]
         lengths = [len(w.ids) for _, w in pipeline.reader.windows(q.question, passages)]
         real, padded = real + sum(lengths), padded + max(lengths) * len(lengths)
     return 1 - real / padded
@@ -62,7 +64,7 @@ def measure(name: str, pipeline: Pipeline, gold, squad, limit: int) -> dict:
     reader = pipeline.reader
     windows, seconds = 0, 0.0
     for q in gold:
-        passages = [r.passage for r in pipeline.index.search(q.question, pipeline.embedder.encode([q.question])[0], pipeline.top_k)]
+        passages = [r.passage for r in pipeline.retriever.retrieve(q.question, pipeline.top_k)]
         started = time.perf_counter()
         reader.read(q.question, passages)
         seconds += time.perf_counter() - started
@@ -89,12 +91,13 @@ def main() -> None:
     args = parser.parse_args()
     gold = load_gold(ROOT / "eval" / "gold.jsonl")
     squad = load_squad(args.squad)
-    pipeline = Pipeline.open(ROOT / "seeds", Path(tempfile.mkdtemp()))
+    pipeline = build_pipeline(load_models_config(ROOT / "models.toml"), ROOT / "seeds", Path(tempfile.mkdtemp()))
     rows = []
     for name, prepare in [("torch float32", lambda p: on_runtime(p, "torch")), ("onnx float32", lambda p: on_runtime(p, "onnx")),
                           ("onnx int8", onnx_int8)]:
-        prepare(pipeline).ask("warm up")
-        rows.append(measure(name, pipeline, gold, squad, args.limit))
+        variant = prepare(pipeline)
+        variant.ask("warm up")
+        rows.append(measure(name, variant, gold, squad, args.limit))
     print(f"{'variant':14} {'ms/window (ask)':>16} {'windows/s (squad)':>18} {'gold F1':>8} {'held-out F1':>12} {'HasAns F1':>10}")
     for r in rows:
         print(f"{r['variant']:14} {r['ms_per_window_ask']:16.1f} {r['windows_per_s_squad']:18.1f} {r['gold_f1']:8.1f}"

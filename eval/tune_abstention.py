@@ -22,7 +22,7 @@ from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.metrics import best_over, f1_score  # noqa: E402
 from rag.decision import Abstention  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
+from rag.assembly import build_pipeline  # noqa: E402
 
 FEATURES = ("margin", "span_score", "dense_score")
 RIGHT_F1 = 0.5
@@ -83,7 +83,7 @@ def main() -> None:
     args = parser.parse_args()
 
     questions = load_gold(args.tune)
-    pipeline = Pipeline.open(args.seeds, models=load_models_config(args.models), on_status=print)
+    pipeline = build_pipeline(load_models_config(args.models), args.seeds, on_status=print)
     runs = [(q, pipeline.ask(q.question).candidates) for q in questions]
     x = np.array([features(c) for _, cands in runs for c in cands])
     y = np.array([float(q.answerable and best_over(f1_score, c.text, q.answers) >= RIGHT_F1)

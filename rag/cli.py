@@ -5,7 +5,6 @@ import json
 import os
 import sys
 import traceback
-from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -15,7 +14,7 @@ from rich.text import Text
 
 from rag.config import load_models_config
 from rag.errors import BadInput, RagError
-from rag.pipeline import DEFAULT_TOP_K, Pipeline
+from rag.pipeline import Pipeline
 
 app = typer.Typer(
     add_completion=False,
@@ -30,7 +29,7 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (*.txt). [default: ./seeds, else the bundled articles]")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. [default: .rag/<seeds name> beside the seeds folder]")]
 ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. [default: ./models.toml, else the bundled one]")]
-TopKOption = Annotated[int, typer.Option("--top-k", "-k", help="Passages retrieved and read per question.")]
+TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Passages retrieved and read per question. [default: [retrieval] top_k in models.toml, 5]")]
 
 
 def progress_bar(label: str, total: int | None = None):
@@ -56,25 +55,29 @@ def report_status(message: str) -> None:
 
 
 def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | None,
-                  top_k: int = DEFAULT_TOP_K, rebuild: bool = False) -> Pipeline:
-    """Open the pipeline under one live line on stderr: a spinner while models load, a progress
-    bar while passages are embedded."""
+                  top_k: int | None = None, rebuild: bool = False, index_only: bool = False):
+    """The pipeline (or with index_only, just the index) opened under one live line on stderr:
+    a spinner while models load, a progress bar while passages are embedded."""
+    from rag.assembly import build_pipeline, open_index, with_top_k
+
     progress, update = progress_bar("loading models and index…")
 
     def on_progress(done: int, total: int) -> None:
         progress.update(progress.task_ids[0], description="embedding passages")
         update(done, total)
 
+    config = with_top_k(load_models_config(models), top_k)
     with progress:
-        return Pipeline.open(seeds, index_dir, load_models_config(models), top_k=top_k, rebuild=rebuild,
-                             on_status=report_status, on_progress=on_progress)
+        if index_only:
+            return open_index(config, seeds, index_dir, rebuild, report_status, on_progress)
+        return build_pipeline(config, seeds, index_dir, rebuild, report_status, on_progress)
 
 
 @app.command()
 def ask(
     question: Annotated[Optional[str], typer.Argument(help="The question. Leave out to read one question a line from stdin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON answer a line (the stable contract).")] = False,
-    top_k: TopKOption = DEFAULT_TOP_K,
+    top_k: TopKOption = None,
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
@@ -127,20 +130,20 @@ def index(
     models: ModelsOption = None,
 ) -> None:
     """Build the index of the articles (ask and chat build it on first use)."""
-    pipeline = open_pipeline(seeds, index_dir, models, rebuild=force)
-    manifest = pipeline.index.manifest
+    manifest = open_pipeline(seeds, index_dir, models, rebuild=force, index_only=True).index.manifest
     err.print(f"index ready: {manifest.passages} passages from {len(manifest.documents)} articles "
               f"(built {manifest.built_at}, embedder {manifest.embedder_id})")
 
 
 @app.command()
 def chat(
-    top_k: TopKOption = DEFAULT_TOP_K,
+    top_k: TopKOption = None,
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
+    from rag.assembly import build_pipeline, with_top_k
     from rag.chat import BackgroundLoad, ChatSession, run_chat
     from rag.corpus import load_corpus
     from rag.pipeline import default_seeds_dir
@@ -149,7 +152,7 @@ def chat(
     corpus = load_corpus(seeds)  # fast, and a bad folder is reported before the prompt
     for reason in corpus.skipped:
         report_status(f"skipped {reason}")
-    config = load_models_config(models)
+    config = with_top_k(load_models_config(models), top_k)
     config.embedder.resolve()  # a missing model is reported now, not at the first question
     config.reader.resolve()
 
@@ -157,11 +160,7 @@ def chat(
         def on_progress(done: int, total: int) -> None:
             set_state(f"building the index: {done}/{total} passages embedded")
 
-        pipeline = Pipeline.open(seeds, index_dir, config, top_k=top_k, on_progress=on_progress,
-                                 on_status=set_state)
-        set_state("loading the reader")
-        pipeline.reader  # noqa: B018 - load it now, so the first answer is quick
-        return pipeline
+        return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=on_progress)
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     loading = BackgroundLoad(load)
@@ -186,7 +185,7 @@ def evaluate(
     min_abstention: Annotated[Optional[float], typer.Option("--min-abstention", help="Exit 1 if abstention recall is below this.")] = None,
     squad: Annotated[Optional[Path], typer.Option("--squad", help="Score on SQuAD v2-format data instead of the gold set.")] = None,
     open_domain: Annotated[bool, typer.Option("--open", help="With --squad: index every paragraph and answer by retrieval then reading.")] = False,
-    top_k: TopKOption = DEFAULT_TOP_K,
+    top_k: TopKOption = None,
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
@@ -214,32 +213,24 @@ def evaluate(
         predictions.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),
                                encoding="utf-8")
     if report:
-        picture = ev.write_report(report, results, summary, by_article, pipeline.abstention.threshold, gold.name)
+        picture = ev.write_report(report, results, summary, by_article, pipeline.decision.threshold, gold.name)
         err.print(f"report: {report} (calibration picture: {picture})")
     if as_json:
         print(json.dumps(summary))
     else:
         _print_summary(summary, by_article)
-    misses = [f"{label} {summary[key]} < {bar}" for label, key, bar in
-              (("F1", "f1", min_f1), ("citation accuracy", "citation_accuracy", min_citation),
-               ("abstention recall", "abstention_recall", min_abstention))
-              if bar is not None and (summary[key] or 0.0) < bar]
+    misses = ev.gate_failures(summary, {"f1": min_f1, "citation_accuracy": min_citation,
+                                        "abstention_recall": min_abstention})
     if misses:
         raise RagError("below the bar: " + "; ".join(misses))
 
 
 def _prepare_output_folders(*paths: Path | None) -> None:
+    from rag.evaluate import check_output_path
+
     for path in paths:
-        if path is None:
-            continue
-        if path.is_dir():
-            raise RagError(f"cannot write {path}: it is a folder; give a file name")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise RagError(f"cannot write {path}: {exc.strerror}") from None
-        if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
-            raise RagError(f"cannot write {path}: permission denied")
+        if path is not None:
+            check_output_path(path)
 
 
 def _default_gold() -> Path:
@@ -260,30 +251,19 @@ def _print_summary(summary: dict, by_article: dict) -> None:
     for doc_id in by_article:
         table.add_column(doc_id[:3], justify="right")
     for label, key in SUMMARY_ROWS:
-        table.add_row(label, *(f"{s[key]:g}" if s[key] is not None else "" for s in [summary, *by_article.values()]))
+        table.add_row(label, *(f"{s[key]:g}" if s[key] is not None else "n/a" for s in [summary, *by_article.values()]))
     out.print(table)
 
 
-def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int, models: Path | None) -> None:
+def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | None, models: Path | None) -> None:
     from rag import squad as sq
+    from rag.assembly import with_top_k
 
     data = sq.load_squad(path)
-    config = load_models_config(models)
+    config = with_top_k(load_models_config(models), top_k)
     progress, advance = progress_bar("answering", len(data.questions))
-    if open_domain:
-        def open_for(seeds: Path, index: Path) -> Pipeline:
-            return Pipeline.open(seeds, index, config, top_k=top_k, on_status=report_status)
-
-        with progress:
-            results = sq.evaluate_open(data, open_for, on_done=advance)
-    else:
-        from rag.embedder import Embedder
-        from rag.reader import Reader
-
-        with err.status("loading models…") if err.is_terminal else nullcontext():
-            reader, embedder = Reader(config.reader), Embedder(config.embedder)
-        with progress:
-            results = sq.evaluate_reader(data, reader, embedder, config.reader.settings.abstention, advance)
+    with progress:
+        results = sq.evaluate_file(data, config, open_domain, on_status=report_status, on_done=advance)
     if as_json:
         print(json.dumps(results))
         return
@@ -319,15 +299,9 @@ def train_reader(
 ) -> None:
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
     from rag import train as tr
-    from rag.squad import load_squad
 
-    config = load_models_config(models)
-    checkpoint = out / tr.CHECKPOINT
-    if resume and not (checkpoint / "trainer_state.json").is_file():
-        raise RagError(f"nothing to resume: no checkpoint in {checkpoint}", 2)
     if resume:
-        saved = json.loads((checkpoint / "trainer_state.json").read_text())["settings"]
-        settings = tr.TrainSettings(**{**saved, "excluded_articles": tuple(saved.get("excluded_articles", ()))})
+        settings = tr.saved_settings(out)
     else:
         settings = tr.TrainSettings(
             batch_size=batch_size, max_steps=max_steps,
@@ -335,53 +309,9 @@ def train_reader(
             learning_rate=learning_rate or (3e-5 if init else 1e-4),
             checkpoint_every_s=tr.parse_duration(checkpoint_every), seed=seed,
             excluded_articles=tr.read_article_list(exclude_articles) if exclude_articles else ())
-        if (out / "training_log.jsonl").exists():
-            (out / "training_log.jsonl").unlink()
-    tr.check_budget(settings)
-    base = init or config.embedder.resolve()
-    squad_data = load_squad(data).without_articles(set(settings.excluded_articles))
-    with err.status("preparing training windows…") if err.is_terminal else nullcontext():
-        tokenizer, model = tr.load_for_training(base, checkpoint if resume else None)
-        windows = tr.make_windows(squad_data, tokenizer, settings)
-    trainer = tr.Trainer(model, tokenizer, windows, settings, out)
-    if resume:
-        trainer.restore(checkpoint)
-        report_status(f"resuming at step {trainer.step} ({trainer.elapsed_s:.0f} s trained)")
-    report_status(f"{len(squad_data.questions):,} questions -> {len(windows):,} windows; "
-                  f"batch {settings.batch_size}, peak lr {settings.learning_rate:g}")
-    total = settings.max_steps or int(settings.time_budget_s)
-    progress, update = progress_bar("training", total)
-
-    def on_step(step: int, loss: float, lr: float) -> None:
-        update(step if settings.max_steps else int(trainer.elapsed_s))
-        if step % 50 == 0:
-            progress.console.print(f"step {step}: loss {loss:.3f}, lr {lr:.2e}", style="dim")
-
-    try:
-        with progress:
-            trainer.train(on_step)
-    except KeyboardInterrupt:
-        trainer.save_checkpoint()
-        raise RagError(f"interrupted at step {trainer.step}; continue with: rag train-reader --data {data} --out {out} --resume", 130)
-    scores = None
-    tr.save_reader(model, tokenizer, out, "")
-    if eval_data:
-        from rag.config import ModelSpec
-        from rag.embedder import Embedder
-        from rag.reader import Reader
-        from rag.squad import evaluate_reader
-
-        held_out = load_squad(eval_data)
-        spec = ModelSpec("reader", str(out), f"path:{out.resolve()}", "", out.resolve(), config.reader.settings)
-        progress, advance = progress_bar("scoring the held-out file", len(held_out.questions))
-        with progress:
-            scores = evaluate_reader(held_out, Reader(spec), Embedder(config.embedder),
-                                     config.reader.settings.abstention, advance)
-    tr.save_reader(model, tokenizer, out, tr.model_card(base, data, len(windows), settings, trainer, scores, eval_data))
-    import shutil
-
-    shutil.rmtree(checkpoint, ignore_errors=True)
-    err.print(f"reader saved to {out} ({trainer.step} steps); point [reader] source at path:{out} in models.toml to use it")
+    run = tr.TrainingRun(data, out, settings, load_models_config(models), init, resume, eval_data)
+    scores = run.start(on_status=report_status, progress=progress_bar, log=lambda line: err.print(line, style="dim"))
+    err.print(f"reader saved to {out} ({run.trainer.step} steps); point [reader] source at path:{out} in models.toml to use it")
     if scores:
         print(json.dumps(scores))
 

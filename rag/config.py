@@ -9,8 +9,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.corpus import ChunkSettings
 from rag.decision import Abstention
 from rag.errors import RagError
+from rag.retrieval.fusion import RRF_K
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,7 +32,16 @@ class ReaderSettings:
     abstention: Abstention = field(default_factory=Abstention)
 
 
-SETTINGS = {"embedder": EmbedderSettings, "reader": ReaderSettings}
+@dataclass(frozen=True)
+class RetrievalSettings:
+    top_k: int = 5  # passages handed to the reader per question
+    candidates: int = 50  # how deep the dense and keyword rankings go before fusion
+    rrf_k: int = RRF_K
+    vector_store: str = "faiss"  # a name in rag.retrieval.VECTOR_STORES
+
+
+MODEL_TABLES = {"embedder": EmbedderSettings, "reader": ReaderSettings}
+PLAIN_TABLES = {"retrieval": RetrievalSettings, "chunking": ChunkSettings}  # optional; defaults when absent
 MODEL_KEYS = ("id", "source", "install")  # what every model table has besides its settings
 
 
@@ -91,9 +102,13 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class ModelsConfig:
+    """Everything models.toml says: the two models and how retrieval and chunking work."""
+
     path: Path
     embedder: ModelSpec
     reader: ModelSpec
+    retrieval: RetrievalSettings = field(default_factory=RetrievalSettings)
+    chunking: ChunkSettings = field(default_factory=ChunkSettings)
 
 
 def default_models_file() -> Path:
@@ -109,10 +124,18 @@ def load_models_config(path: Path | None = None) -> ModelsConfig:
         raise RagError(f"models file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RagError(f"models file {path} is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - set(SETTINGS))
+    known = [*MODEL_TABLES, *PLAIN_TABLES]
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise RagError(f"{path}: unknown table [{unknown[0]}] (known: {', '.join(SETTINGS)})")
-    return ModelsConfig(path=path, embedder=_spec(data, "embedder", path), reader=_spec(data, "reader", path))
+        raise RagError(f"{path}: unknown table [{unknown[0]}] (known: {', '.join(known)})")
+    plain = {}
+    for name, cls in PLAIN_TABLES.items():
+        if not isinstance(data.get(name, {}), dict):
+            raise RagError(f"{path}: {name} must be a table ([{name}])")
+        plain[name] = typed_settings(cls, data.get(name, {}), path, name)
+    if plain["retrieval"].top_k < 1:
+        raise RagError(f"{path}: [retrieval] top_k must be at least 1")
+    return ModelsConfig(path=path, embedder=_spec(data, "embedder", path), reader=_spec(data, "reader", path), **plain)
 
 
 def _spec(data: dict, role: str, path: Path) -> ModelSpec:
@@ -132,7 +155,7 @@ def _spec(data: dict, role: str, path: Path) -> ModelSpec:
         source=entry.pop("source"),
         install=install,
         base_dir=path.parent.resolve(),
-        settings=typed_settings(SETTINGS[role], entry, path, role),
+        settings=typed_settings(MODEL_TABLES[role], entry, path, role),
     )
 
 

@@ -6,6 +6,7 @@ from a supporting article), citation accuracy (the cited span slices to the answ
 a supporting article), abstention recall, false-abstention rate, latency. Percentages 0-100."""
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from rag.errors import RagError
 from rag.gold import GoldQuestion
 from rag.metrics import best_over, exact_match, f1_score
 from rag.schema import Answer
@@ -65,7 +67,8 @@ def summarize(results: Iterable[QuestionResult]) -> dict:
     answerable = [r for r in results if r.gold.answerable]
     unanswerable = [r for r in results if not r.gold.answerable]
     answered = [r for r in answerable if not r.answer.abstained]
-    ranks = [r.retrieval_rank for r in answerable]
+    # retrieval and citations can only be judged where the gold names its articles: n/a (None) otherwise
+    ranks = [r.retrieval_rank for r in answerable if r.gold.docs]
     latencies = [r.answer.timings_ms["total"] for r in results]
     return {
         "questions": len(results),
@@ -77,7 +80,7 @@ def summarize(results: Iterable[QuestionResult]) -> dict:
         "recall_at_3": _pct(rank is not None and rank <= 3 for rank in ranks),
         "recall_at_5": _pct(rank is not None and rank <= 5 for rank in ranks),
         "mrr": _pct(1 / rank if rank else 0.0 for rank in ranks),
-        "citation_accuracy": _pct(r.citation_ok for r in answered),
+        "citation_accuracy": _pct(r.citation_ok for r in answered if r.gold.docs),
         "abstention_recall": _pct(r.answer.abstained for r in unanswerable),
         "false_abstention_rate": _pct(r.answer.abstained for r in answerable),
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
@@ -171,8 +174,29 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
 
 
 def _cell(value) -> str:
-    return "" if value is None else f"{value:g}"
+    return "n/a" if value is None else f"{value:g}"
 
 
 def _md(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+GATES = {"f1": "F1", "citation_accuracy": "citation accuracy", "abstention_recall": "abstention recall"}
+
+
+def gate_failures(summary: dict, bars: dict[str, float | None]) -> list[str]:
+    """Each quality gate missed, as "F1 51.2 < 55"; a metric that is n/a misses its gate."""
+    return [f"{GATES[key]} {summary[key]} < {bar}" for key, bar in bars.items()
+            if bar is not None and (summary[key] is None or summary[key] < bar)]
+
+
+def check_output_path(path: Path) -> None:
+    """Make sure `path` can be written (its folder made) before a long run, not after."""
+    if path.is_dir():
+        raise RagError(f"cannot write {path}: it is a folder; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RagError(f"cannot write {path}: {exc.strerror}") from None
+    if not os.access(path.parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise RagError(f"cannot write {path}: permission denied")

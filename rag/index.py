@@ -1,6 +1,7 @@
-"""The passage index: FAISS over normalised embeddings plus BM25, fused by reciprocal rank.
+"""The passage index on disk: passages (offsets into the articles), their vectors and their
+keyword index.
 
-On disk an index is a build folder (vectors.faiss, passages.jsonl, manifest.json) named by the
+On disk an index is a build folder (passages.jsonl, the vector store's files, bm25/, manifest.json) named by the
 CURRENT file. A build is written to a fresh folder and CURRENT is swapped atomically, so a
 crash mid-build leaves the previous index in place and loadable."""
 from __future__ import annotations
@@ -22,10 +23,10 @@ import numpy as np
 
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
-from rag.schema import Passage, RetrievedPassage
+from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, make_vector_store
+from rag.schema import Passage
 
-INDEX_FORMAT = 2  # 2: checksums of the index files in the manifest
-RRF_K = 60  # the usual reciprocal-rank-fusion constant (Cormack et al., 2009)
+INDEX_FORMAT = 2  # 2: checksums of the index files, vector ids, a saved keyword index
 
 
 class IndexNotUsable(RagError):
@@ -43,6 +44,7 @@ class Manifest:
     documents: dict  # doc_id -> sha256 of its text, to say which articles changed
     passages: int
     built_at: str
+    vector_store: str  # which VectorStore wrote the vectors
     files: dict = field(default_factory=dict)  # file name -> sha256, checked on every load
 
     @classmethod
@@ -52,12 +54,14 @@ class Manifest:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         if data.get("format") != INDEX_FORMAT:  # an older layout: say so, whatever its fields
-            return cls(data.get("format") if isinstance(data.get("format"), int) else -1, "", "", 0, {}, "", {}, 0, "")
+            return cls(data.get("format") if isinstance(data.get("format"), int) else -1, "", "", 0, {}, "", {}, 0, "", "")
         types = {f.name: f.type for f in dataclasses.fields(cls)}
         if set(data) != set(types):
             raise ValueError(f"fields {sorted(set(data) ^ set(types))} missing or unexpected")
         for name, value in data.items():
             expected = {"int": int, "str": str, "dict": dict}[types[name]]
+            if name == "vector_store" and value not in VECTOR_STORES:
+                raise ValueError(f"unknown vector store {value!r}")
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise ValueError(f"{name} is a {type(value).__name__}, not a {types[name]}")
         for name in ("documents", "files"):
@@ -67,7 +71,7 @@ class Manifest:
 
     @classmethod
     def expected(cls, corpus: Corpus, embedder_id: str, embedder_fingerprint: str, dimension: int,
-                 chunking: ChunkSettings, passages: int = 0) -> Manifest:
+                 chunking: ChunkSettings, vector_store: str, passages: int = 0) -> Manifest:
         return cls(
             format=INDEX_FORMAT,
             embedder_id=embedder_id,
@@ -78,6 +82,7 @@ class Manifest:
             documents={d: hashlib.sha256(doc.text.encode()).hexdigest() for d, doc in sorted(corpus.documents.items())},
             passages=passages,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            vector_store=vector_store,
         )
 
     def staleness(self, expected: Manifest) -> str | None:
@@ -86,6 +91,8 @@ class Manifest:
             return "it was written by another version of rag"
         if (self.embedder_id, self.embedder_fingerprint) != (expected.embedder_id, expected.embedder_fingerprint):
             return f"the embedder changed ({self.embedder_id} -> {expected.embedder_id})"
+        if self.vector_store != expected.vector_store:
+            return f"the vector store changed ({self.vector_store} -> {expected.vector_store})"
         if self.chunking != expected.chunking:
             return f"chunking settings changed ({self.chunking} -> {expected.chunking})"
         if self.corpus_fingerprint != expected.corpus_fingerprint:
@@ -93,45 +100,18 @@ class Manifest:
         return None
 
 
+@dataclass
 class PassageIndex:
-    def __init__(self, passages: list[Passage], vectors, manifest: Manifest):
-        import bm25s
+    """The passages of the corpus and what finds them: passage i is vector id i and keyword row i."""
 
-        self.passages = passages
-        self.vectors = vectors  # a faiss.IndexFlatIP
-        self.manifest = manifest
-        self._bm25 = bm25s.BM25()
-        self._bm25.index(_bm25_tokens([p.text for p in passages]), show_progress=False)
-
-    def search(self, question: str, query_vector: np.ndarray, k: int) -> list[RetrievedPassage]:
-        depth = min(len(self.passages), max(4 * k, 50))
-        dense_scores, dense_ids = self.vectors.search(query_vector.reshape(1, -1).astype(np.float32), depth)
-        dense = {int(i): float(s) for i, s in zip(dense_ids[0], dense_scores[0]) if i >= 0}
-        bm25 = self._bm25_scores(question)
-        bm25_ranked = [int(i) for i in np.argsort(-bm25, kind="stable")[:depth] if bm25[i] > 0]
-        fused: dict[int, float] = {}
-        for ranking in (list(dense), bm25_ranked):
-            for rank, i in enumerate(ranking):
-                fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + rank + 1)
-        best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
-        if any(i not in dense for i in best):  # a BM25-only hit still needs its cosine as evidence
-            dense.update(self._cosines(query_vector, [i for i in best if i not in dense]))
-        return [RetrievedPassage(self.passages[i], fused[i], dense[i], float(bm25[i])) for i in best]
-
-    def _bm25_scores(self, question: str) -> np.ndarray:
-        tokens = _bm25_tokens([question])[0]
-        if not tokens:
-            return np.zeros(len(self.passages))
-        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float64)
-
-    def _cosines(self, query_vector: np.ndarray, ids: list[int]) -> dict[int, float]:
-        return {i: float(np.dot(self.vectors.reconstruct(i), query_vector.ravel())) for i in ids}
+    passages: list[Passage]
+    vectors: VectorStore
+    keywords: KeywordIndex
+    manifest: Manifest
 
 
 def build_index(corpus: Corpus, embedder, chunking: ChunkSettings,
-                on_progress: Callable[[int, int], None] | None = None) -> PassageIndex:
-    import faiss
-
+                vector_store: str, on_progress: Callable[[int, int], None] | None = None) -> PassageIndex:
     passages = chunk_corpus(corpus, chunking)
     done = 0
 
@@ -141,18 +121,17 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings,
         if on_progress:
             on_progress(done, len(passages))
 
-    vectors = embedder.encode([p.text for p in passages], on_batch=advance)
-    flat = faiss.IndexFlatIP(embedder.dimension)
-    flat.add(vectors)
+    vectors = make_vector_store(vector_store, embedder.dimension)
+    vectors.add(np.arange(len(passages), dtype=np.int64), embedder.encode([p.text for p in passages], on_batch=advance))
     manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
-                                 chunking, passages=len(passages))
-    return PassageIndex(passages, flat, manifest)
+                                 chunking, vector_store, passages=len(passages))
+    return PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest)
 
 
-BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+")  # the only folders rag creates in an index folder
+BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag creates in an index folder
 MARKER = ".rag-index"  # says "this folder is a rag index": only then does rag delete anything in it
 BUILD_MARKER = ".rag-build"  # written first into every build folder rag makes
-INDEX_FILES = ("passages.jsonl", "vectors.faiss")
+PASSAGES = "passages.jsonl"
 
 
 class IndexStore:
@@ -192,14 +171,15 @@ class IndexStore:
             if reason:
                 raise IndexNotUsable(f"the index is out of date: {reason}")
             try:
-                contents = {name: _read_checked(build / name, manifest.files.get(name)) for name in INDEX_FILES}
-                passages = _parse_passages(contents["passages.jsonl"], corpus)
-                vectors = _parse_faiss(contents["vectors.faiss"])
+                _verify_checksums(build, manifest.files)
+                passages = _read_passages(build / PASSAGES, corpus)
+                vectors = VECTOR_STORES[manifest.vector_store].load(build)
+                keywords = KeywordIndex.load(build, len(passages))
             except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
                 raise IndexNotUsable(f"the index in {build} is unreadable ({_short(exc)})") from None
-        if vectors.ntotal != len(passages) or vectors.d != manifest.dimension or len(passages) != manifest.passages:
+        if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
-        return PassageIndex(passages, vectors, manifest)
+        return PassageIndex(passages, vectors, keywords, manifest)
 
     def prepare_for_writing(self) -> None:
         """Fail now, before hours of embedding, if the index cannot be written here; and never
@@ -222,18 +202,16 @@ class IndexStore:
             raise RagError(f"cannot write the index to {self.directory}: {exc.strerror}") from None
 
     def save(self, index: PassageIndex) -> Path:
-        import faiss
-
         self.prepare_for_writing()
         with self._lock():
-            build = self.directory / f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-            build.mkdir()
+            build = self._new_build_folder()
             (build / BUILD_MARKER).write_text("")
-            with (build / "passages.jsonl").open("w", encoding="utf-8") as f:
+            with (build / PASSAGES).open("w", encoding="utf-8") as f:
                 for p in index.passages:
                     f.write(json.dumps({"doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n")
-            faiss.write_index(index.vectors, str(build / "vectors.faiss"))
-            files = {name: _sha256(build / name) for name in INDEX_FILES}
+            index.vectors.save(build)
+            index.keywords.save(build)
+            files = {name: _sha256(build / name) for name in _index_files(build)}
             manifest = dataclasses.replace(index.manifest, files=files)
             _write_atomically(build / "manifest.json", json.dumps(manifest.__dict__, indent=2))
             _fsync_tree(build)
@@ -243,6 +221,17 @@ class IndexStore:
             index.manifest = manifest
             self._remove_other_builds(keep=build)
         return build
+
+    def _new_build_folder(self) -> Path:
+        stem = f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        for n in range(1, 1000):  # several builds in one second, by one process
+            build = self.directory / f"{stem}-{n}"
+            try:
+                build.mkdir()
+                return build
+            except FileExistsError:
+                continue
+        raise RagError(f"cannot make a new build folder in {self.directory}")
 
     def remove_stale_builds(self) -> None:
         """Builds left by killed runs, removed when no other rag process is writing here."""
@@ -257,24 +246,32 @@ class IndexStore:
     def _is_ours(self) -> bool:
         entries = [p.name for p in self.directory.iterdir()]
         legacy = "CURRENT" in entries and ".lock" in entries  # written by rag before the marker existed
+        entries = [e for e in entries if e not in (".lock", ".lock-gate")]
         return not entries or MARKER in entries or legacy
 
     @contextlib.contextmanager
     def _lock(self, shared: bool = False, wait: bool = True):
-        try:  # readers never create the lock file: there is no index to read before a writer made it
-            handle = (self.directory / ".lock").open("r" if shared else "a")
+        """flock on `.lock`: shared to read, exclusive to write. Lock requests pass a gate
+        (`.lock-gate`) first, which a writer holds while it waits, so a stream of readers
+        cannot starve a writer (flock alone lets new readers in ahead of a waiting writer)."""
+        try:  # readers never create the lock files: there is no index to read before a writer made them
+            handles = [(self.directory / name).open("r" if shared else "a") for name in (".lock-gate", ".lock")]
         except OSError:
             if not shared:
                 raise
             yield  # no index yet, or a read-only folder that nobody writes through us
             return
-        with handle:
-            flags = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
-            fcntl.flock(handle, flags)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        gate, main = handles
+        mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(gate, mode)
+            fcntl.flock(main, mode)
+            if shared:
+                fcntl.flock(gate, fcntl.LOCK_UN)  # a reader holds only the main lock while it reads
+            yield
+        finally:
+            for handle in handles:
+                handle.close()  # closing releases its locks
 
     def _remove_other_builds(self, keep: Path) -> None:
         for old in self.directory.glob("build-*"):
@@ -288,13 +285,21 @@ def _made_by_rag(folder: Path) -> bool:
     return (folder / BUILD_MARKER).is_file() or (folder / "manifest.json").is_file()  # the latter: builds of format 1
 
 
-def _read_checked(path: Path, sha256: str | None) -> bytes:
-    if not path.is_file():
-        raise OSError(f"{path.name} is missing")
-    data = path.read_bytes()
-    if sha256 is None or hashlib.sha256(data).hexdigest() != sha256:
-        raise ValueError(f"{path.name} does not match its checksum: it was changed or damaged")
-    return data
+def _index_files(build: Path) -> list[str]:
+    """Every file of a build that the manifest vouches for (all but itself and the marker)."""
+    return sorted(str(p.relative_to(build)) for p in build.rglob("*")
+                  if p.is_file() and p.name not in ("manifest.json", BUILD_MARKER))
+
+
+def _verify_checksums(build: Path, files: dict[str, str]) -> None:
+    """Every file present is vouched for and matches (the whole file is hashed: see README)."""
+    present = set(_index_files(build))
+    missing = sorted(set(files) - present)
+    if missing or not files:
+        raise OSError(f"{missing[0] if missing else 'every file'} is missing")
+    for name in sorted(present):
+        if files.get(name) != _sha256(build / name):
+            raise ValueError(f"{name} does not match its checksum: it was changed or damaged")
 
 
 def _sha256(path: Path) -> str:
@@ -313,9 +318,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _parse_passages(data: bytes, corpus: Corpus) -> list[Passage]:
+def _read_passages(path: Path, corpus: Corpus) -> list[Passage]:
     passages = []
-    for line in data.decode("utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         doc = corpus.documents[row["doc_id"]]
         start, end = int(row["start"]), int(row["end"])
@@ -323,12 +328,6 @@ def _parse_passages(data: bytes, corpus: Corpus) -> list[Passage]:
             raise ValueError(f"passage offsets {start}:{end} outside {row['doc_id']}")
         passages.append(Passage(row["doc_id"], start, end, doc.text[start:end]))
     return passages
-
-
-def _parse_faiss(data: bytes):
-    import faiss
-
-    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -341,15 +340,13 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _fsync_tree(folder: Path) -> None:
-    for path in folder.iterdir():
-        with path.open("rb") as f:
-            os.fsync(f.fileno())
-
-
-def _bm25_tokens(texts: list[str]) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with path.open("rb") as f:
+                os.fsync(f.fileno())
+        elif path.is_dir():
+            _fsync_dir(path)
+    _fsync_dir(folder)
 
 
 def _describe_changes(old: dict, new: dict) -> str:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Callable
 
-from rag.config import PROJECT_ROOT, ModelsConfig, load_models_config
-from rag.corpus import ChunkSettings, Corpus, load_corpus, sentence_around
+from rag.config import PROJECT_ROOT
+from rag.corpus import Corpus, sentence_around
+from rag.decision import Abstention
 from rag.errors import BadInput
-from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
 from rag.metrics import overlapping_answers, same_answer
+from rag.retrieval import Retriever
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
 MAX_QUESTION_CHARS = 500
 MAX_CONFLICTS = 3
 STRONG_CONFIDENCE = 0.5  # a conflicting answer is shown only if it is more likely right than wrong
-DEFAULT_TOP_K = 5
 
 
 def default_seeds_dir() -> Path:
@@ -48,71 +47,33 @@ def validate_question(question: str) -> str:
 
 
 class Pipeline:
-    def __init__(self, corpus: Corpus, index: PassageIndex, embedder, models: ModelsConfig,
-                 top_k: int = DEFAULT_TOP_K, on_status: Callable[[str], None] = lambda message: None):
-        self.corpus = corpus
-        self.index = index
-        self.embedder = embedder
-        self.models = models
-        self.top_k = top_k
-        self.abstention = models.reader.settings.abstention
-        self._reader = None
-        self._on_status = on_status
+    """Retrieve, read, decide: given its parts (see rag.assembly.build_pipeline), it holds no
+    knowledge of files, models.toml or how the parts were made."""
 
-    @classmethod
-    def open(cls, seeds_dir: Path | None = None, index_dir: Path | None = None, models: ModelsConfig | None = None,
-             top_k: int = DEFAULT_TOP_K, chunking: ChunkSettings = ChunkSettings(), rebuild: bool = False,
-             on_status: Callable[[str], None] = lambda message: None,
-             on_progress: Callable[[int, int], None] | None = None) -> Pipeline:
-        """Load the articles and their index, building (or rebuilding) the index when it is
-        missing, stale or unreadable. The reader loads on the first question."""
-        from rag.embedder import Embedder
-
+    def __init__(self, corpus: Corpus, retriever: Retriever, reader, decision: Abstention, top_k: int):
         if top_k < 1:
             raise BadInput("--top-k must be at least 1")
-        seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
-        models = models or load_models_config()
-        models.reader.resolve()  # a missing reader is reported now, not after building an index
-        corpus = load_corpus(seeds_dir)
-        for reason in corpus.skipped:
-            on_status(f"skipped {reason}")
-        embedder = Embedder(models.embedder, on_status)
-        store = IndexStore(index_dir or default_index_dir(seeds_dir))
-        expected = Manifest.expected(corpus, models.embedder.id, models.embedder.fingerprint(),
-                                     embedder.dimension, chunking)
-        index = None
-        if not rebuild:
-            try:
-                index = store.load(corpus, expected)
-                store.remove_stale_builds()
-            except IndexNotUsable as why:
-                on_status(f"{why}; building it")
-        if index is None:
-            store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
-            index = build_index(corpus, embedder, chunking, on_progress)
-            store.save(index)
-            on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into {store.directory}")
-        return cls(corpus, index, embedder, models, top_k, on_status)
+        self.corpus = corpus
+        self.retriever = retriever
+        self.reader = reader
+        self.decision = decision
+        self.top_k = top_k
 
-    @property
-    def reader(self):
-        if self._reader is None:
-            from rag.reader import Reader
-
-            self._reader = Reader(self.models.reader, self._on_status)
-        return self._reader
+    def with_reader(self, reader) -> Pipeline:
+        """The same pipeline reading with another reader (e.g. on another runtime)."""
+        return Pipeline(self.corpus, self.retriever, reader, self.decision, self.top_k)
 
     def ask(self, question: str) -> Answer:
         question = validate_question(question)
         started = time.perf_counter()
-        retrieved = self.index.search(question, self.embedder.encode([question])[0], self.top_k)
+        retrieved = self.retriever.retrieve(question, self.top_k)
         retrieved_at = time.perf_counter()
         guesses = self.reader.read(question, [r.passage for r in retrieved])
         read_at = time.perf_counter()
         candidates = sorted((self._candidate(g, retrieved[g.passage_index]) for g in guesses),
                             key=lambda c: -c.confidence)
         best = candidates[0] if candidates else None
-        answered = best is not None and best.confidence >= self.abstention.threshold
+        answered = best is not None and best.confidence >= self.decision.threshold
         answer = Answer(
             question=question,
             text=best.text if answered else None,
@@ -145,7 +106,7 @@ class Pipeline:
             span_score=guess.span_score,
             null_score=guess.null_score,
             dense_score=retrieved.dense_score,
-            confidence=self.abstention.confidence(margin, guess.span_score, retrieved.dense_score),
+            confidence=self.decision.confidence(margin, guess.span_score, retrieved.dense_score),
         )
 
     def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:
@@ -161,7 +122,7 @@ class Pipeline:
         """Answers from other articles, more likely right than wrong, that neither contain nor
         are contained in the chosen one."""
         seen, conflicts = {best.span.doc_id}, []
-        bar = max(self.abstention.threshold, STRONG_CONFIDENCE)
+        bar = max(self.decision.threshold, STRONG_CONFIDENCE)
         for c in candidates:
             if c.span.doc_id in seen or c.confidence < bar:
                 continue

@@ -79,6 +79,21 @@ def score(predictions: dict[str, str | None], questions: list[SquadQuestion]) ->
             "has_ans_f1": pct(has_f1), "no_ans_accuracy": pct(no_ok)}
 
 
+def evaluate_file(data: SquadData, config, open_domain: bool, on_status: Callable[[str], None] = lambda m: None,
+                  on_done: Callable[[], None] = lambda: None) -> dict:
+    """`rag eval --squad`: the reader alone on each given paragraph, or (open_domain) the whole
+    pipeline over an index of every paragraph."""
+    if open_domain:
+        from rag.assembly import build_pipeline
+
+        return evaluate_open(data, lambda seeds, index: build_pipeline(config, seeds, index, on_status=on_status), on_done)
+    from rag.embedder import Embedder
+    from rag.reader import Reader
+
+    on_status("loading models")
+    return evaluate_reader(data, Reader(config.reader), Embedder(config.embedder), config.reader.settings.abstention, on_done)
+
+
 def evaluate_reader(data: SquadData, reader, embedder, abstention,
                     on_done: Callable[[], None] = lambda: None) -> dict:
     """The reader with the passage given; answers decided by the same abstention model as

@@ -260,7 +260,7 @@ def save_reader(model, tokenizer, out: Path, card: str) -> None:
 
 
 def model_card(init: str, data_path: Path, windows: int, settings: TrainSettings, trainer: Trainer,
-               scores: dict | None, eval_path: Path | None) -> str:
+               scores: dict | None, eval_path: Path | None, resume_command: str = "") -> str:
     lines = ["# Extractive QA reader trained by `rag train-reader`", "",
              "A `BertForQuestionAnswering` span reader; load with `AutoModelForQuestionAnswering.from_pretrained(dir)`.", "",
              "## How it was made",
@@ -269,7 +269,9 @@ def model_card(init: str, data_path: Path, windows: int, settings: TrainSettings
              f"- Settings: {json.dumps(asdict(settings))}",
              f"- Trained {trainer.step:,} steps ({trainer.step * settings.batch_size:,} windows) in {trainer.elapsed_s:,.0f} s",
              f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
-             if trainer.losses else "- Loss: no steps", ""]
+             if trainer.losses else "- Loss: no steps",
+             f"- Articles kept out of training: {', '.join(settings.excluded_articles) or 'none'}",
+             f"- Interrupted, it continues with: `{resume_command}`" if resume_command else "", ""]
     if scores:
         lines += [f"## Scores on `{eval_path}`", "", "| decision | EM | F1 | HasAns EM | HasAns F1 | NoAns accuracy |",
                   "|---|---|---|---|---|---|"]
@@ -285,3 +287,91 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("--max-steps must be at least 1", 2)
     if settings.time_budget_s is not None and not (settings.time_budget_s > 0 and math.isfinite(settings.time_budget_s)):
         raise RagError("--time-budget must be positive", 2)
+
+
+def saved_settings(out: Path) -> TrainSettings:
+    """The settings of the run whose checkpoint is in `out` (for --resume)."""
+    state = Path(out) / CHECKPOINT / "trainer_state.json"
+    if not state.is_file():
+        raise RagError(f"nothing to resume: no checkpoint in {state.parent}", 2)
+    saved = json.loads(state.read_text())["settings"]
+    return TrainSettings(**{**saved, "excluded_articles": tuple(saved.get("excluded_articles", ()))})
+
+
+def _no_progress(label: str, total: int | None = None):
+    import contextlib
+
+    return contextlib.nullcontext(), lambda done=None, total=None: None
+
+
+class TrainingRun:
+    """One `rag train-reader` run: windows, training (or its continuation), the saved reader,
+    the held-out scores and the model card."""
+
+    def __init__(self, data: Path, out: Path, settings: TrainSettings, config, init: str | None,
+                 resume: bool, eval_data: Path | None):
+        self.data, self.out, self.settings, self.config = Path(data), Path(out), settings, config
+        self.init, self.resume, self.eval_data = init, resume, eval_data
+        self.trainer: Trainer | None = None
+
+    def start(self, on_status: Callable[[str], None] = lambda m: None, progress=_no_progress,
+              log: Callable[[str], None] = lambda line: None) -> dict | None:
+        """Train, save and score; `progress(label, total)` gives (context, update) for a bar."""
+        from rag.squad import load_squad
+
+        check_budget(self.settings)
+        checkpoint = self.out / CHECKPOINT
+        if not self.resume and (self.out / "training_log.jsonl").exists():
+            (self.out / "training_log.jsonl").unlink()
+        base = self.init or self.config.embedder.resolve()
+        squad_data = load_squad(self.data).without_articles(set(self.settings.excluded_articles))
+        on_status("preparing training windows…")
+        tokenizer, model = load_for_training(base, checkpoint if self.resume else None)
+        windows = make_windows(squad_data, tokenizer, self.settings)
+        self.trainer = trainer = Trainer(model, tokenizer, windows, self.settings, self.out)
+        if self.resume:
+            trainer.restore(checkpoint)
+            on_status(f"resuming at step {trainer.step} ({trainer.elapsed_s:.0f} s trained)")
+        on_status(f"{len(squad_data.questions):,} questions -> {len(windows):,} windows; "
+                  f"batch {self.settings.batch_size}, peak lr {self.settings.learning_rate:g}")
+        self._train(trainer, progress, log)
+        save_reader(model, tokenizer, self.out, "")
+        scores = self._score(progress) if self.eval_data else None
+        card = model_card(base, self.data, len(windows), self.settings, trainer, scores, self.eval_data,
+                          self.resume_command())
+        save_reader(model, tokenizer, self.out, card)
+        shutil.rmtree(checkpoint, ignore_errors=True)
+        return scores
+
+    def resume_command(self) -> str:
+        return f"rag train-reader --data {self.data} --out {self.out} --resume"
+
+    def _train(self, trainer: Trainer, progress, log) -> None:
+        settings = self.settings
+        bar, update = progress("training", settings.max_steps or int(settings.time_budget_s))
+
+        def on_step(step: int, loss: float, lr: float) -> None:
+            update(step if settings.max_steps else int(trainer.elapsed_s))
+            if step % 50 == 0:
+                log(f"step {step}: loss {loss:.3f}, lr {lr:.2e}")
+
+        try:
+            with bar:
+                trainer.train(on_step)
+        except KeyboardInterrupt:
+            trainer.save_checkpoint()
+            raise RagError(f"interrupted at step {trainer.step}; continue with: {self.resume_command()}", 130) from None
+
+    def _score(self, progress) -> dict:
+        from rag.config import ModelSpec
+        from rag.embedder import Embedder
+        from rag.reader import Reader
+        from rag.squad import evaluate_reader, load_squad
+
+        held_out = load_squad(self.eval_data)
+        out = self.out.resolve()
+        spec = ModelSpec("reader", str(self.out), f"path:{out}", "", out, self.config.reader.settings)
+        bar, advance = progress("scoring the held-out file", len(held_out.questions))
+        with bar:
+            return evaluate_reader(held_out, Reader(spec), Embedder(self.config.embedder),
+                                   self.config.reader.settings.abstention, advance)

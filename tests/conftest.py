@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rag.config import load_models_config
-from rag.pipeline import Pipeline
+from rag.assembly import build_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -41,7 +41,7 @@ def index_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def pipeline(models, index_dir):
     """The real models over the real articles, with an index built once for the session."""
-    return Pipeline.open(SEEDS, index_dir, models)
+    return build_pipeline(models, SEEDS, index_dir)
 
 
 @pytest.fixture(scope="session")

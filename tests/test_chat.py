@@ -7,6 +7,8 @@ import pytest
 
 from tests.conftest import ROOT, run_rag
 
+pytestmark = pytest.mark.integration  # real models
+
 ANSWER_TIMEOUT = 120  # the first answer waits for the models to load
 
 

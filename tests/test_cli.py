@@ -5,6 +5,8 @@ import pytest
 from tests.conftest import ROOT, read_source, run_rag
 from tests.test_config import write_models
 
+pytestmark = pytest.mark.integration  # real models
+
 CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "conflicts", "passages", "timings_ms"}
 CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence"}
 

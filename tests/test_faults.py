@@ -7,10 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from rag.assembly import build_pipeline
 
 from rag import cli
 from rag.config import load_models_config
@@ -18,15 +21,24 @@ from rag.corpus import ChunkSettings, load_corpus, read_document
 from rag.errors import BadInput, RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, build_index
 from rag.models import OUTPUTS, onnx_cache_dir, onnx_graph
-from rag.pipeline import Pipeline, validate_question
+from rag.pipeline import validate_question
 from rag.reader import Reader
 from rag.schema import Passage
 from tests.conftest import ROOT, SEEDS, run_rag
+from tests.fakes import FakeEmbedder, FakeReader
 
 
-@pytest.fixture(scope="module")
-def embedder(pipeline):
-    return pipeline.embedder
+integration = pytest.mark.integration  # real models, or rag in a subprocess
+
+
+@pytest.fixture
+def embedder():
+    return FakeEmbedder()
+
+
+def fake_pipeline(index_dir: Path, **kwargs):
+    return build_pipeline(load_models_config(ROOT / "models.toml"), SEEDS, index_dir, embedder=FakeEmbedder(),
+                          reader=FakeReader(["five lions"]), **kwargs)
 
 
 @pytest.fixture
@@ -34,8 +46,8 @@ def saved(tmp_path, embedder):
     """An index of the bundled articles saved in a fresh folder: (store, build, corpus, expected)."""
     corpus = load_corpus(SEEDS)
     store = IndexStore(tmp_path / "index")
-    build = store.save(build_index(corpus, embedder, ChunkSettings()))
-    expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, ChunkSettings())
+    build = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, ChunkSettings(), "faiss")
     return store, build, corpus, expected
 
 
@@ -61,6 +73,7 @@ def rag_bytes(*args, stdin: bytes, env: dict | None = None) -> subprocess.Comple
 
 # 1. data loss
 
+@integration
 def test_an_index_dir_holding_other_things_is_refused_and_left_untouched(tmp_path):
     project = tmp_path / "proj"
     (project / "build-artifacts").mkdir(parents=True)
@@ -78,12 +91,13 @@ def test_only_builds_rag_made_are_removed_from_its_own_folder(saved, embedder):
     lookalike = store.directory / "build-20200101-000000-1"  # named like a build, but not marked as one
     lookalike.mkdir()
     (lookalike / "notes.txt").write_text("mine")
-    store.save(build_index(corpus, embedder, ChunkSettings()))
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
     assert users.is_dir() and (lookalike / "notes.txt").is_file() and not build.exists()
 
 
 # 2. batches
 
+@integration
 @pytest.mark.parametrize("env", [{}, {"PYTHONIOENCODING": "utf-8"}, {"LC_ALL": "C"}])
 def test_an_undecodable_line_is_its_own_error_and_the_batch_goes_on(env, tmp_path):
     questions = b"What does Panjshir mean?\n\xff\xfe bad\n\nWho is Ahmad Massoud?\n"
@@ -96,6 +110,7 @@ def test_an_undecodable_line_is_its_own_error_and_the_batch_goes_on(env, tmp_pat
     assert rows[2]["question"] == "Who is Ahmad Massoud?" and "error" not in rows[2]
 
 
+@integration
 def test_chat_says_a_line_is_undecodable_and_goes_on(tmp_path):
     result = rag_bytes("chat", "--index-dir", str(tmp_path / "index"), stdin=b"\xff bad\nWhat does Panjshir mean?\n",
                        env={"XDG_DATA_HOME": str(tmp_path)})
@@ -104,6 +119,7 @@ def test_chat_says_a_line_is_undecodable_and_goes_on(tmp_path):
     assert "line 1: the line is not UTF-8 text" in text and "five lions" in text
 
 
+@integration
 def test_a_closed_output_pipe_is_not_an_error(tmp_path):
     index = tmp_path / "index"
     shell = (f"printf 'What does Panjshir mean?\\nWho is Ahmad Massoud?\\nWhat?\\n' | "
@@ -180,16 +196,17 @@ def _edit_manifest(build: Path, **changes) -> None:
     (build / "manifest.json").write_text(json.dumps({**manifest, **changes}))
 
 
-def test_a_damaged_pointer_heals_on_the_next_question(saved, models):
+def test_a_damaged_pointer_heals_on_the_next_question(saved):
     store, _, _, _ = saved
     (store.directory / "CURRENT").write_bytes(b"\xff\xfe")
     messages = []
-    pipeline = Pipeline.open(SEEDS, store.directory, models, on_status=messages.append)
+    pipeline = fake_pipeline(store.directory, on_status=messages.append)
     assert any("unreadable" in m for m in messages)
     assert pipeline.ask("What does Panjshir mean?").text == "five lions"
     assert store.current_build is not None
 
 
+@integration
 def test_another_models_graph_in_the_cache_is_replaced(models, tmp_path, monkeypatch):
     embedder_graph = onnx_graph(models.embedder, "AutoModel")
     reader_graph = onnx_graph(models.reader, "AutoModelForQuestionAnswering")
@@ -209,6 +226,7 @@ def test_another_models_graph_in_the_cache_is_replaced(models, tmp_path, monkeyp
     assert [o.name for o in onnxruntime.InferenceSession(str(wrong)).get_outputs()] == OUTPUTS["AutoModelForQuestionAnswering"]
 
 
+@integration
 def test_an_unreadable_cached_graph_is_an_error_and_is_kept(models, monkeypatch):
     graph = onnx_graph(models.reader, "AutoModelForQuestionAnswering")
     real_open = Path.open
@@ -225,6 +243,7 @@ def test_an_unreadable_cached_graph_is_an_error_and_is_kept(models, monkeypatch)
     assert graph.is_file()
 
 
+@integration
 def test_an_abandoned_export_is_cleaned_up(models):
     graph = onnx_graph(models.reader, "AutoModelForQuestionAnswering")
     abandoned = graph.with_name(f"{graph.name}.999999999.tmp")
@@ -235,6 +254,7 @@ def test_an_abandoned_export_is_cleaned_up(models):
 
 # 6. rich markup in user text
 
+@integration
 def test_brackets_in_paths_and_messages_are_printed_as_they_are(tmp_path):
     result = run_rag("ask", "Who?", "--seeds", str(tmp_path / "a[/x]b"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -260,17 +280,18 @@ def test_a_setting_of_the_wrong_type_names_file_table_key_value_and_type(tmp_pat
 
 # 8. late failures
 
-def test_an_index_dir_that_is_a_file_fails_before_any_embedding(tmp_path, models):
+def test_an_index_dir_that_is_a_file_fails_before_any_embedding(tmp_path):
     not_a_folder = tmp_path / "index"
     not_a_folder.write_text("")
     embedded = []
     with pytest.raises(RagError, match="is a file, not a folder"):
-        Pipeline.open(SEEDS, not_a_folder, models, on_progress=lambda done, total: embedded.append(done))
+        fake_pipeline(not_a_folder, on_progress=lambda done, total: embedded.append(done))
     with pytest.raises(RagError, match="cannot create the index folder"):
-        Pipeline.open(SEEDS, not_a_folder / "below", models, on_progress=lambda done, total: embedded.append(done))
+        fake_pipeline(not_a_folder / "below", on_progress=lambda done, total: embedded.append(done))
     assert embedded == []
 
 
+@integration
 def test_eval_with_a_folder_for_predictions_fails_before_answering(tmp_path):
     result = run_rag("eval", "--predictions", str(tmp_path), "--index-dir", str(tmp_path / "index"))
     assert result.returncode == 1 and "Traceback" not in result.stderr
@@ -282,7 +303,7 @@ def test_eval_with_a_folder_for_predictions_fails_before_answering(tmp_path):
 
 def test_a_reader_racing_rebuilds_always_loads_an_index(saved, embedder):
     store, _, corpus, expected = saved
-    index = build_index(corpus, embedder, ChunkSettings())
+    index = build_index(corpus, embedder, ChunkSettings(), "faiss")
     failures, stop = [], threading.Event()
 
     def rebuild():
@@ -290,16 +311,17 @@ def test_a_reader_racing_rebuilds_always_loads_an_index(saved, embedder):
             store.save(index)
         stop.set()
 
-    writer = threading.Thread(target=rebuild)
+    writer = threading.Thread(target=rebuild, daemon=True)
     writer.start()
-    loads = 0
-    while not stop.is_set():
+    loads, deadline = 0, time.monotonic() + 60
+    while not stop.is_set() and time.monotonic() < deadline:  # back to back, with no pause: the writer must still get its turn
         try:
             store.load(corpus, expected)
             loads += 1
         except IndexNotUsable as why:
             failures.append(str(why))
-    writer.join()
+    writer.join(timeout=60)
+    assert not writer.is_alive(), "the writer was starved by the readers"
     assert failures == [] and loads > 0
 
 
@@ -309,15 +331,15 @@ def test_a_date_line_after_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_bytes("\ufeff date 2021-09-01\nThe Taliban said so.".encode("utf-8"))
     doc = read_document(path)
-    assert doc.date == "2021-09-01" and doc.text[doc.body_start:] == "The Taliban said so."
+    assert doc.date == "2021-09-01" and doc.text[doc.body_start:].strip() == "The Taliban said so."
 
 
-def test_builds_left_by_killed_runs_are_removed_on_the_next_open(saved, models):
+def test_builds_left_by_killed_runs_are_removed_on_the_next_open(saved):
     store, build, _, _ = saved
     stale = store.directory / "build-20200101-000000-4242"
     stale.mkdir()
     (stale / ".rag-build").write_text("")
-    Pipeline.open(SEEDS, store.directory, models)
+    fake_pipeline(store.directory)
     assert not stale.exists() and build.exists()
 
 
@@ -327,6 +349,7 @@ def test_questions_without_words_or_with_broken_text_are_refused(question):
         validate_question(question)
 
 
+@integration
 def test_usage_errors_are_one_line():
     result = run_rag("ask", "--no-such-option")
     assert result.returncode == 2
@@ -341,7 +364,7 @@ def test_the_switch_to_a_new_build_is_made_durable(saved, embedder, monkeypatch)
     real_replace = os.replace
     monkeypatch.setattr(index_module.os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b)))
     monkeypatch.setattr(index_module, "_fsync_dir", lambda folder: events.append(("fsync", Path(folder))))
-    store.save(build_index(corpus, embedder, ChunkSettings()))
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
     switched = events.index(("replace", "CURRENT"))
     assert ("fsync", store.directory) in events[switched + 1:]
 

@@ -6,40 +6,43 @@ import time
 import pytest
 
 from rag.corpus import ChunkSettings, load_corpus
+from rag.assembly import build_pipeline
 from rag.index import IndexNotUsable, IndexStore, Manifest, build_index
-from rag.pipeline import Pipeline
+from rag.retrieval import Retriever
 from tests.conftest import ROOT, SEEDS
+
+pytestmark = pytest.mark.integration  # real models
 
 
 @pytest.fixture(scope="module")
 def embedder(pipeline):
-    return pipeline.embedder
+    return pipeline.retriever.embedder
 
 
 def expected_manifest(corpus, embedder, chunking=ChunkSettings()):
-    return Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, chunking)
+    return Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, chunking, "faiss")
 
 
 def test_saved_index_loads_back_the_same(tmp_path, embedder):
     corpus = load_corpus(SEEDS)
-    built = build_index(corpus, embedder, ChunkSettings())
-    store = IndexStore(tmp_path)
+    built = build_index(corpus, embedder, ChunkSettings(), "faiss")
+    store = IndexStore(tmp_path / "index")
     store.save(built)
     loaded = store.load(corpus, expected_manifest(corpus, embedder))
-    assert loaded.passages == built.passages and loaded.vectors.ntotal == len(built.passages)
+    assert loaded.passages == built.passages and len(loaded.vectors) == len(built.passages)
     manifest = loaded.manifest
     assert manifest.embedder_id == "sentence-transformers/all-MiniLM-L6-v2" and manifest.dimension == 384
     assert manifest.chunking == ChunkSettings().as_dict() and manifest.corpus_fingerprint == corpus.fingerprint
     question = "How far is Panjshir from Kabul?"
-    hits = loaded.search(question, embedder.encode([question])[0], k=5)
+    hits = Retriever(embedder, loaded.passages, loaded.vectors, loaded.keywords, 60, 50).retrieve(question, k=5)
     assert len(hits) == 5 and all(-1 <= h.dense_score <= 1 for h in hits)
     assert any("Kabul" in h.passage.text for h in hits[:2])
 
 
 def test_stale_index_is_noticed_and_says_why(tmp_path, embedder, seeds_copy):
     corpus = load_corpus(seeds_copy)
-    store = IndexStore(tmp_path)
-    store.save(build_index(corpus, embedder, ChunkSettings()))
+    store = IndexStore(tmp_path / "index")
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
     (seeds_copy / "003_1053def13e2cd472.txt").write_text(" date 2021-08-26 Replaced text.", encoding="utf-8")
     (seeds_copy / "005_new.txt").write_text("A new article.", encoding="utf-8")
     changed = load_corpus(seeds_copy)
@@ -47,36 +50,36 @@ def test_stale_index_is_noticed_and_says_why(tmp_path, embedder, seeds_copy):
         store.load(changed, expected_manifest(changed, embedder))
     with pytest.raises(IndexNotUsable, match="chunking settings changed"):
         store.load(corpus, expected_manifest(corpus, embedder, ChunkSettings(max_chars=300)))
-    other_model = Manifest.expected(corpus, "another/model", "abc", 384, ChunkSettings())
+    other_model = Manifest.expected(corpus, "another/model", "abc", 384, ChunkSettings(), "faiss")
     with pytest.raises(IndexNotUsable, match="embedder changed"):
         store.load(corpus, other_model)
 
 
 def test_pipeline_rebuilds_a_stale_index(tmp_path, models, seeds_copy):
     messages = []
-    Pipeline.open(seeds_copy, tmp_path, models, on_status=messages.append)
+    build_pipeline(models, seeds_copy, tmp_path / "index", on_status=messages.append)
     (seeds_copy / "005_extra.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")
-    pipeline = Pipeline.open(seeds_copy, tmp_path, models, on_status=messages.append)
+    pipeline = build_pipeline(models, seeds_copy, tmp_path / "index", on_status=messages.append)
     assert any("out of date" in m and "added: 005_extra" in m for m in messages)
-    assert "005_extra" in {p.doc_id for p in pipeline.index.passages}
+    assert "005_extra" in {p.doc_id for p in pipeline.retriever.passages}
 
 
 def test_corrupt_index_is_reported_and_rebuilt(tmp_path, models, embedder):
     corpus = load_corpus(SEEDS)
-    store = IndexStore(tmp_path)
-    build = store.save(build_index(corpus, embedder, ChunkSettings()))
+    store = IndexStore(tmp_path / "index")
+    build = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
     (build / "vectors.faiss").write_bytes(b"not a faiss index")
     with pytest.raises(IndexNotUsable, match="unreadable"):
         store.load(corpus, expected_manifest(corpus, embedder))
     messages = []
-    pipeline = Pipeline.open(SEEDS, tmp_path, models, on_status=messages.append)
-    assert any("unreadable" in m for m in messages) and pipeline.index.vectors.ntotal > 0
+    pipeline = build_pipeline(models, SEEDS, tmp_path / "index", on_status=messages.append)
+    assert any("unreadable" in m for m in messages) and len(pipeline.retriever.vectors) > 0
 
 
 def test_a_failed_build_leaves_the_old_index(tmp_path, embedder, monkeypatch):
     corpus = load_corpus(SEEDS)
-    store = IndexStore(tmp_path)
-    store.save(build_index(corpus, embedder, ChunkSettings()))
+    store = IndexStore(tmp_path / "index")
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
     import faiss
 
     def crash(*args):
@@ -84,23 +87,23 @@ def test_a_failed_build_leaves_the_old_index(tmp_path, embedder, monkeypatch):
 
     monkeypatch.setattr(faiss, "write_index", crash)
     with pytest.raises(OSError):
-        store.save(build_index(corpus, embedder, ChunkSettings()))
+        store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
     monkeypatch.undo()
-    assert store.load(corpus, expected_manifest(corpus, embedder)).vectors.ntotal > 0
+    assert len(store.load(corpus, expected_manifest(corpus, embedder)).vectors) > 0
 
 
 def test_a_killed_build_leaves_the_old_index_loadable(tmp_path, models, embedder):
     """SIGKILL `rag index --force` at several moments; the old index must load every time."""
     corpus = load_corpus(SEEDS)
-    store = IndexStore(tmp_path)
-    first = store.save(build_index(corpus, embedder, ChunkSettings()))
-    command = [sys.executable, "-m", "rag", "index", "--force", "--index-dir", str(tmp_path), "--seeds", str(SEEDS)]
+    store = IndexStore(tmp_path / "index")
+    first = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    command = [sys.executable, "-m", "rag", "index", "--force", "--index-dir", str(tmp_path / "index"), "--seeds", str(SEEDS)]
     for delay in (1.0, 3.0, 5.0, 7.0):
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         process.send_signal(signal.SIGKILL)
         process.wait()
         loaded = store.load(corpus, expected_manifest(corpus, embedder))
-        assert loaded.vectors.ntotal == len(loaded.passages) > 0
+        assert len(loaded.vectors) == len(loaded.passages) > 0
     assert store.current_build is not None and store.current_build.exists()
     assert first.exists() or store.current_build != first  # either untouched or replaced whole

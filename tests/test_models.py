@@ -9,6 +9,8 @@ from rag.models import load_for_inference
 from rag.reader import Reader
 from tests.test_reader import whole_article_passage
 
+pytestmark = pytest.mark.integration  # real models
+
 
 def with_runtime(spec, runtime: str):
     return dataclasses.replace(spec, settings=dataclasses.replace(spec.settings, runtime=runtime))
@@ -28,7 +30,7 @@ def test_onnx_and_torch_runtimes_read_and_embed_alike(models, pipeline):
     assert np.allclose([g.null_score for g in onnx_guesses], [g.null_score for g in torch_guesses], atol=1e-3)
     assert text[onnx_guesses[0].start:onnx_guesses[0].end] == "Zabihullah Mujahid"
     texts = [question, passage.text]
-    assert np.abs(pipeline.embedder.encode(texts) - Embedder(with_runtime(models.embedder, "torch")).encode(texts)).max() < 1e-5
+    assert np.abs(pipeline.retriever.embedder.encode(texts) - Embedder(with_runtime(models.embedder, "torch")).encode(texts)).max() < 1e-5
 
 
 def test_the_export_is_cached_and_a_broken_cache_file_is_replaced(models, tmp_path, monkeypatch):

@@ -4,9 +4,12 @@ import re
 
 import pytest
 
+from rag.assembly import build_pipeline
 from rag.errors import BadInput
 from rag.metrics import best_over, f1_score
 from tests.conftest import read_source
+
+pytestmark = pytest.mark.integration  # real models
 
 MIN_RIGHT = 10  # of the 16 answerable test questions; the small reader gets some wrong
 
@@ -64,11 +67,9 @@ def test_distance_from_kabul(pipeline):
 def test_disagreeing_articles_are_both_shown(models, seeds_copy, tmp_path):
     """A new report gives another distance: the user sees both figures, each with its citation.
     (004's "125km (78 miles)" disagrees too, but the small reader is not confident there.)"""
-    from rag.pipeline import Pipeline
-
     report = " date 2021-08-26 Reporters who reached the valley said the Panjshir Valley is located 90 kilometers north of Kabul.\n"
     (seeds_copy / "005_later_report.txt").write_text(report, encoding="utf-8")
-    answer = Pipeline.open(seeds_copy, tmp_path, models).ask("How far is Panjshir Valley from Kabul?")
+    answer = build_pipeline(models, seeds_copy, tmp_path / "index").ask("How far is Panjshir Valley from Kabul?")
     stated = {answer.text: answer.citation} | {c.answer: c.citation for c in answer.conflicts}
     assert set(stated) == {"90 kilometers", "150 kilometers"}
     assert {c.doc_id for c in stated.values()} == {"005_later_report", "001_fb70659820c0e01f"}

@@ -1,6 +1,9 @@
+import pytest
 from rag.corpus import load_corpus
 from rag.schema import Passage
 from tests.conftest import SEEDS
+
+pytestmark = pytest.mark.integration  # real models
 
 
 def whole_article_passage(doc_id: str) -> tuple[str, Passage]:

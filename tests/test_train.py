@@ -12,6 +12,8 @@ from rag.squad import load_squad
 from rag.train import Trainer, TrainSettings, load_for_training, make_windows
 from tests.conftest import ROOT, run_rag
 
+pytestmark = pytest.mark.integration  # real models
+
 TRAIN = ROOT.parent / "shared" / "squad" / "train.json"
 
 

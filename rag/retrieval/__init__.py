@@ -1,0 +1,9 @@
+"""Finding the passages that may answer a question: a vector store behind a small protocol,
+a persisted keyword index, reciprocal rank fusion, and the Retriever that joins them."""
+from rag.retrieval.faiss_store import FaissStore
+from rag.retrieval.fusion import rrf
+from rag.retrieval.keyword import KeywordIndex
+from rag.retrieval.retriever import Retriever
+from rag.retrieval.vector_store import VECTOR_STORES, VectorStore, make_vector_store
+
+__all__ = ["FaissStore", "KeywordIndex", "Retriever", "VECTOR_STORES", "VectorStore", "make_vector_store", "rrf"]

@@ -1,0 +1,16 @@
+"""Reciprocal rank fusion (Cormack, Clarke and Büttcher, 2009)."""
+from __future__ import annotations
+
+from typing import Hashable, Iterable, Sequence
+
+RRF_K = 60  # the paper's constant: dampens the weight of the very first ranks
+
+
+def rrf(rankings: Iterable[Sequence[Hashable]], k: int = RRF_K) -> dict[Hashable, float]:
+    """Each item's fused score: the sum over rankings of 1 / (k + rank), ranks from 1. Items
+    missing from a ranking get nothing from it."""
+    fused: dict[Hashable, float] = {}
+    for ranking in rankings:
+        for rank, item in enumerate(ranking, 1):
+            fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
+    return fused

@@ -1,0 +1,53 @@
+"""BM25 over passages (bm25s), saved with the index so that loading does not re-index."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FOLDER = "bm25"
+
+
+class KeywordIndex:
+    def __init__(self, bm25, size: int):
+        self._bm25 = bm25
+        self._size = size
+
+    @classmethod
+    def build(cls, texts: list[str]) -> KeywordIndex:
+        import bm25s
+
+        bm25 = bm25s.BM25()
+        if texts:
+            bm25.index(tokenize(texts), show_progress=False)
+        return cls(bm25, len(texts))
+
+    @classmethod
+    def load(cls, folder: Path, size: int) -> KeywordIndex:
+        import bm25s
+
+        path = Path(folder) / FOLDER
+        if not path.is_dir():
+            raise OSError(f"{FOLDER}/ is missing")
+        return cls(bm25s.BM25.load(str(path), show_progress=False, verbosity=0), size)
+
+    def save(self, folder: Path) -> None:
+        self._bm25.save(str(Path(folder) / FOLDER), show_progress=False)
+
+    def scores(self, question: str) -> np.ndarray:
+        """One BM25 score per passage, in passage order (zeros when no word of the question is known)."""
+        tokens = tokenize([question])[0]
+        if not tokens or not self._size:
+            return np.zeros(self._size)
+        return np.asarray(self._bm25.get_scores(tokens), dtype=np.float64)
+
+    def ranking(self, question: str, depth: int) -> tuple[list[int], np.ndarray]:
+        """The ids of the `depth` best-scoring passages that share a word with the question, and all scores."""
+        scores = self.scores(question)
+        return [int(i) for i in np.argsort(-scores, kind="stable")[:depth] if scores[i] > 0], scores
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(texts, stopwords="en", return_ids=False, show_progress=False)

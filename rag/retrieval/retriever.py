@@ -1,0 +1,33 @@
+"""Question in, ranked passages out: the question's embedding, dense and keyword rankings,
+fused by reciprocal rank."""
+from __future__ import annotations
+
+import numpy as np
+
+from rag.retrieval.fusion import rrf
+from rag.retrieval.keyword import KeywordIndex
+from rag.retrieval.vector_store import VectorStore
+from rag.schema import Passage, RetrievedPassage
+
+
+class Retriever:
+    def __init__(self, embedder, passages: list[Passage], vectors: VectorStore, keywords: KeywordIndex,
+                 rrf_k: int, candidates: int):
+        self.embedder = embedder
+        self.passages = passages  # passage i has vector id i and keyword row i
+        self.vectors = vectors
+        self.keywords = keywords
+        self.rrf_k = rrf_k
+        self.candidates = candidates  # how deep each ranking goes before fusion
+
+    def retrieve(self, question: str, k: int) -> list[RetrievedPassage]:
+        query = self.embedder.encode([question])[0]
+        depth = min(len(self.passages), max(4 * k, self.candidates))
+        dense = dict(self.vectors.search(query, depth))
+        keyword_ids, bm25 = self.keywords.ranking(question, depth)
+        fused = rrf([list(dense), keyword_ids], self.rrf_k)
+        best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        missing = [i for i in best if i not in dense]
+        if missing:  # a keyword-only hit still needs its cosine as evidence
+            dense.update(zip(missing, (self.vectors.vectors(missing) @ np.asarray(query).ravel()).tolist()))
+        return [RetrievedPassage(self.passages[i], fused[i], float(dense[i]), float(bm25[i])) for i in best]

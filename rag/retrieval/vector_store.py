@@ -1,0 +1,52 @@
+"""What every vector backend offers: a small protocol, and the factory that picks one by name.
+
+Vectors are unit length and scored by inner product (cosine). Each vector has an integer id
+chosen by the caller (the passage's number in the index), so deletes and later adds keep ids."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class VectorStore(Protocol):
+    dimension: int
+
+    def __len__(self) -> int:
+        """How many vectors are stored."""
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Store `vectors` (n × dimension, float32) under `ids` (n int64, not already stored)."""
+
+    def delete(self, ids: Iterable[int]) -> int:
+        """Remove these ids (unknown ones are ignored); returns how many were removed."""
+
+    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """The k best (id, score) pairs, best first; fewer when fewer are stored."""
+
+    def vectors(self, ids: Iterable[int]) -> np.ndarray:
+        """The stored vectors of these ids, one row each (KeyError for an unknown id)."""
+
+    def save(self, folder: Path) -> None:
+        """Write the store into `folder` (which exists and is empty of its files)."""
+
+
+VECTOR_STORES: dict[str, Callable[..., VectorStore]] = {}  # name -> class with .create(dim) and .load(folder)
+
+
+def make_vector_store(name: str, dimension: int) -> VectorStore:
+    try:
+        backend = VECTOR_STORES[name]
+    except KeyError:
+        raise ValueError(f"unknown vector store {name!r} (known: {', '.join(VECTOR_STORES)})") from None
+    return backend.create(dimension)
+
+
+def register(name: str):
+    def decorate(cls):
+        VECTOR_STORES[name] = cls
+        return cls
+
+    return decorate

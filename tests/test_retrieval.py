@@ -1,0 +1,55 @@
+"""Fusion, the keyword index and the Retriever, with the fake embedder: milliseconds."""
+import numpy as np
+import pytest
+
+from rag.corpus import ChunkSettings, chunk_corpus, load_corpus
+from rag.retrieval import KeywordIndex, Retriever, make_vector_store, rrf
+from tests.conftest import SEEDS
+from tests.fakes import FakeEmbedder
+
+
+def test_rrf_sums_reciprocal_ranks_over_rankings():
+    fused = rrf([["a", "b", "c"], ["b", "d"]], k=60)
+    assert fused == pytest.approx({"a": 1 / 61, "b": 1 / 62 + 1 / 61, "c": 1 / 63, "d": 1 / 62})
+    assert max(fused, key=fused.get) == "b"  # ranked well by both beats first in one
+    assert rrf([]) == {} and rrf([[], []]) == {}
+
+
+def test_rrf_is_pure():
+    rankings = [[3, 1, 2], [2, 3]]
+    assert rrf(rankings) == rrf(rankings) and rankings == [[3, 1, 2], [2, 3]]
+
+
+def test_the_keyword_index_saves_and_loads_the_same_scores(tmp_path):
+    texts = ["The Taliban entered Kabul.", "Panjshir means five lions.", "Ahmad Massoud leads the resistance."]
+    index = KeywordIndex.build(texts)
+    index.save(tmp_path)
+    loaded = KeywordIndex.load(tmp_path, len(texts))
+    for question in ("What does Panjshir mean?", "Who leads the resistance?", "the of and"):
+        np.testing.assert_allclose(loaded.scores(question), index.scores(question))
+    assert loaded.ranking("Who leads the resistance?", 3)[0] == [2]
+    assert not loaded.scores("zzz unknown").any()
+
+
+@pytest.fixture(scope="module")
+def retriever():
+    passages = chunk_corpus(load_corpus(SEEDS), ChunkSettings())
+    embedder = FakeEmbedder()
+    vectors = make_vector_store("faiss", embedder.dimension)
+    vectors.add(np.arange(len(passages)), embedder.encode([p.text for p in passages]))
+    return Retriever(embedder, passages, vectors, KeywordIndex.build([p.text for p in passages]), 60, 50)
+
+
+def test_the_retriever_ranks_by_fused_score_and_gives_each_passages_evidence(retriever):
+    hits = retriever.retrieve("What does Panjshir mean, five lions?", 5)
+    assert len(hits) == 5 and "five lions" in hits[0].passage.text
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    question_vector = retriever.embedder.encode(["What does Panjshir mean, five lions?"])[0]
+    for h in hits:  # every hit carries its true cosine, keyword-only hits included
+        passage_vector = retriever.embedder.encode([h.passage.text])[0]
+        assert h.dense_score == pytest.approx(float(question_vector @ passage_vector), abs=1e-5)
+
+
+def test_k_larger_than_the_index_gives_every_passage_once(retriever):
+    hits = retriever.retrieve("Panjshir", 1000)
+    assert len(hits) == len({(h.passage.doc_id, h.passage.start) for h in hits}) <= len(retriever.passages)

@@ -1,0 +1,75 @@
+"""The behaviour every VectorStore must have. A backend's test module subclasses
+VectorStoreSuite and says how to make and reload its store (see test_faiss_store.py); the next
+backend reuses every test here unchanged (the Haystack way of testing document stores)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.retrieval import VectorStore
+
+DIM = 8
+
+
+def unit(rows) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def basis(i: int) -> np.ndarray:
+    return np.eye(DIM, dtype=np.float32)[i]
+
+
+class VectorStoreSuite:
+    def make(self, dimension: int) -> VectorStore:
+        raise NotImplementedError
+
+    def reload(self, folder: Path) -> VectorStore:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def store(self) -> VectorStore:
+        store = self.make(DIM)
+        store.add(np.array([10, 20, 30], dtype=np.int64), unit([basis(0), basis(1), basis(0) + basis(1)]))
+        return store
+
+    def test_it_follows_the_protocol(self):
+        store = self.make(DIM)
+        assert isinstance(store, VectorStore) and store.dimension == DIM
+
+    def test_an_empty_store_finds_nothing(self):
+        store = self.make(DIM)
+        assert len(store) == 0 and store.search(basis(0), 5) == []
+
+    def test_search_gives_caller_ids_best_first_with_cosine_scores(self, store):
+        hits = store.search(basis(0), 3)
+        assert [i for i, _ in hits] == [10, 30, 20]
+        assert [round(s, 4) for _, s in hits] == [1.0, round(float(np.sqrt(0.5)), 4), 0.0]
+
+    def test_asking_for_more_than_is_stored_gives_all(self, store):
+        assert len(store.search(basis(1), 50)) == len(store) == 3
+
+    def test_an_id_cannot_be_added_twice(self, store):
+        with pytest.raises(ValueError):
+            store.add(np.array([20], dtype=np.int64), unit([basis(2)]))
+
+    def test_deleted_ids_are_gone_and_unknown_ones_ignored(self, store):
+        assert store.delete([10, 999]) == 1
+        assert len(store) == 2 and 10 not in [i for i, _ in store.search(basis(0), 3)]
+        store.add(np.array([10], dtype=np.int64), unit([basis(3)]))  # an id can be used again after a delete
+        assert store.search(basis(3), 1)[0][0] == 10
+
+    def test_vectors_come_back_by_id(self, store):
+        np.testing.assert_allclose(store.vectors([20, 10]), np.stack([basis(1), basis(0)]), atol=1e-6)
+        with pytest.raises(KeyError):
+            store.vectors([999])
+
+    def test_a_saved_store_loads_back_the_same(self, store, tmp_path):
+        store.delete([20])
+        store.save(tmp_path)
+        loaded = self.reload(tmp_path)
+        assert len(loaded) == 2 and loaded.dimension == DIM
+        query = unit([basis(0) + 0.5 * basis(1)])[0]
+        assert loaded.search(query, 3) == store.search(query, 3)
