@@ -64,9 +64,12 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
             on_status(f"{why}; building it")
     if index is None:
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
-        index = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store, on_progress)
+        reusable = None if rebuild else store.reusable(corpus, expected)
+        index, embedded = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
+                                      on_progress, reusable)
         store.save(index)
-        on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into {store.directory}")
+        on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into "
+                  f"{store.directory} ({embedded} embedded, {len(index.passages) - embedded} reused)")
     return OpenedIndex(corpus, index, embedder, store.directory)
 
 

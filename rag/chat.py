@@ -71,8 +71,9 @@ class BackgroundLoad:
 
 
 class ChatSession:
-    def __init__(self, corpus: Corpus, pipeline: BackgroundLoad, console: Console):
+    def __init__(self, corpus: Corpus, pipeline: BackgroundLoad, console: Console, dates=None):
         self.corpus = corpus
+        self.dates = dates  # --since/--until, for every question of the session
         self.pipeline = pipeline
         self.console = console
         self.last_answer = None
@@ -81,6 +82,8 @@ class ChatSession:
         n = len(self.corpus.documents)
         dates = self.corpus.date_range
         span = f" · {dates[0]} … {dates[1]}" if dates else ""
+        if self.dates:
+            span += f" · answering from {self.dates.since or 'the start'} to {self.dates.until or 'now'}"
         return f"rag · {n} article{'s' * (n != 1)}{span} · type a question, /help for commands"
 
     def handle(self, line: str) -> bool:
@@ -91,7 +94,7 @@ class ChatSession:
         if line.startswith("/"):
             return self._command(line.split()[0].lower())
         try:
-            answer = self.pipeline.result(self.console).ask(line)
+            answer = self.pipeline.result(self.console).ask(line, self.dates)
         except RagError as problem:
             self.console.print(str(problem), style="red", markup=False)
             return True

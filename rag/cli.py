@@ -14,7 +14,7 @@ from rich.text import Text
 
 from rag.config import load_models_config
 from rag.errors import BadInput, RagError
-from rag.pipeline import Pipeline
+from rag.pipeline import DateRange, Pipeline
 
 app = typer.Typer(
     add_completion=False,
@@ -29,6 +29,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (*.txt). [default: ./seeds, else the bundled articles]")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. [default: .rag/<seeds name> beside the seeds folder]")]
 ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. [default: ./models.toml, else the bundled one]")]
+SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
+UntilOption = Annotated[Optional[str], typer.Option("--until", help="Answer only from articles dated on or before this day (YYYY-MM-DD).")]
 TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Passages retrieved and read per question. [default: [retrieval] top_k in models.toml, 5]")]
 
 
@@ -78,11 +80,14 @@ def ask(
     question: Annotated[Optional[str], typer.Argument(help="The question. Leave out to read one question a line from stdin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON answer a line (the stable contract).")] = False,
     top_k: TopKOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
 ) -> None:
     """Answer a question from the articles, with a citation (or say the articles do not say)."""
+    dates = DateRange.parse(since, until)
     if question is None and sys.stdin.isatty():
         raise RagError('give a question, e.g. rag ask "Who leads the resistance?", or pipe questions one a line', 2)
     if question is not None:
@@ -91,7 +96,7 @@ def ask(
         validate_question(question)  # fail fast, before loading any model
     pipeline = open_pipeline(seeds, index_dir, models, top_k)
     if question is not None:
-        _print_answer(pipeline.ask(question), pipeline, as_json)
+        _print_answer(pipeline.ask(question, dates), pipeline, as_json)
         return
     from rag.batch import question_lines
 
@@ -100,7 +105,7 @@ def ask(
         try:
             if line.problem:
                 raise BadInput(line.problem)
-            answer = pipeline.ask(line.text)
+            answer = pipeline.ask(line.text, dates)
         except RagError as problem:
             failures += 1
             _print_failure(line, problem, as_json)
@@ -138,11 +143,14 @@ def index(
 @app.command()
 def chat(
     top_k: TopKOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
+    dates = DateRange.parse(since, until)
     from rag.assembly import build_pipeline, with_top_k
     from rag.chat import BackgroundLoad, ChatSession, run_chat
     from rag.corpus import load_corpus
@@ -164,7 +172,7 @@ def chat(
 
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     loading = BackgroundLoad(load)
-    run_chat(ChatSession(corpus, loading, out), _history_file() if interactive else None, interactive)
+    run_chat(ChatSession(corpus, loading, out, dates), _history_file() if interactive else None, interactive)
     loading.abandon_if_running()
 
 
@@ -186,11 +194,14 @@ def evaluate(
     squad: Annotated[Optional[Path], typer.Option("--squad", help="Score on SQuAD v2-format data instead of the gold set.")] = None,
     open_domain: Annotated[bool, typer.Option("--open", help="With --squad: index every paragraph and answer by retrieval then reading.")] = False,
     top_k: TopKOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
 ) -> None:
     """Measure answer quality on a gold question set (or SQuAD data), with every miss shown."""
+    dates = DateRange.parse(since, until)
     from rag import evaluate as ev
     from rag.gold import load_gold
 
@@ -207,7 +218,7 @@ def evaluate(
         err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
     progress, update = progress_bar("answering", len(questions))
     with progress:
-        results = ev.run_questions(pipeline, questions, on_done=update)
+        results = ev.run_questions(pipeline, questions, on_done=update, dates=dates)
     summary, by_article = ev.summarize(results), ev.summarize_by_article(results)
     if predictions:
         predictions.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),

@@ -51,11 +51,11 @@ class QuestionResult:
         return self.f1 >= 0.5 if self.gold.answerable else self.answer.abstained
 
 
-def run_questions(pipeline, questions: list[GoldQuestion],
-                  on_done: Callable[[], None] = lambda: None) -> list[QuestionResult]:
+def run_questions(pipeline, questions: list[GoldQuestion], on_done: Callable[[], None] = lambda: None,
+                  dates=None) -> list[QuestionResult]:
     results = []
     for q in questions:
-        answer = pipeline.ask(q.question)
+        answer = pipeline.ask(q.question, dates)
         source = pipeline.corpus.documents[answer.citation.doc_id].text if answer.citation else None
         results.append(QuestionResult(q, answer, source))
         on_done()

@@ -85,6 +85,12 @@ class Manifest:
             vector_store=vector_store,
         )
 
+    def reusable_for(self, expected: Manifest) -> bool:
+        """Whether vectors of this index can serve `expected`: all that may differ is the articles."""
+        return self.format == expected.format and all(
+            getattr(self, name) == getattr(expected, name)
+            for name in ("embedder_id", "embedder_fingerprint", "dimension", "chunking", "vector_store"))
+
     def staleness(self, expected: Manifest) -> str | None:
         """Why this stored index does not fit the current articles and settings, or None."""
         if self.format != expected.format:
@@ -110,22 +116,44 @@ class PassageIndex:
     manifest: Manifest
 
 
-def build_index(corpus: Corpus, embedder, chunking: ChunkSettings,
-                vector_store: str, on_progress: Callable[[int, int], None] | None = None) -> PassageIndex:
+@dataclass
+class Reusable:
+    """What a stored index still holds that is right: the passages of articles that did not
+    change, with their vectors (`ids` are their ids in `vectors`)."""
+
+    passages: list[Passage]
+    ids: list[int]
+    vectors: VectorStore
+
+
+def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store: str,
+                on_progress: Callable[[int, int], None] | None = None,
+                reusable: Reusable | None = None) -> tuple[PassageIndex, int]:
+    """The index of `corpus` and how many passages were embedded for it: passages found in
+    `reusable` (same article text, same offsets) keep their vectors; only the others are embedded."""
     passages = chunk_corpus(corpus, chunking)
+    old_ids = {}
+    if reusable is not None:
+        old_ids = {(p.doc_id, p.start, p.end): i for p, i in zip(reusable.passages, reusable.ids)}
+    fresh = [n for n, p in enumerate(passages) if (p.doc_id, p.start, p.end) not in old_ids]
+    kept = [n for n, p in enumerate(passages) if (p.doc_id, p.start, p.end) in old_ids]
     done = 0
 
     def advance(n: int) -> None:
         nonlocal done
         done += n
         if on_progress:
-            on_progress(done, len(passages))
+            on_progress(done, len(fresh))
 
     vectors = make_vector_store(vector_store, embedder.dimension)
-    vectors.add(np.arange(len(passages), dtype=np.int64), embedder.encode([p.text for p in passages], on_batch=advance))
+    if kept:
+        reused = reusable.vectors.vectors([old_ids[(passages[n].doc_id, passages[n].start, passages[n].end)] for n in kept])
+        vectors.add(np.array(kept, dtype=np.int64), reused)
+    if fresh:
+        vectors.add(np.array(fresh, dtype=np.int64), embedder.encode([passages[n].text for n in fresh], on_batch=advance))
     manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
                                  chunking, vector_store, passages=len(passages))
-    return PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest)
+    return PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest), len(fresh)
 
 
 BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag creates in an index folder
@@ -172,7 +200,7 @@ class IndexStore:
                 raise IndexNotUsable(f"the index is out of date: {reason}")
             try:
                 _verify_checksums(build, manifest.files)
-                passages = _read_passages(build / PASSAGES, corpus)
+                passages = [p for _, p in _read_passages(build / PASSAGES, corpus)]
                 vectors = VECTOR_STORES[manifest.vector_store].load(build)
                 keywords = KeywordIndex.load(build, len(passages))
             except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
@@ -180,6 +208,25 @@ class IndexStore:
         if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
         return PassageIndex(passages, vectors, keywords, manifest)
+
+    def reusable(self, corpus: Corpus, expected: Manifest) -> Reusable | None:
+        """The passages and vectors of the stored index whose articles are unchanged, when only
+        articles differ (same embedder, store and chunking); None when nothing can be reused."""
+        try:
+            with self._lock(shared=True):
+                build = self.current_build
+                if build is None:
+                    return None
+                manifest = Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
+                if not manifest.reusable_for(expected):
+                    return None
+                _verify_checksums(build, manifest.files)
+                unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
+                rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
+                vectors = VECTOR_STORES[manifest.vector_store].load(build)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, IndexNotUsable):
+            return None  # a damaged index is rebuilt whole
+        return Reusable([p for _, p in rows], [i for i, _ in rows], vectors)
 
     def prepare_for_writing(self) -> None:
         """Fail now, before hours of embedding, if the index cannot be written here; and never
@@ -318,16 +365,19 @@ def _fsync_dir(folder: Path) -> None:
         os.close(descriptor)
 
 
-def _read_passages(path: Path, corpus: Corpus) -> list[Passage]:
-    passages = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> list[tuple[int, Passage]]:
+    """(row number, passage) for each stored passage (of the `only` articles, when given)."""
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
         row = json.loads(line)
+        if only is not None and row["doc_id"] not in only:
+            continue
         doc = corpus.documents[row["doc_id"]]
         start, end = int(row["start"]), int(row["end"])
         if not 0 <= start < end <= len(doc.text):
             raise ValueError(f"passage offsets {start}:{end} outside {row['doc_id']}")
-        passages.append(Passage(row["doc_id"], start, end, doc.text[start:end]))
-    return passages
+        rows.append((number, Passage(row["doc_id"], start, end, doc.text[start:end])))
+    return rows
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -2,8 +2,12 @@
 agreement between articles. The CLI, the chat and the evaluation all go through Pipeline.ask."""
 from __future__ import annotations
 
+import datetime
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from rag.config import PROJECT_ROOT
 from rag.corpus import Corpus, sentence_around
@@ -46,6 +50,36 @@ def validate_question(question: str) -> str:
     return question
 
 
+@dataclass(frozen=True)
+class DateRange:
+    """Article dates to answer from, both ends included; YYYY-MM-DD strings compare as dates."""
+
+    since: str | None = None
+    until: str | None = None
+
+    @classmethod
+    def parse(cls, since: str | None, until: str | None) -> DateRange | None:
+        """From --since/--until (None when neither is given); a malformed date is BadInput."""
+        if since is None and until is None:
+            return None
+        for flag, value in (("--since", since), ("--until", until)):
+            if value is not None:
+                try:
+                    datetime.date.fromisoformat(value)
+                except ValueError:
+                    raise BadInput(f"{flag} {value!r} is not a date (use YYYY-MM-DD)") from None
+                if len(value) != 10:
+                    raise BadInput(f"{flag} {value!r} is not a date (use YYYY-MM-DD)")
+        if since and until and since > until:
+            raise BadInput(f"--since {since} is after --until {until}")
+        return cls(since, until)
+
+
+def newest_first(items: list, date_of) -> list:
+    """Sorted by date, latest first; undated ones last, in their order (the sort is stable)."""
+    return sorted(items, key=lambda item: date_of(item) or "", reverse=True)
+
+
 class Pipeline:
     """Retrieve, read, decide: given its parts (see rag.assembly.build_pipeline), it holds no
     knowledge of files, models.toml or how the parts were made."""
@@ -58,15 +92,30 @@ class Pipeline:
         self.reader = reader
         self.decision = decision
         self.top_k = top_k
+        self._passage_dates = None  # each passage's article date, made on the first dated question
+
+    def _passages_dated(self, dates: DateRange) -> np.ndarray:
+        """Ids of the passages whose article's date is in the range (undated articles never are)."""
+        if self._passage_dates is None:
+            documents = self.corpus.documents
+            self._passage_dates = np.array([documents[p.doc_id].date or "" for p in self.retriever.passages])
+        inside = self._passage_dates != ""
+        if dates.since:
+            inside &= self._passage_dates >= dates.since
+        if dates.until:
+            inside &= self._passage_dates <= dates.until
+        return np.flatnonzero(inside)
 
     def with_reader(self, reader) -> Pipeline:
         """The same pipeline reading with another reader (e.g. on another runtime)."""
         return Pipeline(self.corpus, self.retriever, reader, self.decision, self.top_k)
 
-    def ask(self, question: str) -> Answer:
+    def ask(self, question: str, dates: DateRange | None = None) -> Answer:
+        """The answer from the articles (dated within `dates`, when given), or an abstention."""
         question = validate_question(question)
         started = time.perf_counter()
-        retrieved = self.retriever.retrieve(question, self.top_k)
+        allowed = self._passages_dated(dates) if dates else None
+        retrieved = self.retriever.retrieve(question, self.top_k, allowed)
         retrieved_at = time.perf_counter()
         guesses = self.reader.read(question, [r.passage for r in retrieved])
         read_at = time.perf_counter()
@@ -82,6 +131,7 @@ class Pipeline:
             citation=self.cite(best.span) if answered else None,
             supporting=self._supporting(best, candidates) if answered else [],
             conflicts=self._conflicts(best, candidates) if answered else [],
+            latest=self._latest(best, candidates) if answered else None,
             passages=retrieved,
             candidates=candidates,
         )
@@ -129,4 +179,10 @@ class Pipeline:
             seen.add(c.span.doc_id)
             if not overlapping_answers(c.text, best.text):
                 conflicts.append(Conflict(c.text, c.confidence, self.cite(c.span)))
-        return conflicts[:MAX_CONFLICTS]
+        return newest_first(conflicts[:MAX_CONFLICTS], lambda conflict: conflict.citation.date)
+
+    def _latest(self, best: Candidate, candidates: list[Candidate]) -> Citation:
+        """Of the articles stating the answer (the cited one and those supporting it), the one
+        with the latest date; the cited one when none is dated later."""
+        stating = [best.span, *self._supporting(best, candidates)]
+        return self.cite(newest_first(stating, lambda span: self.corpus.documents[span.doc_id].date)[0])

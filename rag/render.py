@@ -18,6 +18,8 @@ def answer_view(answer: Answer, documents: dict) -> Group:
     ]
     if answer.supporting:
         lines.append(Text("  also stated by: " + ", ".join(s.doc_id for s in answer.supporting), style="dim"))
+        if answer.latest and answer.latest.doc_id != answer.citation.doc_id:
+            lines.append(Text(f"  latest to state it: {answer.latest.doc_id} · {answer.latest.date}", style="dim"))
     for conflict in answer.conflicts:
         lines.append(Text.assemble(("  sources disagree: ", "yellow"), (conflict.answer, "bold yellow"), "  ",
                                    _quoted_sentence(conflict.citation), "   ", _source_label(conflict.citation)))

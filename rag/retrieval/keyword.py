@@ -41,10 +41,15 @@ class KeywordIndex:
             return np.zeros(self._size)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float64)
 
-    def ranking(self, question: str, depth: int) -> tuple[list[int], np.ndarray]:
-        """The ids of the `depth` best-scoring passages that share a word with the question, and all scores."""
+    def ranking(self, question: str, depth: int, allowed: np.ndarray | None = None) -> tuple[list[int], np.ndarray]:
+        """The ids of the `depth` best-scoring passages (of `allowed`, when given) that share a
+        word with the question, and every passage's score."""
         scores = self.scores(question)
-        return [int(i) for i in np.argsort(-scores, kind="stable")[:depth] if scores[i] > 0], scores
+        ranked = scores
+        if allowed is not None:
+            ranked = np.zeros_like(scores)
+            ranked[allowed] = scores[allowed]
+        return [int(i) for i in np.argsort(-ranked, kind="stable")[:depth] if ranked[i] > 0], scores
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:

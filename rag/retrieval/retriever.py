@@ -20,11 +20,14 @@ class Retriever:
         self.rrf_k = rrf_k
         self.candidates = candidates  # how deep each ranking goes before fusion
 
-    def retrieve(self, question: str, k: int) -> list[RetrievedPassage]:
+    def retrieve(self, question: str, k: int, allowed: np.ndarray | None = None) -> list[RetrievedPassage]:
+        """The k best passages (of the `allowed` passage ids, when given)."""
+        if allowed is not None and not len(allowed):
+            return []
         query = self.embedder.encode([question])[0]
-        depth = min(len(self.passages), max(4 * k, self.candidates))
-        dense = dict(self.vectors.search(query, depth))
-        keyword_ids, bm25 = self.keywords.ranking(question, depth)
+        depth = min(len(self.passages) if allowed is None else len(allowed), max(4 * k, self.candidates))
+        dense = dict(self.vectors.search(query, depth, allowed))
+        keyword_ids, bm25 = self.keywords.ranking(question, depth, allowed)
         fused = rrf([list(dense), keyword_ids], self.rrf_k)
         best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
         missing = [i for i in best if i not in dense]

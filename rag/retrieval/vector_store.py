@@ -23,8 +23,9 @@ class VectorStore(Protocol):
     def delete(self, ids: Iterable[int]) -> int:
         """Remove these ids (unknown ones are ignored); returns how many were removed."""
 
-    def search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
-        """The k best (id, score) pairs, best first; fewer when fewer are stored."""
+    def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """The k best (id, score) pairs, best first; fewer when fewer are stored. With
+        `allowed`, only those ids are searched (the filter is part of the search, not applied after it)."""
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         """The stored vectors of these ids, one row each (KeyError for an unknown id)."""
