@@ -26,7 +26,7 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
-SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (*.txt). [default: ./seeds, else the bundled articles]")]
+SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (.txt, .md, .html, .jsonl). [default: ./seeds, else the bundled articles]")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. [default: .rag/<seeds name> beside the seeds folder]")]
 ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. [default: ./models.toml, else the bundled one]")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
@@ -138,6 +138,28 @@ def index(
     manifest = open_pipeline(seeds, index_dir, models, rebuild=force, index_only=True).index.manifest
     err.print(f"index ready: {manifest.passages} passages from {len(manifest.documents)} articles "
               f"(built {manifest.built_at}, embedder {manifest.embedder_id})")
+
+
+@app.command()
+def show(
+    doc_id: Annotated[str, typer.Argument(help="The article's id, as citations give it.")],
+    start: Annotated[Optional[int], typer.Option("--start", help="Mark the span from this character…")] = None,
+    end: Annotated[Optional[int], typer.Option("--end", help="…to this one (a citation's start and end).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="{doc_id, title, date, source, text} as one JSON object.")] = False,
+    seeds: SeedsOption = None,
+) -> None:
+    """Show an article's text (the text citations point into), with a cited span marked."""
+    from rag.corpus import load_corpus
+    from rag.pipeline import default_seeds_dir
+    from rag.render import ArticleView
+
+    corpus = load_corpus(seeds or default_seeds_dir())
+    view = ArticleView.of(corpus, doc_id, start, end)
+    if as_json:
+        emit(json.dumps(view.to_json(), ensure_ascii=False))
+    else:
+        out.print(view.header(), style="cyan")
+        out.print(view.body(marked_style="bold reverse" if out.is_terminal else None))
 
 
 @app.command()

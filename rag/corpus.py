@@ -8,10 +8,10 @@ import stat
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from rag.converters import CONVERTERS, converter_for
 from rag.errors import RagError
 from rag.schema import Document, Passage
 
-DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital,
 # digit or opening quote; a line break always ends one.
 SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
@@ -50,44 +50,56 @@ class Corpus:
 
 
 def load_corpus(directory: Path) -> Corpus:
-    """The *.txt files directly in `directory`. Subfolders and hidden files are not read (and
-    are named in `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
+    """The articles directly in `directory`, one converter per suffix (rag.converters): .txt,
+    .md, .html and .jsonl. Subfolders and hidden files are not read (and are named in
+    `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
     directory = Path(directory)
     if not directory.is_dir():
         raise RagError(f"articles folder not found: {directory}")
     documents, skipped, subfolders = {}, [], []
     for path in sorted(directory.iterdir()):
         if path.name.startswith("."):
-            if path.name.endswith(".txt"):
+            if path.name.lower().endswith(tuple(CONVERTERS)):
                 skipped.append(f"{path.name}: hidden file, not read")
         elif path.is_dir():
             subfolders.append(path.name)
-        elif path.suffix == ".txt":
+        elif converter_for(path):
             try:
-                documents[path.stem] = read_document(path)
+                converted, problems = read_documents(path)
             except ValueError as why:
                 skipped.append(f"{path.name}: {why}")
+                continue
+            skipped += problems
+            for doc in converted:
+                if doc.doc_id in documents:
+                    skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
+                else:
+                    documents[doc.doc_id] = doc
     if subfolders:
         skipped.append(f"{', '.join(subfolders[:5])}{' …' if len(subfolders) > 5 else ''}: subfolders are not read")
     if not documents:
         detail = f" ({'; '.join(skipped)})" if skipped else ""
-        raise RagError(f"no readable articles (*.txt, UTF-8) in {directory}{detail}")
+        raise RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}{detail}")
     return Corpus(directory=directory, documents=documents, skipped=skipped)
 
 
-def read_document(path: Path) -> Document:
-    """Read exactly what open(path, encoding='utf-8').read() returns, so offsets match it."""
-    raw = read_article_bytes(path)
+def read_documents(path: Path) -> tuple[list[Document], list[str]]:
+    """The documents of one file and what in it was skipped (ValueError when none can be read)."""
+    converter = converter_for(path)
+    if converter is None:
+        raise ValueError(f"no converter for {path.suffix or 'files without a suffix'}")
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
-    text = text.replace("\r\n", "\n").replace("\r", "\n")  # what text-mode open() does
-    if not text.strip():
-        raise ValueError("empty file")
-    match = DATE_LINE.match(text)
-    date, body_start = (match.group(1), match.end()) if match else (None, 0)
-    return Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=body_start)
+        return converter.convert(path, read_article_bytes(path))
+    except ValueError:
+        raise
+    except Exception as exc:  # a converter's library failing on a malformed file: skip it, say why
+        raise ValueError(f"could not be converted ({type(exc).__name__}: {str(exc)[:120]})") from None
+
+
+def read_document(path: Path) -> Document:
+    """The one document of a .txt file: exactly what open(path, encoding='utf-8').read() returns."""
+    (document,), _ = read_documents(path)
+    return document
 
 
 def read_article_bytes(path: Path) -> bytes:

@@ -145,7 +145,8 @@ class Pipeline:
     def cite(self, span: Span) -> Citation:
         doc = self.corpus.documents[span.doc_id]
         sentence_start, sentence_end = sentence_around(doc, span.start, span.end)
-        return Citation(span.doc_id, doc.date, span.start, span.end, doc.text[sentence_start:sentence_end], sentence_start)
+        return Citation(span.doc_id, doc.date, span.start, span.end, doc.text[sentence_start:sentence_end], sentence_start,
+                        doc.title, doc.source)
 
     def _candidate(self, guess, retrieved) -> Candidate:
         doc_id = retrieved.passage.doc_id

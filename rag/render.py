@@ -1,10 +1,13 @@
 """How an Answer looks in a terminal; shared by `rag ask` and `rag chat`."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from rich.console import Group
 from rich.text import Text
 
-from rag.schema import Answer, Citation
+from rag.errors import BadInput, RagError
+from rag.schema import Answer, Citation, Document
 
 SNIPPET_CHARS = 240
 
@@ -58,3 +61,53 @@ def _abstention_lines(answer: Answer, documents: dict) -> list[Text]:
         lines.append(Text.assemble("  closest passage: “", snippet, "”   ",
                                    (f"[{closest.doc_id} · {doc.date or 'undated'} · chars {closest.start}-{closest.end}]", "cyan")))
     return lines
+
+
+CONTEXT_CHARS = 400  # shown on each side of a marked span, widened to whole lines
+
+
+@dataclass(frozen=True)
+class ArticleView:
+    """What `rag show` prints: an article's text (the one citations slice), a span marked."""
+
+    document: Document
+    start: int | None = None
+    end: int | None = None
+
+    @classmethod
+    def of(cls, corpus, doc_id: str, start: int | None, end: int | None) -> ArticleView:
+        document = corpus.documents.get(doc_id)
+        if document is None:
+            raise RagError(f"no article {doc_id!r} in {corpus.directory}")
+        if (start is None) != (end is None):
+            raise BadInput("give both --start and --end, or neither")
+        if start is not None and not 0 <= start < end <= len(document.text):
+            raise BadInput(f"--start {start} --end {end} is not a span of {doc_id} (0 to {len(document.text)})")
+        return cls(document, start, end)
+
+    def to_json(self) -> dict:
+        d = self.document
+        result = {"doc_id": d.doc_id, "title": d.title, "date": d.date, "source": d.source, "text": d.text}
+        if self.start is not None:
+            result["span"] = {"start": self.start, "end": self.end, "text": d.text[self.start:self.end]}
+        return result
+
+    def header(self) -> str:
+        d = self.document
+        return f"{d.doc_id} · {d.title or 'untitled'} · {d.date or 'undated'} · {d.source}"
+
+    def body(self, marked_style: str | None) -> Text:
+        """The whole text, or with a span: the lines around it, the span marked (by a style on a
+        terminal, else by ⟦ ⟧)."""
+        text = self.document.text
+        if self.start is None:
+            return Text(text)
+        left = text.rfind("\n", 0, max(0, self.start - CONTEXT_CHARS)) + 1
+        right = text.find("\n", min(len(text), self.end + CONTEXT_CHARS))
+        right = len(text) if right < 0 else right
+        span = text[self.start:self.end]
+        view = Text("…" if left else "")
+        view.append(text[left:self.start])
+        view.append(span, style=marked_style) if marked_style else view.append(f"⟦{span}⟧")
+        view.append(text[self.end:right] + ("…" if right < len(text) else ""))
+        return view

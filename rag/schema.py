@@ -12,6 +12,8 @@ class Document:
     text: str  # the whole file as open(path).read() returns it, metadata line included
     date: str | None
     body_start: int  # where the article text starts (after a leading " date YYYY-MM-DD")
+    title: str | None = None
+    source: str = ""  # where it came from: the file's path, or the article's URL when known
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Citation:
     end: int
     sentence: str
     sentence_start: int  # offset of `sentence` in the article, for highlighting the answer
+    title: str | None = None
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -107,4 +111,5 @@ class Answer:
 
 
 def _citation_json(c: Citation) -> dict:
-    return {"doc_id": c.doc_id, "date": c.date, "start": c.start, "end": c.end, "sentence": c.sentence}
+    return {"doc_id": c.doc_id, "date": c.date, "start": c.start, "end": c.end, "sentence": c.sentence,
+            "title": c.title, "source": c.source}

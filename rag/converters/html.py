@@ -1,0 +1,18 @@
+"""News web pages: the article's main text, title and publication date, by trafilatura (made
+for exactly this: it drops navigation, ads and comments, and finds dates with htmldate)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from rag.schema import Document
+
+
+def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
+    import trafilatura
+
+    extracted = trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=False)
+    text = (extracted.text if extracted else "") or ""
+    if not text.strip():
+        raise ValueError("no article text found in the page")
+    return [Document(doc_id=path.name, path=str(path), text=text, date=extracted.date or None, body_start=0,
+                     title=extracted.title or None, source=extracted.url or str(path))], []

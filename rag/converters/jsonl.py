@@ -1,0 +1,41 @@
+"""JSON Lines news exports: one record a line, {id, title, date, url, text}; only text is
+required. Each record is a document `<file name>#<id>` (the line number when there is no id).
+A bad record is skipped, and named; the rest of the file is read."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from rag.converters.text import decode
+from rag.schema import Document
+
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
+    documents, problems = [], []
+    for number, line in enumerate(decode(raw).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            documents.append(_record(path, number, json.loads(line)))
+        except (ValueError, TypeError) as why:
+            problems.append(f"{path.name} line {number}: {why}")
+    if not documents:
+        raise ValueError("no usable records" + (f" ({problems[0]})" if problems else ""))
+    return documents, problems
+
+
+def _record(path: Path, number: int, record) -> Document:
+    if not isinstance(record, dict):
+        raise ValueError("not a JSON object")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("no text")
+    record_id = str(record.get("id", number)).strip() or str(number)
+    day = ISO_DAY.match(str(record.get("date") or ""))
+    title, url = record.get("title"), record.get("url")
+    return Document(doc_id=f"{path.name}#{record_id}", path=str(path), text=text, date=day.group() if day else None,
+                    body_start=0, title=title if isinstance(title, str) else None,
+                    source=url if isinstance(url, str) and url else str(path))

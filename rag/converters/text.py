@@ -1,0 +1,29 @@
+"""Plain text: the document is the file exactly as open(path, encoding="utf-8").read()
+returns it, so citations are offsets into the file itself. A leading ` date YYYY-MM-DD` line
+is the article's date."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from rag.schema import Document
+
+DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
+
+
+def decode(raw: bytes) -> str:
+    """UTF-8 text with line endings as text-mode open() gives them (ValueError if not UTF-8)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
+    text = decode(raw)
+    if not text.strip():
+        raise ValueError("empty file")
+    match = DATE_LINE.match(text)
+    date, body_start = (match.group(1), match.end()) if match else (None, 0)
+    return [Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=body_start, source=str(path))], []

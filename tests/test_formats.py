@@ -1,0 +1,99 @@
+"""Markdown, HTML and JSON Lines articles through to cited answers (fake models: milliseconds)."""
+import shutil
+
+import pytest
+
+from rag.assembly import build_pipeline
+from rag.config import load_models_config
+from rag.corpus import load_corpus
+from rag.decision import Abstention
+from rag.pipeline import DateRange, Pipeline
+from tests.conftest import ROOT, SEEDS
+from tests.fakes import FakeEmbedder, FakeReader
+
+FORMATS = ROOT / "tests" / "formats"
+
+
+@pytest.fixture
+def archive(tmp_path):
+    folder = tmp_path / "archive"
+    shutil.copytree(FORMATS, folder)
+    shutil.copy(SEEDS / "001_fb70659820c0e01f.txt", folder)
+    return folder
+
+
+def test_each_format_gives_documents_with_title_date_and_source(archive):
+    corpus = load_corpus(archive)
+    docs = corpus.documents
+    assert set(docs) == {"valley-report.md", "taliban-claim.html", "wire-export.jsonl#w-101",
+                         "wire-export.jsonl#w-102", "001_fb70659820c0e01f"}
+    md = docs["valley-report.md"]
+    assert md.title == "Resistance says it still holds the valley" and md.date == "2021-09-03"
+    assert "**" not in md.text and "](" not in md.text and "Fahim Dashti" in md.text and "seven districts" in md.text
+    page = docs["taliban-claim.html"]
+    assert page.date == "2021-09-06" and "Taliban claim" in page.title
+    assert page.source == "https://news.example.org/2021/09/06/taliban-claim-panjshir"
+    assert "Zabihullah Mujahid" in page.text and "recipes" not in page.text and "Copyright" not in page.text
+    wire = docs["wire-export.jsonl#w-101"]
+    assert wire.title == "Saleh vows to stay" and wire.date == "2021-08-19" and wire.source == "https://wire.example.org/w-101"
+    assert docs["001_fb70659820c0e01f"].source.endswith("001_fb70659820c0e01f.txt")
+    assert "wire-export.jsonl line 3: " in " | ".join(corpus.skipped)  # not JSON: named, and the rest is read
+    assert "wire-export.jsonl line 4: no text" in corpus.skipped
+
+
+@pytest.mark.parametrize("question, answer, doc_id", [
+    ("Who is the spokesman of the front?", "Fahim Dashti", "valley-report.md"),
+    ("Who is the Taliban's chief spokesman?", "Zabihullah Mujahid", "taliban-claim.html"),
+    ("Where did the aid flight land?", "Mazar-i-Sharif", "wire-export.jsonl#w-102"),
+])
+def test_converted_articles_answer_with_citations_into_their_text(archive, tmp_path, question, answer, doc_id):
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), archive, tmp_path / "index",
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    pipeline = Pipeline(parts.corpus, parts.retriever, FakeReader([answer]), Abstention(bias=-4.0), 50)
+    result = pipeline.ask(question)
+    c = result.citation
+    doc = parts.corpus.documents[c.doc_id]
+    assert c.doc_id == doc_id and doc.text[c.start:c.end] == answer
+    assert c.title == doc.title and c.source == doc.source and c.date == doc.date
+    assert doc.text[c.sentence_start:c.sentence_start + len(c.sentence)] == c.sentence
+
+
+def test_date_filters_work_across_formats(archive, tmp_path):
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), archive, tmp_path / "index",
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    pipeline = Pipeline(parts.corpus, parts.retriever, FakeReader(["Panjshir"]), Abstention(bias=-4.0), 50)
+    answer = pipeline.ask("Panjshir", DateRange(since="2021-09-04"))
+    assert {r.passage.doc_id for r in answer.passages} == {"taliban-claim.html", "wire-export.jsonl#w-102"}
+
+
+def test_ids_stay_unique_across_formats_and_a_clash_is_named(tmp_path):
+    folder = tmp_path / "clash"
+    folder.mkdir()
+    (folder / "a.txt").write_text("Plain text about Kabul.")
+    (folder / "a.md").write_text("# A\n\nMarkdown about Kabul.")
+    (folder / "a.md.txt").write_text("A text file whose stem is a.md.")
+    (folder / "broken.html").write_bytes(b"<html><body><script>1</script></body></html>")
+    corpus = load_corpus(folder)
+    assert set(corpus.documents) == {"a", "a.md"}
+    assert "a.md.txt: its id 'a.md' is taken by a.md" in corpus.skipped
+    assert "broken.html: no article text found in the page" in corpus.skipped
+
+
+def test_show_gives_the_text_citations_slice_with_the_span_marked(archive):
+    from rag.render import ArticleView
+
+    corpus = load_corpus(archive)
+    doc = corpus.documents["taliban-claim.html"]
+    start = doc.text.index("Zabihullah Mujahid")
+    view = ArticleView.of(corpus, "taliban-claim.html", start, start + len("Zabihullah Mujahid"))
+    assert view.to_json() == {"doc_id": "taliban-claim.html", "title": doc.title, "date": "2021-09-06",
+                              "source": doc.source, "text": doc.text,
+                              "span": {"start": start, "end": start + 18, "text": "Zabihullah Mujahid"}}
+    assert "⟦Zabihullah Mujahid⟧" in view.body(marked_style=None).plain
+    assert view.header().startswith("taliban-claim.html · Taliban claim")
+    from rag.errors import RagError
+
+    with pytest.raises(RagError, match="no article 'nope'"):
+        ArticleView.of(corpus, "nope", None, None)
+    with pytest.raises(RagError, match="is not a span of"):
+        ArticleView.of(corpus, "taliban-claim.html", 5, 10**6)
