@@ -61,7 +61,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
             index = store.load(corpus, expected)
             store.remove_stale_builds()
         except IndexNotUsable as why:
-            on_status(f"{why}; building it")
+            on_status(f"{why}; bringing it up to date")
     if index is None:
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
         reusable = None if rebuild else store.reusable(corpus, expected)

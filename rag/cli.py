@@ -141,6 +141,54 @@ def index(
 
 
 @app.command()
+def add(
+    paths: Annotated[list[Path], typer.Argument(help="Article files, or folders of them (.txt, .md, .html, .jsonl).")],
+    seeds: SeedsOption = None,
+    index_dir: IndexDirOption = None,
+    models: ModelsOption = None,
+) -> None:
+    """Copy articles into the archive (the seeds folder) and index them; only they are embedded."""
+    from rag.archive import add_files, archive_lock
+
+    seeds_dir, index_dir = _archive_folders(seeds, index_dir)
+    with archive_lock(index_dir):
+        change = add_files(seeds_dir, paths)
+        for reason in change.skipped:
+            report_status(f"skipped {reason}")
+        manifest = open_pipeline(seeds_dir, index_dir, models, index_only=True).index.manifest
+    err.print(f"added {len(change.added)}, updated {len(change.updated)}, unchanged {len(change.unchanged)}, "
+              f"skipped {len(change.skipped)}; index: {manifest.passages} passages from {len(manifest.documents)} articles")
+
+
+@app.command()
+def remove(
+    doc_ids: Annotated[list[str], typer.Argument(help="Ids of the articles to remove, as citations give them.")],
+    seeds: SeedsOption = None,
+    index_dir: IndexDirOption = None,
+    models: ModelsOption = None,
+) -> None:
+    """Take articles out of the archive (their files move to <index folder>/removed/) and the index."""
+    from rag.archive import archive_lock, remove_documents
+    from rag.corpus import load_corpus
+
+    seeds_dir, index_dir = _archive_folders(seeds, index_dir)
+    with archive_lock(index_dir):
+        change = remove_documents(seeds_dir, doc_ids, load_corpus(seeds_dir).documents, index_dir / "removed")
+        manifest = open_pipeline(seeds_dir, index_dir, models, index_only=True).index.manifest
+    err.print(f"removed {', '.join(change.removed)} (files kept in {index_dir / 'removed'}); "
+              f"index: {manifest.passages} passages from {len(manifest.documents)} articles")
+
+
+def _archive_folders(seeds: Path | None, index_dir: Path | None) -> tuple[Path, Path]:
+    from rag.pipeline import default_index_dir, default_seeds_dir
+
+    seeds_dir = seeds or default_seeds_dir()
+    if not seeds_dir.is_dir():
+        raise RagError(f"articles folder not found: {seeds_dir}")
+    return seeds_dir, index_dir or default_index_dir(seeds_dir)
+
+
+@app.command()
 def show(
     doc_id: Annotated[str, typer.Argument(help="The article's id, as citations give it.")],
     start: Annotated[Optional[int], typer.Option("--start", help="Mark the span from this character…")] = None,

@@ -293,7 +293,7 @@ class IndexStore:
     def _is_ours(self) -> bool:
         entries = [p.name for p in self.directory.iterdir()]
         legacy = "CURRENT" in entries and ".lock" in entries  # written by rag before the marker existed
-        entries = [e for e in entries if e not in (".lock", ".lock-gate")]
+        entries = [e for e in entries if e not in (".lock", ".lock-gate", ".lock-archive")]
         return not entries or MARKER in entries or legacy
 
     @contextlib.contextmanager

@@ -20,6 +20,7 @@ import numpy as np
 
 from rag.config import ModelSpec
 from rag.errors import RagError
+from rag.leftovers import remove_abandoned
 
 RUNTIMES = ("onnx", "torch")
 EXPORT_VERSION = "1"  # bump when the exported graph changes, so old cache entries are not reused
@@ -67,7 +68,7 @@ class DamagedGraph(Exception):
 def onnx_graph(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> Path:
     """The model's ONNX graph in the cache, exported first if it is not there yet."""
     path = onnx_cache_dir() / f"{spec.role}-{spec.fingerprint()}-{model_class_name}-v{EXPORT_VERSION}.onnx"
-    _remove_abandoned_exports(path.parent)
+    remove_abandoned(path.parent, "*.onnx.*.tmp")  # half-written graphs of a killed export
     if not path.is_file():
         on_export(f"preparing the {spec.role} model for fast CPU inference (once; cached in {path.parent})…")
         export_onnx(spec, model_class_name, path)
@@ -234,24 +235,6 @@ def onnx_session(path: Path, outputs: list[str]):
     if found != outputs:
         raise DamagedGraph(f"is another model's graph (outputs {found}, expected {outputs})")
     return session
-
-
-def _remove_abandoned_exports(folder: Path) -> None:
-    """Half-written graphs (`NAME.PID.tmp`) whose exporting process is gone: a killed export."""
-    for tmp in folder.glob("*.onnx.*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if not pid.isdigit() or not _process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # alive, but someone else's
-        return True
-    return True
 
 
 def _first_line(exc: Exception) -> str:

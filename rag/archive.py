@@ -1,0 +1,102 @@
+"""`rag add` and `rag remove`: the seeds folder is the archive, so adding copies files into it
+and removing moves them out (into the index folder's `removed/`, never deleted); the index then
+catches up incrementally. Each file lands by an atomic rename, and one archive change runs at a
+time (a lock in the index folder), so two `rag add` calls never interleave."""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.converters import converter_for
+from rag.corpus import read_documents
+from rag.errors import RagError
+from rag.leftovers import remove_abandoned
+
+
+@dataclass
+class Change:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "name: why"
+    removed: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def archive_lock(index_dir: Path):
+    """Held for a whole add or remove, index update included: concurrent calls wait their turn."""
+    from rag.index import IndexStore
+
+    IndexStore(index_dir).prepare_for_writing()  # only ever in a folder that is (or becomes) a rag index
+    with (index_dir / ".lock-archive").open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def add_files(seeds_dir: Path, paths: list[Path]) -> Change:
+    """Copy each article file (or the article files directly in each folder) into the seeds
+    folder; a file of the same name with other content is replaced (an edit)."""
+    change = Change()
+    remove_abandoned(seeds_dir, ".*.tmp")  # half copies of an add that was killed
+    for path in _expand(paths, change):
+        try:
+            read_documents(path)  # refuse what the corpus would skip, and say why now
+        except ValueError as why:
+            change.skipped.append(f"{path.name}: {why}")
+            continue
+        target = seeds_dir / path.name
+        if target.exists() and target.read_bytes() == path.read_bytes():
+            change.unchanged.append(path.name)
+            continue
+        (change.updated if target.exists() else change.added).append(path.name)
+        _copy_atomically(path, target)
+    return change
+
+
+def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path) -> Change:
+    """Move the files of these articles out of the seeds folder into `trash`."""
+    change = Change()
+    for doc_id in doc_ids:
+        document = documents.get(doc_id)
+        if document is None:
+            raise RagError(f"no article {doc_id!r} in {seeds_dir}")
+        path = Path(document.path)
+        if sum(1 for d in documents.values() if d.path == document.path) > 1:
+            raise RagError(f"{doc_id} is one record of {path.name}: edit that file to remove it")
+        trash.mkdir(parents=True, exist_ok=True)
+        os.replace(path, trash / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.name}")
+        change.removed.append(doc_id)
+    return change
+
+
+def _expand(paths: list[Path], change: Change) -> list[Path]:
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and converter_for(p))
+        elif path.is_file():
+            if converter_for(path):
+                files.append(path)
+            else:
+                change.skipped.append(f"{path.name}: not an article format (.txt, .md, .html, .jsonl)")
+        else:
+            raise RagError(f"not found: {path}")
+    return files
+
+
+def _copy_atomically(source: Path, target: Path) -> None:
+    """A hidden temporary name (never read as an article), then a rename into place."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        shutil.copyfile(source, tmp)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RagError(f"cannot copy {source} into {target.parent}: {exc.strerror}") from None

@@ -1,0 +1,24 @@
+"""Temporary files named `NAME.PID.tmp`, written beside their final place and renamed into it:
+one whose writing process is gone was left by a killed run, and is removed."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def remove_abandoned(folder: Path, pattern: str) -> None:
+    """Remove the `pattern` matches in `folder` whose writer (the PID before `.tmp`) is gone."""
+    for tmp in folder.glob(pattern):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but someone else's
+        return True
+    return True
