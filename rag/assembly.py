@@ -45,14 +45,14 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
         raise RagError(f"{config.path}: [retrieval] vector_store = {config.retrieval.vector_store!r} is not "
                        f"valid: expected one of {', '.join(VECTOR_STORES)}")
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
-    corpus = load_corpus(seeds_dir)
+    store = IndexStore(index_dir or default_index_dir(seeds_dir))
+    corpus = load_corpus(seeds_dir, store.known_documents())
     for reason in corpus.skipped:
         on_status(f"skipped {reason}")
     if embedder is None:
         from rag.embedder import Embedder
 
         embedder = Embedder(config.embedder, on_status)
-    store = IndexStore(index_dir or default_index_dir(seeds_dir))
     expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
                                  config.chunking, config.retrieval.vector_store)
     index = None

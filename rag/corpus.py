@@ -1,14 +1,17 @@
 """Articles on disk -> Documents -> sentence spans -> overlapping passages, all in file offsets."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import re
 import stat
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from typing import Mapping
 from pathlib import Path
 
 from rag.converters import CONVERTERS, converter_for
+from rag.converters import text as plain_text
 from rag.errors import RagError
 from rag.schema import Document, Passage
 
@@ -35,6 +38,7 @@ class Corpus:
     directory: Path
     documents: dict[str, Document]
     skipped: list[str]  # human-readable reasons for files that were not loaded
+    converted: dict[str, str] = field(default_factory=dict)  # converted (not .txt) file name -> sha256 of its bytes
 
     @property
     def fingerprint(self) -> str:
@@ -49,14 +53,19 @@ class Corpus:
         return (dates[0], dates[-1]) if dates else None
 
 
-def load_corpus(directory: Path) -> Corpus:
+# (file name, sha256 of its bytes) -> its documents, as converted before: converting an archive
+# of web pages on every run would cost minutes, so the index keeps what each file gave
+Known = Mapping[tuple[str, str], list[Document]]
+
+
+def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     """The articles directly in `directory`, one converter per suffix (rag.converters): .txt,
     .md, .html and .jsonl. Subfolders and hidden files are not read (and are named in
     `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
     directory = Path(directory)
     if not directory.is_dir():
         raise RagError(f"articles folder not found: {directory}")
-    documents, skipped, subfolders = {}, [], []
+    documents, skipped, subfolders, converted = {}, [], [], {}
     for path in sorted(directory.iterdir()):
         if path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
@@ -65,12 +74,15 @@ def load_corpus(directory: Path) -> Corpus:
             subfolders.append(path.name)
         elif converter_for(path):
             try:
-                converted, problems = read_documents(path)
+                raw = read_article_bytes(path)
+                found, problems = _known_documents(path, raw, known) or read_documents(path, raw)
             except ValueError as why:
                 skipped.append(f"{path.name}: {why}")
                 continue
             skipped += problems
-            for doc in converted:
+            if converter_for(path) is not plain_text:
+                converted[path.name] = hashlib.sha256(raw).hexdigest()
+            for doc in found:
                 if doc.doc_id in documents:
                     skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
                 else:
@@ -80,16 +92,27 @@ def load_corpus(directory: Path) -> Corpus:
     if not documents:
         detail = f" ({'; '.join(skipped)})" if skipped else ""
         raise RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}{detail}")
-    return Corpus(directory=directory, documents=documents, skipped=skipped)
+    return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted)
 
 
-def read_documents(path: Path) -> tuple[list[Document], list[str]]:
+def _known_documents(path: Path, raw: bytes, known: Known | None) -> tuple[list[Document], list[str]] | None:
+    """What this file gave when it was converted before (its bytes unchanged), else None."""
+    if not known or converter_for(path) is plain_text:
+        return None
+    before = known.get((path.name, hashlib.sha256(raw).hexdigest()))
+    if before is None:
+        return None
+    moved = lambda d: dataclasses.replace(d, path=str(path), source=str(path) if d.source == d.path else d.source)  # noqa: E731
+    return [moved(d) for d in before], []
+
+
+def read_documents(path: Path, raw: bytes | None = None) -> tuple[list[Document], list[str]]:
     """The documents of one file and what in it was skipped (ValueError when none can be read)."""
     converter = converter_for(path)
     if converter is None:
         raise ValueError(f"no converter for {path.suffix or 'files without a suffix'}")
     try:
-        return converter.convert(path, read_article_bytes(path))
+        return converter.convert(path, raw if raw is not None else read_article_bytes(path))
     except ValueError:
         raise
     except Exception as exc:  # a converter's library failing on a malformed file: skip it, say why

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +24,7 @@ import numpy as np
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, make_vector_store
-from rag.schema import Passage
+from rag.schema import Document, Passage
 
 INDEX_FORMAT = 2  # 2: checksums of the index files, vector ids, a saved keyword index
 
@@ -114,6 +114,7 @@ class PassageIndex:
     vectors: VectorStore
     keywords: KeywordIndex
     manifest: Manifest
+    converted: list[dict] = field(default_factory=list)  # what converted files gave: saved, reused if unchanged
 
 
 @dataclass
@@ -153,13 +154,17 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
         vectors.add(np.array(fresh, dtype=np.int64), embedder.encode([passages[n].text for n in fresh], on_batch=advance))
     manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
                                  chunking, vector_store, passages=len(passages))
-    return PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest), len(fresh)
+    converted = [{"file": Path(d.path).name, "sha256": corpus.converted[Path(d.path).name], "document": asdict(d)}
+                 for d in corpus.documents.values() if Path(d.path).name in corpus.converted]
+    index = PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest, converted)
+    return index, len(fresh)
 
 
 BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag creates in an index folder
 MARKER = ".rag-index"  # says "this folder is a rag index": only then does rag delete anything in it
 BUILD_MARKER = ".rag-build"  # written first into every build folder rag makes
 PASSAGES = "passages.jsonl"
+CONVERTED = "converted.jsonl"  # the documents of converted (not .txt) files, to skip converting them again
 
 
 class IndexStore:
@@ -208,6 +213,24 @@ class IndexStore:
         if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
         return PassageIndex(passages, vectors, keywords, manifest)
+
+    def known_documents(self) -> dict[tuple[str, str], list[Document]]:
+        """What each converted file gave when the current index was built, by (file name,
+        sha256 of its bytes); empty when there is no sound index to take it from."""
+        known: dict[tuple[str, str], list[Document]] = {}
+        try:
+            with self._lock(shared=True):
+                build = self.current_build
+                if build is None:
+                    return known
+                manifest = Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
+                data = _read_checked(build / CONVERTED, manifest.files.get(CONVERTED))
+            for line in data.decode("utf-8").splitlines():
+                row = json.loads(line)
+                known.setdefault((row["file"], row["sha256"]), []).append(Document(**row["document"]))
+        except (OSError, ValueError, KeyError, TypeError, IndexNotUsable):
+            return {}  # converting again is always safe
+        return known
 
     def reusable(self, corpus: Corpus, expected: Manifest) -> Reusable | None:
         """The passages and vectors of the stored index whose articles are unchanged, when only
@@ -258,6 +281,9 @@ class IndexStore:
                     f.write(json.dumps({"doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n")
             index.vectors.save(build)
             index.keywords.save(build)
+            with (build / CONVERTED).open("w", encoding="utf-8") as f:
+                for row in index.converted:
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
             files = {name: _sha256(build / name) for name in _index_files(build)}
             manifest = dataclasses.replace(index.manifest, files=files)
             _write_atomically(build / "manifest.json", json.dumps(manifest.__dict__, indent=2))
@@ -336,6 +362,13 @@ def _index_files(build: Path) -> list[str]:
     """Every file of a build that the manifest vouches for (all but itself and the marker)."""
     return sorted(str(p.relative_to(build)) for p in build.rglob("*")
                   if p.is_file() and p.name not in ("manifest.json", BUILD_MARKER))
+
+
+def _read_checked(path: Path, sha256: str | None) -> bytes:
+    data = path.read_bytes()
+    if sha256 is None or hashlib.sha256(data).hexdigest() != sha256:
+        raise ValueError(f"{path.name} does not match its checksum")
+    return data
 
 
 def _verify_checksums(build: Path, files: dict[str, str]) -> None:

@@ -97,3 +97,25 @@ def test_show_gives_the_text_citations_slice_with_the_span_marked(archive):
         ArticleView.of(corpus, "nope", None, None)
     with pytest.raises(RagError, match="is not a span of"):
         ArticleView.of(corpus, "taliban-claim.html", 5, 10**6)
+
+
+def test_the_index_keeps_converted_text_so_unchanged_pages_are_not_converted_again(archive, tmp_path, monkeypatch):
+    from rag.converters import html
+
+    calls = []
+    real = html.convert
+    monkeypatch.setattr(html, "convert", lambda path, raw: calls.append(path.name) or real(path, raw))
+    config = load_models_config(ROOT / "models.toml")
+
+    def open_archive():
+        return build_pipeline(config, archive, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]))
+
+    first = open_archive()
+    assert calls == ["taliban-claim.html"]
+    second = open_archive()
+    assert calls == ["taliban-claim.html"]  # the page is unchanged: its text came from the index
+    assert second.corpus.documents["taliban-claim.html"] == first.corpus.documents["taliban-claim.html"]
+    page = archive / "taliban-claim.html"
+    page.write_text(page.read_text().replace("Monday", "Tuesday"))
+    third = open_archive()
+    assert calls == ["taliban-claim.html"] * 2 and "Tuesday" in third.corpus.documents["taliban-claim.html"].text
