@@ -191,15 +191,19 @@ class IndexStore:
             raise IndexNotUsable(f"the index pointer {pointer} names no build ({name[:40]!r})")
         return self.directory / name
 
+    def _current(self) -> tuple[Path, Manifest]:
+        """The current build and its manifest (IndexNotUsable when there is none, or it is unreadable)."""
+        build = self.current_build
+        if build is None:
+            raise IndexNotUsable(f"no index yet in {self.directory}")
+        try:
+            return build, Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError, TypeError) as exc:
+            raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {_short(exc)})") from None
+
     def load(self, corpus: Corpus, expected: Manifest) -> PassageIndex:
         with self._lock(shared=True):
-            build = self.current_build
-            if build is None:
-                raise IndexNotUsable(f"no index yet in {self.directory}")
-            try:
-                manifest = Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
-            except (OSError, ValueError, TypeError) as exc:
-                raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {_short(exc)})") from None
+            build, manifest = self._current()
             reason = manifest.staleness(expected)
             if reason:
                 raise IndexNotUsable(f"the index is out of date: {reason}")
@@ -220,10 +224,7 @@ class IndexStore:
         known: dict[tuple[str, str], list[Document]] = {}
         try:
             with self._lock(shared=True):
-                build = self.current_build
-                if build is None:
-                    return known
-                manifest = Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
+                build, manifest = self._current()
                 data = _read_checked(build / CONVERTED, manifest.files.get(CONVERTED))
             for line in data.decode("utf-8").splitlines():
                 row = json.loads(line)
@@ -237,10 +238,7 @@ class IndexStore:
         articles differ (same embedder, store and chunking); None when nothing can be reused."""
         try:
             with self._lock(shared=True):
-                build = self.current_build
-                if build is None:
-                    return None
-                manifest = Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
+                build, manifest = self._current()
                 if not manifest.reusable_for(expected):
                     return None
                 _verify_checksums(build, manifest.files)
