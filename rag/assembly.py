@@ -65,11 +65,14 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     if index is None:
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
         reusable = None if rebuild else store.reusable(corpus, expected)
-        index, embedded = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
-                                      on_progress, reusable)
+        checkpoint = store.embedding_checkpoint(expected.embedder_fingerprint)
+        index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
+                                    on_progress, reusable, checkpoint)
         store.save(index)
+        checkpoint.clear()
+        resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
         on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into "
-                  f"{store.directory} ({embedded} embedded, {len(index.passages) - embedded} reused)")
+                  f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
     return OpenedIndex(corpus, index, embedder, store.directory)
 
 

@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, make_vector_store
@@ -127,37 +128,60 @@ class Reusable:
     vectors: VectorStore
 
 
+@dataclass(frozen=True)
+class BuildCounts:
+    embedded: int  # passages embedded by this build
+    reused: int  # passages whose vectors came from the previous index
+    resumed: int  # passages whose vectors came from a build that was stopped
+
+
 def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store: str,
-                on_progress: Callable[[int, int], None] | None = None,
-                reusable: Reusable | None = None) -> tuple[PassageIndex, int]:
-    """The index of `corpus` and how many passages were embedded for it: passages found in
-    `reusable` (same article text, same offsets) keep their vectors; only the others are embedded."""
+                on_progress: Callable[[int, int], None] | None = None, reusable: Reusable | None = None,
+                checkpoint: EmbeddingCheckpoint | None = None) -> tuple[PassageIndex, BuildCounts]:
+    """The index of `corpus`: passages found in `reusable` (same article text, same offsets)
+    keep their vectors, those a stopped build embedded come from `checkpoint`, and only the
+    others are embedded, in chunks saved to `checkpoint` as they are done."""
     passages = chunk_corpus(corpus, chunking)
     old_ids = {}
     if reusable is not None:
         old_ids = {(p.doc_id, p.start, p.end): i for p, i in zip(reusable.passages, reusable.ids)}
-    fresh = [n for n, p in enumerate(passages) if (p.doc_id, p.start, p.end) not in old_ids]
     kept = [n for n, p in enumerate(passages) if (p.doc_id, p.start, p.end) in old_ids]
+    fresh = [n for n, p in enumerate(passages) if (p.doc_id, p.start, p.end) not in old_ids]
+    vectors = make_vector_store(vector_store, embedder.dimension)
+    if kept:
+        reused = reusable.vectors.vectors([old_ids[(passages[n].doc_id, passages[n].start, passages[n].end)] for n in kept])
+        vectors.add(np.array(kept, dtype=np.int64), reused)
+    saved = checkpoint.load() if checkpoint else {}
+    keys = {n: text_key(passages[n].text) for n in fresh}
+    resumed = [n for n in fresh if keys[n] in saved]
+    if resumed:
+        vectors.add(np.array(resumed, dtype=np.int64), np.stack([saved[keys[n]] for n in resumed]))
+    _embed([n for n in fresh if keys[n] not in saved], passages, keys, embedder, vectors, checkpoint, on_progress)
+    manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
+                                 chunking, vector_store, passages=len(passages))
+    converted = [{"file": Path(d.path).name, "sha256": corpus.converted[Path(d.path).name], "document": asdict(d)}
+                 for d in corpus.documents.values() if Path(d.path).name in corpus.converted]
+    index = PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest, converted)
+    return index, BuildCounts(len(fresh) - len(resumed), len(kept), len(resumed))
+
+
+def _embed(todo: list[int], passages: list[Passage], keys: dict[int, str], embedder, vectors: VectorStore,
+           checkpoint: EmbeddingCheckpoint | None, on_progress: Callable[[int, int], None] | None) -> None:
+    """Embed these passages chunk by chunk, each chunk saved before the next one starts."""
     done = 0
 
     def advance(n: int) -> None:
         nonlocal done
         done += n
         if on_progress:
-            on_progress(done, len(fresh))
+            on_progress(done, len(todo))
 
-    vectors = make_vector_store(vector_store, embedder.dimension)
-    if kept:
-        reused = reusable.vectors.vectors([old_ids[(passages[n].doc_id, passages[n].start, passages[n].end)] for n in kept])
-        vectors.add(np.array(kept, dtype=np.int64), reused)
-    if fresh:
-        vectors.add(np.array(fresh, dtype=np.int64), embedder.encode([passages[n].text for n in fresh], on_batch=advance))
-    manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
-                                 chunking, vector_store, passages=len(passages))
-    converted = [{"file": Path(d.path).name, "sha256": corpus.converted[Path(d.path).name], "document": asdict(d)}
-                 for d in corpus.documents.values() if Path(d.path).name in corpus.converted]
-    index = PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest, converted)
-    return index, len(fresh)
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        embedded = embedder.encode([passages[n].text for n in chunk], on_batch=advance)
+        vectors.add(np.array(chunk, dtype=np.int64), embedded)
+        if checkpoint is not None and start + CHUNK < len(todo):  # the last chunk goes straight into the index
+            checkpoint.save_chunk([keys[n] for n in chunk], embedded)
 
 
 BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag creates in an index folder
@@ -303,6 +327,10 @@ class IndexStore:
             except FileExistsError:
                 continue
         raise RagError(f"cannot make a new build folder in {self.directory}")
+
+    def embedding_checkpoint(self, embedder_fingerprint: str) -> EmbeddingCheckpoint:
+        """Where a build saves its vectors as it goes (emptied once the build is saved)."""
+        return EmbeddingCheckpoint(self.directory / "in-progress", embedder_fingerprint)
 
     def remove_stale_builds(self) -> None:
         """Builds left by killed runs, removed when no other rag process is writing here."""

@@ -142,3 +142,35 @@ def test_conflicts_are_newest_first_and_the_latest_article_stating_the_answer_is
     from rag.pipeline import newest_first
 
     assert newest_first(["b", "a", "c"], {"a": "2021-08-01", "b": None, "c": "2021-09-01"}.get) == ["c", "a", "b"]
+
+
+def test_a_stopped_build_resumes_where_it_stopped(tmp_path, seeds_copy, monkeypatch):
+    import rag.index as index_module
+
+    monkeypatch.setattr(index_module, "CHUNK", 8)  # save every 8 passages
+
+    class StoppedAfterTwoChunks(FakeEmbedder):
+        def encode(self, texts, on_batch=None):
+            if self.encoded >= 16:
+                raise KeyboardInterrupt  # Ctrl-C, or as good as a kill: nothing after this runs
+            return super().encode(texts, on_batch)
+
+    config, index = load_models_config(ROOT / "models.toml"), tmp_path / "index"
+    with pytest.raises(KeyboardInterrupt):
+        build_pipeline(config, seeds_copy, index, embedder=StoppedAfterTwoChunks(), reader=FakeReader([]))
+    embedder, messages = FakeEmbedder(), []
+    resumed = build_pipeline(config, seeds_copy, index, embedder=embedder, reader=FakeReader([]), on_status=messages.append)
+    total = len(resumed.retriever.passages)
+    assert embedder.encoded == total - 16 and any("16 from a stopped build" in m for m in messages)
+    assert not (index / "in-progress").exists()  # emptied once the index is saved
+    fresh = build_pipeline(config, seeds_copy, tmp_path / "fresh", embedder=FakeEmbedder(), reader=FakeReader([]))
+    np.testing.assert_allclose(resumed.retriever.vectors.vectors(range(total)),
+                               fresh.retriever.vectors.vectors(range(total)), atol=1e-6)
+
+
+def test_a_checkpoint_of_another_embedder_is_dropped(tmp_path):
+    from rag.checkpoint import EmbeddingCheckpoint
+
+    EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").save_chunk(["k1"], np.ones((1, 4), dtype=np.float32))
+    assert set(EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").load()) == {"k1"}
+    assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-b").load() == {} and not (tmp_path / "cp").exists()

@@ -1,0 +1,52 @@
+"""Vectors embedded by a build that has not finished, saved in chunks as it goes, so that a
+killed build of a large archive resumes where it stopped instead of embedding everything again.
+Vectors are keyed by a hash of the passage text and kept only for the embedder that made them."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+CHUNK = 512  # passages embedded between two saves: at ~30 passages/s, one save every ~15 s
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCheckpoint:
+    def __init__(self, folder: Path, embedder_fingerprint: str):
+        self.folder = Path(folder)
+        self.fingerprint = embedder_fingerprint
+
+    def load(self) -> dict[str, np.ndarray]:
+        """text key -> vector, from every chunk saved for this embedder (others are dropped)."""
+        owner = self.folder / "embedder"
+        if not owner.is_file() or owner.read_text(encoding="utf-8") != self.fingerprint:
+            self.clear()
+            return {}
+        vectors = {}
+        for chunk in sorted(self.folder.glob("chunk-*.npz")):
+            try:
+                with np.load(chunk) as data:
+                    vectors.update(zip(data["keys"].tolist(), data["vectors"]))
+            except (OSError, ValueError, KeyError):
+                chunk.unlink(missing_ok=True)  # a damaged chunk is embedded again
+        return vectors
+
+    def save_chunk(self, keys: list[str], vectors: np.ndarray) -> None:
+        """One chunk, written under a temporary name and renamed into place."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        owner = self.folder / "embedder"
+        if not owner.is_file():
+            owner.write_text(self.fingerprint, encoding="utf-8")
+        number = len(list(self.folder.glob("chunk-*.npz")))
+        tmp = self.folder / f"tmp-{os.getpid()}.npz"
+        np.savez(tmp, keys=np.array(keys), vectors=vectors)
+        os.replace(tmp, self.folder / f"chunk-{number:06d}-{os.getpid()}.npz")
+
+    def clear(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
