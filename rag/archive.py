@@ -38,9 +38,10 @@ def archive_lock(index_dir: Path):
         yield
 
 
-def add_files(seeds_dir: Path, paths: list[Path]) -> Change:
+def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
     """Copy each article file (or the article files directly in each folder) into the seeds
-    folder; a file of the same name with other content is replaced (an edit)."""
+    folder. A file of the same name with other content replaces it (an edit); the replaced
+    file is kept in `trash`, since the seeds folder may hold the only copy."""
     change = Change()
     remove_abandoned(seeds_dir, ".*.tmp")  # half copies of an add that was killed
     for path in _expand(paths, change):
@@ -53,25 +54,47 @@ def add_files(seeds_dir: Path, paths: list[Path]) -> Change:
         if target.exists() and target.read_bytes() == path.read_bytes():
             change.unchanged.append(path.name)
             continue
-        (change.updated if target.exists() else change.added).append(path.name)
+        if target.exists():
+            _move_to_trash(target, trash)
+            change.updated.append(path.name)
+        else:
+            change.added.append(path.name)
         _copy_atomically(path, target)
     return change
 
 
 def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path) -> Change:
-    """Move the files of these articles out of the seeds folder into `trash`."""
+    """Move the files of these articles out of the seeds folder into `trash`. Every id is
+    checked before any file moves."""
     change = Change()
+    doc_ids = list(dict.fromkeys(doc_ids))
     for doc_id in doc_ids:
         document = documents.get(doc_id)
         if document is None:
-            raise RagError(f"no article {doc_id!r} in {seeds_dir}")
-        path = Path(document.path)
+            raise RagError(f"no article {doc_id!r} in {seeds_dir}; nothing was removed")
         if sum(1 for d in documents.values() if d.path == document.path) > 1:
-            raise RagError(f"{doc_id} is one record of {path.name}: edit that file to remove it")
-        trash.mkdir(parents=True, exist_ok=True)
-        os.replace(path, trash / f"{time.strftime('%Y%m%d-%H%M%S')}-{path.name}")
+            raise RagError(f"{doc_id} is one record of {Path(document.path).name}: edit that file to remove it; "
+                           "nothing was removed")
+    for doc_id in doc_ids:
+        _move_to_trash(Path(documents[doc_id].path), trash)
         change.removed.append(doc_id)
     return change
+
+
+def _move_to_trash(path: Path, trash: Path) -> Path:
+    """`path` moved into `trash` under a name no other removed file has (across filesystems too)."""
+    trash.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = trash / f"{stamp}-{path.name}"
+    n = 1
+    while target.exists():
+        n += 1
+        target = trash / f"{stamp}-{n}-{path.name}"
+    try:
+        shutil.move(str(path), str(target))
+    except OSError as exc:
+        raise RagError(f"cannot move {path} to {trash}: {exc.strerror}") from None
+    return target
 
 
 def _expand(paths: list[Path], change: Change) -> list[Path]:

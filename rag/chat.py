@@ -61,10 +61,10 @@ class BackgroundLoad:
 
     def result(self, console: Console):
         if not self.done:
-            with console.status(self.state) as status:
+            with console.status(Text(self.state)) as status:  # Text: paths and ids are not markup
                 while not self.done:
                     self._thread.join(0.1)
-                    status.update(self.state)
+                    status.update(Text(self.state))
         if self._error is not None:
             raise self._error
         return self._value

@@ -32,21 +32,32 @@ class EmbeddingCheckpoint:
         for chunk in sorted(self.folder.glob("chunk-*.npz")):
             try:
                 with np.load(chunk) as data:
-                    vectors.update(zip(data["keys"].tolist(), data["vectors"]))
-            except (OSError, ValueError, KeyError):
-                chunk.unlink(missing_ok=True)  # a damaged chunk is embedded again
+                    keys, rows = data["keys"].tolist(), data["vectors"]
+                if rows.ndim != 2 or len(rows) != len(keys):
+                    raise ValueError("keys and vectors disagree")
+                vectors.update(zip(keys, rows))
+            except Exception:  # noqa: BLE001 - numpy and zipfile raise many types; any damaged chunk is embedded again
+                chunk.unlink(missing_ok=True)
         return vectors
 
     def save_chunk(self, keys: list[str], vectors: np.ndarray) -> None:
-        """One chunk, written under a temporary name and renamed into place."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        owner = self.folder / "embedder"
-        if not owner.is_file():
-            owner.write_text(self.fingerprint, encoding="utf-8")
-        number = len(list(self.folder.glob("chunk-*.npz")))
+        """One chunk, written under a temporary name, flushed and renamed into place. Saving is
+        best effort: a build that cannot save (another build just finished and emptied the
+        folder, a full disk) goes on, and would only embed more if it were stopped."""
         tmp = self.folder / f"tmp-{os.getpid()}.npz"
-        np.savez(tmp, keys=np.array(keys), vectors=vectors)
-        os.replace(tmp, self.folder / f"chunk-{number:06d}-{os.getpid()}.npz")
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            owner = self.folder / "embedder"
+            if not owner.is_file():
+                owner.write_text(self.fingerprint, encoding="utf-8")
+            with tmp.open("wb") as f:
+                np.savez(f, keys=np.array(keys), vectors=vectors)
+                f.flush()
+                os.fsync(f.fileno())
+            number = len(list(self.folder.glob("chunk-*.npz")))
+            os.replace(tmp, self.folder / f"chunk-{number:06d}-{os.getpid()}.npz")
+        except OSError:
+            tmp.unlink(missing_ok=True)
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -152,12 +152,14 @@ def add(
 
     seeds_dir, index_dir = _archive_folders(seeds, index_dir)
     with archive_lock(index_dir):
-        change = add_files(seeds_dir, paths)
+        change = add_files(seeds_dir, paths, index_dir / "removed")
         for reason in change.skipped:
             report_status(f"skipped {reason}")
         manifest = open_pipeline(seeds_dir, index_dir, models, index_only=True).index.manifest
+    replaced = f" (the replaced files are kept in {index_dir / 'removed'})" if change.updated else ""
     err.print(f"added {len(change.added)}, updated {len(change.updated)}, unchanged {len(change.unchanged)}, "
-              f"skipped {len(change.skipped)}; index: {manifest.passages} passages from {len(manifest.documents)} articles")
+              f"skipped {len(change.skipped)}{replaced}; index: {manifest.passages} passages from "
+              f"{len(manifest.documents)} articles")
 
 
 @app.command()

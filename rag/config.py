@@ -19,24 +19,24 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class EmbedderSettings:
-    batch_size: int = 32
+    batch_size: int = field(default=32, metadata={"min": 1})
     runtime: str = "onnx"  # or "torch" (see rag.models)
 
 
 @dataclass(frozen=True)
 class ReaderSettings:
-    max_seq_len: int = 384
-    stride: int = 128
-    max_answer_tokens: int = 30
+    max_seq_len: int = field(default=384, metadata={"min": 128})
+    stride: int = field(default=128, metadata={"min": 0})
+    max_answer_tokens: int = field(default=30, metadata={"min": 1})
     runtime: str = "onnx"
     abstention: Abstention = field(default_factory=Abstention)
 
 
 @dataclass(frozen=True)
 class RetrievalSettings:
-    top_k: int = 5  # passages handed to the reader per question
-    candidates: int = 50  # how deep the dense and keyword rankings go before fusion
-    rrf_k: int = RRF_K
+    top_k: int = field(default=5, metadata={"min": 1})  # passages handed to the reader per question
+    candidates: int = field(default=50, metadata={"min": 1})  # how deep the dense and keyword rankings go before fusion
+    rrf_k: int = field(default=RRF_K, metadata={"min": 0})
     vector_store: str = "faiss"  # a name in rag.retrieval.VECTOR_STORES
 
 
@@ -133,8 +133,6 @@ def load_models_config(path: Path | None = None) -> ModelsConfig:
         if not isinstance(data.get(name, {}), dict):
             raise RagError(f"{path}: {name} must be a table ([{name}])")
         plain[name] = typed_settings(cls, data.get(name, {}), path, name)
-    if plain["retrieval"].top_k < 1:
-        raise RagError(f"{path}: [retrieval] top_k must be at least 1")
     return ModelsConfig(path=path, embedder=_spec(data, "embedder", path), reader=_spec(data, "reader", path), **plain)
 
 
@@ -166,7 +164,8 @@ def typed_settings(cls: type, table: dict, path: Path, where: str):
     """`cls` built from a TOML table: unknown keys and values of the wrong type are errors
     that name the file, the table, the key and what was expected."""
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    known = list(fields)
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise RagError(f"{path}: [{where}] has an unknown key '{unknown[0]}' (known: {', '.join(known)})")
@@ -179,6 +178,9 @@ def typed_settings(cls: type, table: dict, path: Path, where: str):
             values[key] = typed_settings(expected, value, path, f"{where}.{key}")
         elif _fits(value, expected):
             values[key] = expected(value)
+            least = fields[key].metadata.get("min")
+            if least is not None and values[key] < least:
+                raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected at least {least}")
         else:
             raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected {EXPECTED[expected]}")
     return cls(**values)

@@ -26,8 +26,8 @@ SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a
 
 @dataclass(frozen=True)
 class ChunkSettings:
-    max_chars: int = 600
-    overlap_sentences: int = 1
+    max_chars: int = field(default=600, metadata={"min": 50})
+    overlap_sentences: int = field(default=1, metadata={"min": 0})
 
     def as_dict(self) -> dict:
         return asdict(self)

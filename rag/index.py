@@ -142,6 +142,8 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
     keep their vectors, those a stopped build embedded come from `checkpoint`, and only the
     others are embedded, in chunks saved to `checkpoint` as they are done."""
     passages = chunk_corpus(corpus, chunking)
+    if not passages:
+        raise RagError(f"the articles in {corpus.directory} hold no text to index")
     old_ids = {}
     if reusable is not None:
         old_ids = {(p.doc_id, p.start, p.end): i for p, i in zip(reusable.passages, reusable.ids)}
@@ -250,7 +252,9 @@ class IndexStore:
             with self._lock(shared=True):
                 build, manifest = self._current()
                 data = _read_checked(build / CONVERTED, manifest.files.get(CONVERTED))
-            for line in data.decode("utf-8").splitlines():
+            for line in data.decode("utf-8").split("\n"):  # not splitlines(): U+2028 may sit inside the text
+                if not line:
+                    continue
                 row = json.loads(line)
                 known.setdefault((row["file"], row["sha256"]), []).append(Document(**row["document"]))
         except (OSError, ValueError, KeyError, TypeError, IndexNotUsable):
@@ -345,7 +349,7 @@ class IndexStore:
     def _is_ours(self) -> bool:
         entries = [p.name for p in self.directory.iterdir()]
         legacy = "CURRENT" in entries and ".lock" in entries  # written by rag before the marker existed
-        entries = [e for e in entries if e not in (".lock", ".lock-gate", ".lock-archive")]
+        entries = [e for e in entries if e not in (".lock", ".lock-gate", ".lock-archive") and not e.startswith(".probe-")]
         return not entries or MARKER in entries or legacy
 
     @contextlib.contextmanager

@@ -3,6 +3,7 @@ agreement between articles. The CLI, the chat and the evaluation all go through 
 from __future__ import annotations
 
 import datetime
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,16 +64,22 @@ class DateRange:
         if since is None and until is None:
             return None
         for flag, value in (("--since", since), ("--until", until)):
-            if value is not None:
-                try:
-                    datetime.date.fromisoformat(value)
-                except ValueError:
-                    raise BadInput(f"{flag} {value!r} is not a date (use YYYY-MM-DD)") from None
-                if len(value) != 10:
-                    raise BadInput(f"{flag} {value!r} is not a date (use YYYY-MM-DD)")
+            if value is not None and not _is_day(value):
+                raise BadInput(f"{flag} {value!r} is not a date (use YYYY-MM-DD)")
         if since and until and since > until:
             raise BadInput(f"--since {since} is after --until {until}")
         return cls(since, until)
+
+
+def _is_day(text: str) -> bool:
+    """YYYY-MM-DD and a real day (fromisoformat alone also takes week dates like 2024-W01-1)."""
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        return False
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def newest_first(items: list, date_of) -> list:

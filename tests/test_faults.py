@@ -11,6 +11,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.assembly import build_pipeline
@@ -381,3 +382,90 @@ def test_unexpected_errors_are_one_line_and_rag_debug_shows_the_traceback(monkey
         err = capsys.readouterr().err
         assert exit_.value.code == 1 and "unexpected error: ZeroDivisionError: boom" in err
         assert ("Traceback" in err) == traceback_shown
+
+
+# found in review
+
+@pytest.mark.parametrize("table, key, value", [("chunking", "max_chars", 0), ("chunking", "overlap_sentences", -1),
+                                               ("retrieval", "rrf_k", -1), ("retrieval", "top_k", 0)])
+def test_settings_out_of_range_are_refused_with_their_name(tmp_path, table, key, value):
+    models = tmp_path / "models.toml"
+    models.write_text((ROOT / "models.toml").read_text() + f"\n[{table}]\n{key} = {value}\n")
+    with pytest.raises(RagError, match=rf"\[{table}\] {key} = {value} is not valid: expected at least"):
+        load_models_config(models)
+
+
+def test_a_damaged_checkpoint_chunk_is_embedded_again(tmp_path):
+    from rag.checkpoint import EmbeddingCheckpoint
+
+    checkpoint = EmbeddingCheckpoint(tmp_path / "cp", "e")
+    checkpoint.save_chunk(["a"], np.ones((1, 4), dtype=np.float32))
+    (tmp_path / "cp" / "chunk-000009-1.npz").write_bytes(b"")  # as a power cut may leave it
+    (tmp_path / "cp" / "chunk-000010-1.npz").write_bytes(b"PK\x03\x04 cut off")
+    assert set(checkpoint.load()) == {"a"} and len(list((tmp_path / "cp").glob("chunk-*"))) == 1
+
+
+def test_articles_with_no_text_to_index_are_one_clear_error(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text(" date 2024-01-01\n")
+    with pytest.raises(RagError, match="hold no text to index"):
+        fake_pipeline_over(seeds, tmp_path / "index")
+
+
+def fake_pipeline_over(seeds: Path, index_dir: Path):
+    return build_pipeline(load_models_config(ROOT / "models.toml"), seeds, index_dir, embedder=FakeEmbedder(),
+                          reader=FakeReader([]))
+
+
+def test_week_dates_are_not_days():
+    from rag.pipeline import DateRange
+
+    with pytest.raises(BadInput, match="is not a date"):
+        DateRange.parse("2024-W01-1", None)
+
+
+def test_remove_checks_every_id_before_moving_anything(tmp_path):
+    from rag.archive import remove_documents
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    documents = load_corpus(seeds).documents
+    with pytest.raises(RagError, match="no article 'nosuch'.*nothing was removed"):
+        remove_documents(seeds, ["000_882549ac45e52293", "nosuch"], documents, tmp_path / "trash")
+    assert (seeds / "000_882549ac45e52293.txt").is_file()
+    remove_documents(seeds, ["000_882549ac45e52293", "000_882549ac45e52293"], documents, tmp_path / "trash")
+    assert len(list((tmp_path / "trash").iterdir())) == 1
+
+
+def test_adding_a_different_file_of_the_same_name_keeps_the_old_one(tmp_path):
+    from rag.archive import add_files
+
+    seeds, elsewhere = tmp_path / "seeds", tmp_path / "downloads"
+    seeds.mkdir()
+    elsewhere.mkdir()
+    (seeds / "report.txt").write_text("The first report.")
+    (elsewhere / "report.txt").write_text("A different report.")
+    change = add_files(seeds, [elsewhere / "report.txt"], tmp_path / "trash")
+    assert change.updated == ["report.txt"] and (seeds / "report.txt").read_text() == "A different report."
+    (kept,) = (tmp_path / "trash").iterdir()
+    assert kept.read_text() == "The first report."
+
+
+def test_jsonl_text_may_hold_line_separators(tmp_path):
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    (folder / "x.jsonl").write_text(json.dumps({"id": "1", "text": "One\u2028two."}, ensure_ascii=False) + "\n",
+                                    encoding="utf-8")
+    assert load_corpus(folder).documents["x.jsonl#1"].text == "One\u2028two."
+
+
+def test_status_lines_with_brackets_do_not_break_the_chat_spinner():
+    from rich.console import Console
+
+    from rag.chat import BackgroundLoad
+
+    loading = BackgroundLoad(lambda set_state: (set_state("loading [/b] from /data/[old]/"), time.sleep(0.3))[1])
+    loading.state = "loading [/b] from /data/[old]/"
+    console = Console(markup=False, force_terminal=True, file=open(os.devnull, "w"))
+    loading.result(console)  # raised MarkupError before

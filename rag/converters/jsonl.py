@@ -15,7 +15,7 @@ ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     documents, problems = [], []
-    for number, line in enumerate(decode(raw).splitlines(), 1):
+    for number, line in enumerate(decode(raw).split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
         if not line.strip():
             continue
         try:
