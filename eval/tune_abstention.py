@@ -66,6 +66,7 @@ def question_utility(abstention: Abstention, runs) -> float:
 def write_abstention_table(models_file: Path, abstention: Abstention, note: str) -> None:
     text = models_file.read_text(encoding="utf-8")
     values = "".join(f"{name} = {getattr(abstention, name):.6g}\n" for name in ("bias", *FEATURES, "threshold"))
+    values += f'fitted_for = "{abstention.fitted_for}"  # the reader\'s fingerprint: another reader gets a warning\n'
     table = f"[reader.abstention]\n# {note}\n{values}"
     pattern = re.compile(r"^\[reader\.abstention\]\n(?:(?!\[)[^\n]*\n?)*", re.M)
     if not pattern.search(text):
@@ -83,7 +84,8 @@ def main() -> None:
     args = parser.parse_args()
 
     questions = load_gold(args.tune)
-    pipeline = build_pipeline(load_models_config(args.models), args.seeds, on_status=print)
+    config = load_models_config(args.models)
+    pipeline = build_pipeline(config, args.seeds, on_status=print)
     runs = [(q, pipeline.ask(q.question).candidates) for q in questions]
     x = np.array([features(c) for _, cands in runs for c in cands])
     y = np.array([float(q.answerable and best_over(f1_score, c.text, q.answers) >= RIGHT_F1)
@@ -93,7 +95,7 @@ def main() -> None:
     utilities = [question_utility(Abstention(*w, threshold=t), runs) for t in thresholds]
     # the middle of the best plateau, so a small shift in scores does not flip many decisions
     best = [t for t, u in zip(thresholds, utilities) if u >= max(utilities) - 1e-9]
-    chosen = Abstention(*w, threshold=float(best[len(best) // 2]))
+    chosen = Abstention(*w, threshold=float(best[len(best) // 2]), fitted_for=config.reader.fingerprint())
     answerable = sum(q.answerable for q in questions)
     note = (f"fitted by eval/tune_abstention.py on {args.tune.name}: {len(questions)} questions "
             f"({answerable} answerable), {len(y)} candidates ({int(y.sum())} right); utility {max(utilities):.3f}")

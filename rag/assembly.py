@@ -86,6 +86,7 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
         raise RagError("--top-k must be at least 1", 2)
     if reader is None:
         config.reader.resolve()  # a missing reader is reported now, not after building an index
+    _warn_if_fitted_for_another_reader(config, on_status)
     opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder)
     retriever = Retriever(opened.embedder, opened.index.passages, opened.index.vectors, opened.index.keywords,
                           config.retrieval.rrf_k, config.retrieval.candidates)
@@ -94,3 +95,17 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
 
         reader = Reader(config.reader, on_status)
     return Pipeline(opened.corpus, retriever, reader, config.reader.settings.abstention, config.retrieval.top_k)
+
+
+def _warn_if_fitted_for_another_reader(config: ModelsConfig, on_status: Status) -> None:
+    """The decision's weights mean something only for the reader they were fitted on."""
+    fitted_for = config.reader.settings.abstention.fitted_for
+    if not fitted_for:
+        return
+    try:
+        current = config.reader.fingerprint()
+    except RagError:
+        return  # a missing reader is reported where it is loaded
+    if fitted_for != current:
+        on_status(f"warning: [reader.abstention] in {config.path} was fitted for another reader ({fitted_for}; "
+                  f"this one is {current}): refit it with python eval/tune_abstention.py")

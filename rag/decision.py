@@ -16,6 +16,7 @@ class Abstention:
     span_score: float = 0.0
     dense_score: float = 0.0
     threshold: float = 0.5
+    fitted_for: str = ""  # the fingerprint of the reader it was fitted for ("" when not recorded)
 
     def confidence(self, margin: float, span_score: float, dense_score: float) -> float:
         z = self.bias + self.margin * margin + self.span_score * span_score + self.dense_score * dense_score

@@ -174,3 +174,17 @@ def test_a_checkpoint_of_another_embedder_is_dropped(tmp_path):
     EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").save_chunk(["k1"], np.ones((1, 4), dtype=np.float32))
     assert set(EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").load()) == {"k1"}
     assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-b").load() == {} and not (tmp_path / "cp").exists()
+
+
+def test_a_decision_fitted_for_another_reader_is_a_warning(tmp_path):
+    config = load_models_config(ROOT / "models.toml")
+    messages = []
+    build_pipeline(config, SEEDS, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]), on_status=messages.append)
+    assert not any("fitted for another reader" in m for m in messages)  # the bundled table fits the bundled reader
+    other = tmp_path / "models.toml"
+    text = (ROOT / "models.toml").read_text().replace(f'fitted_for = "{config.reader.fingerprint()}"',
+                                                      'fitted_for = "0123456789abcdef"')
+    other.write_text(text.replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"'))
+    build_pipeline(load_models_config(other), SEEDS, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]),
+                   on_status=messages.append)
+    assert any("fitted for another reader (0123456789abcdef" in m and "tune_abstention" in m for m in messages)
