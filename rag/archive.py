@@ -26,16 +26,56 @@ class Change:
     skipped: list[str] = field(default_factory=list)  # "name: why"
     removed: list[str] = field(default_factory=list)
 
+    def summary(self, trash: Path, passages: int, articles: int) -> str:
+        """One line for the user: what changed, where removed or replaced files are kept, the index."""
+        parts = []
+        if self.removed:
+            parts.append(f"removed {', '.join(self.removed)}")
+        else:
+            parts.append(f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
+                         f"skipped {len(self.skipped)}")
+        if self.removed or self.updated:
+            parts.append(f"(files taken out are kept in {trash})")
+        return " ".join(parts) + f"; index: {passages} passages from {articles} articles"
 
-@contextlib.contextmanager
-def archive_lock(index_dir: Path):
-    """Held for a whole add or remove, index update included: concurrent calls wait their turn."""
-    from rag.index import IndexStore
 
-    IndexStore(index_dir).prepare_for_writing()  # only ever in a folder that is (or becomes) a rag index
-    with (index_dir / ".lock-archive").open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
+@dataclass(frozen=True)
+class Archive:
+    """The seeds folder as an archive that articles are added to and removed from."""
+
+    seeds_dir: Path
+    index_dir: Path
+
+    @classmethod
+    def at(cls, seeds_dir: Path | None, index_dir: Path | None) -> Archive:
+        from rag.pipeline import default_index_dir, default_seeds_dir
+
+        seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
+        if not seeds_dir.is_dir():
+            raise RagError(f"articles folder not found: {seeds_dir}")
+        return cls(seeds_dir, Path(index_dir) if index_dir else default_index_dir(seeds_dir))
+
+    @property
+    def trash(self) -> Path:
+        return self.index_dir / "removed"
+
+    @contextlib.contextmanager
+    def locked(self):
+        """Held for a whole add or remove, index update included: concurrent calls wait their turn."""
+        from rag.index import IndexStore
+
+        IndexStore(self.index_dir).prepare_for_writing()  # only ever in a folder that is (or becomes) a rag index
+        with (self.index_dir / ".lock-archive").open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+
+    def add(self, paths: list[Path]) -> Change:
+        return add_files(self.seeds_dir, paths, self.trash)
+
+    def remove(self, doc_ids: list[str]) -> Change:
+        from rag.corpus import load_corpus
+
+        return remove_documents(self.seeds_dir, doc_ids, load_corpus(self.seeds_dir).documents, self.trash)
 
 
 def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:

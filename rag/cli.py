@@ -148,18 +148,14 @@ def add(
     models: ModelsOption = None,
 ) -> None:
     """Copy articles into the archive (the seeds folder) and index them; only they are embedded."""
-    from rag.archive import add_files, archive_lock
+    from rag.archive import Archive
 
-    seeds_dir, index_dir = _archive_folders(seeds, index_dir)
-    with archive_lock(index_dir):
-        change = add_files(seeds_dir, paths, index_dir / "removed")
+    archive = Archive.at(seeds, index_dir)
+    with archive.locked():
+        change = archive.add(paths)
         for reason in change.skipped:
             report_status(f"skipped {reason}")
-        manifest = open_pipeline(seeds_dir, index_dir, models, index_only=True).index.manifest
-    replaced = f" (the replaced files are kept in {index_dir / 'removed'})" if change.updated else ""
-    err.print(f"added {len(change.added)}, updated {len(change.updated)}, unchanged {len(change.unchanged)}, "
-              f"skipped {len(change.skipped)}{replaced}; index: {manifest.passages} passages from "
-              f"{len(manifest.documents)} articles")
+        _update_archive_index(archive, change, models)
 
 
 @app.command()
@@ -170,24 +166,16 @@ def remove(
     models: ModelsOption = None,
 ) -> None:
     """Take articles out of the archive (their files move to <index folder>/removed/) and the index."""
-    from rag.archive import archive_lock, remove_documents
-    from rag.corpus import load_corpus
+    from rag.archive import Archive
 
-    seeds_dir, index_dir = _archive_folders(seeds, index_dir)
-    with archive_lock(index_dir):
-        change = remove_documents(seeds_dir, doc_ids, load_corpus(seeds_dir).documents, index_dir / "removed")
-        manifest = open_pipeline(seeds_dir, index_dir, models, index_only=True).index.manifest
-    err.print(f"removed {', '.join(change.removed)} (files kept in {index_dir / 'removed'}); "
-              f"index: {manifest.passages} passages from {len(manifest.documents)} articles")
+    archive = Archive.at(seeds, index_dir)
+    with archive.locked():
+        _update_archive_index(archive, archive.remove(doc_ids), models)
 
 
-def _archive_folders(seeds: Path | None, index_dir: Path | None) -> tuple[Path, Path]:
-    from rag.pipeline import default_index_dir, default_seeds_dir
-
-    seeds_dir = seeds or default_seeds_dir()
-    if not seeds_dir.is_dir():
-        raise RagError(f"articles folder not found: {seeds_dir}")
-    return seeds_dir, index_dir or default_index_dir(seeds_dir)
+def _update_archive_index(archive, change, models: Path | None) -> None:
+    manifest = open_pipeline(archive.seeds_dir, archive.index_dir, models, index_only=True).index.manifest
+    err.print(change.summary(archive.trash, manifest.passages, len(manifest.documents)))
 
 
 @app.command()
