@@ -178,8 +178,10 @@ class Pipeline:
 
     def _conflicts(self, best: Candidate, candidates: list[Candidate]) -> list[Conflict]:
         """Answers from other articles, more likely right than wrong, that neither contain nor
-        are contained in the chosen one."""
-        seen, conflicts = {best.span.doc_id}, []
+        are contained in the chosen one. An article that states the answer somewhere (it is
+        supporting) is not also a conflict because another of its passages yields another span."""
+        seen = {best.span.doc_id} | {s.doc_id for s in self._supporting(best, candidates)}
+        conflicts = []
         bar = max(self.decision.threshold, STRONG_CONFIDENCE)
         for c in candidates:
             if c.span.doc_id in seen or c.confidence < bar:

@@ -188,3 +188,9 @@ def test_a_decision_fitted_for_another_reader_is_a_warning(tmp_path):
     build_pipeline(load_models_config(other), SEEDS, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]),
                    on_status=messages.append)
     assert any("fitted for another reader (0123456789abcdef" in m and "tune_abstention" in m for m in messages)
+
+
+def test_an_article_that_supports_the_answer_is_not_also_a_conflict(fake_parts):
+    answer = pipeline_with(fake_parts, ["Ahmad Massoud", "Ahmad Shah Massoud"]).ask("Who leads the resistance?")
+    supporting = {s.doc_id for s in answer.supporting} | {answer.citation.doc_id}
+    assert not {c.citation.doc_id for c in answer.conflicts} & supporting

@@ -56,7 +56,7 @@ def test_ask_json_follows_the_contract(index_args):
     assert_contract(row)
     assert row["question"] == "How far is Panjshir Valley from Kabul?"
     assert not row["abstained"]
-    assert row["answer"] == "150 kilometers" and row["citation"]["doc_id"] == "001_fb70659820c0e01f"
+    assert row["answer"].startswith("150 kilometers") and row["citation"]["doc_id"] == "001_fb70659820c0e01f"
     assert row["citation"]["date"] is None  # article 001 has no date line
     assert len(row["passages"]) == 5
 

