@@ -130,15 +130,16 @@ class Pipeline:
                             key=lambda c: -c.confidence)
         best = candidates[0] if candidates else None
         answered = best is not None and best.confidence >= self.decision.threshold
+        supporting = self._supporting(best, candidates) if answered else []
         answer = Answer(
             question=question,
             text=best.text if answered else None,
             abstained=not answered,
             score=best.confidence if best else 0.0,
             citation=self.cite(best.span) if answered else None,
-            supporting=self._supporting(best, candidates) if answered else [],
-            conflicts=self._conflicts(best, candidates) if answered else [],
-            latest=self._latest(best, candidates) if answered else None,
+            supporting=supporting,
+            conflicts=self._conflicts(best, candidates, supporting) if answered else [],
+            latest=self._latest(best, supporting) if answered else None,
             passages=retrieved,
             candidates=candidates,
         )
@@ -176,11 +177,11 @@ class Pipeline:
                 spans.append(c.span)
         return spans
 
-    def _conflicts(self, best: Candidate, candidates: list[Candidate]) -> list[Conflict]:
+    def _conflicts(self, best: Candidate, candidates: list[Candidate], supporting: list[Span]) -> list[Conflict]:
         """Answers from other articles, more likely right than wrong, that neither contain nor
         are contained in the chosen one. An article that states the answer somewhere (it is
         supporting) is not also a conflict because another of its passages yields another span."""
-        seen = {best.span.doc_id} | {s.doc_id for s in self._supporting(best, candidates)}
+        seen = {best.span.doc_id} | {s.doc_id for s in supporting}
         conflicts = []
         bar = max(self.decision.threshold, STRONG_CONFIDENCE)
         for c in candidates:
@@ -191,8 +192,8 @@ class Pipeline:
                 conflicts.append(Conflict(c.text, c.confidence, self.cite(c.span)))
         return newest_first(conflicts[:MAX_CONFLICTS], lambda conflict: conflict.citation.date)
 
-    def _latest(self, best: Candidate, candidates: list[Candidate]) -> Citation:
+    def _latest(self, best: Candidate, supporting: list[Span]) -> Citation:
         """Of the articles stating the answer (the cited one and those supporting it), the one
         with the latest date; the cited one when none is dated later."""
-        stating = [best.span, *self._supporting(best, candidates)]
+        stating = [best.span, *supporting]
         return self.cite(newest_first(stating, lambda span: self.corpus.documents[span.doc_id].date)[0])
