@@ -21,6 +21,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 class EmbedderSettings:
     batch_size: int = field(default=32, metadata={"min": 1})
     runtime: str = "onnx"  # or "torch" (see rag.models)
+    precision: str = "float32"  # or "int8": a dynamically quantized ONNX graph (eval/scale.py measures both)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,14 @@ class ModelSpec:
         raise RagError(f"models.toml [{self.role}]: unknown source {self.source!r} (use package:, path: or hub:)")
 
     def fingerprint(self) -> str:
+        """What an index or a fitted decision depends on: the model's files and, for an
+        embedder run at another precision than float32, that precision."""
+        precision = getattr(self.settings, "precision", "float32")
+        if precision == "float32":
+            return self.files_fingerprint()
+        return hashlib.sha256(f"{self.files_fingerprint()}:{precision}".encode()).hexdigest()[:16]
+
+    def files_fingerprint(self) -> str:
         """Identifies the model's files cheaply (config, weights size and first MiB), so a
         swapped model is noticed without hashing hundreds of MB on every start."""
         if not self.is_local:

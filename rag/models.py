@@ -23,6 +23,7 @@ from rag.errors import RagError
 from rag.leftovers import remove_abandoned
 
 RUNTIMES = ("onnx", "torch")
+PRECISIONS = ("float32", "int8")
 EXPORT_VERSION = "1"  # bump when the exported graph changes, so old cache entries are not reused
 OUTPUTS = {"AutoModel": ["last_hidden_state"], "AutoModelForQuestionAnswering": ["start_logits", "end_logits"]}
 
@@ -45,6 +46,10 @@ def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callab
     runtime = spec.settings.runtime
     if runtime not in RUNTIMES:
         raise RagError(f"models.toml [{spec.role}]: runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+    precision = getattr(spec.settings, "precision", "float32")
+    if precision not in PRECISIONS or (precision == "int8" and runtime != "onnx"):
+        raise RagError(f"models.toml [{spec.role}]: precision must be one of {', '.join(PRECISIONS)} "
+                       f"(int8 with runtime = \"onnx\"), not {precision!r}")
     folder = local_model_dir(spec)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     tokenizer = _load_tokenizer(folder, spec)
@@ -67,12 +72,50 @@ class DamagedGraph(Exception):
 
 def onnx_graph(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> Path:
     """The model's ONNX graph in the cache, exported first if it is not there yet."""
-    path = onnx_cache_dir() / f"{spec.role}-{spec.fingerprint()}-{model_class_name}-v{EXPORT_VERSION}.onnx"
+    path = onnx_cache_dir() / f"{spec.role}-{spec.files_fingerprint()}-{model_class_name}-v{EXPORT_VERSION}.onnx"
     remove_abandoned(path.parent, "*.onnx.*.tmp")  # half-written graphs of a killed export
     if not path.is_file():
         on_export(f"preparing the {spec.role} model for fast CPU inference (once; cached in {path.parent})…")
         export_onnx(spec, model_class_name, path)
+    if getattr(spec.settings, "precision", "float32") == "int8":
+        return _quantized(path)
     return path
+
+
+def _quantized(path: Path) -> Path:
+    """The int8 twin of a float ONNX graph (weights quantized, activations quantized on the fly),
+    made once beside it; written to a temporary name and renamed, as exports are."""
+    quantized = path.with_name(f"{path.stem}-int8.onnx")
+    if not quantized.is_file():
+        tmp = quantized.with_name(f"{quantized.name}.{os.getpid()}.tmp")
+        try:
+            with _root_logging_untouched():
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8)
+            os.replace(tmp, quantized)
+        except OSError as exc:
+            raise RagError(f"could not write the int8 model to {path.parent}: {exc.strerror or exc}") from None
+        finally:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+    return quantized
+
+
+@contextlib.contextmanager
+def _root_logging_untouched():
+    """onnxruntime.quantization calls logging.basicConfig on import and advises on the root
+    logger: without this, every library's debug logging (bm25s's) would reach the terminal."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
 
 
 def onnx_runner(session) -> Runner:

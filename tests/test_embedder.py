@@ -17,3 +17,16 @@ def test_vectors_match_sentence_transformers(models):
     assert ours.shape == (3, 384) and ours.dtype == np.float32
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
     assert np.abs(ours - reference).max() < 1e-4
+
+
+def test_an_int8_embedder_is_its_own_model_with_close_vectors(models):
+    """precision = "int8" runs a quantized graph: other vectors (so another fingerprint, and an
+    index built at float32 is stale), close enough for retrieval (eval/scale.py measures recall)."""
+    import dataclasses
+
+    int8 = dataclasses.replace(models.embedder, settings=dataclasses.replace(models.embedder.settings, precision="int8"))
+    texts = ["Who leads the resistance in the Panjshir Valley?", "The Taliban said they had taken the valley."]
+    cosine = np.sum(Embedder(int8).encode(texts) * Embedder(models.embedder).encode(texts), axis=1)
+    assert int8.fingerprint() != models.embedder.fingerprint()
+    assert int8.files_fingerprint() == models.embedder.files_fingerprint()
+    assert (cosine > 0.85).all() and (cosine < 0.9999).all()
