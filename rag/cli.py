@@ -236,6 +236,27 @@ def chat(
     loading.abandon_if_running()
 
 
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8000,
+    token: Annotated[Optional[str], typer.Option("--token", envvar="RAG_TOKEN", help="Require 'Authorization: Bearer TOKEN' on every request that reads the articles.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a question may take before a 504.", min=1)] = 30.0,
+    seeds: SeedsOption = None,
+    index_dir: IndexDirOption = None,
+    models: ModelsOption = None,
+) -> None:
+    """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
+    from rag.assembly import build_pipeline
+    from rag.server import serve as run_server
+
+    config = load_models_config(models)
+    config.embedder.resolve()  # a missing model is reported now, not by /healthz later
+    config.reader.resolve()
+    run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,
+               on_ready=report_status)
+
+
 def _history_file() -> Path:
     import platformdirs
 

@@ -117,12 +117,15 @@ class Pipeline:
         """The same pipeline reading with another reader (e.g. on another runtime)."""
         return Pipeline(self.corpus, self.retriever, reader, self.decision, self.top_k)
 
-    def ask(self, question: str, dates: DateRange | None = None) -> Answer:
-        """The answer from the articles (dated within `dates`, when given), or an abstention."""
+    def ask(self, question: str, dates: DateRange | None = None, top_k: int | None = None) -> Answer:
+        """The answer from the articles (dated within `dates`, when given), or an abstention;
+        `top_k` passages are read (the pipeline's own number when None)."""
         question = validate_question(question)
+        if top_k is not None and top_k < 1:
+            raise BadInput("top_k must be at least 1")
         started = time.perf_counter()
         allowed = self._passages_dated(dates) if dates else None
-        retrieved = self.retriever.retrieve(question, self.top_k, allowed)
+        retrieved = self.retriever.retrieve(question, top_k or self.top_k, allowed)
         retrieved_at = time.perf_counter()
         guesses = self.reader.read(question, [r.passage for r in retrieved])
         read_at = time.perf_counter()

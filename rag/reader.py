@@ -30,7 +30,13 @@ class Reader:
     def __init__(self, spec: ModelSpec, on_export: Callable[[str], None] = lambda msg: None):
         self.spec = spec
         self.model = load_for_inference(spec, "AutoModelForQuestionAnswering", on_export)
+        # two tokenizers, each configured once: reading mutates no shared state, so concurrent
+        # questions (rag serve) are safe without a lock
         self.tokenizer = self.model.tokenizer
+        self.tokenizer.enable_truncation(max_length=spec.settings.max_seq_len, stride=spec.settings.stride,
+                                         strategy="only_second")
+        self._question_tokenizer = _copy(self.tokenizer)
+        self._question_tokenizer.no_truncation()  # the windows' only_second truncation refuses a lone question
         self.max_seq_len = spec.settings.max_seq_len
         self.stride = spec.settings.stride
         self.max_answer_tokens = spec.settings.max_answer_tokens
@@ -57,13 +63,11 @@ class Reader:
         """(passage index, encoding) for every window the reader reads: the (clipped) question
         and a stretch of the passage, consecutive stretches overlapping by `stride` tokens."""
         question = self._clip_question(question)
-        self.tokenizer.enable_truncation(max_length=self.max_seq_len, stride=self.stride, strategy="only_second")
         encodings = self.tokenizer.encode_batch([(question, p.text) for p in passages])
         return [(i, window) for i, e in enumerate(encodings) for window in [e, *e.overflowing]]
 
     def _clip_question(self, question: str) -> str:
-        self.tokenizer.no_truncation()  # the windows' only_second truncation refuses a lone question
-        offsets = self.tokenizer.encode(question, add_special_tokens=False).offsets
+        offsets = self._question_tokenizer.encode(question, add_special_tokens=False).offsets
         if len(offsets) <= MAX_QUESTION_TOKENS:
             return question
         return question[:offsets[MAX_QUESTION_TOKENS - 1][1]]
@@ -82,3 +86,9 @@ class Reader:
         char_start, char_end = offsets[token_ids[i]][0], offsets[token_ids[j]][1]
         return SpanGuess(passage_index, passage.start + char_start, passage.start + char_end,
                          float(scores[i, j]), null_score)
+
+
+def _copy(tokenizer):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_str(tokenizer.to_str())

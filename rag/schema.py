@@ -112,4 +112,4 @@ class Answer:
 
 def _citation_json(c: Citation) -> dict:
     return {"doc_id": c.doc_id, "date": c.date, "start": c.start, "end": c.end, "sentence": c.sentence,
-            "title": c.title, "source": c.source}
+            "sentence_start": c.sentence_start, "title": c.title, "source": c.source}

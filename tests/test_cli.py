@@ -9,7 +9,7 @@ pytestmark = pytest.mark.integration  # real models
 
 CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "latest", "conflicts", "passages",
                  "timings_ms"}
-CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence", "title", "source"}
+CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence", "sentence_start", "title", "source"}
 
 
 def assert_contract(row: dict, batch: bool = False) -> None:

@@ -1,0 +1,265 @@
+"""`rag serve`: the answer contract of `rag ask --json` over HTTP, and the page at `/`.
+
+FastAPI, because it gives the OpenAPI docs at /docs and typed request validation from the same
+few lines, and runs on uvicorn, which stops cleanly on SIGTERM. The Swagger page's scripts come
+from the swagger-ui-bundle package, so /docs works offline like everything else.
+
+Models load in a background thread as the server starts: /healthz answers 503 "loading" until
+the pipeline is ready (and has answered one warm-up question), then 200 "ready". Questions run
+on a pool with one thread per core, each bounded by a timeout. The pipeline is shared by those
+threads; nothing in it changes while it answers (see rag.reader for its two tokenizers)."""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hmac
+import json
+import os
+import signal
+import sys
+import threading
+from importlib import resources
+from typing import Callable, Optional
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.errors import RagError
+from rag.pipeline import MAX_QUESTION_CHARS, DateRange
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_BATCH = 100  # questions in one /ask/batch request
+PUBLIC_PATHS = ("/", "/healthz", "/docs", "/openapi.json")  # no article text: no token needed
+PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
+
+
+class AskRequest(BaseModel):
+    question: str = Field(max_length=MAX_QUESTION_CHARS, description="The question, in words.")
+    top_k: Optional[int] = Field(None, ge=1, le=50, description="How many passages to read (default: models.toml).")
+    since: Optional[str] = Field(None, description="Only articles dated on or after this day (YYYY-MM-DD).")
+    until: Optional[str] = Field(None, description="Only articles dated on or before this day (YYYY-MM-DD).")
+
+
+class BatchRequest(BaseModel):
+    questions: list[str] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} questions.")
+    top_k: Optional[int] = Field(None, ge=1, le=50)
+    since: Optional[str] = None
+    until: Optional[str] = None
+
+
+class Loading:
+    """The pipeline, loaded once in a background thread; the state /healthz reports."""
+
+    def __init__(self, load: Callable[[], object]):
+        self._load = load
+        self.pipeline = None
+        self.problem: str | None = None
+        self._thread = threading.Thread(target=self._run, name="rag-load", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            pipeline = self._load()
+            pipeline.ask("warm up")  # the first answer pays one-off costs; no user should
+            self.pipeline = pipeline
+        except RagError as problem:
+            self.problem = str(problem)
+        except Exception as problem:  # reported by /healthz; the server stays up to say so
+            self.problem = f"{type(problem).__name__}: {problem}"
+
+    @property
+    def state(self) -> str:
+        return "failed" if self.problem else "ready" if self.pipeline is not None else "loading"
+
+
+def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = 30.0,
+               workers: int | None = None) -> FastAPI:
+    loading = Loading(load)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="rag-ask")
+
+    async def lifespan(app):
+        loading.start()
+        yield
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="rag", description="Cited answers from your articles: the `rag ask --json` contract over HTTP.",
+                  docs_url=None, redoc_url=None, lifespan=lifespan)
+    app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    _add_error_handlers(app)
+    _add_token_check(app, token)
+    web = resources.files("rag") / "web"
+    app.mount("/static", StaticFiles(directory=str(web)), name="static")
+    _add_offline_docs(app)
+
+    def ready_pipeline():
+        if loading.pipeline is None:
+            raise HTTPException(503, f"not ready: {loading.problem or 'the models are loading'}")
+        return loading.pipeline
+
+    async def answer(question: str, dates, top_k) -> dict:
+        pipeline = ready_pipeline()
+        future = asyncio.get_running_loop().run_in_executor(pool, pipeline.ask, question, dates, top_k)
+        try:
+            return (await asyncio.wait_for(future, timeout_s)).to_json()
+        except asyncio.TimeoutError:
+            raise HTTPException(504, f"no answer within {timeout_s:g} s") from None
+        except RagError as problem:  # e.g. a question with no words
+            raise HTTPException(400, str(problem)) from None
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(str(web / "index.html"), media_type="text/html")
+
+    @app.get("/healthz", summary="Whether the models are loaded and questions can be asked")
+    def healthz():
+        body = {"status": loading.state}
+        if loading.problem:
+            body["problem"] = loading.problem
+        if loading.pipeline is not None:
+            body |= {"documents": len(loading.pipeline.corpus.documents), "passages": len(loading.pipeline.retriever.passages)}
+        return JSONResponse(body, status_code=200 if loading.state == "ready" else 503)
+
+    @app.post("/ask", summary="Answer one question: the `rag ask --json` contract")
+    async def ask(request: AskRequest):
+        return await answer(request.question, _dates(request), request.top_k)
+
+    @app.post("/ask/batch", summary="Answer several questions; a bad one is an error in its place")
+    async def ask_batch(request: BatchRequest):
+        dates = _dates(request)
+        answers = []
+        for question in request.questions:
+            try:
+                answers.append(await answer(question, dates, request.top_k))
+            except HTTPException as problem:
+                if problem.status_code != 400:
+                    raise
+                answers.append({"question": question, "error": problem.detail})
+        return {"answers": answers}
+
+    @app.get("/documents/{doc_id}", summary="An article's text (the text citations slice) and metadata")
+    def document(doc_id: str):
+        found = ready_pipeline().corpus.documents.get(doc_id)  # a name in the index, never a path
+        if found is None:
+            raise HTTPException(404, f"no article {doc_id!r} in the index")
+        return {"doc_id": found.doc_id, "title": found.title, "date": found.date, "source": found.source,
+                "text": found.text}
+
+    return app
+
+
+def _dates(request) -> DateRange | None:
+    try:
+        return DateRange.parse(request.since, request.until)
+    except RagError as problem:
+        raise HTTPException(400, str(problem).replace("--", "")) from None
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error is {"error": "..."}: 4xx for what the client sent, never a 500 for it."""
+
+    @app.exception_handler(StarletteHTTPException)  # FastAPI's own and routing's (404, 405)
+    async def http_error(request, problem: StarletteHTTPException):
+        message = {"Not Found": f"no such path: {request.url.path}",
+                   "Method Not Allowed": f"{request.method} is not allowed on {request.url.path}"}.get(problem.detail, problem.detail)
+        return JSONResponse({"error": message}, status_code=problem.status_code, headers=problem.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, problem: RequestValidationError):
+        first = problem.errors()[0]
+        if first.get("type") == "json_invalid":
+            return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+        return JSONResponse({"error": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+
+def _add_token_check(app: FastAPI, token: str | None) -> None:
+    if not token:
+        return
+    expected = f"Bearer {token}".encode()
+
+    @app.middleware("http")
+    async def require_token(request: Request, call_next):
+        path = request.url.path
+        public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+        given = request.headers.get("authorization", "").encode()
+        if not public and not hmac.compare_digest(given, expected):
+            return JSONResponse({"error": "this server needs 'Authorization: Bearer <token>'"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    import swagger_ui_bundle
+
+    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs():
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="rag API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
+class BodyLimit:
+    """Refuses a request body over `limit` bytes with 413, whether or not it declares its length."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            return await self._refuse(send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:  # FastAPI passes an HTTPException from reading the body on
+                raise HTTPException(413, self._message)
+            return message
+
+        await self.app(scope, counted, send)
+
+    @property
+    def _message(self) -> str:
+        return f"the body is over {self.limit // 1024} kB"
+
+    async def _refuse(self, send):
+        body = json.dumps({"error": self._message}).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def serve(load: Callable[[], object], host: str, port: int, token: str | None, timeout_s: float,
+          on_ready: Callable[[str], None]) -> None:
+    """Run until SIGTERM or Ctrl-C (uvicorn finishes the requests in flight, then stops)."""
+    import socket
+
+    import uvicorn
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:  # uvicorn would log a bind failure and exit; say it in one line first
+            probe.bind((host, port))
+        except OSError as exc:
+            raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
+    app = create_app(load, token, timeout_s)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
+    server = uvicorn.Server(config)
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it
+    # found: this one makes a requested stop exit 0 instead of "killed by SIGTERM"
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    on_ready(f"rag serve: http://{host}:{port}  (API docs: /docs; readiness: /healthz)")
+    server.run()

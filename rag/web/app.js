@@ -1,0 +1,172 @@
+// The page of `rag serve`: asks /ask, shows the answer where it stands in its article.
+// No framework and nothing from the internet; text is always inserted as text, never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const articles = new Map(); // doc_id -> /documents/{doc_id}, fetched once
+
+function authHeaders() {
+  const token = sessionStorage.getItem("rag-token") || $("token").value;
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function call(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  const body = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
+  if (response.status === 401) {
+    $("token-box").hidden = false;
+    $("token").focus();
+  }
+  if (!response.ok) throw new Error(body.error || `${response.status}`);
+  return body;
+}
+
+async function article(docId) {
+  if (!articles.has(docId)) articles.set(docId, await call(`/documents/${encodeURIComponent(docId)}`));
+  return articles.get(docId);
+}
+
+function el(tag, text, className) {
+  const node = document.createElement(tag);
+  if (text !== undefined) node.textContent = text;
+  if (className) node.className = className;
+  return node;
+}
+
+function label(doc) {
+  return `${doc.title || doc.doc_id} · ${doc.date || "undated"}`;
+}
+
+// The article's text with `outer` (a sentence or passage) marked and `inner` (the answer) marked inside it.
+async function showArticle(docId, inner, outer, outerClass = "sentence") {
+  const doc = await article(docId);
+  $("article-title").textContent = doc.title || doc.doc_id;
+  $("article-meta").textContent = `${doc.date || "undated"} · ${doc.source} · ${doc.doc_id}`;
+  const text = doc.text;
+  const box = $("article-text");
+  box.replaceChildren();
+  const out = outer || inner;
+  box.append(text.slice(0, out.start));
+  const mark = el("mark", undefined, outer ? outerClass : "answer");
+  if (outer && inner) {
+    mark.append(text.slice(outer.start, inner.start), el("mark", text.slice(inner.start, inner.end), "answer"),
+                text.slice(inner.end, outer.end));
+  } else {
+    mark.textContent = text.slice(out.start, out.end);
+  }
+  box.append(mark, text.slice(out.end));
+  box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3); // within the article, not the page
+}
+
+function sentenceOf(citation) {
+  return { start: citation.sentence_start, end: citation.sentence_start + citation.sentence.length };
+}
+
+function docButton(text, said, onOpen) {
+  const button = el("button", undefined, "link");
+  button.type = "button";
+  if (said) button.append(el("span", said, "said"), " — ");
+  button.append(text);
+  button.addEventListener("click", onOpen);
+  return button;
+}
+
+async function render(answer) {
+  $("result").hidden = false;
+  const cited = answer.citation;
+  $("answer").textContent = answer.abstained ? "Not in the articles" : answer.answer;
+  $("answer").classList.toggle("abstained", answer.abstained);
+  if (cited) {
+    $("citation").textContent = `${label(cited)} · characters ${cited.start}–${cited.end}`;
+  } else {
+    $("citation").textContent = answer.passages.length
+      ? "No article says it. The closest passage is shown beside."
+      : "No article matched the question.";
+  }
+  $("latest").hidden = !(answer.latest && cited && answer.latest.doc_id !== cited.doc_id);
+  if (!$("latest").hidden) $("latest").textContent = `The latest article to say it: ${label(answer.latest)}`;
+
+  const supporting = $("supporting");
+  supporting.replaceChildren();
+  for (const span of answer.supporting) {
+    const doc = await article(span.doc_id);
+    supporting.append(el("li"));
+    supporting.lastChild.append(docButton(label(doc), null, () => openSpan(span.doc_id, span)));
+  }
+  $("supporting-box").hidden = answer.supporting.length === 0;
+
+  const conflicts = $("conflicts");
+  conflicts.replaceChildren();
+  for (const conflict of answer.conflicts) {
+    const c = conflict.citation;
+    conflicts.append(el("li"));
+    conflicts.lastChild.append(docButton(label(c), conflict.answer, () => openSpan(c.doc_id, c, sentenceOf(c))));
+  }
+  $("conflicts-box").hidden = answer.conflicts.length === 0;
+
+  const rows = $("passages");
+  rows.replaceChildren();
+  answer.passages.forEach((p, n) => {
+    const row = el("tr");
+    const open = docButton(p.doc_id, null, () => openSpan(p.doc_id, null, p, "passage"));
+    const cell = el("td");
+    cell.append(open);
+    row.append(el("td", String(n + 1)), cell, el("td", `${p.start}–${p.end}`), el("td", p.score.toFixed(4)));
+    rows.append(row);
+  });
+
+  if (cited) await showArticle(cited.doc_id, cited, sentenceOf(cited));
+  else if (answer.passages.length) await showArticle(answer.passages[0].doc_id, null, answer.passages[0], "passage");
+  else $("article").hidden = true;
+  $("article").hidden = !(cited || answer.passages.length);
+}
+
+async function openSpan(docId, inner, outer, outerClass) {
+  await showArticle(docId, inner, outer, outerClass);
+  $("article").focus({ preventScroll: true });
+}
+
+async function ask(event) {
+  event.preventDefault();
+  const token = $("token").value;
+  if (token) sessionStorage.setItem("rag-token", token);
+  const body = { question: $("question").value };
+  if ($("since").value) body.since = $("since").value;
+  if ($("until").value) body.until = $("until").value;
+  if ($("top-k").value) body.top_k = Number($("top-k").value);
+  $("ask-button").disabled = true;
+  $("error").hidden = true;
+  try {
+    await render(await call("/ask", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }));
+  } catch (problem) {
+    $("error").textContent = problem.message;
+    $("error").hidden = false;
+  } finally {
+    $("ask-button").disabled = false;
+  }
+}
+
+async function watchHealth() {
+  const status = $("status");
+  try {
+    const health = await (await fetch("/healthz")).json();
+    status.className = `status ${health.status}`;
+    status.textContent = health.status === "ready"
+      ? `ready · ${health.documents} articles, ${health.passages} passages`
+      : health.status === "loading" ? "loading the models and the index…" : `failed: ${health.problem}`;
+    if (health.status === "loading") setTimeout(watchHealth, 1000);
+  } catch {
+    status.className = "status failed";
+    status.textContent = "the server does not answer";
+    setTimeout(watchHealth, 3000);
+  }
+}
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "/" && document.activeElement.tagName !== "INPUT") {
+    event.preventDefault();
+    $("question").focus();
+  }
+});
+$("ask-form").addEventListener("submit", ask);
+watchHealth();

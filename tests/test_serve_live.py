@@ -1,0 +1,174 @@
+"""`rag serve` as a user runs it: the real command, the real models, a real headless Chromium."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, read_source
+
+pytestmark = pytest.mark.integration
+
+ANSWERABLE = "Who leads the resistance in the Panjshir Valley?"
+UNANSWERABLE = "What is the boiling point of mercury?"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(base: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(base + path, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as problem:
+        return problem.code, json.loads(problem.read())
+
+
+def start_server(index_dir: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--index-dir", str(index_dir), *args],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        assert server.poll() is None, server.stderr.read()
+        try:
+            if call(base, "/healthz")[1]["status"] == "ready":
+                return server, base
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.5)
+    server.kill()
+    pytest.fail("rag serve never became ready")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    server, base = start_server(tmp_path_factory.mktemp("serve-index"))
+    yield base
+    server.terminate()
+    server.wait(30)
+
+
+def test_cited_answers_over_http_slice_their_articles(served):
+    status, body = call(served, "/ask", {"question": ANSWERABLE})
+    c = body["citation"]
+    assert status == 200 and not body["abstained"] and "Massoud" in body["answer"]
+    assert read_source(c["doc_id"])[c["start"]:c["end"]] == body["answer"]
+    _, article = call(served, f"/documents/{c['doc_id']}")
+    assert article["text"][c["start"]:c["end"]] == body["answer"]
+
+
+def test_concurrent_questions_get_the_answers_sequential_ones_get(served):
+    questions = [ANSWERABLE, UNANSWERABLE, "How far is the Panjshir Valley from Kabul?", "What does Panjshir mean?"] * 2
+    strip = lambda body: {k: v for k, v in body.items() if k != "timings_ms"}  # noqa: E731
+    sequential = [strip(call(served, "/ask", {"question": q})[1]) for q in questions]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = [strip(body) for _, body in pool.map(lambda q: call(served, "/ask", {"question": q}), questions)]
+    assert concurrent == sequential
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path):
+    server, base = start_server(tmp_path / "index")
+    assert call(base, "/ask", {"question": ANSWERABLE})[0] == 200
+    started = time.time()
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(20) == 0 and time.time() - started < 20
+    assert "Traceback" not in server.stderr.read()
+
+
+def test_a_port_in_use_is_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "rag", "serve", "--port", str(port)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and f"127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+# --- the page, in headless Chromium -----------------------------------------------------------
+
+def chromium():
+    try:
+        from selenium import webdriver
+    except ImportError:
+        pytest.skip("selenium is not installed (pip install -e '.[test]')")
+    binary = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    driver = shutil.which("chromedriver")
+    if not binary or not driver:
+        pytest.skip("no Chromium here: install Debian's chromium and chromium-driver (.ci/run does)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1360,900"):
+        options.add_argument(flag)
+    from selenium.webdriver.chrome.service import Service
+
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+def ask_in_page(browser, base: str, question: str):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(base + "/")
+    WebDriverWait(browser, 30).until(ready.text_to_be_present_in_element((By.ID, "status"), "ready"))
+    box = browser.switch_to.active_element  # the question box has the focus: keyboard only from here
+    assert box.get_attribute("id") == "question"
+    box.send_keys(question, Keys.ENTER)
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "article-text").text.strip())
+    return By
+
+
+def test_the_page_shows_the_answer_highlighted_in_its_article(served, browser):
+    By = ask_in_page(browser, served, ANSWERABLE)
+    _, expected = call(served, "/ask", {"question": ANSWERABLE})
+    c = expected["citation"]
+    assert browser.find_element(By.ID, "answer").text == expected["answer"]
+    assert browser.find_element(By.CSS_SELECTOR, "mark.sentence mark.answer").text == expected["answer"]
+    assert expected["answer"] in browser.find_element(By.CSS_SELECTOR, "mark.sentence").text
+    citation = browser.find_element(By.ID, "citation").text
+    assert c["date"] in citation and f"{c['start']}–{c['end']}" in citation
+    assert c["date"] in browser.find_element(By.ID, "article-meta").text
+    if os.environ.get("RAG_SCREENSHOT"):  # how the README's picture is made
+        browser.save_screenshot(os.environ["RAG_SCREENSHOT"])
+    supporting = browser.find_elements(By.CSS_SELECTOR, "#supporting button")
+    assert len(supporting) == len(expected["supporting"])
+    if supporting:  # one click away: the other article, its span marked
+        supporting[0].click()
+        span = expected["supporting"][0]
+        assert browser.find_element(By.CSS_SELECTOR, "#article-text mark").text == read_source(span["doc_id"])[span["start"]:span["end"]]
+
+
+def test_the_page_says_not_in_the_articles_and_shows_the_closest_passage(served, browser):
+    By = ask_in_page(browser, served, UNANSWERABLE)
+    _, expected = call(served, "/ask", {"question": UNANSWERABLE})
+    assert expected["abstained"]
+    assert browser.find_element(By.ID, "answer").text == "Not in the articles"
+    closest = expected["passages"][0]
+    shown = browser.find_element(By.CSS_SELECTOR, "mark.passage").text
+    assert " ".join(shown.split()) == " ".join(read_source(closest["doc_id"])[closest["start"]:closest["end"]].split())

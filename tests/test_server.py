@@ -1,0 +1,171 @@
+"""`rag serve`'s HTTP API, with the fake models: the contract, every 4xx, the token, timeouts and
+concurrency in milliseconds. tests/test_serve_live.py runs the real server and a real browser."""
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.assembly import build_pipeline
+from rag.config import load_models_config
+from rag.decision import Abstention
+from rag.pipeline import Pipeline
+from rag.server import MAX_BATCH, MAX_BODY_BYTES, create_app
+from tests.conftest import ROOT, SEEDS, read_source
+from tests.fakes import FakeEmbedder, FakeReader
+
+DECISION = Abstention(bias=-4.0, margin=1.0, threshold=0.5)
+
+
+@pytest.fixture(scope="module")
+def fake_pipeline(tmp_path_factory):
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), SEEDS, tmp_path_factory.mktemp("fake-index"),
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    return Pipeline(parts.corpus, parts.retriever, FakeReader(["five lions", "Ahmad Massoud"]), DECISION, 5)
+
+
+def started(app) -> TestClient:
+    return wait_until_ready(TestClient(app).__enter__())
+
+
+def wait_until_ready(client: TestClient) -> TestClient:
+    deadline = time.time() + 10
+    while client.get("/healthz").status_code == 503 and client.get("/healthz").json()["status"] == "loading":
+        assert time.time() < deadline, "the server never became ready"
+        time.sleep(0.01)
+    return client
+
+
+@pytest.fixture
+def client(fake_pipeline):
+    client = started(create_app(lambda: fake_pipeline))
+    yield client
+    client.__exit__(None, None, None)
+
+
+def test_an_answer_over_http_is_the_ask_json_contract_and_slices_its_article(client, fake_pipeline):
+    response = client.post("/ask", json={"question": "What does Panjshir mean?"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body == fake_pipeline.ask("What does Panjshir mean?").to_json() | {"timings_ms": body["timings_ms"]}
+    c = body["citation"]
+    article = client.get(f"/documents/{c['doc_id']}").json()
+    assert article["text"] == read_source(c["doc_id"]) and article["text"][c["start"]:c["end"]] == body["answer"] == "five lions"
+    assert article["text"][c["sentence_start"]:c["sentence_start"] + len(c["sentence"])] == c["sentence"]
+    assert {"title", "date", "source", "doc_id"} <= set(article)
+
+
+def test_top_k_and_dates_are_honoured(client):
+    assert len(client.post("/ask", json={"question": "What does Panjshir mean?", "top_k": 2}).json()["passages"]) == 2
+    late = client.post("/ask", json={"question": "What does Panjshir mean?", "since": "2030-01-01"}).json()
+    assert late["abstained"] and late["passages"] == []
+
+
+@pytest.mark.parametrize("request_kwargs, status, says", [
+    ({"json": {"question": ""}}, 400, "empty"),
+    ({"json": {"question": "?!"}}, 400, "no words"),
+    ({"json": {"question": "x" * 1001}}, 422, "question"),
+    ({"json": {"question": 5}}, 422, "question"),
+    ({"json": {}}, 422, "question"),
+    ({"json": {"question": "Who?", "top_k": 0}}, 422, "top_k"),
+    ({"json": {"question": "Who?", "since": "yesterday"}}, 400, "not a date"),
+    ({"json": {"question": "Who?", "since": "2021-09-01", "until": "2021-08-01"}}, 400, "after"),
+    ({"content": b'{"question": "Who', "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"json": {"question": "Who?" * (MAX_BODY_BYTES // 4)}}, 413, "over"),
+])
+def test_bad_input_is_a_4xx_with_a_json_error(client, request_kwargs, status, says):
+    response = client.post("/ask", **request_kwargs)
+    assert response.status_code == status and says in response.json()["error"]
+
+
+def test_a_body_over_the_limit_without_a_declared_length_is_refused(client):
+    chunks = (b"x" * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 2))
+    response = client.post("/ask", content=chunks, headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "over" in response.json()["error"]
+
+
+@pytest.mark.parametrize("doc_id", ["no-such-article", "..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "000_882549ac45e52293.txt"])
+def test_only_articles_of_the_index_can_be_read(client, doc_id):
+    response = client.get(f"/documents/{doc_id}")
+    assert response.status_code == 404 and "error" in response.json() and "root:" not in response.text
+
+
+def test_unknown_paths_and_methods_are_json_errors(client):
+    assert client.get("/nowhere").status_code == 404 and "error" in client.get("/nowhere").json()
+    assert client.get("/ask").status_code == 405 and "error" in client.get("/ask").json()
+
+
+def test_a_batch_answers_each_question_and_a_bad_one_is_an_error_in_its_place(client):
+    body = client.post("/ask/batch", json={"questions": ["What does Panjshir mean?", "", "Who leads the resistance?"]}).json()
+    first, bad, third = body["answers"]
+    assert first["answer"] == "five lions" and third["answer"] == "Ahmad Massoud"
+    assert bad == {"question": "", "error": "the question is empty"}
+    too_many = client.post("/ask/batch", json={"questions": ["Who?"] * (MAX_BATCH + 1)})
+    assert too_many.status_code == 422
+
+
+def test_concurrent_requests_give_the_answers_sequential_ones_give(client):
+    questions = ["What does Panjshir mean?", "Who leads the resistance?", "Who won the World Cup?"] * 6
+    sequential = [client.post("/ask", json={"question": q}).json() for q in questions]
+    with ThreadPoolExecutor(8) as pool:
+        concurrent = list(pool.map(lambda q: client.post("/ask", json={"question": q}).json(), questions))
+    strip = lambda body: {k: v for k, v in body.items() if k != "timings_ms"}  # noqa: E731
+    assert [strip(b) for b in concurrent] == [strip(b) for b in sequential]
+
+
+def test_a_token_guards_everything_that_reads_the_articles(fake_pipeline):
+    client = started(create_app(lambda: fake_pipeline, token="s3cret"))
+    try:
+        ask = {"json": {"question": "What does Panjshir mean?"}}
+        assert client.post("/ask", **ask).status_code == 401
+        assert client.post("/ask", headers={"Authorization": "Bearer wrong"}, **ask).status_code == 401
+        assert client.get("/documents/000_882549ac45e52293").status_code == 401
+        assert client.post("/ask", headers={"Authorization": "Bearer s3cret"}, **ask).json()["answer"] == "five lions"
+        assert client.get("/").status_code == 200 and client.get("/healthz").status_code == 200  # no article text
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_healthz_says_loading_until_the_models_are_ready(fake_pipeline):
+    release = threading.Event()
+    client = TestClient(create_app(lambda: release.wait(10) and fake_pipeline)).__enter__()
+    try:
+        assert client.get("/healthz").status_code == 503 and client.get("/healthz").json()["status"] == "loading"
+        assert client.post("/ask", json={"question": "Who?"}).status_code == 503
+        release.set()
+        wait_until_ready(client)
+        health = client.get("/healthz").json()
+        assert health["status"] == "ready" and health["documents"] == len(fake_pipeline.corpus.documents)
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_a_question_past_the_timeout_is_a_504(fake_pipeline):
+    class Slow:
+        corpus, retriever = fake_pipeline.corpus, fake_pipeline.retriever
+        warmed = False
+
+        def ask(self, question, dates=None, top_k=None):
+            if self.warmed:
+                time.sleep(1.5)
+            self.warmed = True
+            return fake_pipeline.ask(question, dates, top_k)
+
+    client = started(create_app(lambda: Slow(), timeout_s=0.2))
+    try:
+        response = client.post("/ask", json={"question": "Who?"})
+        assert response.status_code == 504 and "0.2 s" in response.json()["error"]
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_the_page_and_the_docs_load_nothing_from_the_internet(client):
+    page = client.get("/").text
+    assert "<form" in page and "http://" not in page and "https://" not in page
+    docs = client.get("/docs").text
+    assert "/docs-assets/swagger-ui-bundle.js" in docs and "cdn" not in docs.lower()
+    assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    assert client.get("/static/app.js").status_code == 200
+    assert "/ask" in client.get("/openapi.json").json()["paths"]
