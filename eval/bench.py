@@ -6,13 +6,20 @@ Ours: retrieve the top-k passages (FAISS + BM25), read only those. Baseline: no 
 the reader over every passage of every article (what a reader alone would have to do).
 Printed: warm answer latency p50/p95 over the gold questions, cold `rag ask` wall time (new
 process to printed answer, index already built), index build time, and peak memory. The cold
-`rag ask` is also timed with both models on the torch runtime instead of ONNX Runtime."""
+`rag ask` is also timed with both models on the torch runtime instead of ONNX Runtime.
+Last, a loopback load test of `rag serve`: the gold questions over HTTP from 1 and from 8
+concurrent clients (at most --serve-requests each, and 120 s), p50/p95, answers/s and errors,
+beside the same process's single-threaded `Pipeline.ask`."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
 import resource
+import signal
+import socket
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 import statistics
 import subprocess
 import sys
@@ -69,11 +76,63 @@ def torch_runtime_models(folder: Path) -> Path:
     return path
 
 
+def serve_and_wait(index_dir: Path, seeds: Path) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--index-dir", str(index_dir),
+                               "--seeds", str(seeds)], cwd=ROOT, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
+                if json.loads(response.read())["status"] == "ready":
+                    return server, base
+        except OSError:
+            time.sleep(0.5)
+    server.kill()
+    raise SystemExit("rag serve did not become ready")
+
+
+def post_question(base: str, question: str) -> float:
+    """Milliseconds for one answer over HTTP (an exception for any non-200)."""
+    request = urllib.request.Request(base + "/ask", data=json.dumps({"question": question}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    started = time.perf_counter()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        json.loads(response.read())
+    return 1000 * (time.perf_counter() - started)
+
+
+def load_test(base: str, questions: list[str], clients: int, requests: int, seconds: float = 120) -> dict:
+    """`requests` questions from `clients` concurrent clients, stopping early after `seconds`."""
+    deadline = time.time() + seconds
+    latencies, errors = [], 0
+
+    def one(question: str):
+        nonlocal errors
+        if time.time() > deadline:
+            return
+        try:
+            latencies.append(post_question(base, question))
+        except Exception:
+            errors += 1
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, [questions[i % len(questions)] for i in range(requests)]))
+    wall = time.perf_counter() - started
+    return {"clients": clients, "answers": len(latencies), "errors": errors, "p50_ms": percentile(latencies, 50),
+            "p95_ms": percentile(latencies, 95), "answers_per_s": len(latencies) / wall}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
     parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
     parser.add_argument("--cold-runs", type=int, default=3)
+    parser.add_argument("--serve-requests", type=int, default=48, help="questions per client count in the load test")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     questions = load_gold(args.gold)
@@ -144,6 +203,21 @@ def main() -> None:
     print(f"{'index build (s)':30} {build_s:10.2f}   (first open incl. model loading: {open_s:.2f} s)")
     print(f"{'peak memory (MB)':30} {cold_peak:10.0f}   (a `rag ask` process; this benchmark's own process: {warm_peak:.0f} MB)")
     print(f"{'quality (mean F1/abstention)':30} {figures['mean_score']:10.3f} {figures['baseline_mean_score']:10.3f}")
+
+    server, base = serve_and_wait(index_dir, args.seeds)
+    try:
+        post_question(base, "warm up")
+        loads = [load_test(base, [q.question for q in questions], clients, args.serve_requests) for clients in (1, 8)]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+    figures["serve"] = loads
+    single_rate = 1000 / float(np.mean(ours))
+    print(f"\n`rag serve` over loopback ({args.serve_requests} questions per row), beside single-process Pipeline.ask:")
+    print(f"{'clients':>8} {'p50 ms':>8} {'p95 ms':>8} {'answers/s':>10} {'errors':>7}")
+    print(f"{'(ask)':>8} {figures['warm_ms_p50']:8.0f} {figures['warm_ms_p95']:8.0f} {single_rate:10.1f} {0:7d}")
+    for row in loads:
+        print(f"{row['clients']:8d} {row['p50_ms']:8.0f} {row['p95_ms']:8.0f} {row['answers_per_s']:10.1f} {row['errors']:7d}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

@@ -140,6 +140,7 @@ def build_row(cache: Path, size: int, kind: str) -> None:
     store = faiss_store.FaissStore.create(vectors.shape[1])
     for start in range(0, size, 100_000):
         store.add(np.arange(start, min(size, start + 100_000)), vectors[start:start + 100_000])
+    del vectors  # as in a rag build, where embedded chunks go straight into the store
     store.save(folder)
     seconds = time.perf_counter() - started
     print(json.dumps({"origin": origin, "build_s": seconds, "build_peak_mb": peak_mb()}))
@@ -207,7 +208,8 @@ def embedder_rows(config, passages, real_vectors, sample_questions, targets, gol
     from rag.evaluate import run_questions, summarize
 
     # passages of the sampled questions plus others, 5,000 in all: dense recall@5 among them
-    pool = sorted(set(targets) | set(range(0, len(passages), max(1, len(passages) // 5000))))[:5000 + len(targets)]
+    others = [i for i in range(0, len(passages), max(1, len(passages) // 5000)) if i not in set(targets)]
+    pool = sorted(set(targets) | set(others[:5000 - len(set(targets))]))
     where = {p: n for n, p in enumerate(pool)}
     rows = []
     for precision in ("float32", "int8"):

@@ -1,36 +1,75 @@
-"""Fit when `rag` answers and when it says "not in the articles", on eval/tune.jsonl (never on
-the gold set, which stays for measuring). Writes the [reader.abstention] table of models.toml.
+"""Fit when `rag` answers and when it says "not in the articles". Writes the [reader.abstention]
+table of models.toml; never looks at the gold set, which stays for measuring.
 
-    python eval/tune_abstention.py [--tune eval/tune.jsonl] [--models models.toml] [--dry-run]
+    python eval/tune_abstention.py [--pool calibration|tune] [--models models.toml] [--dry-run]
+
+The pool (default `calibration`): the SQuAD 2.0 dev copies of the six articles that
+eval/calibration_articles.txt keeps out of reader training, from ../shared/squad/train-full.json,
+each written as one article: 1,717 questions, 925 of them unanswerable, asked through the whole
+pipeline over an index of those six articles. `--pool tune` uses eval/tune.jsonl on the bundled
+articles instead (44 questions); either way the fit is then also scored on tune.jsonl, the
+bundled-articles check.
 
 Every candidate span (one per retrieved passage) is labelled right (F1 >= 0.5 with a gold
-answer) or wrong; a logistic model over (span-vs-null margin, span score, retrieval cosine)
-gives P(right). The threshold then maximises, per question, F1 on answerable questions plus
-1 for each correct abstention on unanswerable ones."""
+answer) or wrong; a logistic model over its evidence (rag.evidence.Evidence: the reader's
+margin and span score, the retrieval cosine and rank, agreeing passages and articles, and how
+the answer fits the question) gives P(right). The threshold then maximises, per question, F1 on
+answerable questions plus 1 for each correct abstention on unanswerable ones."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.metrics import best_over, f1_score  # noqa: E402
-from rag.decision import Abstention  # noqa: E402
+from rag.decision import FEATURES, Abstention  # noqa: E402
 from rag.assembly import build_pipeline  # noqa: E402
+from rag.gold import GoldQuestion  # noqa: E402
+from rag.train import read_article_list  # noqa: E402
 
-FEATURES = ("margin", "span_score", "dense_score")
 RIGHT_F1 = 0.5
 L2 = 1e-2
+TRAIN_FULL = ROOT.parent / "shared" / "squad" / "train-full.json"
+CALIBRATION_SOURCE = "squad20-dev"  # the copy of each calibration article that has unanswerable questions
 
 
 def features(candidate) -> list[float]:
-    return [candidate.margin, candidate.span_score, candidate.dense_score]
+    return [float(getattr(candidate.evidence, name)) for name in FEATURES]
+
+
+def calibration_pool(folder: Path) -> list[GoldQuestion]:
+    """The calibration articles written into `folder` as .txt articles, and their questions."""
+    names = {f"{CALIBRATION_SOURCE}:{name}" for name in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
+    questions = []
+    for article in json.loads(TRAIN_FULL.read_text(encoding="utf-8"))["data"]:
+        if article["title"] not in names:
+            continue
+        doc_id = re.sub(r"[^A-Za-z0-9]+", "_", article["title"].partition(":")[2]).strip("_")
+        (folder / f"{doc_id}.txt").write_text("\n\n".join(p["context"] for p in article["paragraphs"]), encoding="utf-8")
+        questions += [GoldQuestion(qa["id"], qa["question"], [a["text"] for a in qa["answers"]], [doc_id])
+                      for p in article["paragraphs"] for qa in p["qas"]]
+    if len({q.docs[0] for q in questions}) != len(names):
+        raise SystemExit(f"{TRAIN_FULL} lacks some of the calibration articles {sorted(names)}")
+    return questions
+
+
+def ask_all(pipeline, questions: list[GoldQuestion]) -> list:
+    runs = []
+    for n, q in enumerate(questions, 1):
+        runs.append((q, pipeline.ask(q.question).candidates))
+        if n % 200 == 0:
+            print(f"  {n}/{len(questions)} questions", flush=True)
+    return runs
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = 100) -> np.ndarray:
@@ -53,7 +92,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = 100)
 def question_utility(abstention: Abstention, runs) -> float:
     total = 0.0
     for gold, candidates in runs:
-        scored = [(abstention.confidence(*features(c)), c) for c in candidates]
+        scored = [(abstention.confidence(c.evidence), c) for c in candidates]
         confidence, best = max(scored, key=lambda s: s[0]) if scored else (0.0, None)
         answered = best is not None and confidence >= abstention.threshold
         if gold.answerable:
@@ -74,34 +113,53 @@ def write_abstention_table(models_file: Path, abstention: Abstention, note: str)
     models_file.write_text(pattern.sub(table, text, count=1), encoding="utf-8")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    root = Path(__file__).resolve().parent.parent
-    parser.add_argument("--tune", type=Path, default=root / "eval" / "tune.jsonl")
-    parser.add_argument("--models", type=Path, default=root / "models.toml")
-    parser.add_argument("--seeds", type=Path, default=root / "seeds")
-    parser.add_argument("--dry-run", action="store_true", help="print the fit, do not rewrite models.toml")
-    args = parser.parse_args()
-
-    questions = load_gold(args.tune)
-    config = load_models_config(args.models)
-    pipeline = build_pipeline(config, args.seeds, on_status=print)
-    runs = [(q, pipeline.ask(q.question).candidates) for q in questions]
+def fit(runs) -> tuple[np.ndarray, float, float]:
+    """Logistic weights over the candidates' evidence, and the threshold (the middle of the best
+    plateau, so a small shift in scores does not flip many decisions) with its utility."""
     x = np.array([features(c) for _, cands in runs for c in cands])
     y = np.array([float(q.answerable and best_over(f1_score, c.text, q.answers) >= RIGHT_F1)
                   for q, cands in runs for c in cands])
     w = fit_logistic(x, y)
     thresholds = np.round(np.arange(0.05, 0.96, 0.01), 2)
-    utilities = [question_utility(Abstention(*w, threshold=t), runs) for t in thresholds]
-    # the middle of the best plateau, so a small shift in scores does not flip many decisions
+    utilities = [question_utility(Abstention.from_weights(w, t), runs) for t in thresholds]
     best = [t for t, u in zip(thresholds, utilities) if u >= max(utilities) - 1e-9]
-    chosen = Abstention(*w, threshold=float(best[len(best) // 2]), fitted_for=config.reader.fingerprint())
-    answerable = sum(q.answerable for q in questions)
-    note = (f"fitted by eval/tune_abstention.py on {args.tune.name}: {len(questions)} questions "
-            f"({answerable} answerable), {len(y)} candidates ({int(y.sum())} right); utility {max(utilities):.3f}")
+    return w, float(best[len(best) // 2]), max(utilities)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pool", choices=("calibration", "tune"), default="calibration")
+    parser.add_argument("--tune", type=Path, default=ROOT / "eval" / "tune.jsonl")
+    parser.add_argument("--models", type=Path, default=ROOT / "models.toml")
+    parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
+    parser.add_argument("--dry-run", action="store_true", help="print the fit, do not rewrite models.toml")
+    args = parser.parse_args()
+
+    config = load_models_config(args.models)
+    bundled = build_pipeline(config, args.seeds, on_status=print)
+    check = [(q, bundled.ask(q.question).candidates) for q in load_gold(args.tune)]
+    if args.pool == "tune":
+        runs, described = check, f"{args.tune.name} (the bundled articles)"
+    else:
+        folder = Path(tempfile.mkdtemp(prefix="rag-calibration-"))
+        (folder / "articles").mkdir()
+        questions = calibration_pool(folder / "articles")
+        print(f"asking the {len(questions)} calibration questions…", flush=True)
+        pipeline = build_pipeline(config, folder / "articles", folder / "index", on_status=print,
+                                  embedder=bundled.retriever.embedder, reader=bundled.reader)
+        runs = ask_all(pipeline, questions)
+        described = f"the calibration pool ({len({q.docs[0] for q in questions})} articles of {TRAIN_FULL.name})"
+    w, threshold, utility = fit(runs)
+    chosen = Abstention.from_weights(w, threshold, fitted_for=config.reader.fingerprint())
+    answerable = sum(q.answerable for q, _ in runs)
+    candidates = sum(len(c) for _, c in runs)
+    note = (f"fitted by eval/tune_abstention.py on {described}: {len(runs)} questions ({answerable} answerable), "
+            f"{candidates} candidates; utility {utility:.3f}")
     print(note)
-    print("weights:", dict(zip(("bias", *FEATURES), np.round(w, 4))), "threshold:", chosen.threshold,
-          "(untuned utility:", round(question_utility(Abstention(), runs), 3), ")")
+    print("weights:", dict(zip(("bias", *FEATURES), np.round(w, 4))), "threshold:", chosen.threshold)
+    previous = config.reader.settings.abstention
+    print(f"on {args.tune.name}: utility {question_utility(chosen, check):.3f} with this fit, "
+          f"{question_utility(previous, check):.3f} with models.toml's")
     if not args.dry_run:
         write_abstention_table(args.models, chosen, note)
         print(f"wrote [reader.abstention] to {args.models}")

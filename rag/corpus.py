@@ -1,6 +1,8 @@
 """Articles on disk -> Documents -> sentence spans -> overlapping passages, all in file offsets."""
 from __future__ import annotations
 
+import functools
+
 import dataclasses
 import hashlib
 import os
@@ -149,7 +151,8 @@ def read_article_bytes(path: Path) -> bytes:
     return raw
 
 
-def sentence_spans(doc: Document) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=256)  # an answer looks up the sentences of a few articles, again and again
+def sentence_spans(doc: Document) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence of the article body, whitespace trimmed."""
     spans = []
     for line in LINE.finditer(doc.text, doc.body_start):
@@ -160,7 +163,7 @@ def sentence_spans(doc: Document) -> list[tuple[int, int]]:
             spans.append((start, end_mark.end()))
             start = end_mark.end()
         spans.append((start, line.end()))
-    return [trimmed for s, e in spans if (trimmed := _trim(doc.text, s, e))]
+    return tuple(trimmed for s, e in spans if (trimmed := _trim(doc.text, s, e)))
 
 
 def sentence_around(doc: Document, start: int, end: int) -> tuple[int, int]:

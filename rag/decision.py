@@ -1,23 +1,39 @@
-"""The answer-or-abstain decision: P(answer is right) from the reader's evidence."""
+"""The answer-or-abstain decision: P(answer is right) from the evidence for it (rag.evidence)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+
+from rag.evidence import Evidence
+
+FEATURES = tuple(f.name for f in dataclasses.fields(Evidence))  # each has a weight of that name below
 
 
 @dataclass(frozen=True)
 class Abstention:
-    """A logistic model over the reader's margin over "no answer", its span score and the
-    retrieval similarity; answer only at or above `threshold`. Fitted by eval/tune_abstention.py
-    into the [reader.abstention] table of models.toml."""
+    """A logistic model over the candidate's evidence; answer only at or above `threshold`.
+    Fitted by eval/tune_abstention.py into the [reader.abstention] table of models.toml; a
+    feature without a weight there weighs nothing."""
 
     bias: float = 0.0
     margin: float = 1.0
     span_score: float = 0.0
     dense_score: float = 0.0
+    agreeing_articles: float = 0.0
+    agreeing_passages: float = 0.0
+    reciprocal_rank: float = 0.0
+    question_overlap: float = 0.0
+    repeats_question: float = 0.0
+    type_match: float = 0.0
     threshold: float = 0.5
     fitted_for: str = ""  # the fingerprint of the reader it was fitted for ("" when not recorded)
 
-    def confidence(self, margin: float, span_score: float, dense_score: float) -> float:
-        z = self.bias + self.margin * margin + self.span_score * span_score + self.dense_score * dense_score
+    def confidence(self, evidence: Evidence) -> float:
+        z = self.bias + sum(getattr(self, name) * getattr(evidence, name) for name in FEATURES)
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    @classmethod
+    def from_weights(cls, weights, threshold: float, fitted_for: str = "") -> Abstention:
+        """From [bias, *one weight per FEATURES name]."""
+        return cls(**dict(zip(("bias", *FEATURES), map(float, weights))), threshold=threshold, fitted_for=fitted_for)

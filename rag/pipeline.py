@@ -14,6 +14,7 @@ from rag.config import PROJECT_ROOT
 from rag.corpus import Corpus, sentence_around
 from rag.decision import Abstention
 from rag.errors import BadInput
+from rag.evidence import Evidence, agreement, fit_to_question
 from rag.metrics import overlapping_answers, same_answer
 from rag.retrieval import Retriever
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
@@ -129,8 +130,7 @@ class Pipeline:
         retrieved_at = time.perf_counter()
         guesses = self.reader.read(question, [r.passage for r in retrieved])
         read_at = time.perf_counter()
-        candidates = sorted((self._candidate(g, retrieved[g.passage_index]) for g in guesses),
-                            key=lambda c: -c.confidence)
+        candidates = sorted(self._candidates(question, guesses, retrieved), key=lambda c: -c.confidence)
         best = candidates[0] if candidates else None
         answered = best is not None and best.confidence >= self.decision.threshold
         supporting = self._supporting(best, candidates) if answered else []
@@ -159,17 +159,25 @@ class Pipeline:
         return Citation(span.doc_id, doc.date, span.start, span.end, doc.text[sentence_start:sentence_end], sentence_start,
                         doc.title, doc.source)
 
-    def _candidate(self, guess, retrieved) -> Candidate:
-        doc_id = retrieved.passage.doc_id
-        margin = guess.span_score - guess.null_score
-        return Candidate(
-            text=self.corpus.documents[doc_id].text[guess.start:guess.end],
-            span=Span(doc_id, guess.start, guess.end),
-            span_score=guess.span_score,
-            null_score=guess.null_score,
-            dense_score=retrieved.dense_score,
-            confidence=self.decision.confidence(margin, guess.span_score, retrieved.dense_score),
-        )
+    def _candidates(self, question: str, guesses, retrieved: list) -> list[Candidate]:
+        """Each passage's best span, with the evidence for it: the reader's scores, retrieval, how
+        many other passages and articles hold the same answer, and how it fits the question."""
+        documents = self.corpus.documents
+        doc_ids = [retrieved[g.passage_index].passage.doc_id for g in guesses]
+        spans = [[(g.start, g.end, g.span_score), *g.runners_up] for g in guesses]
+        texts = [[documents[d].text[s:e] for s, e, _ in found] for d, found in zip(doc_ids, spans)]
+        margins = [[score - g.null_score for _, _, score in found] for g, found in zip(guesses, spans)]
+        candidates = []
+        for g, doc_id, said, (articles, passages) in zip(guesses, doc_ids, texts, agreement(texts, doc_ids, margins)):
+            sentence_start, sentence_end = sentence_around(documents[doc_id], g.start, g.end)
+            evidence = Evidence(
+                margin=g.span_score - g.null_score, span_score=g.span_score,
+                dense_score=retrieved[g.passage_index].dense_score,
+                agreeing_articles=articles, agreeing_passages=passages, reciprocal_rank=1 / (g.passage_index + 1),
+                **fit_to_question(question, said[0], documents[doc_id].text[sentence_start:sentence_end]))
+            candidates.append(Candidate(said[0], Span(doc_id, g.start, g.end), g.span_score, g.null_score,
+                                        evidence.dense_score, self.decision.confidence(evidence), evidence))
+        return candidates
 
     def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:
         """Other articles whose own best span says the same thing (and beats "no answer")."""

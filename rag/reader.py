@@ -15,6 +15,7 @@ from rag.models import load_for_inference, pad_encodings
 from rag.schema import Passage
 
 MAX_QUESTION_TOKENS = 96  # keeps room for the passage in a 384-token window
+RUNNERS_UP = 4  # spans kept per passage besides its best: another passage may agree with one of them
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class SpanGuess:
     end: int
     span_score: float
     null_score: float
+    runners_up: tuple[tuple[int, int, float], ...] = ()  # (start, end, span score), best first
 
 
 class Reader:
@@ -47,17 +49,25 @@ class Reader:
             return []
         windows = self.windows(question, passages)
         start_logits, end_logits = self.model.run(pad_encodings([w for _, w in windows]))
-        best: dict[int, SpanGuess] = {}
+        spans: dict[int, list[tuple[float, int, int]]] = {}
+        null: dict[int, float] = {}
         for row, (passage_index, window) in enumerate(windows):
-            guess = self._best_in_window(window, start_logits[row], end_logits[row], passages[passage_index], passage_index)
-            previous = best.get(passage_index)
-            if previous is None:
-                best[passage_index] = guess
-            else:  # best span over the passage's windows; its null score is the lowest of them
-                keep = guess if (guess.span_score > previous.span_score) else previous
-                best[passage_index] = SpanGuess(passage_index, keep.start, keep.end, keep.span_score,
-                                                min(guess.null_score, previous.null_score))
-        return [best[i] for i in range(len(passages))]
+            found, null_score = self._spans_in_window(window, start_logits[row], end_logits[row], passages[passage_index])
+            spans.setdefault(passage_index, []).extend(found)
+            # a passage's null score is the lowest of its windows': one window may well hold the answer
+            null[passage_index] = min(null_score, null.get(passage_index, null_score))
+        return [self._guess(i, spans[i], null[i]) for i in range(len(passages))]
+
+    @staticmethod
+    def _guess(passage_index: int, spans: list[tuple[float, int, int]], null_score: float) -> SpanGuess:
+        """The passage's best span over all its windows, and its distinct runners-up."""
+        ranked, seen = [], set()
+        for score, start, end in sorted(spans, key=lambda s: (-s[0], s[1], s[2])):
+            if (start, end) not in seen:  # overlapping windows find the same span twice
+                seen.add((start, end))
+                ranked.append((start, end, score))
+        (start, end, score), rest = ranked[0], ranked[1:RUNNERS_UP + 1]
+        return SpanGuess(passage_index, start, end, score, null_score, tuple(rest))
 
     def windows(self, question: str, passages: list[Passage]) -> list[tuple[int, object]]:
         """(passage index, encoding) for every window the reader reads: the (clipped) question
@@ -72,8 +82,9 @@ class Reader:
             return question
         return question[:offsets[MAX_QUESTION_TOKENS - 1][1]]
 
-    def _best_in_window(self, window, starts: np.ndarray, ends: np.ndarray,
-                        passage: Passage, passage_index: int) -> SpanGuess:
+    def _spans_in_window(self, window, starts: np.ndarray, ends: np.ndarray,
+                         passage: Passage) -> tuple[list[tuple[float, int, int]], float]:
+        """The window's best spans (score, start, end in article characters), and its null score."""
         context = np.array([sid == 1 for sid in window.sequence_ids])
         offsets = window.offsets
         null_score = float(starts[0] + ends[0])
@@ -81,11 +92,16 @@ class Reader:
         # every (start, end) pair of context tokens with end >= start and a bounded length
         scores = starts[token_ids][:, None] + ends[token_ids][None, :]
         gap = token_ids[None, :] - token_ids[:, None]
-        scores = np.where((gap >= 0) & (gap < self.max_answer_tokens), scores, -np.inf)
-        i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
-        char_start, char_end = offsets[token_ids[i]][0], offsets[token_ids[j]][1]
-        return SpanGuess(passage_index, passage.start + char_start, passage.start + char_end,
-                         float(scores[i, j]), null_score)
+        scores = np.where((gap >= 0) & (gap < self.max_answer_tokens), scores, -np.inf).ravel()
+        keep = min(RUNNERS_UP + 1, len(scores))
+        top = np.argpartition(-scores, keep - 1)[:keep]
+        found = []
+        for flat in top[np.argsort(-scores[top], kind="stable")]:
+            if not np.isfinite(scores[flat]):
+                break
+            i, j = divmod(int(flat), len(token_ids))
+            found.append((float(scores[flat]), passage.start + offsets[token_ids[i]][0], passage.start + offsets[token_ids[j]][1]))
+        return found, null_score
 
 
 def _copy(tokenizer):

@@ -61,6 +61,7 @@ class Candidate:
     null_score: float  # CLS start + end logit: the reader's "no answer here" score
     dense_score: float
     confidence: float = 0.0
+    evidence: object = None  # the rag.evidence.Evidence the confidence was computed from
 
     @property
     def margin(self) -> float:

@@ -10,9 +10,11 @@ from typing import Callable
 
 import numpy as np
 
+from rag.corpus import sentence_around
 from rag.errors import RagError
+from rag.evidence import Evidence, fit_to_question
 from rag.metrics import best_over, exact_match, f1_score
-from rag.schema import Passage
+from rag.schema import Document, Passage
 
 MODEL_CARD_MARGINS = (0, 4, 8, 10)  # the null margins the reader's model card reports
 
@@ -34,8 +36,10 @@ class SquadData:
     titles: tuple[str, ...] = ()  # article titles, indexed by SquadQuestion.article
 
     def without_articles(self, titles: set[str]) -> "SquadData":
-        """The same data less the named articles (kept apart, e.g. to calibrate the decision)."""
-        dropped = {n for n, title in enumerate(self.titles) if title in titles}
+        """The same data less the named articles (kept apart, e.g. to calibrate the decision).
+        A name without a source prefix ("Oxygen") also drops every source's copy of that article
+        ("squad20-dev:Oxygen", "addsent:Oxygen", ...): they share paragraphs."""
+        dropped = {n for n, title in enumerate(self.titles) if title in titles or title.rpartition(":")[2] in titles}
         questions = [q for q in self.questions if q.article not in dropped]
         used = {q.context_id for q in questions}
         return SquadData({c: t for c, t in self.contexts.items() if c in used}, questions, self.titles)
@@ -98,7 +102,8 @@ def evaluate_reader(data: SquadData, reader, embedder, abstention,
                     on_done: Callable[[], None] = lambda: None) -> dict:
     """The reader with the passage given; answers decided by the same abstention model as
     `rag ask` (the retrieval cosine is that of the question and its given paragraph), and, for
-    comparison with the model card, by the raw null margins it reports."""
+    comparison with the model card, by the raw null margins it reports. One passage: no other
+    passage can agree."""
     context_ids = list(data.contexts)
     context_vectors = dict(zip(context_ids, embedder.encode([data.contexts[c] for c in context_ids])))
     question_vectors = embedder.encode([q.question for q in data.questions])
@@ -108,7 +113,11 @@ def evaluate_reader(data: SquadData, reader, embedder, abstention,
         context = data.contexts[q.context_id]
         (guess,) = reader.read(q.question, [Passage(q.context_id, 0, len(context), context)])
         text, margin = context[guess.start:guess.end], guess.span_score - guess.null_score
-        confidence = abstention.confidence(margin, guess.span_score, float(np.dot(vector, context_vectors[q.context_id])))
+        paragraph = Document(q.context_id, "", context, None, 0)
+        sentence_start, sentence_end = sentence_around(paragraph, guess.start, guess.end)
+        evidence = Evidence(margin, guess.span_score, float(np.dot(vector, context_vectors[q.context_id])),
+                            **fit_to_question(q.question, text, context[sentence_start:sentence_end]))
+        confidence = abstention.confidence(evidence)
         by_rule["abstention model"][q.id] = text if confidence >= abstention.threshold else None
         for m in MODEL_CARD_MARGINS:
             by_rule[f"null margin {m}"][q.id] = text if margin > m else None

@@ -86,3 +86,18 @@ def test_squad_mode_scores_the_reader_alone(tmp_path):
     opened = run_rag("eval", "--squad", str(path), "--open", "--json")
     assert opened.returncode == 0, opened.stderr
     assert json.loads(opened.stdout)["open (retrieve, then read)"]["retrieval_recall_at_k"] == 100.0
+
+
+def test_a_bare_article_name_keeps_every_copy_of_it_out_of_training(tmp_path):
+    from rag.squad import load_squad
+
+    def article(title, question):
+        return {"title": title, "paragraphs": [{"context": "Oxygen is a gas.", "qas": [
+            {"id": title, "question": question, "answers": [{"text": "a gas", "answer_start": 10}], "is_impossible": False}]}]}
+
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"data": [article("squad20-dev:Oxygen", "What is oxygen?"), article("addsent:Oxygen", "Oxygen?"),
+                                         article("Oxygen", "What is it?"), article("Oxygenation", "What?")]}))
+    data = load_squad(path)
+    assert len(data.without_articles({"Oxygen"}).questions) == 1  # only Oxygenation is left
+    assert len(data.without_articles({"squad20-dev:Oxygen"}).questions) == 3

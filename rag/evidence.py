@@ -1,0 +1,88 @@
+"""What the answer-or-abstain decision weighs besides the reader's own scores: whether other
+passages and articles say the same thing, and whether the answer fits the question.
+
+Each measure is cheap (word sets and a few regular expressions over at most a few dozen spans),
+so it adds well under a millisecond to an answer."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from rag.metrics import normalize_answer, same_answer
+
+STOPWORDS = frozenset("""a an the of in on at to for from by with about as into over after before
+between under and or but if then than so that this these those there here is are was were be been
+being am do does did done has have had having it its it's he she they them their his her we you
+your our i me my not no what which who whom whose when where why how much many long far old
+can could would should will shall may might must also just very more most such only own same
+any each other some all both few s t""".split())
+MAX_AGREEING = 3  # more agreeing articles than this is not more evidence
+MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
+NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|several|few"
+NUMBER = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.I)
+TIME = re.compile(rf"\d|\b({MONTHS}|century|centuries|decade|year|years|day|days|week|weeks|spring|summer|autumn|fall|winter|ago)\b", re.I)
+NAME = re.compile(r"(^|\s)[A-Z]")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One candidate answer's features, as the decision (rag.decision.Abstention) weighs them."""
+
+    margin: float  # the reader's span score over its "no answer" score
+    span_score: float
+    dense_score: float  # cosine similarity of question and passage
+    agreeing_articles: float = 0.0  # other articles with a span saying the same (capped at MAX_AGREEING)
+    agreeing_passages: float = 0.0  # other passages, of any article, with such a span (capped likewise)
+    reciprocal_rank: float = 1.0  # 1 / the passage's retrieval rank
+    question_overlap: float = 0.0  # share of the question's content words found in the answer's sentence
+    repeats_question: float = 0.0  # share of the answer's content words that are in the question
+    type_match: float = 0.0  # +1 the answer is what the question word asks for (a number for "how many"), -1 not, 0 unknown
+
+
+def fit_to_question(question: str, answer: str, sentence: str) -> dict[str, float]:
+    """The Evidence fields that say how well an answer, in its sentence, fits the question."""
+    return {"question_overlap": question_overlap(question, sentence), "repeats_question": repeats_question(question, answer),
+            "type_match": type_match(question, answer)}
+
+
+def content_words(text: str) -> set[str]:
+    return {w for w in normalize_answer(text).split() if w not in STOPWORDS}
+
+
+def question_overlap(question: str, sentence: str) -> float:
+    asked = content_words(question)
+    return len(asked & content_words(sentence)) / len(asked) if asked else 0.0
+
+
+def repeats_question(question: str, answer: str) -> float:
+    said = content_words(answer)
+    return len(said & content_words(question)) / len(said) if said else 1.0
+
+
+def type_match(question: str, answer: str) -> float:
+    """Does the answer look like what the question word asks for? 0 when the question does not say."""
+    q = question.lower()
+    if re.search(r"\bhow (many|much|long|far|old|large|big|high|tall)\b|\bwhat (percentage|number|amount)\b", q):
+        expected = NUMBER
+    elif re.search(r"\bwhen\b|\bwhat (year|date|day|month|century|time)\b|\bwhich (year|century)\b", q):
+        expected = TIME
+    elif re.search(r"\bwho(m|se)?\b|\bwhere\b", q):
+        expected = NAME
+    else:
+        return 0.0
+    return 1.0 if expected.search(answer) else -1.0
+
+
+def agreement(texts: list[list[str]], doc_ids: list[str], margins: list[list[float]]) -> list[tuple[int, int]]:
+    """For each passage's best span (texts[p][0]): how many other articles and other passages hold
+    a span, best or runner-up, with a positive margin over "no answer", that is the same answer."""
+    counts = []
+    for p, (spans, doc_id) in enumerate(zip(texts, doc_ids)):
+        passages, articles = 0, set()
+        for q, (others, other_doc) in enumerate(zip(texts, doc_ids)):
+            if q != p and any(m > 0 and same_answer(t, spans[0]) for t, m in zip(others, margins[q])):
+                passages += 1
+                if other_doc != doc_id:
+                    articles.add(other_doc)
+        counts.append((min(len(articles), MAX_AGREEING), min(passages, MAX_AGREEING)))
+    return counts

@@ -1,0 +1,44 @@
+"""The evidence the decision weighs besides the reader's scores (rag.evidence), in milliseconds."""
+import pytest
+
+from rag.decision import FEATURES, Abstention
+from rag.evidence import Evidence, agreement, question_overlap, repeats_question, type_match
+
+
+@pytest.mark.parametrize("question, answer, expected", [
+    ("How many fighters does Massoud have?", "thousands", -1.0),
+    ("How many fighters does Massoud have?", "6,000", 1.0),
+    ("How far is Panjshir from Kabul?", "150 kilometers", 1.0),
+    ("When did the Taliban take Kabul?", "15 August", 1.0),
+    ("When did the Taliban take Kabul?", "the Taliban", -1.0),
+    ("Who leads the resistance?", "Ahmad Massoud", 1.0),
+    ("Who leads the resistance?", "peaceful negotiations", -1.0),
+    ("What does the NRF want?", "peaceful negotiations", 0.0),
+])
+def test_the_answer_type_is_checked_against_the_question_word(question, answer, expected):
+    assert type_match(question, answer) == expected
+
+
+def test_overlap_and_repetition_count_content_words_only():
+    assert question_overlap("Who leads the resistance in Panjshir?", "The resistance in Panjshir is led by Massoud.") == pytest.approx(2 / 3)
+    assert repeats_question("Who leads the resistance in Panjshir?", "the Panjshir resistance") == 1.0
+    assert repeats_question("Who leads the resistance in Panjshir?", "Ahmad Massoud") == 0.0
+
+
+def test_agreement_counts_other_articles_and_passages_that_hold_the_same_answer():
+    texts = [["Ahmad Massoud", "Kabul"], ["Massoud", "Saleh"], ["the Taliban", "Ahmad Massoud"], ["Ahmad Massoud"]]
+    docs = ["a", "a", "b", "c"]
+    margins = [[3.0, 1.0], [2.0, 1.0], [4.0, 0.5], [-1.0]]  # the last passage thinks "no answer" likelier
+    articles, passages = zip(*agreement(texts, docs, margins))
+    # passage 0: "Massoud" in passage 1 agrees (same article: a passage, not an article), so does a
+    # runner-up of article b; article c's span scores below its "no answer"
+    assert articles[0] == 1 and passages[0] == 2
+    assert articles[2] == 0 and passages[2] == 0  # nobody else says "the Taliban"
+
+
+def test_every_evidence_field_has_a_weight_and_unweighted_ones_count_nothing():
+    assert FEATURES == tuple(Evidence.__dataclass_fields__)
+    decision = Abstention(bias=0.0, margin=1.0)
+    plain = Evidence(margin=2.0, span_score=5.0, dense_score=0.5)
+    assert decision.confidence(plain) == decision.confidence(Evidence(2.0, 5.0, 0.5, agreeing_articles=3, type_match=-1))
+    assert Abstention(agreeing_articles=1.0).confidence(Evidence(0, 0, 0, agreeing_articles=2)) > Abstention(agreeing_articles=1.0).confidence(plain.__class__(0, 0, 0))
