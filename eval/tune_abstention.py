@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import re
 import sys
 import tempfile
@@ -113,6 +114,22 @@ def write_abstention_table(models_file: Path, abstention: Abstention, note: str)
     models_file.write_text(pattern.sub(table, text, count=1), encoding="utf-8")
 
 
+def ask_pool(args, config) -> tuple[list, list, str]:
+    """(the pool's questions with their candidates, the same for tune.jsonl, the pool's name)."""
+    bundled = build_pipeline(config, args.seeds, on_status=print)
+    check = [(q, bundled.ask(q.question).candidates) for q in load_gold(args.tune)]
+    if args.pool == "tune":
+        return check, check, f"{args.tune.name} (the bundled articles)"
+    folder = Path(tempfile.mkdtemp(prefix="rag-calibration-"))
+    (folder / "articles").mkdir()
+    questions = calibration_pool(folder / "articles")
+    print(f"asking the {len(questions)} calibration questions…", flush=True)
+    pipeline = build_pipeline(config, folder / "articles", folder / "index", on_status=print,
+                              embedder=bundled.retriever.embedder, reader=bundled.reader)
+    described = f"the calibration pool ({len({q.docs[0] for q in questions})} articles of {TRAIN_FULL.name})"
+    return ask_all(pipeline, questions), check, described
+
+
 def fit(runs) -> tuple[np.ndarray, float, float]:
     """Logistic weights over the candidates' evidence, and the threshold (the middle of the best
     plateau, so a small shift in scores does not flip many decisions) with its utility."""
@@ -133,12 +150,18 @@ def main() -> None:
     parser.add_argument("--models", type=Path, default=ROOT / "models.toml")
     parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
     parser.add_argument("--dry-run", action="store_true", help="print the fit, do not rewrite models.toml")
+    parser.add_argument("--runs", type=Path, help="keep the asked questions' candidates in this file (pickle), "
+                        "and reuse them when it exists: to refit without asking again")
     args = parser.parse_args()
 
     config = load_models_config(args.models)
-    bundled = build_pipeline(config, args.seeds, on_status=print)
-    check = [(q, bundled.ask(q.question).candidates) for q in load_gold(args.tune)]
-    if args.pool == "tune":
+    if args.runs and args.runs.is_file():
+        runs, check, described = pickle.loads(args.runs.read_bytes())
+    else:
+        runs, check, described = ask_pool(args, config)
+        if args.runs:
+            args.runs.write_bytes(pickle.dumps((runs, check, described)))
+    w, threshold, utility = fit(runs)
         runs, described = check, f"{args.tune.name} (the bundled articles)"
     else:
         folder = Path(tempfile.mkdtemp(prefix="rag-calibration-"))

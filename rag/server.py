@@ -55,8 +55,9 @@ class BatchRequest(BaseModel):
 class Loading:
     """The pipeline, loaded once in a background thread; the state /healthz reports."""
 
-    def __init__(self, load: Callable[[], object]):
+    def __init__(self, load: Callable[[], object], on_problem: Callable[[str], None] = lambda message: None):
         self._load = load
+        self._on_problem = on_problem
         self.pipeline = None
         self.problem: str | None = None
         self._thread = threading.Thread(target=self._run, name="rag-load", daemon=True)
@@ -73,6 +74,8 @@ class Loading:
             self.problem = str(problem)
         except Exception as problem:  # reported by /healthz; the server stays up to say so
             self.problem = f"{type(problem).__name__}: {problem}"
+        if self.problem:
+            self._on_problem(f"error: {self.problem} (the server stays up; /healthz reports it)")
 
     @property
     def state(self) -> str:
@@ -80,8 +83,8 @@ class Loading:
 
 
 def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = 30.0,
-               workers: int | None = None) -> FastAPI:
-    loading = Loading(load)
+               workers: int | None = None, on_problem: Callable[[str], None] = lambda message: None) -> FastAPI:
+    loading = Loading(load, on_problem)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="rag-ask")
 
     async def lifespan(app):
@@ -245,7 +248,8 @@ class BodyLimit:
 
 def serve(load: Callable[[], object], host: str, port: int, token: str | None, timeout_s: float,
           on_ready: Callable[[str], None]) -> None:
-    """Run until SIGTERM or Ctrl-C (uvicorn finishes the requests in flight, then stops)."""
+    """Run until SIGTERM or Ctrl-C (uvicorn finishes the requests in flight, then stops).
+    `on_ready` hears the address, and any problem loading the pipeline."""
     import socket
 
     import uvicorn
@@ -255,7 +259,7 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
             probe.bind((host, port))
         except OSError as exc:
             raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
-    app = create_app(load, token, timeout_s)
+    app = create_app(load, token, timeout_s, on_problem=on_ready)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it

@@ -169,3 +169,23 @@ def test_the_page_and_the_docs_load_nothing_from_the_internet(client):
     assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
     assert client.get("/static/app.js").status_code == 200
     assert "/ask" in client.get("/openapi.json").json()["paths"]
+
+
+def test_a_pipeline_that_cannot_load_is_reported_and_the_server_says_why():
+    from rag.errors import RagError
+
+    def broken():
+        raise RagError("the articles in /nowhere hold no text to index")
+
+    heard = []
+    client = TestClient(create_app(broken, on_problem=heard.append)).__enter__()
+    try:
+        deadline = time.time() + 5
+        while client.get("/healthz").json()["status"] == "loading" and time.time() < deadline:
+            time.sleep(0.01)
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.json() == {"status": "failed", "problem": "the articles in /nowhere hold no text to index"}
+        assert client.post("/ask", json={"question": "Who?"}).status_code == 503
+        assert heard and "/nowhere" in heard[0]
+    finally:
+        client.__exit__(None, None, None)
