@@ -162,17 +162,6 @@ def main() -> None:
         if args.runs:
             args.runs.write_bytes(pickle.dumps((runs, check, described)))
     w, threshold, utility = fit(runs)
-        runs, described = check, f"{args.tune.name} (the bundled articles)"
-    else:
-        folder = Path(tempfile.mkdtemp(prefix="rag-calibration-"))
-        (folder / "articles").mkdir()
-        questions = calibration_pool(folder / "articles")
-        print(f"asking the {len(questions)} calibration questions…", flush=True)
-        pipeline = build_pipeline(config, folder / "articles", folder / "index", on_status=print,
-                                  embedder=bundled.retriever.embedder, reader=bundled.reader)
-        runs = ask_all(pipeline, questions)
-        described = f"the calibration pool ({len({q.docs[0] for q in questions})} articles of {TRAIN_FULL.name})"
-    w, threshold, utility = fit(runs)
     chosen = Abstention.from_weights(w, threshold, fitted_for=config.reader.fingerprint())
     answerable = sum(q.answerable for q, _ in runs)
     candidates = sum(len(c) for _, c in runs)
