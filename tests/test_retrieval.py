@@ -53,3 +53,17 @@ def test_the_retriever_ranks_by_fused_score_and_gives_each_passages_evidence(ret
 def test_k_larger_than_the_index_gives_every_passage_once(retriever):
     hits = retriever.retrieve("Panjshir", 1000)
     assert len(hits) == len({(h.passage.doc_id, h.passage.start) for h in hits}) <= len(retriever.passages)
+
+
+def test_keyword_ranking_selects_before_sorting_and_keeps_a_full_sorts_order():
+    """Ties (and passages scoring 0) everywhere: the partial selection must give what a stable
+    full sort gives, with and without a filter."""
+    rng = np.random.default_rng(0)
+    scores = np.round(rng.random(5000) * 4) * (rng.random(5000) > 0.5)
+    index = KeywordIndex(None, len(scores))
+    index.scores = lambda question: scores
+    for depth in (1, 7, 50):
+        for allowed in (None, np.sort(rng.choice(5000, 1500, replace=False))):
+            ranked = scores if allowed is None else np.where(np.isin(np.arange(5000), allowed), scores, 0)
+            expected = [int(i) for i in np.argsort(-ranked, kind="stable")[:depth] if ranked[i] > 0]
+            assert index.ranking("q", depth, allowed)[0] == expected

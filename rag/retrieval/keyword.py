@@ -49,7 +49,12 @@ class KeywordIndex:
         if allowed is not None:
             ranked = np.zeros_like(scores)
             ranked[allowed] = scores[allowed]
-        return [int(i) for i in np.argsort(-ranked, kind="stable")[:depth] if ranked[i] > 0], scores
+        hits = np.flatnonzero(ranked > 0)
+        if len(hits) > depth:  # select before sorting: sorting a million scores costs ~80 ms
+            kth = np.partition(ranked[hits], len(hits) - depth)[len(hits) - depth]
+            hits = hits[ranked[hits] >= kth]  # ties at the cut stay, so the order is a full sort's
+        order = hits[np.lexsort((hits, -ranked[hits]))][:depth]  # best first, then by passage id
+        return [int(i) for i in order], scores
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
