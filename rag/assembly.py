@@ -12,7 +12,7 @@ from rag.corpus import Corpus, load_corpus
 from rag.errors import RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
 from rag.pipeline import Pipeline, default_index_dir, default_seeds_dir
-from rag.retrieval import VECTOR_STORES, Retriever
+from rag.retrieval import Retriever, parse_store
 
 Status = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -30,6 +30,13 @@ class OpenedIndex:
     directory: Path
 
 
+def with_store(config: ModelsConfig, store: str | None) -> ModelsConfig:
+    """The config with [retrieval] vector_store overridden (by --store or RAG_STORE), when given."""
+    if not store:
+        return config
+    return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, vector_store=store))
+
+
 def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
     """The config with [retrieval] top_k overridden (by --top-k), when given."""
     if top_k is None:
@@ -41,9 +48,10 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
                rebuild: bool = False, on_status: Status = _quiet, on_progress: Progress | None = None,
                embedder=None) -> OpenedIndex:
     """The articles and their index, built (or rebuilt) when missing, stale or unreadable."""
-    if config.retrieval.vector_store not in VECTOR_STORES:
-        raise RagError(f"{config.path}: [retrieval] vector_store = {config.retrieval.vector_store!r} is not "
-                       f"valid: expected one of {', '.join(VECTOR_STORES)}")
+    try:
+        parse_store(config.retrieval.vector_store)
+    except ValueError as problem:
+        raise RagError(f"[retrieval] vector_store (or --store) {config.retrieval.vector_store!r} is not valid: {problem}") from None
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
     store = IndexStore(index_dir or default_index_dir(seeds_dir))
     corpus = load_corpus(seeds_dir, store.known_documents())

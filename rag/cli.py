@@ -31,6 +31,7 @@ IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Whe
 ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. [default: ./models.toml, else the bundled one]")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
 UntilOption = Annotated[Optional[str], typer.Option("--until", help="Answer only from articles dated on or before this day (YYYY-MM-DD).")]
+StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE", help="Where the vectors live: faiss (in the index folder), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT (a Milvus server). [default: [retrieval] vector_store in models.toml, faiss]")]
 TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Passages retrieved and read per question. [default: [retrieval] top_k in models.toml, 5]")]
 
 
@@ -56,11 +57,18 @@ def report_status(message: str) -> None:
     err.print(message, style="dim")
 
 
+def load_settings(models: Path | None, top_k: int | None = None, store: str | None = None):
+    """models.toml, with what --top-k and --store (or RAG_STORE) override."""
+    from rag.assembly import with_store, with_top_k
+
+    return with_store(with_top_k(load_models_config(models), top_k), store)
+
+
 def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | None,
-                  top_k: int | None = None, rebuild: bool = False, index_only: bool = False):
+                  top_k: int | None = None, rebuild: bool = False, index_only: bool = False, store: str | None = None):
     """The pipeline (or with index_only, just the index) opened under one live line on stderr:
     a spinner while models load, a progress bar while passages are embedded."""
-    from rag.assembly import build_pipeline, open_index, with_top_k
+    from rag.assembly import build_pipeline, open_index
 
     progress, update = progress_bar("loading models and index…")
 
@@ -68,7 +76,7 @@ def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | Non
         progress.update(progress.task_ids[0], description="embedding passages")
         update(done, total)
 
-    config = with_top_k(load_models_config(models), top_k)
+    config = load_settings(models, top_k, store)
     with progress:
         if index_only:
             return open_index(config, seeds, index_dir, rebuild, report_status, on_progress)
@@ -85,6 +93,7 @@ def ask(
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Answer a question from the articles, with a citation (or say the articles do not say)."""
     dates = DateRange.parse(since, until)
@@ -94,7 +103,7 @@ def ask(
         from rag.pipeline import validate_question
 
         validate_question(question)  # fail fast, before loading any model
-    pipeline = open_pipeline(seeds, index_dir, models, top_k)
+    pipeline = open_pipeline(seeds, index_dir, models, top_k, store=store)
     if question is not None:
         _print_answer(pipeline.ask(question, dates), pipeline, as_json)
         return
@@ -133,11 +142,12 @@ def index(
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Build the index of the articles (ask and chat build it on first use)."""
-    manifest = open_pipeline(seeds, index_dir, models, rebuild=force, index_only=True).index.manifest
+    manifest = open_pipeline(seeds, index_dir, models, rebuild=force, index_only=True, store=store).index.manifest
     err.print(f"index ready: {manifest.passages} passages from {len(manifest.documents)} articles "
-              f"(built {manifest.built_at}, embedder {manifest.embedder_id})")
+              f"(built {manifest.built_at}, embedder {manifest.embedder_id}, vectors in {manifest.vector_store})")
 
 
 @app.command()
@@ -146,6 +156,7 @@ def add(
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Copy articles into the archive (the seeds folder) and index them; only they are embedded."""
     from rag.archive import Archive
@@ -155,7 +166,7 @@ def add(
         change = archive.add(paths)
         for reason in change.skipped:
             report_status(f"skipped {reason}")
-        _update_archive_index(archive, change, models)
+        _update_archive_index(archive, change, models, store)
 
 
 @app.command()
@@ -164,17 +175,18 @@ def remove(
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Take articles out of the archive (their files move to <index folder>/removed/) and the index."""
     from rag.archive import Archive
 
     archive = Archive.at(seeds, index_dir)
     with archive.locked():
-        _update_archive_index(archive, archive.remove(doc_ids), models)
+        _update_archive_index(archive, archive.remove(doc_ids), models, store)
 
 
-def _update_archive_index(archive, change, models: Path | None) -> None:
-    manifest = open_pipeline(archive.seeds_dir, archive.index_dir, models, index_only=True).index.manifest
+def _update_archive_index(archive, change, models: Path | None, store: str | None) -> None:
+    manifest = open_pipeline(archive.seeds_dir, archive.index_dir, models, index_only=True, store=store).index.manifest
     err.print(change.summary(archive.trash, manifest.passages, len(manifest.documents)))
 
 
@@ -208,10 +220,11 @@ def chat(
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import build_pipeline, with_top_k
+    from rag.assembly import build_pipeline
     from rag.chat import BackgroundLoad, ChatSession, run_chat
     from rag.corpus import load_corpus
     from rag.pipeline import default_seeds_dir
@@ -220,7 +233,7 @@ def chat(
     corpus = load_corpus(seeds)  # fast, and a bad folder is reported before the prompt
     for reason in corpus.skipped:
         report_status(f"skipped {reason}")
-    config = with_top_k(load_models_config(models), top_k)
+    config = load_settings(models, top_k, store)
     config.embedder.resolve()  # a missing model is reported now, not at the first question
     config.reader.resolve()
 
@@ -245,12 +258,13 @@ def serve(
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
     from rag.assembly import build_pipeline
     from rag.server import serve as run_server
 
-    config = load_models_config(models)
+    config = load_settings(models, store=store)
     config.embedder.resolve()  # a missing model is reported now, not by /healthz later
     config.reader.resolve()
     run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,
@@ -280,6 +294,7 @@ def evaluate(
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Measure answer quality on a gold question set (or SQuAD data), with every miss shown."""
     dates = DateRange.parse(since, until)
@@ -293,7 +308,7 @@ def evaluate(
     gold = gold or _default_gold()
     questions = load_gold(gold)
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
-    pipeline = open_pipeline(seeds, index_dir, models, top_k)
+    pipeline = open_pipeline(seeds, index_dir, models, top_k, store=store)
     unknown = sorted({d for q in questions for d in q.docs} - set(pipeline.corpus.documents))
     if unknown:
         err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
@@ -349,10 +364,9 @@ def _print_summary(summary: dict, by_article: dict) -> None:
 
 def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | None, models: Path | None) -> None:
     from rag import squad as sq
-    from rag.assembly import with_top_k
 
     data = sq.load_squad(path)
-    config = with_top_k(load_models_config(models), top_k)
+    config = load_settings(models, top_k)
     progress, advance = progress_bar("answering", len(data.questions))
     with progress:
         results = sq.evaluate_file(data, config, open_domain, on_status=report_status, on_done=advance)

@@ -38,7 +38,7 @@ class RetrievalSettings:
     top_k: int = field(default=5, metadata={"min": 1})  # passages handed to the reader per question
     candidates: int = field(default=50, metadata={"min": 1})  # how deep the dense and keyword rankings go before fusion
     rrf_k: int = field(default=RRF_K, metadata={"min": 0})
-    vector_store: str = "faiss"  # a name in rag.retrieval.VECTOR_STORES
+    vector_store: str = "faiss"  # "faiss", or "milvus:<file>.db" / "milvus://host:port" (rag.retrieval)
 
 
 MODEL_TABLES = {"embedder": EmbedderSettings, "reader": ReaderSettings}

@@ -24,7 +24,7 @@ import numpy as np
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
-from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, make_vector_store
+from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
 from rag.schema import Document, Passage
 
 INDEX_FORMAT = 2  # 2: checksums of the index files, vector ids, a saved keyword index
@@ -45,7 +45,7 @@ class Manifest:
     documents: dict  # doc_id -> sha256 of its text, to say which articles changed
     passages: int
     built_at: str
-    vector_store: str  # which VectorStore wrote the vectors
+    vector_store: str  # which VectorStore wrote the vectors, and where: "faiss", "milvus:./archive.db"
     files: dict = field(default_factory=dict)  # file name -> sha256, checked on every load
 
     @classmethod
@@ -61,8 +61,8 @@ class Manifest:
             raise ValueError(f"fields {sorted(set(data) ^ set(types))} missing or unexpected")
         for name, value in data.items():
             expected = {"int": int, "str": str, "dict": dict}[types[name]]
-            if name == "vector_store" and value not in VECTOR_STORES:
-                raise ValueError(f"unknown vector store {value!r}")
+            if name == "vector_store":
+                parse_store(str(value))  # ValueError for an unknown one
             if not isinstance(value, expected) or isinstance(value, bool):
                 raise ValueError(f"{name} is a {type(value).__name__}, not a {types[name]}")
         for name in ("documents", "files"):
@@ -236,7 +236,7 @@ class IndexStore:
             try:
                 _verify_checksums(build, manifest.files)
                 passages = [p for _, p in _read_passages(build / PASSAGES, corpus)]
-                vectors = VECTOR_STORES[manifest.vector_store].load(build)
+                vectors = backend(manifest.vector_store).load(build)
                 keywords = KeywordIndex.load(build, len(passages))
             except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
                 raise IndexNotUsable(f"the index in {build} is unreadable ({_short(exc)})") from None
@@ -272,7 +272,7 @@ class IndexStore:
                 _verify_checksums(build, manifest.files)
                 unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
                 rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
-                vectors = VECTOR_STORES[manifest.vector_store].load(build)
+                vectors = backend(manifest.vector_store).load(build)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, IndexNotUsable):
             return None  # a damaged index is rebuilt whole
         return Reusable([p for _, p in rows], [i for i, _ in rows], vectors)
@@ -379,6 +379,8 @@ class IndexStore:
     def _remove_other_builds(self, keep: Path) -> None:
         for old in self.directory.glob("build-*"):
             if old != keep and _made_by_rag(old):
+                for store in VECTOR_STORES.values():  # what a build keeps elsewhere (a Milvus collection)
+                    store.release(old)
                 shutil.rmtree(old, ignore_errors=True)
 
 

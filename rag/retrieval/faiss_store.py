@@ -30,10 +30,16 @@ class FaissStore:
         self.dimension = index.d
 
     @classmethod
-    def create(cls, dimension: int) -> FaissStore:
+    def create(cls, dimension: int, location: str = "") -> FaissStore:
         import faiss
 
+        if location:
+            raise ValueError("the faiss store lives in the index folder: it takes no location")
         return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
+
+    @classmethod
+    def release(cls, folder: Path) -> None:
+        """Nothing outside the folder to free."""
 
     @classmethod
     def load(cls, folder: Path, mapped: bool = True) -> FaissStore:

@@ -31,18 +31,31 @@ class VectorStore(Protocol):
         """The stored vectors of these ids, one row each (KeyError for an unknown id)."""
 
     def save(self, folder: Path) -> None:
-        """Write the store into `folder` (which exists and is empty of its files)."""
+        """Write the store into `folder` (which exists and is empty of its files); a store that
+        keeps its vectors elsewhere (a server) writes there where they are."""
 
 
-VECTOR_STORES: dict[str, Callable[..., VectorStore]] = {}  # name -> class with .create(dim) and .load(folder)
+# name -> class with .create(dimension, location), .load(folder) and .release(folder): the last
+# frees what a saved store keeps outside its folder, before the folder is deleted
+VECTOR_STORES: dict[str, Callable[..., VectorStore]] = {}
 
 
-def make_vector_store(name: str, dimension: int) -> VectorStore:
-    try:
-        backend = VECTOR_STORES[name]
-    except KeyError:
-        raise ValueError(f"unknown vector store {name!r} (known: {', '.join(VECTOR_STORES)})") from None
-    return backend.create(dimension)
+def parse_store(spec: str) -> tuple[str, str]:
+    """"faiss" -> ("faiss", ""); "milvus:./archive.db" -> ("milvus", "./archive.db"); the name
+    must be a known backend (ValueError otherwise)."""
+    name, _, location = spec.partition(":")
+    if name not in VECTOR_STORES:
+        raise ValueError(f"unknown vector store {name!r} (known: {', '.join(VECTOR_STORES)})")
+    return name, location
+
+
+def backend(spec: str):
+    return VECTOR_STORES[parse_store(spec)[0]]
+
+
+def make_vector_store(spec: str, dimension: int) -> VectorStore:
+    name, location = parse_store(spec)
+    return VECTOR_STORES[name].create(dimension, location)
 
 
 def register(name: str):
