@@ -144,6 +144,10 @@ def connect(location: str):
         return MilvusClient(uri=uri, timeout=TIMEOUT_S), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
         reason = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+        if not uri.startswith("http"):
+            raise RagError(f"cannot open the Milvus Lite file {uri} ({reason}): one process at a time can hold it "
+                           f"(is a rag serve or another rag using it?); for several, use a Milvus server "
+                           f"(--store milvus://host:19530)") from None
         raise RagError(f"cannot reach Milvus at {uri} ({reason}); check that it runs and the address, "
                        f"or use --store faiss") from None
 
