@@ -5,7 +5,14 @@ tokenizer's offsets; a window without the answer points at the CLS token. Unansw
 questions and distant negatives (a question paired with another paragraph of its article) teach
 the reader to abstain. The learning rate warms up, then decays linearly to zero at whichever
 ends first, the step budget or the time budget. Checkpoints are written atomically every few
-minutes and `--resume` continues from the last one."""
+minutes and `--resume` continues from the last one.
+
+Two objectives. `window` (the default): each window is its own example, a softmax over its own
+tokens. `shared` (shared normalization, Clark & Gardner 2018): a question's windows from its
+own paragraph and from `shared_paragraphs - 1` other paragraphs of its article are read together,
+with one softmax over all their tokens, so span scores compare across passages as retrieval
+hands them to the reader; the right positions are the answer's in every window that holds it,
+or, when none does, every window's CLS: "none of these passages"."""
 from __future__ import annotations
 
 import json
@@ -40,6 +47,10 @@ class TrainSettings:
     checkpoint_every_s: float = 600.0
     seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first
     excluded_articles: tuple[str, ...] = ()  # article titles kept out of training (the calibration pool)
+    objective: str = "window"  # or "shared": see the module's docstring
+    shared_paragraphs: int = 4  # paragraphs read together per question with the shared objective
+
+OBJECTIVES = ("window", "shared")
 
 
 @dataclass(frozen=True)
@@ -90,6 +101,26 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
     return windows
 
 
+def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[list[Window]]:
+    """For the shared objective: per question, the windows of its own paragraph (as make_windows
+    takes them) and one window of each of up to shared_paragraphs - 1 other paragraphs of its
+    article that do not contain its answer."""
+    rng = random.Random(settings.seed)
+    by_article: dict[int, list[str]] = {}
+    for q in data.questions:
+        if q.context_id not in by_article.setdefault(q.article, []):
+            by_article[q.article].append(q.context_id)
+    groups = []
+    for q in data.questions:
+        group = _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
+        others = [c for c in by_article[q.article] if c != q.context_id and not (q.answers and q.answers[0] in data.contexts[c])]
+        for other in rng.sample(others, min(len(others), settings.shared_paragraphs - 1)):
+            negative = SquadQuestion(q.id + "-shared", q.question, [], other)
+            group.append(rng.choice(_question_windows(negative, data.contexts[other], tokenizer, settings, rng)))
+        groups.append(group)
+    return groups
+
+
 def _question_windows(q: SquadQuestion, context: str, tokenizer, settings: TrainSettings, rng) -> list[Window]:
     encoded = tokenizer(q.question, context, truncation="only_second", max_length=settings.max_seq_len,
                         stride=settings.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
@@ -129,6 +160,53 @@ def batches(windows: list[Window], settings: TrainSettings, epoch: int) -> list[
     return result
 
 
+def group_batches(groups: list[list[Window]], settings: TrainSettings, epoch: int) -> list[list[list[Window]]]:
+    """Batches of whole groups, about batch_size windows each (a bigger group is a batch alone),
+    length-sorted within shuffled chunks as `batches` does, in an order fixed by (seed, epoch)."""
+    rng = random.Random(settings.seed * 1000 + epoch)
+    order = list(groups)
+    rng.shuffle(order)
+    result = []
+    chunk_groups = max(1, settings.sort_chunk // max(1, settings.shared_paragraphs))
+    for i in range(0, len(order), chunk_groups):
+        current, size = [], 0
+        for group in sorted(order[i:i + chunk_groups], key=lambda g: max(len(w.input_ids) for w in g)):
+            if current and size + len(group) > settings.batch_size:
+                result.append(current)
+                current, size = [], 0
+            current.append(group)
+            size += len(group)
+        if current:
+            result.append(current)
+    rng.shuffle(result)
+    return result
+
+
+def shared_loss(start_logits, end_logits, batch: list[list[Window]], token_type_ids, attention_mask):
+    """Mean over the batch's groups of the negative log of the probability, under one softmax over
+    the CLS and context tokens of all the group's windows, of the right positions (start and end
+    averaged)."""
+    import torch
+
+    allowed = (token_type_ids == 1) & (attention_mask == 1)
+    allowed[:, 0] = True  # CLS: "no answer in this window"
+    losses, row = [], 0
+    for group in batch:
+        rows = slice(row, row + len(group))
+        row += len(group)
+        answered = any(w.start > 0 for w in group)
+        for logits, position in ((start_logits, "start"), (end_logits, "end")):
+            scores = logits[rows].masked_fill(~allowed[rows], float("-inf"))
+            right = torch.zeros_like(allowed[rows])
+            for r, w in enumerate(group):
+                if answered and w.start > 0:
+                    right[r, getattr(w, position)] = True
+                elif not answered:
+                    right[r, 0] = True
+            losses.append(torch.logsumexp(scores.flatten(), 0) - torch.logsumexp(scores.masked_fill(~right, float("-inf")).flatten(), 0))
+    return torch.stack(losses).mean()
+
+
 def collate(batch: list[Window], pad_id: int):
     import torch
 
@@ -147,7 +225,8 @@ def collate(batch: list[Window], pad_id: int):
 
 
 class Trainer:
-    def __init__(self, model, tokenizer, windows: list[Window], settings: TrainSettings, out: Path):
+    def __init__(self, model, tokenizer, windows: list, settings: TrainSettings, out: Path):
+        """`windows`: Windows for the window objective, groups of them (make_groups) for the shared one."""
         import torch
 
         self.torch = torch
@@ -175,7 +254,7 @@ class Trainer:
         self.model.train()
         last_checkpoint = time.monotonic()
         while not self.finished():
-            epoch_batches = batches(self.windows, self.settings, self.epoch)
+            epoch_batches = (group_batches if self.settings.objective == "shared" else batches)(self.windows, self.settings, self.epoch)
             while self.batch_in_epoch < len(epoch_batches) and not self.finished():
                 started = time.monotonic()
                 loss = self._train_step(epoch_batches[self.batch_in_epoch])
@@ -198,11 +277,16 @@ class Trainer:
             log.write(json.dumps({"step": self.step, "loss": round(loss, 5), "lr": self.learning_rate(),
                                   "elapsed_s": round(self.elapsed_s, 2)}) + "\n")
 
-    def _train_step(self, batch: list[Window]) -> float:
+    def _train_step(self, batch: list) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        inputs = collate(batch, self.tokenizer.pad_token_id or 0)
-        loss = self.model(**inputs).loss
+        if self.settings.objective == "shared":
+            inputs = collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0)
+            del inputs["start_positions"], inputs["end_positions"]
+            output = self.model(**inputs)
+            loss = shared_loss(output.start_logits, output.end_logits, batch, inputs["token_type_ids"], inputs["attention_mask"])
+        else:
+            loss = self.model(**collate(batch, self.tokenizer.pad_token_id or 0)).loss
         loss.backward()
         self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
@@ -287,6 +371,8 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("--max-steps must be at least 1", 2)
     if settings.time_budget_s is not None and not (settings.time_budget_s > 0 and math.isfinite(settings.time_budget_s)):
         raise RagError("--time-budget must be positive", 2)
+    if settings.objective not in OBJECTIVES:
+        raise RagError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {settings.objective!r}", 2)
 
 
 def saved_settings(out: Path) -> TrainSettings:
@@ -327,7 +413,7 @@ class TrainingRun:
         squad_data = load_squad(self.data).without_articles(set(self.settings.excluded_articles))
         on_status("preparing training windows…")
         tokenizer, model = load_for_training(base, checkpoint if self.resume else None)
-        windows = make_windows(squad_data, tokenizer, self.settings)
+        windows = (make_groups if self.settings.objective == "shared" else make_windows)(squad_data, tokenizer, self.settings)
         self.trainer = trainer = Trainer(model, tokenizer, windows, self.settings, self.out)
         if self.resume:
             trainer.restore(checkpoint)

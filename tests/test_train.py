@@ -9,7 +9,7 @@ from rag.config import ModelSpec, ReaderSettings
 from rag.reader import Reader
 from rag.schema import Passage
 from rag.squad import load_squad
-from rag.train import Trainer, TrainSettings, load_for_training, make_windows
+from rag.train import Trainer, TrainSettings, load_for_training, make_groups, make_windows
 from tests.conftest import ROOT, run_rag
 
 pytestmark = pytest.mark.integration  # real models
@@ -39,6 +39,34 @@ def test_windows_are_labelled_through_offsets(tiny_squad, models):
         span = tokenizer.decode(w.input_ids[w.start:w.end + 1]).lower().replace(" ", "")
         assert any(span in a.lower().replace(" ", "") or a.lower().replace(" ", "") in span
                    for q in data.questions for a in q.answers), span
+
+
+def test_shared_groups_carry_the_answer_only_where_it_is(tiny_squad, models):
+    """Each question's group: its paragraph's windows, labelled through offsets as before, and a
+    window of each other paragraph of the article, labelled "no answer" (CLS)."""
+    data = load_squad(tiny_squad)
+    tokenizer, _ = load_for_training(models.reader.resolve(), None)
+    groups = make_groups(data, tokenizer, TrainSettings(shared_paragraphs=3))
+    assert len(groups) == len(data.questions)
+    squash = lambda text: text.lower().replace(" ", "")  # noqa: E731  (the tokenizer is uncased; decode spaces pieces)
+    for q, group in zip(data.questions, groups):
+        assert len(group) >= 2  # its paragraph, and the article's others that do not hold its answer
+        for w in group:
+            context = squash(tokenizer.decode(w.input_ids, skip_special_tokens=False).split("[SEP]")[1])
+            if w.start > 0:  # labelled through offsets: the span is the answer
+                assert squash(tokenizer.decode(w.input_ids[w.start:w.end + 1])) in {squash(a) for a in q.answers}
+            else:
+                assert w.end == 0 and not any(squash(a) in context for a in q.answers)
+    assert max(map(len, groups)) >= 3
+
+
+def test_the_shared_objective_lowers_the_loss(tiny_squad, models, tmp_path):
+    data = load_squad(tiny_squad)
+    settings = TrainSettings(batch_size=8, max_steps=40, warmup_steps=1, objective="shared", shared_paragraphs=3)
+    tokenizer, model = load_for_training(models.embedder.resolve(), None)
+    trainer = Trainer(model, tokenizer, make_groups(data, tokenizer, settings), settings, tmp_path)
+    trainer.train()
+    assert sum(trainer.losses[-4:]) / 4 < 0.8 * sum(trainer.losses[:4]) / 4, trainer.losses
 
 
 def test_a_checkpoint_resumes_where_it_stopped(tiny_squad, models, tmp_path):

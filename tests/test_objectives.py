@@ -1,0 +1,44 @@
+"""The shared-normalization objective's arithmetic and batching, without a model (fast tier)."""
+import math
+
+import torch
+
+from rag.train import TrainSettings, Window, batches, group_batches, shared_loss
+
+
+def window(start=0, end=0, length=6):
+    return Window(list(range(length)), [0, 0] + [1] * (length - 2), start, end)
+
+
+def test_one_softmax_over_the_groups_windows_scores_the_answer_where_it_is():
+    group = [window(3, 4), window()]  # the answer in the first window; the second holds none
+    types = torch.tensor([w.token_type_ids for w in group])
+    mask = torch.ones_like(types)
+    start = torch.tensor([[1.0, 9.0, 0.0, 2.0, 0.0, 0.0], [0.5, 9.0, 1.0, 0.0, 0.0, 0.0]])
+    end = torch.zeros_like(start)
+    loss = shared_loss(start, end, [group], types, mask)
+    # position 1 is a question token: never a candidate. Candidates: CLS and context tokens of both windows
+    candidates = [1.0, 0.0, 2.0, 0.0, 0.0, 0.5, 1.0, 0.0, 0.0, 0.0]
+    z = math.log(sum(math.exp(x) for x in candidates))
+    expected_start = z - 2.0
+    expected_end = math.log(10) - 0.0  # all end logits equal: 1 right position of 10
+    assert math.isclose(loss.item(), (expected_start + expected_end) / 2, rel_tol=1e-5)
+
+
+def test_with_no_answer_in_any_window_every_cls_is_right():
+    group = [window(), window()]
+    types = torch.tensor([w.token_type_ids for w in group])
+    logits = torch.zeros(2, 6)
+    loss = shared_loss(logits, logits, [group], types, torch.ones_like(types))
+    assert math.isclose(loss.item(), math.log(10) - math.log(2), rel_tol=1e-5)  # 2 right positions of 10
+
+
+def test_groups_are_batched_whole_and_the_window_batches_are_unchanged():
+    settings = TrainSettings(batch_size=5, shared_paragraphs=3, sort_chunk=30)
+    groups = [[window(length=6 + i % 4)] * (1 + i % 3) for i in range(40)]
+    packed = group_batches(groups, settings, epoch=0)
+    assert sorted(map(id, (g for b in packed for g in b))) == sorted(map(id, groups))
+    assert all(sum(map(len, b)) <= 5 for b in packed)
+    assert packed == group_batches(groups, settings, epoch=0) != group_batches(groups, settings, epoch=1)
+    windows = [window(length=6 + i % 5) for i in range(50)]  # the window objective's batches, as before
+    assert [len(b) for b in batches(windows, TrainSettings(batch_size=8), 0)].count(8) == 6
