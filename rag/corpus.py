@@ -1,9 +1,8 @@
 """Articles on disk -> Documents -> sentence spans -> overlapping passages, all in file offsets."""
 from __future__ import annotations
 
-import functools
-
 import dataclasses
+import functools
 import hashlib
 import os
 import re

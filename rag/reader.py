@@ -39,8 +39,6 @@ class Reader:
                                          strategy="only_second")
         self._question_tokenizer = _copy(self.tokenizer)
         self._question_tokenizer.no_truncation()  # the windows' only_second truncation refuses a lone question
-        self.max_seq_len = spec.settings.max_seq_len
-        self.stride = spec.settings.stride
         self.max_answer_tokens = spec.settings.max_answer_tokens
 
     def read(self, question: str, passages: list[Passage]) -> list[SpanGuess]:

@@ -85,11 +85,7 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
     papers would otherwise swamp training), one window per unanswerable question, and distant
     negatives."""
     rng = random.Random(settings.seed)
-    by_article: dict[int, list[str]] = {}
-    for q in data.questions:
-        by_article.setdefault(q.article, [])
-        if q.context_id not in by_article[q.article]:
-            by_article[q.article].append(q.context_id)
+    by_article = _paragraphs_by_article(data)
     windows = []
     for q in data.questions:
         windows += _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
@@ -106,10 +102,7 @@ def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[lis
     takes them) and one window of each of up to shared_paragraphs - 1 other paragraphs of its
     article that do not contain its answer."""
     rng = random.Random(settings.seed)
-    by_article: dict[int, list[str]] = {}
-    for q in data.questions:
-        if q.context_id not in by_article.setdefault(q.article, []):
-            by_article[q.article].append(q.context_id)
+    by_article = _paragraphs_by_article(data)
     groups = []
     for q in data.questions:
         group = _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
@@ -119,6 +112,15 @@ def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[lis
             group.append(rng.choice(_question_windows(negative, data.contexts[other], tokenizer, settings, rng)))
         groups.append(group)
     return groups
+
+
+def _paragraphs_by_article(data: SquadData) -> dict[int, list[str]]:
+    """Each article's paragraph (context) ids, in the order its questions first name them."""
+    by_article: dict[int, list[str]] = {}
+    for q in data.questions:
+        if q.context_id not in by_article.setdefault(q.article, []):
+            by_article[q.article].append(q.context_id)
+    return by_article
 
 
 def _question_windows(q: SquadQuestion, context: str, tokenizer, settings: TrainSettings, rng) -> list[Window]:

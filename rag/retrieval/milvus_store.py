@@ -53,7 +53,7 @@ class MilvusStore:
     @classmethod
     def load(cls, folder: Path) -> MilvusStore:
         where = _read_pointer(folder)
-        client, uri = connect(where["location"])
+        client, uri = _client_for(where["uri"])
         if not client.has_collection(where["collection"], timeout=TIMEOUT_S):
             raise OSError(f"the Milvus collection {where['collection']} at {uri} is gone")
         fields = client.describe_collection(where["collection"], timeout=TIMEOUT_S)["fields"]
@@ -70,7 +70,7 @@ class MilvusStore:
             return
         try:
             where = _read_pointer(folder)
-            client, _ = connect(where["location"])
+            client, _ = _client_for(where["uri"])
             client.drop_collection(where["collection"], timeout=TIMEOUT_S)
         except Exception:  # a damaged pointer, an unreachable server (pymilvus's own errors): leave it
             pass
@@ -119,7 +119,7 @@ class MilvusStore:
 
     def save(self, folder: Path) -> None:
         self._client.flush(self.collection, timeout=TIMEOUT_S)
-        (Path(folder) / POINTER).write_text(json.dumps({"location": _location(self.uri), "collection": self.collection}))
+        (Path(folder) / POINTER).write_text(json.dumps({"uri": self.uri, "collection": self.collection}))
 
     def _stored(self, ids: np.ndarray) -> set[int]:
         stored = set()
@@ -133,11 +133,14 @@ class MilvusStore:
 def connect(location: str):
     """A client for `location` ("//host:port" for a server, a path ending in .db for Milvus Lite),
     and the URI it reached; a missing pymilvus or an unreachable server is one RagError line."""
+    return _client_for(_uri(location))
+
+
+def _client_for(uri: str):
     try:
         from pymilvus import MilvusClient
     except ImportError:
         raise RagError("the milvus store needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from None
-    uri = _uri(location)
     try:
         return MilvusClient(uri=uri, timeout=TIMEOUT_S), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
@@ -162,16 +165,11 @@ def _uri(location: str) -> str:
     return str(path)
 
 
-def _location(uri: str) -> str:
-    """The inverse of _uri, as written in milvus.json."""
-    return uri[len("http:"):] if uri.startswith("http://") else uri
-
-
 def _read_pointer(folder: Path) -> dict:
     path = Path(folder) / POINTER
     if not path.is_file():
         raise OSError(f"{POINTER} is missing")
     where = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(where, dict) or not all(isinstance(where.get(k), str) for k in ("location", "collection")):
+    if not isinstance(where, dict) or not all(isinstance(where.get(k), str) for k in ("uri", "collection")):
         raise ValueError(f"{POINTER} does not name a Milvus collection")
     return where
