@@ -97,7 +97,7 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
     _warn_if_fitted_for_another_reader(config, on_status)
     opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder)
     retriever = Retriever(opened.embedder, opened.index.passages, opened.index.vectors, opened.index.keywords,
-                          config.retrieval.rrf_k, config.retrieval.candidates)
+                          config.retrieval.rrf_k, config.retrieval.candidates, opened.corpus.documents)
     if reader is None:
         from rag.reader import Reader
 

@@ -14,7 +14,8 @@ from rich.text import Text
 
 from rag.config import load_models_config
 from rag.errors import BadInput, RagError
-from rag.pipeline import DateRange, Pipeline
+from rag.dates import DateRange
+from rag.pipeline import Pipeline
 
 app = typer.Typer(
     add_completion=False,

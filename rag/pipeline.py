@@ -2,21 +2,17 @@
 agreement between articles. The CLI, the chat and the evaluation all go through Pipeline.ask."""
 from __future__ import annotations
 
-import datetime
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from rag.config import PROJECT_ROOT
-from rag.corpus import Corpus, sentence_around
+from rag.corpus import sentence_around
+from rag.dates import DateRange
 from rag.decision import Abstention
 from rag.errors import BadInput
 from rag.evidence import Evidence, agreement, fit_to_question
 from rag.metrics import overlapping_answers, same_answer
-from rag.retrieval import Retriever
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
 MAX_QUESTION_CHARS = 500
@@ -52,37 +48,6 @@ def validate_question(question: str) -> str:
     return question
 
 
-@dataclass(frozen=True)
-class DateRange:
-    """Article dates to answer from, both ends included; YYYY-MM-DD strings compare as dates."""
-
-    since: str | None = None
-    until: str | None = None
-
-    @classmethod
-    def parse(cls, since: str | None, until: str | None) -> DateRange | None:
-        """From --since/--until (None when neither is given); a malformed date is BadInput."""
-        if since is None and until is None:
-            return None
-        for flag, value in (("--since", since), ("--until", until)):
-            if value is not None and not _is_day(value):
-                raise BadInput(f"{flag} {value!r} is not a date (use YYYY-MM-DD)")
-        if since and until and since > until:
-            raise BadInput(f"--since {since} is after --until {until}")
-        return cls(since, until)
-
-
-def _is_day(text: str) -> bool:
-    """YYYY-MM-DD and a real day (fromisoformat alone also takes week dates like 2024-W01-1)."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-        return False
-    try:
-        datetime.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return True
-
-
 def newest_first(items: list, date_of) -> list:
     """Sorted by date, latest first; undated ones last, in their order (the sort is stable)."""
     return sorted(items, key=lambda item: date_of(item) or "", reverse=True)
@@ -92,7 +57,10 @@ class Pipeline:
     """Retrieve, read, decide: given its parts (see rag.assembly.build_pipeline), it holds no
     knowledge of files, models.toml or how the parts were made."""
 
-    def __init__(self, corpus: Corpus, retriever: Retriever, reader, decision: Abstention, top_k: int):
+    def __init__(self, corpus, retriever, reader, decision: Abstention, top_k: int):
+        """`corpus` gives `.documents` (doc id -> Document) and `.date_range`: a Corpus of local
+        files, or the articles of a Milvus archive; `retriever` gives `.retrieve(question, k, dates)`
+        and `.passage_count`."""
         if top_k < 1:
             raise BadInput("--top-k must be at least 1")
         self.corpus = corpus
@@ -100,19 +68,6 @@ class Pipeline:
         self.reader = reader
         self.decision = decision
         self.top_k = top_k
-        self._passage_dates = None  # each passage's article date, made on the first dated question
-
-    def _passages_dated(self, dates: DateRange) -> np.ndarray:
-        """Ids of the passages whose article's date is in the range (undated articles never are)."""
-        if self._passage_dates is None:
-            documents = self.corpus.documents
-            self._passage_dates = np.array([documents[p.doc_id].date or "" for p in self.retriever.passages])
-        inside = self._passage_dates != ""
-        if dates.since:
-            inside &= self._passage_dates >= dates.since
-        if dates.until:
-            inside &= self._passage_dates <= dates.until
-        return np.flatnonzero(inside)
 
     def with_reader(self, reader) -> Pipeline:
         """The same pipeline reading with another reader (e.g. on another runtime)."""
@@ -125,8 +80,7 @@ class Pipeline:
         if top_k is not None and top_k < 1:
             raise BadInput("top_k must be at least 1")
         started = time.perf_counter()
-        allowed = self._passages_dated(dates) if dates else None
-        retrieved = self.retriever.retrieve(question, top_k or self.top_k, allowed)
+        retrieved = self.retriever.retrieve(question, top_k or self.top_k, dates)
         retrieved_at = time.perf_counter()
         guesses = self.reader.read(question, [r.passage for r in retrieved])
         read_at = time.perf_counter()

@@ -30,7 +30,8 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import RagError
-from rag.pipeline import MAX_QUESTION_CHARS, DateRange
+from rag.dates import DateRange
+from rag.pipeline import MAX_QUESTION_CHARS
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 100  # questions in one /ask/batch request
@@ -126,7 +127,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
         if loading.problem:
             body["problem"] = loading.problem
         if loading.pipeline is not None:
-            body |= {"documents": len(loading.pipeline.corpus.documents), "passages": len(loading.pipeline.retriever.passages)}
+            body |= {"documents": len(loading.pipeline.corpus.documents), "passages": loading.pipeline.retriever.passage_count}
         return JSONResponse(body, status_code=200 if loading.state == "ready" else 503)
 
     @app.post("/ask", summary="Answer one question: the `rag ask --json` contract")

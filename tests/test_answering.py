@@ -110,7 +110,7 @@ def test_an_update_embeds_only_the_articles_added_or_edited(tmp_path, seeds_copy
 
 
 def test_dates_filter_inside_retrieval(fake_parts):
-    from rag.pipeline import DateRange
+    from rag.dates import DateRange
 
     dated = {d.doc_id: d.date for d in fake_parts.corpus.documents.values()}
     pipeline = pipeline_with(fake_parts, ["Panjshir"], top_k=5)
@@ -126,7 +126,7 @@ def test_dates_filter_inside_retrieval(fake_parts):
                                                    ("2021-09-02", "2021-09-01", "is after --until"), ("2021-9-1", None, "is not a date")])
 def test_bad_date_filters_are_refused(since, until, message):
     from rag.errors import BadInput
-    from rag.pipeline import DateRange
+    from rag.dates import DateRange
 
     with pytest.raises(BadInput, match=message):
         DateRange.parse(since, until)

@@ -419,7 +419,7 @@ def fake_pipeline_over(seeds: Path, index_dir: Path):
 
 
 def test_week_dates_are_not_days():
-    from rag.pipeline import DateRange
+    from rag.dates import DateRange
 
     with pytest.raises(BadInput, match="is not a date"):
         DateRange.parse("2024-W01-1", None)

@@ -7,7 +7,8 @@ from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.corpus import load_corpus
 from rag.decision import Abstention
-from rag.pipeline import DateRange, Pipeline
+from rag.dates import DateRange
+from rag.pipeline import Pipeline
 from tests.conftest import ROOT, SEEDS
 from tests.fakes import FakeEmbedder, FakeReader
 

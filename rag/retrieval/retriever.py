@@ -2,26 +2,36 @@
 fused by reciprocal rank."""
 from __future__ import annotations
 
+from typing import Mapping
+
 import numpy as np
 
+from rag.dates import DateRange
 from rag.retrieval.fusion import rrf
 from rag.retrieval.keyword import KeywordIndex
 from rag.retrieval.vector_store import VectorStore
-from rag.schema import Passage, RetrievedPassage
+from rag.schema import Document, Passage, RetrievedPassage
 
 
 class Retriever:
     def __init__(self, embedder, passages: list[Passage], vectors: VectorStore, keywords: KeywordIndex,
-                 rrf_k: int, candidates: int):
+                 rrf_k: int, candidates: int, documents: Mapping[str, Document] | None = None):
         self.embedder = embedder
         self.passages = passages  # passage i has vector id i and keyword row i
         self.vectors = vectors
         self.keywords = keywords
         self.rrf_k = rrf_k
         self.candidates = candidates  # how deep each ranking goes before fusion
+        self.documents = documents  # for the passages' dates
+        self._passage_dates = None  # each passage's article date, made on the first dated question
 
-    def retrieve(self, question: str, k: int, allowed: np.ndarray | None = None) -> list[RetrievedPassage]:
-        """The k best passages (of the `allowed` passage ids, when given)."""
+    @property
+    def passage_count(self) -> int:
+        return len(self.passages)
+
+    def retrieve(self, question: str, k: int, dates: DateRange | None = None) -> list[RetrievedPassage]:
+        """The k best passages (of articles dated within `dates`, when given)."""
+        allowed = self._passages_dated(dates) if dates else None
         if allowed is not None and not len(allowed):
             return []
         query = self.embedder.encode([question])[0]
@@ -34,3 +44,14 @@ class Retriever:
         if missing:  # a keyword-only hit still needs its cosine as evidence
             dense.update(zip(missing, (self.vectors.vectors(missing) @ np.asarray(query).ravel()).tolist()))
         return [RetrievedPassage(self.passages[i], fused[i], float(dense[i]), float(bm25[i])) for i in best]
+
+    def _passages_dated(self, dates: DateRange) -> np.ndarray:
+        """Ids of the passages whose article's date is in the range (undated articles never are)."""
+        if self._passage_dates is None:
+            self._passage_dates = np.array([self.documents[p.doc_id].date or "" for p in self.passages])
+        inside = self._passage_dates != ""
+        if dates.since:
+            inside &= self._passage_dates >= dates.since
+        if dates.until:
+            inside &= self._passage_dates <= dates.until
+        return np.flatnonzero(inside)
