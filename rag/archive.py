@@ -15,6 +15,7 @@ from pathlib import Path
 from rag.converters import converter_for
 from rag.corpus import read_documents
 from rag.errors import RagError
+from rag.schema import Document
 from rag.leftovers import remove_abandoned
 
 
@@ -101,6 +102,22 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
             change.added.append(path.name)
         _copy_atomically(path, target)
     return change
+
+
+def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
+    """The articles of these files (or of the article files directly in these folders), and
+    "name: why" for each that was skipped."""
+    change = Change()
+    documents = []
+    for path in _expand(paths, change):
+        try:
+            found, problems = read_documents(path)
+        except ValueError as why:
+            change.skipped.append(f"{path.name}: {why}")
+            continue
+        documents += found
+        change.skipped += [f"{path.name}: {problem}" for problem in problems]
+    return documents, change.skipped
 
 
 def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path) -> Change:

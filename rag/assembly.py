@@ -57,10 +57,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     corpus = load_corpus(seeds_dir, store.known_documents())
     for reason in corpus.skipped:
         on_status(f"skipped {reason}")
-    if embedder is None:
-        from rag.embedder import Embedder
-
-        embedder = Embedder(config.embedder, on_status)
+    embedder = embedder or _embedder(config, on_status)
     expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
                                  config.chunking, config.retrieval.vector_store)
     index = None
@@ -95,14 +92,86 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
     if reader is None:
         config.reader.resolve()  # a missing reader is reported now, not after building an index
     _warn_if_fitted_for_another_reader(config, on_status)
-    opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder)
-    retriever = Retriever(opened.embedder, opened.index.passages, opened.index.vectors, opened.index.keywords,
-                          config.retrieval.rrf_k, config.retrieval.candidates, opened.corpus.documents)
+    if is_milvus(config):
+        corpus, retriever = _milvus_parts(config, seeds_dir, rebuild, on_status, on_progress, embedder)
+    else:
+        opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder)
+        corpus = opened.corpus
+        retriever = Retriever(opened.embedder, opened.index.passages, opened.index.vectors, opened.index.keywords,
+                              config.retrieval.rrf_k, config.retrieval.candidates, opened.corpus.documents)
     if reader is None:
         from rag.reader import Reader
 
         reader = Reader(config.reader, on_status)
-    return Pipeline(opened.corpus, retriever, reader, config.reader.settings.abstention, config.retrieval.top_k)
+    return Pipeline(corpus, retriever, reader, config.reader.settings.abstention, config.retrieval.top_k)
+
+
+def is_milvus(config: ModelsConfig) -> bool:
+    """Whether the index is a Milvus archive (rag.milvus_archive) rather than an index folder."""
+    try:
+        return parse_store(config.retrieval.vector_store)[0] == "milvus"
+    except ValueError as problem:
+        raise RagError(f"[retrieval] vector_store (or --store) {config.retrieval.vector_store!r} is not valid: {problem}") from None
+
+
+def _milvus_parts(config: ModelsConfig, seeds_dir: Path | None, rebuild: bool, on_status: Status,
+                  on_progress: Progress | None, embedder):
+    """The articles and retriever of a Milvus archive; an archive that does not exist yet is made
+    from the seeds folder, as a missing index folder is."""
+    from rag import milvus_archive
+    from rag.retrieval.milvus_retriever import MilvusRetriever
+
+    embedder = embedder or _embedder(config, on_status)
+    archive = None if rebuild else milvus_archive.open_for_reading(
+        config.retrieval.vector_store, milvus_archive.expected_manifest(embedder, config.chunking))
+    if archive is None:
+        archive = index_milvus(config, seeds_dir, rebuild, on_status, on_progress, embedder)[0]
+    articles = milvus_archive.ArchiveArticles(archive)
+    return articles, MilvusRetriever(embedder, archive, articles, config.retrieval.rrf_k, config.retrieval.candidates)
+
+
+def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: bool = False, on_status: Status = _quiet,
+                 on_progress: Progress | None = None, embedder=None, documents: list | None = None):
+    """Write the articles of the seeds folder (or `documents`) into the Milvus archive, those
+    that are new or edited; with `rebuild`, every article is embedded again. Returns the
+    archive and what changed."""
+    from rag import milvus_archive
+
+    embedder = embedder or _embedder(config, on_status)
+    spec = config.retrieval.vector_store
+    archive = milvus_archive.open_for_writing(spec, milvus_archive.expected_manifest(embedder, config.chunking),
+                                              rebuild, embedder, config.chunking, on_status, on_progress)
+    if documents is None:
+        corpus = load_corpus(Path(seeds_dir) if seeds_dir else default_seeds_dir())
+        for reason in corpus.skipped:
+            on_status(f"skipped {reason}")
+        documents = list(corpus.documents.values())
+    change = milvus_archive.write_documents(archive, documents, embedder, config.chunking, on_progress)
+    return archive, change
+
+
+def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, int]:
+    """Take these articles out of the Milvus archive, every id checked first; returns what it
+    then holds (articles, passages)."""
+    from rag.milvus_archive import MilvusArchive
+
+    spec = config.retrieval.vector_store
+    archive = MilvusArchive.open(spec)
+    if archive is None:
+        raise RagError(f"no archive at {spec.partition(':')[2]}; nothing was removed")
+    present = archive.markers(doc_ids)
+    for doc_id in doc_ids:
+        if doc_id not in present:
+            raise RagError(f"no article {doc_id!r} in the archive at {archive.uri}; nothing was removed")
+    for doc_id in dict.fromkeys(doc_ids):
+        archive.remove(doc_id)
+    return archive.count()
+
+
+def _embedder(config: ModelsConfig, on_status: Status):
+    from rag.embedder import Embedder
+
+    return Embedder(config.embedder, on_status)
 
 
 def _warn_if_fitted_for_another_reader(config: ModelsConfig, on_status: Status) -> None:

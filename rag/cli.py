@@ -1,6 +1,7 @@
 """The `rag` command: a thin layer over rag.pipeline.Pipeline."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -71,17 +72,36 @@ def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | Non
     a spinner while models load, a progress bar while passages are embedded."""
     from rag.assembly import build_pipeline, open_index
 
+    config = load_settings(models, top_k, store)
+    with embedding_progress() as on_progress:
+        if index_only:
+            return open_index(config, seeds, index_dir, rebuild, report_status, on_progress)
+        return build_pipeline(config, seeds, index_dir, rebuild, report_status, on_progress)
+
+
+@contextlib.contextmanager
+def embedding_progress():
+    """A spinner while models load, then a bar while passages are embedded; yields on_progress."""
     progress, update = progress_bar("loading models and index…")
 
     def on_progress(done: int, total: int) -> None:
         progress.update(progress.task_ids[0], description="embedding passages")
         update(done, total)
 
-    config = load_settings(models, top_k, store)
     with progress:
-        if index_only:
-            return open_index(config, seeds, index_dir, rebuild, report_status, on_progress)
-        return build_pipeline(config, seeds, index_dir, rebuild, report_status, on_progress)
+        yield on_progress
+
+
+def _milvus_index(config, seeds: Path | None = None, rebuild: bool = False, documents: list | None = None) -> None:
+    """Write articles into the Milvus archive, then say what changed and what it holds."""
+    from rag.assembly import index_milvus
+
+    with embedding_progress() as on_progress:
+        archive, change = index_milvus(config, seeds, rebuild, report_status, on_progress, documents=documents)
+    articles, passages = archive.count()
+    err.print(f"written {len(change.written)} ({change.embedded} passages embedded), unchanged {len(change.unchanged)}; "
+              f"archive at {archive.uri}: {passages} passages from {articles} articles "
+              f"(embedder {archive.manifest.embedder_id})")
 
 
 @app.command()
@@ -145,7 +165,13 @@ def index(
     models: ModelsOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Build the index of the articles (ask and chat build it on first use)."""
+    """Build the index of the articles (ask and chat build it on first use). With a Milvus
+    store, write the folder's new and edited articles into its archive."""
+    from rag.assembly import is_milvus
+
+    config = load_settings(models, store=store)
+    if is_milvus(config):
+        return _milvus_index(config, seeds, force)
     manifest = open_pipeline(seeds, index_dir, models, rebuild=force, index_only=True, store=store).index.manifest
     err.print(f"index ready: {manifest.passages} passages from {len(manifest.documents)} articles "
               f"(built {manifest.built_at}, embedder {manifest.embedder_id}, vectors in {manifest.vector_store})")
@@ -159,9 +185,17 @@ def add(
     models: ModelsOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Copy articles into the archive (the seeds folder) and index them; only they are embedded."""
-    from rag.archive import Archive
+    """Copy articles into the archive (the seeds folder) and index them; only they are embedded.
+    With a Milvus store, write them into its archive (nothing is copied)."""
+    from rag.archive import Archive, read_files
+    from rag.assembly import is_milvus
 
+    config = load_settings(models, store=store)
+    if is_milvus(config):
+        documents, skipped = read_files(paths)
+        for reason in skipped:
+            report_status(f"skipped {reason}")
+        return _milvus_index(config, documents=documents)
     archive = Archive.at(seeds, index_dir)
     with archive.locked():
         change = archive.add(paths)
@@ -178,9 +212,16 @@ def remove(
     models: ModelsOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Take articles out of the archive (their files move to <index folder>/removed/) and the index."""
+    """Take articles out of the archive (their files move to <index folder>/removed/) and the index.
+    With a Milvus store, out of its archive."""
     from rag.archive import Archive
+    from rag.assembly import is_milvus, remove_from_milvus
 
+    config = load_settings(models, store=store)
+    if is_milvus(config):
+        articles, passages = remove_from_milvus(config, doc_ids)
+        err.print(f"removed {', '.join(doc_ids)}; archive: {passages} passages from {articles} articles")
+        return
     archive = Archive.at(seeds, index_dir)
     with archive.locked():
         _update_archive_index(archive, archive.remove(doc_ids), models, store)

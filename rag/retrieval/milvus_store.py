@@ -1,17 +1,18 @@
-"""Milvus as a VectorStore: an index's vectors in a Milvus collection, either on a server that a
-team shares (`milvus://host:19530`) or in a local file run in-process by Milvus Lite
+"""Milvus as a VectorStore: passages in a Milvus collection, either on a server that a team
+shares (`milvus://host:19530`) or in a local file run in-process by Milvus Lite
 (`milvus:./archive.db`). pymilvus talks to both through the same API.
 
-A build writes its vectors into a collection of its own (`rag_<random hex>`), and its folder
-holds only `milvus.json`, naming the server and the collection; rag drops the collection when it
-removes the build. So switching to a new index stays the atomic CURRENT swap it is with FAISS,
-and the search is exact (a FLAT inner-product index), giving FAISS's answers.
+A row is a passage: its vector, its text (which Milvus's BM25 function turns into a sparse
+vector for keyword search), and the article it comes from as fields (doc id, offsets, date as
+a yyyymmdd number, title, and the version of the article text it was cut from), so a date filter
+is a Milvus filter expression. Searches are exact (FLAT inner product), giving FAISS's answers.
 
-Not yet (issue 11): the passages, the keyword index and the manifest still live in the local
-index folder, so only the machine that holds the folder can use the index."""
+The VectorStore protocol (add, delete, search, vectors, save/load through a build folder) is
+what the store conformance suite checks; rag.milvus_archive builds a whole archive on it."""
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from pathlib import Path
 from typing import Iterable
@@ -25,6 +26,16 @@ POINTER = "milvus.json"
 TIMEOUT_S = 10  # a server that does not answer within this is reported, not waited for
 BATCH = 1000  # rows per insert or query
 MAX_TOP_K = 16384  # Milvus's limit on one search
+MAX_TEXT_BYTES = 65535  # Milvus's limit on a VARCHAR field
+TITLE_CHARS = 1000
+FIELDS = ("id", "vector", "text", "sparse", "doc_id", "start", "end", "day", "title", "version")
+PASSAGE_DEFAULTS = {"text": "", "doc_id": "", "start": 0, "end": 0, "day": 0, "title": "", "version": ""}
+BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the FAISS store's keyword index uses
+
+
+def day_number(date: str | None) -> int:
+    """2021-09-06 -> 20210906 (0: undated), so a date range is a numeric filter expression."""
+    return int(date.replace("-", "")) if date else 0
 
 
 @register("milvus")
@@ -36,32 +47,56 @@ class MilvusStore:
         self.dimension = dimension
 
     @classmethod
-    def create(cls, dimension: int, location: str = "") -> MilvusStore:
+    def create(cls, dimension: int, location: str = "", collection: str | None = None) -> MilvusStore:
         client, uri = connect(location)
-        from pymilvus import DataType
+        return cls.create_in(client, uri, collection or f"rag_{uuid.uuid4().hex}", dimension)
 
-        collection = f"rag_{uuid.uuid4().hex}"
+    @classmethod
+    def create_in(cls, client, uri: str, collection: str, dimension: int) -> MilvusStore:
+        from pymilvus import DataType, Function, FunctionType
+
         schema = client.create_schema(auto_id=False)
         schema.add_field("id", DataType.INT64, is_primary=True)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension)
+        schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True,
+                         analyzer_params=_analyzer())
+        schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
+        schema.add_field("start", DataType.INT64)
+        schema.add_field("end", DataType.INT64)
+        schema.add_field("day", DataType.INT64)
+        schema.add_field("title", DataType.VARCHAR, max_length=4 * TITLE_CHARS)
+        schema.add_field("version", DataType.VARCHAR, max_length=64)
+        schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
+                                     output_field_names=["sparse"]))
         index = client.prepare_index_params()
         index.add_index("vector", index_type="FLAT", metric_type="IP")  # exact, as FAISS below 100k
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25)
         client.create_collection(collection, schema=schema, index_params=index, consistency_level="Strong",
                                  timeout=TIMEOUT_S)
         return cls(client, uri, collection, dimension)
 
     @classmethod
+    def open(cls, client, uri: str, collection: str) -> MilvusStore:
+        """The passage collection `collection` (ValueError when it is missing or not one of rag's)."""
+        if not client.has_collection(collection, timeout=TIMEOUT_S):
+            raise ValueError(f"the Milvus collection {collection} at {uri} is gone")
+        fields = client.describe_collection(collection, timeout=TIMEOUT_S)["fields"]
+        vector = next((f for f in fields if f["name"] == "vector"), None)
+        if vector is None or sorted(f["name"] for f in fields) != sorted(FIELDS):
+            raise ValueError(f"the Milvus collection {collection} at {uri} is not a rag passage collection "
+                             f"(fields: {', '.join(f['name'] for f in fields)})")
+        client.load_collection(collection, timeout=TIMEOUT_S)  # into the query nodes' memory, if it is not
+        return cls(client, uri, collection, int(vector["params"]["dim"]))
+
+    @classmethod
     def load(cls, folder: Path) -> MilvusStore:
         where = _read_pointer(folder)
         client, uri = _client_for(where["uri"])
-        if not client.has_collection(where["collection"], timeout=TIMEOUT_S):
-            raise OSError(f"the Milvus collection {where['collection']} at {uri} is gone")
-        fields = client.describe_collection(where["collection"], timeout=TIMEOUT_S)["fields"]
-        vector = next((f for f in fields if f["name"] == "vector"), None)
-        if vector is None or {f["name"] for f in fields} != {"id", "vector"}:
-            raise ValueError(f"the Milvus collection {where['collection']} at {uri} is not a rag collection")
-        client.load_collection(where["collection"], timeout=TIMEOUT_S)  # into the query nodes' memory, if it is not
-        return cls(client, uri, where["collection"], int(vector["params"]["dim"]))
+        try:
+            return cls.open(client, uri, where["collection"])
+        except ValueError as why:
+            raise OSError(str(why)) from None
 
     @classmethod
     def release(cls, folder: Path) -> None:
@@ -76,17 +111,30 @@ class MilvusStore:
             pass
 
     def __len__(self) -> int:
-        rows = self._client.query(self.collection, filter="", output_fields=["count(*)"], timeout=TIMEOUT_S)
+        return self.count("")
+
+    def count(self, where: str) -> int:
+        rows = self._client.query(self.collection, filter=where, output_fields=["count(*)"], timeout=TIMEOUT_S)
         return int(rows[0]["count(*)"])
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, vectors: np.ndarray, fields: list[dict] | None = None) -> None:
+        """Store `vectors` under `ids`, with each passage's `fields` (text, doc_id, start, end,
+        day, title, version) when given. Ids already stored are refused (the protocol's rule)."""
         ids = np.asarray(ids, dtype=np.int64)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
         if self._stored(ids):
             raise ValueError("some ids are already stored")
+        self.upsert(ids, vectors, fields)
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray, fields: list[dict] | None = None) -> None:
+        """Store these rows, replacing any stored under the same ids: writing a row twice
+        (a retried write, two machines adding the same article) leaves it once."""
+        ids = np.asarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
+        fields = fields or [{}] * len(ids)
         for start in range(0, len(ids), BATCH):
-            rows = [{"id": int(i), "vector": v.tolist()} for i, v in zip(ids[start:start + BATCH], vectors[start:start + BATCH])]
-            self._client.insert(self.collection, rows, timeout=TIMEOUT_S)
+            rows = [PASSAGE_DEFAULTS | extra | {"id": int(i), "vector": v.tolist()}
+                    for i, v, extra in zip(ids[start:start + BATCH], vectors[start:start + BATCH], fields[start:start + BATCH])]
+            self._client.upsert(self.collection, rows, timeout=TIMEOUT_S)
 
     def delete(self, ids: Iterable[int]) -> int:
         stored = self._stored(np.asarray(list(ids), dtype=np.int64))
@@ -94,17 +142,48 @@ class MilvusStore:
             self._client.delete(self.collection, ids=sorted(stored), timeout=TIMEOUT_S)
         return len(stored)
 
+    def delete_where(self, where: str) -> None:
+        self._client.delete(self.collection, filter=where, timeout=TIMEOUT_S)
+
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         if allowed is not None and not len(allowed):
             return []
-        k = min(k, MAX_TOP_K, len(self) if allowed is None else len(allowed))
-        if k < 1:
-            return []
         where = "" if allowed is None else f"id in {[int(i) for i in allowed]}"
-        hits = self._client.search(self.collection, [np.asarray(vector, dtype=np.float32).ravel().tolist()], limit=k,
-                                   filter=where, output_fields=[], search_params={"metric_type": "IP"},
-                                   timeout=TIMEOUT_S)[0]
-        return sorted(((int(h["id"]), float(h["distance"])) for h in hits), key=lambda hit: (-hit[1], hit[0]))
+        hits = self.dense_hits(vector, min(k, len(self) if allowed is None else len(allowed)), where, [])
+        return [(hit["id"], hit["score"]) for hit in hits]
+
+    def dense_hits(self, vector: np.ndarray, k: int, where: str, fields: list[str]) -> list[dict]:
+        """The k passages nearest `vector` among those `where` selects, best first (ties by id):
+        {"id", "score" (cosine), and the `fields` asked for}."""
+        data = [np.asarray(vector, dtype=np.float32).ravel().tolist()]
+        return self._hits(data, "vector", "IP", k, where, fields)
+
+    def keyword_hits(self, text: str, k: int, where: str, fields: list[str]) -> list[dict]:
+        """The k passages that score best for `text` by Milvus's BM25, as dense_hits gives them;
+        only passages sharing a word with `text` are found."""
+        hits = self._hits([text], "sparse", "BM25", k, where, fields)
+        for hit in hits:  # Milvus Lite reports BM25 negated (a distance); a server reports the score
+            hit["score"] = abs(hit["score"])
+        return sorted(hits, key=lambda hit: (-hit["score"], hit["id"]))
+
+    def hybrid_hits(self, vector: np.ndarray, text: str, k: int, depth: int, rrf_k: int, where: str,
+                    fields: list[str]) -> list[dict]:
+        """Milvus's own fusion: the dense and the BM25 ranking, each `depth` deep, fused by its
+        RRF ranker; "score" is the fused score."""
+        from pymilvus import AnnSearchRequest, RRFRanker
+
+        depth = min(depth, MAX_TOP_K)
+        requests = [AnnSearchRequest([np.asarray(vector, dtype=np.float32).ravel().tolist()], "vector",
+                                     {"metric_type": "IP"}, depth, expr=where or None),
+                    AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, depth, expr=where or None)]
+        found = self._client.hybrid_search(self.collection, requests, RRFRanker(rrf_k), limit=min(k, depth),
+                                           output_fields=fields, timeout=TIMEOUT_S)[0]
+        hits = [{"id": int(h["id"]), "score": float(h["distance"]), **h.get("entity", {})} for h in found]
+        return sorted(hits, key=lambda hit: (-hit["score"], hit["id"]))
+
+    def query(self, where: str, fields: list[str]) -> list[dict]:
+        """Every row `where` selects, with these fields."""
+        return list(self._client.query(self.collection, filter=where, output_fields=fields, timeout=TIMEOUT_S))
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         ids = [int(i) for i in ids]
@@ -121,6 +200,15 @@ class MilvusStore:
         self._client.flush(self.collection, timeout=TIMEOUT_S)
         (Path(folder) / POINTER).write_text(json.dumps({"uri": self.uri, "collection": self.collection}))
 
+    def _hits(self, data: list, field: str, metric: str, k: int, where: str, fields: list[str]) -> list[dict]:
+        k = min(k, MAX_TOP_K)
+        if k < 1:
+            return []
+        found = self._client.search(self.collection, data, anns_field=field, limit=k, filter=where,
+                                    output_fields=fields, search_params={"metric_type": metric}, timeout=TIMEOUT_S)[0]
+        hits = [{"id": int(h["id"]), "score": float(h["distance"]), **h.get("entity", {})} for h in found]
+        return sorted(hits, key=lambda hit: (-hit["score"], hit["id"]))
+
     def _stored(self, ids: np.ndarray) -> set[int]:
         stored = set()
         for start in range(0, len(ids), BATCH):
@@ -128,6 +216,13 @@ class MilvusStore:
             rows = self._client.query(self.collection, ids=chunk, output_fields=["id"], timeout=TIMEOUT_S)
             stored.update(int(r["id"]) for r in rows)
         return stored
+
+
+def _analyzer() -> dict:
+    """Words as the FAISS store's keyword index (bm25s) cuts them: lower case, English stop words out."""
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": list(STOPWORDS_EN)}]}
 
 
 def connect(location: str):
@@ -141,16 +236,21 @@ def _client_for(uri: str):
         from pymilvus import MilvusClient
     except ImportError:
         raise RagError("the milvus store needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from None
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs what it raises; rag says it in one line
     try:
         return MilvusClient(uri=uri, timeout=TIMEOUT_S), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
-        reason = str(getattr(exc, "message", "") or exc).splitlines()[0][:200]
+        reason = short_reason(exc)
         if not uri.startswith("http"):
             raise RagError(f"cannot open the Milvus Lite file {uri} ({reason}): one process at a time can hold it "
                            f"(is a rag serve or another rag using it?); for several, use a Milvus server "
                            f"(--store milvus://host:19530)") from None
         raise RagError(f"cannot reach Milvus at {uri} ({reason}); check that it runs and the address, "
                        f"or use --store faiss") from None
+
+
+def short_reason(exc: Exception) -> str:
+    return (str(getattr(exc, "message", "") or exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _uri(location: str) -> str:

@@ -1,0 +1,83 @@
+"""Question in, ranked passages out, from a Milvus archive: the date filter is a Milvus filter
+expression, the keyword ranking is Milvus's BM25, and the two rankings are fused by the
+project's rrf() ("rrf", the default: see the README for the measurement) or by Milvus's own
+RRF ranker in one hybrid search ("milvus")."""
+from __future__ import annotations
+
+import numpy as np
+
+from rag.dates import DateRange
+from rag.retrieval.fusion import rrf
+from rag.schema import Passage, RetrievedPassage
+
+FUSIONS = ("rrf", "milvus")
+HIT_FIELDS = ["doc_id", "start", "end", "version"]
+
+
+def date_filter(dates: DateRange | None) -> str:
+    """The Milvus filter expression for a date range (undated articles, day 0, never match one)."""
+    if dates is None:
+        return ""
+    clauses = ["day > 0"]
+    if dates.since:
+        clauses.append(f"day >= {dates.since.replace('-', '')}")
+    if dates.until:
+        clauses.append(f"day <= {dates.until.replace('-', '')}")
+    return " and ".join(clauses)
+
+
+class MilvusRetriever:
+    def __init__(self, embedder, archive, articles, rrf_k: int, candidates: int, fusion: str = "rrf"):
+        if fusion not in FUSIONS:
+            raise ValueError(f"fusion must be one of {FUSIONS}")
+        self.embedder = embedder
+        self.archive = archive
+        self.articles = articles  # rag.milvus_archive.ArchiveArticles: the texts passages are sliced from
+        self.rrf_k = rrf_k
+        self.candidates = candidates
+        self.fusion = fusion
+
+    @property
+    def passage_count(self) -> int:
+        return self.archive.count()[1]
+
+    def retrieve(self, question: str, k: int, dates: DateRange | None = None) -> list[RetrievedPassage]:
+        query = np.asarray(self.embedder.encode([question])[0], dtype=np.float32)
+        depth = max(4 * k, self.candidates)
+        where = date_filter(dates)
+        store = self.archive.passages
+        if self.fusion == "milvus":
+            fused = store.hybrid_hits(query, question, k, depth, self.rrf_k, where, HIT_FIELDS)
+            ranked = [(hit, hit["score"]) for hit in fused]
+            dense, keyword = {}, {}
+        else:
+            dense = {hit["id"]: hit for hit in store.dense_hits(query, depth, where, HIT_FIELDS)}
+            keyword = {hit["id"]: hit for hit in store.keyword_hits(question, depth, where, HIT_FIELDS)}
+            scores = rrf([list(dense), list(keyword)], self.rrf_k)
+            hits = dense | keyword
+            ranked = [(hits[i], scores[i]) for i in sorted(scores, key=lambda i: (-scores[i], i))]
+        ranked = self._present(ranked)[:k]
+        cosines = self._cosines(query, [hit for hit, _ in ranked], dense)
+        return [RetrievedPassage(self._passage(hit), score, cosines[hit["id"]],
+                                 keyword[hit["id"]]["score"] if hit["id"] in keyword else 0.0) for hit, score in ranked]
+
+    def _present(self, ranked: list) -> list:
+        """Only passages of the version of their article that is present now (a crashed or
+        concurrent write may have left others, which no reader sees)."""
+        markers = self.archive.markers({hit["doc_id"] for hit, _ in ranked})
+        self.articles.present(markers)
+        return [(hit, score) for hit, score in ranked
+                if hit["doc_id"] in markers and markers[hit["doc_id"]].version == hit["version"]]
+
+    def _cosines(self, query: np.ndarray, hits: list[dict], dense: dict) -> dict[int, float]:
+        """Each hit's cosine: from the dense search, or (for a keyword-only hit) from its vector."""
+        cosines = {i: hit["score"] for i, hit in dense.items()}
+        missing = [hit["id"] for hit in hits if hit["id"] not in cosines]
+        if missing:
+            cosines.update(zip(missing, (self.archive.passages.vectors(missing) @ query).tolist()))
+        return cosines
+
+    def _passage(self, hit: dict) -> Passage:
+        """The passage sliced from its article's text, as every citation is."""
+        start, end = int(hit["start"]), int(hit["end"])
+        return Passage(hit["doc_id"], start, end, self.articles[hit["doc_id"]].text[start:end])

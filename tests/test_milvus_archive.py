@@ -1,0 +1,244 @@
+"""A whole archive in Milvus (rag.milvus_archive): on Milvus Lite with the fake embedder here;
+a real Milvus gRPC server (Milvus Lite's, on a local port) for two `rag add` processes at once."""
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from rag.corpus import ChunkSettings, chunk_corpus, load_corpus
+from rag.dates import DateRange
+from rag.errors import RagError
+from tests.conftest import ROOT, SEEDS
+from tests.fakes import FakeEmbedder
+
+pytest.importorskip("pymilvus", reason="pip install -e '.[milvus]' to test the Milvus store")
+pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]' to test the Milvus store")
+from rag import milvus_archive  # noqa: E402
+from rag.milvus_archive import ArchiveArticles, MilvusArchive, write_documents  # noqa: E402
+from rag.retrieval.milvus_retriever import MilvusRetriever  # noqa: E402
+
+CHUNKING = ChunkSettings()
+
+
+@pytest.fixture
+def spec(tmp_path):
+    return f"milvus:{tmp_path / 'archive.db'}"
+
+
+@pytest.fixture
+def corpus():
+    return load_corpus(SEEDS)
+
+
+@pytest.fixture
+def archive(spec, corpus):
+    embedder = FakeEmbedder()
+    made = MilvusArchive.create(spec, milvus_archive.expected_manifest(embedder, CHUNKING))
+    write_documents(made, list(corpus.documents.values()), embedder, CHUNKING)
+    return made
+
+
+def every_passage_row(archive) -> list[dict]:
+    return archive.passages.query("", ["doc_id", "start", "end", "version"])
+
+
+def test_passages_carry_their_article_as_fields(archive, corpus):
+    rows = archive.passages.query('doc_id == "002_517ffae1740f5ca3"', ["doc_id", "start", "end", "day", "title", "text"])
+    document = corpus.documents["002_517ffae1740f5ca3"]
+    assert rows and all(r["day"] == 20210825 for r in rows)
+    assert all(r["text"] == document.text[r["start"]:r["end"]] and r["title"] == (document.title or "") for r in rows)
+    assert len(every_passage_row(archive)) == len(chunk_corpus(corpus, CHUNKING)) == archive.count()[1]
+
+
+def test_an_article_comes_back_exactly_as_it_went_in(archive, corpus):
+    articles = ArchiveArticles(archive)
+    assert set(articles) == set(corpus.documents) and len(articles) == 5
+    for doc_id, document in corpus.documents.items():
+        assert articles[doc_id] == document
+    assert articles.date_range == corpus.date_range
+
+
+def test_a_long_article_is_stored_in_parts_and_joined_back(spec):
+    embedder = FakeEmbedder()
+    archive = MilvusArchive.create(spec, milvus_archive.expected_manifest(embedder, CHUNKING))
+    long = load_corpus(SEEDS).documents["002_517ffae1740f5ca3"]
+    long = dataclasses.replace(long, doc_id="long", text=long.text * 40)  # ~250k characters: many parts
+    write_documents(archive, [long], embedder, CHUNKING)
+    assert archive.markers()["long"].parts > 1
+    assert ArchiveArticles(archive)["long"].text == long.text
+
+
+def test_a_date_filter_is_a_milvus_expression_with_the_faiss_stores_meaning(archive, corpus):
+    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50)
+    for dates in (DateRange("2021-08-25", None), DateRange(None, "2021-08-24"), DateRange("2021-08-24", "2021-08-24")):
+        hits = retriever.retrieve("Taliban Panjshir resistance Massoud", 45, dates)
+        allowed = {d for d, doc in corpus.documents.items() if doc.date and (not dates.since or doc.date >= dates.since)
+                   and (not dates.until or doc.date <= dates.until)}
+        assert hits and {h.passage.doc_id for h in hits} <= allowed
+    undated = [d for d, doc in corpus.documents.items() if not doc.date]
+    assert undated and not {h.passage.doc_id for h in retriever.retrieve("Taliban", 45, DateRange("1900-01-01", None))} & set(undated)
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "milvus"])
+def test_both_fusions_find_the_passage_and_slice_it_from_the_article(archive, corpus, fusion):
+    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50, fusion=fusion)
+    hits = retriever.retrieve("Who leads the resistance in the Panjshir Valley? Ahmad Massoud", 5)
+    assert len(hits) == 5 and any("Ahmad Massoud" in h.passage.text for h in hits)
+    for h in hits:
+        assert h.passage.text == corpus.documents[h.passage.doc_id].text[h.passage.start:h.passage.end]
+        assert -1 <= h.dense_score <= 1
+
+
+def killed(*args):
+    raise KeyboardInterrupt  # the process dies here, between the passages and text and the marker
+
+
+def test_a_crash_before_the_marker_leaves_the_old_version_whole(archive, corpus, monkeypatch):
+    """Passages and text of the edited version are written, then the process dies before the
+    marker: readers still see the old version; the next write of the article cleans up."""
+    old = corpus.documents["002_517ffae1740f5ca3"]
+    edited = dataclasses.replace(old, text=old.text + " Massoud vowed to fight on.")
+    monkeypatch.setattr(archive, "mark_present", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_documents(archive, [edited], FakeEmbedder(), CHUNKING)
+    reopened = MilvusArchive.open(archive.spec)
+    assert ArchiveArticles(reopened)[old.doc_id] == old
+    retriever = MilvusRetriever(FakeEmbedder(), reopened, ArchiveArticles(reopened), 60, 50)
+    mine = [h.passage for h in retriever.retrieve("Massoud vowed to fight on", 45) if h.passage.doc_id == old.doc_id]
+    assert mine and all(p.text == old.text[p.start:p.end] and "vowed to fight on" not in p.text for p in mine)
+    assert len(every_passage_row(reopened)) > reopened.count()[1]  # the half-written version is there, unseen
+
+    change = write_documents(reopened, [edited], FakeEmbedder(), CHUNKING)
+    assert change.written == [old.doc_id] and ArchiveArticles(reopened)[old.doc_id] == edited
+    assert len(every_passage_row(reopened)) == reopened.count()[1]  # no version but the present one is left
+
+
+def test_a_crash_while_adding_a_new_article_leaves_no_trace_for_readers(archive, corpus, monkeypatch):
+    new = dataclasses.replace(corpus.documents["000_882549ac45e52293"], doc_id="new", path="new.txt")
+    monkeypatch.setattr(archive, "mark_present", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_documents(archive, [new], FakeEmbedder(), CHUNKING)
+    assert "new" not in archive.markers() and archive.count() == (5, len(chunk_corpus(corpus, CHUNKING)))
+    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50)
+    assert "new" not in {h.passage.doc_id for h in retriever.retrieve(new.text[:200], 60)}
+
+
+def test_unchanged_articles_are_not_embedded_again_and_removal_takes_every_row(archive, corpus):
+    embedder = FakeEmbedder()
+    change = write_documents(archive, list(corpus.documents.values()), embedder, CHUNKING)
+    assert embedder.encoded == 0 and len(change.unchanged) == 5
+    archive.remove("002_517ffae1740f5ca3")
+    assert "002_517ffae1740f5ca3" not in archive.markers()
+    assert not archive.passages.query('doc_id == "002_517ffae1740f5ca3"', ["id"])
+
+
+def test_other_settings_are_stale_with_the_reason_and_a_rebuild_replaces_the_archive(archive, spec):
+    other = milvus_archive.ArchiveManifest(milvus_archive.FORMAT, "fake/bag-of-words", "fake-1", 64,
+                                           ChunkSettings(max_chars=300).as_dict())
+    with pytest.raises(RagError, match=r"chunking settings changed .*rag index --force --store milvus:"):
+        milvus_archive.open_for_reading(spec, other)
+    before = archive.count()
+    rebuilt = milvus_archive.open_for_writing(spec, other, True, FakeEmbedder(), ChunkSettings(max_chars=300),
+                                              lambda message: None)
+    assert MilvusArchive.open(spec).articles == rebuilt.articles != archive.articles
+    assert rebuilt.count()[0] == before[0] and rebuilt.count()[1] > before[1]  # every article, cut smaller
+
+
+def test_a_collection_of_another_shape_under_the_name_is_one_line(spec):
+    from pymilvus import MilvusClient
+
+    client = MilvusClient(spec.partition(":")[2])
+    client.create_collection("someone_elses", dimension=8)
+    client.create_alias("someone_elses", "rag")
+    with pytest.raises(RagError, match=r"someone_elses .* at .*archive\.db is not a rag archive .*point --store at another"):
+        MilvusArchive.open(spec)
+
+
+# -- several processes, one Milvus server --------------------------------------------------
+
+@pytest.fixture
+def server(tmp_path):
+    """A real Milvus gRPC server (Milvus Lite's engine behind it) on a free local port."""
+    from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+    grpc_server, db, port = start_server_in_thread(str(tmp_path / "served"))
+    yield f"milvus://127.0.0.1:{port}"
+    grpc_server.stop(grace=2)
+    db.close()
+
+
+WRITER = """
+import sys
+from pathlib import Path
+from rag.archive import read_files
+from rag.corpus import ChunkSettings
+from rag import milvus_archive
+from tests.fakes import FakeEmbedder
+spec, folder = sys.argv[1], Path(sys.argv[2])
+embedder = FakeEmbedder()
+archive = milvus_archive.open_for_writing(spec, milvus_archive.expected_manifest(embedder, ChunkSettings()), False,
+                                          embedder, ChunkSettings(), lambda m: None)
+milvus_archive.write_documents(archive, read_files([folder])[0], embedder, ChunkSettings())
+"""
+
+
+def shards(tmp_path, count: int, articles: int) -> list:
+    """`count` folders of `articles` articles each, all different (made from the bundled ones)."""
+    texts = [p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt"))]
+    folders = []
+    for s in range(count):
+        folder = tmp_path / f"shard-{s}"
+        folder.mkdir()
+        for a in range(articles):
+            (folder / f"s{s}-a{a}.txt").write_text(f"Shard {s} article {a}. " + texts[a % len(texts)], encoding="utf-8")
+        folders.append(folder)
+    return folders
+
+
+def test_two_writers_at_once_lose_nothing_and_write_nothing_twice(server, tmp_path):
+    folders = shards(tmp_path, 2, 12)
+    env = os.environ | {"PYTHONPATH": str(ROOT)}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, server, str(f)], env=env, cwd=ROOT,
+                                stderr=subprocess.PIPE, text=True) for f in folders]
+    for w in writers:
+        assert w.wait(timeout=300) == 0, w.stderr.read()
+    archive = MilvusArchive.open(server)
+    expected = load_corpus(folders[0]).documents | load_corpus(folders[1]).documents
+    assert set(archive.markers()) == set(expected)
+    rows = every_passage_row(archive)
+    keys = [(r["doc_id"], r["start"], r["end"]) for r in rows]
+    assert len(keys) == len(set(keys)) == len(chunk_corpus(load_corpus(folders[0]), CHUNKING)) * 2
+    for doc_id, document in expected.items():
+        assert ArchiveArticles(archive)[doc_id] == document
+
+
+def test_an_unreachable_server_is_one_line_within_the_timeout():
+    started = time.time()
+    with pytest.raises(RagError, match=r"cannot reach Milvus at http://127\.0\.0\.1:9 .*--store faiss"):
+        MilvusArchive.open("milvus://127.0.0.1:9")
+    assert time.time() - started < 15
+
+
+@pytest.mark.integration
+def test_rag_add_from_two_machines_at_once_with_the_real_models(server, tmp_path):
+    """What a newsroom does: two `rag add` processes, each with its shard, into one server;
+    then `rag ask` from a third process finds an article of each."""
+    from tests.conftest import run_rag
+
+    folders = shards(tmp_path, 2, 6)
+    env = os.environ | {"RAG_STORE": server}
+    adds = [subprocess.Popen([sys.executable, "-m", "rag", "add", str(f)], env=env, cwd=tmp_path, stderr=subprocess.PIPE,
+                             text=True) for f in folders]
+    outputs = [a.communicate(timeout=600)[1] for a in adds]
+    assert [a.returncode for a in adds] == [0, 0], outputs
+    archive = MilvusArchive.open(server)
+    assert archive.count()[0] == 12 and len(every_passage_row(archive)) == archive.count()[1]
+    answer = run_rag("ask", "--json", "--store", server, "Who leads the resistance in the Panjshir Valley?")
+    assert answer.returncode == 0, answer.stderr
+    cited = json.loads(answer.stdout)["citation"]
+    assert cited["doc_id"].startswith(("s0-", "s1-"))
