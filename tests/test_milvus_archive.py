@@ -242,3 +242,45 @@ def test_rag_add_from_two_machines_at_once_with_the_real_models(server, tmp_path
     assert answer.returncode == 0, answer.stderr
     cited = json.loads(answer.stdout)["citation"]
     assert cited["doc_id"].startswith(("s0-", "s1-"))
+
+
+@pytest.mark.integration
+def test_the_gold_questions_get_faiss_answers_from_milvus(models, pipeline, tmp_path):
+    """Same articles, same models, everything in Milvus Lite: the same answers and citations."""
+    from rag.assembly import build_pipeline, with_store
+    from rag.gold import load_gold
+
+    on_milvus = build_pipeline(with_store(models, f"milvus:{tmp_path / 'gold.db'}"), SEEDS,
+                               embedder=pipeline.retriever.embedder, reader=pipeline.reader)
+    assert isinstance(on_milvus.retriever, MilvusRetriever)
+    differ = []
+    for q in load_gold(ROOT / "eval" / "gold.jsonl"):
+        a, b = pipeline.ask(q.question), on_milvus.ask(q.question)
+        if (a.text, a.citation) != (b.text, b.citation):
+            differ.append(q.id)
+    assert differ == []
+
+
+@pytest.mark.integration
+def test_rag_ask_add_remove_and_eval_on_milvus_lite(tmp_path, seeds_copy):
+    from tests.conftest import read_source, run_rag
+
+    store = ["--store", f"milvus:{tmp_path / 'archive.db'}", "--seeds", str(seeds_copy)]
+    result = run_rag("ask", "--json", "Who leads the resistance in the Panjshir Valley?", *store)
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    c = answer["citation"]
+    assert read_source(c["doc_id"], seeds_copy)[c["start"]:c["end"]] == answer["answer"] == "Ahmad Massoud"
+    extra = tmp_path / "new" / "valley-note.txt"
+    extra.parent.mkdir()
+    extra.write_text(" date 2021-09-06 The Taliban said they had taken the Panjshir valley on Monday.\n", encoding="utf-8")
+    added = run_rag("add", str(extra), *store)
+    assert added.returncode == 0 and "written 1 (1 passages embedded)" in added.stderr and "6 articles" in added.stderr, added.stderr
+    dated = run_rag("ask", "--json", "--since", "2021-09-06", "Who said they had taken the Panjshir valley?", *store)
+    assert json.loads(dated.stdout)["citation"]["doc_id"] == "valley-note", dated.stderr
+    removed = run_rag("remove", "valley-note", *store)
+    assert removed.returncode == 0 and "5 articles" in removed.stderr, removed.stderr
+    evaluated = run_rag("eval", "--json", *store)
+    assert evaluated.returncode == 0, evaluated.stderr
+    summary = json.loads(evaluated.stdout)
+    assert summary["questions"] == 64 and summary["f1"] > 60, summary
