@@ -29,10 +29,9 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from rag.corpus import ChunkSettings, chunk_corpus, Corpus
+from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
-from rag.retrieval.milvus_store import (BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusStore, connect, day_number,
-                                        short_reason)
+from rag.retrieval.milvus_store import BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusStore, connect, day_number
 from rag.schema import Document, Passage
 
 ALIAS = "rag"  # the archive's name in a Milvus database
@@ -401,12 +400,7 @@ def open_for_writing(spec: str, expected: ArchiveManifest, rebuild: bool, embedd
     on_status(f"rebuilding the archive at {archive.uri} ({reason or 'asked for'}): every article is embedded again")
     stored = [d for d in (archive.document(m) for m in archive.markers().values()) if d is not None]
     rebuilt = MilvusArchive.create(spec, expected, under_alias=False)
-    write_documents(rebuilt, stored, embedder, chunking, on_progress)
+    change = write_documents(rebuilt, stored, embedder, chunking, on_progress)
     archive.switch_to(rebuilt)
+    on_status(f"rebuilt: {len(change.written)} articles, {change.embedded} passages embedded again")
     return rebuilt
-
-
-def unreachable(exc: Exception, archive: MilvusArchive | None, spec: str) -> RagError:
-    """A pymilvus failure mid-way, as one line."""
-    where = archive.uri if archive else spec
-    return RagError(f"Milvus at {where} failed: {short_reason(exc)}")

@@ -2,7 +2,6 @@
 agreement between articles. The CLI, the chat and the evaluation all go through Pipeline.ask."""
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from rag.corpus import ChunkSettings, chunk_corpus, load_corpus
