@@ -34,28 +34,39 @@ def corpus():
     return load_corpus(SEEDS)
 
 
-@pytest.fixture
-def archive(spec, corpus):
+def seeded(spec: str):
     embedder = FakeEmbedder()
     made = MilvusArchive.create(spec, milvus_archive.expected_manifest(embedder, CHUNKING))
-    write_documents(made, list(corpus.documents.values()), embedder, CHUNKING)
+    write_documents(made, list(load_corpus(SEEDS).documents.values()), embedder, CHUNKING)
     return made
+
+
+@pytest.fixture
+def archive(spec):
+    """The bundled articles in a Milvus Lite archive of their own, for tests that change it."""
+    return seeded(spec)
+
+
+@pytest.fixture(scope="module")
+def readonly(tmp_path_factory):
+    """The same, made once for the tests that only read it."""
+    return seeded(f"milvus:{tmp_path_factory.mktemp('readonly') / 'archive.db'}")
 
 
 def every_passage_row(archive) -> list[dict]:
     return archive.passages.query("", ["doc_id", "start", "end", "version"])
 
 
-def test_passages_carry_their_article_as_fields(archive, corpus):
-    rows = archive.passages.query('doc_id == "002_517ffae1740f5ca3"', ["doc_id", "start", "end", "day", "title", "text"])
+def test_passages_carry_their_article_as_fields(readonly, corpus):
+    rows = readonly.passages.query('doc_id == "002_517ffae1740f5ca3"', ["doc_id", "start", "end", "day", "title", "text"])
     document = corpus.documents["002_517ffae1740f5ca3"]
     assert rows and all(r["day"] == 20210825 for r in rows)
     assert all(r["text"] == document.text[r["start"]:r["end"]] and r["title"] == (document.title or "") for r in rows)
-    assert len(every_passage_row(archive)) == len(chunk_corpus(corpus, CHUNKING)) == archive.count()[1]
+    assert len(every_passage_row(readonly)) == len(chunk_corpus(corpus, CHUNKING)) == readonly.count()[1]
 
 
-def test_an_article_comes_back_exactly_as_it_went_in(archive, corpus):
-    articles = ArchiveArticles(archive)
+def test_an_article_comes_back_exactly_as_it_went_in(readonly, corpus):
+    articles = ArchiveArticles(readonly)
     assert set(articles) == set(corpus.documents) and len(articles) == 5
     for doc_id, document in corpus.documents.items():
         assert articles[doc_id] == document
@@ -72,8 +83,8 @@ def test_a_long_article_is_stored_in_parts_and_joined_back(spec):
     assert ArchiveArticles(archive)["long"].text == long.text
 
 
-def test_a_date_filter_is_a_milvus_expression_with_the_faiss_stores_meaning(archive, corpus):
-    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50)
+def test_a_date_filter_is_a_milvus_expression_with_the_faiss_stores_meaning(readonly, corpus):
+    retriever = MilvusRetriever(FakeEmbedder(), readonly, ArchiveArticles(readonly), 60, 50)
     for dates in (DateRange("2021-08-25", None), DateRange(None, "2021-08-24"), DateRange("2021-08-24", "2021-08-24")):
         hits = retriever.retrieve("Taliban Panjshir resistance Massoud", 45, dates)
         allowed = {d for d, doc in corpus.documents.items() if doc.date and (not dates.since or doc.date >= dates.since)
@@ -84,8 +95,8 @@ def test_a_date_filter_is_a_milvus_expression_with_the_faiss_stores_meaning(arch
 
 
 @pytest.mark.parametrize("fusion", ["rrf", "milvus"])
-def test_both_fusions_find_the_passage_and_slice_it_from_the_article(archive, corpus, fusion):
-    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50, fusion=fusion)
+def test_both_fusions_find_the_passage_and_slice_it_from_the_article(readonly, corpus, fusion):
+    retriever = MilvusRetriever(FakeEmbedder(), readonly, ArchiveArticles(readonly), 60, 50, fusion=fusion)
     hits = retriever.retrieve("Who leads the resistance in the Panjshir Valley? Ahmad Massoud", 5)
     assert len(hits) == 5 and any("Ahmad Massoud" in h.passage.text for h in hits)
     for h in hits:
