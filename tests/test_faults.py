@@ -469,3 +469,12 @@ def test_status_lines_with_brackets_do_not_break_the_chat_spinner():
     loading.state = "loading [/b] from /data/[old]/"
     console = Console(markup=False, force_terminal=True, file=open(os.devnull, "w"))
     loading.result(console)  # raised MarkupError before
+
+
+def test_a_milvus_store_without_pymilvus_is_one_line_that_says_what_to_install(monkeypatch, tmp_path):
+    from rag.errors import RagError
+    from rag.milvus_archive import MilvusArchive
+
+    monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if it were not installed
+    with pytest.raises(RagError, match=r"^the milvus store needs pymilvus and milvus-lite: pip install -e '\.\[milvus\]'$"):
+        MilvusArchive.open(f"milvus:{tmp_path / 'archive.db'}")
