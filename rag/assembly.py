@@ -47,11 +47,10 @@ def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
 def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None,
                rebuild: bool = False, on_status: Status = _quiet, on_progress: Progress | None = None,
                embedder=None) -> OpenedIndex:
-    """The articles and their index, built (or rebuilt) when missing, stale or unreadable."""
-    try:
-        parse_store(config.retrieval.vector_store)
-    except ValueError as problem:
-        raise RagError(f"[retrieval] vector_store (or --store) {config.retrieval.vector_store!r} is not valid: {problem}") from None
+    """The articles and their index folder, built (or rebuilt) when missing, stale or unreadable
+    (a Milvus store keeps no index folder: see index_milvus)."""
+    if is_milvus(config):
+        raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
     store = IndexStore(index_dir or default_index_dir(seeds_dir))
     corpus = load_corpus(seeds_dir, store.known_documents())
