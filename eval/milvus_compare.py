@@ -46,15 +46,15 @@ def tie_only(faiss_answer, milvus_answer) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
-    parser.add_argument("--store", help="a Milvus store spec [default: Milvus Lite in a temporary file]")
+    parser.add_argument("--store", help="a Milvus store spec: an empty one, or one that holds the bundled articles "
+                                        "alone (rag index --store ...) [default: a fresh Milvus Lite file]")
     args = parser.parse_args()
     questions = load_gold(args.gold)
     workdir = Path(tempfile.mkdtemp(prefix="rag-milvus-compare-"))
     config = load_models_config()
     faiss = build_pipeline(config, SEEDS, workdir / "faiss-index")
     store = args.store or f"milvus:{workdir / 'compare.db'}"
-    milvus = build_pipeline(with_store(config, store), SEEDS, embedder=faiss.retriever.embedder, reader=faiss.reader,
-                            rebuild=True)
+    milvus = build_pipeline(with_store(config, store), SEEDS, embedder=faiss.retriever.embedder, reader=faiss.reader)
     base = milvus.retriever
     faiss_answers = [faiss.ask(q.question) for q in questions]
     faiss_timings = []

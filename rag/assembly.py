@@ -97,7 +97,7 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
         opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder)
         corpus = opened.corpus
         retriever = Retriever(opened.embedder, opened.index.passages, opened.index.vectors, opened.index.keywords,
-                              config.retrieval.rrf_k, config.retrieval.candidates, opened.corpus.documents)
+                              opened.corpus.documents, config.retrieval.rrf_k, config.retrieval.candidates)
     if reader is None:
         from rag.reader import Reader
 
@@ -130,21 +130,24 @@ def _milvus_parts(config: ModelsConfig, seeds_dir: Path | None, rebuild: bool, o
 
 
 def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: bool = False, on_status: Status = _quiet,
-                 on_progress: Progress | None = None, embedder=None, documents: list | None = None):
-    """Write the articles of the seeds folder (or `documents`) into the Milvus archive, those
-    that are new or edited; with `rebuild`, every article is embedded again. Returns the
-    archive and what changed."""
+                 on_progress: Progress | None = None, embedder=None, paths: list[Path] | None = None):
+    """Write the articles of the seeds folder (or of the files and folders `paths`) into the
+    Milvus archive, those that are new or edited; with `rebuild`, every article is embedded
+    again. Returns the archive and what changed."""
     from rag import milvus_archive
+    from rag.archive import read_files
 
     embedder = embedder or _embedder(config, on_status)
     spec = config.retrieval.vector_store
     archive = milvus_archive.open_for_writing(spec, milvus_archive.expected_manifest(embedder, config.chunking),
                                               rebuild, embedder, config.chunking, on_status, on_progress)
-    if documents is None:
+    if paths is None:
         corpus = load_corpus(Path(seeds_dir) if seeds_dir else default_seeds_dir())
-        for reason in corpus.skipped:
-            on_status(f"skipped {reason}")
-        documents = list(corpus.documents.values())
+        documents, skipped = list(corpus.documents.values()), corpus.skipped
+    else:
+        documents, skipped = read_files(paths)
+    for reason in skipped:
+        on_status(f"skipped {reason}")
     change = milvus_archive.write_documents(archive, documents, embedder, config.chunking, on_progress)
     return archive, change
 
@@ -152,12 +155,12 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
 def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, int]:
     """Take these articles out of the Milvus archive, every id checked first; returns what it
     then holds (articles, passages)."""
-    from rag.milvus_archive import MilvusArchive
+    from rag import milvus_archive
 
     spec = config.retrieval.vector_store
-    archive = MilvusArchive.open(spec)
+    archive = milvus_archive.MilvusArchive.open(spec)
     if archive is None:
-        raise RagError(f"no archive at {spec.partition(':')[2]}; nothing was removed")
+        raise RagError(f"no archive at {milvus_archive.location_of(spec)}; nothing was removed")
     present = archive.markers(doc_ids)
     for doc_id in doc_ids:
         if doc_id not in present:

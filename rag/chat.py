@@ -94,12 +94,13 @@ class ChatSession:
         if line.startswith("/"):
             return self._command(line.split()[0].lower())
         try:
-            answer = self.pipeline.result(self.console).ask(line, self.dates)
+            pipeline = self.pipeline.result(self.console)
+            answer = pipeline.ask(line, self.dates)
         except RagError as problem:
             self.console.print(str(problem), style="red", markup=False)
             return True
         self.last_answer = answer
-        self.console.print(answer_view(answer, self.corpus.documents))
+        self.console.print(answer_view(answer, pipeline.corpus.documents))
         return True
 
     def _command(self, command: str) -> bool:
@@ -123,7 +124,7 @@ class ChatSession:
         lines = [Text(f"passages behind the last answer ({answer.question})", style="bold")]
         for rank, retrieved in enumerate(answer.passages, 1):
             p = retrieved.passage
-            date = self.corpus.documents[p.doc_id].date or "undated"
+            date = self.pipeline.result(self.console).corpus.documents[p.doc_id].date or "undated"
             lines.append(Text(f"{rank}. {p.doc_id} · {date} · chars {p.start}-{p.end} · fused {retrieved.score:.4f}"
                               f" · cosine {retrieved.dense_score:.3f} · bm25 {retrieved.bm25_score:.2f}", style="cyan"))
             candidate = next((c for c in answer.candidates

@@ -92,16 +92,13 @@ def embedding_progress():
         yield on_progress
 
 
-def _milvus_index(config, seeds: Path | None = None, rebuild: bool = False, documents: list | None = None) -> None:
+def _milvus_index(config, seeds: Path | None = None, rebuild: bool = False, paths: list[Path] | None = None) -> None:
     """Write articles into the Milvus archive, then say what changed and what it holds."""
     from rag.assembly import index_milvus
 
     with embedding_progress() as on_progress:
-        archive, change = index_milvus(config, seeds, rebuild, report_status, on_progress, documents=documents)
-    articles, passages = archive.count()
-    err.print(f"written {len(change.written)} ({change.embedded} passages embedded), unchanged {len(change.unchanged)}; "
-              f"archive at {archive.uri}: {passages} passages from {articles} articles "
-              f"(embedder {archive.manifest.embedder_id})")
+        archive, change = index_milvus(config, seeds, rebuild, report_status, on_progress, paths=paths)
+    err.print(change.summary(archive))
 
 
 @app.command()
@@ -187,15 +184,12 @@ def add(
 ) -> None:
     """Copy articles into the archive (the seeds folder) and index them; only they are embedded.
     With a Milvus store, write them into its archive (nothing is copied)."""
-    from rag.archive import Archive, read_files
+    from rag.archive import Archive
     from rag.assembly import is_milvus
 
     config = load_settings(models, store=store)
     if is_milvus(config):
-        documents, skipped = read_files(paths)
-        for reason in skipped:
-            report_status(f"skipped {reason}")
-        return _milvus_index(config, documents=documents)
+        return _milvus_index(config, paths=paths)
     archive = Archive.at(seeds, index_dir)
     with archive.locked():
         change = archive.add(paths)

@@ -3,16 +3,18 @@ articles (their text, so citations slice them anywhere), their passages with vec
 and the manifest of the settings they were embedded with.
 
 Milvus holds two collections per archive, and the alias `rag` names the articles one:
-- articles: a row `#manifest` (the settings, and which passage collection goes with it); per
-  article a marker row (its current version: sha256 of its text, and its metadata) and its text
-  in parts (a VARCHAR holds 64 kB), one row per part and version.
+- articles: a row `m:manifest` (the settings, and which passage collection goes with it); per
+  article a marker row `a:<doc id>` (its present version: sha256 of its text, date and title;
+  its metadata) and its text in parts (a VARCHAR holds 64 kB), a row per part and version.
 - passages (rag.retrieval.milvus_store): one row per passage, tagged with its article's version.
 
 An article is written version by version: its passages, then its text, then its marker, which
 is the one write that makes the new version visible. Readers keep only passages whose version
 their article's marker names, so a crash at any point leaves the old version whole (or no
-article); what the crash left behind is invisible, and deleted by the article's next write.
-Two `rag add` processes writing different articles touch different rows, so both land whole.
+article). After marking, a write deletes the version it replaced, and rows of other versions
+older than STALE_AFTER_S: what a crash left (no write takes that long), never what another
+process is writing now. Two `rag add` processes touch different rows unless they write the same
+article; then the last marker wins and both versions' rows stay whole until that cleanup.
 
 A rebuild (other embedder, other chunking, --force) writes a fresh pair of collections and moves
 the alias to it in one step."""
@@ -23,6 +25,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
@@ -31,15 +34,21 @@ import numpy as np
 
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
-from rag.retrieval.milvus_store import BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusStore, connect, day_number
+from rag.retrieval.milvus_store import (BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
+                                        connect, day_number, literal)
 from rag.schema import Document, Passage
 
 ALIAS = "rag"  # the archive's name in a Milvus database
 FORMAT = 1
-MANIFEST_KEY = "#manifest"
+MANIFEST_KEY = "m:manifest"  # keys start with their kind, so no doc id can be another row's key
 PART_CHARS = 16_000  # 4 bytes a character at most: a part always fits a VARCHAR
-ARTICLE_FIELDS = ("key", "kind", "doc_id", "version", "part", "parts", "text", "meta", "nothing")
+MAX_DOC_ID = 500  # characters: a key is a doc id and a short prefix, in a VARCHAR of 600
+ARTICLE_FIELDS = ("key", "kind", "doc_id", "version", "part", "parts", "passages", "text", "meta", "slot", "written",
+                  "nothing")
 EMBED_BATCH = 256  # passages embedded together, across articles
+STALE_AFTER_S = 600  # rows of a version that is not the present one, older than this, are leftovers
+PAGE = 8000  # markers per query: Milvus returns at most 16,384 rows a query
+SLOTS = 1 << 62  # an article's slot (a hash of its id) splits the markers into pages
 
 
 @dataclass(frozen=True)
@@ -80,18 +89,36 @@ class Marker:
 class Change:
     written: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
-    removed: list[str] = dataclasses.field(default_factory=list)
     embedded: int = 0
+
+    def summary(self, archive: MilvusArchive) -> str:
+        """One line for the user: what changed, and what the archive now holds."""
+        articles, passages = archive.count()
+        return (f"written {len(self.written)} ({self.embedded} passages embedded), unchanged {len(self.unchanged)}; "
+                f"archive at {archive.uri}: {passages} passages from {articles} articles "
+                f"(embedder {archive.manifest.embedder_id})")
 
 
 def version_of(document: Document) -> str:
-    return hashlib.sha256(document.text.encode()).hexdigest()
+    """What the passages' fields are cut from: the text, the date and the title."""
+    return hashlib.sha256("\0".join((document.text, document.date or "", document.title or "")).encode()).hexdigest()
 
 
 def passage_id(doc_id: str, version: str, start: int, end: int) -> int:
-    """The same passage of the same article text gets the same id on every machine (63 bits)."""
-    digest = hashlib.sha256(f"{doc_id}\0{version}\0{start}\0{end}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") >> 1
+    """The same passage of the same article version gets the same id on every machine (63 bits)."""
+    return _hash63(f"{doc_id}\0{version}\0{start}\0{end}")
+
+
+def _hash63(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def _marker_key(doc_id: str) -> str:
+    return f"a:{doc_id}"
+
+
+def _part_key(doc_id: str, version: str, part: int) -> str:
+    return f"t:{version[:16]}:{part}:{doc_id}"
 
 
 class MilvusArchive:
@@ -108,11 +135,10 @@ class MilvusArchive:
     @classmethod
     def open(cls, spec: str) -> MilvusArchive | None:
         """The archive at `spec` ("milvus:./a.db", "milvus://host:19530"); None when there is none yet."""
-        client, uri = connect(spec.partition(":")[2])
-        try:
-            articles = client.describe_alias(ALIAS, timeout=TIMEOUT_S)["collection_name"]
-        except Exception:  # no such alias: pymilvus raises MilvusException
+        client, uri = connect(location_of(spec))
+        if ALIAS not in client.list_aliases(timeout=TIMEOUT_S)["aliases"]:
             return None
+        articles = client.describe_alias(ALIAS, timeout=TIMEOUT_S)["collection_name"]
         try:
             return cls._opened(client, uri, spec, articles)
         except ValueError as why:
@@ -125,7 +151,7 @@ class MilvusArchive:
             raise ValueError(f"the Milvus collection {articles} (alias {ALIAS!r}) at {uri} is not a rag archive "
                              f"(fields: {', '.join(f['name'] for f in fields)})")
         client.load_collection(articles, timeout=TIMEOUT_S)
-        rows = client.query(articles, ids=[MANIFEST_KEY], output_fields=["text"], timeout=TIMEOUT_S)
+        rows = client.query(articles, filter=f"key == {literal(MANIFEST_KEY)}", output_fields=["text"], timeout=TIMEOUT_S)
         if not rows:
             raise ValueError(f"the rag archive at {uri} has no manifest")
         try:
@@ -139,7 +165,7 @@ class MilvusArchive:
     def create(cls, spec: str, expected: ArchiveManifest, under_alias: bool = True) -> MilvusArchive:
         """A new, empty archive; named by the alias when `under_alias` (else a rebuild's, until
         it is switched to). When another process created one at the same moment, that one."""
-        client, uri = connect(spec.partition(":")[2])
+        client, uri = connect(location_of(spec))
         suffix = uuid.uuid4().hex
         passages = MilvusStore.create_in(client, uri, f"rag_passages_{suffix}", expected.dimension)
         articles = f"rag_articles_{suffix}"
@@ -152,9 +178,10 @@ class MilvusArchive:
         if under_alias:
             try:
                 client.create_alias(articles, ALIAS, timeout=TIMEOUT_S)
-            except Exception:  # another process made the archive first: use that one
-                archive.drop()
-                return cls.open(spec)
+            except MilvusFailed:  # another process made the archive first (or the answer was lost)
+                if client.describe_alias(ALIAS, timeout=TIMEOUT_S)["collection_name"] != articles:
+                    archive.drop()
+                    return cls.open(spec)
         return archive
 
     def switch_to(self, rebuilt: MilvusArchive) -> None:
@@ -170,24 +197,22 @@ class MilvusArchive:
 
     def markers(self, doc_ids: Iterable[str] | None = None) -> dict[str, Marker]:
         """The present articles (of `doc_ids`, when given), by doc id."""
+        fields = ["doc_id", "version", "parts", "passages", "meta"]
         if doc_ids is None:
-            rows = self._query('kind == "article"', ["doc_id", "version", "parts", "meta"])
+            pages = max(1, -(-self._count('kind == "article"') // PAGE))
+            rows = [r for n in range(pages) for r in self._query(
+                f'kind == "article" and slot >= {n * SLOTS // pages} and slot < {(n + 1) * SLOTS // pages}', fields)]
         else:
-            wanted = sorted(set(doc_ids))
-            rows = [r for start in range(0, len(wanted), BATCH)
-                    for r in self._client.query(self.articles, ids=wanted[start:start + BATCH],
-                                                output_fields=["doc_id", "version", "parts", "meta"], timeout=TIMEOUT_S)]
-        markers = {}
-        for row in rows:
-            meta = json.loads(row["meta"])
-            markers[row["doc_id"]] = Marker(row["doc_id"], row["version"], int(row["parts"]), meta.pop("passages"), meta)
-        return markers
+            keys = sorted({_marker_key(d) for d in doc_ids})
+            rows = [r for start in range(0, len(keys), BATCH)
+                    for r in self._query(f"key in [{', '.join(map(literal, keys[start:start + BATCH]))}]", fields)]
+        return {r["doc_id"]: Marker(r["doc_id"], r["version"], int(r["parts"]), int(r["passages"]), json.loads(r["meta"]))
+                for r in rows}
 
     def document(self, marker: Marker) -> Document | None:
         """The article's text as of `marker` (None when that version is gone, replaced meanwhile)."""
         keys = [_part_key(marker.doc_id, marker.version, n) for n in range(marker.parts)]
-        rows = {r["key"]: r["text"] for r in self._client.query(self.articles, ids=keys, output_fields=["text"],
-                                                                  timeout=TIMEOUT_S)}
+        rows = {r["key"]: r["text"] for r in self._query(f"key in [{', '.join(map(literal, keys))}]", ["key", "text"])}
         if len(rows) != len(keys):
             return None
         return Document(doc_id=marker.doc_id, text="".join(rows[k] for k in keys), **marker.meta)
@@ -200,59 +225,72 @@ class MilvusArchive:
     # -- writing --------------------------------------------------------------------------
 
     def write(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
-        """Make this version of the article the present one: passages, then text, then marker."""
-        version = version_of(document)
-        day = day_number(document.date)
-        title = (document.title or "")[:TITLE_CHARS]
+        """Make this version of the article the present one: passages, then text, then marker;
+        then delete the version it replaced, and leftovers."""
+        if len(document.doc_id) > MAX_DOC_ID:
+            raise RagError(f"the article id {document.doc_id[:60]}… is over {MAX_DOC_ID} characters, too long for Milvus")
+        replaced = self.markers([document.doc_id]).get(document.doc_id)
+        version, now = version_of(document), int(time.time())
+        self._write_passages(document, version, now, passages, vectors)
+        parts = [document.text[i:i + PART_CHARS] for i in range(0, len(document.text), PART_CHARS)] or [""]
+        self._client.upsert(self.articles, [_row(_part_key(document.doc_id, version, n), "text", document.doc_id, version,
+                                                 written=now, part=n, text=text) for n, text in enumerate(parts)],
+                            timeout=TIMEOUT_S)
+        self.mark_present(document, version, len(parts), len(passages))
+        self._delete_versions(document.doc_id, replaced.version if replaced and replaced.version != version else None)
+
+    def _write_passages(self, document: Document, version: str, now: int, passages: list[Passage],
+                        vectors: np.ndarray) -> None:
+        day, title = day_number(document.date), (document.title or "")[:TITLE_CHARS]
         fields = []
         for p in passages:
             if len(p.text.encode()) > MAX_TEXT_BYTES:
                 raise RagError(f"a passage of {document.doc_id} is over Milvus's {MAX_TEXT_BYTES} bytes; "
                                f"lower [chunking] max_chars")
             fields.append({"text": p.text, "doc_id": p.doc_id, "start": p.start, "end": p.end, "day": day,
-                           "title": title, "version": version})
+                           "title": title, "version": version, "written": now})
         ids = np.array([passage_id(p.doc_id, version, p.start, p.end) for p in passages], dtype=np.int64)
         self.passages.upsert(ids, vectors, fields)
-        parts = [document.text[i:i + PART_CHARS] for i in range(0, len(document.text), PART_CHARS)] or [""]
-        self._client.upsert(self.articles, [_row(_part_key(document.doc_id, version, n), "text", document.doc_id,
-                                                 version, part=n, text=text) for n, text in enumerate(parts)],
-                            timeout=TIMEOUT_S)
-        self.mark_present(document, version, len(parts), len(passages))
-        self._drop_other_versions(document.doc_id)
 
     def mark_present(self, document: Document, version: str, parts: int, passages: int) -> None:
         """The one write that makes this version of the article the one readers see."""
         meta = {"path": document.path, "date": document.date, "body_start": document.body_start,
-                "title": document.title, "source": document.source, "passages": passages}
-        self._client.upsert(self.articles, [_row(document.doc_id, "article", document.doc_id, version, parts=parts,
+                "title": document.title, "source": document.source}
+        self._client.upsert(self.articles, [_row(_marker_key(document.doc_id), "article", document.doc_id, version,
+                                                 written=int(time.time()), parts=parts, passages=passages,
                                                  meta=json.dumps(meta))], timeout=TIMEOUT_S)
 
     def remove(self, doc_id: str) -> None:
         """Take the article out: its marker first (it is gone for readers), then its rows."""
-        self._client.delete(self.articles, ids=[doc_id], timeout=TIMEOUT_S)
-        self._drop_other_versions(doc_id)
+        marker = self.markers([doc_id]).get(doc_id)
+        self._client.delete(self.articles, filter=f"key == {literal(_marker_key(doc_id))}", timeout=TIMEOUT_S)
+        self._delete_versions(doc_id, marker.version if marker else None)
 
-    def _drop_other_versions(self, doc_id: str) -> None:
-        """Rows of versions the marker does not name (read again now: another process may have
-        written a newer version since this one wrote)."""
+    def _delete_versions(self, doc_id: str, replaced: str | None) -> None:
+        """Rows of the `replaced` version, and of any version but the present one (read again:
+        another process may have marked its own since) older than STALE_AFTER_S."""
         present = self.markers([doc_id]).get(doc_id)
-        keep = f' and version != "{present.version}"' if present else ""
-        where = f"doc_id == {json.dumps(doc_id)}{keep}"
+        same = f"doc_id == {literal(doc_id)}"
+        stale = f"{same} and written < {int(time.time()) - STALE_AFTER_S}"
+        if present:
+            stale += f" and version != {literal(present.version)}"
+        where = f"({stale}) or ({same} and version == {literal(replaced)})" if replaced else stale
         self.passages.delete_where(where)
-        self._client.delete(self.articles, filter=f'kind == "text" and {where}', timeout=TIMEOUT_S)
+        self._client.delete(self.articles, filter=f'kind == "text" and ({where})', timeout=TIMEOUT_S)
+
+    def _count(self, where: str) -> int:
+        rows = self._client.query(self.articles, filter=where, output_fields=["count(*)"], timeout=TIMEOUT_S)
+        return int(rows[0]["count(*)"])
 
     def _query(self, where: str, fields: list[str]) -> list[dict]:
         return list(self._client.query(self.articles, filter=where, output_fields=fields, timeout=TIMEOUT_S))
 
 
-def _part_key(doc_id: str, version: str, part: int) -> str:
-    return f"{doc_id}@{version[:16]}#{part}"
-
-
-def _row(key: str, kind: str, doc_id: str = "", version: str = "", part: int = 0, parts: int = 0, text: str = "",
-         meta: str = "{}") -> dict:
+def _row(key: str, kind: str, doc_id: str = "", version: str = "", written: int = 0, part: int = 0, parts: int = 0,
+         passages: int = 0, text: str = "", meta: str = "{}") -> dict:
     return {"key": key, "kind": kind, "doc_id": doc_id, "version": version, "part": part, "parts": parts,
-            "text": text, "meta": meta, "nothing": [0.0, 0.0]}
+            "passages": passages, "text": text, "meta": meta, "slot": _hash63(doc_id) >> 1, "written": written,
+            "nothing": [0.0, 0.0]}
 
 
 def _create_articles_collection(client, name: str) -> None:
@@ -265,8 +303,11 @@ def _create_articles_collection(client, name: str) -> None:
     schema.add_field("version", DataType.VARCHAR, max_length=64)
     schema.add_field("part", DataType.INT64)
     schema.add_field("parts", DataType.INT64)
+    schema.add_field("passages", DataType.INT64)
     schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
     schema.add_field("meta", DataType.VARCHAR, max_length=MAX_TEXT_BYTES)
+    schema.add_field("slot", DataType.INT64)  # a hash of the doc id, to page through the markers
+    schema.add_field("written", DataType.INT64)  # unix seconds: how old a row of another version is
     schema.add_field("nothing", DataType.FLOAT_VECTOR, dim=2)  # Milvus wants a vector field in every collection
     index = client.prepare_index_params()
     index.add_index("nothing", index_type="FLAT", metric_type="L2")
@@ -274,14 +315,17 @@ def _create_articles_collection(client, name: str) -> None:
 
 
 class ArchiveArticles(Mapping):
-    """The articles of a Milvus archive as the pipeline reads them: doc id -> Document, fetched
-    when first cited and kept while their version stays the present one."""
+    """The articles of a Milvus archive as the pipeline reads them: doc id -> Document, in the
+    version the retriever last saw present (so a citation slices the text its passage was cut
+    from), fetched when first needed and kept for the last CACHED articles."""
+
+    CACHED = 256
 
     def __init__(self, archive: MilvusArchive):
         self.archive = archive
         self.directory = archive.uri
-        self._cache: dict[str, Document] = {}
-        self._versions: dict[str, str] = {}
+        self._seen: dict[str, Marker] = {}  # doc id -> the marker the retriever last saw
+        self._texts: OrderedDict[tuple[str, str], Document] = OrderedDict()
 
     @property
     def documents(self) -> ArchiveArticles:
@@ -292,27 +336,32 @@ class ArchiveArticles(Mapping):
         dates = sorted(m.meta["date"] for m in self.archive.markers().values() if m.meta.get("date"))
         return (dates[0], dates[-1]) if dates else None
 
-    def present(self, markers: Mapping[str, Marker]) -> None:
-        """What the retriever just read: cached texts of other versions are stale."""
-        for doc_id, marker in markers.items():
-            if self._versions.get(doc_id) != marker.version:
-                self._cache.pop(doc_id, None)
-                self._versions[doc_id] = marker.version
+    def at(self, marker: Marker) -> Document | None:
+        """The article as of `marker` (None when that version is gone, replaced meanwhile)."""
+        self._seen[marker.doc_id] = marker
+        key = (marker.doc_id, marker.version)
+        if key not in self._texts:
+            document = self.archive.document(marker)
+            if document is None:
+                return None
+            self._texts[key] = document
+            if len(self._texts) > self.CACHED:
+                self._texts.popitem(last=False)
+        self._texts.move_to_end(key)
+        return self._texts[key]
 
     def __getitem__(self, doc_id: str) -> Document:
-        if doc_id not in self._cache:
-            marker = self.archive.markers([doc_id]).get(doc_id)
-            document = self.archive.document(marker) if marker else None
-            if document is None:
-                raise KeyError(doc_id)
-            self._cache[doc_id], self._versions[doc_id] = document, marker.version
-        return self._cache[doc_id]
+        marker = self._seen.get(doc_id) or self.archive.markers([doc_id]).get(doc_id)
+        document = self.at(marker) if marker else None
+        if document is None:
+            raise KeyError(doc_id)
+        return document
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self.archive.markers()))
 
     def __len__(self) -> int:
-        return len(self.archive.markers())
+        return self.archive.count()[0]
 
 
 # -- keeping an archive up to date ---------------------------------------------------------
@@ -368,6 +417,11 @@ def _write_batch(archive: MilvusArchive, batch: list[Document], by_article: dict
     change.embedded += len(passages)
 
 
+def location_of(spec: str) -> str:
+    """"milvus:./a.db" -> "./a.db"; "milvus://host:19530" -> "//host:19530"."""
+    return spec.partition(":")[2]
+
+
 def expected_manifest(embedder, chunking: ChunkSettings) -> ArchiveManifest:
     return ArchiveManifest(FORMAT, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, chunking.as_dict())
 
@@ -389,7 +443,7 @@ def open_for_writing(spec: str, expected: ArchiveManifest, rebuild: bool, embedd
     embedded again into a fresh archive which then replaces it."""
     archive = MilvusArchive.open(spec)
     if archive is None:
-        on_status(f"no archive yet at {spec.partition(':')[2]}; making one")
+        on_status(f"no archive yet at {location_of(spec)}; making one")
         return MilvusArchive.create(spec, expected)
     reason = archive.manifest.staleness(expected)
     if reason and not rebuild:

@@ -34,7 +34,7 @@ def test_saved_index_loads_back_the_same(tmp_path, embedder):
     assert manifest.embedder_id == "sentence-transformers/all-MiniLM-L6-v2" and manifest.dimension == 384
     assert manifest.chunking == ChunkSettings().as_dict() and manifest.corpus_fingerprint == corpus.fingerprint
     question = "How far is Panjshir from Kabul?"
-    hits = Retriever(embedder, loaded.passages, loaded.vectors, loaded.keywords, 60, 50).retrieve(question, k=5)
+    hits = Retriever(embedder, loaded.passages, loaded.vectors, loaded.keywords, corpus.documents, 60, 50).retrieve(question, k=5)
     assert len(hits) == 5 and all(-1 <= h.dense_score <= 1 for h in hits)
     assert any("Kabul" in h.passage.text for h in hits[:2])
 

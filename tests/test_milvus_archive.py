@@ -20,6 +20,7 @@ pytest.importorskip("milvus_lite", reason="pip install -e '.[milvus]' to test th
 from rag import milvus_archive  # noqa: E402
 from rag.milvus_archive import ArchiveArticles, MilvusArchive, write_documents  # noqa: E402
 from rag.retrieval.milvus_retriever import MilvusRetriever  # noqa: E402
+from rag.retrieval.milvus_store import literal  # noqa: E402
 
 CHUNKING = ChunkSettings()
 
@@ -138,6 +139,34 @@ def test_a_crash_while_adding_a_new_article_leaves_no_trace_for_readers(archive,
     assert "new" not in {h.passage.doc_id for h in retriever.retrieve(new.text[:200], 60)}
 
 
+def test_a_writer_that_marks_while_another_writes_the_same_article_leaves_the_winner_whole(archive, corpus, monkeypatch):
+    """B writes its version's rows; before B marks, C writes and marks another version (and
+    cleans up); then B marks. B's version is present, and its rows survived C's cleanup."""
+    old = corpus.documents["002_517ffae1740f5ca3"]
+    b_version = dataclasses.replace(old, text=old.text + " B says so.")
+    c_version = dataclasses.replace(old, text=old.text + " C says otherwise.")
+    b_marks = archive.mark_present
+
+    def c_writes_first(*args):
+        write_documents(MilvusArchive.open(archive.spec), [c_version], FakeEmbedder(), CHUNKING)
+        b_marks(*args)
+
+    monkeypatch.setattr(archive, "mark_present", c_writes_first)
+    write_documents(archive, [b_version], FakeEmbedder(), CHUNKING)
+    reopened = MilvusArchive.open(archive.spec)
+    assert ArchiveArticles(reopened)[old.doc_id] == b_version
+    retriever = MilvusRetriever(FakeEmbedder(), reopened, ArchiveArticles(reopened), 60, 50)
+    assert any("B says so" in h.passage.text for h in retriever.retrieve("B says so", 10))
+
+
+def test_doc_ids_with_quotes_and_backslashes_are_written_found_and_removed(archive, corpus):
+    odd = dataclasses.replace(corpus.documents["003_1053def13e2cd472"], doc_id='O\'Brien "says" back\\slash')
+    write_documents(archive, [odd], FakeEmbedder(), CHUNKING)
+    assert ArchiveArticles(archive)[odd.doc_id] == odd
+    archive.remove(odd.doc_id)
+    assert odd.doc_id not in archive.markers() and not archive.passages.query(f"doc_id == {literal(odd.doc_id)}", ["id"])
+
+
 def test_unchanged_articles_are_not_embedded_again_and_removal_takes_every_row(archive, corpus):
     embedder = FakeEmbedder()
     change = write_documents(archive, list(corpus.documents.values()), embedder, CHUNKING)
@@ -227,6 +256,19 @@ def test_two_writers_at_once_lose_nothing_and_write_nothing_twice(server, tmp_pa
         assert ArchiveArticles(archive)[doc_id] == document
 
 
+def test_a_server_that_goes_away_mid_session_is_one_line_naming_it(tmp_path):
+    from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+    grpc_server, db, port = start_server_in_thread(str(tmp_path / "served"))
+    archive = seeded(f"milvus://127.0.0.1:{port}")
+    grpc_server.stop(grace=0)
+    db.close()
+    started = time.time()
+    with pytest.raises(RagError, match=rf"^Milvus at http://127\.0\.0\.1:{port} failed: .*check that it runs"):
+        archive.count()
+    assert time.time() - started < 15
+
+
 def test_an_unreachable_server_is_one_line_within_the_timeout():
     started = time.time()
     with pytest.raises(RagError, match=r"cannot reach Milvus at http://127\.0\.0\.1:9 .*--store faiss"):
@@ -290,6 +332,9 @@ def test_rag_ask_add_remove_and_eval_on_milvus_lite(tmp_path, seeds_copy):
     assert json.loads(dated.stdout)["citation"]["doc_id"] == "valley-note", dated.stderr
     removed = run_rag("remove", "valley-note", *store)
     assert removed.returncode == 0 and "5 articles" in removed.stderr, removed.stderr
+    unreachable = run_rag("ask", "Who?", "--store", "milvus://127.0.0.1:9", timeout=60)
+    assert unreachable.returncode == 1 and "Traceback" not in unreachable.stderr
+    assert unreachable.stderr.strip().splitlines()[-1].startswith("error: cannot reach Milvus at http://127.0.0.1:9")
     evaluated = run_rag("eval", "--json", *store)
     assert evaluated.returncode == 0, evaluated.stderr
     summary = json.loads(evaluated.stdout)

@@ -33,11 +33,12 @@ def test_the_keyword_index_saves_and_loads_the_same_scores(tmp_path):
 
 @pytest.fixture(scope="module")
 def retriever():
-    passages = chunk_corpus(load_corpus(SEEDS), ChunkSettings())
+    corpus = load_corpus(SEEDS)
+    passages = chunk_corpus(corpus, ChunkSettings())
     embedder = FakeEmbedder()
     vectors = make_vector_store("faiss", embedder.dimension)
     vectors.add(np.arange(len(passages)), embedder.encode([p.text for p in passages]))
-    return Retriever(embedder, passages, vectors, KeywordIndex.build([p.text for p in passages]), 60, 50)
+    return Retriever(embedder, passages, vectors, KeywordIndex.build([p.text for p in passages]), corpus.documents, 60, 50)
 
 
 def test_the_retriever_ranks_by_fused_score_and_gives_each_passages_evidence(retriever):

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 FOLDER = "bm25"
+BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, said once: the Milvus store's BM25 uses them too
 
 
 class KeywordIndex:
@@ -17,7 +18,7 @@ class KeywordIndex:
     def build(cls, texts: list[str]) -> KeywordIndex:
         import bm25s
 
-        bm25 = bm25s.BM25()
+        bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         if texts:
             bm25.index(tokenize(texts), show_progress=False)
         return cls(bm25, len(texts))

@@ -56,18 +56,27 @@ class MilvusRetriever:
             scores = rrf([list(dense), list(keyword)], self.rrf_k)
             hits = dense | keyword
             ranked = [(hits[i], scores[i]) for i in sorted(scores, key=lambda i: (-scores[i], i))]
-        ranked = self._present(ranked)[:k]
-        cosines = self._cosines(query, [hit for hit, _ in ranked], dense)
-        return [RetrievedPassage(self._passage(hit), score, cosines[hit["id"]],
-                                 keyword[hit["id"]]["score"] if hit["id"] in keyword else 0.0) for hit, score in ranked]
+        passages = self._present(ranked, k)
+        cosines = self._cosines(query, [hit for hit, _, _ in passages], dense)
+        return [RetrievedPassage(passage, score, cosines[hit["id"]],
+                                 keyword[hit["id"]]["score"] if hit["id"] in keyword else 0.0)
+                for hit, score, passage in passages]
 
-    def _present(self, ranked: list) -> list:
-        """Only passages of the version of their article that is present now (a crashed or
-        concurrent write may have left others, which no reader sees)."""
+    def _present(self, ranked: list, k: int) -> list[tuple[dict, float, Passage]]:
+        """The first k hits of the version of their article that is present now (a crashed or
+        concurrent write may have left others, which no reader sees), each with its passage
+        sliced from that version's text, as every citation is."""
         markers = self.archive.markers({hit["doc_id"] for hit, _ in ranked})
-        self.articles.present(markers)
-        return [(hit, score) for hit, score in ranked
-                if hit["doc_id"] in markers and markers[hit["doc_id"]].version == hit["version"]]
+        found = []
+        for hit, score in ranked:
+            marker = markers.get(hit["doc_id"])
+            document = self.articles.at(marker) if marker and marker.version == hit["version"] else None
+            if document is not None:
+                start, end = int(hit["start"]), int(hit["end"])
+                found.append((hit, score, Passage(hit["doc_id"], start, end, document.text[start:end])))
+                if len(found) == k:
+                    break
+        return found
 
     def _cosines(self, query: np.ndarray, hits: list[dict], dense: dict) -> dict[int, float]:
         """Each hit's cosine: from the dense search, or (for a keyword-only hit) from its vector."""
@@ -76,8 +85,3 @@ class MilvusRetriever:
         if missing:
             cosines.update(zip(missing, (self.archive.passages.vectors(missing) @ query).tolist()))
         return cosines
-
-    def _passage(self, hit: dict) -> Passage:
-        """The passage sliced from its article's text, as every citation is."""
-        start, end = int(hit["start"]), int(hit["end"])
-        return Passage(hit["doc_id"], start, end, self.articles[hit["doc_id"]].text[start:end])

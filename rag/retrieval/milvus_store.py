@@ -7,8 +7,9 @@ vector for keyword search), and the article it comes from as fields (doc id, off
 a yyyymmdd number, title, and the version of the article text it was cut from), so a date filter
 is a Milvus filter expression. Searches are exact (FLAT inner product), giving FAISS's answers.
 
-The VectorStore protocol (add, delete, search, vectors, save/load through a build folder) is
-what the store conformance suite checks; rag.milvus_archive builds a whole archive on it."""
+rag.milvus_archive builds a whole archive on this class. The VectorStore protocol's build-folder
+half (save, load, release, through `milvus.json`) is what the store conformance suite and
+eval/scale.py use: rag itself keeps a Milvus archive in Milvus alone, in no folder."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from rag.errors import RagError
+from rag.retrieval.keyword import BM25_B, BM25_K1
 from rag.retrieval.vector_store import register
 
 POINTER = "milvus.json"
@@ -28,9 +30,39 @@ BATCH = 1000  # rows per insert or query
 MAX_TOP_K = 16384  # Milvus's limit on one search
 MAX_TEXT_BYTES = 65535  # Milvus's limit on a VARCHAR field
 TITLE_CHARS = 1000
-FIELDS = ("id", "vector", "text", "sparse", "doc_id", "start", "end", "day", "title", "version")
-PASSAGE_DEFAULTS = {"text": "", "doc_id": "", "start": 0, "end": 0, "day": 0, "title": "", "version": ""}
-BM25 = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s's defaults, which the FAISS store's keyword index uses
+FIELDS = ("id", "vector", "text", "sparse", "doc_id", "start", "end", "day", "title", "version", "written")
+PASSAGE_DEFAULTS = {"text": "", "doc_id": "", "start": 0, "end": 0, "day": 0, "title": "", "version": "", "written": 0}
+
+
+class MilvusFailed(RagError):
+    """A Milvus call failed after connecting (a timeout, the server gone, a collection dropped)."""
+
+
+class GuardedClient:
+    """pymilvus's MilvusClient, each of whose failures is one MilvusFailed line naming the URI,
+    never a traceback."""
+
+    def __init__(self, client, uri: str):
+        self._client = client
+        self.uri = uri
+
+    def __getattr__(self, name: str):
+        method = getattr(self._client, name)
+
+        def call(*args, **kwargs):
+            try:
+                return method(*args, **kwargs)
+            except Exception as exc:  # MilvusException, grpc errors: pymilvus has no narrower base
+                raise MilvusFailed(f"Milvus at {self.uri} failed: {short_reason(exc)}; check that it runs and "
+                                   f"holds the archive, or use --store faiss") from None
+
+        return call
+
+
+def literal(text: str) -> str:
+    """`text` as a string literal in a Milvus filter expression, quotes and backslashes escaped
+    (pymilvus's ids= does not escape string keys, and Milvus Lite has no filter templates)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def day_number(date: str | None) -> int:
@@ -67,18 +99,21 @@ class MilvusStore:
         schema.add_field("day", DataType.INT64)
         schema.add_field("title", DataType.VARCHAR, max_length=4 * TITLE_CHARS)
         schema.add_field("version", DataType.VARCHAR, max_length=64)
+        schema.add_field("written", DataType.INT64)  # unix seconds: how old a row of another version is
         schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
                                      output_field_names=["sparse"]))
         index = client.prepare_index_params()
         index.add_index("vector", index_type="FLAT", metric_type="IP")  # exact, as FAISS below 100k
-        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25)
+        index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25",
+                        params={"bm25_k1": BM25_K1, "bm25_b": BM25_B})
         client.create_collection(collection, schema=schema, index_params=index, consistency_level="Strong",
                                  timeout=TIMEOUT_S)
         return cls(client, uri, collection, dimension)
 
     @classmethod
     def open(cls, client, uri: str, collection: str) -> MilvusStore:
-        """The passage collection `collection` (ValueError when it is missing or not one of rag's)."""
+        """The passage collection `collection` (ValueError when it is missing or not one of rag's:
+        the message names it, the URI and its fields)."""
         if not client.has_collection(collection, timeout=TIMEOUT_S):
             raise ValueError(f"the Milvus collection {collection} at {uri} is gone")
         fields = client.describe_collection(collection, timeout=TIMEOUT_S)["fields"]
@@ -238,7 +273,7 @@ def _client_for(uri: str):
         raise RagError("the milvus store needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from None
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs what it raises; rag says it in one line
     try:
-        return MilvusClient(uri=uri, timeout=TIMEOUT_S), uri
+        return GuardedClient(MilvusClient(uri=uri, timeout=TIMEOUT_S), uri), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
         reason = short_reason(exc)
         if not uri.startswith("http"):

@@ -15,7 +15,7 @@ from rag.schema import Document, Passage, RetrievedPassage
 
 class Retriever:
     def __init__(self, embedder, passages: list[Passage], vectors: VectorStore, keywords: KeywordIndex,
-                 rrf_k: int, candidates: int, documents: Mapping[str, Document] | None = None):
+                 documents: Mapping[str, Document], rrf_k: int, candidates: int):
         self.embedder = embedder
         self.passages = passages  # passage i has vector id i and keyword row i
         self.vectors = vectors
