@@ -339,3 +339,22 @@ def test_rag_ask_add_remove_and_eval_on_milvus_lite(tmp_path, seeds_copy):
     assert evaluated.returncode == 0, evaluated.stderr
     summary = json.loads(evaluated.stdout)
     assert summary["questions"] == 64 and summary["f1"] > 60, summary
+
+
+def test_a_lite_file_in_a_new_folder_is_made(tmp_path):
+    assert MilvusArchive.open(f"milvus:{tmp_path / 'new' / 'sub' / 'archive.db'}") is None
+    assert (tmp_path / "new" / "sub").is_dir()
+
+
+def test_a_lite_file_held_by_another_process_is_one_line(tmp_path):
+    spec = f"milvus:{tmp_path / 'archive.db'}"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from pymilvus import MilvusClient; "
+                               "c = MilvusClient(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+                               spec.partition(":")[2]], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RagError, match=r"^cannot open the Milvus Lite file .*archive\.db .*one process at a time"):
+            MilvusArchive.open(spec)
+    finally:
+        holder.kill()
+        holder.wait()

@@ -271,15 +271,18 @@ def _client_for(uri: str):
         from pymilvus import MilvusClient
     except ImportError:
         raise RagError("the milvus store needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from None
-    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)  # it logs what it raises; rag says it in one line
+    for noisy in ("pymilvus", "milvus_lite"):  # they log what they raise; rag says it in one line
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
         return GuardedClient(MilvusClient(uri=uri, timeout=TIMEOUT_S), uri), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
         reason = short_reason(exc)
-        if not uri.startswith("http"):
+        if not uri.startswith("http") and Path(uri).exists():  # it is there, and another process holds it
             raise RagError(f"cannot open the Milvus Lite file {uri} ({reason}): one process at a time can hold it "
                            f"(is a rag serve or another rag using it?); for several, use a Milvus server "
                            f"(--store milvus://host:19530)") from None
+        if not uri.startswith("http"):
+            raise RagError(f"cannot open the Milvus Lite file {uri} ({reason})") from None
         raise RagError(f"cannot reach Milvus at {uri} ({reason}); check that it runs and the address, "
                        f"or use --store faiss") from None
 
@@ -297,6 +300,10 @@ def _uri(location: str) -> str:
     path = Path(location).expanduser().resolve()
     if path.suffix != ".db":
         raise RagError(f"a Milvus Lite file must end in .db, not {path.name!r} (e.g. --store milvus:./archive.db)")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RagError(f"cannot create the folder of the Milvus Lite file {path}: {exc.strerror}") from None
     return str(path)
 
 
