@@ -184,6 +184,19 @@ class MilvusArchive:
                     return cls.open(spec)
         return archive
 
+    def follow_alias(self) -> bool:
+        """After a rebuild (by any machine) the alias names new collections and the old ones are
+        gone: take them up, if they were made with the same settings. Whether anything changed."""
+        fresh = MilvusArchive.open(self.spec)
+        if fresh is None or fresh.articles == self.articles:
+            return False
+        reason = fresh.manifest.staleness(self.manifest)
+        if reason:
+            raise RagError(f"the archive at {self.uri} was rebuilt with other settings ({reason}): "
+                           f"restart with the settings it was rebuilt with")
+        self.articles, self.passages, self.manifest = fresh.articles, fresh.passages, fresh.manifest
+        return True
+
     def switch_to(self, rebuilt: MilvusArchive) -> None:
         """Make `rebuilt` the archive every reader opens (one alias change), then drop this one."""
         self._client.alter_alias(rebuilt.articles, ALIAS, timeout=TIMEOUT_S)

@@ -188,6 +188,14 @@ def test_other_settings_are_stale_with_the_reason_and_a_rebuild_replaces_the_arc
     assert rebuilt.count()[0] == before[0] and rebuilt.count()[1] > before[1]  # every article, cut smaller
 
 
+def test_a_running_reader_follows_a_rebuild_made_elsewhere(archive, spec):
+    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50)
+    before = [(h.passage.doc_id, h.passage.start) for h in retriever.retrieve("Panjshir resistance", 5)]
+    milvus_archive.open_for_writing(spec, archive.manifest, True, FakeEmbedder(), CHUNKING, lambda message: None)
+    assert [(h.passage.doc_id, h.passage.start) for h in retriever.retrieve("Panjshir resistance", 5)] == before
+    assert retriever.archive.articles == MilvusArchive.open(spec).articles
+
+
 def test_a_collection_of_another_shape_under_the_name_is_one_line(spec):
     from pymilvus import MilvusClient
 

@@ -8,6 +8,7 @@ import numpy as np
 
 from rag.dates import DateRange
 from rag.retrieval.fusion import rrf
+from rag.retrieval.milvus_store import MilvusFailed
 from rag.schema import Passage, RetrievedPassage
 
 FUSIONS = ("rrf", "milvus")
@@ -42,6 +43,14 @@ class MilvusRetriever:
         return self.archive.count()[1]
 
     def retrieve(self, question: str, k: int, dates: DateRange | None = None) -> list[RetrievedPassage]:
+        try:
+            return self._retrieve(question, k, dates)
+        except MilvusFailed:
+            if not self.archive.follow_alias():  # not rebuilt meanwhile (by another machine): it stands
+                raise
+            return self._retrieve(question, k, dates)
+
+    def _retrieve(self, question: str, k: int, dates: DateRange | None) -> list[RetrievedPassage]:
         query = np.asarray(self.embedder.encode([question])[0], dtype=np.float32)
         depth = max(4 * k, self.candidates)
         where = date_filter(dates)
