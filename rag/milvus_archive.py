@@ -287,6 +287,8 @@ class MilvusArchive:
         stale = f"{same} and written < {int(time.time()) - STALE_AFTER_S}"
         if present:
             stale += f" and version != {literal(present.version)}"
+        if present and present.version == replaced:  # another process has marked that version again since
+            replaced = None
         where = f"({stale}) or ({same} and version == {literal(replaced)})" if replaced else stale
         self.passages.delete_where(where)
         self._client.delete(self.articles, filter=f'kind == "text" and ({where})', timeout=TIMEOUT_S)
