@@ -121,10 +121,11 @@ class ChatSession:
     def _sources_view(self) -> Group:
         """Each retrieved passage with its retrieval scores and the reader's span in it."""
         answer = self.last_answer
+        documents = self.pipeline.result(self.console).corpus.documents
         lines = [Text(f"passages behind the last answer ({answer.question})", style="bold")]
         for rank, retrieved in enumerate(answer.passages, 1):
             p = retrieved.passage
-            date = self.pipeline.result(self.console).corpus.documents[p.doc_id].date or "undated"
+            date = documents[p.doc_id].date or "undated"
             lines.append(Text(f"{rank}. {p.doc_id} · {date} · chars {p.start}-{p.end} · fused {retrieved.score:.4f}"
                               f" · cosine {retrieved.dense_score:.3f} · bm25 {retrieved.bm25_score:.2f}", style="cyan"))
             candidate = next((c for c in answer.candidates

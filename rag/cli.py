@@ -67,16 +67,22 @@ def load_settings(models: Path | None, top_k: int | None = None, store: str | No
 
 
 def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | None,
-                  top_k: int | None = None, rebuild: bool = False, index_only: bool = False, store: str | None = None):
-    """The pipeline (or with index_only, just the index) opened under one live line on stderr:
-    a spinner while models load, a progress bar while passages are embedded."""
-    from rag.assembly import build_pipeline, open_index
+                  top_k: int | None = None, rebuild: bool = False, store: str | None = None):
+    """The pipeline opened under one live line on stderr: a spinner while models load, a
+    progress bar while passages are embedded."""
+    from rag.assembly import build_pipeline
 
     config = load_settings(models, top_k, store)
     with embedding_progress() as on_progress:
-        if index_only:
-            return open_index(config, seeds, index_dir, rebuild, report_status, on_progress)
         return build_pipeline(config, seeds, index_dir, rebuild, report_status, on_progress)
+
+
+def _index_manifest(config, seeds: Path | None, index_dir: Path | None, rebuild: bool = False):
+    """The index folder brought up to date under the same live line; its manifest."""
+    from rag.assembly import open_index
+
+    with embedding_progress() as on_progress:
+        return open_index(config, seeds, index_dir, rebuild, report_status, on_progress).index.manifest
 
 
 @contextlib.contextmanager
@@ -169,7 +175,7 @@ def index(
     config = load_settings(models, store=store)
     if is_milvus(config):
         return _milvus_index(config, seeds, force)
-    manifest = open_pipeline(seeds, index_dir, models, rebuild=force, index_only=True, store=store).index.manifest
+    manifest = _index_manifest(config, seeds, index_dir, rebuild=force)
     err.print(f"index ready: {manifest.passages} passages from {len(manifest.documents)} articles "
               f"(built {manifest.built_at}, embedder {manifest.embedder_id}, vectors in {manifest.vector_store})")
 
@@ -195,7 +201,7 @@ def add(
         change = archive.add(paths)
         for reason in change.skipped:
             report_status(f"skipped {reason}")
-        _update_archive_index(archive, change, models, store)
+        _update_archive_index(archive, change, config)
 
 
 @app.command()
@@ -218,11 +224,11 @@ def remove(
         return
     archive = Archive.at(seeds, index_dir)
     with archive.locked():
-        _update_archive_index(archive, archive.remove(doc_ids), models, store)
+        _update_archive_index(archive, archive.remove(doc_ids), config)
 
 
-def _update_archive_index(archive, change, models: Path | None, store: str | None) -> None:
-    manifest = open_pipeline(archive.seeds_dir, archive.index_dir, models, index_only=True, store=store).index.manifest
+def _update_archive_index(archive, change, config) -> None:
+    manifest = _index_manifest(config, archive.seeds_dir, archive.index_dir)
     err.print(change.summary(archive.trash, manifest.passages, len(manifest.documents)))
 
 

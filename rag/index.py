@@ -94,17 +94,26 @@ class Manifest:
 
     def staleness(self, expected: Manifest) -> str | None:
         """Why this stored index does not fit the current articles and settings, or None."""
-        if self.format != expected.format:
-            return "it was written by another version of rag"
-        if (self.embedder_id, self.embedder_fingerprint) != (expected.embedder_id, expected.embedder_fingerprint):
-            return f"the embedder changed ({self.embedder_id} -> {expected.embedder_id})"
+        reason = settings_staleness(self, expected)
+        if reason:
+            return reason
         if self.vector_store != expected.vector_store:
             return f"the vector store changed ({self.vector_store} -> {expected.vector_store})"
-        if self.chunking != expected.chunking:
-            return f"chunking settings changed ({self.chunking} -> {expected.chunking})"
         if self.corpus_fingerprint != expected.corpus_fingerprint:
             return "the articles changed (" + _describe_changes(self.documents, expected.documents) + ")"
         return None
+
+
+def settings_staleness(stored, expected) -> str | None:
+    """Why vectors made with `stored`'s format, embedder and chunking cannot serve `expected`'s
+    (any two manifests with those fields: an index folder's, a Milvus archive's), or None."""
+    if stored.format != expected.format:
+        return "it was written by another version of rag"
+    if (stored.embedder_id, stored.embedder_fingerprint) != (expected.embedder_id, expected.embedder_fingerprint):
+        return f"the embedder changed ({stored.embedder_id} -> {expected.embedder_id})"
+    if stored.chunking != expected.chunking:
+        return f"chunking settings changed ({stored.chunking} -> {expected.chunking})"
+    return None
 
 
 @dataclass

@@ -34,6 +34,7 @@ import numpy as np
 
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError
+from rag.index import settings_staleness
 from rag.retrieval.milvus_store import (BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
                                         connect, day_number, literal)
 from rag.schema import Document, Passage
@@ -65,13 +66,7 @@ class ArchiveManifest:
 
     def staleness(self, expected: ArchiveManifest) -> str | None:
         """Why vectors made with these settings cannot answer with `expected`'s, or None."""
-        if self.format != expected.format:
-            return "it was written by another version of rag"
-        if (self.embedder_id, self.embedder_fingerprint) != (expected.embedder_id, expected.embedder_fingerprint):
-            return f"the embedder changed ({self.embedder_id} -> {expected.embedder_id})"
-        if self.chunking != expected.chunking:
-            return f"chunking settings changed ({self.chunking} -> {expected.chunking})"
-        return None
+        return settings_staleness(self, expected)
 
 
 @dataclass(frozen=True)
@@ -216,16 +211,14 @@ class MilvusArchive:
             rows = [r for n in range(pages) for r in self._query(
                 f'kind == "article" and slot >= {n * SLOTS // pages} and slot < {(n + 1) * SLOTS // pages}', fields)]
         else:
-            keys = sorted({_marker_key(d) for d in doc_ids})
-            rows = [r for start in range(0, len(keys), BATCH)
-                    for r in self._query(f"key in [{', '.join(map(literal, keys[start:start + BATCH]))}]", fields)]
+            rows = self._rows_by_key(sorted({_marker_key(d) for d in doc_ids}), fields)
         return {r["doc_id"]: Marker(r["doc_id"], r["version"], int(r["parts"]), int(r["passages"]), json.loads(r["meta"]))
                 for r in rows}
 
     def document(self, marker: Marker) -> Document | None:
         """The article's text as of `marker` (None when that version is gone, replaced meanwhile)."""
         keys = [_part_key(marker.doc_id, marker.version, n) for n in range(marker.parts)]
-        rows = {r["key"]: r["text"] for r in self._query(f"key in [{', '.join(map(literal, keys))}]", ["key", "text"])}
+        rows = {r["key"]: r["text"] for r in self._rows_by_key(keys, ["key", "text"])}
         if len(rows) != len(keys):
             return None
         return Document(doc_id=marker.doc_id, text="".join(rows[k] for k in keys), **marker.meta)
@@ -296,6 +289,11 @@ class MilvusArchive:
     def _count(self, where: str) -> int:
         rows = self._client.query(self.articles, filter=where, output_fields=["count(*)"], timeout=TIMEOUT_S)
         return int(rows[0]["count(*)"])
+
+    def _rows_by_key(self, keys: list[str], fields: list[str]) -> list[dict]:
+        """The rows of these keys (a filter, not pymilvus's ids=, which does not escape strings)."""
+        return [r for start in range(0, len(keys), BATCH)
+                for r in self._query(f"key in [{', '.join(map(literal, keys[start:start + BATCH]))}]", fields)]
 
     def _query(self, where: str, fields: list[str]) -> list[dict]:
         return list(self._client.query(self.articles, filter=where, output_fields=fields, timeout=TIMEOUT_S))
