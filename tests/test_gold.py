@@ -4,6 +4,7 @@ import pytest
 
 from rag.corpus import load_corpus
 from rag.errors import RagError
+from rag.evidence import content_words
 from rag.gold import load_gold
 from tests.conftest import ROOT, SEEDS
 
@@ -42,6 +43,15 @@ def test_ids_are_unique_and_sets_do_not_share_questions(sets):
     assert len(ids) == len(set(ids))
     texts = [" ".join(q.question.lower().split()) for qs in sets.values() for q in qs]
     assert len(texts) == len(set(texts))
+
+
+def test_no_tune_question_asks_what_a_gold_question_asks(sets):
+    """Fitting on a near-copy of a gold question would be fitting on the gold set."""
+    for tune in sets["tune"]:
+        asked = content_words(tune.question)
+        for gold in sets["gold"]:
+            shared = len(asked & content_words(gold.question)) / len(asked | content_words(gold.question))
+            assert shared <= 0.5, f"{tune.id} is close to {gold.id}"
 
 
 def test_a_broken_gold_file_is_a_clear_error(tmp_path):
