@@ -3,14 +3,15 @@ table of models.toml; never looks at the gold set, which stays for measuring.
 
     python eval/tune_abstention.py [--pool tune|calibration] [--features a,b,c] [--runs FILE] [--dry-run]
 
-The pool: eval/tune.jsonl on the bundled articles (44 questions; the default), or `calibration`:
-the SQuAD 2.0 dev copies of the six articles that
-eval/calibration_articles.txt keeps out of reader training, from ../shared/squad/train-full.json,
-each written as one article: 1,717 questions, 925 of them unanswerable, asked through the whole
-pipeline over an index of those six articles; the fit is then also scored on tune.jsonl, the
-bundled-articles check. Fitted there, the evidence features do not carry over to the bundled
-news articles yet (README, "Answer or abstain"), so the shipped fit is the default: tune.jsonl,
-three features.
+The pool: eval/tune.jsonl on the bundled articles (130 questions; the default), or `calibration`:
+the SQuAD 2.0 dev copies of the six articles that eval/calibration_articles.txt keeps out of
+reader training, from ../shared/squad/train-full.json, each written as one article and indexed.
+Each of their 792 answerable questions is asked twice through the whole pipeline: as it is, and
+with its own paragraph and every passage holding its answer withheld from retrieval. Withheld,
+it becomes what an unanswerable news question is: about the articles' people and places, and
+not stated in them. (SQuAD 2.0's own unanswerable questions are left out: written to trap a
+reader inside the paragraph, they made the fit far too cautious on news; README, "Answer or
+abstain".) A calibration fit is then also scored on tune.jsonl, which it never saw.
 
 Every candidate span (one per retrieved passage) is labelled right (F1 >= 0.5 with a gold
 answer) or wrong; a logistic model over its evidence (rag.evidence.Evidence: the reader's
@@ -25,6 +26,7 @@ import pickle
 import re
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,8 @@ from rag.metrics import best_over, f1_score  # noqa: E402
 from rag.decision import FEATURES, Abstention  # noqa: E402
 from rag.assembly import build_pipeline  # noqa: E402
 from rag.gold import GoldQuestion  # noqa: E402
+from rag.metrics import normalize_answer  # noqa: E402
+from rag.pipeline import Pipeline  # noqa: E402
 from rag.train import read_article_list  # noqa: E402
 
 RIGHT_F1 = 0.5
@@ -46,35 +50,80 @@ TRAIN_FULL = ROOT.parent / "shared" / "squad" / "train-full.json"
 CALIBRATION_SOURCE = "squad20-dev"  # the copy of each calibration article that has unanswerable questions
 
 
-SHIPPED_FEATURES = ("margin", "span_score", "dense_score")  # see the README: the others did not help yet
+FEATURES_FOR = {  # what each pool's fit weighs by default: the set that scored best on tune.jsonl (README)
+    "tune": ("margin", "span_score", "dense_score"),
+    # the calibration articles are single articles, so agreement between articles never occurs there
+    "calibration": tuple(name for name in FEATURES if not name.startswith("agreeing_")),
+}
+WITHHOLD_DEPTH = 20  # passages retrieved beyond top-k, so that top-k remain once the withheld are dropped
 
 
 def features(candidate, names=FEATURES) -> list[float]:
     return [float(getattr(candidate.evidence, name)) for name in names]
 
 
-def calibration_pool(folder: Path) -> list[GoldQuestion]:
-    """The calibration articles written into `folder` as .txt articles, and their questions."""
+@dataclass(frozen=True)
+class CalibrationQuestion:
+    question: GoldQuestion
+    paragraph: tuple[int, int]  # where the question's paragraph lies in its article's text
+
+
+def calibration_pool(folder: Path) -> list[CalibrationQuestion]:
+    """The calibration articles written into `folder` as .txt articles, and their answerable questions."""
     names = {f"{CALIBRATION_SOURCE}:{name}" for name in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
-    questions = []
+    pool = []
     for article in json.loads(TRAIN_FULL.read_text(encoding="utf-8"))["data"]:
         if article["title"] not in names:
             continue
         doc_id = re.sub(r"[^A-Za-z0-9]+", "_", article["title"].partition(":")[2]).strip("_")
         (folder / f"{doc_id}.txt").write_text("\n\n".join(p["context"] for p in article["paragraphs"]), encoding="utf-8")
-        questions += [GoldQuestion(qa["id"], qa["question"], [a["text"] for a in qa["answers"]], [doc_id])
-                      for p in article["paragraphs"] for qa in p["qas"]]
-    if len({q.docs[0] for q in questions}) != len(names):
+        start = 0
+        for paragraph in article["paragraphs"]:
+            end = start + len(paragraph["context"])
+            pool += [CalibrationQuestion(GoldQuestion(qa["id"], qa["question"], [a["text"] for a in qa["answers"]], [doc_id]),
+                                         (start, end)) for qa in paragraph["qas"] if qa["answers"]]
+            start = end + 2
+    if len({item.question.docs[0] for item in pool}) != len(names):
         raise SystemExit(f"{TRAIN_FULL} lacks some of the calibration articles {sorted(names)}")
-    return questions
+    return pool
 
 
-def ask_all(pipeline, questions: list[GoldQuestion]) -> list:
+class WithholdingRetriever:
+    """Retrieval that never returns a passage `withheld(passage)` keeps back."""
+
+    def __init__(self, retriever):
+        self.retriever = retriever
+        self.withheld = lambda passage: False
+
+    @property
+    def passage_count(self) -> int:
+        return self.retriever.passage_count
+
+    def retrieve(self, question: str, k: int, dates=None) -> list:
+        found = self.retriever.retrieve(question, k + WITHHOLD_DEPTH, dates)
+        return [r for r in found if not self.withheld(r.passage)][:k]
+
+
+def holds_the_answer(item: CalibrationQuestion, passage) -> bool:
+    """Is the passage part of the question's paragraph, or does it hold one of its answers anywhere?"""
+    start, end = item.paragraph
+    in_paragraph = passage.doc_id == item.question.docs[0] and passage.start < end and passage.end > start
+    text = normalize_answer(passage.text)
+    return in_paragraph or any(normalize_answer(a) in text for a in item.question.answers)
+
+
+def ask_calibration(pipeline: Pipeline, pool: list[CalibrationQuestion]) -> list:
+    """Each question asked as it is, and again with what answers it withheld (then unanswerable)."""
+    withholding = WithholdingRetriever(pipeline.retriever)
+    withheld = Pipeline(pipeline.corpus, withholding, pipeline.reader, pipeline.decision, pipeline.top_k)
     runs = []
-    for n, q in enumerate(questions, 1):
+    for n, item in enumerate(pool, 1):
+        q = item.question
+        withholding.withheld = lambda passage, item=item: holds_the_answer(item, passage)
         runs.append((q, pipeline.ask(q.question).candidates))
-        if n % 200 == 0:
-            print(f"  {n}/{len(questions)} questions", flush=True)
+        runs.append((GoldQuestion(f"{q.id}:withheld", q.question, [], []), withheld.ask(q.question).candidates))
+        if n % 100 == 0:
+            print(f"  {n}/{len(pool)} questions", flush=True)
     return runs
 
 
@@ -127,12 +176,13 @@ def ask_pool(args, config) -> tuple[list, list, str]:
         return check, check, f"{args.tune.name} (the bundled articles)"
     folder = Path(tempfile.mkdtemp(prefix="rag-calibration-"))
     (folder / "articles").mkdir()
-    questions = calibration_pool(folder / "articles")
-    print(f"asking the {len(questions)} calibration questions…", flush=True)
+    pool = calibration_pool(folder / "articles")
+    print(f"asking the {len(pool)} calibration questions, each also with its answer withheld…", flush=True)
     pipeline = build_pipeline(config, folder / "articles", folder / "index", on_status=print,
                               embedder=bundled.retriever.embedder, reader=bundled.reader)
-    described = f"the calibration pool ({len({q.docs[0] for q in questions})} articles of {TRAIN_FULL.name})"
-    return ask_all(pipeline, questions), check, described
+    described = (f"the calibration pool ({len({item.question.docs[0] for item in pool})} articles of {TRAIN_FULL.name},"
+                 " each question also asked with its answer withheld)")
+    return ask_calibration(pipeline, pool), check, described
 
 
 def fit(runs, names=FEATURES) -> tuple[np.ndarray, float, float]:
@@ -154,8 +204,8 @@ def fit(runs, names=FEATURES) -> tuple[np.ndarray, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pool", choices=("calibration", "tune"), default="tune")
-    parser.add_argument("--features", default=",".join(SHIPPED_FEATURES),
-                        help=f"comma-separated evidence to weigh (of {', '.join(FEATURES)})")
+    parser.add_argument("--features", help=f"comma-separated evidence to weigh (of {', '.join(FEATURES)}); "
+                        "the default depends on the pool, see FEATURES_FOR")
     parser.add_argument("--tune", type=Path, default=ROOT / "eval" / "tune.jsonl")
     parser.add_argument("--models", type=Path, default=ROOT / "models.toml")
     parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
@@ -171,7 +221,7 @@ def main() -> None:
         runs, check, described = ask_pool(args, config)
         if args.runs:
             args.runs.write_bytes(pickle.dumps((runs, check, described)))
-    names = tuple(args.features.split(","))
+    names = tuple(args.features.split(",")) if args.features else FEATURES_FOR[args.pool]
     if set(names) - set(FEATURES):
         raise SystemExit(f"unknown features {sorted(set(names) - set(FEATURES))} (known: {', '.join(FEATURES)})")
     w, threshold, utility = fit(runs, names)

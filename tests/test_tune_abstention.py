@@ -1,0 +1,35 @@
+"""eval/tune_abstention.py's calibration pool: a question asked with its answer withheld must
+really have no passage that states the answer, and still get its top-k passages."""
+import sys
+
+import pytest
+
+from rag.gold import GoldQuestion
+from rag.schema import Passage
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "eval"))
+from tune_abstention import CalibrationQuestion, WithholdingRetriever, holds_the_answer  # noqa: E402
+
+ITEM = CalibrationQuestion(GoldQuestion("q", "Which range?", ["Hindu Kush"], ["a"]), (100, 200))
+
+
+@pytest.mark.parametrize("passage, withheld", [
+    (Passage("a", 150, 400, "x"), True),            # overlaps the question's paragraph
+    (Passage("a", 0, 100, "x"), False),             # ends where the paragraph starts
+    (Passage("b", 150, 400, "x"), False),           # another article, same offsets
+    (Passage("b", 0, 50, "the hindu  kush peaks"), True),  # states an answer elsewhere (normalized)
+])
+def test_what_is_withheld(passage, withheld):
+    assert holds_the_answer(ITEM, passage) is withheld
+
+
+@pytest.mark.integration
+def test_withheld_passages_never_reach_the_reader_and_top_k_still_does(pipeline):
+    question = "Which mountain range acts as a natural defense for the valley?"
+    assert any("Hindu Kush" in r.passage.text for r in pipeline.retriever.retrieve(question, 5))
+    withholding = WithholdingRetriever(pipeline.retriever)
+    withholding.withheld = lambda passage: "Hindu Kush" in passage.text
+    found = withholding.retrieve(question, 5)
+    assert len(found) == 5 and not any("Hindu Kush" in r.passage.text for r in found)
+    assert withholding.passage_count == pipeline.retriever.passage_count
