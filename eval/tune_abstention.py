@@ -36,11 +36,10 @@ sys.path.insert(0, str(ROOT))
 
 from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
-from rag.metrics import best_over, f1_score  # noqa: E402
+from rag.metrics import best_over, f1_score, normalize_answer  # noqa: E402
 from rag.decision import FEATURES, Abstention  # noqa: E402
 from rag.assembly import build_pipeline  # noqa: E402
 from rag.gold import GoldQuestion  # noqa: E402
-from rag.metrics import normalize_answer  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.train import read_article_list  # noqa: E402
 
@@ -105,11 +104,13 @@ class WithholdingRetriever:
 
 
 def holds_the_answer(item: CalibrationQuestion, passage) -> bool:
-    """Is the passage part of the question's paragraph, or does it hold one of its answers anywhere?"""
+    """Is the passage part of the question's paragraph, or does it hold one of its answers, as
+    whole words, anywhere? (An answer that normalizes to nothing, like "the", holds nothing.)"""
     start, end = item.paragraph
     in_paragraph = passage.doc_id == item.question.docs[0] and passage.start < end and passage.end > start
-    text = normalize_answer(passage.text)
-    return in_paragraph or any(normalize_answer(a) in text for a in item.question.answers)
+    words = f" {normalize_answer(passage.text)} "
+    answers = [normalize_answer(a) for a in item.question.answers]
+    return in_paragraph or any(a and f" {a} " in words for a in answers)
 
 
 def ask_calibration(pipeline: Pipeline, pool: list[CalibrationQuestion]) -> list:

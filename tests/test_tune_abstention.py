@@ -19,9 +19,15 @@ ITEM = CalibrationQuestion(GoldQuestion("q", "Which range?", ["Hindu Kush"], ["a
     (Passage("a", 0, 100, "x"), False),             # ends where the paragraph starts
     (Passage("b", 150, 400, "x"), False),           # another article, same offsets
     (Passage("b", 0, 50, "the hindu  kush peaks"), True),  # states an answer elsewhere (normalized)
+    (Passage("b", 0, 50, "the Hindu Kushans"), False),      # only whole words count
 ])
 def test_what_is_withheld(passage, withheld):
     assert holds_the_answer(ITEM, passage) is withheld
+
+
+def test_an_answer_that_normalizes_to_nothing_withholds_nothing():
+    item = CalibrationQuestion(GoldQuestion("q", "Which?", ["The"], ["a"]), (100, 200))
+    assert not holds_the_answer(item, Passage("b", 0, 50, "the valley"))
 
 
 @pytest.mark.integration
