@@ -277,11 +277,11 @@ def _client_for(uri: str):
         return GuardedClient(MilvusClient(uri=uri, timeout=TIMEOUT_S), uri), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
         reason = short_reason(exc)
-        if not uri.startswith("http") and Path(uri).exists():  # it is there, and another process holds it
-            raise RagError(f"cannot open the Milvus Lite file {uri} ({reason}): one process at a time can hold it "
-                           f"(is a rag serve or another rag using it?); for several, use a Milvus server "
-                           f"(--store milvus://host:19530)") from None
         if not uri.startswith("http"):
+            if Path(uri).exists():  # it is there, and another process holds it
+                raise RagError(f"cannot open the Milvus Lite file {uri} ({reason}): one process at a time can hold "
+                               f"it (is a rag serve or another rag using it?); for several, use a Milvus server "
+                               f"(--store milvus://host:19530)") from None
             raise RagError(f"cannot open the Milvus Lite file {uri} ({reason})") from None
         raise RagError(f"cannot reach Milvus at {uri} ({reason}); check that it runs and the address, "
                        f"or use --store faiss") from None
