@@ -1,7 +1,8 @@
 """Fit when `rag` answers and when it says "not in the articles". Writes the [reader.abstention]
 table of models.toml; never looks at the gold set, which stays for measuring.
 
-    python eval/tune_abstention.py [--pool tune|calibration] [--features a,b,c] [--runs FILE] [--dry-run]
+    python eval/tune_abstention.py [--pool tune|calibration] [--threshold-from tune|pool] [--features a,b,c]
+                                   [--runs FILE] [--dry-run]
 
 The pool: eval/tune.jsonl on the bundled articles (130 questions; the default), or `calibration`:
 the SQuAD 2.0 dev copies of the six articles that eval/calibration_articles.txt keeps out of
@@ -11,13 +12,16 @@ with its own paragraph and every passage holding its answer withheld from retrie
 it becomes what an unanswerable news question is: about the articles' people and places, and
 not stated in them. (SQuAD 2.0's own unanswerable questions are left out: written to trap a
 reader inside the paragraph, they made the fit far too cautious on news; README, "Answer or
-abstain".) A calibration fit is then also scored on tune.jsonl, which it never saw.
+abstain".) A calibration fit is then also scored on tune.jsonl, which its weights never saw.
 
 Every candidate span (one per retrieved passage) is labelled right (F1 >= 0.5 with a gold
 answer) or wrong; a logistic model over its evidence (rag.evidence.Evidence: the reader's
 margin and span score, the retrieval cosine and rank, agreeing passages and articles, and how
 the answer fits the question) gives P(right). The threshold then maximises, per question, F1 on
-answerable questions plus 1 for each correct abstention on unanswerable ones."""
+answerable questions plus 1 for each correct abstention on unanswerable ones. With the
+calibration pool the weights come from its hundreds of questions and, by default, the threshold
+from tune.jsonl's news questions (`--threshold-from pool` takes it from the pool too): how much
+evidence a right answer shows differs between SQuAD's articles and news."""
 from __future__ import annotations
 
 import argparse
@@ -186,20 +190,24 @@ def ask_pool(args, config) -> tuple[list, list, str]:
     return ask_calibration(pipeline, pool), check, described
 
 
-def fit(runs, names=FEATURES) -> tuple[np.ndarray, float, float]:
-    """Logistic weights over these features of the candidates' evidence (the others weigh 0), in
-    FEATURES order, and the threshold (the middle of the best plateau, so a small shift in
-    scores does not flip many decisions) with its utility."""
+def fit_weights(runs, names=FEATURES) -> np.ndarray:
+    """Logistic weights over these features of the candidates' evidence (the others weigh 0), as
+    [bias, *one per FEATURES name]."""
     x = np.array([features(c, names) for _, cands in runs for c in cands])
     y = np.array([float(q.answerable and best_over(f1_score, c.text, q.answers) >= RIGHT_F1)
                   for q, cands in runs for c in cands])
     bias, *weights = fit_logistic(x, y)
     fitted = dict(zip(names, weights)) | {"bias": bias}
-    w = np.array([fitted.get(name, 0.0) for name in ("bias", *FEATURES)])
+    return np.array([fitted.get(name, 0.0) for name in ("bias", *FEATURES)])
+
+
+def best_threshold(w: np.ndarray, runs) -> tuple[float, float]:
+    """The threshold with the best utility on these runs (the middle of the best plateau, so a
+    small shift in scores does not flip many decisions), and that utility."""
     thresholds = np.round(np.arange(0.05, 0.96, 0.01), 2)
     utilities = [question_utility(Abstention.from_weights(w, t), runs) for t in thresholds]
     best = [t for t, u in zip(thresholds, utilities) if u >= max(utilities) - 1e-9]
-    return w, float(best[len(best) // 2]), max(utilities)
+    return float(best[len(best) // 2]), max(utilities)
 
 
 def main() -> None:
@@ -207,6 +215,9 @@ def main() -> None:
     parser.add_argument("--pool", choices=("calibration", "tune"), default="tune")
     parser.add_argument("--features", help=f"comma-separated evidence to weigh (of {', '.join(FEATURES)}); "
                         "the default depends on the pool, see FEATURES_FOR")
+    parser.add_argument("--threshold-from", choices=("tune", "pool"), default="tune",
+                        help="with --pool calibration: choose the threshold on tune.jsonl's news questions (the "
+                        "default) or on the pool itself")
     parser.add_argument("--tune", type=Path, default=ROOT / "eval" / "tune.jsonl")
     parser.add_argument("--models", type=Path, default=ROOT / "models.toml")
     parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
@@ -225,12 +236,17 @@ def main() -> None:
     names = tuple(args.features.split(",")) if args.features else FEATURES_FOR[args.pool]
     if set(names) - set(FEATURES):
         raise SystemExit(f"unknown features {sorted(set(names) - set(FEATURES))} (known: {', '.join(FEATURES)})")
-    w, threshold, utility = fit(runs, names)
-    chosen = Abstention.from_weights(w, threshold, fitted_for=config.reader.fingerprint())
+    w = fit_weights(runs, names)
+    threshold, utility = best_threshold(w, runs)
     answerable = sum(q.answerable for q, _ in runs)
     candidates = sum(len(c) for _, c in runs)
     note = (f"fitted by eval/tune_abstention.py on {described}: {len(runs)} questions ({answerable} answerable), "
             f"{candidates} candidates; utility {utility:.3f}")
+    if args.pool == "calibration" and args.threshold_from == "tune":
+        print(f"{note} at threshold {threshold:.2f}")
+        threshold, utility = best_threshold(w, check)
+        note += f"; threshold chosen on {args.tune.name}, utility there {utility:.3f}"
+    chosen = Abstention.from_weights(w, threshold, fitted_for=config.reader.fingerprint())
     print(note)
     print("weights:", dict(zip(("bias", *FEATURES), np.round(w, 4))), "threshold:", chosen.threshold)
     previous = config.reader.settings.abstention

@@ -1,6 +1,7 @@
-"""eval/tune_abstention.py's calibration pool: a question asked with its answer withheld must
-really have no passage that states the answer, and still get its top-k passages."""
+"""eval/tune_abstention.py: a question asked with its answer withheld must really have no passage
+that states the answer, and still get its top-k passages; the threshold is the middle of the best."""
 import sys
+from types import SimpleNamespace
 
 import pytest
 
@@ -9,7 +10,9 @@ from rag.schema import Passage
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "eval"))
-from tune_abstention import CalibrationQuestion, WithholdingRetriever, holds_the_answer  # noqa: E402
+from rag.decision import FEATURES  # noqa: E402
+from rag.evidence import Evidence  # noqa: E402
+from tune_abstention import CalibrationQuestion, WithholdingRetriever, best_threshold, holds_the_answer  # noqa: E402
 
 ITEM = CalibrationQuestion(GoldQuestion("q", "Which range?", ["Hindu Kush"], ["a"]), (100, 200))
 
@@ -39,3 +42,14 @@ def test_withheld_passages_never_reach_the_reader_and_top_k_still_does(pipeline)
     found = withholding.retrieve(question, 5)
     assert len(found) == 5 and not any("Hindu Kush" in r.passage.text for r in found)
     assert withholding.passage_count == pipeline.retriever.passage_count
+
+
+def test_the_threshold_is_the_middle_of_the_plateau_that_answers_the_answerable_and_declines_the_rest():
+    def asked(answers, margin):
+        candidate = SimpleNamespace(text="Hindu Kush", evidence=Evidence(margin=margin, span_score=0.0, dense_score=0.0))
+        return GoldQuestion("q", "Which range?", answers, []), [candidate]
+
+    runs = [asked(["Hindu Kush"], 2.0), asked([], -2.0)]  # P(right) 0.88 and 0.12 under weight 1 on the margin
+    weights = [0.0] + [1.0 if name == "margin" else 0.0 for name in FEATURES]
+    threshold, utility = best_threshold(weights, runs)
+    assert utility == 1.0 and 0.45 <= threshold <= 0.55
