@@ -358,16 +358,18 @@ def evaluate(
     with progress:
         results = ev.run_questions(pipeline, questions, on_done=update, dates=dates)
     summary, by_article = ev.summarize(results), ev.summarize_by_article(results)
+    tradeoff = ev.tradeoff(results)
     if predictions:
         predictions.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),
                                encoding="utf-8")
     if report:
-        picture = ev.write_report(report, results, summary, by_article, pipeline.decision.threshold, gold.name)
+        picture = ev.write_report(report, results, summary, by_article, tradeoff, pipeline.decision.threshold, gold.name)
         err.print(f"report: {report} (calibration picture: {picture})")
     if as_json:
-        print(json.dumps(summary))
+        print(json.dumps(summary | {"at_other_thresholds": tradeoff}))
     else:
         _print_summary(summary, by_article)
+        _print_tradeoff(tradeoff, pipeline.decision.threshold)
     misses = ev.gate_failures(summary, {"f1": min_f1, "citation_accuracy": min_citation,
                                         "abstention_recall": min_abstention})
     if misses:
@@ -401,6 +403,18 @@ def _print_summary(summary: dict, by_article: dict) -> None:
         table.add_column(doc_id[:3], justify="right")
     for label, key in SUMMARY_ROWS:
         table.add_row(label, *(f"{s[key]:g}" if s[key] is not None else "n/a" for s in [summary, *by_article.values()]))
+    out.print(table)
+
+
+def _print_tradeoff(rows: list[dict], threshold: float) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"had rag declined under another threshold (its own: {threshold:g}; models.toml, [reader.abstention])")
+    for label in ("threshold", "F1", "abstention recall", "false-abstention rate"):
+        table.add_column(label, justify="right")
+    for row in rows:
+        table.add_row(*(f"{row[key]:g}" if row[key] is not None else "n/a"
+                        for key in ("threshold", "f1", "abstention_recall", "false_abstention_rate")))
     out.print(table)
 
 

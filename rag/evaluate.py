@@ -88,6 +88,32 @@ def summarize(results: Iterable[QuestionResult]) -> dict:
     }
 
 
+TRADEOFF_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+
+
+def tradeoff(results: Iterable[QuestionResult], thresholds: Iterable[float] = TRADEOFF_THRESHOLDS) -> list[dict]:
+    """F1, abstention recall and false abstention had `rag` declined under each of these thresholds
+    instead of its own: what answering more, or less, would gain and cost. No question is asked
+    again: each answer keeps its best candidate and that candidate's score."""
+    results = list(results)
+    answerable = [r for r in results if r.gold.answerable]
+    unanswerable = [r for r in results if not r.gold.answerable]
+    return [{"threshold": t,
+             "f1": _pct(_f1_at(r, t) for r in answerable),
+             "abstention_recall": _pct(not _answers_at(r, t) for r in unanswerable),
+             "false_abstention_rate": _pct(not _answers_at(r, t) for r in answerable)} for t in thresholds]
+
+
+def _answers_at(result: QuestionResult, threshold: float) -> bool:
+    return bool(result.answer.candidates) and result.answer.score >= threshold
+
+
+def _f1_at(result: QuestionResult, threshold: float) -> float:
+    if not _answers_at(result, threshold):
+        return 0.0
+    return best_over(f1_score, result.answer.candidates[0].text, result.gold.answers)
+
+
 def summarize_by_article(results: list[QuestionResult]) -> dict[str, dict]:
     """Answerable questions grouped under each article that supports them."""
     groups: dict[str, list[QuestionResult]] = defaultdict(list)
@@ -109,7 +135,7 @@ SUMMARY_ROWS = [("EM", "em"), ("F1", "f1"), ("retrieval recall@1", "recall_at_1"
 
 
 def write_report(path: Path, results: list[QuestionResult], summary: dict, by_article: dict,
-                 threshold: float, gold_name: str) -> Path:
+                 tradeoff_rows: list[dict], threshold: float, gold_name: str) -> Path:
     """Markdown report plus a calibration picture (PNG) beside it."""
     path = Path(path)
     picture = path.with_suffix(".calibration.png")
@@ -123,6 +149,11 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
         cells = [_cell(summary[key])] + [_cell(s[key]) for s in by_article.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"![answer score vs correctness]({picture.name})", "",
+              f"## Had rag declined under another threshold (its own: {threshold:g})", "",
+              "| threshold | F1 | abstention recall | false-abstention rate |", "|---|---|---|---|"]
+    lines += [f"| {row['threshold']:g} | {_cell(row['f1'])} | {_cell(row['abstention_recall'])} | "
+              f"{_cell(row['false_abstention_rate'])} |" for row in tradeoff_rows]
+    lines += ["",
               "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing.", "",
               "| | id | question | gold | prediction | score | F1 | cited |", "|---|---|---|---|---|---|---|---|"]
     for r in results:

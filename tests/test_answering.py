@@ -194,3 +194,18 @@ def test_an_article_that_supports_the_answer_is_not_also_a_conflict(fake_parts):
     answer = pipeline_with(fake_parts, ["Ahmad Massoud", "Ahmad Shah Massoud"]).ask("Who leads the resistance?")
     supporting = {s.doc_id for s in answer.supporting} | {answer.citation.doc_id}
     assert not {c.citation.doc_id for c in answer.conflicts} & supporting
+
+
+def test_the_tradeoff_decides_the_same_answers_again_under_each_threshold(fake_parts):
+    from rag.evaluate import run_questions, summarize, tradeoff
+    from rag.gold import GoldQuestion
+
+    questions = [GoldQuestion("a", "What does Panjshir mean?", ["five lions"], []),
+                 GoldQuestion("b", "Who won the World Cup?", [], [])]
+    results = run_questions(pipeline_with(fake_parts, ["five lions"]), questions)
+    above_every_score = max(r.answer.score for r in results) + 0.01
+    everything, own, nothing = tradeoff(results, [0.0, DECISION.threshold, above_every_score])
+    assert (everything["f1"], everything["abstention_recall"], everything["false_abstention_rate"]) == (100.0, 0.0, 0.0)
+    assert (nothing["f1"], nothing["abstention_recall"], nothing["false_abstention_rate"]) == (0.0, 100.0, 100.0)
+    summary = summarize(results)  # at its own threshold, the same figures as the run itself
+    assert all(own[key] == summary[key] for key in ("f1", "abstention_recall", "false_abstention_rate"))

@@ -42,6 +42,9 @@ def test_summary_json_has_the_promised_keys(evaluated):
     summary = json.loads(result.stdout)
     assert SUMMARY_KEYS <= set(summary) and summary["questions"] >= 60
     assert all(0 <= summary[k] <= 100 for k in SUMMARY_KEYS if not k.startswith("latency"))
+    rows = summary["at_other_thresholds"]
+    recalls = [row["abstention_recall"] for row in rows]
+    assert [row["threshold"] for row in rows] == sorted(row["threshold"] for row in rows) and recalls == sorted(recalls)
 
 
 def test_predictions_follow_the_ask_contract(evaluated):
@@ -59,6 +62,7 @@ def test_report_lists_every_question_and_draws_calibration(evaluated):
     gold_ids = [json.loads(line)["id"] for line in (ROOT / "eval" / "gold.jsonl").read_text().splitlines()]
     assert all(f"| {i} |" in report for i in gold_ids)
     assert "| F1 |" in report and "✗" in report and "report.calibration.png" in report
+    assert "## Had rag declined under another threshold" in report and "| 0.5 |" in report
     assert (out / "report" / "report.calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
