@@ -19,9 +19,9 @@ answer) or wrong; a logistic model over its evidence (rag.evidence.Evidence: the
 margin and span score, the retrieval cosine and rank, agreeing passages and articles, and how
 the answer fits the question) gives P(right). The threshold then maximises, per question, F1 on
 answerable questions plus 1 for each correct abstention on unanswerable ones. With the
-calibration pool the weights come from its hundreds of questions and, by default, the threshold
-from tune.jsonl's news questions (`--threshold-from pool` takes it from the pool too): how much
-evidence a right answer shows differs between SQuAD's articles and news."""
+calibration pool, `--threshold-from tune` takes the weights from its hundreds of questions and
+the threshold from tune.jsonl's news questions instead (README, "Answer or abstain", measures
+both)."""
 from __future__ import annotations
 
 import argparse
@@ -215,9 +215,9 @@ def main() -> None:
     parser.add_argument("--pool", choices=("calibration", "tune"), default="tune")
     parser.add_argument("--features", help=f"comma-separated evidence to weigh (of {', '.join(FEATURES)}); "
                         "the default depends on the pool, see FEATURES_FOR")
-    parser.add_argument("--threshold-from", choices=("tune", "pool"), default="tune",
-                        help="with --pool calibration: choose the threshold on tune.jsonl's news questions (the "
-                        "default) or on the pool itself")
+    parser.add_argument("--threshold-from", choices=("pool", "tune"), default="pool",
+                        help="with --pool calibration: choose the threshold on the pool itself (the default) or on "
+                        "tune.jsonl's news questions")
     parser.add_argument("--tune", type=Path, default=ROOT / "eval" / "tune.jsonl")
     parser.add_argument("--models", type=Path, default=ROOT / "models.toml")
     parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
