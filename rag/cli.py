@@ -394,7 +394,7 @@ def _default_gold() -> Path:
 def _print_summary(summary: dict, by_article: dict) -> None:
     from rich.table import Table
 
-    from rag.evaluate import SUMMARY_ROWS
+    from rag.evaluate import SUMMARY_ROWS, cell
 
     table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)")
     table.add_column("metric")
@@ -402,19 +402,20 @@ def _print_summary(summary: dict, by_article: dict) -> None:
     for doc_id in by_article:
         table.add_column(doc_id[:3], justify="right")
     for label, key in SUMMARY_ROWS:
-        table.add_row(label, *(f"{s[key]:g}" if s[key] is not None else "n/a" for s in [summary, *by_article.values()]))
+        table.add_row(label, *(cell(s[key]) for s in [summary, *by_article.values()]))
     out.print(table)
 
 
 def _print_tradeoff(rows: list[dict], threshold: float) -> None:
     from rich.table import Table
 
+    from rag.evaluate import TRADEOFF_COLUMNS, cell
+
     table = Table(title=f"had rag declined under another threshold (its own: {threshold:g}; models.toml, [reader.abstention])")
-    for label in ("threshold", "F1", "abstention recall", "false-abstention rate"):
+    for label, _ in TRADEOFF_COLUMNS:
         table.add_column(label, justify="right")
     for row in rows:
-        table.add_row(*(f"{row[key]:g}" if row[key] is not None else "n/a"
-                        for key in ("threshold", "f1", "abstention_recall", "false_abstention_rate")))
+        table.add_row(*(cell(row[key]) for _, key in TRADEOFF_COLUMNS))
     out.print(table)
 
 

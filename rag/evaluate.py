@@ -89,6 +89,8 @@ def summarize(results: Iterable[QuestionResult]) -> dict:
 
 
 TRADEOFF_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+TRADEOFF_COLUMNS = [("threshold", "threshold"), ("F1", "f1"), ("abstention recall", "abstention_recall"),
+                    ("false-abstention rate", "false_abstention_rate")]
 
 
 def tradeoff(results: Iterable[QuestionResult], thresholds: Iterable[float] = TRADEOFF_THRESHOLDS) -> list[dict]:
@@ -146,13 +148,12 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
              "| metric | all | " + " | ".join(by_article) + " |",
              "|---|---|" + "---|" * len(by_article)]
     for label, key in SUMMARY_ROWS:
-        cells = [_cell(summary[key])] + [_cell(s[key]) for s in by_article.values()]
+        cells = [cell(summary[key])] + [cell(s[key]) for s in by_article.values()]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", f"![answer score vs correctness]({picture.name})", "",
               f"## Had rag declined under another threshold (its own: {threshold:g})", "",
-              "| threshold | F1 | abstention recall | false-abstention rate |", "|---|---|---|---|"]
-    lines += [f"| {row['threshold']:g} | {_cell(row['f1'])} | {_cell(row['abstention_recall'])} | "
-              f"{_cell(row['false_abstention_rate'])} |" for row in tradeoff_rows]
+              "| " + " | ".join(label for label, _ in TRADEOFF_COLUMNS) + " |", "|---" * len(TRADEOFF_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(cell(row[key]) for _, key in TRADEOFF_COLUMNS) + " |" for row in tradeoff_rows]
     lines += ["",
               "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing.", "",
               "| | id | question | gold | prediction | score | F1 | cited |", "|---|---|---|---|---|---|---|---|"]
@@ -204,7 +205,7 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
     plt.close(fig)
 
 
-def _cell(value) -> str:
+def cell(value) -> str:
     return "n/a" if value is None else f"{value:g}"
 
 
