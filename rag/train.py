@@ -43,6 +43,9 @@ class TrainSettings:
     max_steps: int | None = None
     time_budget_s: float | None = None
     distant_negatives: float = 0.3  # share of answerable questions also paired with another paragraph
+    # Unanswerable questions are ~5% of train-full, yet they are the ones that teach "a plausible
+    # span nearby is not an answer"; more copies weigh them up in the window objective.
+    unanswerable_copies: int = 1
     sort_chunk: int = 800  # windows are length-sorted within chunks of this size, to cut padding
     checkpoint_every_s: float = 600.0
     seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first
@@ -82,13 +85,14 @@ def parse_duration(text: str) -> float:
 
 def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Window]:
     """All answer windows of each answerable question plus at most one answer-less window (long
-    papers would otherwise swamp training), one window per unanswerable question, and distant
-    negatives."""
+    papers would otherwise swamp training), one window per unanswerable question (repeated
+    unanswerable_copies times), and distant negatives."""
     rng = random.Random(settings.seed)
     by_article = _paragraphs_by_article(data)
     windows = []
     for q in data.questions:
-        windows += _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
+        own = _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
+        windows += own if q.answers else own * settings.unanswerable_copies
         if q.answers and rng.random() < settings.distant_negatives:
             others = [c for c in by_article[q.article] if c != q.context_id and q.answers[0] not in data.contexts[c]]
             if others:
@@ -351,7 +355,8 @@ def model_card(init: str, data_path: Path, windows: int, settings: TrainSettings
              "A `BertForQuestionAnswering` span reader; load with `AutoModelForQuestionAnswering.from_pretrained(dir)`.", "",
              "## How it was made",
              f"- Initialised from: `{init}`",
-             f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%})",
+             f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%}, "
+             f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'} of each unanswerable question)",
              f"- Settings: {json.dumps(asdict(settings))}",
              f"- Trained {trainer.step:,} steps ({trainer.step * settings.batch_size:,} windows) in {trainer.elapsed_s:,.0f} s",
              f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
@@ -375,6 +380,10 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("--time-budget must be positive", 2)
     if settings.objective not in OBJECTIVES:
         raise RagError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {settings.objective!r}", 2)
+    if settings.unanswerable_copies < 1:
+        raise RagError("--unanswerable-copies must be at least 1", 2)
+    if settings.unanswerable_copies > 1 and settings.objective != "window":
+        raise RagError("--unanswerable-copies works with --objective window only", 2)
 
 
 def saved_settings(out: Path) -> TrainSettings:

@@ -41,6 +41,22 @@ def test_windows_are_labelled_through_offsets(tiny_squad, models):
                    for q in data.questions for a in q.answers), span
 
 
+def test_unanswerable_questions_are_weighed_up_by_copies(tmp_path, models):
+    context = "The valley houses around 150,000 people, most of them Tajiks."
+    qas = [{"id": "a", "question": "How many people live in the valley?", "is_impossible": False,
+            "answers": [{"text": "150,000", "answer_start": context.index("150,000")}]},
+           {"id": "u", "question": "How many people live in the capital?", "is_impossible": True, "answers": []}]
+    path = tmp_path / "v2.json"
+    path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]}))
+    data = load_squad(path)
+    tokenizer, _ = load_for_training(models.reader.resolve(), None)
+    once, thrice = (make_windows(data, tokenizer, TrainSettings(distant_negatives=0.0, unanswerable_copies=n))
+                    for n in (1, 3))
+    null = lambda windows: [w for w in windows if w.start == 0 == w.end]  # noqa: E731
+    assert len(null(once)) == 1 and len(null(thrice)) == 3
+    assert [w for w in once if w.start > 0] == [w for w in thrice if w.start > 0]  # answerable ones unchanged
+
+
 def test_shared_groups_carry_the_answer_only_where_it_is(tiny_squad, models):
     """Each question's group: its paragraph's windows, labelled through offsets as before, and a
     window of each other paragraph of the article, labelled "no answer" (CLS)."""
@@ -110,3 +126,6 @@ def test_train_reader_needs_a_budget(tiny_squad, tmp_path):
     assert result.returncode == 2 and "--max-steps or --time-budget" in result.stderr
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--resume")
     assert result.returncode == 2 and "nothing to resume" in result.stderr
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
+                     "--objective", "shared", "--unanswerable-copies", "3")
+    assert result.returncode == 2 and "window only" in result.stderr
