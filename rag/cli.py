@@ -17,6 +17,7 @@ from rag.config import load_models_config
 from rag.errors import BadInput, RagError
 from rag.dates import DateRange
 from rag.pipeline import Pipeline
+from rag.train import TrainSettings
 
 app = typer.Typer(
     add_completion=False,
@@ -454,12 +455,12 @@ def train_reader(
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out (its settings are kept).")] = False,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Held-out SQuAD-format file scored at the end (never train on it).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate. [default: 1e-4 from the base encoder, 3e-5 with --init]")] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size")] = 16,
+    batch_size: Annotated[int, typer.Option("--batch-size")] = TrainSettings.batch_size,
     checkpoint_every: Annotated[str, typer.Option("--checkpoint-every", help="Time between checkpoints.")] = "10m",
-    seed: Annotated[int, typer.Option("--seed", help="Shuffle seed; give a new one when continuing a reader with --init, so it sees other batches first.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Shuffle seed; give a new one when continuing a reader with --init, so it sees other batches first.")] = TrainSettings.seed,
     exclude_articles: Annotated[Optional[Path], typer.Option("--exclude-articles", help="File of article titles (one a line) kept out of training, e.g. for calibration.")] = None,
-    objective: Annotated[str, typer.Option("--objective", help="window: each window alone; shared: a question's windows from several paragraphs of its article under one softmax.")] = "window",
-    unanswerable_copies: Annotated[int, typer.Option("--unanswerable-copies", help="Windows of each unanswerable question per epoch (window objective); more weigh abstention up.")] = 1,
+    objective: Annotated[str, typer.Option("--objective", help="window: each window alone; shared: a question's windows from several paragraphs of its article under one softmax.")] = TrainSettings.objective,
+    unanswerable_copies: Annotated[int, typer.Option("--unanswerable-copies", help="Windows of each unanswerable question per epoch (window objective); more weigh abstention up.")] = TrainSettings.unanswerable_copies,
     models: ModelsOption = None,
 ) -> None:
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
@@ -468,7 +469,7 @@ def train_reader(
     if resume:
         settings = tr.saved_settings(out)
     else:
-        settings = tr.TrainSettings(
+        settings = TrainSettings(
             batch_size=batch_size, max_steps=max_steps,
             time_budget_s=tr.parse_duration(time_budget) if time_budget else None,
             learning_rate=learning_rate or (3e-5 if init else 1e-4),
