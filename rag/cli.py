@@ -17,7 +17,7 @@ from rag.config import load_models_config
 from rag.errors import BadInput, RagError
 from rag.dates import DateRange
 from rag.pipeline import Pipeline
-from rag.train import TrainSettings
+from rag.train_settings import TrainSettings
 
 app = typer.Typer(
     add_completion=False,

@@ -1,0 +1,29 @@
+"""How `rag train-reader` trains: its settings, apart from the training code, so the CLI can take
+its option defaults from here without importing that code at every start-up."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    max_seq_len: int = 384
+    stride: int = 128
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    max_steps: int | None = None
+    time_budget_s: float | None = None
+    distant_negatives: float = 0.3  # share of answerable questions also paired with another paragraph
+    # Unanswerable questions are ~5% of train-full, yet they are the ones that teach "a plausible
+    # span nearby is not an answer"; more copies weigh them up in the window objective.
+    unanswerable_copies: int = 1
+    sort_chunk: int = 800  # windows are length-sorted within chunks of this size, to cut padding
+    checkpoint_every_s: float = 600.0
+    seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first
+    excluded_articles: tuple[str, ...] = ()  # article titles kept out of training (the calibration pool)
+    objective: str = "window"  # or "shared": see the module's docstring
+    shared_paragraphs: int = 4  # paragraphs read together per question with the shared objective
+
+OBJECTIVES = ("window", "shared")
