@@ -1,12 +1,14 @@
 """Fit when `rag` answers and when it says "not in the articles". Writes the [reader.abstention]
 table of models.toml; never looks at the gold set, which stays for measuring.
 
-    python eval/tune_abstention.py [--pool tune|calibration] [--threshold-from tune|pool] [--features a,b,c]
-                                   [--runs FILE] [--dry-run]
+    python eval/tune_abstention.py [--pool both|tune|calibration] [--threshold-from tune|pool]
+                                   [--features a,b,c] [--runs FILE] [--dry-run]
 
-The pool: eval/tune.jsonl on the bundled articles (130 questions; the default), or `calibration`:
-the SQuAD 2.0 dev copies of the six articles that eval/calibration_articles.txt keeps out of
-reader training, from ../shared/squad/train-full.json, each written as one article and indexed.
+The pool: `both` (the default) is the two below together, so the fit sees hundreds of questions
+and the news articles' own kind of question; `tune` is eval/tune.jsonl on the bundled articles
+(130 questions); `calibration` is the SQuAD 2.0 dev copies of the six articles that
+eval/calibration_articles.txt keeps out of reader training, from
+../shared/squad/train-full.json, each written as one article and indexed.
 Each of their 792 answerable questions is asked twice through the whole pipeline: as it is, and
 with its own paragraph and every passage holding its answer withheld from retrieval. Withheld,
 it becomes what an unanswerable news question is: about the articles' people and places, and
@@ -18,10 +20,9 @@ Every candidate span (one per retrieved passage) is labelled right (F1 >= 0.5 wi
 answer) or wrong; a logistic model over its evidence (rag.evidence.Evidence: the reader's
 margin and span score, the retrieval cosine and rank, agreeing passages and articles, and how
 the answer fits the question) gives P(right). The threshold then maximises, per question, F1 on
-answerable questions plus 1 for each correct abstention on unanswerable ones. With the
-calibration pool, `--threshold-from tune` takes the weights from its hundreds of questions and
-the threshold from tune.jsonl's news questions instead (README, "Answer or abstain", measures
-both)."""
+answerable questions plus 1 for each correct abstention on unanswerable ones, over the pool.
+`--threshold-from tune` takes the weights from the pool and the threshold from tune.jsonl's
+news questions instead (README, "Answer or abstain", measures each procedure)."""
 from __future__ import annotations
 
 import argparse
@@ -53,7 +54,8 @@ TRAIN_FULL = ROOT.parent / "shared" / "squad" / "train-full.json"
 CALIBRATION_SOURCE = "squad20-dev"  # the copy of each calibration article that has unanswerable questions
 
 
-FEATURES_FOR = {  # what each pool's fit weighs by default: the set that scored best on tune.jsonl (README)
+FEATURES_FOR = {  # what each pool's fit weighs by default (README, "Answer or abstain", measures them)
+    "both": ("margin", "span_score", "dense_score"),
     "tune": ("margin", "span_score", "dense_score"),
     # the calibration articles are single articles, so agreement between articles never occurs there
     "calibration": tuple(name for name in FEATURES if not name.startswith("agreeing_")),
@@ -74,6 +76,8 @@ class CalibrationQuestion:
 def calibration_pool(folder: Path) -> list[CalibrationQuestion]:
     """The calibration articles written into `folder` as .txt articles, and their answerable questions."""
     names = {f"{CALIBRATION_SOURCE}:{name}" for name in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
+    if not TRAIN_FULL.is_file():
+        raise SystemExit(f"{TRAIN_FULL} is missing: the calibration pool comes from it (--pool tune fits without it)")
     pool = []
     for article in json.loads(TRAIN_FULL.read_text(encoding="utf-8"))["data"]:
         if article["title"] not in names:
@@ -187,6 +191,8 @@ def ask_pool(args, config) -> tuple[list, list, str]:
                               embedder=bundled.retriever.embedder, reader=bundled.reader)
     described = (f"the calibration pool ({len({item.question.docs[0] for item in pool})} articles of {TRAIN_FULL.name},"
                  " each question also asked with its answer withheld)")
+    if args.pool == "both":
+        return ask_calibration(pipeline, pool) + check, check, f"{described} and {args.tune.name}"
     return ask_calibration(pipeline, pool), check, described
 
 
@@ -212,11 +218,11 @@ def best_threshold(w: np.ndarray, runs) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pool", choices=("calibration", "tune"), default="tune")
+    parser.add_argument("--pool", choices=tuple(FEATURES_FOR), default="both")
     parser.add_argument("--features", help=f"comma-separated evidence to weigh (of {', '.join(FEATURES)}); "
                         "the default depends on the pool, see FEATURES_FOR")
     parser.add_argument("--threshold-from", choices=("pool", "tune"), default="pool",
-                        help="with --pool calibration: choose the threshold on the pool itself (the default) or on "
+                        help="with --pool calibration or both: choose the threshold on the pool itself (the default) or on "
                         "tune.jsonl's news questions")
     parser.add_argument("--tune", type=Path, default=ROOT / "eval" / "tune.jsonl")
     parser.add_argument("--models", type=Path, default=ROOT / "models.toml")
@@ -242,7 +248,7 @@ def main() -> None:
     candidates = sum(len(c) for _, c in runs)
     note = (f"fitted by eval/tune_abstention.py on {described}: {len(runs)} questions ({answerable} answerable), "
             f"{candidates} candidates; utility {utility:.3f}")
-    if args.pool == "calibration" and args.threshold_from == "tune":
+    if args.pool != "tune" and args.threshold_from == "tune":
         print(f"{note} at threshold {threshold:.2f}")
         threshold, utility = best_threshold(w, check)
         note += f"; threshold chosen on {args.tune.name}, utility there {utility:.3f}"
