@@ -1,5 +1,6 @@
 """eval/tune_abstention.py: a question asked with its answer withheld must really have no passage
-that states the answer, and still get its top-k passages; the threshold is the middle of the best."""
+that states the answer, and still get its top-k passages; the threshold is the middle of the best;
+each pool fits on the questions it names."""
 import sys
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "eval"))
 from rag.decision import FEATURES  # noqa: E402
 from rag.evidence import Evidence  # noqa: E402
+import tune_abstention  # noqa: E402
 from tune_abstention import CalibrationQuestion, WithholdingRetriever, best_threshold, holds_the_answer  # noqa: E402
 
 ITEM = CalibrationQuestion(GoldQuestion("q", "Which range?", ["Hindu Kush"], ["a"]), (100, 200))
@@ -53,3 +55,23 @@ def test_the_threshold_is_the_middle_of_the_plateau_that_answers_the_answerable_
     weights = [0.0] + [1.0 if name == "margin" else 0.0 for name in FEATURES]
     threshold, utility = best_threshold(weights, runs)
     assert utility == 1.0 and 0.45 <= threshold <= 0.55
+
+
+@pytest.mark.parametrize("pool, expected", [("both", ["withheld", "tune"]), ("calibration", ["withheld"]), ("tune", ["tune"])])
+def test_which_questions_each_pool_fits_on(monkeypatch, tmp_path, pool, expected):
+    bundled = SimpleNamespace(ask=lambda question: SimpleNamespace(candidates=[]),
+                              retriever=SimpleNamespace(embedder=None), reader=None)
+    monkeypatch.setattr(tune_abstention, "build_pipeline", lambda *args, **kwargs: bundled)
+    monkeypatch.setattr(tune_abstention, "load_gold", lambda path: [GoldQuestion("tune", "Which range?", [], [])])
+    monkeypatch.setattr(tune_abstention, "calibration_pool", lambda folder: [ITEM])
+    monkeypatch.setattr(tune_abstention, "ask_calibration",
+                        lambda pipeline, pool: [(GoldQuestion("withheld", "Which range?", [], []), [])])
+    args = SimpleNamespace(pool=pool, seeds=tmp_path, tune=tmp_path / "tune.jsonl")
+    runs, check, _ = tune_abstention.ask_pool(args, config=None)
+    assert [q.id for q, _ in runs] == expected and [q.id for q, _ in check] == ["tune"]
+
+
+def test_the_calibration_pool_needs_train_full(monkeypatch, tmp_path):
+    monkeypatch.setattr(tune_abstention, "TRAIN_FULL", tmp_path / "train-full.json")
+    with pytest.raises(SystemExit, match="train-full.json is missing"):
+        tune_abstention.calibration_pool(tmp_path)
