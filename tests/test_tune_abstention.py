@@ -62,6 +62,7 @@ def test_which_questions_each_pool_fits_on(monkeypatch, tmp_path, pool, expected
     bundled = SimpleNamespace(ask=lambda question: SimpleNamespace(candidates=[]),
                               retriever=SimpleNamespace(embedder=None), reader=None)
     monkeypatch.setattr(tune_abstention, "build_pipeline", lambda *args, **kwargs: bundled)
+    monkeypatch.setattr(tune_abstention.tempfile, "mkdtemp", lambda prefix: str(tmp_path))  # no leftover in /tmp
     monkeypatch.setattr(tune_abstention, "load_gold", lambda path: [GoldQuestion("tune", "Which range?", [], [])])
     monkeypatch.setattr(tune_abstention, "calibration_pool", lambda folder: [ITEM])
     monkeypatch.setattr(tune_abstention, "ask_calibration",
