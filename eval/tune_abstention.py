@@ -54,9 +54,10 @@ TRAIN_FULL = ROOT.parent / "shared" / "squad" / "train-full.json"
 CALIBRATION_SOURCE = "squad20-dev"  # the copy of each calibration article that has unanswerable questions
 
 
+READER_AND_COSINE = ("margin", "span_score", "dense_score")
 FEATURES_FOR = {  # what each pool's fit weighs by default (README, "Answer or abstain", measures them)
-    "both": ("margin", "span_score", "dense_score"),
-    "tune": ("margin", "span_score", "dense_score"),
+    "both": READER_AND_COSINE,
+    "tune": READER_AND_COSINE,
     # the calibration articles are single articles, so agreement between articles never occurs there
     "calibration": tuple(name for name in FEATURES if not name.startswith("agreeing_")),
 }
@@ -179,13 +180,14 @@ def write_abstention_table(models_file: Path, abstention: Abstention, note: str)
 
 def ask_pool(args, config) -> tuple[list, list, str]:
     """(the pool's questions with their candidates, the same for tune.jsonl, the pool's name)."""
+    if args.pool != "tune":  # read train-full.json first, so that a missing file fails before any question is asked
+        folder = Path(tempfile.mkdtemp(prefix="rag-calibration-"))
+        (folder / "articles").mkdir()
+        pool = calibration_pool(folder / "articles")
     bundled = build_pipeline(config, args.seeds, on_status=print)
     check = [(q, bundled.ask(q.question).candidates) for q in load_gold(args.tune)]
     if args.pool == "tune":
         return check, check, f"{args.tune.name} (the bundled articles)"
-    folder = Path(tempfile.mkdtemp(prefix="rag-calibration-"))
-    (folder / "articles").mkdir()
-    pool = calibration_pool(folder / "articles")
     print(f"asking the {len(pool)} calibration questions, each also with its answer withheld…", flush=True)
     pipeline = build_pipeline(config, folder / "articles", folder / "index", on_status=print,
                               embedder=bundled.retriever.embedder, reader=bundled.reader)

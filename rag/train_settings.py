@@ -23,7 +23,8 @@ class TrainSettings:
     checkpoint_every_s: float = 600.0
     seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first
     excluded_articles: tuple[str, ...] = ()  # article titles kept out of training (the calibration pool)
-    objective: str = "window"  # or "shared": see the module's docstring
+    objective: str = "window"  # or "shared": see rag/train.py's docstring
     shared_paragraphs: int = 4  # paragraphs read together per question with the shared objective
+
 
 OBJECTIVES = ("window", "shared")
