@@ -461,6 +461,7 @@ def train_reader(
     exclude_articles: Annotated[Optional[Path], typer.Option("--exclude-articles", help="File of article titles (one a line) kept out of training, e.g. for calibration.")] = None,
     objective: Annotated[str, typer.Option("--objective", help="window: each window alone; shared: a question's windows from several paragraphs of its article under one softmax.")] = TrainSettings.objective,
     unanswerable_copies: Annotated[int, typer.Option("--unanswerable-copies", help="Windows of each unanswerable question per epoch (window objective); more weigh abstention up.")] = TrainSettings.unanswerable_copies,
+    withheld_negatives: Annotated[float, typer.Option("--withheld-negatives", help="Share of answerable questions also read with their answer's sentence cut out, as \"no answer\" (window objective).")] = TrainSettings.withheld_negatives,
     models: ModelsOption = None,
 ) -> None:
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
@@ -474,7 +475,7 @@ def train_reader(
             time_budget_s=tr.parse_duration(time_budget) if time_budget else None,
             learning_rate=learning_rate or (3e-5 if init else 1e-4),
             checkpoint_every_s=tr.parse_duration(checkpoint_every), seed=seed, objective=objective,
-            unanswerable_copies=unanswerable_copies,
+            unanswerable_copies=unanswerable_copies, withheld_negatives=withheld_negatives,
             excluded_articles=tr.read_article_list(exclude_articles) if exclude_articles else ())
     run = tr.TrainingRun(data, out, settings, load_models_config(models), init, resume, eval_data)
     scores = run.start(on_status=report_status, progress=progress_bar, log=lambda line: err.print(line, style="dim"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -63,8 +64,11 @@ def parse_duration(text: str) -> float:
 def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Window]:
     """All answer windows of each answerable question plus at most one answer-less window (long
     papers would otherwise swamp training), one window per unanswerable question (repeated
-    unanswerable_copies times), and distant negatives."""
+    unanswerable_copies times), distant negatives, and withheld negatives."""
     rng = random.Random(settings.seed)
+    # A separate stream, so that turning withheld negatives on (or off) leaves every other draw,
+    # and so a resumed run's windows, as they were.
+    withheld_rng = random.Random(f"withheld-{settings.seed}")
     by_article = _paragraphs_by_article(data)
     windows = []
     for q in data.questions:
@@ -75,7 +79,30 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
             if others:
                 negative = SquadQuestion(q.id + "-neg", q.question, [], rng.choice(others))
                 windows += _question_windows(negative, data.contexts[negative.context_id], tokenizer, settings, rng)
+        if settings.withheld_negatives and q.answers and withheld_rng.random() < settings.withheld_negatives:
+            rest = without_answer_sentence(data.contexts[q.context_id], q)
+            if rest:
+                windows += _question_windows(SquadQuestion(q.id + "-withheld", q.question, [], q.context_id),
+                                             rest, tokenizer, settings, withheld_rng)
     return windows
+
+
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
+
+
+def without_answer_sentence(context: str, q: SquadQuestion) -> str | None:
+    """The paragraph with the sentence(s) holding the answer cut out; None when no answer can be
+    placed, or when the answer (any of its texts) is still in what is left."""
+    if q.answer_start is None:
+        return None
+    answer_end = q.answer_start + len(q.answers[0])
+    starts = [0] + [m.end() for m in SENTENCE_END.finditer(context)]
+    cut_start = max(s for s in starts if s <= q.answer_start)
+    cut_end = min((s for s in starts if s >= answer_end), default=len(context))
+    rest = (context[:cut_start] + context[cut_end:]).strip()
+    if not rest or any(a.strip() and a.strip().lower() in rest.lower() for a in q.answers):
+        return None
+    return rest
 
 
 def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[list[Window]]:
@@ -333,7 +360,8 @@ def model_card(init: str, data_path: Path, windows: int, settings: TrainSettings
              "## How it was made",
              f"- Initialised from: `{init}`",
              f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%}, "
-             f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'} of each unanswerable question)",
+             f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'} of each unanswerable question, "
+             f"withheld negatives {settings.withheld_negatives:.0%})",
              f"- Settings: {json.dumps(asdict(settings))}",
              f"- Trained {trainer.step:,} steps ({trainer.step * settings.batch_size:,} windows) in {trainer.elapsed_s:,.0f} s",
              f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
@@ -361,6 +389,10 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("--unanswerable-copies must be at least 1", 2)
     if settings.unanswerable_copies > 1 and settings.objective != "window":
         raise RagError("--unanswerable-copies works with --objective window only", 2)
+    if not 0.0 <= settings.withheld_negatives <= 1.0:
+        raise RagError("--withheld-negatives must be a share between 0 and 1", 2)
+    if settings.withheld_negatives and settings.objective != "window":
+        raise RagError("--withheld-negatives works with --objective window only", 2)
 
 
 def saved_settings(out: Path) -> TrainSettings:

@@ -19,6 +19,9 @@ class TrainSettings:
     # Unanswerable questions are ~5% of train-full, yet they are the ones that teach "a plausible
     # span nearby is not an answer"; more copies weigh them up in the window objective.
     unanswerable_copies: int = 1
+    # Share of answerable questions also read in their own paragraph with the answer's sentence
+    # cut out, labelled "no answer": the hard case of retrieval, an on-topic passage that lacks it.
+    withheld_negatives: float = 0.0
     sort_chunk: int = 800  # windows are length-sorted within chunks of this size, to cut padding
     checkpoint_every_s: float = 600.0
     seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first

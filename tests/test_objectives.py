@@ -1,9 +1,11 @@
-"""The shared-normalization objective's arithmetic and batching, without a model (fast tier)."""
+"""The shared-normalization objective's arithmetic and batching, and how withheld negatives cut
+the answer's sentence, without a model (fast tier)."""
 import math
 
 import torch
 
-from rag.train import TrainSettings, Window, batches, group_batches, shared_loss
+from rag.squad import SquadQuestion
+from rag.train import TrainSettings, Window, batches, group_batches, shared_loss, without_answer_sentence
 
 
 def window(start=0, end=0, length=6):
@@ -42,3 +44,20 @@ def test_groups_are_batched_whole_and_the_window_batches_are_unchanged():
     assert packed == group_batches(groups, settings, epoch=0) != group_batches(groups, settings, epoch=1)
     windows = [window(length=6 + i % 5) for i in range(50)]  # the window objective's batches, as before
     assert [len(b) for b in batches(windows, TrainSettings(batch_size=8), 0)].count(8) == 6
+
+
+def question(context: str, answer: str) -> SquadQuestion:
+    return SquadQuestion("q", "How many people live in the valley?", [answer], "c", answer_start=context.index(answer))
+
+
+def test_a_withheld_negative_loses_the_answers_sentence_and_keeps_the_rest():
+    context = 'The valley lies north of Kabul. It houses "about 150,000" people. Most of them are Tajiks.'
+    rest = without_answer_sentence(context, question(context, "150,000"))
+    assert rest == "The valley lies north of Kabul. Most of them are Tajiks."
+
+
+def test_no_withheld_negative_when_the_answer_is_said_twice_or_alone():
+    twice = "It houses 150,000 people. Some say 150,000 is too many."
+    assert without_answer_sentence(twice, question(twice, "150,000")) is None  # still answerable
+    alone = "It houses 150,000 people."
+    assert without_answer_sentence(alone, question(alone, "150,000")) is None  # nothing left to read

@@ -57,6 +57,23 @@ def test_unanswerable_questions_are_weighed_up_by_copies(tmp_path, models):
     assert [w for w in once if w.start > 0] == [w for w in thrice if w.start > 0]  # answerable ones unchanged
 
 
+def test_withheld_negatives_read_the_paragraph_without_the_answers_sentence(tmp_path, models):
+    context = "The Panjshir valley lies north of Kabul. It houses around 150,000 people. Most of them are Tajiks."
+    qas = [{"id": "a", "question": "How many people live in the valley?", "is_impossible": False,
+            "answers": [{"text": "150,000", "answer_start": context.index("150,000")}]}]
+    path = tmp_path / "v1.json"
+    path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]}))
+    data = load_squad(path)
+    tokenizer, _ = load_for_training(models.reader.resolve(), None)
+    plain, withheld = (make_windows(data, tokenizer, TrainSettings(distant_negatives=0.0, withheld_negatives=share))
+                       for share in (0.0, 1.0))
+    assert withheld[:len(plain)] == plain  # the other windows are as they were
+    [negative] = withheld[len(plain):]
+    assert negative.start == 0 == negative.end  # "no answer"
+    text = tokenizer.decode(negative.input_ids).lower()
+    assert "tajiks" in text and "kabul" in text and "150" not in text
+
+
 def test_shared_groups_carry_the_answer_only_where_it_is(tiny_squad, models):
     """Each question's group: its paragraph's windows, labelled through offsets as before, and a
     window of each other paragraph of the article, labelled "no answer" (CLS)."""
@@ -129,3 +146,6 @@ def test_train_reader_needs_a_budget(tiny_squad, tmp_path):
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
                      "--objective", "shared", "--unanswerable-copies", "3")
     assert result.returncode == 2 and "window only" in result.stderr
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
+                     "--withheld-negatives", "1.5")
+    assert result.returncode == 2 and "between 0 and 1" in result.stderr
