@@ -2,8 +2,9 @@
 
 Windows of question + paragraph (stride over long paragraphs) are labelled through the
 tokenizer's offsets; a window without the answer points at the CLS token. Unanswerable
-questions and distant negatives (a question paired with another paragraph of its article) teach
-the reader to abstain. The learning rate warms up, then decays linearly to zero at whichever
+questions, distant negatives (a question paired with another paragraph of its article) and
+withheld negatives (its own paragraph with the answer's sentence cut out) teach the reader to
+abstain. The learning rate warms up, then decays linearly to zero at whichever
 ends first, the step budget or the time budget. Checkpoints are written atomically every few
 minutes and `--resume` continues from the last one.
 
