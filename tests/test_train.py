@@ -41,14 +41,20 @@ def test_windows_are_labelled_through_offsets(tiny_squad, models):
                    for q in data.questions for a in q.answers), span
 
 
-def test_unanswerable_questions_are_weighed_up_by_copies(tmp_path, models):
-    context = "The valley houses around 150,000 people, most of them Tajiks."
+def one_paragraph(tmp_path: Path, context: str, unanswerable: bool = False):
+    """A SQuAD file of one paragraph: "How many people live in the valley?" (150,000), and, when
+    asked for, an unanswerable question."""
     qas = [{"id": "a", "question": "How many people live in the valley?", "is_impossible": False,
-            "answers": [{"text": "150,000", "answer_start": context.index("150,000")}]},
-           {"id": "u", "question": "How many people live in the capital?", "is_impossible": True, "answers": []}]
-    path = tmp_path / "v2.json"
+            "answers": [{"text": "150,000", "answer_start": context.index("150,000")}]}]
+    if unanswerable:
+        qas.append({"id": "u", "question": "How many people live in the capital?", "is_impossible": True, "answers": []})
+    path = tmp_path / "squad.json"
     path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]}))
-    data = load_squad(path)
+    return load_squad(path)
+
+
+def test_unanswerable_questions_are_weighed_up_by_copies(tmp_path, models):
+    data = one_paragraph(tmp_path, "The valley houses around 150,000 people, most of them Tajiks.", unanswerable=True)
     tokenizer, _ = load_for_training(models.reader.resolve(), None)
     once, thrice = (make_windows(data, tokenizer, TrainSettings(distant_negatives=0.0, unanswerable_copies=n))
                     for n in (1, 3))
@@ -58,12 +64,7 @@ def test_unanswerable_questions_are_weighed_up_by_copies(tmp_path, models):
 
 
 def test_withheld_negatives_read_the_paragraph_without_the_answers_sentence(tmp_path, models):
-    context = "The Panjshir valley lies north of Kabul. It houses around 150,000 people. Most of them are Tajiks."
-    qas = [{"id": "a", "question": "How many people live in the valley?", "is_impossible": False,
-            "answers": [{"text": "150,000", "answer_start": context.index("150,000")}]}]
-    path = tmp_path / "v1.json"
-    path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [{"context": context, "qas": qas}]}]}))
-    data = load_squad(path)
+    data = one_paragraph(tmp_path, "The Panjshir valley lies north of Kabul. It houses around 150,000 people. Most of them are Tajiks.")
     tokenizer, _ = load_for_training(models.reader.resolve(), None)
     plain, withheld = (make_windows(data, tokenizer, TrainSettings(distant_negatives=0.0, withheld_negatives=share))
                        for share in (0.0, 1.0))
