@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +27,9 @@ from typing import Callable
 
 import numpy as np
 
+from rag.corpus import sentence_around
 from rag.errors import RagError
+from rag.schema import Document
 from rag.squad import SquadData, SquadQuestion
 from rag.train_settings import OBJECTIVES, TrainSettings
 
@@ -88,19 +89,14 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
     return windows
 
 
-SENTENCE_END = re.compile(r"[.!?][\"')\]]*\s+")
-
-
 def without_answer_sentence(context: str, q: SquadQuestion) -> str | None:
     """The paragraph with the sentence(s) holding the answer cut out; None when no answer can be
     placed, or when the answer (any of its texts) is still in what is left."""
     if q.answer_start is None:
         return None
-    answer_end = q.answer_start + len(q.answers[0])
-    starts = [0] + [m.end() for m in SENTENCE_END.finditer(context)]
-    cut_start = max(s for s in starts if s <= q.answer_start)
-    cut_end = min((s for s in starts if s >= answer_end), default=len(context))
-    rest = (context[:cut_start] + context[cut_end:]).strip()
+    paragraph = Document(q.context_id, "", context, None, 0)
+    cut_start, cut_end = sentence_around(paragraph, q.answer_start, q.answer_start + len(q.answers[0]))
+    rest = f"{context[:cut_start].rstrip()} {context[cut_end:].lstrip()}".strip()
     if not rest or any(a.strip() and a.strip().lower() in rest.lower() for a in q.answers):
         return None
     return rest
