@@ -327,7 +327,7 @@ class Trainer:
         self.elapsed_s, self.losses = state["elapsed_s"], state["losses"]
 
 
-def load_for_training(init: str, resume_from: Path | None):
+def load_for_training(init: str | None, resume_from: Path | None):
     """(tokenizer, model): from a checkpoint when resuming, else from `init` (a base encoder
     gets a new span head)."""
     import transformers
@@ -427,12 +427,11 @@ class TrainingRun:
         checkpoint = self.out / CHECKPOINT
         if not self.resume and (self.out / "training_log.jsonl").exists():
             (self.out / "training_log.jsonl").unlink()
-        base = self.init or self.config.embedder.resolve()
-        if not self.resume:
-            self.settings = replace(self.settings, init=str(base))
+        if not self.resume:  # a resumed run keeps the start its checkpoint recorded
+            self.settings = replace(self.settings, init=str(self.init or self.config.embedder.resolve()))
         squad_data = load_squad(self.data).without_articles(set(self.settings.excluded_articles))
         on_status("preparing training windows…")
-        tokenizer, model = load_for_training(base, checkpoint if self.resume else None)
+        tokenizer, model = load_for_training(self.settings.init, checkpoint if self.resume else None)
         windows = (make_groups if self.settings.objective == "shared" else make_windows)(squad_data, tokenizer, self.settings)
         self.trainer = trainer = Trainer(model, tokenizer, windows, self.settings, self.out)
         if self.resume:
