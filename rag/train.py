@@ -31,7 +31,7 @@ from rag.corpus import sentence_around
 from rag.errors import RagError
 from rag.schema import Document
 from rag.squad import SquadData, SquadQuestion
-from rag.train_settings import OBJECTIVES, TrainSettings
+from rag.train_settings import OBJECTIVES, PRECISIONS, TrainSettings
 
 CHECKPOINT = "checkpoint"
 
@@ -287,13 +287,15 @@ class Trainer:
     def _train_step(self, batch: list) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        if self.settings.objective == "shared":
-            inputs = collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0)
-            del inputs["start_positions"], inputs["end_positions"]
-            output = self.model(**inputs)
-            loss = shared_loss(output.start_logits, output.end_logits, batch, inputs["token_type_ids"], inputs["attention_mask"])
-        else:
-            loss = self.model(**collate(batch, self.tokenizer.pad_token_id or 0)).loss
+        with self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.settings.precision == "bf16"):
+            if self.settings.objective == "shared":
+                inputs = collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0)
+                del inputs["start_positions"], inputs["end_positions"]
+                output = self.model(**inputs)
+                loss = shared_loss(output.start_logits.float(), output.end_logits.float(), batch,
+                                   inputs["token_type_ids"], inputs["attention_mask"])
+            else:  # the model's own cross-entropy, which autocast computes in float32
+                loss = self.model(**collate(batch, self.tokenizer.pad_token_id or 0)).loss
         loss.backward()
         self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
@@ -383,6 +385,8 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("--time-budget must be positive", 2)
     if settings.objective not in OBJECTIVES:
         raise RagError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {settings.objective!r}", 2)
+    if settings.precision not in PRECISIONS:
+        raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, not {settings.precision!r}", 2)
     if settings.unanswerable_copies < 1:
         raise RagError("--unanswerable-copies must be at least 1", 2)
     if settings.unanswerable_copies > 1 and settings.objective != "window":
