@@ -30,13 +30,13 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
-SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (.txt, .md, .html, .jsonl). [default: ./seeds, else the bundled articles]")]
-IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. [default: .rag/<seeds name> beside the seeds folder]")]
-ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. [default: ./models.toml, else the bundled one]")]
+SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (.txt, .md, .html, .jsonl). (default: ./seeds, else the bundled articles)")]
+IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. (default: .rag/<seeds name> beside the seeds folder)")]
+ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. (default: ./models.toml, else the bundled one)")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
 UntilOption = Annotated[Optional[str], typer.Option("--until", help="Answer only from articles dated on or before this day (YYYY-MM-DD).")]
 StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE", help="Where the vectors live: faiss (in the index folder), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT (a Milvus server). [default: [retrieval] vector_store in models.toml, faiss]")]
-TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Passages retrieved and read per question. [default: [retrieval] top_k in models.toml, 5]")]
+TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Passages retrieved and read per question. (default: \\[retrieval] top_k in models.toml, 5)")]
 
 
 def progress_bar(label: str, total: int | None = None):
@@ -323,7 +323,7 @@ def _history_file() -> Path:
 
 @app.command("eval")
 def evaluate(
-    gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold questions (JSON Lines). [default: eval/gold.jsonl]")] = None,
+    gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold questions (JSON Lines). (default: eval/gold.jsonl)")] = None,
     predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write every answer here, one `rag ask --json` line each.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a markdown report (and a calibration PNG beside it).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
@@ -449,13 +449,13 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | N
 @app.command("train-reader")
 def train_reader(
     data: Annotated[Path, typer.Option("--data", help="SQuAD v1/v2-format training file.")],
-    init: Annotated[Optional[str], typer.Option("--init", help="Model directory to start from (a previous reader). [default: the embedder's base encoder from models.toml]")] = None,
+    init: Annotated[Optional[str], typer.Option("--init", help="Model directory to start from (a previous reader). (default: the embedder's base encoder from models.toml)")] = None,
     out: Annotated[Path, typer.Option("--out", help="Where the trained reader (and its checkpoints) go.")] = Path("models/reader-new"),
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
     time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this much training time, e.g. 2h or 90m.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out (its settings are kept).")] = False,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Held-out SQuAD-format file scored at the end (never train on it).")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate. [default: 1e-4 from the base encoder, 3e-5 with --init]")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate. (default: 1e-4 from the base encoder, 3e-5 with --init)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = TrainSettings.batch_size,
     checkpoint_every: Annotated[str, typer.Option("--checkpoint-every", help="Time between checkpoints.")] = "10m",
     seed: Annotated[int, typer.Option("--seed", help="Shuffle seed; give a new one when continuing a reader with --init, so it sees other batches first.")] = TrainSettings.seed,
@@ -463,7 +463,7 @@ def train_reader(
     objective: Annotated[str, typer.Option("--objective", help="window: each window alone; shared: a question's windows from several paragraphs of its article under one softmax.")] = TrainSettings.objective,
     unanswerable_copies: Annotated[int, typer.Option("--unanswerable-copies", help="Windows of each unanswerable question per epoch (window objective); more weigh abstention up.")] = TrainSettings.unanswerable_copies,
     withheld_negatives: Annotated[float, typer.Option("--withheld-negatives", help="Share of answerable questions also read with their answer's sentence cut out, as \"no answer\" (window objective).")] = TrainSettings.withheld_negatives,
-    precision: Annotated[Optional[str], typer.Option("--precision", help=f"fp32, or bf16: mixed precision, about 1.5x faster on CPUs with bf16 instructions (AVX-512 BF16, AMX); it may change on --resume. [default: {TrainSettings.precision}, or the resumed run's]")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help=f"fp32, or bf16: mixed precision, about 1.5x faster on CPUs with bf16 instructions (AVX-512 BF16, AMX); it may change on --resume. (default: {TrainSettings.precision}, or the resumed run's)")] = None,
     models: ModelsOption = None,
 ) -> None:
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
