@@ -35,7 +35,7 @@ IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Whe
 ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. (default: ./models.toml, else the bundled one)")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
 UntilOption = Annotated[Optional[str], typer.Option("--until", help="Answer only from articles dated on or before this day (YYYY-MM-DD).")]
-StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE", help="Where the vectors live: faiss (in the index folder), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT (a Milvus server). [default: [retrieval] vector_store in models.toml, faiss]")]
+StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE", help="Where the vectors live: faiss (in the index folder), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT (a Milvus server). (default: \\[retrieval] vector_store in models.toml, faiss)")]
 TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Passages retrieved and read per question. (default: \\[retrieval] top_k in models.toml, 5)")]
 
 

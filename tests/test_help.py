@@ -16,6 +16,7 @@ def help_text(command: str) -> str:
 @pytest.mark.parametrize("command, shown", [
     ("ask", "(default: [retrieval] top_k in models.toml, 5)"),
     ("ask", "(default: ./seeds, else the bundled articles)"),
+    ("ask", "(default: [retrieval] vector_store in models.toml, faiss)"),
     ("eval", "(default: eval/gold.jsonl)"),
     ("train-reader", "(default: 1e-4 from the base encoder, 3e-5 with --init)"),
     ("train-reader", "(default: the embedder's base encoder from models.toml)"),
