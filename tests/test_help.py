@@ -3,14 +3,15 @@
 import re
 
 import pytest
+from typer.testing import CliRunner
 
-from tests.conftest import run_rag
+from rag.cli import app
 
 
 def help_text(command: str) -> str:
-    result = run_rag(command, "--help", timeout=120)
-    assert result.returncode == 0, result.stderr
-    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.stdout).split())  # one line, without the panel's borders
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0, result.output
+    return " ".join(re.sub(r"[│╭╮╰╯─]", " ", result.output).split())  # one line, without the panel's borders
 
 
 @pytest.mark.parametrize("command, shown", [

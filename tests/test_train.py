@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from safetensors.torch import load_file
 
 from rag.config import ModelSpec, ReaderSettings
 from rag.reader import Reader
@@ -196,6 +197,8 @@ def test_bf16_training_follows_fp32_and_keeps_float32_weights(tiny_squad, models
         trainer.train()
         losses[precision] = trainer.losses
         assert all(p.dtype == torch.float32 for p in model.parameters())
+        saved = load_file(trainer.save_checkpoint() / "model.safetensors")
+        assert {t.dtype for t in saved.values()} == {torch.float32}
     assert len(losses["bf16"]) == 6 and losses["bf16"] != losses["fp32"]  # it did compute in bf16
     for fp32, bf16 in zip(losses["fp32"], losses["bf16"]):
         assert bf16 == pytest.approx(fp32, rel=0.05, abs=0.02), losses
