@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.squad import SquadData, load_squad  # noqa: E402
-from rag.train import collate, load_for_training, make_windows  # noqa: E402
+from rag.train import collate, computing_in, load_for_training, make_windows  # noqa: E402
 from rag.train_settings import TrainSettings  # noqa: E402
 
 
@@ -33,12 +33,12 @@ def sample_windows(data_path: Path, tokenizer, questions: int, seed: int) -> lis
     return windows
 
 
-def gradient(model, batch, bf16: bool):
-    """(loss, the flattened gradient, seconds) of one forward and backward pass."""
+def gradient(model, batch, precision: str):
+    """(loss, the flattened gradient, seconds) of one forward and backward pass, as training runs it."""
     import torch
 
     started = time.perf_counter()
-    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with computing_in(precision):
         loss = model(**collate(batch, 0)).loss
     loss.backward()
     seconds = time.perf_counter() - started
@@ -66,8 +66,8 @@ def main() -> None:
     print("batch  width  fp32 s  bf16 s  speed-up  loss fp32  loss bf16  grad cosine  norm ratio")
     totals = [0.0, 0.0]
     for number, batch in enumerate(batches):
-        loss32, grad32, s32 = gradient(model, batch, bf16=False)
-        loss16, grad16, s16 = gradient(model, batch, bf16=True)
+        loss32, grad32, s32 = gradient(model, batch, "fp32")
+        loss16, grad16, s16 = gradient(model, batch, "bf16")
         if number == 0:
             continue  # warm-up
         totals[0] += s32

@@ -214,6 +214,13 @@ def shared_loss(start_logits, end_logits, batch: list[list[Window]], token_type_
     return torch.stack(losses).mean()
 
 
+def computing_in(precision: str):
+    """The context a training step's forward pass runs in: bf16 autocast, or plain float32."""
+    import torch
+
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def collate(batch: list[Window], pad_id: int):
     import torch
 
@@ -287,7 +294,7 @@ class Trainer:
     def _train_step(self, batch: list) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        with self.torch.autocast("cpu", dtype=self.torch.bfloat16, enabled=self.settings.precision == "bf16"):
+        with computing_in(self.settings.precision):
             if self.settings.objective == "shared":
                 inputs = collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0)
                 del inputs["start_positions"], inputs["end_positions"]

@@ -29,7 +29,7 @@ class TrainSettings:
     objective: str = "window"  # or "shared": see rag/train.py's docstring
     shared_paragraphs: int = 4  # paragraphs read together per question with the shared objective
     # "bf16": the forward and backward passes in bfloat16 under autocast, weights and optimizer kept
-    # in float32. On a CPU with bf16 instructions (AVX-512 BF16, AMX) a step takes about 2/3 of the
+    # in float32. On a CPU with bf16 instructions (AVX-512 BF16, AMX) a step takes about 0.6 of the
     # time, with the same gradients to within rounding (README, "Training a reader").
     precision: str = "fp32"
     # What training started from (a reader directory or the base encoder). Filled in when a run
