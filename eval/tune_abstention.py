@@ -2,7 +2,7 @@
 table of models.toml; never looks at the gold set, which stays for measuring.
 
     python eval/tune_abstention.py [--pool both|tune|calibration] [--threshold-from tune|pool]
-                                   [--features a,b,c] [--runs FILE] [--dry-run]
+                                   [--features a,b,c] [--fitted-second d] [--runs FILE] [--dry-run]
 
 The pool: `both` (the default) is the two below together, so the fit sees hundreds of questions
 and the news articles' own kind of question; `tune` is eval/tune.jsonl on the bundled articles
@@ -18,9 +18,11 @@ abstain".) A calibration fit is then also scored on tune.jsonl, which its weight
 
 Every candidate span (one per retrieved passage) is labelled right (F1 >= 0.5 with a gold
 answer) or wrong; a logistic model over its evidence (rag.evidence.Evidence: the reader's
-margin and span score, the retrieval cosine and rank, agreeing passages and articles, and how
-the answer fits the question) gives P(right). The threshold then maximises, per question, F1 on
-answerable questions plus 1 for each correct abstention on unanswerable ones, over the pool.
+margin and span score, the retrieval cosine and rank, agreeing passages and articles, other
+articles corroborating it, and how the answer fits the question) gives P(right). Evidence that
+fires on a handful of candidates (FITTED_SECOND_FOR) is fitted second, on top of the first fit
+held fixed. The threshold then maximises, per question, F1 on answerable questions plus 1 for
+each correct abstention on unanswerable ones, over the pool.
 `--threshold-from tune` takes the weights from the pool and the threshold from tune.jsonl's
 news questions instead (README, "Answer or abstain", measures each procedure)."""
 from __future__ import annotations
@@ -55,12 +57,17 @@ CALIBRATION_SOURCE = "squad20-dev"  # the copy of each calibration article that 
 
 
 READER_AND_COSINE = ("margin", "span_score", "dense_score")
+AGREEMENT = ("agreeing_articles", "agreeing_passages", "corroborating_articles")
 FEATURES_FOR = {  # what each pool's fit weighs by default (README, "Answer or abstain", measures them)
     "both": READER_AND_COSINE,
     "tune": READER_AND_COSINE,
     # the calibration articles are single articles, so agreement between articles never occurs there
-    "calibration": tuple(name for name in FEATURES if not name.startswith("agreeing_")),
+    "calibration": tuple(name for name in FEATURES if name not in AGREEMENT),
 }
+# Corroboration fires on about a dozen of the pools' 8,556 candidates. Fitted together with the
+# rest, it also moved their weights and the threshold, which cost held-out F1; fitted second, with
+# the first fit's logit held fixed, it can only raise the candidates it fires on.
+FITTED_SECOND_FOR = {"both": ("corroborating_articles",), "tune": ("corroborating_articles",), "calibration": ()}
 WITHHOLD_DEPTH = 20  # passages retrieved beyond top-k, so that top-k remain once the withheld are dropped
 
 
@@ -137,14 +144,17 @@ def ask_calibration(pipeline: Pipeline, pool: list[CalibrationQuestion]) -> list
     return runs
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = 100) -> np.ndarray:
-    """Newton's method on the L2-regularised log loss; returns [bias, *weights]."""
-    x1 = np.hstack([np.ones((len(x), 1)), x])
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = L2, steps: int = 100,
+                 offset: np.ndarray | float = 0.0, intercept: bool = True) -> np.ndarray:
+    """Newton's method on the L2-regularised log loss of sigmoid(offset + [bias] + x . weights);
+    returns [bias, *weights], or just the weights without an intercept."""
+    x1 = np.hstack([np.ones((len(x), 1)), x]) if intercept else x
     w = np.zeros(x1.shape[1])
     penalty = l2 * np.eye(len(w))
-    penalty[0, 0] = 0.0  # the bias is not shrunk
+    if intercept:
+        penalty[0, 0] = 0.0  # the bias is not shrunk
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-np.clip(x1 @ w, -50, 50)))
+        p = 1 / (1 + np.exp(-np.clip(offset + x1 @ w, -50, 50)))
         gradient = x1.T @ (p - y) + penalty @ w
         hessian = x1.T @ (x1 * (p * (1 - p))[:, None]) + penalty
         step = np.linalg.solve(hessian, gradient)
@@ -198,14 +208,38 @@ def ask_pool(args, config) -> tuple[list, list, str]:
     return ask_calibration(pipeline, pool), check, described
 
 
-def fit_weights(runs, names=FEATURES) -> np.ndarray:
-    """Logistic weights over these features of the candidates' evidence (the others weigh 0), as
-    [bias, *one per FEATURES name]."""
-    x = np.array([features(c, names) for _, cands in runs for c in cands])
+def feature_names(option: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated --features or --fitted-second value ('' is none), or the default."""
+    if option is None:
+        return default
+    names = tuple(name.strip() for name in option.split(",") if name.strip())
+    if unknown := sorted(set(names) - set(FEATURES)):
+        raise SystemExit(f"unknown features {unknown} (known: {', '.join(FEATURES)})")
+    if len(set(names)) < len(names):
+        raise SystemExit(f"a feature is named twice in {option!r}")
+    return names
+
+
+def fit_weights(runs, names=FEATURES, second: tuple[str, ...] = ()) -> np.ndarray:
+    """Logistic weights over these features of the candidates' evidence, then over the `second`
+    ones with the first fit's logit as a fixed offset (the others weigh 0), as [bias, *one per
+    FEATURES name]."""
     y = np.array([float(q.answerable and best_over(f1_score, c.text, q.answers) >= RIGHT_F1)
                   for q, cands in runs for c in cands])
-    bias, *weights = fit_logistic(x, y)
+
+    def evidence(names):
+        return np.array([features(c, names) for _, cands in runs for c in cands]).reshape(len(y), len(names))
+
+    x = evidence(names)
+    bias, *weights = first = fit_logistic(x, y)
     fitted = dict(zip(names, weights)) | {"bias": bias}
+    if second:
+        x_second = evidence(second)
+        if unseen := [name for name, column in zip(second, x_second.T) if not column.any()]:
+            raise SystemExit(f"{', '.join(unseen)} is 0 for every candidate, so there is nothing to fit it on "
+                             "(a --runs file from before it existed?)")
+        offset = first[0] + x @ first[1:]
+        fitted |= dict(zip(second, fit_logistic(x_second, y, offset=offset, intercept=False)))
     return np.array([fitted.get(name, 0.0) for name in ("bias", *FEATURES)])
 
 
@@ -223,6 +257,8 @@ def main() -> None:
     parser.add_argument("--pool", choices=tuple(FEATURES_FOR), default="both")
     parser.add_argument("--features", help=f"comma-separated evidence to weigh (of {', '.join(FEATURES)}); "
                         "the default depends on the pool, see FEATURES_FOR")
+    parser.add_argument("--fitted-second", help="comma-separated evidence fitted after --features, with their fit held "
+                        "fixed ('' for none); the default depends on the pool, see FITTED_SECOND_FOR")
     parser.add_argument("--threshold-from", choices=("pool", "tune"), default="pool",
                         help="with --pool calibration or both: choose the threshold on the pool itself (the default) or on "
                         "tune.jsonl's news questions")
@@ -241,10 +277,11 @@ def main() -> None:
         runs, check, described = ask_pool(args, config)
         if args.runs:
             args.runs.write_bytes(pickle.dumps((runs, check, described)))
-    names = tuple(args.features.split(",")) if args.features else FEATURES_FOR[args.pool]
-    if set(names) - set(FEATURES):
-        raise SystemExit(f"unknown features {sorted(set(names) - set(FEATURES))} (known: {', '.join(FEATURES)})")
-    w = fit_weights(runs, names)
+    names = feature_names(args.features, FEATURES_FOR[args.pool])
+    second = feature_names(args.fitted_second, FITTED_SECOND_FOR[args.pool])
+    if both := sorted(set(names) & set(second)):
+        raise SystemExit(f"{both} cannot be fitted both first and second (--fitted-second '' fits nothing second)")
+    w = fit_weights(runs, names, second)
     threshold, utility = best_threshold(w, runs)
     answerable = sum(q.answerable for q, _ in runs)
     candidates = sum(len(c) for _, c in runs)

@@ -22,6 +22,7 @@ class Abstention:
     dense_score: float = 0.0
     agreeing_articles: float = 0.0
     agreeing_passages: float = 0.0
+    corroborating_articles: float = 0.0
     reciprocal_rank: float = 0.0
     question_overlap: float = 0.0
     repeats_question: float = 0.0

@@ -17,6 +17,10 @@ your our i me my not no what which who whom whose when where why how much many l
 can could would should will shall may might must also just very more most such only own same
 any each other some all both few s t""".split())
 MAX_AGREEING = 3  # more agreeing articles than this is not more evidence
+# Articles on one story name the same people and places, so a wrong answer is often "stated" by
+# several of them; only in a sentence that asks what the question asks is agreement evidence
+# (README, "Answer or abstain", measures both kinds).
+CORROBORATING_OVERLAP = 0.7  # the share of the question's content words that sentence must hold
 MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
 NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|several|few"
 NUMBER = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.I)
@@ -33,6 +37,7 @@ class Evidence:
     dense_score: float  # cosine similarity of question and passage
     agreeing_articles: float = 0.0  # other articles with a span saying the same (capped at MAX_AGREEING)
     agreeing_passages: float = 0.0  # other passages, of any article, with such a span (capped likewise)
+    corroborating_articles: float = 0.0  # other articles whose own best span says the same in a sentence fitting the question (capped likewise)
     reciprocal_rank: float = 1.0  # 1 / the passage's retrieval rank
     question_overlap: float = 0.0  # share of the question's content words found in the answer's sentence
     repeats_question: float = 0.0  # share of the answer's content words that are in the question
@@ -85,4 +90,20 @@ def agreement(texts: list[list[str]], doc_ids: list[str], margins: list[list[flo
                 if other_doc != doc_id:
                     articles.add(other_doc)
         counts.append((min(len(articles), MAX_AGREEING), min(passages, MAX_AGREEING)))
+    return counts
+
+
+def corroboration(texts: list[str], doc_ids: list[str], margins: list[float], overlaps: list[float]) -> list[int]:
+    """For each passage's best span (`texts`) that stands, how many other articles have a passage
+    whose best span says the same and stands too. A span stands when it beats "no answer" (its
+    `margins` entry > 0) in a sentence that fits the question: one holding at least
+    CORROBORATING_OVERLAP of the question's content words (its `overlaps` entry, question_overlap).
+    Both must stand: otherwise a span the reader rejects, or one in a sentence about something
+    else, would borrow the evidence of the one that does answer, and be chosen over it."""
+    stands = [margin > 0 and overlap >= CORROBORATING_OVERLAP for margin, overlap in zip(margins, overlaps)]
+    counts = []
+    for text, doc_id, standing in zip(texts, doc_ids, stands):
+        articles = {other_doc for other, other_doc, other_stands in zip(texts, doc_ids, stands)
+                    if standing and other_stands and other_doc != doc_id and same_answer(other, text)}
+        counts.append(min(len(articles), MAX_AGREEING))
     return counts

@@ -10,7 +10,7 @@ from rag.corpus import sentence_around
 from rag.dates import DateRange
 from rag.decision import Abstention
 from rag.errors import BadInput
-from rag.evidence import Evidence, agreement, fit_to_question
+from rag.evidence import Evidence, agreement, corroboration, fit_to_question
 from rag.metrics import overlapping_answers, same_answer
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
@@ -114,20 +114,25 @@ class Pipeline:
 
     def _candidates(self, question: str, guesses, retrieved: list) -> list[Candidate]:
         """Each passage's best span, with the evidence for it: the reader's scores, retrieval, how
-        many other passages and articles hold the same answer, and how it fits the question."""
+        many other passages and articles hold the same answer (and corroborate it, rag.evidence),
+        and how it fits the question."""
         documents = self.corpus.documents
         doc_ids = [retrieved[g.passage_index].passage.doc_id for g in guesses]
         spans = [[(g.start, g.end, g.span_score), *g.runners_up] for g in guesses]
         texts = [[documents[d].text[s:e] for s, e, _ in found] for d, found in zip(doc_ids, spans)]
         margins = [[score - g.null_score for _, _, score in found] for g, found in zip(guesses, spans)]
+        sentences = [documents[d].text[slice(*sentence_around(documents[d], g.start, g.end))] for g, d in zip(guesses, doc_ids)]
+        fits = [fit_to_question(question, said[0], sentence) for said, sentence in zip(texts, sentences)]
+        corroborating = corroboration([said[0] for said in texts], doc_ids, [m[0] for m in margins],
+                                      [fit["question_overlap"] for fit in fits])
         candidates = []
-        for g, doc_id, said, (articles, passages) in zip(guesses, doc_ids, texts, agreement(texts, doc_ids, margins)):
-            sentence_start, sentence_end = sentence_around(documents[doc_id], g.start, g.end)
+        for g, doc_id, said, (articles, passages), fit, corroborated in zip(
+                guesses, doc_ids, texts, agreement(texts, doc_ids, margins), fits, corroborating):
             evidence = Evidence(
                 margin=g.span_score - g.null_score, span_score=g.span_score,
                 dense_score=retrieved[g.passage_index].dense_score,
-                agreeing_articles=articles, agreeing_passages=passages, reciprocal_rank=1 / (g.passage_index + 1),
-                **fit_to_question(question, said[0], documents[doc_id].text[sentence_start:sentence_end]))
+                agreeing_articles=articles, agreeing_passages=passages, corroborating_articles=corroborated,
+                reciprocal_rank=1 / (g.passage_index + 1), **fit)
             candidates.append(Candidate(said[0], Span(doc_id, g.start, g.end), g.span_score, g.null_score,
                                         evidence.dense_score, self.decision.confidence(evidence), evidence))
         return candidates

@@ -7,6 +7,7 @@ import pytest
 from rag.assembly import build_pipeline
 from rag.errors import BadInput
 from rag.metrics import best_over, f1_score, same_answer
+from rag.schema import Span
 from tests.conftest import read_source
 
 pytestmark = pytest.mark.integration  # real models
@@ -93,6 +94,27 @@ def test_agreeing_articles_are_listed_as_support(pipeline):
     assert len({s.doc_id for s in answer.supporting}) >= 1
     for span in answer.supporting:  # each supporting span says the same thing (Massoud, Ahmad Massoud)
         assert same_answer(read_source(span.doc_id)[span.start:span.end], "Ahmad Massoud")
+
+
+def test_an_answer_two_articles_state_scores_higher_than_with_one_of_them(models, pipeline, tmp_path):
+    """000 and 004 both call Amrullah Saleh a (former) Afghan vice president, each in a sentence
+    naming him; with 004 alone, the same answer has only its own evidence."""
+    question = "Who is Amrullah Saleh?"
+    both = pipeline.ask(question)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "004_5381029668afd7ea.txt").write_text(read_source("004_5381029668afd7ea"), encoding="utf-8")
+    one = build_pipeline(models, alone, tmp_path / "index").ask(question)
+    assert same_answer(both.text, one.text) and "Vice President" in one.text
+    assert both.score > one.score
+    cited = Span(both.citation.doc_id, both.citation.start, both.citation.end)
+    chosen = [c for c in both.candidates if c.span == cited]
+    assert chosen and all(c.evidence.corroborating_articles >= 1 for c in chosen)  # the other article is why
+    assert_checkable(both)
+    assert_checkable(one)
+    assert {s.doc_id for s in both.supporting} >= {"000_882549ac45e52293"} - {both.citation.doc_id}
+    assert not one.supporting and not one.conflicts  # one article: nobody to agree or disagree
+    assert all(not same_answer(c.answer, both.text) for c in both.conflicts)  # agreeing is not conflicting
 
 
 def test_timings_and_passages_are_reported(pipeline):

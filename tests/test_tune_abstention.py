@@ -1,6 +1,6 @@
 """eval/tune_abstention.py: a question asked with its answer withheld must really have no passage
 that states the answer, and still get its top-k passages; the threshold is the middle of the best;
-each pool fits on the questions it names."""
+each pool fits on the questions it names; evidence fitted second leaves the first fit as it was."""
 import sys
 from types import SimpleNamespace
 
@@ -14,7 +14,8 @@ sys.path.insert(0, str(ROOT / "eval"))
 from rag.decision import FEATURES  # noqa: E402
 from rag.evidence import Evidence  # noqa: E402
 import tune_abstention  # noqa: E402
-from tune_abstention import CalibrationQuestion, WithholdingRetriever, best_threshold, holds_the_answer  # noqa: E402
+from tune_abstention import (CalibrationQuestion, WithholdingRetriever, best_threshold, feature_names,  # noqa: E402
+                             fit_weights, holds_the_answer)
 
 ITEM = CalibrationQuestion(GoldQuestion("q", "Which range?", ["Hindu Kush"], ["a"]), (100, 200))
 
@@ -76,3 +77,32 @@ def test_the_calibration_pool_needs_train_full(monkeypatch, tmp_path):
     monkeypatch.setattr(tune_abstention, "TRAIN_FULL", tmp_path / "train-full.json")
     with pytest.raises(SystemExit, match="train-full.json is missing"):
         tune_abstention.calibration_pool(tmp_path)
+
+
+def test_evidence_fitted_second_gets_its_weight_without_moving_the_first_fit():
+    def asked(right, margin, corroborated=0.0):
+        evidence = Evidence(margin=margin, span_score=0.0, dense_score=0.0, corroborating_articles=corroborated)
+        return GoldQuestion("q", "Which range?", ["Hindu Kush"] if right else [], []), [SimpleNamespace(text="Hindu Kush", evidence=evidence)]
+
+    # the margin mostly tells right from wrong; the few corroborated answers are right despite low margins
+    runs = [asked(m > 0, m) for m in (-3, -2, -1, -0.5, 0.5, 1, 2, 3) * 5] + [asked(True, -1.0, 1.0)] * 4
+    weight = dict(zip(("bias", *FEATURES), fit_weights(runs, ("margin",))))
+    both = dict(zip(("bias", *FEATURES), fit_weights(runs, ("margin",), ("corroborating_articles",))))
+    assert both["corroborating_articles"] > 1.0 and weight["corroborating_articles"] == 0.0
+    assert (both["bias"], both["margin"]) == (weight["bias"], weight["margin"])
+    assert all(both[name] == 0.0 for name in FEATURES if name not in ("margin", "corroborating_articles"))
+    never = [(q, [SimpleNamespace(text=c.text, evidence=Evidence(c.evidence.margin, 0.0, 0.0))]) for q, (c,) in runs]
+    with pytest.raises(SystemExit, match="corroborating_articles is 0 for every candidate"):
+        fit_weights(never, ("margin",), ("corroborating_articles",))  # e.g. a --runs file from before the feature
+
+
+@pytest.mark.parametrize("option, expected", [
+    (None, ("margin",)), ("", ()), ("span_score, dense_score", ("span_score", "dense_score")),
+    ("span_score,nonsense", "unknown features"), ("margin,margin", "named twice"),
+])
+def test_which_features_an_option_names(option, expected):
+    if isinstance(expected, tuple):
+        assert feature_names(option, default=("margin",)) == expected
+    else:
+        with pytest.raises(SystemExit, match=expected):
+            feature_names(option, default=("margin",))
