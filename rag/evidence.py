@@ -37,7 +37,7 @@ class Evidence:
     dense_score: float  # cosine similarity of question and passage
     agreeing_articles: float = 0.0  # other articles with a span saying the same (capped at MAX_AGREEING)
     agreeing_passages: float = 0.0  # other passages, of any article, with such a span (capped likewise)
-    corroborating_articles: float = 0.0  # other articles whose own best span says the same in a sentence fitting the question (capped likewise)
+    corroborating_articles: float = 0.0  # other articles whose best span says the same, both fitting the question (corroboration(); capped likewise)
     reciprocal_rank: float = 1.0  # 1 / the passage's retrieval rank
     question_overlap: float = 0.0  # share of the question's content words found in the answer's sentence
     repeats_question: float = 0.0  # share of the answer's content words that are in the question
