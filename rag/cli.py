@@ -464,6 +464,7 @@ def train_reader(
     unanswerable_copies: Annotated[int, typer.Option("--unanswerable-copies", help="Windows of each unanswerable question per epoch (window objective); more weigh abstention up.")] = TrainSettings.unanswerable_copies,
     withheld_negatives: Annotated[float, typer.Option("--withheld-negatives", help="Share of answerable questions also read with their answer's sentence cut out, as \"no answer\" (window objective).")] = TrainSettings.withheld_negatives,
     precision: Annotated[Optional[str], typer.Option("--precision", help=f"fp32, or bf16: mixed precision, about 1.5x faster on CPUs with bf16 instructions (AVX-512 BF16, AMX); it may change on --resume. (default: {TrainSettings.precision}, or the resumed run's)")] = None,
+    device: Annotated[str, typer.Option("--device", help="auto: a CUDA GPU when torch sees one, else the CPU; or cpu, or cuda. It may change on --resume.")] = TrainSettings.device,
     models: ModelsOption = None,
 ) -> None:
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
@@ -471,7 +472,7 @@ def train_reader(
 
     if resume:  # the run's own settings; only how it computes may change
         settings = tr.saved_settings(out)
-        settings = dataclasses.replace(settings, precision=precision) if precision else settings
+        settings = dataclasses.replace(settings, precision=precision or settings.precision, device=device)
     else:
         settings = TrainSettings(
             batch_size=batch_size, max_steps=max_steps,
@@ -479,7 +480,7 @@ def train_reader(
             learning_rate=learning_rate or (3e-5 if init else 1e-4),
             checkpoint_every_s=tr.parse_duration(checkpoint_every), seed=seed, objective=objective,
             unanswerable_copies=unanswerable_copies, withheld_negatives=withheld_negatives,
-            precision=precision or TrainSettings.precision,
+            precision=precision or TrainSettings.precision, device=device,
             excluded_articles=tr.read_article_list(exclude_articles) if exclude_articles else ())
     run = tr.TrainingRun(data, out, settings, load_models_config(models), init, resume, eval_data)
     scores = run.start(on_status=report_status, progress=progress_bar, log=lambda line: err.print(line, style="dim"))

@@ -1,4 +1,5 @@
-"""`rag train-reader`: fine-tune an extractive reader on SQuAD v1/v2-format data, on CPU.
+"""`rag train-reader`: fine-tune an extractive reader on SQuAD v1/v2-format data, on the CPU or a
+CUDA GPU (inference stays on the CPU, in ONNX Runtime).
 
 Windows of question + paragraph (stride over long paragraphs) are labelled through the
 tokenizer's offsets; a window without the answer points at the CLS token. Unanswerable
@@ -31,7 +32,7 @@ from rag.corpus import sentence_around
 from rag.errors import RagError
 from rag.schema import Document
 from rag.squad import SquadData, SquadQuestion
-from rag.train_settings import OBJECTIVES, PRECISIONS, TrainSettings
+from rag.train_settings import DEVICES, OBJECTIVES, PRECISIONS, TrainSettings
 
 CHECKPOINT = "checkpoint"
 
@@ -214,11 +215,23 @@ def shared_loss(start_logits, end_logits, batch: list[list[Window]], token_type_
     return torch.stack(losses).mean()
 
 
-def computing_in(precision: str):
+def computing_in(precision: str, device: str = "cpu"):
     """The context a training step's forward pass runs in: bf16 autocast, or plain float32."""
     import torch
 
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def resolve_device(name: str) -> str:
+    """"cpu" or "cuda" for a --device of auto, cpu or cuda (check_budget has checked it is one);
+    asking for a GPU torch cannot see is an error."""
+    import torch
+
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return "cpu"
+    if not torch.cuda.is_available():
+        raise RagError(f"--device cuda, but torch {torch.__version__} sees no CUDA GPU here; use --device cpu", 2)
+    return "cuda"
 
 
 def collate(batch: list[Window], pad_id: int):
@@ -245,6 +258,8 @@ class Trainer:
 
         self.torch = torch
         self.model, self.tokenizer, self.windows, self.settings, self.out = model, tokenizer, windows, settings, Path(out)
+        self.device = resolve_device(settings.device)
+        model.to(self.device)  # before the optimizer is made, so its state lives beside the weights
         decay = [p for n, p in model.named_parameters() if not any(k in n for k in ("bias", "LayerNorm"))]
         rest = [p for n, p in model.named_parameters() if any(k in n for k in ("bias", "LayerNorm"))]
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
@@ -294,20 +309,23 @@ class Trainer:
     def _train_step(self, batch: list) -> float:
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate()
-        with computing_in(self.settings.precision):
+        with computing_in(self.settings.precision, self.device):
             if self.settings.objective == "shared":
-                inputs = collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0)
+                inputs = self._on_device(collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0))
                 del inputs["start_positions"], inputs["end_positions"]
                 output = self.model(**inputs)
                 loss = shared_loss(output.start_logits.float(), output.end_logits.float(), batch,
                                    inputs["token_type_ids"], inputs["attention_mask"])
             else:  # the model's own cross-entropy, which autocast computes in float32
-                loss = self.model(**collate(batch, self.tokenizer.pad_token_id or 0)).loss
+                loss = self.model(**self._on_device(collate(batch, self.tokenizer.pad_token_id or 0))).loss
         loss.backward()
         self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
+
+    def _on_device(self, tensors: dict) -> dict:
+        return {name: tensor.to(self.device, non_blocking=True) for name, tensor in tensors.items()}
 
     def save_checkpoint(self) -> Path:
         """Model, optimizer and position, written beside the final place and renamed into it."""
@@ -331,7 +349,7 @@ class Trainer:
 
     def restore(self, checkpoint: Path) -> None:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
-        self.optimizer.load_state_dict(self.torch.load(checkpoint / "optimizer.pt"))
+        self.optimizer.load_state_dict(self.torch.load(checkpoint / "optimizer.pt", map_location=self.device))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.elapsed_s, self.losses = state["elapsed_s"], state["losses"]
 
@@ -392,6 +410,8 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("--time-budget must be positive", 2)
     if settings.objective not in OBJECTIVES:
         raise RagError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {settings.objective!r}", 2)
+    if settings.device not in DEVICES:
+        raise RagError(f"--device must be one of {', '.join(DEVICES)}, not {settings.device!r}", 2)
     if settings.precision not in PRECISIONS:
         raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, not {settings.precision!r}", 2)
     if settings.unanswerable_copies < 1:
@@ -435,6 +455,8 @@ class TrainingRun:
         from rag.squad import load_squad
 
         check_budget(self.settings)
+        # resolved before the minutes of preparing windows, and recorded: the model card says where it ran
+        self.settings = replace(self.settings, device=resolve_device(self.settings.device))
         checkpoint = self.out / CHECKPOINT
         if not self.resume and (self.out / "training_log.jsonl").exists():
             (self.out / "training_log.jsonl").unlink()
@@ -449,7 +471,7 @@ class TrainingRun:
             trainer.restore(checkpoint)
             on_status(f"resuming at step {trainer.step} ({trainer.elapsed_s:.0f} s trained)")
         on_status(f"{len(squad_data.questions):,} questions -> {len(windows):,} windows; "
-                  f"batch {self.settings.batch_size}, peak lr {self.settings.learning_rate:g}")
+                  f"batch {self.settings.batch_size}, peak lr {self.settings.learning_rate:g}, on {self.settings.device} in {self.settings.precision}")
         self._train(trainer, progress, log)
         save_reader(model, tokenizer, self.out, "")
         scores = self._score(progress) if self.eval_data else None

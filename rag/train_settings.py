@@ -32,6 +32,9 @@ class TrainSettings:
     # in float32. On a CPU with bf16 instructions (AVX-512 BF16, AMX) a step takes about 0.6 of the
     # time, with the same gradients to within rounding (README, "Training a reader").
     precision: str = "fp32"
+    # Where the steps run: "cuda" (an NVIDIA GPU), "cpu", or "auto", the GPU when torch sees one.
+    # Like precision, how a run computes, so it may change on --resume.
+    device: str = "auto"
     # What training started from (a reader directory or the base encoder). Filled in when a run
     # starts and saved with its checkpoints, so a resumed run's model card still names it; None
     # in a checkpoint written before it was recorded.
@@ -40,3 +43,4 @@ class TrainSettings:
 
 OBJECTIVES = ("window", "shared")
 PRECISIONS = ("fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda")

@@ -176,6 +176,20 @@ def test_train_reader_needs_a_budget(tiny_squad, tmp_path):
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
                      "--precision", "fp16")
     assert result.returncode == 2 and "--precision must be one of fp32, bf16" in result.stderr
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
+                     "--device", "tpu")
+    assert result.returncode == 2 and "--device must be one of auto, cpu, cuda" in result.stderr
+
+
+def test_asking_for_a_gpu_torch_cannot_see_is_a_one_line_error(tiny_squad, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
+                     "--device", "cuda")
+    assert result.returncode == 2 and "sees no CUDA GPU here; use --device cpu" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()  # it failed before any work
 
 
 @pytest.mark.parametrize("objective", ["window", "shared"])
@@ -207,6 +221,8 @@ def test_bf16_training_follows_fp32_and_keeps_float32_weights(tiny_squad, models
 def test_a_resumed_run_may_switch_to_bf16(tiny_squad, models, tmp_path):
     """Precision is how a run computes, not what it learns, so `--resume --precision bf16` takes a
     run begun in float32 on in bf16 (and only that changes: the step budget is the run's own)."""
+    import torch
+
     data = load_squad(tiny_squad)
     settings = TrainSettings(batch_size=4, max_steps=4, warmup_steps=1, init=str(models.reader.resolve()))
     tokenizer, model = load_for_training(settings.init, None)
@@ -227,3 +243,5 @@ def test_a_resumed_run_may_switch_to_bf16(tiny_squad, models, tmp_path):
     assert result.returncode == 0, result.stderr
     card = (tmp_path / "README.md").read_text()
     assert '"precision": "bf16"' in card and '"max_steps": 4' in card and "Trained 4 steps" in card
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert f'"device": "{expected}"' in card  # where it ran, not "auto"
