@@ -1,11 +1,11 @@
-"""The shared-normalization objective's arithmetic and batching, and how withheld negatives cut
-the answer's sentence, without a model (fast tier)."""
+"""The shared-normalization objective's arithmetic and batching, how withheld negatives cut
+the answer's sentence, and when bf16 would be emulated, without a model (fast tier)."""
 import math
 
 import torch
 
 from rag.squad import SquadQuestion
-from rag.train import TrainSettings, Window, batches, group_batches, shared_loss, without_answer_sentence
+from rag.train import TrainSettings, Window, batches, cpu_lacks_bf16, group_batches, shared_loss, without_answer_sentence
 
 
 def window(start=0, end=0, length=6):
@@ -61,3 +61,14 @@ def test_no_withheld_negative_when_the_answer_is_said_twice_or_alone():
     assert without_answer_sentence(twice, question(twice, "150,000")) is None  # still answerable
     alone = "It houses 150,000 people."
     assert without_answer_sentence(alone, question(alone, "150,000")) is None  # nothing left to read
+
+
+def test_bf16_is_called_emulated_only_where_the_cpu_flags_say_so(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx2 fma\n")  # an AVX2 CPU, as this machine's EPYC
+    assert cpu_lacks_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert not cpu_lacks_bf16(cpuinfo)
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 amx_bf16 amx_tile\n")
+    assert not cpu_lacks_bf16(cpuinfo)
+    assert not cpu_lacks_bf16(tmp_path / "absent")  # no flags to read (not Linux): no warning
