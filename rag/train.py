@@ -35,6 +35,7 @@ from rag.squad import SquadData, SquadQuestion
 from rag.train_settings import DEVICES, OBJECTIVES, PRECISIONS, TrainSettings
 
 CHECKPOINT = "checkpoint"
+ENCODE_BATCH = 1000  # question-paragraph pairs tokenized together when windows are made
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,8 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
     withheld_rng = random.Random(f"withheld-{settings.seed}")
     by_article = _paragraphs_by_article(data)
     windows = []
-    for q in data.questions:
-        own = _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
+    for q, (encoded, rows) in zip(data.questions, _own_paragraph_encodings(data, tokenizer, settings)):
+        own = _labelled_windows(q, encoded, rows, rng)
         windows += own if q.answers else own * settings.unanswerable_copies
         if q.answers and rng.random() < settings.distant_negatives:
             others = [c for c in by_article[q.article] if c != q.context_id and q.answers[0] not in data.contexts[c]]
@@ -110,8 +111,8 @@ def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[lis
     rng = random.Random(settings.seed)
     by_article = _paragraphs_by_article(data)
     groups = []
-    for q in data.questions:
-        group = _question_windows(q, data.contexts[q.context_id], tokenizer, settings, rng)
+    for q, (encoded, rows) in zip(data.questions, _own_paragraph_encodings(data, tokenizer, settings)):
+        group = _labelled_windows(q, encoded, rows, rng)
         others = [c for c in by_article[q.article] if c != q.context_id and not (q.answers and q.answers[0] in data.contexts[c])]
         for other in rng.sample(others, min(len(others), settings.shared_paragraphs - 1)):
             negative = SquadQuestion(q.id + "-shared", q.question, [], other)
@@ -129,14 +130,39 @@ def _paragraphs_by_article(data: SquadData) -> dict[int, list[str]]:
     return by_article
 
 
-def _question_windows(q: SquadQuestion, context: str, tokenizer, settings: TrainSettings, rng) -> list[Window]:
-    encoded = tokenizer(q.question, context, truncation="only_second", max_length=settings.max_seq_len,
+def _encode(tokenizer, settings: TrainSettings, questions: list[str], contexts: list[str]):
+    """The strided windows of each (question, context) pair, tokenized as one batch: (the
+    encoding, each pair's rows in it)."""
+    encoded = tokenizer(questions, contexts, truncation="only_second", max_length=settings.max_seq_len,
                         stride=settings.stride, return_overflowing_tokens=True, return_offsets_mapping=True)
+    rows: list[list[int]] = [[] for _ in questions]
+    for row, pair in enumerate(encoded["overflow_to_sample_mapping"]):
+        rows[pair].append(row)
+    return encoded, rows
+
+
+def _own_paragraph_encodings(data: SquadData, tokenizer, settings: TrainSettings):
+    """(encoding, rows) of each question with its own paragraph, in order. Tokenized ENCODE_BATCH
+    pairs at a time, since a fast tokenizer spreads a batch over the CPU's cores."""
+    for first in range(0, len(data.questions), ENCODE_BATCH):
+        chunk = data.questions[first:first + ENCODE_BATCH]
+        encoded, rows = _encode(tokenizer, settings, [q.question for q in chunk], [data.contexts[q.context_id] for q in chunk])
+        yield from ((encoded, pair_rows) for pair_rows in rows)
+
+
+def _question_windows(q: SquadQuestion, context: str, tokenizer, settings: TrainSettings, rng) -> list[Window]:
+    encoded, (rows,) = _encode(tokenizer, settings, [q.question], [context])
+    return _labelled_windows(q, encoded, rows, rng)
+
+
+def _labelled_windows(q: SquadQuestion, encoded, rows: list[int], rng) -> list[Window]:
+    """The question's windows (these rows of the encoding) that hold its answer, and at most one
+    that does not."""
     answer = None
     if q.answers and q.answer_start is not None:
         answer = (q.answer_start, q.answer_start + len(q.answers[0]))
     with_answer, without = [], []
-    for w in range(len(encoded["input_ids"])):
+    for w in rows:
         label = _label(encoded.sequence_ids(w), encoded["offset_mapping"][w], answer)
         window = Window(encoded["input_ids"][w], encoded["token_type_ids"][w], *label)
         (with_answer if label != (0, 0) else without).append(window)

@@ -44,6 +44,24 @@ def test_windows_are_labelled_through_offsets(tiny_squad, models):
                    for q in data.questions for a in q.answers), span
 
 
+@pytest.mark.parametrize("objective", ["window", "shared"])
+def test_windows_tokenized_in_batches_are_those_tokenized_one_at_a_time(tiny_squad, models, monkeypatch, objective):
+    """Batching the tokenizer is only for speed: the windows, their labels and every random draw
+    (and so a resumed run's batches) stay as they were."""
+    from rag import train
+
+    data = load_squad(tiny_squad)
+    tokenizer, _ = load_for_training(models.reader.resolve(), None)
+    settings = TrainSettings(distant_negatives=0.5, withheld_negatives=0.5 if objective == "window" else 0.0,
+                             objective=objective, shared_paragraphs=3, max_seq_len=64, stride=16)
+    make = make_groups if objective == "shared" else make_windows
+    batched = make(data, tokenizer, settings)
+    monkeypatch.setattr(train, "ENCODE_BATCH", 1)
+    assert make(data, tokenizer, settings) == batched
+    windows = [w for group in batched for w in group] if objective == "shared" else batched
+    assert len(data.questions) > 1 and len(windows) > len(data.questions)  # several questions, several windows each
+
+
 def one_paragraph(tmp_path: Path, context: str, unanswerable: bool = False):
     """A SQuAD file of one paragraph: "How many people live in the valley?" (150,000), and, when
     asked for, an unanswerable question."""
