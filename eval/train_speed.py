@@ -72,6 +72,8 @@ def main() -> None:
     model.eval()  # no dropout: both precisions compute the same function
     windows = sample_windows(args.data, tokenizer, 20 * args.batch_size * (args.batches + 1), seed=0)
     batches = [windows[i * args.batch_size:(i + 1) * args.batch_size] for i in range(args.batches + 1)]
+    if len(batches[-1]) < args.batch_size:
+        sys.exit(f"error: {args.data} gives {len(windows)} windows, too few for {args.batches + 1} batches of {args.batch_size}")
     where = torch.cuda.get_device_name() if device == "cuda" else f"{torch.get_num_threads()} CPU threads"
     print(f"torch {torch.__version__}, {where}, batch {args.batch_size}")
     print("batch  width  fp32 s  bf16 s  speed-up  loss fp32  loss bf16  grad cosine  norm ratio")
