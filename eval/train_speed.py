@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rag.squad import SquadData, load_squad  # noqa: E402
-from rag.train import collate, computing_in, load_for_training, make_windows, resolve_device  # noqa: E402
+from rag.train import collate, computing_in, load_for_training, make_windows, on_device, resolve_device  # noqa: E402
 from rag.errors import RagError  # noqa: E402
 from rag.train_settings import DEVICES, TrainSettings  # noqa: E402
 
@@ -41,7 +41,7 @@ def gradient(model, batch, precision: str, device: str):
 
     started = time.perf_counter()
     with computing_in(precision, device):
-        loss = model(**{name: t.to(device) for name, t in collate(batch, 0).items()}).loss
+        loss = model(**on_device(device, collate(batch, 0))).loss
     loss.backward()
     if device == "cuda":
         torch.cuda.synchronize()  # the GPU works asynchronously: time the work, not its launch

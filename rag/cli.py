@@ -464,7 +464,7 @@ def train_reader(
     unanswerable_copies: Annotated[int, typer.Option("--unanswerable-copies", help="Windows of each unanswerable question per epoch (window objective); more weigh abstention up.")] = TrainSettings.unanswerable_copies,
     withheld_negatives: Annotated[float, typer.Option("--withheld-negatives", help="Share of answerable questions also read with their answer's sentence cut out, as \"no answer\" (window objective).")] = TrainSettings.withheld_negatives,
     precision: Annotated[Optional[str], typer.Option("--precision", help=f"fp32, or bf16: mixed precision, about 1.5x faster on CPUs with bf16 instructions (AVX-512 BF16, AMX); it may change on --resume. (default: {TrainSettings.precision}, or the resumed run's)")] = None,
-    device: Annotated[str, typer.Option("--device", help="auto: a CUDA GPU when torch sees one, else the CPU; or cpu, or cuda. It may change on --resume.")] = TrainSettings.device,
+    device: Annotated[str, typer.Option("--device", help="auto: a CUDA GPU when torch sees one, else the CPU; or cpu, or cuda. On --resume too, so a run moves to where it is resumed.")] = TrainSettings.device,
     models: ModelsOption = None,
 ) -> None:
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""

@@ -271,6 +271,10 @@ def cpu_lacks_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return flags is not None and not {"avx512_bf16", "amx_bf16"} & set(flags.split(":", 1)[-1].split())
 
 
+def on_device(device: str, tensors: dict) -> dict:
+    return {name: tensor.to(device) for name, tensor in tensors.items()}
+
+
 def collate(batch: list[Window], pad_id: int):
     import torch
 
@@ -348,21 +352,18 @@ class Trainer:
             group["lr"] = self.learning_rate()
         with computing_in(self.settings.precision, self.device):
             if self.settings.objective == "shared":
-                inputs = self._on_device(collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0))
+                inputs = on_device(self.device, collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0))
                 del inputs["start_positions"], inputs["end_positions"]
                 output = self.model(**inputs)
                 loss = shared_loss(output.start_logits.float(), output.end_logits.float(), batch,
                                    inputs["token_type_ids"], inputs["attention_mask"])
             else:  # the model's own cross-entropy, which autocast computes in float32
-                loss = self.model(**self._on_device(collate(batch, self.tokenizer.pad_token_id or 0))).loss
+                loss = self.model(**on_device(self.device, collate(batch, self.tokenizer.pad_token_id or 0))).loss
         loss.backward()
         self.torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
-
-    def _on_device(self, tensors: dict) -> dict:
-        return {name: tensor.to(self.device, non_blocking=True) for name, tensor in tensors.items()}
 
     def save_checkpoint(self) -> Path:
         """Model, optimizer and position, written beside the final place and renamed into it."""
@@ -386,7 +387,9 @@ class Trainer:
 
     def restore(self, checkpoint: Path) -> None:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
-        self.optimizer.load_state_dict(self.torch.load(checkpoint / "optimizer.pt", map_location=self.device))
+        # loaded onto the CPU: load_state_dict moves the moments beside their weights and keeps each
+        # step count on the CPU, where AdamW reads it (a checkpoint written on a GPU resumes on a CPU too)
+        self.optimizer.load_state_dict(self.torch.load(checkpoint / "optimizer.pt", map_location="cpu"))
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.elapsed_s, self.losses = state["elapsed_s"], state["losses"]
 

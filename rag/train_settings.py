@@ -33,7 +33,8 @@ class TrainSettings:
     # time, with the same gradients to within rounding (README, "Training a reader").
     precision: str = "fp32"
     # Where the steps run: "cuda" (an NVIDIA GPU), "cpu", or "auto", the GPU when torch sees one.
-    # Like precision, how a run computes, so it may change on --resume.
+    # How a run computes, not what it learns: a run records where it ran, and --resume takes
+    # --device afresh (auto unless given), so a checkpoint moves between machines.
     device: str = "auto"
     # What training started from (a reader directory or the base encoder). Filled in when a run
     # starts and saved with its checkpoints, so a resumed run's model card still names it; None

@@ -56,8 +56,9 @@ def test_windows_tokenized_in_batches_are_those_tokenized_one_at_a_time(tiny_squ
                              objective=objective, shared_paragraphs=3, max_seq_len=64, stride=16)
     make = make_groups if objective == "shared" else make_windows
     batched = make(data, tokenizer, settings)
-    monkeypatch.setattr(train, "ENCODE_BATCH", 1)
-    assert make(data, tokenizer, settings) == batched
+    for pairs in (5, 1):  # batches that end mid-file, then one pair at a time
+        monkeypatch.setattr(train, "ENCODE_BATCH", pairs)
+        assert make(data, tokenizer, settings) == batched
     windows = [w for group in batched for w in group] if objective == "shared" else batched
     assert len(data.questions) > 1 and len(windows) > len(data.questions)  # several questions, several windows each
 
