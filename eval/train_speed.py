@@ -90,8 +90,8 @@ def main() -> None:
         print(f"{number:5d}  {width:5d}  {s32:6.3f}  {s16:6.3f}  {s32 / s16:7.2f}x  {loss32:9.4f}  {loss16:9.4f}"
               f"  {cosine:11.5f}  {grad16.norm().item() / grad32.norm().item():10.4f}")
     print(f"all    {'':5s}  {totals[0]:6.3f}  {totals[1]:6.3f}  {totals[0] / totals[1]:7.2f}x")
-    windows = args.batches * args.batch_size
-    print(f"windows a second, forward and backward: fp32 {windows / totals[0]:,.0f}, bf16 {windows / totals[1]:,.0f}")
+    timed = args.batches * args.batch_size  # windows in the timed batches (the warm-up left out)
+    print(f"windows a second, forward and backward: fp32 {timed / totals[0]:,.0f}, bf16 {timed / totals[1]:,.0f}")
 
 
 if __name__ == "__main__":

@@ -253,11 +253,13 @@ def resolve_device(name: str) -> str:
     asking for a GPU torch cannot see is an error."""
     import torch
 
-    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+    if name == "cpu":
         return "cpu"
-    if not torch.cuda.is_available():
-        raise RagError(f"--device cuda, but torch {torch.__version__} sees no CUDA GPU here; use --device cpu", 2)
-    return "cuda"
+    if torch.cuda.is_available():
+        return "cuda"
+    if name == "auto":
+        return "cpu"
+    raise RagError(f"--device cuda, but torch {torch.__version__} sees no CUDA GPU here; use --device cpu", 2)
 
 
 def cpu_lacks_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
