@@ -44,6 +44,14 @@ class SquadData:
         used = {q.context_id for q in questions}
         return SquadData({c: t for c, t in self.contexts.items() if c in used}, questions, self.titles)
 
+    def paragraphs_by_article(self) -> dict[int, list[str]]:
+        """Each article's paragraph (context) ids, in the order its questions first name them."""
+        by_article: dict[int, list[str]] = {}
+        for q in self.questions:
+            if q.context_id not in by_article.setdefault(q.article, []):
+                by_article[q.article].append(q.context_id)
+        return by_article
+
 
 def load_squad(path: Path) -> SquadData:
     try:

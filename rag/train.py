@@ -3,9 +3,10 @@ CUDA GPU (inference stays on the CPU, in ONNX Runtime).
 
 Windows of question + paragraph (stride over long paragraphs) are labelled through the
 tokenizer's offsets; a window without the answer points at the CLS token. Unanswerable
-questions, distant negatives (a question paired with another paragraph of its article) and
-withheld negatives (its own paragraph with the answer's sentence cut out) teach the reader to
-abstain. The learning rate warms up, then decays linearly to zero at whichever
+questions, distant negatives (a question paired with another paragraph of its article),
+withheld negatives (its own paragraph with the answer's sentence cut out) and swapped negatives
+(a name or number of the question swapped for one only other paragraphs mention, rag.swapped)
+teach the reader to abstain. The learning rate warms up, then decays linearly to zero at whichever
 ends first, the step budget or the time budget. Checkpoints are written atomically every few
 minutes and `--resume` continues from the last one.
 
@@ -32,6 +33,7 @@ from rag.corpus import sentence_around
 from rag.errors import RagError
 from rag.schema import Document
 from rag.squad import SquadData, SquadQuestion
+from rag.swapped import swapped_question
 from rag.train_settings import DEVICES, OBJECTIVES, PRECISIONS, TrainSettings
 
 CHECKPOINT = "checkpoint"
@@ -68,12 +70,13 @@ def parse_duration(text: str) -> float:
 def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Window]:
     """All answer windows of each answerable question plus at most one answer-less window (long
     papers would otherwise swamp training), one window per unanswerable question (repeated
-    unanswerable_copies times), distant negatives, and withheld negatives."""
+    unanswerable_copies times), distant negatives, withheld negatives and swapped negatives."""
     rng = random.Random(settings.seed)
     # A separate stream, so that turning withheld negatives on (or off) leaves every other draw,
     # and so a resumed run's windows, as they were.
     withheld_rng = random.Random(f"withheld-{settings.seed}")
-    by_article = _paragraphs_by_article(data)
+    swapped_rng = random.Random(f"swapped-{settings.seed}")
+    by_article = data.paragraphs_by_article()
     windows = []
     for q, (encoded, rows) in zip(data.questions, _own_paragraph_encodings(data, tokenizer, settings)):
         own = _labelled_windows(q, encoded, rows, rng)
@@ -88,6 +91,13 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
             if rest:
                 windows += _question_windows(SquadQuestion(q.id + "-withheld", q.question, [], q.context_id),
                                              rest, tokenizer, settings, withheld_rng)
+        if settings.swapped_negatives and q.answers and swapped_rng.random() < settings.swapped_negatives:
+            context = data.contexts[q.context_id]
+            others = [data.contexts[c] for c in by_article[q.article] if c != q.context_id]
+            swapped = swapped_question(q.question, context, others, swapped_rng)
+            if swapped:
+                windows += _question_windows(SquadQuestion(q.id + "-swapped", swapped, [], q.context_id),
+                                             context, tokenizer, settings, swapped_rng)
     return windows
 
 
@@ -109,7 +119,7 @@ def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[lis
     takes them) and one window of each of up to shared_paragraphs - 1 other paragraphs of its
     article that do not contain its answer."""
     rng = random.Random(settings.seed)
-    by_article = _paragraphs_by_article(data)
+    by_article = data.paragraphs_by_article()
     groups = []
     for q, (encoded, rows) in zip(data.questions, _own_paragraph_encodings(data, tokenizer, settings)):
         group = _labelled_windows(q, encoded, rows, rng)
@@ -119,15 +129,6 @@ def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[lis
             group.append(rng.choice(_question_windows(negative, data.contexts[other], tokenizer, settings, rng)))
         groups.append(group)
     return groups
-
-
-def _paragraphs_by_article(data: SquadData) -> dict[int, list[str]]:
-    """Each article's paragraph (context) ids, in the order its questions first name them."""
-    by_article: dict[int, list[str]] = {}
-    for q in data.questions:
-        if q.context_id not in by_article.setdefault(q.article, []):
-            by_article[q.article].append(q.context_id)
-    return by_article
 
 
 def _encode(tokenizer, settings: TrainSettings, questions: list[str], contexts: list[str]):
@@ -428,7 +429,7 @@ def model_card(data_path: Path, windows: int, settings: TrainSettings, trainer: 
              "- Initialised from: not recorded (resumed from a checkpoint written before `rag` recorded it)",
              f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%}, "
              f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'} of each unanswerable question, "
-             f"withheld negatives {settings.withheld_negatives:.0%})",
+             f"withheld negatives {settings.withheld_negatives:.0%}, swapped negatives {settings.swapped_negatives:.0%})",
              f"- Settings: {json.dumps(asdict(settings))}",
              f"- Trained {trainer.step:,} steps ({trainer.step * settings.batch_size:,} windows) in {trainer.elapsed_s:,.0f} s",
              f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
@@ -460,10 +461,11 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("--unanswerable-copies must be at least 1", 2)
     if settings.unanswerable_copies > 1 and settings.objective != "window":
         raise RagError("--unanswerable-copies works with --objective window only", 2)
-    if not 0.0 <= settings.withheld_negatives <= 1.0:
-        raise RagError("--withheld-negatives must be a share between 0 and 1", 2)
-    if settings.withheld_negatives and settings.objective != "window":
-        raise RagError("--withheld-negatives works with --objective window only", 2)
+    for option, share in (("--withheld-negatives", settings.withheld_negatives), ("--swapped-negatives", settings.swapped_negatives)):
+        if not 0.0 <= share <= 1.0:
+            raise RagError(f"{option} must be a share between 0 and 1", 2)
+        if share and settings.objective != "window":
+            raise RagError(f"{option} works with --objective window only", 2)
 
 
 def saved_settings(out: Path) -> TrainSettings:

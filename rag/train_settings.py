@@ -22,6 +22,10 @@ class TrainSettings:
     # Share of answerable questions also read in their own paragraph with the answer's sentence
     # cut out, labelled "no answer": the hard case of retrieval, an on-topic passage that lacks it.
     withheld_negatives: float = 0.0
+    # Share of answerable questions also read in their own paragraph with a name or number of the
+    # question swapped for one that only other paragraphs of the article mention, labelled "no
+    # answer": SQuAD 2.0's kind of trap, which train-full holds few of (rag/swapped.py).
+    swapped_negatives: float = 0.0
     sort_chunk: int = 800  # windows are length-sorted within chunks of this size, to cut padding
     checkpoint_every_s: float = 600.0
     seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first

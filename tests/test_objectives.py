@@ -1,10 +1,13 @@
 """The shared-normalization objective's arithmetic and batching, how withheld negatives cut
-the answer's sentence, and when bf16 would be emulated, without a model (fast tier)."""
+the answer's sentence, what swapped negatives swap, and when bf16 would be emulated, without a
+model (fast tier)."""
 import math
+import random
 
 import torch
 
 from rag.squad import SquadQuestion
+from rag.swapped import names_and_numbers, swapped_question
 from rag.train import TrainSettings, Window, batches, cpu_lacks_bf16, group_batches, shared_loss, without_answer_sentence
 
 
@@ -61,6 +64,32 @@ def test_no_withheld_negative_when_the_answer_is_said_twice_or_alone():
     assert without_answer_sentence(twice, question(twice, "150,000")) is None  # still answerable
     alone = "It houses 150,000 people."
     assert without_answer_sentence(alone, question(alone, "150,000")) is None  # nothing left to read
+
+
+def test_names_and_numbers_leave_out_what_only_looks_like_one():
+    text = ("In the 1980s the U.S. and The Bank of England paid 1,600 dollars to Kabul. "
+            "Currently the Sea of Azov holds 2 ships.")
+    assert [m.group() for m in names_and_numbers(text)] == ["Bank of England", "1,600", "Kabul", "Sea of Azov", "2"]
+
+
+OWN = "Most of the valley's 150,000 people are Tajiks; the Panjshir river runs through it."
+OTHERS = ["In 1985 Soviet troops failed to take it.", "It lies 150 km north of Kabul, where Ahmad Massoud was born."]
+
+
+def test_a_swapped_question_names_what_only_another_paragraph_names():
+    rng = random.Random(0)
+    swaps = {swapped_question("Which river runs through the Panjshir valley?", OWN, OTHERS, rng) for _ in range(20)}
+    # a name swaps for a one-word name the own paragraph never mentions (not "Ahmad Massoud": two words)
+    assert swaps == {"Which river runs through the Soviet valley?", "Which river runs through the Kabul valley?"}
+    numbers = {swapped_question("Where do 150,000 people live?", OWN, OTHERS + ["It cost 200,000 dollars."], rng)
+               for _ in range(5)}
+    assert numbers == {"Where do 200,000 people live?"}  # a number of the same shape: not 1985, not 150
+
+
+def test_no_swapped_question_without_a_shared_name_or_an_unused_one():
+    rng = random.Random(0)
+    assert swapped_question("How many people live in the valley?", OWN, OTHERS, rng) is None  # nothing to swap
+    assert swapped_question("Which river runs through the Panjshir valley?", OWN, ["The Panjshir river is long."], rng) is None
 
 
 def test_bf16_is_called_emulated_only_where_the_cpu_flags_say_so(tmp_path):

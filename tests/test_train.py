@@ -97,6 +97,29 @@ def test_withheld_negatives_read_the_paragraph_without_the_answers_sentence(tmp_
     assert "tajiks" in text and "kabul" in text and "150" not in text
 
 
+def test_swapped_negatives_ask_of_the_own_paragraph_what_only_another_one_names(tmp_path, models):
+    own = "The Panjshir valley lies north of Kabul. It houses around 150,000 people."
+    other = "The Salang pass links the valley with Mazar-i-Sharif."
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
+        {"context": own, "qas": [{"id": "a", "question": "How many people live in the Panjshir valley?", "is_impossible": False,
+                                  "answers": [{"text": "150,000", "answer_start": own.index("150,000")}]}]},
+        {"context": other, "qas": [{"id": "b", "question": "What does the pass link?", "is_impossible": False,
+                                    "answers": [{"text": "the valley", "answer_start": other.index("the valley")}]}]}]}]}))
+    data = load_squad(path)
+    tokenizer, _ = load_for_training(models.reader.resolve(), None)
+    plain, swapped = (make_windows(data, tokenizer, TrainSettings(distant_negatives=0.0, swapped_negatives=share))
+                      for share in (0.0, 1.0))
+    first = sum("panjshir" in tokenizer.decode(w.input_ids).lower() for w in plain)  # the first question's windows
+    negative = swapped[first]  # after them its swapped copy; the second question has no name to swap
+    assert swapped[:first] + swapped[first + 1:] == plain  # the other windows are as they were
+    assert negative.start == 0 == negative.end  # "no answer"
+    text = tokenizer.decode(negative.input_ids).lower()
+    asked, read = text.split("[sep]")[:2]
+    assert "panjshir" not in asked and ("salang" in asked or "mazar" in asked)  # the other paragraph's name
+    assert "150, 000" in read or "150,000" in read  # read in its own paragraph, answer and all
+
+
 def test_shared_groups_carry_the_answer_only_where_it_is(tiny_squad, models):
     """Each question's group: its paragraph's windows, labelled through offsets as before, and a
     window of each other paragraph of the article, labelled "no answer" (CLS)."""
@@ -192,6 +215,9 @@ def test_train_reader_needs_a_budget(tiny_squad, tmp_path):
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
                      "--withheld-negatives", "1.5")
     assert result.returncode == 2 and "between 0 and 1" in result.stderr
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
+                     "--objective", "shared", "--swapped-negatives", "0.3")
+    assert result.returncode == 2 and "--swapped-negatives works with --objective window only" in result.stderr
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
                      "--precision", "fp16")
     assert result.returncode == 2 and "--precision must be one of fp32, bf16" in result.stderr
