@@ -48,14 +48,21 @@ def main() -> None:
         return guess.span_score - guess.null_score
 
     rng = random.Random(args.seed)
-    answerable = rng.sample([q for q in questions if q.answers], args.questions)
+    pool = [q for q in questions if q.answers]
+    rng.shuffle(pool)
+    answerable = pool[:args.questions]
     unanswerable = rng.sample([q for q in questions if not q.answers], args.questions)
-    swaps = [(swapped_question(q.question, data.contexts[q.context_id],
-                               [data.contexts[c] for c in paragraphs[q.article] if c != q.context_id], rng), q.context_id)
-             for q in answerable]
+    swaps = []  # as many as of the other kinds: not every question has a name or number to swap
+    for q in pool:
+        others = [data.contexts[c] for c in paragraphs[q.article] if c != q.context_id]
+        swapped = swapped_question(q.question, data.contexts[q.context_id], others, rng)
+        if swapped:
+            swaps.append((swapped, q.context_id))
+        if len(swaps) == args.questions:
+            break
     margins = {
         "answerable": [margin(q.question, q.context_id) for q in answerable],
-        "swapped (answerable, a name swapped)": [margin(s, c) for s, c in swaps if s],
+        "swapped (answerable, a name swapped)": [margin(s, c) for s, c in swaps],
         "SQuAD 2.0 unanswerable": [margin(q.question, q.context_id) for q in unanswerable],
     }
     print(f"{'questions':38} {'n':>4} {'margin > 0':>10} {'margin > 4':>10} {'median':>7}")

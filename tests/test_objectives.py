@@ -4,6 +4,7 @@ model (fast tier)."""
 import math
 import random
 
+import pytest
 import torch
 
 from rag.squad import SquadQuestion
@@ -72,6 +73,15 @@ def test_names_and_numbers_leave_out_what_only_looks_like_one():
     assert [m.group() for m in names_and_numbers(text)] == ["Bank of England", "1,600", "Kabul", "Sea of Azov", "2"]
 
 
+@pytest.mark.parametrize("text, names", [
+    ("Which Soviet leader met Émile Zola?", ["Soviet", "Émile Zola"]),  # a sentence's first word, not the rest of its run
+    (" How many people met Dr. Smith in St. Louis?", ["Smith", "Louis"]),  # an abbreviation neither a name nor a sentence end
+    ("Did O’Brien see the ‘Lion of Panjshir’ in Kabul's centre?", ["O’Brien", "Lion of Panjshir", "Kabul"]),  # quotes, possessives
+])
+def test_names_are_found_past_question_words_abbreviations_and_quotes(text, names):
+    assert [m.group() for m in names_and_numbers(text)] == names
+
+
 OWN = "Most of the valley's 150,000 people are Tajiks; the Panjshir river runs through it."
 OTHERS = ["In 1985 Soviet troops failed to take it.", "It lies 150 km north of Kabul, where Ahmad Massoud was born."]
 
@@ -84,6 +94,16 @@ def test_a_swapped_question_names_what_only_another_paragraph_names():
     numbers = {swapped_question("Where do 150,000 people live?", OWN, OTHERS + ["It cost 200,000 dollars."], rng)
                for _ in range(5)}
     assert numbers == {"Where do 200,000 people live?"}  # a number of the same shape: not 1985, not 150
+
+
+def test_a_swap_replaces_the_name_everywhere_and_never_with_a_form_the_paragraph_uses():
+    own = "The Soviet army entered Kabul in 1979."
+    others = ["The Soviets left Herat.", "Kabul-based officials met in Herat's centre."]
+    assert swapped_question("Where did the Soviet army go, and why Kabul?", own, others, random.Random(0)) in {
+        "Where did the Soviet army go, and why Herat?", "Where did the Herat army go, and why Kabul?"}  # not "Soviets"
+    twice = swapped_question("Did Kabul fall before the army left Kabul?", "The army entered Kabul.", ["It left for Herat."],
+                             random.Random(0))
+    assert twice == "Did Herat fall before the army left Herat?"
 
 
 def test_no_swapped_question_without_a_shared_name_or_an_unused_one():
