@@ -24,8 +24,7 @@ from rag.reader import Reader  # noqa: E402
 from rag.schema import Passage  # noqa: E402
 from rag.squad import load_squad  # noqa: E402
 from rag.swapped import swapped_question  # noqa: E402
-from rag.train import read_article_list  # noqa: E402
-from eval.tune_abstention import CALIBRATION_SOURCE, TRAIN_FULL  # noqa: E402
+from eval.tune_abstention import TRAIN_FULL, calibration_titles  # noqa: E402
 
 
 def main() -> None:
@@ -36,7 +35,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data = load_squad(TRAIN_FULL)
-    wanted = {f"{CALIBRATION_SOURCE}:{title}" for title in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
+    wanted = calibration_titles()
     articles = {i for i, title in enumerate(data.titles) if title in wanted}
     questions = [q for q in data.questions if q.article in articles]
     paragraphs = data.paragraphs_by_article()

@@ -81,9 +81,14 @@ class CalibrationQuestion:
     paragraph: tuple[int, int]  # where the question's paragraph lies in its article's text
 
 
+def calibration_titles() -> set[str]:
+    """The titles, in train-full, of the calibration articles' copies with unanswerable questions."""
+    return {f"{CALIBRATION_SOURCE}:{name}" for name in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
+
+
 def calibration_pool(folder: Path) -> list[CalibrationQuestion]:
     """The calibration articles written into `folder` as .txt articles, and their answerable questions."""
-    names = {f"{CALIBRATION_SOURCE}:{name}" for name in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
+    names = calibration_titles()
     if not TRAIN_FULL.is_file():
         raise SystemExit(f"{TRAIN_FULL} is missing: the calibration pool comes from it (--pool tune fits without it)")
     pool = []

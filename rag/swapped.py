@@ -16,12 +16,13 @@ from functools import lru_cache
 
 CAPITAL = "A-ZÀ-ÖØ-Þ"  # Latin capitals, with the accented ones ("Émile", "Ürümqi")
 NOT_NAMES = "The|A|An|This|That|These|Those|It|In|On|At|Of|For|From|By|With|And|Or|But|I"  # capitalised, still not names
+NAME_JOINERS = ("of", "de", "da", "von", "van")  # small words inside names ("Bank of England")
 # A word of a name: an apostrophe or hyphen only inside it ("O’Brien"), so neither a closing quote
 # nor a possessive ("Kabul's") is part of the name.
 WORD = rf"[{CAPITAL}](?:\w|-\w|['’](?!s\b)\w)*"
-# A run of capitalised words, joined by the small words that sit inside names ("Bank of England"),
-# and a number; neither glued to other letters ("U.S.", "1980s" are left alone).
-NAME = re.compile(rf"(?<![\w.])(?<!\w['’])(?!(?:{NOT_NAMES})\b){WORD}(?:\s+(?:(?:of|de|da|von|van)\s+)*{WORD})*"
+# A run of capitalised words, joined by NAME_JOINERS, and a number; neither glued to other
+# letters ("U.S.", "1980s" are left alone).
+NAME = re.compile(rf"(?<![\w.])(?<!\w['’])(?!(?:{NOT_NAMES})\b){WORD}(?:\s+(?:(?:{'|'.join(NAME_JOINERS)})\s+)*{WORD})*"
                   r"(?!\w|-\w|['’](?!s\b)\w|\.\w)")
 NUMBER = re.compile(r"(?<![\w.,])\d(?:[\d,.]*\d)?(?![\w'’])")
 ABBREVIATION = re.compile(rf"(?:^|\s)[{CAPITAL}][a-z]{{0,2}}\.$")  # "St.", "Dr.", "Mr.": no sentence ends there
@@ -66,18 +67,22 @@ def _kind(text: str) -> str:
     return re.sub(r"\d", "0", text) if text[0].isdigit() else f"{len(text.split())} words"
 
 
+def _as_words(text: str) -> re.Pattern:
+    """`text`, whole, where it stands as words (not "15" inside "1500")."""
+    return re.compile(rf"(?<!\w){re.escape(text)}(?!\w)")
+
+
 def _said_in(text: str, context: str) -> bool:
-    """Whether `context` says `text`, whole, as words."""
-    return re.search(rf"(?<!\w){re.escape(text)}(?!\w)", context) is not None
+    return _as_words(text).search(context) is not None
 
 
-JOINERS = frozenset({"of", "de", "da", "von", "van", "s"})
+NOT_STEMS = frozenset(NAME_JOINERS) | {"s"}  # a name's joiners, and the "s" of a possessive
 
 
 @lru_cache(maxsize=65536)
 def _stems(name: str) -> tuple[str, ...]:
     """The words of a name, lower-cased, a plural "s" dropped ("soviets" -> "soviet")."""
-    words = [w for w in re.findall(r"\w+", name.replace("’", "'").lower()) if w not in JOINERS]
+    words = [w for w in re.findall(r"\w+", name.replace("’", "'").lower()) if w not in NOT_STEMS]
     return tuple(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
 
 
@@ -109,4 +114,4 @@ def swapped_question(question: str, context: str, other_contexts: list[str], rng
     if not replacements:
         return None
     replacement = rng.choice(replacements)
-    return re.sub(rf"(?<!\w){re.escape(chosen)}(?!\w)", lambda _: replacement, question)
+    return _as_words(chosen).sub(lambda _: replacement, question)
