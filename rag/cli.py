@@ -463,7 +463,8 @@ def train_reader(
     objective: Annotated[str, typer.Option("--objective", help="window: each window alone; shared: a question's windows from several paragraphs of its article under one softmax.")] = TrainSettings.objective,
     unanswerable_copies: Annotated[int, typer.Option("--unanswerable-copies", help="Windows of each unanswerable question per epoch (window objective); more weigh abstention up.")] = TrainSettings.unanswerable_copies,
     withheld_negatives: Annotated[float, typer.Option("--withheld-negatives", help="Share of answerable questions also read with their answer's sentence cut out, as \"no answer\" (window objective).")] = TrainSettings.withheld_negatives,
-    swapped_negatives: Annotated[float, typer.Option("--swapped-negatives", help="Share of answerable questions also read with a name or number swapped for one only other paragraphs of the article mention, as \"no answer\" (window objective).")] = TrainSettings.swapped_negatives,
+    swapped_negatives: Annotated[float, typer.Option("--swapped-negatives", help="Share of answerable questions also read with a name or number swapped for another, as \"no answer\" (window objective).")] = TrainSettings.swapped_negatives,
+    swap_from: Annotated[str, typer.Option("--swap-from", help="Where a swapped-in name comes from: article (one only other paragraphs mention) or paragraph (one the own paragraph mentions outside the answer's sentence).")] = TrainSettings.swap_from,
     precision: Annotated[Optional[str], typer.Option("--precision", help=f"fp32, or bf16: mixed precision, about 1.5x faster on CPUs with bf16 instructions (AVX-512 BF16, AMX); it may change on --resume. (default: {TrainSettings.precision}, or the resumed run's)")] = None,
     device: Annotated[str, typer.Option("--device", help="auto: a CUDA GPU when torch sees one, else the CPU; or cpu, or cuda. On --resume too, so a run moves to where it is resumed.")] = TrainSettings.device,
     models: ModelsOption = None,
@@ -481,7 +482,7 @@ def train_reader(
             learning_rate=learning_rate or (3e-5 if init else 1e-4),
             checkpoint_every_s=tr.parse_duration(checkpoint_every), seed=seed, objective=objective,
             unanswerable_copies=unanswerable_copies, withheld_negatives=withheld_negatives,
-            swapped_negatives=swapped_negatives,
+            swapped_negatives=swapped_negatives, swap_from=swap_from,
             precision=precision or TrainSettings.precision, device=device,
             excluded_articles=tr.read_article_list(exclude_articles) if exclude_articles else ())
     run = tr.TrainingRun(data, out, settings, load_models_config(models), init, resume, eval_data)

@@ -53,6 +53,15 @@ class SquadData:
         return by_article
 
 
+def answer_sentence(context: str, q: SquadQuestion) -> tuple[int, int] | None:
+    """Where the sentence (or sentences) holding the question's first answer lie in its
+    paragraph `context`; None when the answer has no offset there."""
+    if not q.answers or q.answer_start is None:
+        return None
+    paragraph = Document(q.context_id, "", context, None, 0)
+    return sentence_around(paragraph, q.answer_start, q.answer_start + len(q.answers[0]))
+
+
 def load_squad(path: Path) -> SquadData:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]

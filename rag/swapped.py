@@ -1,12 +1,16 @@
 """Swapped negatives for reader training: an answerable question made unanswerable in its own
-paragraph by putting, in place of a name or number it shares with that paragraph, one that only
-other paragraphs of the same article mention.
+paragraph by putting, in place of a name or number it shares with that paragraph, another of the
+same kind: from the article (one that only other paragraphs mention, swapped_question) or from
+the paragraph itself (one it mentions outside the answer's sentence, swapped_within).
 
 SQuAD 2.0's writers made many of its unanswerable questions this way (a plausible entity swapped
 in), and train-full holds few of them, so the reader answers such questions anyway: on the
 calibration articles, 87 % of SQuAD 2.0's own unanswerable questions get a span that beats its
 "no answer" (README, "Training a reader", measures it). A swap from the same article keeps the
-question on topic, which is what makes it a trap rather than an easy negative."""
+question on topic, which is what makes it a trap rather than an easy negative. A name from the
+article is absent from the paragraph, which a reader learns to spot (piece 13 did); a name from
+the paragraph is there, so the reader must check what the paragraph says of it: the shipped
+reader gives 97 % of such swaps a span that beats "no answer" (README, "Training a reader")."""
 from __future__ import annotations
 
 import bisect
@@ -88,30 +92,59 @@ def _stems(name: str) -> tuple[str, ...]:
 
 def _mentioned_in(name: str, context: str, context_words: list[str]) -> bool:
     """Whether any word of `name`, or its stem, begins a word of `context` (`context_words`,
-    lower-cased and sorted): "Soviets" where it says "Soviet", "Kabul" where it says "Kabul's" or
-    "Kabul-based"; a number, whole. A swap must name what the paragraph does not."""
+    lower-cased and sorted), or a word of `context` begins it: "Soviets" where it says "Soviet",
+    "Kabul" where it says "Kabul's" or "Kabul-based", "Victorian" where it says "Victoria"; a
+    number, whole. A swap must name what the paragraph (or sentence) does not."""
     if name[0].isdigit():
         return _said_in(name, context)
     for stem in _stems(name):
         at = bisect.bisect_left(context_words, stem)
         if at < len(context_words) and context_words[at].startswith(stem):
             return True
+        if any(_has_word(context_words, stem[:length]) for length in range(MIN_PREFIX, len(stem))):
+            return True
     return False
+
+
+MIN_PREFIX = 4  # a shorter word that begins a name's word is seldom the same name ("Ba" of "Bagram")
+
+
+def _has_word(sorted_words: list[str], word: str) -> bool:
+    at = bisect.bisect_left(sorted_words, word)
+    return at < len(sorted_words) and sorted_words[at] == word
+
+
+def _words(text: str) -> list[str]:
+    return sorted(re.findall(r"\w+", text.replace("’", "'").lower()))
+
+
+def _swap(question: str, context: str, sources: list[str], avoid: str, rng: random.Random) -> str | None:
+    """The question with a name or number it shares with `context` replaced, wherever the question
+    says it, by one of the same kind that `sources` name and `avoid` never mentions."""
+    shared = sorted({m.group() for m in names_and_numbers(question) if _said_in(m.group(), context)})
+    if not shared:
+        return None
+    chosen = rng.choice(shared)
+    kind = _kind(chosen)
+    avoid_words = _words(avoid)
+    replacements = sorted({found for source in sources for found, its_kind in _names_and_kinds(source)
+                           if its_kind == kind and not _mentioned_in(found, avoid, avoid_words)})
+    if not replacements:
+        return None
+    replacement = rng.choice(replacements)
+    return _as_words(chosen).sub(lambda _: replacement, question)
 
 
 def swapped_question(question: str, context: str, other_contexts: list[str], rng: random.Random) -> str | None:
     """The question with a name or number it shares with `context` replaced, wherever the
     question says it, by one of the same kind from `other_contexts` that `context` never
     mentions; None when there is none."""
-    shared = sorted({m.group() for m in names_and_numbers(question) if _said_in(m.group(), context)})
-    if not shared:
-        return None
-    chosen = rng.choice(shared)
-    kind = _kind(chosen)
-    context_words = sorted(re.findall(r"\w+", context.replace("’", "'").lower()))
-    replacements = sorted({found for other in other_contexts for found, its_kind in _names_and_kinds(other)
-                           if its_kind == kind and not _mentioned_in(found, context, context_words)})
-    if not replacements:
-        return None
-    replacement = rng.choice(replacements)
-    return _as_words(chosen).sub(lambda _: replacement, question)
+    return _swap(question, context, other_contexts, avoid=context, rng=rng)
+
+
+def swapped_within(question: str, context: str, answer_sentence: str, rng: random.Random) -> str | None:
+    """The question with a name or number it shares with `context` replaced, wherever the question
+    says it, by another of the same kind that `context` names but neither `answer_sentence` nor
+    the question mentions ("How many people live in Kabul?" where the paragraph counts the
+    people of Panjshir and names Kabul elsewhere); None when there is none."""
+    return _swap(question, context, [context], avoid=f"{answer_sentence}\n{question}", rng=rng)

@@ -5,8 +5,8 @@ Windows of question + paragraph (stride over long paragraphs) are labelled throu
 tokenizer's offsets; a window without the answer points at the CLS token. Unanswerable
 questions, distant negatives (a question paired with another paragraph of its article),
 withheld negatives (its own paragraph with the answer's sentence cut out) and swapped negatives
-(a name or number of the question swapped for one only other paragraphs mention, rag.swapped)
-teach the reader to abstain. The learning rate warms up, then decays linearly to zero at whichever
+(a name or number of the question swapped for another from the article or the paragraph,
+rag.swapped) teach the reader to abstain. The learning rate warms up, then decays linearly to zero at whichever
 ends first, the step budget or the time budget. Checkpoints are written atomically every few
 minutes and `--resume` continues from the last one.
 
@@ -29,12 +29,10 @@ from typing import Callable
 
 import numpy as np
 
-from rag.corpus import sentence_around
 from rag.errors import RagError
-from rag.schema import Document
-from rag.squad import SquadData, SquadQuestion
-from rag.swapped import swapped_question
-from rag.train_settings import DEVICES, OBJECTIVES, PRECISIONS, TrainSettings
+from rag.squad import SquadData, SquadQuestion, answer_sentence
+from rag.swapped import swapped_question, swapped_within
+from rag.train_settings import DEVICES, OBJECTIVES, PRECISIONS, SWAP_SOURCES, TrainSettings
 
 CHECKPOINT = "checkpoint"
 ENCODE_BATCH = 1000  # question-paragraph pairs tokenized together when windows are made
@@ -93,21 +91,30 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
                                              rest, tokenizer, settings, withheld_rng)
         if settings.swapped_negatives and q.answers and swapped_rng.random() < settings.swapped_negatives:
             context = data.contexts[q.context_id]
-            others = [data.contexts[c] for c in by_article[q.article] if c != q.context_id]
-            swapped = swapped_question(q.question, context, others, swapped_rng)
+            swapped = _swapped(q, context, data, by_article, settings.swap_from, swapped_rng)
             if swapped:
                 windows += _question_windows(SquadQuestion(q.id + "-swapped", swapped, [], q.context_id),
                                              context, tokenizer, settings, swapped_rng)
     return windows
 
 
+def _swapped(q: SquadQuestion, context: str, data: SquadData, by_article: dict[int, list[str]], swap_from: str,
+             rng: random.Random) -> str | None:
+    """The question with a name or number swapped (rag.swapped), from the article or the paragraph."""
+    if swap_from == "paragraph":
+        sentence = answer_sentence(context, q)
+        return swapped_within(q.question, context, context[slice(*sentence)], rng) if sentence else None
+    others = [data.contexts[c] for c in by_article[q.article] if c != q.context_id]
+    return swapped_question(q.question, context, others, rng)
+
+
 def without_answer_sentence(context: str, q: SquadQuestion) -> str | None:
     """The paragraph with the sentence(s) holding the answer cut out; None when no answer can be
     placed, or when the answer (any of its texts) is still in what is left."""
-    if q.answer_start is None:
+    sentence = answer_sentence(context, q)
+    if sentence is None:
         return None
-    paragraph = Document(q.context_id, "", context, None, 0)
-    cut_start, cut_end = sentence_around(paragraph, q.answer_start, q.answer_start + len(q.answers[0]))
+    cut_start, cut_end = sentence
     rest = f"{context[:cut_start].rstrip()} {context[cut_end:].lstrip()}".strip()
     if not rest or any(a.strip() and a.strip().lower() in rest.lower() for a in q.answers):
         return None
@@ -429,7 +436,8 @@ def model_card(data_path: Path, windows: int, settings: TrainSettings, trainer: 
              "- Initialised from: not recorded (resumed from a checkpoint written before `rag` recorded it)",
              f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%}, "
              f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'} of each unanswerable question, "
-             f"withheld negatives {settings.withheld_negatives:.0%}, swapped negatives {settings.swapped_negatives:.0%})",
+             f"withheld negatives {settings.withheld_negatives:.0%}, swapped negatives {settings.swapped_negatives:.0%}"
+             f"{f' from the {settings.swap_from}' if settings.swapped_negatives else ''})",
              f"- Settings: {json.dumps(asdict(settings))}",
              f"- Trained {trainer.step:,} steps ({trainer.step * settings.batch_size:,} windows) in {trainer.elapsed_s:,.0f} s",
              f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
@@ -457,6 +465,8 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError(f"--device must be one of {', '.join(DEVICES)}, not {settings.device!r}", 2)
     if settings.precision not in PRECISIONS:
         raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, not {settings.precision!r}", 2)
+    if settings.swap_from not in SWAP_SOURCES:
+        raise RagError(f"--swap-from must be one of {', '.join(SWAP_SOURCES)}, not {settings.swap_from!r}", 2)
     if settings.unanswerable_copies < 1:
         raise RagError("--unanswerable-copies must be at least 1", 2)
     if settings.unanswerable_copies > 1 and settings.objective != "window":

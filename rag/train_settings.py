@@ -26,6 +26,10 @@ class TrainSettings:
     # question swapped for one that only other paragraphs of the article mention, labelled "no
     # answer": SQuAD 2.0's kind of trap, which train-full holds few of (rag/swapped.py).
     swapped_negatives: float = 0.0
+    # Where the swapped-in name comes from: "article", a name only other paragraphs mention (absent
+    # from the own paragraph, so easy to spot), or "paragraph", one the own paragraph mentions
+    # outside the answer's sentence, so the reader must check what the paragraph says of it.
+    swap_from: str = "article"
     sort_chunk: int = 800  # windows are length-sorted within chunks of this size, to cut padding
     checkpoint_every_s: float = 600.0
     seed: int = 0  # fixes the shuffle; a later piece started with --init takes a new seed to see new batches first
@@ -49,3 +53,4 @@ class TrainSettings:
 OBJECTIVES = ("window", "shared")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
+SWAP_SOURCES = ("article", "paragraph")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rag.squad import SquadQuestion
-from rag.swapped import names_and_numbers, swapped_question
+from rag.swapped import names_and_numbers, swapped_question, swapped_within
 from rag.train import TrainSettings, Window, batches, cpu_lacks_bf16, group_batches, shared_loss, without_answer_sentence
 
 
@@ -104,6 +104,32 @@ def test_a_swap_replaces_the_name_everywhere_and_never_with_a_form_the_paragraph
     twice = swapped_question("Did Kabul fall before the army left Kabul?", "The army entered Kabul.", ["It left for Herat."],
                              random.Random(0))
     assert twice == "Did Herat fall before the army left Herat?"
+
+
+def test_a_swap_never_puts_in_a_longer_form_of_a_word_the_paragraph_uses():
+    swaps = {swapped_question("Where is Victoria?", "Victoria is in Australia.", ["A Victorian town, Bendigo, grew."],
+                              random.Random(seed)) for seed in range(10)}
+    assert swaps == {"Where is Bendigo?"}  # not "Victorian": the paragraph says "Victoria"
+
+
+PARAGRAPH = "The Panjshir valley lies north of Kabul. In 1985 Soviet troops failed to take it. In 1979 they came."
+
+
+def test_a_swap_within_the_paragraph_names_what_it_says_outside_the_answers_sentence():
+    sentence = "In 1985 Soviet troops failed to take it."
+    swaps = {swapped_within("What did Soviet troops fail to take in 1985?", PARAGRAPH, sentence, random.Random(seed))
+             for seed in range(30)}
+    assert swaps == {"What did Panjshir troops fail to take in 1985?", "What did Kabul troops fail to take in 1985?",
+                     "What did Soviet troops fail to take in 1979?"}
+
+
+def test_no_swap_within_the_paragraph_for_a_name_the_answers_sentence_or_the_question_says():
+    sentence = "The Panjshir valley lies north of Kabul."
+    question = "Which valley lies north of Kabul, near Panjshir?"
+    assert swapped_within(question, PARAGRAPH, sentence, random.Random(0)) in {
+        "Which valley lies north of Soviet, near Panjshir?", "Which valley lies north of Kabul, near Soviet?"}
+    assert swapped_within("Which valley lies north of Kabul?", "The Panjshir valley lies north of Kabul.",
+                          "The Panjshir valley lies north of Kabul.", random.Random(0)) is None
 
 
 def test_no_swapped_question_without_a_shared_name_or_an_unused_one():

@@ -97,7 +97,9 @@ def test_withheld_negatives_read_the_paragraph_without_the_answers_sentence(tmp_
     assert "tajiks" in text and "kabul" in text and "150" not in text
 
 
-def test_swapped_negatives_ask_of_the_own_paragraph_what_only_another_one_names(tmp_path, models):
+def swapped_negative(tmp_path, models, **settings) -> tuple[str, str]:
+    """The question and the paragraph of the one swapped negative make_windows adds, checking that
+    every other window is as it was without swaps."""
     own = "The Panjshir valley lies north of Kabul. It houses around 150,000 people."
     other = "The Salang pass links the valley with Mazar-i-Sharif."
     path = tmp_path / "squad.json"
@@ -108,16 +110,25 @@ def test_swapped_negatives_ask_of_the_own_paragraph_what_only_another_one_names(
                                     "answers": [{"text": "the valley", "answer_start": other.index("the valley")}]}]}]}]}))
     data = load_squad(path)
     tokenizer, _ = load_for_training(models.reader.resolve(), None)
-    plain, swapped = (make_windows(data, tokenizer, TrainSettings(distant_negatives=0.0, swapped_negatives=share))
+    plain, swapped = (make_windows(data, tokenizer, TrainSettings(distant_negatives=0.0, swapped_negatives=share, **settings))
                       for share in (0.0, 1.0))
     first = sum("panjshir" in tokenizer.decode(w.input_ids).lower() for w in plain)  # the first question's windows
     negative = swapped[first]  # after them its swapped copy; the second question has no name to swap
     assert swapped[:first] + swapped[first + 1:] == plain  # the other windows are as they were
     assert negative.start == 0 == negative.end  # "no answer"
-    text = tokenizer.decode(negative.input_ids).lower()
-    asked, read = text.split("[sep]")[:2]
-    assert "panjshir" not in asked and ("salang" in asked or "mazar" in asked)  # the other paragraph's name
+    asked, read = tokenizer.decode(negative.input_ids).lower().split("[sep]")[:2]
     assert "150, 000" in read or "150,000" in read  # read in its own paragraph, answer and all
+    return asked, read
+
+
+def test_swapped_negatives_ask_of_the_own_paragraph_what_only_another_one_names(tmp_path, models):
+    asked, _ = swapped_negative(tmp_path, models)
+    assert "panjshir" not in asked and ("salang" in asked or "mazar" in asked)  # the other paragraph's name
+
+
+def test_swapped_negatives_from_the_paragraph_name_what_it_says_outside_the_answers_sentence(tmp_path, models):
+    asked, _ = swapped_negative(tmp_path, models, swap_from="paragraph")
+    assert "panjshir" not in asked and "kabul" in asked  # the own paragraph's other name, not the other paragraph's
 
 
 def test_shared_groups_carry_the_answer_only_where_it_is(tiny_squad, models):
@@ -224,6 +235,9 @@ def test_train_reader_needs_a_budget(tiny_squad, tmp_path):
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
                      "--device", "tpu")
     assert result.returncode == 2 and "--device must be one of auto, cpu, cuda" in result.stderr
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1",
+                     "--swapped-negatives", "0.3", "--swap-from", "elsewhere")
+    assert result.returncode == 2 and "--swap-from must be one of article, paragraph" in result.stderr
 
 
 def test_asking_for_a_gpu_torch_cannot_see_is_a_one_line_error(tiny_squad, tmp_path):
