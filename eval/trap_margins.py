@@ -5,8 +5,9 @@ calibration articles, which reader training never sees:
     python eval/trap_margins.py [--models models.toml] [--questions 200] [--seed 0]
 
 answerable questions; the same questions with a name or number swapped as `rag train-reader
---swapped-negatives` swaps it (rag/swapped.py); and SQuAD 2.0's own unanswerable questions,
-written to trap a reader. A reader that knows when a paragraph does not answer gives the last
+--swapped-negatives` swaps it (rag/swapped.py), from the article and, with `--swap-from
+paragraph`, from the paragraph itself; and SQuAD 2.0's own unanswerable questions, written to
+trap a reader. A reader that knows when a paragraph does not answer gives the last
 two kinds negative margins; a margin above 0 is a span it would rather give than nothing."""
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from rag.config import load_models_config  # noqa: E402
 from rag.reader import Reader  # noqa: E402
 from rag.schema import Passage  # noqa: E402
-from rag.squad import load_squad  # noqa: E402
-from rag.swapped import swapped_question  # noqa: E402
+from rag.squad import answer_sentence, load_squad  # noqa: E402
+from rag.swapped import swapped_question, swapped_within  # noqa: E402
 from eval.tune_abstention import TRAIN_FULL, calibration_titles  # noqa: E402
 
 
@@ -51,17 +52,31 @@ def main() -> None:
     rng.shuffle(pool)
     answerable = pool[:args.questions]
     unanswerable = rng.sample([q for q in questions if not q.answers], args.questions)
-    swaps = []  # as many as of the other kinds: not every question has a name or number to swap
-    for q in pool:
+
+    def from_article(q) -> str | None:
         others = [data.contexts[c] for c in paragraphs[q.article] if c != q.context_id]
-        swapped = swapped_question(q.question, data.contexts[q.context_id], others, rng)
-        if swapped:
-            swaps.append((swapped, q.context_id))
-        if len(swaps) == args.questions:
-            break
+        return swapped_question(q.question, data.contexts[q.context_id], others, rng)
+
+    def from_paragraph(q) -> str | None:
+        context = data.contexts[q.context_id]
+        sentence = answer_sentence(context, q)
+        return swapped_within(q.question, context, context[slice(*sentence)], rng) if sentence else None
+
+    def swaps(swap) -> list[tuple[str, str]]:
+        """As many as of the other kinds: not every question has a name or number to swap."""
+        made = []
+        for q in pool:
+            swapped = swap(q)
+            if swapped:
+                made.append((swapped, q.context_id))
+            if len(made) == args.questions:
+                break
+        return made
+
     margins = {
         "answerable": [margin(q.question, q.context_id) for q in answerable],
-        "swapped (answerable, a name swapped)": [margin(s, c) for s, c in swaps],
+        "swapped, a name from the article": [margin(s, c) for s, c in swaps(from_article)],
+        "swapped, a name from the paragraph": [margin(s, c) for s, c in swaps(from_paragraph)],
         "SQuAD 2.0 unanswerable": [margin(q.question, q.context_id) for q in unanswerable],
     }
     print(f"{'questions':38} {'n':>4} {'margin > 0':>10} {'margin > 4':>10} {'median':>7}")
