@@ -326,6 +326,7 @@ def evaluate(
     gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold questions (JSON Lines). (default: eval/gold.jsonl)")] = None,
     predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write every answer here, one `rag ask --json` line each.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a markdown report (and a calibration PNG beside it).")] = None,
+    baseline: Annotated[Optional[Path], typer.Option("--baseline", help="An earlier run's --predictions file: show each measure's change, with a 95 % interval, and every question that changed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     min_f1: Annotated[Optional[float], typer.Option("--min-f1", help="Exit 1 if F1 (0-100) is below this.")] = None,
     min_citation: Annotated[Optional[float], typer.Option("--min-citation", help="Exit 1 if citation accuracy is below this.")] = None,
@@ -343,6 +344,7 @@ def evaluate(
     """Measure answer quality on a gold question set (or SQuAD data), with every miss shown."""
     dates = DateRange.parse(since, until)
     from rag import evaluate as ev
+    from rag.compare import compare, load_baseline
     from rag.gold import load_gold
 
     if squad is not None:
@@ -352,6 +354,7 @@ def evaluate(
     gold = gold or _default_gold()
     questions = load_gold(gold)
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
+    earlier = load_baseline(baseline, questions) if baseline else None
     pipeline = open_pipeline(seeds, index_dir, models, top_k, store=store)
     unknown = sorted({d for q in questions for d in q.docs} - set(pipeline.corpus.documents))
     if unknown:
@@ -361,6 +364,8 @@ def evaluate(
         results = ev.run_questions(pipeline, questions, on_done=update, dates=dates)
     summary, by_article = ev.summarize(results), ev.summarize_by_article(results)
     tradeoff = ev.tradeoff(results)
+    against = compare(questions, {r.gold.id: None if r.answer.abstained else r.answer.text for r in results},
+                      earlier) if earlier else None
     if predictions:
         predictions.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),
                                encoding="utf-8")
@@ -368,14 +373,38 @@ def evaluate(
         picture = ev.write_report(report, results, summary, by_article, tradeoff, pipeline.decision.threshold, gold.name)
         err.print(f"report: {report} (calibration picture: {picture})")
     if as_json:
-        print(json.dumps(summary | {"at_other_thresholds": tradeoff}))
+        print(json.dumps(summary | {"at_other_thresholds": tradeoff} | ({"against_baseline": against} if against else {})))
     else:
         _print_summary(summary, by_article)
         _print_tradeoff(tradeoff, pipeline.decision.threshold)
+        if against:
+            _print_comparison(against, baseline)
     misses = ev.gate_failures(summary, {"f1": min_f1, "citation_accuracy": min_citation,
                                         "abstention_recall": min_abstention})
     if misses:
         raise RagError("below the bar: " + "; ".join(misses))
+
+
+def _print_comparison(against: dict, baseline: Path) -> None:
+    from rich.table import Table
+
+    from rag.evaluate import cell
+
+    table = Table(title=f"against the baseline ({baseline}; the interval: 95 %, paired bootstrap over the questions)")
+    table.add_column("measure")
+    for label in ("baseline", "now", "change", "95 % interval"):
+        table.add_column(label, justify="right")
+    for row in against["measures"]:
+        low, high = row["interval"]
+        table.add_row(row["measure"], cell(row["baseline"]), cell(row["now"]), cell(row["change"]), f"{cell(low)} to {cell(high)}")
+    out.print(table)
+    for change in against["changed"]:
+        mark = Text("better", style="green") if change["better"] else Text("worse ", style="red")
+        out.print(Text.assemble(mark, f" {change['id']} {change['question']}  {_said(change['baseline'])} → {_said(change['now'])}"))
+
+
+def _said(answer: str | None) -> str:
+    return "(declined)" if answer is None else repr(answer)
 
 
 def _prepare_output_folders(*paths: Path | None) -> None:

@@ -31,8 +31,13 @@ def test_metrics_on_known_outcomes(pipeline):
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     out = tmp_path_factory.mktemp("eval")
+    gold = [json.loads(line) for line in (ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()]
+    declining = out / "declining.jsonl"  # a baseline that declines every question
+    declining.write_text("".join(json.dumps({"question": g["question"], "answer": "", "abstained": True}) + "\n"
+                                 for g in gold), encoding="utf-8")
     result = run_rag("eval", "--json", "--predictions", str(out / "predictions.jsonl"), "--report",
-                     str(out / "report" / "report.md"), "--index-dir", str(out / "index"), timeout=900)
+                     str(out / "report" / "report.md"), "--index-dir", str(out / "index"), "--baseline", str(declining),
+                     timeout=900)
     return result, out
 
 
@@ -45,6 +50,20 @@ def test_summary_json_has_the_promised_keys(evaluated):
     rows = summary["at_other_thresholds"]
     recalls = [row["abstention_recall"] for row in rows]
     assert [row["threshold"] for row in rows] == sorted(row["threshold"] for row in rows) and recalls == sorted(recalls)
+
+
+def test_the_change_against_a_baseline_is_each_measure_less_the_baselines(evaluated):
+    result, _ = evaluated
+    summary = json.loads(result.stdout)
+    against = {row["key"]: row for row in summary["against_baseline"]["measures"]}
+    assert against["f1"]["baseline"] == 0.0 and against["f1"]["now"] == against["f1"]["change"] == summary["f1"]
+    assert against["abstention_recall"]["change"] == round(summary["abstention_recall"] - 100.0, 1)
+    low, high = against["f1"]["interval"]
+    assert 0 < low <= summary["f1"] <= high  # declining everything is beyond doubt worse
+    answered = summary["questions"] - round(summary["unanswerable"] * summary["abstention_recall"] / 100) \
+        - round(summary["answerable"] * summary["false_abstention_rate"] / 100)
+    changed = summary["against_baseline"]["changed"]
+    assert len(changed) <= answered and all(c["baseline"] is None and c["now"] for c in changed)
 
 
 def test_predictions_follow_the_ask_contract(evaluated):

@@ -1,0 +1,61 @@
+"""`rag eval --baseline`: the change in each measure against an earlier run, with its paired
+bootstrap interval, and the questions that changed (fast tier: no model)."""
+import json
+
+import pytest
+
+from rag.compare import compare, load_baseline, paired_interval
+from rag.errors import RagError
+from rag.gold import GoldQuestion
+
+QUESTIONS = [GoldQuestion("a", "What does Panjshir mean?", ["five lions"], ["d1"]),
+             GoldQuestion("b", "What is the valley famed for?", ["emeralds"], ["d1"]),
+             GoldQuestion("c", "Who discovered penicillin?", [], [])]
+
+
+def measures(result: dict) -> dict:
+    return {row["key"]: row for row in result["measures"]}
+
+
+def test_a_run_against_itself_changes_nothing():
+    answers = {"a": "five lions", "b": None, "c": "Fleming"}
+    result = compare(QUESTIONS, answers, dict(answers))
+    assert all(row["change"] == 0.0 and row["interval"] == [0.0, 0.0] for row in result["measures"])
+    assert result["changed"] == []
+
+
+def test_each_measure_changes_by_what_the_changed_questions_are_worth():
+    before = {"a": "five lions", "b": None, "c": "Fleming"}
+    now = {"a": "lions", "b": "emeralds", "c": None}
+    result = compare(QUESTIONS, now, before)
+    f1, recall, declined = (measures(result)[key] for key in ("f1", "abstention_recall", "false_abstention_rate"))
+    assert (f1["baseline"], f1["now"], f1["change"]) == (50.0, 83.3, 33.3)  # "lions" is F1 2/3 against "five lions"
+    assert (recall["baseline"], recall["now"]) == (0.0, 100.0) and declined["change"] == -50.0
+    assert f1["interval"][0] <= f1["change"] <= f1["interval"][1]
+    assert [(c["id"], c["better"]) for c in result["changed"]] == [("a", False), ("b", True), ("c", True)]
+
+
+def test_the_interval_is_wide_for_one_question_and_narrow_for_a_steady_gain():
+    one = paired_interval([0.0] * 19 + [0.0], [0.0] * 19 + [100.0])
+    assert one[0] == 0.0 and one[1] >= 10.0  # one question of twenty: the change could be nothing
+    steady = paired_interval([0.0] * 20, [10.0] * 20)
+    assert steady == (10.0, 10.0)
+    assert paired_interval([], []) == (None, None)
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
+    rows = [{"question": "What does  Panjshir mean?", "answer": "five lions", "abstained": False},  # spaces as typed
+            {"question": "What is the valley famed for?", "answer": "", "abstained": True},
+            {"question": "Who discovered penicillin?", "answer": "Fleming", "abstained": False}]
+    assert load_baseline(write(tmp_path / "p.jsonl", rows), QUESTIONS) == {"a": "five lions", "b": None, "c": "Fleming"}
+    with pytest.raises(RagError, match=r"has no answer to 1 of the 3 gold questions \(first: 'Who discovered"):
+        load_baseline(write(tmp_path / "short.jsonl", rows[:2]), QUESTIONS)
+    with pytest.raises(RagError, match="is not a `rag eval --predictions` file"):
+        load_baseline(write(tmp_path / "other.jsonl", [{"id": "a", "answers": []}]), QUESTIONS)
+    with pytest.raises(RagError, match="cannot read the baseline"):
+        load_baseline(tmp_path / "absent.jsonl", QUESTIONS)
