@@ -81,6 +81,7 @@ def _said_in(text: str, context: str) -> bool:
 
 
 NOT_STEMS = frozenset(NAME_JOINERS) | {"s"}  # a name's joiners, and the "s" of a possessive
+MIN_PREFIX = 4  # a shorter word that begins a name's word is seldom a form of it ("Pan" of "Panjshir")
 
 
 @lru_cache(maxsize=65536)
@@ -104,9 +105,6 @@ def _mentioned_in(name: str, context: str, context_words: list[str]) -> bool:
         if any(_has_word(context_words, stem[:length]) for length in range(MIN_PREFIX, len(stem))):
             return True
     return False
-
-
-MIN_PREFIX = 4  # a shorter word that begins a name's word is seldom the same name ("Ba" of "Bagram")
 
 
 def _has_word(sorted_words: list[str], word: str) -> bool:
