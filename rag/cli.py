@@ -348,6 +348,8 @@ def evaluate(
     from rag.gold import load_gold
 
     if squad is not None:
+        if baseline is not None:
+            raise RagError("--baseline compares runs on a gold set, not on --squad data", 2)
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)

@@ -7,6 +7,7 @@ import pytest
 from rag.compare import compare, load_baseline, paired_interval
 from rag.errors import RagError
 from rag.gold import GoldQuestion
+from tests.conftest import run_rag
 
 QUESTIONS = [GoldQuestion("a", "What does Panjshir mean?", ["five lions"], ["d1"]),
              GoldQuestion("b", "What is the valley famed for?", ["emeralds"], ["d1"]),
@@ -59,3 +60,9 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
         load_baseline(write(tmp_path / "other.jsonl", [{"id": "a", "answers": []}]), QUESTIONS)
     with pytest.raises(RagError, match="cannot read the baseline"):
         load_baseline(tmp_path / "absent.jsonl", QUESTIONS)
+
+
+def test_a_baseline_with_squad_data_is_a_one_line_error(tmp_path):
+    result = run_rag("eval", "--squad", str(tmp_path / "any.json"), "--baseline", str(tmp_path / "p.jsonl"))
+    assert result.returncode == 2 and "--baseline compares runs on a gold set" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
