@@ -6,8 +6,8 @@ tokenizer's offsets; a window without the answer points at the CLS token. Unansw
 questions, distant negatives (a question paired with another paragraph of its article),
 withheld negatives (its own paragraph with the answer's sentence cut out) and swapped negatives
 (a name or number of the question swapped for another from the article or the paragraph,
-rag.swapped) teach the reader to abstain. The learning rate warms up, then decays linearly to zero at whichever
-ends first, the step budget or the time budget. Checkpoints are written atomically every few
+rag.swapped) teach the reader to abstain. The learning rate warms up, then decays linearly to
+zero at whichever ends first, the step budget or the time budget. Checkpoints are written atomically every few
 minutes and `--resume` continues from the last one.
 
 Two objectives. `window` (the default): each window is its own example, a softmax over its own
