@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from rag.config import load_models_config  # noqa: E402
 from rag.reader import Reader  # noqa: E402
 from rag.schema import Passage  # noqa: E402
-from rag.squad import answer_sentence, load_squad  # noqa: E402
-from rag.swapped import swapped_question, swapped_within  # noqa: E402
+from rag.squad import load_squad  # noqa: E402
+from rag.train import swapped_negative  # noqa: E402
 from eval.tune_abstention import TRAIN_FULL, calibration_titles  # noqa: E402
 
 
@@ -53,20 +53,11 @@ def main() -> None:
     answerable = pool[:args.questions]
     unanswerable = rng.sample([q for q in questions if not q.answers], args.questions)
 
-    def from_article(q) -> str | None:
-        others = [data.contexts[c] for c in paragraphs[q.article] if c != q.context_id]
-        return swapped_question(q.question, data.contexts[q.context_id], others, rng)
-
-    def from_paragraph(q) -> str | None:
-        context = data.contexts[q.context_id]
-        sentence = answer_sentence(context, q)
-        return swapped_within(q.question, context, context[slice(*sentence)], rng) if sentence else None
-
-    def swaps(swap) -> list[tuple[str, str]]:
+    def swaps(swap_from: str) -> list[tuple[str, str]]:
         """As many as of the other kinds: not every question has a name or number to swap."""
         made = []
         for q in pool:
-            swapped = swap(q)
+            swapped = swapped_negative(q, data, paragraphs, swap_from, rng)
             if swapped:
                 made.append((swapped, q.context_id))
             if len(made) == args.questions:
@@ -75,8 +66,8 @@ def main() -> None:
 
     margins = {
         "answerable": [margin(q.question, q.context_id) for q in answerable],
-        "swapped, a name from the article": [margin(s, c) for s, c in swaps(from_article)],
-        "swapped, a name from the paragraph": [margin(s, c) for s, c in swaps(from_paragraph)],
+        "swapped, a name from the article": [margin(s, c) for s, c in swaps("article")],
+        "swapped, a name from the paragraph": [margin(s, c) for s, c in swaps("paragraph")],
         "SQuAD 2.0 unanswerable": [margin(q.question, q.context_id) for q in unanswerable],
     }
     print(f"{'questions':38} {'n':>4} {'margin > 0':>10} {'margin > 4':>10} {'median':>7}")

@@ -66,9 +66,12 @@ def compare(questions: list[GoldQuestion], now: dict[str, str | None], before: d
         low, high = paired_interval(then, later)
         rows.append({"measure": label, "key": key, "baseline": _mean(then), "now": _mean(later),
                      "change": _mean(later - then), "interval": [low, high]})
-    changed = [{"id": q.id, "question": q.question, "baseline": before[q.id], "now": now[q.id],
-                "better": _worth(q, now[q.id]) > _worth(q, before[q.id])}
-               for q in questions if _worth(q, now[q.id]) != _worth(q, before[q.id])]
+    changed = []
+    for q in questions:
+        then, later = _worth(q, before[q.id]), _worth(q, now[q.id])
+        if then != later:
+            changed.append({"id": q.id, "question": q.question, "baseline": before[q.id], "now": now[q.id],
+                            "better": later > then})
     return {"measures": rows, "changed": changed}
 
 

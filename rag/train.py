@@ -90,17 +90,18 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
                 windows += _question_windows(SquadQuestion(q.id + "-withheld", q.question, [], q.context_id),
                                              rest, tokenizer, settings, withheld_rng)
         if settings.swapped_negatives and q.answers and swapped_rng.random() < settings.swapped_negatives:
-            context = data.contexts[q.context_id]
-            swapped = _swapped(q, context, data, by_article, settings.swap_from, swapped_rng)
+            swapped = swapped_negative(q, data, by_article, settings.swap_from, swapped_rng)
             if swapped:
                 windows += _question_windows(SquadQuestion(q.id + "-swapped", swapped, [], q.context_id),
-                                             context, tokenizer, settings, swapped_rng)
+                                             data.contexts[q.context_id], tokenizer, settings, swapped_rng)
     return windows
 
 
-def _swapped(q: SquadQuestion, context: str, data: SquadData, by_article: dict[int, list[str]], swap_from: str,
-             rng: random.Random) -> str | None:
-    """The question with a name or number swapped (rag.swapped), from the article or the paragraph."""
+def swapped_negative(q: SquadQuestion, data: SquadData, by_article: dict[int, list[str]], swap_from: str,
+                     rng: random.Random) -> str | None:
+    """The question with a name or number swapped (rag.swapped), from the article or the paragraph
+    (`swap_from`); `by_article` is data.paragraphs_by_article()."""
+    context = data.contexts[q.context_id]
     if swap_from == "paragraph":
         sentence = answer_sentence(context, q)
         return swapped_within(q.question, context, context[slice(*sentence)], rng) if sentence else None
