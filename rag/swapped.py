@@ -62,13 +62,59 @@ def names_and_numbers(text: str) -> list[re.Match]:
 
 @lru_cache(maxsize=4096)  # a paragraph is an "other" paragraph for every question of its article
 def _names_and_kinds(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((m.group(), _kind(m.group())) for m in names_and_numbers(text))
+    found = names_and_numbers(text)
+    places = _places(text, found)
+    return tuple((m.group(), _kind(m.group(), m.group() in places)) for m in found)
 
 
-def _kind(text: str) -> str:
+MONTHS = frozenset("January February March April May June July August September October November December".split())
+WEEKDAYS = frozenset("Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split())
+ORDINAL = re.compile(r"(?:First|Second|Third|Fourth|Fifth|Sixth|Seventh|Eighth|Ninth|Tenth|Eleventh|Twelfth|\w+(?:teenth|tieth))$")
+ACRONYM = re.compile(rf"[{CAPITAL}]{{2,}}$")  # "NATO", "BYU": not to be swapped for a word ("Venus")
+# One word that reads as an adjective: a people, a language, a creed or a direction ("Spanish",
+# "Chinese", "Brazilian", "American", "Islamic", "Southern", "West"). "in Spanish" looks like a place.
+ADJECTIVE = re.compile(r"\w+(?:ish|ese|ian|ean|ican|ic|ical|ern|ist)$|(?:North|South|East|West)$|German|Roman|Dutch|French|Greek|Thai")
+# The last word of a many-word name that makes it an institution, a place or a thing, not a
+# person ("Scottish Government", "Kroc Institute", "Lisbon Treaty" against "Enric Miralles").
+INSTITUTION_ENDINGS = frozenset("""University College School Institute Academy Church Cathedral Abbey Temple Mosque
+River Lake Sea Ocean Bay Gulf Mountains Mountain Island Islands Valley Basin Plateau Desert Peninsula Street Road
+Bridge Park Square Palace Castle Hall Tower Museum Library Theatre Theater Hospital Station Airport Stadium Party
+Government Parliament Council Congress Senate Assembly Company Corporation Group Bank Board Committee Commission
+Court Police Army Navy Force Forces Empire Kingdom Republic State States City County Province District Act Treaty
+War Revolution Award Prize Cup League Championship Times Post Journal News Project Program Programme Agency Service
+Administration Association Society Foundation Centre Center Union Organization Organisation Federation
+Department Ministry Office""".split())
+# What stands before a place: "in Chile", "from the Alps", "north of Kabul". A person or a thing
+# seldom follows these, so a name a text puts there is taken for a place, and swaps only for one.
+PLACE_BEFORE = re.compile(r"\b(?:in|at|from|near|across|throughout|within|into|outside|around|"
+                          r"(?:north|south|east|west)(?:east|west)? of)\s+(?:the\s+)?$", re.I)
+
+
+def _places(text: str, found: list[re.Match]) -> set[str]:
+    """The names among `found` (matches in `text`) that `text` puts where a place stands, anywhere."""
+    return {m.group() for m in found if PLACE_BEFORE.search(text, max(0, m.start() - 40), m.start())}
+
+
+def _kind(text: str, place: bool) -> str:
     """A number swaps for a number of the same shape (a year for a year, "1,600" for "4,000"); a
-    name for a name of as many words, which keeps most swaps grammatical."""
-    return re.sub(r"\d", "0", text) if text[0].isdigit() else f"{len(text.split())} words"
+    month for a month, a weekday for a weekday, an ordinal ("Ninth") for an ordinal, an acronym
+    for an acronym and a one-word adjective ("Spanish") for one; any other name for one of as
+    many words, an institution (INSTITUTION_ENDINGS) only for one, and a place (`place`) only for
+    one. Word counts alone swapped "Chopin" for "Warsaw", "Guam" for "January" and "AAP" for
+    "Venus": questions a reader can reject for sounding wrong without reading the paragraph."""
+    if text[0].isdigit():
+        return re.sub(r"\d", "0", text)
+    if text in MONTHS or text in WEEKDAYS:
+        return "month" if text in MONTHS else "weekday"
+    if ORDINAL.match(text):
+        return "ordinal"
+    if ACRONYM.match(text):
+        return "acronym"
+    if ADJECTIVE.fullmatch(text):
+        return "adjective"
+    words = text.split()
+    institution = len(words) > 1 and words[-1] in INSTITUTION_ENDINGS
+    return f"{len(words)} words{', an institution' if institution else ''}{', a place' if place else ''}"
 
 
 def _as_words(text: str) -> re.Pattern:
@@ -86,8 +132,9 @@ MIN_PREFIX = 4  # a shorter word that begins a name's word is seldom a form of i
 
 @lru_cache(maxsize=65536)
 def _stems(name: str) -> tuple[str, ...]:
-    """The words of a name, lower-cased, a plural "s" dropped ("soviets" -> "soviet")."""
-    words = [w for w in re.findall(r"\w+", name.replace("’", "'").lower()) if w not in NOT_STEMS]
+    """The words of a name, lower-cased, a plural "s" dropped ("soviets" -> "soviet"); not a
+    one-letter word (the "i" of "Mazar-i-Sharif"), which begins too many words to tell anything."""
+    words = [w for w in re.findall(r"\w+", name.replace("’", "'").lower()) if w not in NOT_STEMS and len(w) > 1]
     return tuple(w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words)
 
 
@@ -119,11 +166,13 @@ def _words(text: str) -> list[str]:
 def _swap(question: str, context: str, sources: list[str], avoid: str, rng: random.Random) -> str | None:
     """The question with a name or number it shares with `context` replaced, wherever the question
     says it, by one of the same kind that `sources` name and `avoid` never mentions."""
-    shared = sorted({m.group() for m in names_and_numbers(question) if _said_in(m.group(), context)})
+    in_question = names_and_numbers(question)
+    shared = sorted({m.group() for m in in_question if _said_in(m.group(), context)})
     if not shared:
         return None
     chosen = rng.choice(shared)
-    kind = _kind(chosen)
+    places = _places(question, in_question) | {name for name, kind in _names_and_kinds(context) if kind.endswith("a place")}
+    kind = _kind(chosen, chosen in places)
     avoid_words = _words(avoid)
     replacements = sorted({found for source in sources for found, its_kind in _names_and_kinds(source)
                            if its_kind == kind and not _mentioned_in(found, avoid, avoid_words)})

@@ -83,14 +83,17 @@ def test_names_are_found_past_question_words_abbreviations_and_quotes(text, name
 
 
 OWN = "Most of the valley's 150,000 people are Tajiks; the Panjshir river runs through it."
-OTHERS = ["In 1985 Soviet troops failed to take it.", "It lies 150 km north of Kabul, where Ahmad Massoud was born."]
+OTHERS = ["In 1985 Soviet troops failed to take it, and Saleh left.", "It lies 150 km north of Kabul, where Ahmad Massoud was born."]
 
 
 def test_a_swapped_question_names_what_only_another_paragraph_names():
     rng = random.Random(0)
-    swaps = {swapped_question("Which river runs through the Panjshir valley?", OWN, OTHERS, rng) for _ in range(20)}
+    swaps = {swapped_question("Which river runs through Panjshir?", OWN, OTHERS, rng) for _ in range(20)}
     # a name swaps for a one-word name the own paragraph never mentions (not "Ahmad Massoud": two words)
-    assert swaps == {"Which river runs through the Soviet valley?", "Which river runs through the Kabul valley?"}
+    assert swaps == {"Which river runs through Soviet?", "Which river runs through Saleh?"}
+    # where the question puts it as a place, only for a place (not "Soviet", not "Saleh")
+    assert {swapped_question("Which river runs in the Panjshir valley?", OWN, OTHERS, rng)
+            for _ in range(20)} == {"Which river runs in the Kabul valley?"}
     numbers = {swapped_question("Where do 150,000 people live?", OWN, OTHERS + ["It cost 200,000 dollars."], rng)
                for _ in range(5)}
     assert numbers == {"Where do 200,000 people live?"}  # a number of the same shape: not 1985, not 150
@@ -107,27 +110,40 @@ def test_a_swap_replaces_the_name_everywhere_and_never_with_a_form_the_paragraph
 
 
 def test_a_swap_never_puts_in_a_longer_form_of_a_word_the_paragraph_uses():
-    swaps = {swapped_question("Where is Victoria?", "Victoria is in Australia.", ["A Victorian town, Bendigo, grew."],
+    swaps = {swapped_question("What lies in York?", "York is an old city.", ["It lies in Yorkshire, as do the mills in Leeds."],
                               random.Random(seed)) for seed in range(10)}
-    assert swaps == {"Where is Bendigo?"}  # not "Victorian": the paragraph says "Victoria"
+    assert swaps == {"What lies in Leeds?"}  # not "Yorkshire": the paragraph says "York"
 
 
-PARAGRAPH = "The Panjshir valley lies north of Kabul. In 1985 Soviet troops failed to take it. In 1979 they came."
+def test_a_name_swaps_only_for_one_of_its_kind():
+    own = "NATO agreed to a truce in January in Kabul."
+    others = ["In March the UN met Saleh in Herat.", "Spanish troops left on Monday, in the Ninth week."]
+    swaps = {swapped_question("What did NATO agree in January in Kabul?", own, others, random.Random(seed)) for seed in range(30)}
+    # an acronym for an acronym, a month for a month, a place for a place; never the person, the
+    # adjective, the weekday or the ordinal, though each is one word too
+    assert swaps == {"What did UN agree in January in Kabul?", "What did NATO agree in March in Kabul?",
+                     "What did NATO agree in January in Herat?"}
+    people = {swapped_question("Who spoke for Ahmad Massoud?", "Ahmad Massoud spoke.",
+                               ["They met Amrullah Saleh and the Scottish Government."], random.Random(seed)) for seed in range(10)}
+    assert people == {"Who spoke for Amrullah Saleh?"}  # a person for a person, not for an institution
+
+
+PARAGRAPH = "The Panjshir valley lies north of Kabul. In 1985 Soviet troops failed to take it from Bagram. In 1979 they came."
 
 
 def test_a_swap_within_the_paragraph_names_what_it_says_outside_the_answers_sentence():
-    sentence = "In 1985 Soviet troops failed to take it."
+    sentence = "In 1985 Soviet troops failed to take it from Bagram."
     swaps = {swapped_within("What did Soviet troops fail to take in 1985?", PARAGRAPH, sentence, random.Random(seed))
              for seed in range(30)}
-    assert swaps == {"What did Panjshir troops fail to take in 1985?", "What did Kabul troops fail to take in 1985?",
-                     "What did Soviet troops fail to take in 1979?"}
+    # not "Kabul": the paragraph puts it where a place stands, and "Soviet" is not one
+    assert swaps == {"What did Panjshir troops fail to take in 1985?", "What did Soviet troops fail to take in 1979?"}
 
 
 def test_no_swap_within_the_paragraph_for_a_name_the_answers_sentence_or_the_question_says():
     sentence = "The Panjshir valley lies north of Kabul."
     question = "Which valley lies north of Kabul, near Panjshir?"
-    assert swapped_within(question, PARAGRAPH, sentence, random.Random(0)) in {
-        "Which valley lies north of Soviet, near Panjshir?", "Which valley lies north of Kabul, near Soviet?"}
+    assert {swapped_within(question, PARAGRAPH, sentence, random.Random(seed)) for seed in range(20)} == {
+        "Which valley lies north of Bagram, near Panjshir?", "Which valley lies north of Kabul, near Bagram?"}
     assert swapped_within("Which valley lies north of Kabul?", "The Panjshir valley lies north of Kabul.",
                           "The Panjshir valley lies north of Kabul.", random.Random(0)) is None
 

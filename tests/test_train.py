@@ -101,7 +101,7 @@ def swapped_negative(tmp_path, models, **settings) -> tuple[str, str]:
     """The question and the paragraph of the one swapped negative make_windows adds, checking that
     every other window is as it was without swaps."""
     own = "The Panjshir valley lies north of Kabul. It houses around 150,000 people."
-    other = "The Salang pass links the valley with Mazar-i-Sharif."
+    other = "The Salang pass links the valley with the towns in Mazar-i-Sharif."
     path = tmp_path / "squad.json"
     path.write_text(json.dumps({"data": [{"title": "T", "paragraphs": [
         {"context": own, "qas": [{"id": "a", "question": "How many people live in the Panjshir valley?", "is_impossible": False,
@@ -123,7 +123,8 @@ def swapped_negative(tmp_path, models, **settings) -> tuple[str, str]:
 
 def test_swapped_negatives_ask_of_the_own_paragraph_what_only_another_one_names(tmp_path, models):
     asked, _ = swapped_negative(tmp_path, models)
-    assert "panjshir" not in asked and ("salang" in asked or "mazar" in asked)  # the other paragraph's name
+    # the other paragraph's place (the question puts Panjshir where a place stands), not "Salang"
+    assert "panjshir" not in asked and "mazar" in asked and "salang" not in asked
 
 
 def test_swapped_negatives_from_the_paragraph_name_what_it_says_outside_the_answers_sentence(tmp_path, models):
