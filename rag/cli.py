@@ -113,6 +113,8 @@ def _milvus_index(config, seeds: Path | None = None, rebuild: bool = False, path
 def ask(
     question: Annotated[Optional[str], typer.Argument(help="The question. Leave out to read one question a line from stdin.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON answer a line (the stable contract).")] = False,
+    why: Annotated[bool, typer.Option("--why", help="Also show each passage's best span, the confidence an answer needs "
+                                      "and has, and the reader's margin over \"no answer\" (with --json: \"candidates\").")] = False,
     top_k: TopKOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
@@ -131,7 +133,7 @@ def ask(
         validate_question(question)  # fail fast, before loading any model
     pipeline = open_pipeline(seeds, index_dir, models, top_k, store=store)
     if question is not None:
-        _print_answer(pipeline.ask(question, dates), pipeline, as_json)
+        _print_answer(pipeline.ask(question, dates), pipeline, as_json, why=why)
         return
     from rag.batch import question_lines
 
@@ -145,19 +147,22 @@ def ask(
             failures += 1
             _print_failure(line, problem, as_json)
             continue
-        _print_answer(answer, pipeline, as_json, line.number)
+        _print_answer(answer, pipeline, as_json, line.number, why)
     if failures:
         raise typer.Exit(1)
 
 
-def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None) -> None:
+def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None, why: bool = False) -> None:
     if as_json:
-        emit(json.dumps(answer.to_json() | ({"line": line} if line else {}), ensure_ascii=False))
+        row = answer.to_json() | ({"candidates": answer.candidates_json()} if why else {}) | ({"line": line} if line else {})
+        emit(json.dumps(row, ensure_ascii=False))
         return
-    from rag.render import answer_view
+    from rag.render import answer_view, why_view
 
     try:
         out.print(answer_view(answer, pipeline.corpus.documents))
+        if why:
+            out.print(why_view(answer, pipeline.decision.threshold))
     except BrokenPipeError:
         raise OutputClosed from None
 

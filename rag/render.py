@@ -10,6 +10,7 @@ from rag.errors import BadInput, RagError
 from rag.schema import Answer, Citation, Document
 
 SNIPPET_CHARS = 240
+WHY_SPAN_CHARS = 80  # a span longer than this is cut in --why's list (its offsets say where it all is)
 
 
 def answer_view(answer: Answer, documents: dict) -> Group:
@@ -26,6 +27,17 @@ def answer_view(answer: Answer, documents: dict) -> Group:
     for conflict in answer.conflicts:
         lines.append(Text.assemble(("  sources disagree: ", "yellow"), (conflict.answer, "bold yellow"), "  ",
                                    _quoted_sentence(conflict.citation), "   ", _source_label(conflict.citation)))
+    return Group(*lines)
+
+
+def why_view(answer: Answer, threshold: float) -> Group:
+    """Each read passage's best span, most trusted first, with the decision's confidence in it and
+    the reader's margin over "no answer": why `rag` answered or declined."""
+    lines = [Text(f"  why: each passage's best span; an answer needs confidence ≥ {threshold:.2f}", style="dim")]
+    for c in answer.candidates:
+        text = c.text if len(c.text) <= WHY_SPAN_CHARS else c.text[:WHY_SPAN_CHARS - 1] + "…"
+        lines.append(Text.assemble(f"    {c.confidence:.2f}  margin {c.margin:6.2f}  “", (text, "bold"), "”   ",
+                                   (f"[{c.span.doc_id} · chars {c.span.start}-{c.span.end}]", "cyan")))
     return Group(*lines)
 
 

@@ -111,6 +111,12 @@ class Answer:
         }
 
 
+    def candidates_json(self) -> list[dict]:
+        """Each read passage's best span, most trusted first: what `rag ask --why` adds to the contract."""
+        return [{"answer": c.text, "doc_id": c.span.doc_id, "start": c.span.start, "end": c.span.end,
+                 "confidence": round(c.confidence, 4), "margin": round(c.margin, 2)} for c in self.candidates]
+
+
 def _citation_json(c: Citation) -> dict:
     return {"doc_id": c.doc_id, "date": c.date, "start": c.start, "end": c.end, "sentence": c.sentence,
             "sentence_start": c.sentence_start, "title": c.title, "source": c.source}

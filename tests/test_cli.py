@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from rag.config import load_models_config
 from tests.conftest import ROOT, read_source, run_rag
 from tests.test_config import write_models
 
@@ -81,6 +82,23 @@ def test_plain_output_shows_answer_article_date_and_sentence(index_args):
     assert lines[0] == "five lions"
     assert "000_882549ac45e52293 · 2021-08-24" in result.stdout and "which means “five lions”" in result.stdout
     assert "\x1b[" not in result.stdout  # no colour codes when not on a terminal
+
+
+def test_why_shows_each_passages_best_span_and_the_confidence_an_answer_needs(index_args):
+    result = run_rag("ask", "--json", "--why", "What does Panjshir mean?", *index_args)
+    assert result.returncode == 0, result.stderr
+    row = json.loads(result.stdout)
+    candidates = row.pop("candidates")
+    assert_contract(row)
+    assert len(candidates) == len(row["passages"])  # one best span a passage read
+    assert [c["confidence"] for c in candidates] == sorted((c["confidence"] for c in candidates), reverse=True)
+    assert (candidates[0]["answer"], candidates[0]["confidence"]) == (row["answer"], row["score"])
+    for c in candidates:
+        assert read_source(c["doc_id"])[c["start"]:c["end"]] == c["answer"]
+    plain = run_rag("ask", "--why", "What does Panjshir mean?", *index_args)
+    threshold = load_models_config(ROOT / "models.toml").reader.settings.abstention.threshold
+    assert f"an answer needs confidence ≥ {threshold:.2f}" in plain.stdout
+    assert f"{candidates[1]['confidence']:.2f}  margin" in plain.stdout and candidates[1]["answer"][:40] in plain.stdout
 
 
 @pytest.mark.parametrize("question, message", [("", "the question is empty"), ("   \t ", "the question is empty"),
