@@ -121,8 +121,10 @@ class ChatSession:
     def _sources_view(self) -> Group:
         """Each retrieved passage with its retrieval scores and the reader's span in it."""
         answer = self.last_answer
-        documents = self.pipeline.result(self.console).corpus.documents
-        lines = [Text(f"passages behind the last answer ({answer.question})", style="bold")]
+        pipeline = self.pipeline.result(self.console)
+        documents = pipeline.corpus.documents
+        lines = [Text(f"passages behind the last answer ({answer.question}); an answer needs a score ≥ "
+                      f"{pipeline.decision.threshold:.2f}", style="bold")]
         for rank, retrieved in enumerate(answer.passages, 1):
             p = retrieved.passage
             date = documents[p.doc_id].date or "undated"
@@ -132,7 +134,7 @@ class ChatSession:
                               if c.span.doc_id == p.doc_id and p.start <= c.span.start < p.end), None)
             if candidate:
                 lines.append(Text.assemble("   reader's span: “", (candidate.text, "bold"),
-                                           f"” (score {candidate.confidence:.2f})"))
+                                           f"” (score {candidate.confidence:.2f}, margin over \"no answer\" {candidate.margin:.2f})"))
         return Group(*lines)
 
 

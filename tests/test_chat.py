@@ -1,10 +1,12 @@
 """`rag chat` driven as a person would: in a pseudo-terminal, and with piped input."""
 import os
+import re
 import sys
 
 import pexpect
 import pytest
 
+from rag.config import load_models_config
 from tests.conftest import ROOT, run_rag
 
 pytestmark = pytest.mark.integration  # real models
@@ -87,4 +89,7 @@ def test_piped_questions_get_plain_answers(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "five lions" in result.stdout and "Not in the articles" in result.stdout
     assert "passages behind the last answer" in result.stdout and "unknown command /nope" in result.stdout
+    threshold = load_models_config(ROOT / "models.toml").reader.settings.abstention.threshold
+    assert f"an answer needs a score ≥ {threshold:.2f}" in result.stdout
+    assert re.search(r"reader's span: “five lions” \(score 0\.\d\d, margin over \"no answer\" \d+\.\d\d\)", result.stdout)
     assert "\x1b[" not in result.stdout and "Traceback" not in result.stdout + result.stderr
