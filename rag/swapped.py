@@ -62,18 +62,17 @@ def names_and_numbers(text: str) -> list[re.Match]:
 
 @lru_cache(maxsize=4096)  # a paragraph is an "other" paragraph for every question of its article
 def _names_and_kinds(text: str) -> tuple[tuple[str, str], ...]:
-    found = names_and_numbers(text)
-    places = _places(text, found)
-    return tuple((m.group(), _kind(m.group(), m.group() in places)) for m in found)
+    places = _place_names(text)
+    return tuple((m.group(), _kind(m.group(), m.group() in places)) for m in names_and_numbers(text))
 
 
 MONTHS = frozenset("January February March April May June July August September October November December".split())
 WEEKDAYS = frozenset("Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split())
-ORDINAL = re.compile(r"(?:First|Second|Third|Fourth|Fifth|Sixth|Seventh|Eighth|Ninth|Tenth|Eleventh|Twelfth|\w+(?:teenth|tieth))$")
-ACRONYM = re.compile(rf"[{CAPITAL}]{{2,}}$")  # "NATO", "BYU": not to be swapped for a word ("Venus")
+ORDINAL = re.compile(r"First|Second|Third|Fourth|Fifth|Sixth|Seventh|Eighth|Ninth|Tenth|Eleventh|Twelfth|\w+(?:teenth|tieth)")
+ACRONYM = re.compile(rf"[{CAPITAL}]{{2,}}")  # "NATO", "BYU": not to be swapped for a word ("Venus")
 # One word that reads as an adjective: a people, a language, a creed or a direction ("Spanish",
 # "Chinese", "Brazilian", "American", "Islamic", "Southern", "West"). "in Spanish" looks like a place.
-ADJECTIVE = re.compile(r"\w+(?:ish|ese|ian|ean|ican|ic|ical|ern|ist)$|(?:North|South|East|West)$|German|Roman|Dutch|French|Greek|Thai")
+ADJECTIVE = re.compile(r"\w+(?:ish|ese|ian|ean|ican|ic|ical|ern|ist)|North|South|East|West|German|Roman|Dutch|French|Greek|Thai")
 # The last word of a many-word name that makes it an institution, a place or a thing, not a
 # person ("Scottish Government", "Kroc Institute", "Lisbon Treaty" against "Enric Miralles").
 INSTITUTION_ENDINGS = frozenset("""University College School Institute Academy Church Cathedral Abbey Temple Mosque
@@ -90,9 +89,10 @@ PLACE_BEFORE = re.compile(r"\b(?:in|at|from|near|across|throughout|within|into|o
                           r"(?:north|south|east|west)(?:east|west)? of)\s+(?:the\s+)?$", re.I)
 
 
-def _places(text: str, found: list[re.Match]) -> set[str]:
-    """The names among `found` (matches in `text`) that `text` puts where a place stands, anywhere."""
-    return {m.group() for m in found if PLACE_BEFORE.search(text, max(0, m.start() - 40), m.start())}
+@lru_cache(maxsize=4096)
+def _place_names(text: str) -> frozenset[str]:
+    """The names that `text` puts where a place stands, anywhere."""
+    return frozenset(m.group() for m in _names(text) if PLACE_BEFORE.search(text, max(0, m.start() - 40), m.start()))
 
 
 def _kind(text: str, place: bool) -> str:
@@ -106,9 +106,9 @@ def _kind(text: str, place: bool) -> str:
         return re.sub(r"\d", "0", text)
     if text in MONTHS or text in WEEKDAYS:
         return "month" if text in MONTHS else "weekday"
-    if ORDINAL.match(text):
+    if ORDINAL.fullmatch(text):
         return "ordinal"
-    if ACRONYM.match(text):
+    if ACRONYM.fullmatch(text):
         return "acronym"
     if ADJECTIVE.fullmatch(text):
         return "adjective"
@@ -166,13 +166,11 @@ def _words(text: str) -> list[str]:
 def _swap(question: str, context: str, sources: list[str], avoid: str, rng: random.Random) -> str | None:
     """The question with a name or number it shares with `context` replaced, wherever the question
     says it, by one of the same kind that `sources` name and `avoid` never mentions."""
-    in_question = names_and_numbers(question)
-    shared = sorted({m.group() for m in in_question if _said_in(m.group(), context)})
+    shared = sorted({m.group() for m in names_and_numbers(question) if _said_in(m.group(), context)})
     if not shared:
         return None
     chosen = rng.choice(shared)
-    places = _places(question, in_question) | {name for name, kind in _names_and_kinds(context) if kind.endswith("a place")}
-    kind = _kind(chosen, chosen in places)
+    kind = _kind(chosen, chosen in _place_names(question) | _place_names(context))
     avoid_words = _words(avoid)
     replacements = sorted({found for source in sources for found, its_kind in _names_and_kinds(source)
                            if its_kind == kind and not _mentioned_in(found, avoid, avoid_words)})
