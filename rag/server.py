@@ -44,6 +44,8 @@ class AskRequest(BaseModel):
     top_k: Optional[int] = Field(None, ge=1, le=50, description="How many passages to read (default: models.toml).")
     since: Optional[str] = Field(None, description="Only articles dated on or after this day (YYYY-MM-DD).")
     until: Optional[str] = Field(None, description="Only articles dated on or before this day (YYYY-MM-DD).")
+    why: bool = Field(False, description="Also give \"candidates\": each passage's best span, confidence and margin "
+                      "(as `rag ask --why`).")
 
 
 class BatchRequest(BaseModel):
@@ -51,6 +53,7 @@ class BatchRequest(BaseModel):
     top_k: Optional[int] = Field(None, ge=1, le=50)
     since: Optional[str] = None
     until: Optional[str] = None
+    why: bool = False
 
 
 class Loading:
@@ -107,11 +110,12 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
             raise HTTPException(503, f"not ready: {loading.problem or 'the models are loading'}")
         return loading.pipeline
 
-    async def answer(question: str, dates, top_k) -> dict:
+    async def answer(question: str, dates, top_k, why: bool) -> dict:
         pipeline = ready_pipeline()
         future = asyncio.get_running_loop().run_in_executor(pool, pipeline.ask, question, dates, top_k)
         try:
-            return (await asyncio.wait_for(future, timeout_s)).to_json()
+            found = await asyncio.wait_for(future, timeout_s)
+            return found.to_json() | ({"candidates": found.candidates_json()} if why else {})
         except asyncio.TimeoutError:
             raise HTTPException(504, f"no answer within {timeout_s:g} s") from None
         except RagError as problem:  # e.g. a question with no words
@@ -132,7 +136,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
 
     @app.post("/ask", summary="Answer one question: the `rag ask --json` contract")
     async def ask(request: AskRequest):
-        return await answer(request.question, _dates(request), request.top_k)
+        return await answer(request.question, _dates(request), request.top_k, request.why)
 
     @app.post("/ask/batch", summary="Answer several questions; a bad one is an error in its place")
     async def ask_batch(request: BatchRequest):
@@ -140,7 +144,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
         answers = []
         for question in request.questions:
             try:
-                answers.append(await answer(question, dates, request.top_k))
+                answers.append(await answer(question, dates, request.top_k, request.why))
             except HTTPException as problem:
                 if problem.status_code != 400:
                     raise
