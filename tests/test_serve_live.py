@@ -172,3 +172,18 @@ def test_the_page_says_not_in_the_articles_and_shows_the_closest_passage(served,
     closest = expected["passages"][0]
     shown = browser.find_element(By.CSS_SELECTOR, "mark.passage").text
     assert " ".join(shown.split()) == " ".join(read_source(closest["doc_id"])[closest["start"]:closest["end"]].split())
+    # beneath, what the "not in the articles" rests on: the most trusted span, one click from its place
+    _, why = call(served, "/ask", {"question": UNANSWERABLE, "why": True})
+    best = why["candidates"][0]
+    browser.find_element(By.CSS_SELECTOR, "#evidence summary").click()
+    said = " ".join(f"reader's span — {best['answer']}".split())
+    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#passages tr.span-row")
+               if " ".join(r.find_element(By.CSS_SELECTOR, "button").text.split()) == said)
+    assert f"confidence {best['confidence']:.2f}" in row.text and f"{best['margin']:.2f}" in row.text
+    span_button = row.find_element(By.CSS_SELECTOR, "button")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", span_button)
+    span_button.click()
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    marked = WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "mark.passage mark.answer"))[0].text
+    assert " ".join(marked.split()) == " ".join(read_source(best["doc_id"])[best["start"]:best["end"]].split())

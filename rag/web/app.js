@@ -113,6 +113,15 @@ async function render(answer) {
     cell.append(open);
     row.append(el("td", String(n + 1)), cell, el("td", `${p.start}–${p.end}`), el("td", p.score.toFixed(4)));
     rows.append(row);
+    // Beneath it, the reader's best span in it (asked with why): what an answer, or its absence, rests on.
+    const span = (answer.candidates || []).find((c) => c.doc_id === p.doc_id && p.start <= c.start && c.start < p.end);
+    if (!span) return;
+    const said = el("td", undefined, "span");
+    said.colSpan = 4;
+    said.append(docButton(span.answer, "reader's span", () => openSpan(p.doc_id, span, p, "passage")),
+                ` · confidence ${span.confidence.toFixed(2)} · margin over “no answer” ${span.margin.toFixed(2)}`);
+    rows.append(el("tr", undefined, "span-row"));
+    rows.lastChild.append(said);
   });
 
   if (cited) await showArticle(cited.doc_id, cited, sentenceOf(cited));
@@ -130,7 +139,7 @@ async function ask(event) {
   event.preventDefault();
   const token = $("token").value;
   if (token) sessionStorage.setItem("rag-token", token);
-  const body = { question: $("question").value };
+  const body = { question: $("question").value, why: true };
   if ($("since").value) body.since = $("since").value;
   if ($("until").value) body.until = $("until").value;
   if ($("top-k").value) body.top_k = Number($("top-k").value);
