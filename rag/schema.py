@@ -110,7 +110,6 @@ class Answer:
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
 
-
     def candidates_json(self) -> list[dict]:
         """Each read passage's best span, most trusted first: what `rag ask --why` adds to the contract."""
         return [{"answer": c.text, "doc_id": c.span.doc_id, "start": c.span.start, "end": c.span.end,
