@@ -154,8 +154,7 @@ def ask(
 
 def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None, why: bool = False) -> None:
     if as_json:
-        row = answer.to_json() | ({"candidates": answer.candidates_json()} if why else {}) | ({"line": line} if line else {})
-        emit(json.dumps(row, ensure_ascii=False))
+        emit(json.dumps(answer.to_json(why) | ({"line": line} if line else {}), ensure_ascii=False))
         return
     from rag.render import answer_view, why_view
 

@@ -89,9 +89,9 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     latest: Citation | None = None  # of the articles stating the answer, the one with the latest date
 
-    def to_json(self) -> dict:
-        """The stable `rag ask --json` contract."""
-        return {
+    def to_json(self, why: bool = False) -> dict:
+        """The stable `rag ask --json` contract; `why` adds "candidates" (`rag ask --why`)."""
+        row = {
             "question": self.question,
             "answer": self.text,
             "abstained": self.abstained,
@@ -109,8 +109,9 @@ class Answer:
             ],
             "timings_ms": {k: round(v, 1) for k, v in self.timings_ms.items()},
         }
+        return (row | {"candidates": self._candidates_json()}) if why else row
 
-    def candidates_json(self) -> list[dict]:
+    def _candidates_json(self) -> list[dict]:
         """Each read passage's best span, most trusted first: what `rag ask --why` adds to the contract."""
         return [{"answer": c.text, "doc_id": c.span.doc_id, "start": c.span.start, "end": c.span.end,
                  "confidence": round(c.confidence, 4), "margin": round(c.margin, 2)} for c in self.candidates]

@@ -114,8 +114,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
         pipeline = ready_pipeline()
         future = asyncio.get_running_loop().run_in_executor(pool, pipeline.ask, question, dates, top_k)
         try:
-            found = await asyncio.wait_for(future, timeout_s)
-            return found.to_json() | ({"candidates": found.candidates_json()} if why else {})
+            return (await asyncio.wait_for(future, timeout_s)).to_json(why)
         except asyncio.TimeoutError:
             raise HTTPException(504, f"no answer within {timeout_s:g} s") from None
         except RagError as problem:  # e.g. a question with no words

@@ -7,8 +7,8 @@ questions, distant negatives (a question paired with another paragraph of its ar
 withheld negatives (its own paragraph with the answer's sentence cut out) and swapped negatives
 (a name or number of the question swapped for another from the article or the paragraph,
 rag.swapped) teach the reader to abstain. The learning rate warms up, then decays linearly to
-zero at whichever ends first, the step budget or the time budget. Checkpoints are written atomically every few
-minutes and `--resume` continues from the last one.
+zero at whichever ends first, the step budget or the time budget. Checkpoints are written
+atomically every few minutes and `--resume` continues from the last one.
 
 Two objectives. `window` (the default): each window is its own example, a softmax over its own
 tokens. `shared` (shared normalization, Clark & Gardner 2018): a question's windows from its

@@ -59,7 +59,7 @@ def test_an_answer_over_http_is_the_ask_json_contract_and_slices_its_article(cli
 def test_why_adds_each_passages_best_span_most_trusted_first(client, fake_pipeline):
     body = client.post("/ask", json={"question": "What does Panjshir mean?", "why": True}).json()
     asked = fake_pipeline.ask("What does Panjshir mean?")
-    assert body["candidates"] == asked.candidates_json() and len(body["candidates"]) == len(body["passages"])
+    assert body["candidates"] == asked.to_json(why=True)["candidates"] and len(body["candidates"]) == len(body["passages"])
     assert body["candidates"][0]["answer"] == body["answer"] == "five lions"
     assert "candidates" not in client.post("/ask", json={"question": "What does Panjshir mean?"}).json()
     batch = client.post("/ask/batch", json={"questions": ["What does Panjshir mean?"], "why": True}).json()
