@@ -24,7 +24,7 @@ from rag.config import load_models_config  # noqa: E402
 from rag.reader import Reader  # noqa: E402
 from rag.schema import Passage  # noqa: E402
 from rag.squad import load_squad  # noqa: E402
-from rag.train import swapped_negative  # noqa: E402
+from rag.train import SwappedNegatives  # noqa: E402
 from eval.tune_abstention import TRAIN_FULL, calibration_titles  # noqa: E402
 
 
@@ -39,7 +39,6 @@ def main() -> None:
     wanted = calibration_titles()
     articles = {i for i, title in enumerate(data.titles) if title in wanted}
     questions = [q for q in data.questions if q.article in articles]
-    paragraphs = data.paragraphs_by_article()
     reader = Reader(load_models_config(args.models).reader)
 
     def margin(question: str, context_id: str) -> float:
@@ -56,8 +55,9 @@ def main() -> None:
     def swaps(swap_from: str) -> list[tuple[str, str]]:
         """As many as of the other kinds: not every question has a name or number to swap."""
         made = []
+        swapper = SwappedNegatives(data, swap_from)
         for q in pool:
-            swapped = swapped_negative(q, data, paragraphs, swap_from, rng)
+            swapped = swapper.question_for(q, rng)
             if swapped:
                 made.append((swapped, q.context_id))
             if len(made) == args.questions:

@@ -163,33 +163,64 @@ def _words(text: str) -> list[str]:
     return sorted(re.findall(r"\w+", text.replace("’", "'").lower()))
 
 
-def _swap(question: str, context: str, sources: list[str], avoid: str, rng: random.Random) -> str | None:
+LOWER_CASE_WORD = re.compile(r"(?<![.!?:;\"“‘'(]\s)(?<!^)\b([a-z]+|[A-Z][a-z]+)\b", re.M)
+
+
+def ordinary_words(texts) -> frozenset[str]:
+    """The words (lower-cased) that `texts` write in lower case at least as often as capitalised,
+    leaving out a sentence's first word: "census", "hell", "loot", not "kabul" or "japan". A word
+    of these, capitalised in a heading or a quotation ("Census", "Hell"), is not a name to swap."""
+    lower, capital = {}, {}
+    for text in texts:
+        for m in LOWER_CASE_WORD.finditer(text):
+            word = m.group(1)
+            counts = lower if word[0].islower() else capital
+            key = word.lower()
+            counts[key] = counts.get(key, 0) + 1
+    return frozenset(w for w, n in lower.items() if n >= capital.get(w, 0))
+
+
+def _is_ordinary(name: str, ordinary: frozenset[str]) -> bool:
+    """A name all of whose words are ordinary words ("Census", "Super Bowl"); never a number."""
+    words = re.findall(r"\w+", name.lower())
+    return not name[0].isdigit() and all(w in ordinary for w in words)
+
+
+def _swap(question: str, context: str, sources: list[str], avoid: str, rng: random.Random,
+          ordinary: frozenset[str]) -> str | None:
     """The question with a name or number it shares with `context` replaced, wherever the question
-    says it, by one of the same kind that `sources` name and `avoid` never mentions."""
-    shared = sorted({m.group() for m in names_and_numbers(question) if _said_in(m.group(), context)})
+    says it, by one of the same kind that `sources` name and `avoid` never mentions; neither may
+    be made of `ordinary` words."""
+    shared = sorted({m.group() for m in names_and_numbers(question)
+                     if _said_in(m.group(), context) and not _is_ordinary(m.group(), ordinary)})
     if not shared:
         return None
     chosen = rng.choice(shared)
     kind = _kind(chosen, chosen in _place_names(question) | _place_names(context))
     avoid_words = _words(avoid)
     replacements = sorted({found for source in sources for found, its_kind in _names_and_kinds(source)
-                           if its_kind == kind and not _mentioned_in(found, avoid, avoid_words)})
+                           if its_kind == kind and not _mentioned_in(found, avoid, avoid_words)
+                           and not _is_ordinary(found, ordinary)})
     if not replacements:
         return None
     replacement = rng.choice(replacements)
     return _as_words(chosen).sub(lambda _: replacement, question)
 
 
-def swapped_question(question: str, context: str, other_contexts: list[str], rng: random.Random) -> str | None:
+def swapped_question(question: str, context: str, other_contexts: list[str], rng: random.Random,
+                     ordinary: frozenset[str] = frozenset()) -> str | None:
     """The question with a name or number it shares with `context` replaced, wherever the
     question says it, by one of the same kind from `other_contexts` that `context` never
-    mentions; None when there is none."""
-    return _swap(question, context, other_contexts, avoid=context, rng=rng)
+    mentions; None when there is none. Names made of `ordinary` words (ordinary_words()) are
+    neither swapped nor swapped in."""
+    return _swap(question, context, other_contexts, avoid=context, rng=rng, ordinary=ordinary)
 
 
-def swapped_within(question: str, context: str, answer_sentence: str, rng: random.Random) -> str | None:
+def swapped_within(question: str, context: str, answer_sentence: str, rng: random.Random,
+                   ordinary: frozenset[str] = frozenset()) -> str | None:
     """The question with a name or number it shares with `context` replaced, wherever the question
     says it, by another of the same kind that `context` names but neither `answer_sentence` nor
     the question mentions ("How many people live in Kabul?" where the paragraph counts the
-    people of Panjshir and names Kabul elsewhere); None when there is none."""
-    return _swap(question, context, [context], avoid=f"{answer_sentence}\n{question}", rng=rng)
+    people of Panjshir and names Kabul elsewhere); None when there is none. `ordinary` as for
+    swapped_question."""
+    return _swap(question, context, [context], avoid=f"{answer_sentence}\n{question}", rng=rng, ordinary=ordinary)

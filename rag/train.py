@@ -31,7 +31,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.squad import SquadData, SquadQuestion, answer_sentence
-from rag.swapped import swapped_question, swapped_within
+from rag.swapped import ordinary_words, swapped_question, swapped_within
 from rag.train_settings import DEVICES, OBJECTIVES, PRECISIONS, SWAP_SOURCES, TrainSettings
 
 CHECKPOINT = "checkpoint"
@@ -75,6 +75,7 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
     withheld_rng = random.Random(f"withheld-{settings.seed}")
     swapped_rng = random.Random(f"swapped-{settings.seed}")
     by_article = data.paragraphs_by_article()
+    swaps = SwappedNegatives(data, settings.swap_from) if settings.swapped_negatives else None
     windows = []
     for q, (encoded, rows) in zip(data.questions, _own_paragraph_encodings(data, tokenizer, settings)):
         own = _labelled_windows(q, encoded, rows, rng)
@@ -90,23 +91,32 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
                 windows += _question_windows(SquadQuestion(q.id + "-withheld", q.question, [], q.context_id),
                                              rest, tokenizer, settings, withheld_rng)
         if settings.swapped_negatives and q.answers and swapped_rng.random() < settings.swapped_negatives:
-            swapped = swapped_negative(q, data, by_article, settings.swap_from, swapped_rng)
+            swapped = swaps.question_for(q, swapped_rng)
             if swapped:
                 windows += _question_windows(SquadQuestion(q.id + "-swapped", swapped, [], q.context_id),
                                              data.contexts[q.context_id], tokenizer, settings, swapped_rng)
     return windows
 
 
-def swapped_negative(q: SquadQuestion, data: SquadData, by_article: dict[int, list[str]], swap_from: str,
-                     rng: random.Random) -> str | None:
-    """The question with a name or number swapped (rag.swapped), from the article or the paragraph
-    (`swap_from`); `by_article` is data.paragraphs_by_article()."""
-    context = data.contexts[q.context_id]
-    if swap_from == "paragraph":
-        sentence = answer_sentence(context, q)
-        return swapped_within(q.question, context, context[slice(*sentence)], rng) if sentence else None
-    others = [data.contexts[c] for c in by_article[q.article] if c != q.context_id]
-    return swapped_question(q.question, context, others, rng)
+class SwappedNegatives:
+    """Swapped negatives (rag.swapped) for the questions of one data set, with a name or number
+    from the article or the paragraph (`swap_from`). What it learns of the data once: each
+    article's paragraphs, and the words its texts write in lower case (never swapped)."""
+
+    def __init__(self, data: SquadData, swap_from: str):
+        self.data = data
+        self.swap_from = swap_from
+        self.by_article = data.paragraphs_by_article()
+        self.ordinary = ordinary_words(data.contexts.values())
+
+    def question_for(self, q: SquadQuestion, rng: random.Random) -> str | None:
+        """The question with a name or number swapped; None when it has none to swap."""
+        context = self.data.contexts[q.context_id]
+        if self.swap_from == "paragraph":
+            sentence = answer_sentence(context, q)
+            return swapped_within(q.question, context, context[slice(*sentence)], rng, self.ordinary) if sentence else None
+        others = [self.data.contexts[c] for c in self.by_article[q.article] if c != q.context_id]
+        return swapped_question(q.question, context, others, rng, self.ordinary)
 
 
 def without_answer_sentence(context: str, q: SquadQuestion) -> str | None:

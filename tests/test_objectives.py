@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rag.squad import SquadQuestion
-from rag.swapped import names_and_numbers, swapped_question, swapped_within
+from rag.swapped import names_and_numbers, ordinary_words, swapped_question, swapped_within
 from rag.train import TrainSettings, Window, batches, cpu_lacks_bf16, group_batches, shared_loss, without_answer_sentence
 
 
@@ -126,6 +126,14 @@ def test_a_name_swaps_only_for_one_of_its_kind():
     people = {swapped_question("Who spoke for Ahmad Massoud?", "Ahmad Massoud spoke.",
                                ["They met Amrullah Saleh and the Scottish Government."], random.Random(seed)) for seed in range(10)}
     assert people == {"Who spoke for Amrullah Saleh?"}  # a person for a person, not for an institution
+
+
+def test_words_the_texts_write_in_lower_case_are_neither_swapped_nor_swapped_in():
+    ordinary = ordinary_words(["The census counted Kabul. Officials took the census in Herat.", "Its census and the Census of Kabul."])
+    assert "census" in ordinary and "kabul" not in ordinary and "herat" not in ordinary
+    own, others = "The Census of Kabul is old.", ["Officials of the Report met in Herat."]
+    assert {swapped_question("Who took the Census in Kabul?", own, others, random.Random(seed), ordinary=ordinary | {"report"})
+            for seed in range(10)} == {"Who took the Census in Herat?"}  # "Census" and "Report" are ordinary words
 
 
 PARAGRAPH = "The Panjshir valley lies north of Kabul. In 1985 Soviet troops failed to take it from Bagram. In 1979 they came."
