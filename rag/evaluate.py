@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.gold import GoldQuestion
-from rag.metrics import best_over, exact_match, f1_score
+from rag.metrics import best_over, exact_match, f1_score, normalize_answer
 from rag.schema import Answer
 
 
@@ -38,6 +38,12 @@ class QuestionResult:
     def retrieval_rank(self) -> int | None:
         """1-based rank of the first retrieved passage from a supporting article."""
         return next((i for i, r in enumerate(self.answer.passages, 1) if r.passage.doc_id in self.gold.docs), None)
+
+    @property
+    def answer_read(self) -> bool:
+        """Does a passage the reader read hold a gold answer (in SQuAD normalisation, whole words)?"""
+        wanted = [f" {normalize_answer(a)} " for a in self.gold.answers]
+        return any(w in f" {normalize_answer(r.passage.text)} " for r in self.answer.passages for w in wanted)
 
     @property
     def citation_ok(self) -> bool:
@@ -80,6 +86,7 @@ def summarize(results: Iterable[QuestionResult]) -> dict:
         "recall_at_3": _pct(rank is not None and rank <= 3 for rank in ranks),
         "recall_at_5": _pct(rank is not None and rank <= 5 for rank in ranks),
         "mrr": _pct(1 / rank if rank else 0.0 for rank in ranks),
+        "answer_in_passages": _pct(r.answer_read for r in answerable),
         "citation_accuracy": _pct(r.citation_ok for r in answered if r.gold.docs),
         "abstention_recall": _pct(r.answer.abstained for r in unanswerable),
         "false_abstention_rate": _pct(r.answer.abstained for r in answerable),
@@ -131,7 +138,8 @@ def _pct(values: Iterable) -> float | None:
 
 
 SUMMARY_ROWS = [("EM", "em"), ("F1", "f1"), ("retrieval recall@1", "recall_at_1"), ("recall@3", "recall_at_3"),
-                ("recall@5", "recall_at_5"), ("MRR", "mrr"), ("citation accuracy", "citation_accuracy"),
+                ("recall@5", "recall_at_5"), ("MRR", "mrr"),
+                ("answer in passages read", "answer_in_passages"), ("citation accuracy", "citation_accuracy"),
                 ("abstention recall", "abstention_recall"), ("false-abstention rate", "false_abstention_rate"),
                 ("latency p50 (ms)", "latency_ms_p50"), ("latency p95 (ms)", "latency_ms_p95")]
 
@@ -155,15 +163,17 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
               "| " + " | ".join(label for label, _ in TRADEOFF_COLUMNS) + " |", "|---" * len(TRADEOFF_COLUMNS) + "|"]
     lines += ["| " + " | ".join(cell(row[key]) for _, key in TRADEOFF_COLUMNS) + " |" for row in tradeoff_rows]
     lines += ["",
-              "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing.", "",
-              "| | id | question | gold | prediction | score | F1 | cited |", "|---|---|---|---|---|---|---|---|"]
+              "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing. "
+              "\"answer read\" no: no passage the reader read holds the answer, so the miss is retrieval's.", "",
+              "| | id | question | gold | prediction | score | F1 | answer read | cited |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         gold = " / ".join(r.gold.answers) or "*(not in the articles)*"
         prediction = r.answer.text if not r.answer.abstained else "*(abstained)*"
         cited = f"{r.answer.citation.doc_id} {r.answer.citation.start}-{r.answer.citation.end}" if r.answer.citation else ""
         f1 = f"{r.f1:.2f}" if r.gold.answerable else ""
+        read = ("yes" if r.answer_read else "no") if r.gold.answerable else ""
         lines.append(f"| {'' if r.correct else '✗'} | {r.gold.id} | {_md(r.gold.question)} | {_md(gold)} | "
-                     f"{_md(prediction)} | {r.answer.score:.2f} | {f1} | {cited} |")
+                     f"{_md(prediction)} | {r.answer.score:.2f} | {f1} | {read} | {cited} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return picture
 

@@ -83,6 +83,17 @@ def test_a_gold_file_without_docs_reports_retrieval_and_citations_as_not_availab
     assert gate_failures(summary, {"citation_accuracy": 90.0}) == ["citation accuracy None < 90.0"]
 
 
+def test_a_miss_says_whether_the_passages_read_held_the_answer(fake_parts):
+    from rag.evaluate import run_questions, summarize
+    from rag.gold import GoldQuestion
+
+    read = GoldQuestion("a", "What does Panjshir mean?", ["Five Lions."], [])  # found in SQuAD normalisation
+    never_read = GoldQuestion("b", "What does Panjshir mean?", ["food and fuel"], [])  # in the articles, not in the 2 read
+    results = run_questions(pipeline_with(fake_parts, ["five lions"], top_k=2), [read, never_read])
+    assert [r.answer_read for r in results] == [True, False]
+    assert summarize(results)["answer_in_passages"] == 50.0
+
+
 def test_an_update_embeds_only_the_articles_added_or_edited(tmp_path, seeds_copy):
     """Edit one article, add one, remove one: only the new passages are embedded, the index is
     the one a full build gives, and every citation still slices its file."""

@@ -11,7 +11,7 @@ from tests.test_cli import assert_contract
 
 pytestmark = pytest.mark.integration  # real models
 
-SUMMARY_KEYS = {"em", "f1", "recall_at_1", "recall_at_5", "mrr", "citation_accuracy", "abstention_recall",
+SUMMARY_KEYS = {"em", "f1", "recall_at_1", "recall_at_5", "mrr", "answer_in_passages", "citation_accuracy", "abstention_recall",
                 "false_abstention_rate", "latency_ms_p50", "latency_ms_p95"}
 
 
@@ -23,7 +23,7 @@ def test_metrics_on_known_outcomes(pipeline):
     summary = summarize(results)
     assert summary["em"] == 100.0 and summary["f1"] == 100.0 and summary["citation_accuracy"] == 100.0
     assert summary["abstention_recall"] == 100.0 and summary["false_abstention_rate"] == 0.0
-    assert summary["recall_at_5"] == 100.0 and 0 < summary["mrr"] <= 100
+    assert summary["recall_at_5"] == 100.0 and 0 < summary["mrr"] <= 100 and summary["answer_in_passages"] == 100.0
     wrong_doc = run_questions(pipeline, [GoldQuestion("d", questions[0].question, ["five lions"], ["004_5381029668afd7ea"])])
     assert summarize(wrong_doc)["citation_accuracy"] == 0.0  # right words, but not from a supporting article
 
