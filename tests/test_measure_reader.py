@@ -1,0 +1,30 @@
+"""eval/measure_reader.py: the reader tried is the one named, everything else as shipped; a step
+that finished is not run again, and one that failed leaves nothing that passes for done."""
+import sys
+import tomllib
+
+import pytest
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "eval"))
+import measure_reader  # noqa: E402
+
+
+def test_the_configuration_tried_differs_from_the_shipped_one_only_in_the_reader(tmp_path):
+    tried = tomllib.loads(measure_reader.models_for(tmp_path / "p16", ROOT / "models.toml"))
+    shipped = tomllib.loads((ROOT / "models.toml").read_text(encoding="utf-8"))
+    assert tried["reader"].pop("source") == f"path:{(tmp_path / 'p16').resolve()}"
+    shipped["reader"].pop("source")
+    assert tried == shipped
+
+
+def test_a_finished_step_is_skipped_and_a_failed_one_leaves_no_output(tmp_path, capsys):
+    done = tmp_path / "gold.json"
+    measure_reader.run_step(1, 2, "gold", done, [sys.executable, "-c", "print('{}')"])
+    measure_reader.run_step(1, 2, "gold", done, [sys.executable, "-c", "raise SystemExit(3)"])  # not run again
+    assert done.read_text() == "{}\n" and "done before" in capsys.readouterr().out
+    failed = tmp_path / "heldout.json"
+    with pytest.raises(SystemExit, match="held-out failed"):
+        measure_reader.run_step(2, 2, "held-out", failed, [sys.executable, "-c", "print('half'); raise SystemExit(3)"])
+    assert not failed.exists()
