@@ -40,6 +40,17 @@ class QuestionResult:
         return next((i for i, r in enumerate(self.answer.passages, 1) if r.passage.doc_id in self.gold.docs), None)
 
     @property
+    def best_span(self) -> str | None:
+        """The most trusted candidate's text, answered or declined."""
+        return self.answer.candidates[0].text if self.answer.candidates else None
+
+    @property
+    def declined_right_span(self) -> bool:
+        """Declined, though the most trusted candidate was right (F1 >= 0.5): the decision's miss."""
+        return (self.answer.abstained and self.best_span is not None
+                and best_over(f1_score, self.best_span, self.gold.answers) >= 0.5)
+
+    @property
     def answer_read(self) -> bool:
         """Does a passage the reader read hold a gold answer (in SQuAD normalisation, whole words)?"""
         wanted = [f" {normalize_answer(a)} " for a in self.gold.answers]
@@ -87,6 +98,7 @@ def summarize(results: Iterable[QuestionResult]) -> dict:
         "recall_at_5": _pct(rank is not None and rank <= 5 for rank in ranks),
         "mrr": _pct(1 / rank if rank else 0.0 for rank in ranks),
         "answer_in_passages": _pct(r.answer_read for r in answerable),
+        "declined_right_span": _pct(r.declined_right_span for r in answerable),
         "citation_accuracy": _pct(r.citation_ok for r in answered if r.gold.docs),
         "abstention_recall": _pct(r.answer.abstained for r in unanswerable),
         "false_abstention_rate": _pct(r.answer.abstained for r in answerable),
@@ -120,7 +132,7 @@ def _answers_at(result: QuestionResult, threshold: float) -> bool:
 def _f1_at(result: QuestionResult, threshold: float) -> float:
     if not _answers_at(result, threshold):
         return 0.0
-    return best_over(f1_score, result.answer.candidates[0].text, result.gold.answers)
+    return best_over(f1_score, result.best_span, result.gold.answers)
 
 
 def summarize_by_article(results: list[QuestionResult]) -> dict[str, dict]:
@@ -141,6 +153,7 @@ SUMMARY_ROWS = [("EM", "em"), ("F1", "f1"), ("retrieval recall@1", "recall_at_1"
                 ("recall@5", "recall_at_5"), ("MRR", "mrr"),
                 ("answer in passages read", "answer_in_passages"), ("citation accuracy", "citation_accuracy"),
                 ("abstention recall", "abstention_recall"), ("false-abstention rate", "false_abstention_rate"),
+                ("declined with the right span", "declined_right_span"),
                 ("latency p50 (ms)", "latency_ms_p50"), ("latency p95 (ms)", "latency_ms_p95")]
 
 
@@ -164,11 +177,12 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
     lines += ["| " + " | ".join(cell(row[key]) for _, key in TRADEOFF_COLUMNS) + " |" for row in tradeoff_rows]
     lines += ["",
               "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing. "
-              "\"answer read\" no: no passage the reader read holds the answer, so the miss is retrieval's.", "",
+              "\"answer read\" no: no passage the reader read holds the answer, so the miss is retrieval's. "
+              "Declined with a right best span (F1 ≥ 0.5): the miss is the decision's.", "",
               "| | id | question | gold | prediction | score | F1 | answer read | cited |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         gold = " / ".join(r.gold.answers) or "*(not in the articles)*"
-        prediction = r.answer.text if not r.answer.abstained else "*(abstained)*"
+        prediction = r.answer.text if not r.answer.abstained else f"*(abstained; best span: {r.best_span or 'none'})*"
         cited = f"{r.answer.citation.doc_id} {r.answer.citation.start}-{r.answer.citation.end}" if r.answer.citation else ""
         f1 = f"{r.f1:.2f}" if r.gold.answerable else ""
         read = ("yes" if r.answer_read else "no") if r.gold.answerable else ""

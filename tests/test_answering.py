@@ -94,6 +94,19 @@ def test_a_miss_says_whether_the_passages_read_held_the_answer(fake_parts):
     assert summarize(results)["answer_in_passages"] == 50.0
 
 
+def test_a_decline_says_whether_the_span_it_held_back_was_right(fake_parts):
+    from rag.evaluate import run_questions, summarize
+    from rag.gold import GoldQuestion
+
+    unsure = Pipeline(fake_parts.corpus, fake_parts.retriever, FakeReader(["five lions"], confident=2.0), DECISION, 45)
+    questions = [GoldQuestion("a", "What does Panjshir mean?", ["five lions"], []),
+                 GoldQuestion("b", "What does Panjshir mean?", ["emeralds"], [])]
+    results = run_questions(unsure, questions)  # both declined: a margin of 2 is under the decision's 4
+    assert all(r.answer.abstained for r in results) and {r.best_span for r in results} == {"five lions"}
+    assert [r.declined_right_span for r in results] == [True, False]
+    assert summarize(results)["declined_right_span"] == 50.0 and summarize(results)["false_abstention_rate"] == 100.0
+
+
 def test_an_update_embeds_only_the_articles_added_or_edited(tmp_path, seeds_copy):
     """Edit one article, add one, remove one: only the new passages are embedded, the index is
     the one a full build gives, and every citation still slices its file."""

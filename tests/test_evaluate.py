@@ -11,7 +11,8 @@ from tests.test_cli import assert_contract
 
 pytestmark = pytest.mark.integration  # real models
 
-SUMMARY_KEYS = {"em", "f1", "recall_at_1", "recall_at_5", "mrr", "answer_in_passages", "citation_accuracy", "abstention_recall",
+SUMMARY_KEYS = {"em", "f1", "recall_at_1", "recall_at_5", "mrr", "answer_in_passages", "declined_right_span", "citation_accuracy",
+                "abstention_recall",
                 "false_abstention_rate", "latency_ms_p50", "latency_ms_p95"}
 
 
