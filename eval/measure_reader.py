@@ -74,6 +74,7 @@ def summary(out: Path, baseline: Path) -> dict:
         "gold_f1_change": change.get("change"), "gold_f1_change_interval": change.get("interval"),
         "gold_abstention_recall": gold["abstention_recall"], "gold_false_abstention": gold["false_abstention_rate"],
         "gold_citation_accuracy": gold["citation_accuracy"], "gold_answer_in_passages": gold.get("answer_in_passages"),
+        "gold_declined_right_span": gold.get("declined_right_span"),
         "heldout_f1": held_out["abstention model"]["f1"], "heldout_has_ans_f1": held_out["abstention model"]["has_ans_f1"],
         "heldout_no_ans_accuracy": held_out["abstention model"]["no_ans_accuracy"],
         "heldout_has_ans_f1_null_margin_0": held_out["null margin 0"]["has_ans_f1"],
@@ -91,7 +92,8 @@ def _json(path: Path) -> dict:
 def table(figures: dict) -> str:
     rows = [("gold F1 / EM", f"{figures['gold_f1']} / {figures['gold_em']} (shipped {figures['gold_f1_shipped']}; change "
                              f"{figures['gold_f1_change']}, 95 % interval {figures['gold_f1_change_interval']})"),
-            ("gold abstention recall / false abstention", f"{figures['gold_abstention_recall']} / {figures['gold_false_abstention']}"),
+            ("gold abstention recall / false abstention (of it, declined with the right span)",
+             f"{figures['gold_abstention_recall']} / {figures['gold_false_abstention']} ({figures['gold_declined_right_span']})"),
             ("gold citation accuracy", figures["gold_citation_accuracy"]),
             ("held-out F1 as rag decides (HasAns, NoAns)",
              f"{figures['heldout_f1']} ({figures['heldout_has_ans_f1']}, {figures['heldout_no_ans_accuracy']})"),
