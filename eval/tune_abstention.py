@@ -45,12 +45,12 @@ from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.metrics import best_over, f1_score, normalize_answer  # noqa: E402
 from rag.decision import FEATURES, Abstention  # noqa: E402
+from rag.evaluate import RIGHT_F1  # noqa: E402
 from rag.assembly import build_pipeline  # noqa: E402
 from rag.gold import GoldQuestion  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.train import read_article_list  # noqa: E402
 
-RIGHT_F1 = 0.5
 L2 = 1e-2
 TRAIN_FULL = ROOT.parent / "shared" / "squad" / "train-full.json"
 CALIBRATION_SOURCE = "squad20-dev"  # the copy of each calibration article that has unanswerable questions

@@ -19,6 +19,8 @@ from rag.gold import GoldQuestion
 from rag.metrics import best_over, exact_match, f1_score, normalize_answer
 from rag.schema import Answer
 
+RIGHT_F1 = 0.5  # an answer this close to a gold one (SQuAD F1) counts as right
+
 
 @dataclass(frozen=True)
 class QuestionResult:
@@ -48,7 +50,7 @@ class QuestionResult:
     def declined_right_span(self) -> bool:
         """Declined, though the most trusted candidate was right (F1 >= 0.5): the decision's miss."""
         return (self.answer.abstained and self.best_span is not None
-                and best_over(f1_score, self.best_span, self.gold.answers) >= 0.5)
+                and best_over(f1_score, self.best_span, self.gold.answers) >= RIGHT_F1)
 
     @property
     def answer_read(self) -> bool:
@@ -65,7 +67,7 @@ class QuestionResult:
     @property
     def correct(self) -> bool:
         """Right answer (F1 >= 0.5) to an answerable question, or abstention on an unanswerable one."""
-        return self.f1 >= 0.5 if self.gold.answerable else self.answer.abstained
+        return self.f1 >= RIGHT_F1 if self.gold.answerable else self.answer.abstained
 
 
 def run_questions(pipeline, questions: list[GoldQuestion], on_done: Callable[[], None] = lambda: None,
@@ -201,7 +203,7 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
     import matplotlib.pyplot as plt
 
     scores = np.array([r.answer.score for r in results])
-    right = np.array([r.gold.answerable and r.f1 >= 0.5 for r in results])
+    right = np.array([r.gold.answerable and r.f1 >= RIGHT_F1 for r in results])
     fig, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 4.2))
     jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(scores))
     for label, mask, colour in (("answer right (F1 ≥ 0.5)", right, "tab:green"),
