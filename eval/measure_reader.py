@@ -5,8 +5,9 @@ SQuAD as `rag` decides and with `--open`, tydiqa, and the trap margins.
     python eval/measure_reader.py READER_DIR [--out eval/out/readers/NAME] [--baseline GOLD.jsonl]
 
 Each step writes its own file under --out and is skipped when that file is already there, so a
-run that was stopped continues where it stopped (delete a file to redo its step). With no
---baseline, the shipped reader's gold answers are made first (shipped-gold.jsonl). About ten
+run that was stopped continues where it stopped. To redo a step, delete its file and those of the
+steps after it (they rest on it). With no --baseline, the shipped reader's gold answers are made
+first (shipped-gold.jsonl). About ten
 minutes on 2 CPU cores. The figures end in summary.json and a table, as the model card gives
 them. Issue 5's rule ships a reader only if it beats the shipped one on gold F1 and on held-out F1
 as `rag` decides: the table gives gold beside the shipped reader's answers; compare held-out with
@@ -28,19 +29,29 @@ READER_SOURCE = re.compile(r'(\[reader\][^\[]*?^source = )"[^"\n]*"', re.M | re.
 
 
 def models_for(reader_dir: Path, shipped: Path) -> str:
-    """The shipped models.toml with the [reader] source pointed at `reader_dir`."""
-    text, found = READER_SOURCE.subn(lambda m: f'{m.group(1)}"path:{reader_dir.resolve()}"', shipped.read_text(encoding="utf-8"))
-    if not found:
-        sys.exit(f"error: no [reader] source line in {shipped}")
+    """The shipped models.toml with the [reader] source pointed at `reader_dir`, and nothing else
+    changed (its comments kept, so the fit can rewrite its table in place)."""
+    original = shipped.read_text(encoding="utf-8")
+    text = READER_SOURCE.sub(lambda m: m.group(1) + json.dumps(source_of(reader_dir)), original, count=1)
+    wanted = tomllib.loads(original)
+    wanted.setdefault("reader", {})["source"] = source_of(reader_dir)
+    if tomllib.loads(text) != wanted:
+        sys.exit(f"error: cannot point the [reader] source of {shipped} at {reader_dir}: no `source = \"…\"` line of its own")
     return text
 
 
-def steps(models: Path, out: Path, baseline: Path) -> list[tuple[str, Path, list[str]]]:
-    """(name, output file, command) in order; each command's stdout is its output file."""
+def source_of(reader_dir: Path) -> str:
+    return f"path:{reader_dir.resolve()}"
+
+
+def steps(models: Path, out: Path, baseline: Path, shipped_models: Path | None) -> list[tuple[str, Path, list[str]]]:
+    """(name, output file, command) in order; each command's stdout is its output file. With
+    `shipped_models`, the first step makes the `baseline` answers with it."""
     rag, python = [sys.executable, "-m", "rag"], sys.executable
     held_out, tydiqa = str(SQUAD / "heldout-dev.json"), str(SQUAD / "tydiqa-en-dev.json")
-    shipped = [("shipped reader on gold", baseline.with_suffix(".json"), [*rag, "eval", "--json", "--predictions", str(baseline)])]
-    return [*(shipped if baseline.parent == out else []),
+    shipped = [("shipped reader on gold", baseline.with_suffix(".json"),
+                [*rag, "eval", "--json", "--models", str(shipped_models), "--predictions", str(baseline)])]
+    return [*(shipped if shipped_models else []),
             ("fit the decision", out / "fit.txt",
              [python, str(ROOT / "eval" / "tune_abstention.py"), "--models", str(models), "--runs", str(out / "runs.pkl")]),
             ("gold", out / "gold.json",
@@ -65,7 +76,7 @@ def run_step(number: int, total: int, name: str, output: Path, command: list[str
     print(f"      {time.perf_counter() - started:.0f} s")
 
 
-def summary(out: Path, baseline: Path) -> dict:
+def summary(out: Path) -> dict:
     gold = _json(out / "gold.json")
     held_out, tydiqa = _json(out / "heldout.json"), _json(out / "tydiqa.json")
     change = {m["key"]: m for m in gold.get("against_baseline", {}).get("measures", [])}.get("f1", {})
@@ -86,7 +97,10 @@ def summary(out: Path, baseline: Path) -> dict:
 
 
 def _json(path: Path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        sys.exit(f"error: cannot read {path} ({exc}); delete it to redo its step")
 
 
 def table(figures: dict) -> str:
@@ -113,19 +127,24 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.reader / "config.json").is_file():
         sys.exit(f"error: no reader at {args.reader} (it has no config.json)")
-    missing = [p.name for p in (SQUAD / "heldout-dev.json", SQUAD / "tydiqa-en-dev.json") if not p.is_file()]
+    missing = [p.name for p in (SQUAD / "heldout-dev.json", SQUAD / "tydiqa-en-dev.json", SQUAD / "train-full.json")
+               if not p.is_file()]
     if missing:
         sys.exit(f"error: {', '.join(missing)} not in {SQUAD}")
+    if args.baseline and not args.baseline.is_file():
+        sys.exit(f"error: no --baseline answers at {args.baseline}")
     out = args.out or ROOT / "eval" / "out" / "readers" / args.reader.resolve().name
     out.mkdir(parents=True, exist_ok=True)
     models = out / "models.toml"
-    if not models.exists():  # once: the fit step rewrites its [reader.abstention]
+    if models.exists() and tomllib.loads(models.read_text(encoding="utf-8"))["reader"]["source"] != source_of(args.reader):
+        sys.exit(f"error: {out} holds the measures of another reader; give another --out")
+    if not (out / "fit.txt").exists():  # the fit step rewrites its [reader.abstention]: start it from the shipped one
         models.write_text(models_for(args.reader, args.models), encoding="utf-8")
     baseline = args.baseline or out / "shipped-gold.jsonl"
-    plan = steps(models, out, baseline)
+    plan = steps(models, out, baseline, None if args.baseline else args.models)
     for number, (name, output, command) in enumerate(plan, 1):
         run_step(number, len(plan), name, output, command)
-    figures = summary(out, baseline)
+    figures = summary(out)
     (out / "summary.json").write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
     print(table(figures))
     print("\n".join(figures["traps"]))

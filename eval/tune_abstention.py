@@ -280,8 +280,10 @@ def main() -> None:
         runs, check, described = pickle.loads(args.runs.read_bytes())
     else:
         runs, check, described = ask_pool(args, config)
-        if args.runs:
-            args.runs.write_bytes(pickle.dumps((runs, check, described)))
+        if args.runs:  # written whole or not at all: a later run trusts what it finds there
+            partial = args.runs.with_name(args.runs.name + ".partial")
+            partial.write_bytes(pickle.dumps((runs, check, described)))
+            partial.replace(args.runs)
     names = feature_names(args.features, FEATURES_FOR[args.pool])
     second = feature_names(args.fitted_second, FITTED_SECOND_FOR[args.pool])
     if both := sorted(set(names) & set(second)):

@@ -396,7 +396,8 @@ class Trainer:
         self.tokenizer.save_pretrained(tmp)
         self.torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
         state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
-                 "elapsed_s": self.elapsed_s, "losses": self.losses, "settings": asdict(self.settings)}
+                 "elapsed_s": self.elapsed_s, "losses": self.losses, "settings": asdict(self.settings),
+                 "windows": len(self.windows)}
         (tmp / "trainer_state.json").write_text(json.dumps(state))
         old = self.out / (CHECKPOINT + ".old")
         shutil.rmtree(old, ignore_errors=True)
@@ -408,6 +409,14 @@ class Trainer:
 
     def restore(self, checkpoint: Path) -> None:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
+        # The position in an epoch means something only over the same windows: data, or the rules
+        # that make windows (rag.swapped's, say), changed since the checkpoint would silently mean
+        # other batches. (A checkpoint from before the count was kept is taken as it is.)
+        if state.get("windows", len(self.windows)) != len(self.windows):
+            raise RagError(f"{checkpoint} was trained over {state['windows']:,} windows, and its data and settings now "
+                           f"make {len(self.windows):,}: the data or the rules that make windows changed since it "
+                           f"started. Resume with the code and data it started with, or continue it as a new piece "
+                           f"with --init {checkpoint}", 2)
         # loaded onto the CPU: load_state_dict moves the moments beside their weights and keeps each
         # step count on the CPU, where AdamW reads it (a checkpoint written on a GPU resumes on a CPU too)
         self.optimizer.load_state_dict(self.torch.load(checkpoint / "optimizer.pt", map_location="cpu"))

@@ -87,8 +87,8 @@ def test_a_miss_says_whether_the_passages_read_held_the_answer(fake_parts):
     from rag.evaluate import run_questions, summarize
     from rag.gold import GoldQuestion
 
-    read = GoldQuestion("a", "What does Panjshir mean?", ["Five Lions."], [])  # found in SQuAD normalisation
-    never_read = GoldQuestion("b", "What does Panjshir mean?", ["food and fuel"], [])  # in the articles, not in the 2 read
+    read = GoldQuestion("a", "What does Panjshir mean?", ["Five Lions."], [])  # case and punctuation aside
+    never_read = GoldQuestion("b", "What does Panjshir mean?", ["food and fuel", "the"], [])  # not in the 2 read; "the" is no answer
     results = run_questions(pipeline_with(fake_parts, ["five lions"], top_k=2), [read, never_read])
     assert [r.answer_read for r in results] == [True, False]
     assert summarize(results)["answer_in_passages"] == 50.0

@@ -12,9 +12,10 @@ import measure_reader  # noqa: E402
 
 
 def test_the_configuration_tried_differs_from_the_shipped_one_only_in_the_reader(tmp_path):
-    tried = tomllib.loads(measure_reader.models_for(tmp_path / "p16", ROOT / "models.toml"))
+    reader = tmp_path / 'piece "16"'  # a quote in the path stays a valid TOML string
+    tried = tomllib.loads(measure_reader.models_for(reader, ROOT / "models.toml"))
     shipped = tomllib.loads((ROOT / "models.toml").read_text(encoding="utf-8"))
-    assert tried["reader"].pop("source") == f"path:{(tmp_path / 'p16').resolve()}"
+    assert tried["reader"].pop("source") == f"path:{reader.resolve()}"
     shipped["reader"].pop("source")
     assert tried == shipped
 
@@ -28,3 +29,11 @@ def test_a_finished_step_is_skipped_and_a_failed_one_leaves_no_output(tmp_path, 
     with pytest.raises(SystemExit, match="held-out failed"):
         measure_reader.run_step(2, 2, "held-out", failed, [sys.executable, "-c", "print('half'); raise SystemExit(3)"])
     assert not failed.exists()
+
+
+def test_the_shipped_answers_are_made_first_only_when_no_baseline_is_given(tmp_path):
+    made = measure_reader.steps(tmp_path / "models.toml", tmp_path, tmp_path / "shipped-gold.jsonl", ROOT / "models.toml")
+    given = measure_reader.steps(tmp_path / "models.toml", tmp_path, tmp_path / "mine.jsonl", None)
+    names = [name for name, _, _ in given]
+    assert [name for name, _, _ in made] == ["shipped reader on gold", *names] and names[:2] == ["fit the decision", "gold"]
+    assert str(tmp_path / "mine.jsonl") in given[1][2]  # the gold step compares with the answers given

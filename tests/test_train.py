@@ -174,6 +174,9 @@ def test_a_checkpoint_resumes_where_it_stopped(tiny_squad, models, tmp_path):
     assert second.step == 4 and second.losses == first.losses
     second.train()
     assert second.step == 6 and len(second.losses) == 6
+    other_windows = Trainer(model, tokenizer, make_windows(data, tokenizer, more)[:-1], more, tmp_path)
+    with pytest.raises(RagError, match="windows changed since it started"):  # data or window rules changed
+        other_windows.restore(checkpoint)
 
 
 def test_a_resumed_run_names_what_it_started_from(tiny_squad, models, tmp_path):
