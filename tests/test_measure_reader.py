@@ -1,5 +1,6 @@
 """eval/measure_reader.py: the reader tried is the one named, everything else as shipped; a step
-that finished is not run again, and one that failed leaves nothing that passes for done."""
+that finished is not run again, and one that failed leaves nothing that passes for done.
+eval/average_readers.py: the averaged reader holds the mean of the weights."""
 import sys
 import tomllib
 
@@ -37,3 +38,24 @@ def test_the_shipped_answers_are_made_first_only_when_no_baseline_is_given(tmp_p
     names = [name for name, _, _ in given]
     assert [name for name, _, _ in made] == ["shipped reader on gold", *names] and names[:2] == ["fit the decision", "gold"]
     assert str(tmp_path / "mine.jsonl") in given[1][2]  # the gold step compares with the answers given
+
+
+def test_averaged_readers_hold_the_mean_of_their_weights(tmp_path):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    sys.path.insert(0, str(ROOT / "eval"))
+    import average_readers
+
+    readers = []
+    for i, value in enumerate((1.0, 3.0)):
+        reader = tmp_path / f"r{i}"
+        reader.mkdir()
+        save_file({"w": torch.full((2, 2), value, dtype=torch.float16)}, reader / "model.safetensors")
+        for name in average_readers.COPIED:
+            (reader / name).write_text(f"{name} of r{i}")
+        readers.append(reader)
+    average_readers.average(readers, tmp_path / "mean")
+    mean = load_file(tmp_path / "mean" / "model.safetensors")["w"]
+    assert mean.dtype == torch.float16 and torch.equal(mean, torch.full((2, 2), 2.0, dtype=torch.float16))
+    assert (tmp_path / "mean" / "config.json").read_text() == "config.json of r0"
