@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
-from rag.metrics import best_over, f1_score, normalize_answer  # noqa: E402
+from rag.metrics import best_over, f1_score, states_an_answer  # noqa: E402
 from rag.decision import FEATURES, Abstention  # noqa: E402
 from rag.evaluate import RIGHT_F1  # noqa: E402
 from rag.assembly import build_pipeline  # noqa: E402
@@ -129,9 +129,7 @@ def holds_the_answer(item: CalibrationQuestion, passage) -> bool:
     whole words, anywhere? (An answer that normalizes to nothing, like "the", holds nothing.)"""
     start, end = item.paragraph
     in_paragraph = passage.doc_id == item.question.docs[0] and passage.start < end and passage.end > start
-    words = f" {normalize_answer(passage.text)} "
-    answers = [normalize_answer(a) for a in item.question.answers]
-    return in_paragraph or any(a and f" {a} " in words for a in answers)
+    return in_paragraph or states_an_answer(passage.text, item.question.answers)
 
 
 def ask_calibration(pipeline: Pipeline, pool: list[CalibrationQuestion]) -> list:

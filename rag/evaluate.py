@@ -7,7 +7,6 @@ a supporting article), abstention recall, false-abstention rate, latency. Percen
 from __future__ import annotations
 
 import os
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,10 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.gold import GoldQuestion
-from rag.metrics import best_over, exact_match, f1_score
+from rag.metrics import best_over, exact_match, f1_score, states_an_answer
 from rag.schema import Answer
 
 RIGHT_F1 = 0.5  # an answer this close to a gold one (SQuAD F1) counts as right
-ARTICLES = frozenset({"a", "an", "the"})
 
 
 @dataclass(frozen=True)
@@ -56,10 +54,9 @@ class QuestionResult:
 
     @property
     def answer_read(self) -> bool:
-        """Does a passage the reader read hold a gold answer, as whole words (case, punctuation and
-        articles aside)? An upper bound: a short answer ("three") may stand there about something else."""
-        wanted = [w for w in map(_words, self.gold.answers) if w.strip()]
-        return any(w in read for read in (_words(r.passage.text) for r in self.answer.passages) for w in wanted)
+        """Does a passage the reader read hold a gold answer (rag.metrics.states_an_answer)? An upper
+        bound: a short answer ("three") may stand there about something else."""
+        return any(states_an_answer(r.passage.text, self.gold.answers) for r in self.answer.passages)
 
     @property
     def citation_ok(self) -> bool:
@@ -147,12 +144,6 @@ def summarize_by_article(results: list[QuestionResult]) -> dict[str, dict]:
         for doc_id in r.gold.docs:
             groups[doc_id].append(r)
     return {doc_id: summarize(groups[doc_id]) for doc_id in sorted(groups)}
-
-
-def _words(text: str) -> str:
-    """The text's words, lower-cased, space-padded and without articles; punctuation breaks words,
-    so "Kabul's" holds "kabul" (SQuAD's normalisation would make it "kabuls")."""
-    return " " + " ".join(w for w in re.findall(r"\w+", text.lower()) if w not in ARTICLES) + " "
 
 
 def _pct(values: Iterable) -> float | None:

@@ -41,6 +41,13 @@ def overlapping_answers(a: str, b: str) -> bool:
     return bool(na.strip() and nb.strip()) and (na in nb or nb in na)
 
 
+def states_an_answer(text: str, answers: list[str]) -> bool:
+    """Does `text` hold one of `answers`, normalised, as whole words, anywhere? (An answer that
+    normalises to nothing, like "the", holds nothing.)"""
+    words = f" {normalize_answer(text)} "
+    return any(a and f" {a} " in words for a in map(normalize_answer, answers))
+
+
 def same_answer(a: str, b: str) -> bool:
     """Overlapping, and the shared part is most of both (not a name and a clause that mentions it)."""
     return overlapping_answers(a, b) and f1_score(a, b) >= 0.5
