@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import sys
@@ -18,7 +17,7 @@ from rag.config import load_models_config
 from rag.errors import BadInput, RagError
 from rag.dates import DateRange
 from rag.pipeline import Pipeline
-from rag.train_settings import TrainSettings
+from rag.train_settings import TrainSettings, learning_rate_for
 
 app = typer.Typer(
     add_completion=False,
@@ -490,9 +489,9 @@ def train_reader(
     time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this much training time, e.g. 2h or 90m.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out (its settings are kept).")] = False,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Held-out SQuAD-format file scored at the end (never train on it).")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate. (default: 1e-4 from the base encoder, 3e-5 with --init)")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help=f"Peak learning rate. (default: {learning_rate_for(None):g} from the base encoder, {learning_rate_for('init'):g} with --init)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = TrainSettings.batch_size,
-    checkpoint_every: Annotated[str, typer.Option("--checkpoint-every", help="Time between checkpoints.")] = "10m",
+    checkpoint_every: Annotated[Optional[str], typer.Option("--checkpoint-every", help=f"Time between checkpoints. (default: {TrainSettings.checkpoint_every_s / 60:g}m)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Shuffle seed; give a new one when continuing a reader with --init, so it sees other batches first.")] = TrainSettings.seed,
     exclude_articles: Annotated[Optional[Path], typer.Option("--exclude-articles", help="File of article titles (one a line) kept out of training, e.g. for calibration.")] = None,
     objective: Annotated[str, typer.Option("--objective", help="window: each window alone; shared: a question's windows from several paragraphs of its article under one softmax.")] = TrainSettings.objective,
@@ -507,15 +506,15 @@ def train_reader(
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
     from rag import train as tr
 
-    if resume:  # the run's own settings; only how it computes may change
-        settings = tr.saved_settings(out)
-        settings = dataclasses.replace(settings, precision=precision or settings.precision, device=device)
+    if resume:
+        settings = tr.resumed_settings(out, precision, device)
     else:
         settings = TrainSettings(
             batch_size=batch_size, max_steps=max_steps,
             time_budget_s=tr.parse_duration(time_budget) if time_budget else None,
-            learning_rate=learning_rate or (3e-5 if init else 1e-4),
-            checkpoint_every_s=tr.parse_duration(checkpoint_every), seed=seed, objective=objective,
+            learning_rate=learning_rate_for(init) if learning_rate is None else learning_rate,
+            checkpoint_every_s=tr.parse_duration(checkpoint_every) if checkpoint_every else TrainSettings.checkpoint_every_s,
+            seed=seed, objective=objective,
             unanswerable_copies=unanswerable_copies, withheld_negatives=withheld_negatives,
             swapped_negatives=swapped_negatives, swap_from=swap_from,
             precision=precision or TrainSettings.precision, device=device,

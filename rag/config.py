@@ -131,6 +131,8 @@ def load_models_config(path: Path | None = None) -> ModelsConfig:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RagError(f"models file not found: {path}") from None
+    except OSError as exc:  # a folder, or a file we may not read
+        raise RagError(f"cannot read models file {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise RagError(f"models file {path} is not valid TOML: {exc}") from None
     known = [*MODEL_TABLES, *PLAIN_TABLES]

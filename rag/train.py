@@ -23,7 +23,7 @@ import math
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Callable
 
@@ -408,7 +408,7 @@ class Trainer:
         return target
 
     def restore(self, checkpoint: Path) -> None:
-        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        state = _read_state(checkpoint / "trainer_state.json")
         # The position in an epoch means something only over the same windows: data, or the rules
         # that make windows (rag.swapped's, say), changed since the checkpoint would silently mean
         # other batches. (A checkpoint from before the count was kept is taken as it is.)
@@ -432,9 +432,18 @@ def load_for_training(init: str | None, resume_from: Path | None):
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     source = str(resume_from) if resume_from else init
-    tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
-    model = transformers.AutoModelForQuestionAnswering.from_pretrained(source, local_files_only=True, dtype="float32")
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
+        model = transformers.AutoModelForQuestionAnswering.from_pretrained(source, local_files_only=True, dtype="float32")
+    except (OSError, ValueError) as exc:  # transformers' own errors for a folder that holds no model
+        raise RagError(f"cannot load a model to train from {source}: {str(exc).splitlines()[0]}", 2) from None
     return tokenizer, model
+
+
+def check_start(init: str | None) -> None:
+    """A mistyped --init fails now, not after the minutes of loading the data."""
+    if init is not None and not (Path(init) / "config.json").is_file():
+        raise RagError(f"--init {init} is not a model directory (it has no config.json)", 2)
 
 
 def save_reader(model, tokenizer, out: Path, card: str) -> None:
@@ -477,6 +486,12 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError("give --max-steps or --time-budget, so the learning-rate schedule knows where it ends", 2)
     if settings.max_steps is not None and settings.max_steps < 1:
         raise RagError("--max-steps must be at least 1", 2)
+    if settings.batch_size < 1:
+        raise RagError("--batch-size must be at least 1", 2)
+    if not (settings.learning_rate > 0 and math.isfinite(settings.learning_rate)):
+        raise RagError("--lr must be positive", 2)
+    if not (settings.checkpoint_every_s > 0 and math.isfinite(settings.checkpoint_every_s)):
+        raise RagError("--checkpoint-every must be positive", 2)
     if settings.time_budget_s is not None and not (settings.time_budget_s > 0 and math.isfinite(settings.time_budget_s)):
         raise RagError("--time-budget must be positive", 2)
     if settings.objective not in OBJECTIVES:
@@ -503,8 +518,34 @@ def saved_settings(out: Path) -> TrainSettings:
     state = Path(out) / CHECKPOINT / "trainer_state.json"
     if not state.is_file():
         raise RagError(f"nothing to resume: no checkpoint in {state.parent}", 2)
-    saved = json.loads(state.read_text())["settings"]
-    return TrainSettings(**{**saved, "excluded_articles": tuple(saved.get("excluded_articles", ()))})
+    saved = _read_state(state).get("settings")
+    if not isinstance(saved, dict):
+        raise RagError(f"{state} holds no training settings: the checkpoint is damaged; start a new run", 2)
+    known = {f.name for f in fields(TrainSettings)}
+    unknown = sorted(set(saved) - known)
+    if unknown:  # written by another version of rag: guessing what it meant would train on other settings
+        raise RagError(f"{state} has a setting this version of rag does not know: '{unknown[0]}'; "
+                       "resume it with the version that started it", 2)
+    try:
+        return TrainSettings(**{**saved, "excluded_articles": tuple(saved.get("excluded_articles", ()))})
+    except TypeError as exc:
+        raise RagError(f"{state} holds settings rag cannot read ({exc}): the checkpoint is damaged", 2) from None
+
+
+def resumed_settings(out: Path, precision: str | None, device: str) -> TrainSettings:
+    """The run's own settings: on --resume only how it computes may change."""
+    saved = saved_settings(out)
+    return replace(saved, precision=precision or saved.precision, device=device)
+
+
+def _read_state(state: Path) -> dict:
+    try:
+        loaded = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RagError(f"cannot read checkpoint state {state}: {exc}", 2) from None
+    if not isinstance(loaded, dict):
+        raise RagError(f"cannot read checkpoint state {state}: not a JSON object", 2)
+    return loaded
 
 
 def _no_progress(label: str, total: int | None = None):
@@ -529,6 +570,8 @@ class TrainingRun:
         from rag.squad import load_squad
 
         check_budget(self.settings)
+        if not self.resume:
+            check_start(self.init)
         # resolved before the minutes of preparing windows, and recorded: the model card says where it ran
         self.settings = replace(self.settings, device=resolve_device(self.settings.device))
         if self.settings.device == "cpu" and self.settings.precision == "bf16" and cpu_lacks_bf16():

@@ -50,6 +50,14 @@ class TrainSettings:
     init: str | None = None
 
 
+# A reader continued with --init takes smaller steps than a new span head on the base encoder.
+CONTINUED_LEARNING_RATE = 3e-5
+
+
+def learning_rate_for(init: str | None) -> float:
+    return CONTINUED_LEARNING_RATE if init else TrainSettings.learning_rate
+
+
 OBJECTIVES = ("window", "shared")
 PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")

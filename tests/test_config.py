@@ -45,6 +45,8 @@ def test_unknown_source_and_bad_toml_are_clear(tmp_path):
     broken.write_text("[embedder\nid=", encoding="utf-8")
     with pytest.raises(RagError, match="not valid TOML"):
         load_models_config(broken)
+    with pytest.raises(RagError, match="cannot read models file"):
+        load_models_config(tmp_path)  # a folder, not a file
 
 
 def test_an_unknown_precision_is_named(tmp_path):

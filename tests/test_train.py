@@ -244,6 +244,41 @@ def test_train_reader_needs_a_budget(tiny_squad, tmp_path):
     assert result.returncode == 2 and "--swap-from must be one of article, paragraph" in result.stderr
 
 
+@pytest.mark.parametrize("options, message", [
+    (["--batch-size", "0"], "--batch-size must be at least 1"),
+    (["--batch-size", "-4"], "--batch-size must be at least 1"),  # it used to loop for ever over no batches
+    (["--lr", "0"], "--lr must be positive"),
+    (["--checkpoint-every", "0m"], "--checkpoint-every must be positive"),
+    (["--init", "no/such/reader"], "--init no/such/reader is not a model directory"),
+])
+def test_bad_training_options_are_one_line_errors_before_any_work(tiny_squad, tmp_path, options, message):
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--max-steps", "1", *options)
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "r").exists()
+
+
+def test_a_file_that_is_not_squad_shaped_is_a_one_line_error(tmp_path):
+    for text in ('{"data": [{"title": "x"}]}', '{"data": [{"paragraphs": [{"context": "c", "qas": [{"id": 1}]}]}]}', "[1]"):
+        bad = tmp_path / "bad.json"
+        bad.write_text(text, encoding="utf-8")
+        with pytest.raises(RagError, match="is not a SQuAD-format JSON file"):
+            load_squad(bad)
+
+
+@pytest.mark.parametrize("state, message", [
+    ("{not json", "cannot read checkpoint state"),
+    ('{"step": 3}', "holds no training settings"),
+    ('{"settings": {"batch_size": 4, "learning_rate_schedule": "cosine"}}', "does not know: 'learning_rate_schedule'"),
+    ('{"settings": {"batch_size": 4, "weight_decay": 0.01, "seed": 1, "excluded_articles": 5}}', "holds settings rag cannot read"),
+])
+def test_a_damaged_checkpoint_is_a_one_line_error_on_resume(tiny_squad, tmp_path, state, message):
+    (tmp_path / "r" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "r" / "checkpoint" / "trainer_state.json").write_text(state, encoding="utf-8")
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path / "r"), "--resume")
+    assert result.returncode == 2 and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_asking_for_a_gpu_torch_cannot_see_is_a_one_line_error(tiny_squad, tmp_path):
     import torch
 
