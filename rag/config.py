@@ -17,11 +17,27 @@ from rag.retrieval.fusion import RRF_K
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+RUNTIMES = ("onnx", "torch")  # see rag.models
+PRECISIONS = ("float32", "int8")  # int8: a dynamically quantized ONNX graph (eval/scale.py measures both)
+FULL_PRECISION = PRECISIONS[0]
+
+
+def _check_one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RagError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
 @dataclass(frozen=True)
 class EmbedderSettings:
     batch_size: int = field(default=32, metadata={"min": 1})
-    runtime: str = "onnx"  # or "torch" (see rag.models)
-    precision: str = "float32"  # or "int8": a dynamically quantized ONNX graph (eval/scale.py measures both)
+    runtime: str = RUNTIMES[0]
+    precision: str = FULL_PRECISION
+
+    def __post_init__(self):  # checked as models.toml is read, not minutes later when the model loads
+        _check_one_of("runtime", self.runtime, RUNTIMES)
+        _check_one_of("precision", self.precision, PRECISIONS)
+        if self.precision == "int8" and self.runtime != "onnx":
+            raise RagError('precision = "int8" needs runtime = "onnx"')
 
 
 @dataclass(frozen=True)
@@ -29,8 +45,11 @@ class ReaderSettings:
     max_seq_len: int = field(default=384, metadata={"min": 128})
     stride: int = field(default=128, metadata={"min": 0})
     max_answer_tokens: int = field(default=30, metadata={"min": 1})
-    runtime: str = "onnx"
+    runtime: str = RUNTIMES[0]
     abstention: Abstention = field(default_factory=Abstention)
+
+    def __post_init__(self):
+        _check_one_of("runtime", self.runtime, RUNTIMES)
 
 
 @dataclass(frozen=True)
@@ -72,10 +91,14 @@ class ModelSpec:
     def fingerprint(self) -> str:
         """What an index or a fitted decision depends on: the model's files and, for an
         embedder run at another precision than float32, that precision."""
-        precision = getattr(self.settings, "precision", "float32")
-        if precision == "float32":
+        if self.precision == FULL_PRECISION:
             return self.files_fingerprint()
-        return hashlib.sha256(f"{self.files_fingerprint()}:{precision}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{self.files_fingerprint()}:{self.precision}".encode()).hexdigest()[:16]
+
+    @property
+    def precision(self) -> str:
+        """What the model computes in; readers always run at full precision."""
+        return getattr(self.settings, "precision", FULL_PRECISION)
 
     def files_fingerprint(self) -> str:
         """Identifies the model's files cheaply (config, weights size and first MiB), so a
@@ -194,7 +217,10 @@ def typed_settings(cls: type, table: dict, path: Path, where: str):
                 raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected at least {least}")
         else:
             raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected {EXPECTED[expected]}")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except RagError as problem:  # a rule of the settings themselves, e.g. a value not among the choices
+        raise RagError(f"{path}: [{where}] {problem}") from None
 
 
 def _fits(value, expected: type) -> bool:

@@ -22,8 +22,6 @@ from rag.config import ModelSpec
 from rag.errors import RagError
 from rag.leftovers import remove_abandoned
 
-RUNTIMES = ("onnx", "torch")
-PRECISIONS = ("float32", "int8")
 EXPORT_VERSION = "1"  # bump when the exported graph changes, so old cache entries are not reused
 OUTPUTS = {"AutoModel": ["last_hidden_state"], "AutoModelForQuestionAnswering": ["start_logits", "end_logits"]}
 
@@ -43,13 +41,7 @@ class InferenceModel:
 
 
 def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> InferenceModel:
-    runtime = spec.settings.runtime
-    if runtime not in RUNTIMES:
-        raise RagError(f"models.toml [{spec.role}]: runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
-    precision = getattr(spec.settings, "precision", "float32")
-    if precision not in PRECISIONS or (precision == "int8" and runtime != "onnx"):
-        raise RagError(f"models.toml [{spec.role}]: precision must be one of {', '.join(PRECISIONS)} "
-                       f"(int8 with runtime = \"onnx\"), not {precision!r}")
+    runtime = spec.settings.runtime  # its settings checked it is one of RUNTIMES
     folder = local_model_dir(spec)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     tokenizer = _load_tokenizer(folder, spec)
@@ -77,7 +69,7 @@ def onnx_graph(spec: ModelSpec, model_class_name: str, on_export: Callable[[str]
     if not path.is_file():
         on_export(f"preparing the {spec.role} model for fast CPU inference (once; cached in {path.parent})…")
         export_onnx(spec, model_class_name, path)
-    if getattr(spec.settings, "precision", "float32") == "int8":
+    if spec.precision == "int8":
         return _quantized(path)
     return path
 

@@ -32,7 +32,7 @@ import numpy as np
 from rag.errors import RagError
 from rag.squad import SquadData, SquadQuestion, answer_sentence
 from rag.swapped import ordinary_words, swapped_question, swapped_within
-from rag.train_settings import DEVICES, OBJECTIVES, PRECISIONS, SWAP_SOURCES, TrainSettings
+from rag.train_settings import DEVICES, OBJECTIVES, TRAINING_PRECISIONS, SWAP_SOURCES, TrainSettings
 
 CHECKPOINT = "checkpoint"
 ENCODE_BATCH = 1000  # question-paragraph pairs tokenized together when windows are made
@@ -498,8 +498,8 @@ def check_budget(settings: TrainSettings) -> None:
         raise RagError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {settings.objective!r}", 2)
     if settings.device not in DEVICES:
         raise RagError(f"--device must be one of {', '.join(DEVICES)}, not {settings.device!r}", 2)
-    if settings.precision not in PRECISIONS:
-        raise RagError(f"--precision must be one of {', '.join(PRECISIONS)}, not {settings.precision!r}", 2)
+    if settings.precision not in TRAINING_PRECISIONS:
+        raise RagError(f"--precision must be one of {', '.join(TRAINING_PRECISIONS)}, not {settings.precision!r}", 2)
     if settings.swap_from not in SWAP_SOURCES:
         raise RagError(f"--swap-from must be one of {', '.join(SWAP_SOURCES)}, not {settings.swap_from!r}", 2)
     if settings.unanswerable_copies < 1:

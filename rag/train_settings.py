@@ -59,6 +59,6 @@ def learning_rate_for(init: str | None) -> float:
 
 
 OBJECTIVES = ("window", "shared")
-PRECISIONS = ("fp32", "bf16")
+TRAINING_PRECISIONS = ("fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 SWAP_SOURCES = ("article", "paragraph")

