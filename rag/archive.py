@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rag.converters import converter_for
+from rag.converters import FORMATS, converter_for
 from rag.corpus import read_documents
 from rag.errors import RagError
 from rag.schema import Document
@@ -163,7 +163,7 @@ def _expand(paths: list[Path], change: Change) -> list[Path]:
             if converter_for(path):
                 files.append(path)
             else:
-                change.skipped.append(f"{path.name}: not an article format (.txt, .md, .html, .jsonl)")
+                change.skipped.append(f"{path.name}: not an article format ({FORMATS})")
         else:
             raise RagError(f"not found: {path}")
     return files

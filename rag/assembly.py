@@ -41,6 +41,8 @@ def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
     """The config with [retrieval] top_k overridden (by --top-k), when given."""
     if top_k is None:
         return config
+    if top_k < 1:  # models.toml's own top_k was checked as it was read
+        raise RagError("--top-k must be at least 1", 2)
     return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, top_k=top_k))
 
 
@@ -86,8 +88,6 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
     """A ready Pipeline: articles, index (built if needed), retriever, reader and decision.
     `embedder` and `reader` replace the configured models (tests pass fakes)."""
     config = config or load_models_config()
-    if config.retrieval.top_k < 1:
-        raise RagError("--top-k must be at least 1", 2)
     if reader is None:
         config.reader.resolve()  # a missing reader is reported now, not after building an index
     _warn_if_fitted_for_another_reader(config, on_status)

@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from rag.config import load_models_config
+from rag.config import RetrievalSettings, load_models_config
+from rag.converters import FORMATS
 from rag.errors import BadInput, RagError
 from rag.dates import DateRange
 from rag.pipeline import Pipeline
@@ -29,13 +30,13 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
-SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help="Folder of articles (.txt, .md, .html, .jsonl). (default: ./seeds, else the bundled articles)")]
+SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}). (default: ./seeds, else the bundled articles)")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. (default: .rag/<seeds name> beside the seeds folder)")]
 ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. (default: ./models.toml, else the bundled one)")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
 UntilOption = Annotated[Optional[str], typer.Option("--until", help="Answer only from articles dated on or before this day (YYYY-MM-DD).")]
-StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE", help="Where the vectors live: faiss (in the index folder), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT (a Milvus server). (default: \\[retrieval] vector_store in models.toml, faiss)")]
-TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help="Passages retrieved and read per question. (default: \\[retrieval] top_k in models.toml, 5)")]
+StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE", help=f"Where the vectors live: faiss (in the index folder), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT (a Milvus server). (default: \\[retrieval] vector_store in models.toml, {RetrievalSettings.vector_store})")]
+TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help=f"Passages retrieved and read per question. (default: \\[retrieval] top_k in models.toml, {RetrievalSettings.top_k})")]
 
 
 def progress_bar(label: str, total: int | None = None):
@@ -187,7 +188,7 @@ def index(
 
 @app.command()
 def add(
-    paths: Annotated[list[Path], typer.Argument(help="Article files, or folders of them (.txt, .md, .html, .jsonl).")],
+    paths: Annotated[list[Path], typer.Argument(help=f"Article files, or folders of them ({FORMATS}).")],
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
@@ -480,6 +481,10 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | N
     out.print(table)
 
 
+def _short_number(rate: float) -> str:
+    return f"{rate:.0e}".replace("e-0", "e-")  # 1e-4, not 0.0001
+
+
 @app.command("train-reader")
 def train_reader(
     data: Annotated[Path, typer.Option("--data", help="SQuAD v1/v2-format training file.")],
@@ -489,7 +494,7 @@ def train_reader(
     time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this much training time, e.g. 2h or 90m.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out (its settings are kept).")] = False,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Held-out SQuAD-format file scored at the end (never train on it).")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help=f"Peak learning rate. (default: {learning_rate_for(None):g} from the base encoder, {learning_rate_for('init'):g} with --init)")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help=f"Peak learning rate. (default: {_short_number(learning_rate_for(None))} from the base encoder, {_short_number(learning_rate_for('init'))} with --init)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = TrainSettings.batch_size,
     checkpoint_every: Annotated[Optional[str], typer.Option("--checkpoint-every", help=f"Time between checkpoints. (default: {TrainSettings.checkpoint_every_s / 60:g}m)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Shuffle seed; give a new one when continuing a reader with --init, so it sees other batches first.")] = TrainSettings.seed,

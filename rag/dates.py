@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from rag.errors import BadInput
 
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")  # how articles and options write a day
+
 
 @dataclass(frozen=True)
 class DateRange:
@@ -30,7 +32,7 @@ class DateRange:
 
 def _is_day(text: str) -> bool:
     """YYYY-MM-DD and a real day (fromisoformat alone also takes week dates like 2024-W01-1)."""
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+    if not ISO_DAY.fullmatch(text):
         return False
     try:
         datetime.date.fromisoformat(text)

@@ -11,3 +11,10 @@ class RagError(Exception):
 
 class BadInput(RagError):
     exit_code = 2
+
+
+def first_line(problem: BaseException) -> str:
+    """An exception's message cut to one line of 200 characters, for a one-line error. (pymilvus
+    keeps its message in `.message`; str() of its exceptions adds a code.)"""
+    text = str(getattr(problem, "message", "") or problem).strip()
+    return (text.splitlines() or [type(problem).__name__])[0][:200]

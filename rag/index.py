@@ -23,7 +23,7 @@ import numpy as np
 
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
-from rag.errors import RagError
+from rag.errors import RagError, first_line
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
 from rag.schema import Document, Passage
 
@@ -221,7 +221,7 @@ class IndexStore:
         except FileNotFoundError:
             return None
         except (OSError, UnicodeDecodeError) as exc:
-            raise IndexNotUsable(f"the index pointer {pointer} is unreadable ({_short(exc)})") from None
+            raise IndexNotUsable(f"the index pointer {pointer} is unreadable ({first_line(exc)})") from None
         if not BUILD_NAME.fullmatch(name):
             raise IndexNotUsable(f"the index pointer {pointer} names no build ({name[:40]!r})")
         return self.directory / name
@@ -234,7 +234,7 @@ class IndexStore:
         try:
             return build, Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
         except (OSError, ValueError, TypeError) as exc:
-            raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {_short(exc)})") from None
+            raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {first_line(exc)})") from None
 
     def load(self, corpus: Corpus, expected: Manifest) -> PassageIndex:
         with self._lock(shared=True):
@@ -248,7 +248,7 @@ class IndexStore:
                 vectors = backend(manifest.vector_store).load(build)
                 keywords = KeywordIndex.load(build, len(passages))
             except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
-                raise IndexNotUsable(f"the index in {build} is unreadable ({_short(exc)})") from None
+                raise IndexNotUsable(f"the index in {build} is unreadable ({first_line(exc)})") from None
         if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
         return PassageIndex(passages, vectors, keywords, manifest)
@@ -479,7 +479,3 @@ def _describe_changes(old: dict, new: dict) -> str:
     changed = sorted(d for d in set(old) & set(new) if old[d] != new[d])
     parts = [f"{label}: {', '.join(ids)}" for label, ids in (("added", added), ("removed", removed), ("edited", changed)) if ids]
     return "; ".join(parts) or "content differs"
-
-
-def _short(exc: Exception) -> str:
-    return (str(exc).splitlines() or [type(exc).__name__])[0][:200]

@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from rag.config import ModelSpec
-from rag.errors import RagError
+from rag.errors import RagError, first_line
 from rag.leftovers import remove_abandoned
 
 EXPORT_VERSION = "1"  # bump when the exported graph changes, so old cache entries are not reused
@@ -265,15 +265,11 @@ def onnx_session(path: Path, outputs: list[str]):
     try:
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types for truncated or foreign files
-        raise DamagedGraph(f"could not be loaded ({_first_line(exc)})") from None
+        raise DamagedGraph(f"could not be loaded ({first_line(exc)})") from None
     found = [o.name for o in session.get_outputs()]
     if found != outputs:
         raise DamagedGraph(f"is another model's graph (outputs {found}, expected {outputs})")
     return session
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _tuple_outputs(model, names: tuple[str, ...], outputs: list[str]):

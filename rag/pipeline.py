@@ -61,7 +61,7 @@ class Pipeline:
         files, or the articles of a Milvus archive; `retriever` gives `.retrieve(question, k, dates)`
         and `.passage_count`."""
         if top_k < 1:
-            raise BadInput("--top-k must be at least 1")
+            raise BadInput("top_k must be at least 1")
         self.corpus = corpus
         self.retriever = retriever
         self.reader = reader

@@ -35,13 +35,14 @@ from rag.pipeline import MAX_QUESTION_CHARS
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 100  # questions in one /ask/batch request
+MAX_TOP_K = 50  # passages one request may ask to read: each costs a reader pass
 PUBLIC_PATHS = ("/", "/healthz", "/docs", "/openapi.json")  # no article text: no token needed
 PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
 
 
 class AskRequest(BaseModel):
     question: str = Field(max_length=MAX_QUESTION_CHARS, description="The question, in words.")
-    top_k: Optional[int] = Field(None, ge=1, le=50, description="How many passages to read (default: models.toml).")
+    top_k: Optional[int] = Field(None, ge=1, le=MAX_TOP_K, description="How many passages to read (default: models.toml).")
     since: Optional[str] = Field(None, description="Only articles dated on or after this day (YYYY-MM-DD).")
     until: Optional[str] = Field(None, description="Only articles dated on or before this day (YYYY-MM-DD).")
     why: bool = Field(False, description="Also give \"candidates\": each passage's best span, confidence and margin "
@@ -50,7 +51,7 @@ class AskRequest(BaseModel):
 
 class BatchRequest(BaseModel):
     questions: list[str] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} questions.")
-    top_k: Optional[int] = Field(None, ge=1, le=50)
+    top_k: Optional[int] = Field(None, ge=1, le=MAX_TOP_K)
     since: Optional[str] = None
     until: Optional[str] = None
     why: bool = False

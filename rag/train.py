@@ -29,7 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.errors import RagError, first_line
 from rag.squad import SquadData, SquadQuestion, answer_sentence
 from rag.swapped import ordinary_words, swapped_question, swapped_within
 from rag.train_settings import DEVICES, OBJECTIVES, TRAINING_PRECISIONS, SWAP_SOURCES, TrainSettings
@@ -436,7 +436,7 @@ def load_for_training(init: str | None, resume_from: Path | None):
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=True)
         model = transformers.AutoModelForQuestionAnswering.from_pretrained(source, local_files_only=True, dtype="float32")
     except (OSError, ValueError) as exc:  # transformers' own errors for a folder that holds no model
-        raise RagError(f"cannot load a model to train from {source}: {str(exc).splitlines()[0]}", 2) from None
+        raise RagError(f"cannot load a model to train from {source}: {first_line(exc)}", 2) from None
     return tokenizer, model
 
 

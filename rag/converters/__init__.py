@@ -10,6 +10,7 @@ from rag.converters import html, jsonl, markdown, text
 
 CONVERTERS: dict[str, ModuleType] = {".txt": text, ".md": markdown, ".markdown": markdown,
                                      ".html": html, ".htm": html, ".jsonl": jsonl}
+FORMATS = ", ".join(CONVERTERS)  # for messages: the suffixes read as articles
 
 
 def converter_for(path: Path) -> ModuleType | None:

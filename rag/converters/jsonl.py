@@ -4,13 +4,12 @@ A bad record is skipped, and named; the rest of the file is read."""
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from rag.converters.text import decode
+from rag.dates import ISO_DAY
 from rag.schema import Document
 
-ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:

@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 from rag.converters.text import DATE_LINE, decode
+from rag.dates import ISO_DAY
 from rag.schema import Document
 
 FRONT_MATTER = re.compile(r"\A\ufeff?---\n(.*?)\n---\n", re.S)
 FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M)
-ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.errors import RagError, first_line
 from rag.retrieval.keyword import BM25_B, BM25_K1
 from rag.retrieval.vector_store import register
 
@@ -53,7 +53,7 @@ class GuardedClient:
             try:
                 return method(*args, **kwargs)
             except Exception as exc:  # MilvusException, grpc errors: pymilvus has no narrower base
-                raise MilvusFailed(f"Milvus at {self.uri} failed: {short_reason(exc)}; check that it runs and "
+                raise MilvusFailed(f"Milvus at {self.uri} failed: {first_line(exc)}; check that it runs and "
                                    f"holds the archive, or use --store faiss") from None
 
         return call
@@ -276,7 +276,7 @@ def _client_for(uri: str):
     try:
         return GuardedClient(MilvusClient(uri=uri, timeout=TIMEOUT_S), uri), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
-        reason = short_reason(exc)
+        reason = first_line(exc)
         if not uri.startswith("http"):
             if Path(uri).exists():  # it is there, and another process holds it
                 raise RagError(f"cannot open the Milvus Lite file {uri} ({reason}): one process at a time can hold "
@@ -285,10 +285,6 @@ def _client_for(uri: str):
             raise RagError(f"cannot open the Milvus Lite file {uri} ({reason})") from None
         raise RagError(f"cannot reach Milvus at {uri} ({reason}); check that it runs and the address, "
                        f"or use --store faiss") from None
-
-
-def short_reason(exc: Exception) -> str:
-    return (str(getattr(exc, "message", "") or exc).splitlines() or [type(exc).__name__])[0][:200]
 
 
 def _uri(location: str) -> str:
