@@ -348,7 +348,7 @@ def evaluate(
     """Measure answer quality on a gold question set (or SQuAD data), with every miss shown."""
     dates = DateRange.parse(since, until)
     from rag import evaluate as ev
-    from rag.compare import compare, load_baseline
+    from rag.compare import load_baseline
     from rag.gold import load_gold
 
     if squad is not None:
@@ -362,31 +362,27 @@ def evaluate(
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
     earlier = load_baseline(baseline, questions) if baseline else None
     pipeline = open_pipeline(seeds, index_dir, models, top_k, store=store)
-    unknown = sorted({d for q in questions for d in q.docs} - set(pipeline.corpus.documents))
+    unknown = ev.articles_not_in(pipeline.corpus.documents, questions)
     if unknown:
         err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
     progress, update = progress_bar("answering", len(questions))
     with progress:
-        results = ev.run_questions(pipeline, questions, on_done=update, dates=dates)
-    summary, by_article = ev.summarize(results), ev.summarize_by_article(results)
-    tradeoff = ev.tradeoff(results)
-    against = compare(questions, {r.gold.id: None if r.answer.abstained else r.answer.text for r in results},
-                      earlier) if earlier else None
+        run = ev.evaluate_gold(pipeline, questions, dates, earlier, on_done=update)
     if predictions:
-        predictions.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),
-                               encoding="utf-8")
+        ev.write_predictions(predictions, run.results)
     if report:
-        picture = ev.write_report(report, results, summary, by_article, tradeoff, pipeline.decision.threshold, gold.name)
+        picture = ev.write_report(report, run.results, run.summary, run.by_article, run.tradeoff,
+                                  pipeline.decision.threshold, gold.name)
         err.print(f"report: {report} (calibration picture: {picture})")
     if as_json:
-        print(json.dumps(summary | {"at_other_thresholds": tradeoff} | ({"against_baseline": against} if against else {})))
+        print(json.dumps(run.to_json()))
     else:
-        _print_summary(summary, by_article)
-        _print_tradeoff(tradeoff, pipeline.decision.threshold)
-        if against:
-            _print_comparison(against, baseline)
-    misses = ev.gate_failures(summary, {"f1": min_f1, "citation_accuracy": min_citation,
-                                        "abstention_recall": min_abstention})
+        _print_summary(run.summary, run.by_article)
+        _print_tradeoff(run.tradeoff, pipeline.decision.threshold)
+        if run.against_baseline:
+            _print_comparison(run.against_baseline, baseline)
+    misses = ev.gate_failures(run.summary, {"f1": min_f1, "citation_accuracy": min_citation,
+                                            "abstention_recall": min_abstention})
     if misses:
         raise RagError("below the bar: " + "; ".join(misses))
 

@@ -6,6 +6,7 @@ from a supporting article), citation accuracy (the cited span slices to the answ
 a supporting article), abstention recall, false-abstention rate, latency. Percentages 0-100."""
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -79,6 +80,45 @@ def run_questions(pipeline, questions: list[GoldQuestion], on_done: Callable[[],
         results.append(QuestionResult(q, answer, source))
         on_done()
     return results
+
+
+@dataclass(frozen=True)
+class GoldRun:
+    """One evaluation of a gold set: every answer, and what the answers measure."""
+    results: list[QuestionResult]
+    summary: dict
+    by_article: dict[str, dict]
+    tradeoff: list[dict]  # the same answers decided again under other thresholds
+    against_baseline: dict | None  # rag.compare.compare's changes, when a baseline was given
+
+    def to_json(self) -> dict:
+        return (self.summary | {"at_other_thresholds": self.tradeoff}
+                | ({"against_baseline": self.against_baseline} if self.against_baseline else {}))
+
+
+def evaluate_gold(pipeline, questions: list[GoldQuestion], dates=None, baseline: dict[str, str | None] | None = None,
+                  on_done: Callable[[], None] = lambda: None) -> GoldRun:
+    """Ask every question through `pipeline` and measure; `baseline` is an earlier run's answers
+    (rag.compare.load_baseline), to show what changed."""
+    from rag.compare import compare
+
+    results = run_questions(pipeline, questions, on_done, dates)
+    answers = {r.gold.id: None if r.answer.abstained else r.answer.text for r in results}
+    return GoldRun(results, summarize(results), summarize_by_article(results), tradeoff(results),
+                   compare(questions, answers, baseline) if baseline else None)
+
+
+def articles_not_in(documents, questions: list[GoldQuestion]) -> list[str]:
+    """The articles the gold set cites that `documents` (doc id -> Document) lacks."""
+    return sorted({d for q in questions for d in q.docs} - set(documents))
+
+
+def write_predictions(path: Path, results: list[QuestionResult]) -> None:
+    """Every answer, one `rag ask --json` line each; written whole or not at all."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),
+                       encoding="utf-8")
+    partial.replace(path)
 
 
 def summarize(results: Iterable[QuestionResult]) -> dict:
