@@ -27,7 +27,6 @@ class OpenedIndex:
     corpus: Corpus
     index: PassageIndex
     embedder: object
-    directory: Path
 
 
 def with_store(config: ModelsConfig, store: str | None) -> ModelsConfig:
@@ -35,6 +34,13 @@ def with_store(config: ModelsConfig, store: str | None) -> ModelsConfig:
     if not store:
         return config
     return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, vector_store=store))
+
+
+def check_models(config: ModelsConfig) -> None:
+    """Both models are where models.toml says: a missing one is reported at start-up, not at the
+    first question (chat) or by /healthz later (serve)."""
+    config.embedder.resolve()
+    config.reader.resolve()
 
 
 def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
@@ -79,7 +85,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
         resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
         on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into "
                   f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
-    return OpenedIndex(corpus, index, embedder, store.directory)
+    return OpenedIndex(corpus, index, embedder)
 
 
 def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = None, index_dir: Path | None = None,

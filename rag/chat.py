@@ -71,10 +71,10 @@ class BackgroundLoad:
 
 
 class ChatSession:
-    def __init__(self, corpus: Corpus, pipeline: BackgroundLoad, console: Console, dates=None):
+    def __init__(self, corpus: Corpus, loading: BackgroundLoad, console: Console, dates=None):
         self.corpus = corpus
         self.dates = dates  # --since/--until, for every question of the session
-        self.pipeline = pipeline
+        self.loading = loading  # the pipeline, still loading while the first question is typed
         self.console = console
         self.last_answer = None
 
@@ -94,7 +94,7 @@ class ChatSession:
         if line.startswith("/"):
             return self._command(line.split()[0].lower())
         try:
-            pipeline = self.pipeline.result(self.console)
+            pipeline = self.loading.result(self.console)
             answer = pipeline.ask(line, self.dates)
         except RagError as problem:
             self.console.print(str(problem), style="red", markup=False)
@@ -121,7 +121,7 @@ class ChatSession:
     def _sources_view(self) -> Group:
         """Each retrieved passage with its retrieval scores and the reader's span in it."""
         answer = self.last_answer
-        pipeline = self.pipeline.result(self.console)
+        pipeline = self.loading.result(self.console)
         documents = pipeline.corpus.documents
         lines = [Text(f"passages behind the last answer ({answer.question}); an answer needs a score ≥ "
                       f"{pipeline.decision.threshold:.2f}", style="bold")]
@@ -130,8 +130,7 @@ class ChatSession:
             date = documents[p.doc_id].date or "undated"
             lines.append(Text(f"{rank}. {p.doc_id} · {date} · chars {p.start}-{p.end} · fused {retrieved.score:.4f}"
                               f" · cosine {retrieved.dense_score:.3f} · bm25 {retrieved.bm25_score:.2f}", style="cyan"))
-            candidate = next((c for c in answer.candidates
-                              if c.span.doc_id == p.doc_id and p.start <= c.span.start < p.end), None)
+            candidate = answer.candidate_in(p)
             if candidate:
                 lines.append(Text.assemble("   reader's span: “", (candidate.text, "bold"),
                                            f"” (score {candidate.confidence:.2f}, margin over \"no answer\" {candidate.margin:.2f})"))

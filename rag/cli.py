@@ -272,7 +272,7 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import build_pipeline
+    from rag.assembly import build_pipeline, check_models
     from rag.chat import BackgroundLoad, ChatSession, run_chat
     from rag.corpus import load_corpus
     from rag.pipeline import default_seeds_dir
@@ -282,8 +282,7 @@ def chat(
     for reason in corpus.skipped:
         report_status(f"skipped {reason}")
     config = load_settings(models, top_k, store)
-    config.embedder.resolve()  # a missing model is reported now, not at the first question
-    config.reader.resolve()
+    check_models(config)
 
     def load(set_state):
         def on_progress(done: int, total: int) -> None:
@@ -309,12 +308,11 @@ def serve(
     store: StoreOption = None,
 ) -> None:
     """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
-    from rag.assembly import build_pipeline
+    from rag.assembly import build_pipeline, check_models
     from rag.server import serve as run_server
 
     config = load_settings(models, store=store)
-    config.embedder.resolve()  # a missing model is reported now, not by /healthz later
-    config.reader.resolve()
+    check_models(config)
     run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,
                on_ready=report_status)
 
@@ -485,7 +483,7 @@ def _short_number(rate: float) -> str:
 def train_reader(
     data: Annotated[Path, typer.Option("--data", help="SQuAD v1/v2-format training file.")],
     init: Annotated[Optional[str], typer.Option("--init", help="Model directory to start from (a previous reader). (default: the embedder's base encoder from models.toml)")] = None,
-    out: Annotated[Path, typer.Option("--out", help="Where the trained reader (and its checkpoints) go.")] = Path("models/reader-new"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the trained reader (and its checkpoints) go.")] = Path("models/reader-new"),
     max_steps: Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many optimizer steps.")] = None,
     time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this much training time, e.g. 2h or 90m.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out (its settings are kept).")] = False,
@@ -508,7 +506,7 @@ def train_reader(
     from rag import train as tr
 
     if resume:
-        settings = tr.resumed_settings(out, precision, device)
+        settings = tr.resumed_settings(out_dir, precision, device)
     else:
         settings = TrainSettings(
             batch_size=batch_size, max_steps=max_steps,
@@ -520,9 +518,9 @@ def train_reader(
             swapped_negatives=swapped_negatives, swap_from=swap_from,
             precision=precision or TrainSettings.precision, device=device,
             excluded_articles=tr.read_article_list(exclude_articles) if exclude_articles else ())
-    run = tr.TrainingRun(data, out, settings, load_models_config(models), init, resume, eval_data)
+    run = tr.TrainingRun(data, out_dir, settings, load_models_config(models), init, resume, eval_data)
     scores = run.start(on_status=report_status, progress=progress_bar, log=lambda line: err.print(line, style="dim"))
-    err.print(f"reader saved to {out} ({run.trainer.step} steps); point [reader] source at path:{out} in models.toml to use it")
+    err.print(f"reader saved to {out_dir} ({run.trainer.step} steps); point [reader] source at path:{out_dir} in models.toml to use it")
     if scores:
         print(json.dumps(scores))
 

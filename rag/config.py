@@ -62,7 +62,7 @@ class RetrievalSettings:
 
 MODEL_TABLES = {"embedder": EmbedderSettings, "reader": ReaderSettings}
 PLAIN_TABLES = {"retrieval": RetrievalSettings, "chunking": ChunkSettings}  # optional; defaults when absent
-MODEL_KEYS = ("id", "source", "install")  # what every model table has besides its settings
+MODEL_KEYS = ("id", "source")  # what every model table needs besides its settings (and an optional install)
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def _spec(data: dict, role: str, path: Path) -> ModelSpec:
     if not isinstance(entry, dict):
         raise RagError(f"{path}: needs a [{role}] table")
     entry = dict(entry)
-    for key in MODEL_KEYS[:2]:
+    for key in MODEL_KEYS:
         if not isinstance(entry.get(key), str):
             raise RagError(f"{path}: [{role}] needs a string '{key}'")
     install = entry.pop("install", f"point [{role}] source in {path} at a model directory")

@@ -89,6 +89,11 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     latest: Citation | None = None  # of the articles stating the answer, the one with the latest date
 
+    def candidate_in(self, passage: Passage) -> Candidate | None:
+        """The reader's span in a passage it read, if it kept one."""
+        return next((c for c in self.candidates
+                     if c.span.doc_id == passage.doc_id and passage.start <= c.span.start < passage.end), None)
+
     def to_json(self, why: bool = False) -> dict:
         """The stable `rag ask --json` contract; `why` adds "candidates" (`rag ask --why`)."""
         row = {
