@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.assembly import build_pipeline, open_index  # noqa: E402
 from rag.config import load_models_config  # noqa: E402
-from rag.gold import load_gold  # noqa: E402
+from rag.gold import BUNDLED_GOLD, load_gold  # noqa: E402
 from rag.metrics import best_over, f1_score  # noqa: E402
 
 BASELINE_ONCE = """
@@ -129,7 +129,7 @@ def load_test(base: str, questions: list[str], clients: int, requests: int, seco
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
+    parser.add_argument("--gold", type=Path, default=BUNDLED_GOLD)
     parser.add_argument("--seeds", type=Path, default=ROOT / "seeds")
     parser.add_argument("--cold-runs", type=int, default=3)
     parser.add_argument("--serve-requests", type=int, default=48, help="questions per client count in the load test")

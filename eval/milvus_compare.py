@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from rag.assembly import build_pipeline, with_store  # noqa: E402
 from rag.config import load_models_config  # noqa: E402
-from rag.gold import load_gold  # noqa: E402
+from rag.gold import BUNDLED_GOLD, load_gold  # noqa: E402
 from rag.retrieval.milvus_retriever import FUSIONS, MilvusRetriever  # noqa: E402
 
 SEEDS = ROOT / "seeds"
@@ -45,7 +45,7 @@ def tie_only(faiss_answer, milvus_answer) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gold", type=Path, default=ROOT / "eval" / "gold.jsonl")
+    parser.add_argument("--gold", type=Path, default=BUNDLED_GOLD)
     parser.add_argument("--store", help="a Milvus store spec: an empty one, or one that holds the bundled articles "
                                         "alone (rag index --store ...) [default: a fresh Milvus Lite file]")
     args = parser.parse_args()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from rag.assembly import build_pipeline  # noqa: E402
 from rag.config import load_models_config  # noqa: E402
 from rag.evaluate import run_questions, summarize  # noqa: E402
-from rag.gold import load_gold  # noqa: E402
+from rag.gold import BUNDLED_GOLD, load_gold  # noqa: E402
 from rag.models import OUTPUTS, onnx_graph, onnx_runner, onnx_session  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.reader import Reader  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> None:
     parser.add_argument("--squad", type=Path, default=ROOT.parent / "shared" / "squad" / "heldout-dev.json")
     parser.add_argument("--limit", type=int, default=300, help="held-out questions to time and score")
     args = parser.parse_args()
-    gold = load_gold(ROOT / "eval" / "gold.jsonl")
+    gold = load_gold(BUNDLED_GOLD)
     squad = load_squad(args.squad)
     pipeline = build_pipeline(load_models_config(ROOT / "models.toml"), ROOT / "seeds", Path(tempfile.mkdtemp()))
     rows = []

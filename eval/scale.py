@@ -254,7 +254,7 @@ def main() -> None:
 
     from rag.assembly import build_pipeline
     from rag.config import load_models_config
-    from rag.gold import load_gold
+    from rag.gold import BUNDLED_GOLD, load_gold
     from rag.index import IndexStore
     from rag.retrieval import FaissStore
 
@@ -288,7 +288,7 @@ def main() -> None:
     print(f"  (search: top {config.retrieval.candidates}, as deep as rag's dense ranking goes; "
           f"targets at 1M: p50 <= 20 ms, memory <= 3 GB, recall@10 >= 0.95)")
 
-    gold = load_gold(ROOT / "eval" / "gold.jsonl")
+    gold = load_gold(BUNDLED_GOLD)
     small = build_pipeline(config, ROOT / "seeds", Path(tempfile.mkdtemp(prefix="rag-scale-")), rebuild=True,
                            embedder=real.retriever.embedder, reader=real.reader)
     small_p50 = warm_p50(small, [q.question for q in gold])

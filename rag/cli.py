@@ -347,7 +347,7 @@ def evaluate(
     dates = DateRange.parse(since, until)
     from rag import evaluate as ev
     from rag.compare import load_baseline
-    from rag.gold import load_gold
+    from rag.gold import default_gold_file, load_gold
 
     if squad is not None:
         if baseline is not None:
@@ -355,7 +355,7 @@ def evaluate(
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
-    gold = gold or _default_gold()
+    gold = gold or default_gold_file()
     questions = load_gold(gold)
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
     earlier = load_baseline(baseline, questions) if baseline else None
@@ -413,13 +413,6 @@ def _prepare_output_folders(*paths: Path | None) -> None:
     for path in paths:
         if path is not None:
             check_output_path(path)
-
-
-def _default_gold() -> Path:
-    from rag.config import PROJECT_ROOT
-
-    local = Path.cwd() / "eval" / "gold.jsonl"
-    return local if local.is_file() else PROJECT_ROOT / "eval" / "gold.jsonl"
 
 
 def _print_summary(summary: dict, by_article: dict) -> None:

@@ -6,7 +6,16 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.config import PROJECT_ROOT
 from rag.errors import RagError
+
+BUNDLED_GOLD = PROJECT_ROOT / "eval" / "gold.jsonl"  # the questions on the bundled articles
+
+
+def default_gold_file() -> Path:
+    """./eval/gold.jsonl where `rag` runs, else the bundled gold set."""
+    local = Path.cwd() / "eval" / "gold.jsonl"
+    return local if local.is_file() else BUNDLED_GOLD
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rag.config import ReaderSettings
+
 
 @dataclass(frozen=True)
 class TrainSettings:
-    max_seq_len: int = 384
-    stride: int = 128
+    max_seq_len: int = ReaderSettings.max_seq_len  # windows cut as the reader will read them
+    stride: int = ReaderSettings.stride
     batch_size: int = 16
     learning_rate: float = 1e-4
     weight_decay: float = 0.01
