@@ -24,6 +24,7 @@ from rag.config import load_models_config  # noqa: E402
 from rag.reader import Reader  # noqa: E402
 from rag.schema import Passage  # noqa: E402
 from rag.squad import load_squad  # noqa: E402
+from rag.swapped import ordinary_words  # noqa: E402
 from rag.train import SwappedNegatives  # noqa: E402
 from eval.tune_abstention import TRAIN_FULL, calibration_titles  # noqa: E402
 
@@ -52,10 +53,12 @@ def main() -> None:
     answerable = pool[:args.questions]
     unanswerable = rng.sample([q for q in questions if not q.answers], args.questions)
 
+    ordinary = ordinary_words(data.contexts.values())  # learnt once, for both kinds of swap
+
     def swaps(swap_from: str) -> list[tuple[str, str]]:
         """As many as of the other kinds: not every question has a name or number to swap."""
         made = []
-        swapper = SwappedNegatives(data, swap_from)
+        swapper = SwappedNegatives(data, swap_from, ordinary)
         for q in pool:
             swapped = swapper.question_for(q, rng)
             if swapped:

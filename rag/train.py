@@ -103,11 +103,12 @@ class SwappedNegatives:
     from the article or the paragraph (`swap_from`). What it learns of the data once: each
     article's paragraphs, and the words its texts write in lower case (never swapped)."""
 
-    def __init__(self, data: SquadData, swap_from: str):
+    def __init__(self, data: SquadData, swap_from: str, ordinary: frozenset[str] | None = None):
+        """`ordinary`: the data's ordinary words, when already learnt (they take a pass over every text)."""
         self.data = data
         self.swap_from = swap_from
         self.by_article = data.paragraphs_by_article()
-        self.ordinary = ordinary_words(data.contexts.values())
+        self.ordinary = ordinary_words(data.contexts.values()) if ordinary is None else ordinary
 
     def question_for(self, q: SquadQuestion, rng: random.Random) -> str | None:
         """The question with a name or number swapped; None when it has none to swap."""
