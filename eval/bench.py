@@ -190,7 +190,7 @@ def main() -> None:
         "mean_score": float(np.mean(ours_f1)), "baseline_mean_score": float(np.mean(baseline_f1)),
     }
     rows = [
-        ("warm answer p50 (ms)", figures["warm_ms_p50"], figures["baseline_warm_ms_p50"], "<= 150"),
+        ("warm answer p50 (ms)", figures["warm_ms_p50"], figures["baseline_warm_ms_p50"], "<= 120"),
         ("warm answer p95 (ms)", figures["warm_ms_p95"], figures["baseline_warm_ms_p95"], ""),
         ("cold `rag ask` (s, median)", figures["cold_s_median"], figures["baseline_cold_s_median"], "<= 4"),
     ]
