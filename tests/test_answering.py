@@ -1,5 +1,7 @@
 """The answer-or-abstain decision, agreement and conflict between articles, and rendering,
 with the fake models: every rule of Pipeline.ask in milliseconds."""
+import json
+
 import numpy as np
 import pytest
 
@@ -233,3 +235,23 @@ def test_the_tradeoff_decides_the_same_answers_again_under_each_threshold(fake_p
     assert (nothing["f1"], nothing["abstention_recall"], nothing["false_abstention_rate"]) == (0.0, 100.0, 100.0)
     summary = summarize(results)  # at its own threshold, the same figures as the run itself
     assert all(own[key] == summary[key] for key in ("f1", "abstention_recall", "false_abstention_rate"))
+
+
+def test_an_evaluation_against_a_baseline_shows_each_change(fake_parts, tmp_path):
+    from rag.evaluate import articles_not_in, evaluate_gold, write_predictions
+    from rag.gold import GoldQuestion
+
+    questions = [GoldQuestion("a", "What does Panjshir mean?", ["five lions"], ["000_882549ac45e52293", "999_gone"]),
+                 GoldQuestion("b", "Who won the World Cup?", [], [])]
+    pipeline = pipeline_with(fake_parts, ["five lions"])
+    assert articles_not_in(pipeline.corpus.documents, questions) == ["999_gone"]
+    run = evaluate_gold(pipeline, questions, baseline={"a": None, "b": None})  # it declined both
+    f1 = next(row for row in run.against_baseline["measures"] if row["key"] == "f1")
+    assert (f1["baseline"], f1["now"], f1["change"]) == (0.0, 100.0, 100.0)
+    assert run.to_json()["against_baseline"] == run.against_baseline and run.to_json()["f1"] == 100.0
+    assert evaluate_gold(pipeline, questions).against_baseline is None
+    assert "against_baseline" not in evaluate_gold(pipeline, questions).to_json()
+    write_predictions(tmp_path / "answers.jsonl", run.results)
+    lines = (tmp_path / "answers.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["answer"] for line in lines] == ["five lions", "five lions"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl"]  # no partial file left beside it
