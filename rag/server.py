@@ -86,6 +86,29 @@ class Loading:
     def state(self) -> str:
         return "failed" if self.problem else "ready" if self.pipeline is not None else "loading"
 
+    def ready(self):
+        """The pipeline, or a 503 that says why there is none yet."""
+        if self.pipeline is None:
+            raise HTTPException(503, f"not ready: {self.problem or 'the models are loading'}")
+        return self.pipeline
+
+
+class Answering:
+    """Each question answered on the thread pool, within the timeout, in the `rag ask --json` contract."""
+
+    def __init__(self, loading: Loading, pool: concurrent.futures.Executor, timeout_s: float):
+        self.loading, self.pool, self.timeout_s = loading, pool, timeout_s
+
+    async def __call__(self, question: str, dates, top_k: int | None, why: bool) -> dict:
+        pipeline = self.loading.ready()
+        future = asyncio.get_running_loop().run_in_executor(self.pool, pipeline.ask, question, dates, top_k)
+        try:
+            return (await asyncio.wait_for(future, self.timeout_s)).to_json(why)
+        except asyncio.TimeoutError:
+            raise HTTPException(504, f"no answer within {self.timeout_s:g} s") from None
+        except RagError as problem:  # e.g. a question with no words
+            raise HTTPException(400, str(problem)) from None
+
 
 def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = 30.0,
                workers: int | None = None, on_problem: Callable[[str], None] = lambda message: None) -> FastAPI:
@@ -105,22 +128,13 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
     web = resources.files("rag") / "web"
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
     _add_offline_docs(app)
+    _add_page_and_health(app, web, loading)
+    _add_question_routes(app, Answering(loading, pool, timeout_s))
+    _add_article_route(app, loading)
+    return app
 
-    def ready_pipeline():
-        if loading.pipeline is None:
-            raise HTTPException(503, f"not ready: {loading.problem or 'the models are loading'}")
-        return loading.pipeline
 
-    async def answer(question: str, dates, top_k, why: bool) -> dict:
-        pipeline = ready_pipeline()
-        future = asyncio.get_running_loop().run_in_executor(pool, pipeline.ask, question, dates, top_k)
-        try:
-            return (await asyncio.wait_for(future, timeout_s)).to_json(why)
-        except asyncio.TimeoutError:
-            raise HTTPException(504, f"no answer within {timeout_s:g} s") from None
-        except RagError as problem:  # e.g. a question with no words
-            raise HTTPException(400, str(problem)) from None
-
+def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
     @app.get("/", include_in_schema=False)
     def page():
         return FileResponse(str(web / "index.html"), media_type="text/html")
@@ -134,6 +148,8 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
             body |= {"documents": len(loading.pipeline.corpus.documents), "passages": loading.pipeline.retriever.passage_count}
         return JSONResponse(body, status_code=200 if loading.state == "ready" else 503)
 
+
+def _add_question_routes(app: FastAPI, answer: Answering) -> None:
     @app.post("/ask", summary="Answer one question: the `rag ask --json` contract")
     async def ask(request: AskRequest):
         return await answer(request.question, _dates(request), request.top_k, request.why)
@@ -151,15 +167,15 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
                 answers.append({"question": question, "error": problem.detail})
         return {"answers": answers}
 
+
+def _add_article_route(app: FastAPI, loading: Loading) -> None:
     @app.get("/documents/{doc_id}", summary="An article's text (the text citations slice) and metadata")
     def document(doc_id: str):
-        found = ready_pipeline().corpus.documents.get(doc_id)  # a name in the index, never a path
+        found = loading.ready().corpus.documents.get(doc_id)  # a name in the index, never a path
         if found is None:
             raise HTTPException(404, f"no article {doc_id!r} in the index")
         return {"doc_id": found.doc_id, "title": found.title, "date": found.date, "source": found.source,
                 "text": found.text}
-
-    return app
 
 
 def _dates(request) -> DateRange | None:
