@@ -18,7 +18,7 @@ from rag.converters import FORMATS
 from rag.errors import BadInput, RagError
 from rag.dates import DateRange
 from rag.pipeline import Pipeline
-from rag.train_settings import TrainSettings, learning_rate_for
+from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
 
 app = typer.Typer(
     add_completion=False,
@@ -481,7 +481,7 @@ def train_reader(
     time_budget: Annotated[Optional[str], typer.Option("--time-budget", help="Stop after this much training time, e.g. 2h or 90m.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --out (its settings are kept).")] = False,
     eval_data: Annotated[Optional[Path], typer.Option("--eval-data", help="Held-out SQuAD-format file scored at the end (never train on it).")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help=f"Peak learning rate. (default: {_short_number(learning_rate_for(None))} from the base encoder, {_short_number(learning_rate_for('init'))} with --init)")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help=f"Peak learning rate. (default: {_short_number(TrainSettings.learning_rate)} from the base encoder, {_short_number(CONTINUED_LEARNING_RATE)} with --init)")] = None,
     batch_size: Annotated[int, typer.Option("--batch-size")] = TrainSettings.batch_size,
     checkpoint_every: Annotated[Optional[str], typer.Option("--checkpoint-every", help=f"Time between checkpoints. (default: {TrainSettings.checkpoint_every_s / 60:g}m)")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Shuffle seed; give a new one when continuing a reader with --init, so it sees other batches first.")] = TrainSettings.seed,
