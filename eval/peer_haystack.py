@@ -101,8 +101,11 @@ def score(metrics, questions: list[dict], answers: list[str | None], latencies: 
     pct = lambda values: round(100 * statistics.mean(values), 1) if values else None  # noqa: E731
     return {
         "EM": pct([metrics.best_over(metrics.exact_match, a, q["answers"]) if a else 0.0 for q, a in answerable]),
-        "F1": pct([metrics.best_over(metrics.f1_score, a, q["answers"]) if a else 0.0 for q, a in answerable]),
+        "F1, answerable": pct([metrics.best_over(metrics.f1_score, a, q["answers"]) if a else 0.0 for q, a in answerable]),
         "F1 when answering": pct([metrics.best_over(metrics.f1_score, a, q["answers"]) for q, a in answerable if a]),
+        # SQuAD 2.0's scoring over every question: declining one the articles do not answer scores 1
+        "F1, all questions": pct([metrics.best_over(metrics.f1_score, a, q["answers"]) if q["answers"] and a
+                                  else float(not q["answers"] and a is None) for q, a in zip(questions, answers)]),
         "abstention recall": pct([a is None for a in unanswerable]),
         "false abstention": pct([a is None for _, a in answerable]),
         "p50 latency ms": round(statistics.median(latencies), 1),
