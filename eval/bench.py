@@ -176,7 +176,6 @@ def main() -> None:
         baseline_f1.append(best_over(f1_score, text, q.answers) if q.answerable else 0.0)
     warm_peak = peak_rss_mb()
 
-
     figures = {
         "questions": len(questions),
         "passages": len(passages),
