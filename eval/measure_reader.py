@@ -8,9 +8,10 @@ Each step writes its own file under --out and is skipped when that file is alrea
 run that was stopped continues where it stopped. To redo a step, delete its file and those of the
 steps after it (they rest on it). With no --baseline, the shipped reader's gold answers are made
 first (shipped-gold.jsonl). About seven minutes on 2 CPU cores. The figures end in
-summary.json and a table, as the model card gives them. Issue 5's rule ships a reader only if it beats the shipped one on gold F1 and on held-out F1
-as `rag` decides: the table gives gold beside the shipped reader's answers; compare held-out with
-the shipped reader's figures in models/reader/README.md (or this script's run on models/reader)."""
+summary.json and a table, as the model card gives them. Issue 5's rule ships a reader only if it
+beats the shipped one on gold F1 and on held-out F1 as `rag` decides: the table gives gold beside
+the shipped reader's answers; compare held-out with the shipped reader's figures in
+models/reader/README.md (or this script's run on models/reader)."""
 from __future__ import annotations
 
 import argparse

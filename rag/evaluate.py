@@ -15,8 +15,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from rag.compare import compare
 from rag.errors import RagError
 from rag.gold import GoldQuestion
+from rag.leftovers import write_atomically
 from rag.metrics import best_over, exact_match, f1_score, states_an_answer
 from rag.schema import Answer
 
@@ -100,8 +102,6 @@ def evaluate_gold(pipeline, questions: list[GoldQuestion], dates=None, baseline:
                   on_done: Callable[[], None] = lambda: None) -> GoldRun:
     """Ask every question through `pipeline` and measure; `baseline` is an earlier run's answers
     (rag.compare.load_baseline), to show what changed."""
-    from rag.compare import compare
-
     results = run_questions(pipeline, questions, on_done, dates)
     answers = {r.gold.id: None if r.answer.abstained else r.answer.text for r in results}
     return GoldRun(results, summarize(results), summarize_by_article(results), tradeoff(results),
@@ -115,10 +115,7 @@ def articles_not_in(documents, questions: list[GoldQuestion]) -> list[str]:
 
 def write_predictions(path: Path, results: list[QuestionResult]) -> None:
     """Every answer, one `rag ask --json` line each; written whole or not at all."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text("".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results),
-                       encoding="utf-8")
-    partial.replace(path)
+    write_atomically(path, "".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results))
 
 
 def summarize(results: Iterable[QuestionResult]) -> dict:

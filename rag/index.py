@@ -24,6 +24,7 @@ import numpy as np
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus
 from rag.errors import RagError, first_line
+from rag.leftovers import write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
 from rag.schema import Document, Passage
 
@@ -321,10 +322,10 @@ class IndexStore:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
             files = {name: _sha256(build / name) for name in _index_files(build)}
             manifest = dataclasses.replace(index.manifest, files=files)
-            _write_atomically(build / "manifest.json", json.dumps(manifest.__dict__, indent=2))
+            write_atomically(build / "manifest.json", json.dumps(manifest.__dict__, indent=2))
             _fsync_tree(build)
             _fsync_dir(self.directory)
-            _write_atomically(self.directory / "CURRENT", build.name + "\n")
+            write_atomically(self.directory / "CURRENT", build.name + "\n")
             _fsync_dir(self.directory)  # the switch itself survives a crash only once the folder is synced
             index.manifest = manifest
             self._remove_other_builds(keep=build)
@@ -452,15 +453,6 @@ def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> 
             raise ValueError(f"passage offsets {start}:{end} outside {row['doc_id']}")
         rows.append((number, Passage(row["doc_id"], start, end, doc.text[start:end])))
     return rows
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_tree(folder: Path) -> None:

@@ -22,3 +22,13 @@ def process_alive(pid: int) -> bool:
     except PermissionError:  # alive, but someone else's
         return True
     return True
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """`text` in `path`, whole or not at all: written beside it, flushed to disk, renamed into place."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
