@@ -127,6 +127,88 @@ def load_test(base: str, questions: list[str], clients: int, requests: int, seco
             "p95_ms": percentile(latencies, 95), "answers_per_s": len(latencies) / wall}
 
 
+QUESTION = "Who leads the resistance in the Panjshir Valley?"  # the cold runs' question
+
+
+def cold_figures(index_dir: Path, seeds: Path, runs: int) -> dict:
+    """New process to printed answer, index already built: ours on ONNX Runtime and on torch, and
+    the baseline. Run first, while this process is small: a child's peak memory counts what it
+    forked from."""
+    ask = [sys.executable, "-m", "rag", "ask", "--index-dir", str(index_dir), "--seeds", str(seeds), QUESTION]
+    subprocess.run([sys.executable, "-m", "rag", "index", "--index-dir", str(index_dir), "--seeds", str(seeds)],
+                   cwd=ROOT, check=True, capture_output=True)
+    timed_process(ask)  # exports the ONNX graphs if this machine has none cached yet
+    cold = [timed_process(ask) for _ in range(runs)]
+    cold_peak = peak_rss_mb(resource.RUSAGE_CHILDREN)
+    torch_models = torch_runtime_models(Path(tempfile.mkdtemp()))
+    cold_torch = [timed_process([*ask[:-1], "--models", str(torch_models), QUESTION]) for _ in range(runs)]
+    script = BASELINE_ONCE.format(root=str(ROOT), seeds=str(seeds), question=QUESTION)
+    cold_baseline = [timed_process([sys.executable, "-c", script]) for _ in range(runs)]
+    return {"cold_s_median": statistics.median(cold), "baseline_cold_s_median": statistics.median(cold_baseline),
+            "cold_s_median_torch_runtime": statistics.median(cold_torch), "peak_rss_mb_cold_ask": cold_peak}
+
+
+def warm_figures(pipeline, questions) -> dict:
+    """Each gold question answered by the warm pipeline (retrieve, then read the top k) and by the
+    baseline (the reader over every passage), with the latency and score of each."""
+    ours, ours_f1 = [], []
+    for q in questions:
+        answer = pipeline.ask(q.question)
+        ours.append(answer.timings_ms["total"])
+        ours_f1.append(best_over(f1_score, answer.text or "", q.answers) if q.answerable else float(answer.abstained))
+    passages = pipeline.retriever.passages
+    baseline, baseline_f1 = [], []
+    for q in questions:
+        started = time.perf_counter()
+        guesses = pipeline.reader.read(q.question, passages)
+        best = max(guesses, key=lambda g: g.span_score - g.null_score)
+        baseline.append(1000 * (time.perf_counter() - started))
+        text = pipeline.corpus.documents[passages[best.passage_index].doc_id].text[best.start:best.end]
+        baseline_f1.append(best_over(f1_score, text, q.answers) if q.answerable else 0.0)
+    return {"questions": len(questions), "passages": len(passages), "top_k": pipeline.top_k,
+            "warm_ms_p50": percentile(ours, 50), "warm_ms_p95": percentile(ours, 95),
+            "warm_answers_per_s": 1000 / float(np.mean(ours)),
+            "baseline_warm_ms_p50": percentile(baseline, 50), "baseline_warm_ms_p95": percentile(baseline, 95),
+            "mean_score": float(np.mean(ours_f1)), "baseline_mean_score": float(np.mean(baseline_f1)),
+            "peak_rss_mb_warm_process": peak_rss_mb()}
+
+
+def serve_figures(index_dir: Path, seeds: Path, questions: list[str], requests: int) -> list[dict]:
+    """The load test of `rag serve` over loopback, from 1 and from 8 concurrent clients."""
+    server, base = serve_and_wait(index_dir, seeds)
+    try:
+        post_question(base, "warm up")
+        return [load_test(base, questions, clients, requests) for clients in (1, 8)]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+
+
+def print_figures(f: dict) -> None:
+    rows = [
+        ("warm answer p50 (ms)", f["warm_ms_p50"], f["baseline_warm_ms_p50"], "<= 120"),
+        ("warm answer p95 (ms)", f["warm_ms_p95"], f["baseline_warm_ms_p95"], ""),
+        ("cold `rag ask` (s, median)", f["cold_s_median"], f["baseline_cold_s_median"], "<= 4"),
+    ]
+    print(f"{f['questions']} gold questions, {f['passages']} passages, top-k {f['top_k']}, on {os.cpu_count()} CPU cores\n")
+    print(f"{'measure':30} {'rag':>10} {'baseline':>10} {'baseline/rag':>13}  target")
+    for name, value, base, target in rows:
+        print(f"{name:30} {value:10.1f} {base:10.1f} {base / value:12.1f}x  {target}")
+    torch_cold = f["cold_s_median_torch_runtime"]
+    print(f"{'cold `rag ask`, torch runtime':30} {torch_cold:10.1f}   (ONNX Runtime is {torch_cold / f['cold_s_median']:.1f}x faster to start)")
+    print(f"{'index build (s)':30} {f['index_build_s']:10.2f}   (first open incl. model loading: {f['open_with_build_s']:.2f} s)")
+    print(f"{'peak memory (MB)':30} {f['peak_rss_mb_cold_ask']:10.0f}   (a `rag ask` process; this benchmark's own process: {f['peak_rss_mb_warm_process']:.0f} MB)")
+    print(f"{'quality (mean F1/abstention)':30} {f['mean_score']:10.3f} {f['baseline_mean_score']:10.3f}")
+
+
+def print_serve(f: dict, requests: int) -> None:
+    print(f"\n`rag serve` over loopback ({requests} questions per row), beside single-process Pipeline.ask:")
+    print(f"{'clients':>8} {'p50 ms':>8} {'p95 ms':>8} {'answers/s':>10} {'errors':>7}")
+    print(f"{'(ask)':>8} {f['warm_ms_p50']:8.0f} {f['warm_ms_p95']:8.0f} {f['warm_answers_per_s']:10.1f} {0:7d}")
+    for row in f["serve"]:
+        print(f"{row['clients']:8d} {row['p50_ms']:8.0f} {row['p95_ms']:8.0f} {row['answers_per_s']:10.1f} {row['errors']:7d}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gold", type=Path, default=BUNDLED_GOLD)
@@ -137,86 +219,21 @@ def main() -> None:
     args = parser.parse_args()
     questions = load_gold(args.gold)
     index_dir = Path(tempfile.mkdtemp(prefix="rag-bench-"))
-    question = "Who leads the resistance in the Panjshir Valley?"
-    # cold runs first, while this process is small: a child's peak memory counts what it forked from
-    ask = [sys.executable, "-m", "rag", "ask", "--index-dir", str(index_dir), "--seeds", str(args.seeds), question]
-    subprocess.run([sys.executable, "-m", "rag", "index", "--index-dir", str(index_dir), "--seeds", str(args.seeds)],
-                   cwd=ROOT, check=True, capture_output=True)
-    timed_process(ask)  # exports the ONNX graphs if this machine has none cached yet
-    cold = [timed_process(ask) for _ in range(args.cold_runs)]
-    cold_peak = peak_rss_mb(resource.RUSAGE_CHILDREN)
-    cold_torch = [timed_process([*ask[:-1], "--models", str(torch_runtime_models(Path(tempfile.mkdtemp()))), question])
-                  for _ in range(args.cold_runs)]
-    script = BASELINE_ONCE.format(root=str(ROOT), seeds=str(args.seeds), question=question)
-    cold_baseline = [timed_process([sys.executable, "-c", script]) for _ in range(args.cold_runs)]
+    figures = cold_figures(index_dir, args.seeds, args.cold_runs)
 
     started = time.perf_counter()
     config = load_models_config()
     pipeline = build_pipeline(config, args.seeds, index_dir, rebuild=True)
-    open_s = time.perf_counter() - started
+    figures["open_with_build_s"] = time.perf_counter() - started
     started = time.perf_counter()
     open_index(config, args.seeds, index_dir, rebuild=True, embedder=pipeline.retriever.embedder)
-    build_s = time.perf_counter() - started  # models already imported: mostly chunk, embed, write
+    figures["index_build_s"] = time.perf_counter() - started  # models already imported: mostly chunk, embed, write
     pipeline.ask("warm up")
+    figures.update(warm_figures(pipeline, questions))
+    print_figures(figures)
 
-    ours, ours_f1 = [], []
-    for q in questions:
-        answer = pipeline.ask(q.question)
-        ours.append(answer.timings_ms["total"])
-        ours_f1.append(best_over(f1_score, answer.text or "", q.answers) if q.answerable else float(answer.abstained))
-
-    passages = pipeline.retriever.passages
-    baseline, baseline_f1 = [], []
-    for q in questions:
-        started = time.perf_counter()
-        guesses = pipeline.reader.read(q.question, passages)
-        best = max(guesses, key=lambda g: g.span_score - g.null_score)
-        baseline.append(1000 * (time.perf_counter() - started))
-        text = pipeline.corpus.documents[passages[best.passage_index].doc_id].text[best.start:best.end]
-        baseline_f1.append(best_over(f1_score, text, q.answers) if q.answerable else 0.0)
-    warm_peak = peak_rss_mb()
-
-    figures = {
-        "questions": len(questions),
-        "passages": len(passages),
-        "top_k": pipeline.top_k,
-        "warm_ms_p50": percentile(ours, 50), "warm_ms_p95": percentile(ours, 95),
-        "baseline_warm_ms_p50": percentile(baseline, 50), "baseline_warm_ms_p95": percentile(baseline, 95),
-        "cold_s_median": statistics.median(cold), "baseline_cold_s_median": statistics.median(cold_baseline),
-        "cold_s_median_torch_runtime": statistics.median(cold_torch),
-        "open_with_build_s": open_s, "index_build_s": build_s,
-        "peak_rss_mb_warm_process": warm_peak, "peak_rss_mb_cold_ask": cold_peak,
-        "mean_score": float(np.mean(ours_f1)), "baseline_mean_score": float(np.mean(baseline_f1)),
-    }
-    rows = [
-        ("warm answer p50 (ms)", figures["warm_ms_p50"], figures["baseline_warm_ms_p50"], "<= 120"),
-        ("warm answer p95 (ms)", figures["warm_ms_p95"], figures["baseline_warm_ms_p95"], ""),
-        ("cold `rag ask` (s, median)", figures["cold_s_median"], figures["baseline_cold_s_median"], "<= 4"),
-    ]
-    print(f"{len(questions)} gold questions, {len(passages)} passages, top-k {pipeline.top_k}, on {os.cpu_count()} CPU cores\n")
-    print(f"{'measure':30} {'rag':>10} {'baseline':>10} {'baseline/rag':>13}  target")
-    for name, value, base, target in rows:
-        print(f"{name:30} {value:10.1f} {base:10.1f} {base / value:12.1f}x  {target}")
-    torch_cold = figures["cold_s_median_torch_runtime"]
-    print(f"{'cold `rag ask`, torch runtime':30} {torch_cold:10.1f}   (ONNX Runtime is {torch_cold / figures['cold_s_median']:.1f}x faster to start)")
-    print(f"{'index build (s)':30} {build_s:10.2f}   (first open incl. model loading: {open_s:.2f} s)")
-    print(f"{'peak memory (MB)':30} {cold_peak:10.0f}   (a `rag ask` process; this benchmark's own process: {warm_peak:.0f} MB)")
-    print(f"{'quality (mean F1/abstention)':30} {figures['mean_score']:10.3f} {figures['baseline_mean_score']:10.3f}")
-
-    server, base = serve_and_wait(index_dir, args.seeds)
-    try:
-        post_question(base, "warm up")
-        loads = [load_test(base, [q.question for q in questions], clients, args.serve_requests) for clients in (1, 8)]
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(30)
-    figures["serve"] = loads
-    single_rate = 1000 / float(np.mean(ours))
-    print(f"\n`rag serve` over loopback ({args.serve_requests} questions per row), beside single-process Pipeline.ask:")
-    print(f"{'clients':>8} {'p50 ms':>8} {'p95 ms':>8} {'answers/s':>10} {'errors':>7}")
-    print(f"{'(ask)':>8} {figures['warm_ms_p50']:8.0f} {figures['warm_ms_p95']:8.0f} {single_rate:10.1f} {0:7d}")
-    for row in loads:
-        print(f"{row['clients']:8d} {row['p50_ms']:8.0f} {row['p95_ms']:8.0f} {row['answers_per_s']:10.1f} {row['errors']:7d}")
+    figures["serve"] = serve_figures(index_dir, args.seeds, [q.question for q in questions], args.serve_requests)
+    print_serve(figures, args.serve_requests)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
 

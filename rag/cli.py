@@ -17,7 +17,7 @@ from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import BadInput, RagError
 from rag.dates import DateRange
-from rag.pipeline import Pipeline
+from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
 
 app = typer.Typer(
@@ -301,7 +301,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 8000,
     token: Annotated[Optional[str], typer.Option("--token", envvar="RAG_TOKEN", help="Require 'Authorization: Bearer TOKEN' on every request that reads the articles.")] = None,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a question may take before a 504.", min=1)] = 30.0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a question may take before a 504.", min=1)] = ANSWER_TIMEOUT_S,
     seeds: SeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,

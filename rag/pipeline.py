@@ -15,6 +15,7 @@ from rag.metrics import overlapping_answers, same_answer
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
 MAX_QUESTION_CHARS = 500
+ANSWER_TIMEOUT_S = 30.0  # how long `rag serve` waits for one answer before a 504 (its --timeout)
 MAX_CONFLICTS = 3
 STRONG_CONFIDENCE = 0.5  # a conflicting answer is shown only if it is more likely right than wrong
 

@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import RagError
 from rag.dates import DateRange
-from rag.pipeline import MAX_QUESTION_CHARS
+from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 100  # questions in one /ask/batch request
@@ -110,7 +110,7 @@ class Answering:
             raise HTTPException(400, str(problem)) from None
 
 
-def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = 30.0,
+def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = ANSWER_TIMEOUT_S,
                workers: int | None = None, on_problem: Callable[[str], None] = lambda message: None) -> FastAPI:
     loading = Loading(load, on_problem)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="rag-ask")
