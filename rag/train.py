@@ -35,6 +35,7 @@ from rag.swapped import ordinary_words, swapped_question, swapped_within
 from rag.train_settings import DEVICES, OBJECTIVES, TRAINING_PRECISIONS, SWAP_SOURCES, TrainSettings
 
 CHECKPOINT = "checkpoint"
+SNAPSHOTS = "snapshots"  # with --keep-snapshots: step-N, each checkpoint's weights
 ENCODE_BATCH = 1000  # question-paragraph pairs tokenized together when windows are made
 
 
@@ -406,7 +407,20 @@ class Trainer:
             target.rename(old)
         tmp.rename(target)
         shutil.rmtree(old, ignore_errors=True)
+        if self.settings.keep_snapshots:
+            self._keep_snapshot(target)
         return target
+
+    def _keep_snapshot(self, checkpoint: Path) -> None:
+        """The checkpoint's weights and tokenizer, without its optimizer, as a reader directory
+        OUT/snapshots/step-N, copied beside its place and renamed into it."""
+        snapshot = self.out / SNAPSHOTS / f"step-{self.step}"
+        if snapshot.exists():  # saved again at the same step (an interruption right after a checkpoint)
+            return
+        tmp = snapshot.with_name(snapshot.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(checkpoint, tmp, ignore=shutil.ignore_patterns("optimizer.pt", "trainer_state.json"))
+        tmp.rename(snapshot)
 
     def restore(self, checkpoint: Path) -> None:
         state = _read_state(checkpoint / "trainer_state.json")

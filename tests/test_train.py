@@ -179,6 +179,22 @@ def test_a_checkpoint_resumes_where_it_stopped(tiny_squad, models, tmp_path):
         other_windows.restore(checkpoint)
 
 
+def test_kept_snapshots_are_each_checkpoints_weights_as_a_reader(tiny_squad, models, tmp_path):
+    from safetensors.torch import load_file
+
+    data = load_squad(tiny_squad)
+    settings = TrainSettings(batch_size=4, max_steps=2, warmup_steps=1, checkpoint_every_s=1e-9, keep_snapshots=True)
+    tokenizer, model = load_for_training(models.embedder.resolve(), None)
+    Trainer(model, tokenizer, make_windows(data, tokenizer, settings), settings, tmp_path).train()
+    snapshots = sorted((tmp_path / "snapshots").iterdir())
+    assert [s.name for s in snapshots] == ["step-1", "step-2"]
+    for snapshot in snapshots:
+        assert {"model.safetensors", "config.json", "tokenizer.json"} <= {f.name for f in snapshot.iterdir()}
+        assert not (snapshot / "optimizer.pt").exists()
+    first, second = (load_file(s / "model.safetensors") for s in snapshots)
+    assert any(not first[k].equal(second[k]) for k in first)  # a step apart: other weights
+
+
 def test_a_resumed_run_names_what_it_started_from(tiny_squad, models, tmp_path):
     """Interrupted (as by Ctrl-C) after two steps and resumed, a run continuing a reader still
     names that reader in its card, not the base encoder a plain start would use."""
