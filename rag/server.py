@@ -123,6 +123,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
     app = FastAPI(title="rag", description="Cited answers from your articles: the `rag ask --json` contract over HTTP.",
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
+    app.add_middleware(BodiesAreJson)
     _add_error_handlers(app)
     _add_token_check(app, token)
     web = resources.files("rag") / "web"
@@ -230,6 +231,20 @@ def _add_offline_docs(app: FastAPI) -> None:
                                    swagger_js_url="/docs-assets/swagger-ui-bundle.js",
                                    swagger_css_url="/docs-assets/swagger-ui.css",
                                    swagger_favicon_url="/docs-assets/favicon-32x32.png")
+
+
+class BodiesAreJson:
+    """Reads every request body as JSON, whatever content type it declares: `curl -d` sends
+    application/x-www-form-urlencoded, and FastAPI would refuse that body as "not an object"."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = [(name, value) for name, value in scope["headers"] if name != b"content-type"]
+            scope = dict(scope, headers=headers + [(b"content-type", b"application/json")])
+        return await self.app(scope, receive, send)
 
 
 class BodyLimit:

@@ -90,6 +90,15 @@ def test_bad_input_is_a_4xx_with_a_json_error(client, request_kwargs, status, sa
     assert response.status_code == status and says in response.json()["error"]
 
 
+@pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+def test_a_body_is_read_as_json_whatever_content_type_it_declares(client, content_type):
+    headers = {"content-type": content_type} if content_type else {}  # `curl -d` sends the form type
+    response = client.post("/ask", content=b'{"question": "What does Panjshir mean?"}', headers=headers)
+    assert response.status_code == 200 and response.json()["answer"] == "five lions"
+    bad = client.post("/ask", content=b'{"question": "Who', headers=headers)
+    assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]
+
+
 def test_a_body_over_the_limit_without_a_declared_length_is_refused(client):
     chunks = (b"x" * 65536 for _ in range(MAX_BODY_BYTES // 65536 + 2))
     response = client.post("/ask", content=chunks, headers={"content-type": "application/json"})
