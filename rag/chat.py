@@ -93,10 +93,10 @@ class ChatSession:
             return True
         if line.startswith("/"):
             return self._command(line.split()[0].lower())
+        pipeline = self.loading.result(self.console)  # a failed load ends the session with its error
         try:
-            pipeline = self.loading.result(self.console)
             answer = pipeline.ask(line, self.dates)
-        except RagError as problem:
+        except RagError as problem:  # this question's problem: say so and take the next
             self.console.print(str(problem), style="red", markup=False)
             return True
         self.last_answer = answer

@@ -93,3 +93,12 @@ def test_piped_questions_get_plain_answers(tmp_path):
     assert f"an answer needs a score ≥ {threshold:.2f}" in result.stdout
     assert re.search(r"reader's span: “five lions” \(score 0\.\d\d, margin over \"no answer\" \d+\.\d\d\)", result.stdout)
     assert "\x1b[" not in result.stdout and "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_chat_whose_index_cannot_load_ends_with_that_error_once(tmp_path):
+    not_a_folder = tmp_path / "index"
+    not_a_folder.write_text("")
+    result = run_rag("chat", "--index-dir", str(not_a_folder), stdin="Who leads the resistance?\nWhere is Panjshir?\n")
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.count("is a file, not a folder") == 1 and result.stderr.startswith("error: ")
+    assert "Traceback" not in result.stdout + result.stderr
