@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
+import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -40,6 +41,10 @@ class EmbedderSettings:
             raise RagError('precision = "int8" needs runtime = "onnx"')
 
 
+MAX_QUESTION_TOKENS = 96  # a longer question is clipped, keeping room for the passage in the window
+WINDOW_SPECIAL_TOKENS = 3  # [CLS] question [SEP] passage [SEP]
+
+
 @dataclass(frozen=True)
 class ReaderSettings:
     max_seq_len: int = field(default=384, metadata={"min": 128})
@@ -50,6 +55,14 @@ class ReaderSettings:
 
     def __post_init__(self):
         _check_one_of("runtime", self.runtime, RUNTIMES)
+        if self.stride >= self.passage_tokens:  # the tokenizer would refuse it at the first question
+            raise RagError(f"stride = {self.stride} is not valid: it must be under the passage's share of a window, "
+                           f"max_seq_len - {MAX_QUESTION_TOKENS + WINDOW_SPECIAL_TOKENS} = {self.passage_tokens}")
+
+    @property
+    def passage_tokens(self) -> int:
+        """The passage's share of a window when the question is as long as it may be."""
+        return self.max_seq_len - MAX_QUESTION_TOKENS - WINDOW_SPECIAL_TOKENS
 
 
 @dataclass(frozen=True)
@@ -212,15 +225,23 @@ def typed_settings(cls: type, table: dict, path: Path, where: str):
             values[key] = typed_settings(expected, value, path, f"{where}.{key}")
         elif _fits(value, expected):
             values[key] = expected(value)
-            least = fields[key].metadata.get("min")
-            if least is not None and values[key] < least:
-                raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected at least {least}")
+            _check_range(values[key], fields[key].metadata, f"{path}: [{where}] {key} = {value!r} is not valid")
         else:
             raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected {EXPECTED[expected]}")
     try:
         return cls(**values)
     except RagError as problem:  # a rule of the settings themselves, e.g. a value not among the choices
         raise RagError(f"{path}: [{where}] {problem}") from None
+
+
+def _check_range(value, limits: dict, saying: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise RagError(f"{saying}: expected a finite number")
+    least, most = limits.get("min"), limits.get("max")
+    if least is not None and value < least:
+        raise RagError(f"{saying}: expected at least {least}")
+    if most is not None and value > most:
+        raise RagError(f"{saying}: expected at most {most}")
 
 
 def _fits(value, expected: type) -> bool:

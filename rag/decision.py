@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rag.evidence import Evidence
 
@@ -27,7 +27,7 @@ class Abstention:
     question_overlap: float = 0.0
     repeats_question: float = 0.0
     type_match: float = 0.0
-    threshold: float = 0.5
+    threshold: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # a probability
     fitted_for: str = ""  # the fingerprint of the reader it was fitted for ("" when not recorded)
 
     def confidence(self, evidence: Evidence) -> float:

@@ -10,11 +10,10 @@ from typing import Callable
 
 import numpy as np
 
-from rag.config import ModelSpec
+from rag.config import MAX_QUESTION_TOKENS, ModelSpec
 from rag.models import load_for_inference, pad_encodings
 from rag.schema import Passage
 
-MAX_QUESTION_TOKENS = 96  # keeps room for the passage in a 384-token window
 RUNNERS_UP = 4  # spans kept per passage besides its best: another passage may agree with one of them
 
 

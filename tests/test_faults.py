@@ -2,6 +2,7 @@
 that failed before the fix: the harm is named in the test's name."""
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -392,6 +393,21 @@ def test_settings_out_of_range_are_refused_with_their_name(tmp_path, table, key,
     models = tmp_path / "models.toml"
     models.write_text((ROOT / "models.toml").read_text() + f"\n[{table}]\n{key} = {value}\n")
     with pytest.raises(RagError, match=rf"\[{table}\] {key} = {value} is not valid: expected at least"):
+        load_models_config(models)
+
+
+@pytest.mark.parametrize("key, value, says", [
+    ("stride", "400", r"\[reader\] stride = 400 is not valid: it must be under .* = 285"),
+    ("threshold", "nan", r"\[reader.abstention\] threshold = nan is not valid: expected a finite number"),
+    ("threshold", "7", r"\[reader.abstention\] threshold = 7 is not valid: expected at most 1.0"),
+    ("threshold", "-1", r"\[reader.abstention\] threshold = -1 is not valid: expected at least 0.0"),
+    ("margin", "inf", r"\[reader.abstention\] margin = inf is not valid: expected a finite number"),
+])
+def test_reader_settings_that_could_never_work_are_refused_as_the_file_is_read(tmp_path, key, value, says):
+    shipped = (ROOT / "models.toml").read_text()
+    models = tmp_path / "models.toml"
+    models.write_text(re.sub(rf"^{key} = .*$", f"{key} = {value}", shipped, count=1, flags=re.MULTILINE))
+    with pytest.raises(RagError, match=says):
         load_models_config(models)
 
 
