@@ -160,7 +160,9 @@ def _expand(paths: list[Path], change: Change) -> list[Path]:
         if path.is_dir():
             files += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and converter_for(p))
         elif path.is_file():
-            if converter_for(path):
+            if path.name.startswith("."):  # the articles folder never reads it: copying it in would add nothing
+                change.skipped.append(f"{path.name}: hidden file, not read")
+            elif converter_for(path):
                 files.append(path)
             else:
                 change.skipped.append(f"{path.name}: not an article format ({FORMATS})")

@@ -66,8 +66,12 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     directory = Path(directory)
     if not directory.is_dir():
         raise RagError(f"articles folder not found: {directory}")
+    try:
+        entries = sorted(directory.iterdir())
+    except OSError as exc:
+        raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
     documents, skipped, subfolders, converted = {}, [], [], {}
-    for path in sorted(directory.iterdir()):
+    for path in entries:
         if path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
                 skipped.append(f"{path.name}: hidden file, not read")

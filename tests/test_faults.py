@@ -468,6 +468,30 @@ def test_adding_a_different_file_of_the_same_name_keeps_the_old_one(tmp_path):
     assert kept.read_text() == "The first report."
 
 
+def test_a_hidden_file_named_to_add_is_skipped_not_copied_in(tmp_path):
+    from rag.archive import add_files
+
+    seeds, inbox = tmp_path / "seeds", tmp_path / "inbox"
+    seeds.mkdir()
+    inbox.mkdir()
+    (inbox / ".note.txt").write_text("A note the articles folder would never read.")
+    change = add_files(seeds, [inbox / ".note.txt"], tmp_path / "trash")
+    assert change.added == [] and change.skipped == [".note.txt: hidden file, not read"]
+    assert list(seeds.iterdir()) == []
+
+
+def test_an_articles_folder_that_cannot_be_listed_is_one_line(tmp_path, monkeypatch):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+
+    def refused(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "iterdir", refused)  # as chmod 000 does for a user who is not root
+    with pytest.raises(RagError, match=rf"^cannot read the articles folder {re.escape(str(seeds))}: Permission denied$"):
+        load_corpus(seeds)
+
+
 def test_jsonl_text_may_hold_line_separators(tmp_path):
     folder = tmp_path / "seeds"
     folder.mkdir()
