@@ -350,8 +350,10 @@ def evaluate(
     from rag.gold import default_gold_file, load_gold
 
     if squad is not None:
-        if baseline is not None:
-            raise RagError("--baseline compares runs on a gold set, not on --squad data", 2)
+        _refuse_beside_squad({"--gold": gold, "--predictions": predictions, "--report": report, "--baseline": baseline,
+                              "--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention,
+                              "--since": since, "--until": until, "--seeds": seeds, "--index-dir": index_dir,
+                              "--store": store})
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
@@ -441,6 +443,14 @@ def _print_tradeoff(rows: list[dict], threshold: float) -> None:
     for row in rows:
         table.add_row(*(cell(row[key]) for _, key in TRADEOFF_COLUMNS))
     out.print(table)
+
+
+def _refuse_beside_squad(options: dict[str, object]) -> None:
+    """--squad scores a SQuAD file on its own paragraphs: the gold set's options mean nothing
+    there, and ignoring one (a gate above all) would pass what it should stop."""
+    given = [name for name, value in options.items() if value is not None]
+    if given:
+        raise RagError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with the gold set, not with --squad", 2)
 
 
 def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | None, models: Path | None) -> None:

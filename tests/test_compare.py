@@ -62,7 +62,11 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
         load_baseline(tmp_path / "absent.jsonl", QUESTIONS)
 
 
-def test_a_baseline_with_squad_data_is_a_one_line_error(tmp_path):
-    result = run_rag("eval", "--squad", str(tmp_path / "any.json"), "--baseline", str(tmp_path / "p.jsonl"))
-    assert result.returncode == 2 and "--baseline compares runs on a gold set" in result.stderr
+@pytest.mark.parametrize("options, says", [
+    (["--baseline", "p.jsonl"], "--baseline goes with the gold set, not with --squad"),
+    (["--min-f1", "90", "--report", "r.md"], "--report, --min-f1 go with the gold set, not with --squad"),
+])
+def test_gold_set_options_with_squad_data_are_a_one_line_error(tmp_path, options, says):
+    result = run_rag("eval", "--squad", str(tmp_path / "any.json"), *options)  # a gate ignored would pass anything
+    assert result.returncode == 2 and says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
