@@ -50,8 +50,13 @@ class Corpus:
 
     @property
     def date_range(self) -> tuple[str, str] | None:
-        dates = sorted(d.date for d in self.documents.values() if d.date)
-        return (dates[0], dates[-1]) if dates else None
+        return date_range(self.documents.values())
+
+
+def date_range(documents) -> tuple[str, str] | None:
+    """The first and last date of these documents; None when none is dated."""
+    dates = sorted(d.date for d in documents if d.date)
+    return (dates[0], dates[-1]) if dates else None
 
 
 # (file name, sha256 of its bytes) -> its documents, as converted before: converting an archive

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from rich.console import Group
 from rich.text import Text
 
+from rag.corpus import date_range
 from rag.errors import BadInput, RagError
 from rag.schema import Answer, Citation, Document
 
@@ -63,6 +64,10 @@ def _quoted_sentence(citation: Citation) -> Text:
 
 
 def _abstention_lines(answer: Answer, documents: dict) -> list[Text]:
+    if not answer.passages:  # every index holds passages: the dates asked for left none to read
+        dated = date_range(documents.values())
+        span = f"they run from {dated[0]} to {dated[1]}" if dated else "none of them is dated"
+        return [Text(f"Not in the articles: none is dated in the range asked ({span}).", style="bold yellow")]
     lines = [Text("Not in the articles: I found no passage that answers this.", style="bold yellow")]
     if answer.passages:
         closest = answer.passages[0].passage

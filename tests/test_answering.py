@@ -72,6 +72,19 @@ def test_the_answer_view_prints_text_with_brackets_as_it_is(fake_parts):
     assert text.startswith("five lions") and f"[{answer.citation.doc_id} · " in text
 
 
+def test_a_date_range_no_article_falls_in_is_said_with_the_dates_there_are(fake_parts):
+    from rich.console import Console
+
+    from rag.dates import DateRange
+
+    answer = pipeline_with(fake_parts, ["five lions"]).ask("What does Panjshir mean?", DateRange.parse("2099-01-01", None))
+    console = Console(record=True, width=200, markup=False)
+    console.print(answer_view(answer, fake_parts.corpus.documents))
+    first, last = fake_parts.corpus.date_range
+    assert answer.abstained and answer.passages == []
+    assert console.export_text().strip() == f"Not in the articles: none is dated in the range asked (they run from {first} to {last})."
+
+
 def test_a_gold_file_without_docs_reports_retrieval_and_citations_as_not_available(fake_parts):
     from rag.evaluate import gate_failures, run_questions, summarize
     from rag.gold import GoldQuestion
