@@ -158,6 +158,42 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
     return archive, change
 
 
+def add_articles(config: ModelsConfig, paths: list[Path], seeds_dir: Path | None = None, index_dir: Path | None = None,
+                 on_status: Status = _quiet, on_progress: Progress | None = None) -> str:
+    """`rag add`: copy article files (or the article files of folders) into the seeds folder and
+    bring the index up to date, or write them into the Milvus archive; the line that says what
+    changed and what the index now holds."""
+    if is_milvus(config):
+        archive, change = index_milvus(config, on_status=on_status, on_progress=on_progress, paths=paths)
+        return change.summary(archive)
+    return _change_archive_folder(config, seeds_dir, index_dir, lambda archive: archive.add(paths), on_status, on_progress)
+
+
+def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | None = None,
+                    index_dir: Path | None = None, on_status: Status = _quiet, on_progress: Progress | None = None) -> str:
+    """`rag remove`: take articles out of the seeds folder (their files kept in the index folder's
+    removed/) and the index, or out of the Milvus archive; the line that says what changed."""
+    if is_milvus(config):
+        articles, passages = remove_from_milvus(config, doc_ids)
+        return f"removed {', '.join(doc_ids)}; archive: {passages} passages from {articles} articles"
+    return _change_archive_folder(config, seeds_dir, index_dir, lambda archive: archive.remove(doc_ids), on_status,
+                                  on_progress)
+
+
+def _change_archive_folder(config: ModelsConfig, seeds_dir: Path | None, index_dir: Path | None, change_files,
+                           on_status: Status, on_progress: Progress | None) -> str:
+    """The files changed and the index brought up to date under one lock, so two changes never interleave."""
+    from rag.archive import Archive
+
+    archive = Archive.at(seeds_dir, index_dir)
+    with archive.locked():
+        change = change_files(archive)
+        for reason in change.skipped:
+            on_status(f"skipped {reason}")
+        manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress).index.manifest
+    return change.summary(archive.trash, manifest.passages, len(manifest.documents))
+
+
 def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, int]:
     """Take these articles out of the Milvus archive, every id checked first; returns what it
     then holds (articles, passages)."""

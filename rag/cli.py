@@ -100,12 +100,12 @@ def embedding_progress():
         yield on_progress
 
 
-def _milvus_index(config, seeds: Path | None = None, rebuild: bool = False, paths: list[Path] | None = None) -> None:
+def _milvus_index(config, seeds: Path | None, rebuild: bool) -> None:
     """Write articles into the Milvus archive, then say what changed and what it holds."""
     from rag.assembly import index_milvus
 
     with embedding_progress() as on_progress:
-        archive, change = index_milvus(config, seeds, rebuild, report_status, on_progress, paths=paths)
+        archive, change = index_milvus(config, seeds, rebuild, report_status, on_progress)
     err.print(change.summary(archive))
 
 
@@ -196,18 +196,12 @@ def add(
 ) -> None:
     """Copy articles into the archive (the seeds folder) and index them; only they are embedded.
     With a Milvus store, write them into its archive (nothing is copied)."""
-    from rag.archive import Archive
-    from rag.assembly import is_milvus
+    from rag.assembly import add_articles
 
     config = load_settings(models, store=store)
-    if is_milvus(config):
-        return _milvus_index(config, paths=paths)
-    archive = Archive.at(seeds, index_dir)
-    with archive.locked():
-        change = archive.add(paths)
-        for reason in change.skipped:
-            report_status(f"skipped {reason}")
-        _update_archive_index(archive, change, config)
+    with embedding_progress() as on_progress:
+        summary = add_articles(config, paths, seeds, index_dir, report_status, on_progress)
+    err.print(summary)
 
 
 @app.command()
@@ -220,22 +214,12 @@ def remove(
 ) -> None:
     """Take articles out of the archive (their files move to <index folder>/removed/) and the index.
     With a Milvus store, out of its archive."""
-    from rag.archive import Archive
-    from rag.assembly import is_milvus, remove_from_milvus
+    from rag.assembly import remove_articles
 
     config = load_settings(models, store=store)
-    if is_milvus(config):
-        articles, passages = remove_from_milvus(config, doc_ids)
-        err.print(f"removed {', '.join(doc_ids)}; archive: {passages} passages from {articles} articles")
-        return
-    archive = Archive.at(seeds, index_dir)
-    with archive.locked():
-        _update_archive_index(archive, archive.remove(doc_ids), config)
-
-
-def _update_archive_index(archive, change, config) -> None:
-    manifest = _index_manifest(config, archive.seeds_dir, archive.index_dir)
-    err.print(change.summary(archive.trash, manifest.passages, len(manifest.documents)))
+    with embedding_progress() as on_progress:
+        summary = remove_articles(config, doc_ids, seeds, index_dir, report_status, on_progress)
+    err.print(summary)
 
 
 @app.command()
