@@ -68,16 +68,14 @@ def _abstention_lines(answer: Answer, documents: dict) -> list[Text]:
         dated = date_range(documents.values())
         span = f"they run from {dated[0]} to {dated[1]}" if dated else "none of them is dated"
         return [Text(f"Not in the articles: none is dated in the range asked ({span}).", style="bold yellow")]
-    lines = [Text("Not in the articles: I found no passage that answers this.", style="bold yellow")]
-    if answer.passages:
-        closest = answer.passages[0].passage
-        doc = documents[closest.doc_id]
-        snippet = " ".join(closest.text.split())
-        if len(snippet) > SNIPPET_CHARS:
-            snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
-        lines.append(Text.assemble("  closest passage: “", snippet, "”   ",
-                                   (f"[{closest.doc_id} · {doc.date or 'undated'} · chars {closest.start}-{closest.end}]", "cyan")))
-    return lines
+    closest = answer.passages[0].passage
+    doc = documents[closest.doc_id]
+    snippet = " ".join(closest.text.split())
+    if len(snippet) > SNIPPET_CHARS:
+        snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
+    return [Text("Not in the articles: I found no passage that answers this.", style="bold yellow"),
+            Text.assemble("  closest passage: “", snippet, "”   ",
+                          (f"[{closest.doc_id} · {doc.date or 'undated'} · chars {closest.start}-{closest.end}]", "cyan"))]
 
 
 CONTEXT_CHARS = 400  # shown on each side of a marked span, widened to whole lines
