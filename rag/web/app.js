@@ -81,7 +81,7 @@ async function render(answer) {
   } else {
     $("citation").textContent = answer.passages.length
       ? "No article says it. The closest passage is shown beside."
-      : "No article matched the question.";
+      : "No article is dated in the range asked.";  // every index holds passages: only dates leave none
   }
   $("latest").hidden = !(answer.latest && cited && answer.latest.doc_id !== cited.doc_id);
   if (!$("latest").hidden) $("latest").textContent = `The latest article to say it: ${label(answer.latest)}`;
