@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Callable, Optional
 
 import typer
 from rich.console import Console
@@ -329,9 +329,7 @@ def evaluate(
 ) -> None:
     """Measure answer quality on a gold question set (or SQuAD data), with every miss shown."""
     dates = DateRange.parse(since, until)
-    from rag import evaluate as ev
-    from rag.compare import load_baseline
-    from rag.gold import default_gold_file, load_gold
+    from rag.gold import default_gold_file
 
     if squad is not None:
         _refuse_beside_squad({"--gold": gold, "--predictions": predictions, "--report": report, "--baseline": baseline,
@@ -341,11 +339,24 @@ def evaluate(
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
-    gold = gold or default_gold_file()
+    _evaluate_gold_set(gold or default_gold_file(), predictions, report, baseline, as_json,
+                       {"f1": min_f1, "citation_accuracy": min_citation, "abstention_recall": min_abstention},
+                       dates, lambda: open_pipeline(seeds, index_dir, models, top_k, store=store))
+
+
+def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None, baseline: Path | None,
+                       as_json: bool, gates: dict[str, float | None], dates: DateRange | None,
+                       open_the_pipeline: Callable[[], Pipeline]) -> None:
+    """`rag eval` on a gold set: answer every question, write what was asked for, print, gate.
+    The pipeline is opened last, after every input is checked: building an index takes long."""
+    from rag import evaluate as ev
+    from rag.compare import load_baseline
+    from rag.gold import load_gold
+
     questions = load_gold(gold)
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
     earlier = load_baseline(baseline, questions) if baseline else None
-    pipeline = open_pipeline(seeds, index_dir, models, top_k, store=store)
+    pipeline = open_the_pipeline()
     unknown = ev.articles_not_in(pipeline.corpus.documents, questions)
     if unknown:
         err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
@@ -365,8 +376,7 @@ def evaluate(
         _print_tradeoff(run.tradeoff, pipeline.decision.threshold)
         if run.against_baseline:
             _print_comparison(run.against_baseline, baseline)
-    misses = ev.gate_failures(run.summary, {"f1": min_f1, "citation_accuracy": min_citation,
-                                            "abstention_recall": min_abstention})
+    misses = ev.gate_failures(run.summary, gates)
     if misses:
         raise RagError("below the bar: " + "; ".join(misses))
 
