@@ -18,6 +18,8 @@ from rag.errors import RagError
 from rag.schema import Document
 from rag.leftovers import remove_abandoned
 
+COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, start with it
+
 
 @dataclass
 class Change:
@@ -84,8 +86,13 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
     folder. A file of the same name with other content replaces it (an edit); the replaced
     file is kept in `trash`, since the seeds folder may hold the only copy."""
     change = Change()
-    remove_abandoned(seeds_dir, ".*.tmp")  # half copies of an add that was killed
+    remove_abandoned(seeds_dir, f"{COPY_PREFIX}*.tmp")  # half copies of an add that was killed
+    names = set()
     for path in _expand(paths, change):
+        if path.name in names:  # a second file would silently replace the first in the same add
+            change.skipped.append(f"{path}: another file named {path.name} is added in this run")
+            continue
+        names.add(path.name)
         try:
             read_documents(path)  # refuse what the corpus would skip, and say why now
         except ValueError as why:
@@ -95,12 +102,19 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
         if target.exists() and target.read_bytes() == path.read_bytes():
             change.unchanged.append(path.name)
             continue
-        if target.exists():
-            _move_to_trash(target, trash)
+        staged = _staged_copy(path, target)
+        kept = None
+        if target.exists():  # only once the new copy is whole: the seeds folder may hold the only copy
+            kept = _move_to_trash(target, trash)
             change.updated.append(path.name)
         else:
             change.added.append(path.name)
-        _copy_atomically(path, target)
+        try:
+            os.replace(staged, target)
+        except OSError as exc:
+            staged.unlink(missing_ok=True)
+            earlier = f"; the earlier {path.name} is kept in {kept}" if kept else ""
+            raise RagError(f"cannot put {path.name} into {seeds_dir}: {exc.strerror}{earlier}") from None
     return change
 
 
@@ -171,14 +185,15 @@ def _expand(paths: list[Path], change: Change) -> list[Path]:
     return files
 
 
-def _copy_atomically(source: Path, target: Path) -> None:
-    """A hidden temporary name (never read as an article), then a rename into place."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+def _staged_copy(source: Path, target: Path) -> Path:
+    """`source` copied whole and synced beside `target`, under a hidden name of rag's own (never
+    read as an article, and never a name a user's file would have), ready to be renamed into place."""
+    tmp = target.with_name(f"{COPY_PREFIX}{target.name}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(source, tmp)
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, target)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise RagError(f"cannot copy {source} into {target.parent}: {exc.strerror}") from None
+    return tmp

@@ -17,7 +17,7 @@ def remove_abandoned(folder: Path, pattern: str) -> None:
 def process_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError, ValueError):  # no such process, or no such process id
         return False
     except PermissionError:  # alive, but someone else's
         return True

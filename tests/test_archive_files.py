@@ -1,0 +1,70 @@
+"""`rag add`'s file side (rag.archive.add_files), without models: what lands in the seeds
+folder, and that nothing of the user's is lost on the way."""
+import os
+import shutil
+
+import pytest
+
+from rag import archive
+from rag.archive import add_files
+from rag.errors import RagError
+
+
+@pytest.fixture
+def seeds(tmp_path):
+    folder = tmp_path / "seeds"
+    folder.mkdir()
+    (folder / "report.txt").write_text("date 2021-09-06\nThe first version of the report.\n", encoding="utf-8")
+    return folder
+
+
+def incoming(tmp_path, name: str, text: str):
+    folder = tmp_path / f"in-{len(list(tmp_path.iterdir()))}"
+    folder.mkdir()
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_files_of_the_user_that_look_like_temporary_ones_are_left_alone(seeds, tmp_path):
+    mine = [seeds / ".draft.20210906.tmp", seeds / ".draft.99999999999999999999.tmp"]
+    for path in mine:
+        path.write_text("my notes", encoding="utf-8")
+    change = add_files(seeds, [incoming(tmp_path, "new.txt", "A new article.")], tmp_path / "trash")
+    assert change.added == ["new.txt"]
+    assert all(path.read_text(encoding="utf-8") == "my notes" for path in mine)
+
+
+def test_a_copy_abandoned_by_a_killed_add_is_removed(seeds, tmp_path):
+    abandoned = seeds / f"{archive.COPY_PREFIX}new.txt.999999999.tmp"
+    abandoned.write_text("half an article", encoding="utf-8")
+    add_files(seeds, [incoming(tmp_path, "other.txt", "Another article.")], tmp_path / "trash")
+    assert not abandoned.exists()
+
+
+def test_an_edit_whose_copy_fails_leaves_the_article_where_it_was(seeds, tmp_path, monkeypatch):
+    def disk_full(source, target):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(shutil, "copyfile", disk_full)
+    edited = incoming(tmp_path, "report.txt", "date 2021-09-06\nThe second version.\n")
+    with pytest.raises(RagError, match="No space left on device"):
+        add_files(seeds, [edited], tmp_path / "trash")
+    assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
+    assert not (tmp_path / "trash").exists() and sorted(os.listdir(seeds)) == ["report.txt"]
+
+
+def test_an_edit_keeps_the_replaced_file_in_the_trash(seeds, tmp_path):
+    change = add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "trash")
+    assert change.updated == ["report.txt"]
+    assert (seeds / "report.txt").read_text(encoding="utf-8") == "The second version.\n"
+    (kept,) = (tmp_path / "trash").iterdir()
+    assert "first version" in kept.read_text(encoding="utf-8")
+
+
+def test_two_files_of_one_name_in_one_add_keep_the_first_and_say_why(seeds, tmp_path):
+    first, second = incoming(tmp_path, "x.txt", "The first x."), incoming(tmp_path, "x.txt", "The second x.")
+    change = add_files(seeds, [first, second], tmp_path / "trash")
+    assert change.added == ["x.txt"] and change.updated == []
+    assert (seeds / "x.txt").read_text(encoding="utf-8") == "The first x."
+    assert len(change.skipped) == 1 and "another file named x.txt" in change.skipped[0]
