@@ -6,7 +6,6 @@ question waits for them under a spinner. On a terminal there is line editing and
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Callable
 from rich.console import Console, Group
 from rich.text import Text
 
+from rag.background import exit_now_if_running
 from rag.corpus import Corpus
 from rag.errors import RagError
 from rag.render import answer_view
@@ -47,13 +47,7 @@ class BackgroundLoad:
         self.state = state
 
     def abandon_if_running(self) -> None:
-        """Ends the process now if the load is still under way: finalizing the interpreter
-        while ONNX Runtime or torch run in the thread aborts it ("terminate called ..."), and
-        nothing of the load needs saving (the index store is crash-safe)."""
-        if not self.done:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+        exit_now_if_running(self._thread)
 
     @property
     def done(self) -> bool:

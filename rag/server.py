@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from rag.background import exit_now_if_running
 from rag.errors import RagError
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
@@ -69,6 +70,9 @@ class Loading:
 
     def start(self) -> None:
         self._thread.start()
+
+    def abandon_if_running(self) -> None:
+        exit_now_if_running(self._thread)
 
     def _run(self) -> None:
         try:
@@ -119,6 +123,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
         loading.start()
         yield
         pool.shutdown(wait=False, cancel_futures=True)
+        loading.abandon_if_running()  # stopped while still loading
 
     app = FastAPI(title="rag", description="Cited answers from your articles: the `rag ask --json` contract over HTTP.",
                   docs_url=None, redoc_url=None, lifespan=lifespan)

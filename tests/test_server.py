@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from fastapi.testclient import TestClient
 
+from rag import background
 from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.decision import Abstention
@@ -159,6 +160,18 @@ def test_healthz_says_loading_until_the_models_are_ready(fake_pipeline):
         assert health["status"] == "ready" and health["documents"] == len(fake_pipeline.corpus.documents)
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_server_stopped_while_loading_ends_the_process_at_once(fake_pipeline, monkeypatch):
+    # finalizing the interpreter while ONNX Runtime runs in the loading thread aborts it (exit 134)
+    exits = []
+    monkeypatch.setattr(background.os, "_exit", exits.append)
+    release = threading.Event()
+    TestClient(create_app(lambda: release.wait(10) and fake_pipeline)).__enter__().__exit__(None, None, None)
+    assert exits == [0]
+    release.set()
+    started(create_app(lambda: fake_pipeline)).__exit__(None, None, None)
+    assert exits == [0]  # a loaded server stops the ordinary way
 
 
 def test_a_question_past_the_timeout_is_a_504(fake_pipeline):
