@@ -175,7 +175,8 @@ def _add_question_routes(app: FastAPI, answer: Answering) -> None:
 
 
 def _add_article_route(app: FastAPI, loading: Loading) -> None:
-    @app.get("/documents/{doc_id}", summary="An article's text (the text citations slice) and metadata")
+    # `:path`: a JSON Lines record's id may hold "/" (`feed.jsonl#2021/09/panjshir`), which arrives decoded
+    @app.get("/documents/{doc_id:path}", summary="An article's text (the text citations slice) and metadata")
     def document(doc_id: str):
         found = loading.ready().corpus.documents.get(doc_id)  # a name in the index, never a path
         if found is None:

@@ -112,6 +112,19 @@ def test_only_articles_of_the_index_can_be_read(client, doc_id):
     assert response.status_code == 404 and "error" in response.json() and "root:" not in response.text
 
 
+def test_an_article_whose_id_holds_a_slash_can_be_read(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "feed.jsonl").write_text('{"id": "2021/09/panjshir", "text": "The valley held out."}\n', encoding="utf-8")
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    pipeline = Pipeline(parts.corpus, parts.retriever, FakeReader([]), DECISION, 5)
+    with TestClient(create_app(lambda: pipeline)) as client:
+        wait_until_ready(client)
+        response = client.get("/documents/feed.jsonl%232021%2F09%2Fpanjshir")  # as the page asks: encodeURIComponent
+        assert response.status_code == 200 and response.json()["text"] == "The valley held out."
+
+
 def test_unknown_paths_and_methods_are_json_errors(client):
     assert client.get("/nowhere").status_code == 404 and "error" in client.get("/nowhere").json()
     assert client.get("/ask").status_code == 405 and "error" in client.get("/ask").json()
