@@ -77,3 +77,19 @@ def test_windows_line_endings_read_like_open(tmp_path):
     with open(path, encoding="utf-8") as f:
         assert doc.text == f.read()
     assert doc.date == "2021-01-02"
+
+
+def test_a_byte_order_mark_is_read_past_in_json_lines_and_markdown(tmp_path):
+    (tmp_path / "feed.jsonl").write_bytes('\ufeff{"id": "a", "text": "First record."}\n{"id": "b", "text": "Second."}\n'.encode())
+    (tmp_path / "page.md").write_bytes("\ufeff# The valley\n\nIt held out.\n".encode())
+    corpus = load_corpus(tmp_path)
+    assert sorted(corpus.documents) == ["feed.jsonl#a", "feed.jsonl#b", "page.md"] and not corpus.skipped
+    page = corpus.documents["page.md"]
+    assert page.title == "The valley" and page.text == "The valley\nIt held out."
+
+
+def test_json_lines_records_with_a_null_or_blank_id_are_named_by_their_line(tmp_path):
+    records = ['{"id": null, "text": "One."}', '{"id": null, "text": "Two."}', '{"id": " ", "text": "Three."}']
+    (tmp_path / "feed.jsonl").write_text("\n".join(records) + "\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert sorted(corpus.documents) == ["feed.jsonl#1", "feed.jsonl#2", "feed.jsonl#3"] and not corpus.skipped

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from rag.converters.text import decode
+from rag.converters.text import decode_as_data
 from rag.dates import ISO_DAY
 from rag.schema import Document
 
@@ -14,7 +14,7 @@ from rag.schema import Document
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     documents, problems = [], []
-    for number, line in enumerate(decode(raw).split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
+    for number, line in enumerate(decode_as_data(raw).split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
         if not line.strip():
             continue
         try:
@@ -32,7 +32,8 @@ def _record(path: Path, number: int, record) -> Document:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("no text")
-    record_id = str(record.get("id", number)).strip() or str(number)
+    given = record.get("id")
+    record_id = (str(given).strip() if given is not None else "") or str(number)  # no id, null or blank: the line
     day = ISO_DAY.match(str(record.get("date") or ""))
     title, url = record.get("title"), record.get("url")
     return Document(doc_id=f"{path.name}#{record_id}", path=str(path), text=text, date=day.group() if day else None,

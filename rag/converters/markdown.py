@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rag.converters.text import DATE_LINE, decode
+from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import ISO_DAY
 from rag.schema import Document
 
@@ -15,7 +15,7 @@ FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M)
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
-    source = decode(raw)
+    source = decode_as_data(raw)
     fields = {}
     front = FRONT_MATTER.match(source)
     if front:

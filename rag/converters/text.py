@@ -20,6 +20,12 @@ def decode(raw: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def decode_as_data(raw: bytes) -> str:
+    """`decode`, less a leading byte-order mark: for formats whose text is parsed, not cited by
+    offsets into the file (a .txt keeps it, so that offsets match open().read())."""
+    return decode(raw).removeprefix("\ufeff")
+
+
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     text = decode(raw)
     if not text.strip():
