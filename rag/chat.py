@@ -94,7 +94,7 @@ class ChatSession:
             self.console.print(str(problem), style="red", markup=False)
             return True
         self.last_answer = answer
-        self.console.print(answer_view(answer, pipeline.corpus.documents))
+        self.console.print(answer_view(answer, pipeline.corpus))
         return True
 
     def _command(self, command: str) -> bool:

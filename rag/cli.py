@@ -159,7 +159,7 @@ def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = 
     from rag.render import answer_view, why_view
 
     try:
-        out.print(answer_view(answer, pipeline.corpus.documents))
+        out.print(answer_view(answer, pipeline.corpus))
         if why:
             out.print(why_view(answer, pipeline.decision.threshold))
     except BrokenPipeError:

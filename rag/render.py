@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from rich.console import Group
 from rich.text import Text
 
-from rag.corpus import date_range
 from rag.errors import BadInput, RagError
 from rag.schema import Answer, Citation, Document
 
@@ -14,9 +13,11 @@ SNIPPET_CHARS = 240
 WHY_SPAN_CHARS = 80  # a span longer than this is cut in --why's list (its offsets say where it all is)
 
 
-def answer_view(answer: Answer, documents: dict) -> Group:
+def answer_view(answer: Answer, corpus) -> Group:
+    """`corpus`: what the pipeline reads, with `.documents` and `.date_range` (a folder's Corpus or a
+    Milvus archive's articles)."""
     if answer.abstained:
-        return Group(*_abstention_lines(answer, documents))
+        return Group(*_abstention_lines(answer, corpus))
     lines = [
         Text(answer.text, style="bold green"),
         Text.assemble("  ", _quoted_sentence(answer.citation), "   ", _source_label(answer.citation)),
@@ -63,13 +64,13 @@ def _quoted_sentence(citation: Citation) -> Text:
     return text
 
 
-def _abstention_lines(answer: Answer, documents: dict) -> list[Text]:
+def _abstention_lines(answer: Answer, corpus) -> list[Text]:
     if not answer.passages:  # every index holds passages: the dates asked for left none to read
-        dated = date_range(documents.values())
+        dated = corpus.date_range  # from the archive's markers, not every article's text
         span = f"they run from {dated[0]} to {dated[1]}" if dated else "none of them is dated"
         return [Text(f"Not in the articles: none is dated in the range asked ({span}).", style="bold yellow")]
     closest = answer.passages[0].passage
-    doc = documents[closest.doc_id]
+    doc = corpus.documents[closest.doc_id]
     snippet = " ".join(closest.text.split())
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
