@@ -147,6 +147,8 @@ def ask(
             failures += 1
             _print_failure(line, problem, as_json)
             continue
+        if not as_json:  # plain answers carry no question: say which line each one answers
+            _print_plain(Text(f"line {line.number}: {line.text}", style="dim"))
         _print_answer(answer, pipeline, as_json, line.number, why)
     if failures:
         raise typer.Exit(1)
@@ -158,10 +160,14 @@ def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = 
         return
     from rag.render import answer_view, why_view
 
+    _print_plain(answer_view(answer, pipeline.corpus))
+    if why:
+        _print_plain(why_view(answer, pipeline.decision.threshold))
+
+
+def _print_plain(view) -> None:
     try:
-        out.print(answer_view(answer, pipeline.corpus))
-        if why:
-            out.print(why_view(answer, pipeline.decision.threshold))
+        out.print(view)
     except BrokenPipeError:
         raise OutputClosed from None
 

@@ -75,6 +75,13 @@ def test_batch_reads_one_question_a_line(index_args):
     assert rows[0]["answer"] == "five lions" and rows[1]["abstained"] and "2001" in rows[2]["answer"]
 
 
+def test_a_plain_batch_says_which_line_each_answer_answers(index_args):
+    result = run_rag("ask", *index_args, stdin="What does Panjshir mean?\n\n\nWho won the 2018 FIFA World Cup?\n")
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.index("line 1: What does Panjshir mean?"), result.stdout.index("line 4: Who won")
+    assert "five lions" in result.stdout[first:second] and "Not in the articles" in result.stdout[second:]
+
+
 def test_plain_output_shows_answer_article_date_and_sentence(index_args):
     result = run_rag("ask", "What does Panjshir mean?", *index_args)
     assert result.returncode == 0, result.stderr
