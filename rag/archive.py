@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.converters import FORMATS, converter_for
+from rag.converters import text as plain_text
 from rag.corpus import read_documents
 from rag.errors import RagError
 from rag.schema import Document
@@ -102,6 +103,11 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
         if target.exists() and target.read_bytes() == path.read_bytes():
             change.unchanged.append(path.name)
             continue
+        clash = _same_id_as(target)
+        if clash:  # the folder would read only one of the two, and drop the other from the index
+            change.skipped.append(f"{path.name}: its article id would be that of {clash.name}, already in "
+                                  f"{seeds_dir}; rename one of them")
+            continue
         staged = _staged_copy(path, target)
         kept = None
         if target.exists():  # only once the new copy is whole: the seeds folder may hold the only copy
@@ -183,6 +189,18 @@ def _expand(paths: list[Path], change: Change) -> list[Path]:
         else:
             raise RagError(f"not found: {path}")
     return files
+
+
+def _same_id_as(target: Path) -> Path | None:
+    """Another article file beside `target` whose article id `target`'s would be: a .txt is named
+    by its stem (`a.md.txt` is "a.md"), every other format by its whole name (`a.md` is "a.md")."""
+    if converter_for(target) is plain_text:
+        other = target.with_suffix("")
+        same = converter_for(other) not in (None, plain_text)
+    else:
+        other = target.with_name(target.name + ".txt")
+        same = True
+    return other if same and other.is_file() else None
 
 
 def _staged_copy(source: Path, target: Path) -> Path:

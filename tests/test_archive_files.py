@@ -68,3 +68,11 @@ def test_two_files_of_one_name_in_one_add_keep_the_first_and_say_why(seeds, tmp_
     assert change.added == ["x.txt"] and change.updated == []
     assert (seeds / "x.txt").read_text(encoding="utf-8") == "The first x."
     assert len(change.skipped) == 1 and "another file named x.txt" in change.skipped[0]
+
+
+@pytest.mark.parametrize("there, added", [("a.md.txt", "a.md"), ("a.md", "a.md.txt")])
+def test_a_file_whose_article_id_another_file_has_is_refused_and_said(seeds, tmp_path, there, added):
+    (seeds / there).write_text("# Already here\n\nThe article.\n", encoding="utf-8")
+    change = add_files(seeds, [incoming(tmp_path, added, "# New\n\nAnother article.\n")], tmp_path / "trash")
+    assert change.added == [] and not (seeds / added).exists()
+    assert len(change.skipped) == 1 and there in change.skipped[0] and "rename" in change.skipped[0]
