@@ -35,11 +35,19 @@ class ChunkSettings:
 
 
 @dataclass(frozen=True)
+class Conversion:
+    """What one converted (not .txt) file gave: its documents, and what in it was skipped and why."""
+    sha256: str  # of the file's bytes
+    documents: list[Document]
+    problems: list[str]
+
+
+@dataclass(frozen=True)
 class Corpus:
     directory: Path
     documents: dict[str, Document]
     skipped: list[str]  # human-readable reasons for files that were not loaded
-    converted: dict[str, str] = field(default_factory=dict)  # converted (not .txt) file name -> sha256 of its bytes
+    converted: dict[str, Conversion] = field(default_factory=dict)  # converted (not .txt) file name -> what it gave
 
     @property
     def fingerprint(self) -> str:
@@ -59,9 +67,9 @@ def date_range(documents) -> tuple[str, str] | None:
     return (dates[0], dates[-1]) if dates else None
 
 
-# (file name, sha256 of its bytes) -> its documents, as converted before: converting an archive
+# (file name, sha256 of its bytes) -> what it gave when converted before: converting an archive
 # of web pages on every run would cost minutes, so the index keeps what each file gave
-Known = Mapping[tuple[str, str], list[Document]]
+Known = Mapping[tuple[str, str], Conversion]
 
 
 def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
@@ -91,7 +99,7 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
                 continue
             skipped += problems
             if converter_for(path) is not plain_text:
-                converted[path.name] = hashlib.sha256(raw).hexdigest()
+                converted[path.name] = Conversion(hashlib.sha256(raw).hexdigest(), found, problems)
             for doc in found:
                 if doc.doc_id in documents:
                     skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
@@ -113,7 +121,7 @@ def _known_documents(path: Path, raw: bytes, known: Known | None) -> tuple[list[
     if before is None:
         return None
     moved = lambda d: dataclasses.replace(d, path=str(path), source=str(path) if d.source == d.path else d.source)  # noqa: E731
-    return [moved(d) for d in before], []
+    return [moved(d) for d in before.documents], list(before.problems)  # its problems are said again, every run
 
 
 def read_documents(path: Path, raw: bytes | None = None) -> tuple[list[Document], list[str]]:

@@ -22,7 +22,7 @@ from typing import Callable
 import numpy as np
 
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
-from rag.corpus import ChunkSettings, Corpus, chunk_corpus
+from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus
 from rag.errors import RagError, first_line
 from rag.leftovers import write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
@@ -171,10 +171,15 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
     _embed([n for n in fresh if keys[n] not in saved], passages, keys, embedder, vectors, checkpoint, on_progress)
     manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
                                  chunking, vector_store, passages=len(passages))
-    converted = [{"file": Path(d.path).name, "sha256": corpus.converted[Path(d.path).name], "document": asdict(d)}
-                 for d in corpus.documents.values() if Path(d.path).name in corpus.converted]
+    converted = [row for name, conversion in corpus.converted.items() for row in _conversion_rows(name, conversion)]
     index = PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest, converted)
     return index, BuildCounts(len(fresh) - len(resumed), len(kept), len(resumed))
+
+
+def _conversion_rows(name: str, conversion: Conversion) -> list[dict]:
+    """converted.jsonl's rows for one file: a row per document it gave, and per problem in it."""
+    return ([{"file": name, "sha256": conversion.sha256, "document": asdict(d)} for d in conversion.documents]
+            + [{"file": name, "sha256": conversion.sha256, "problem": problem} for problem in conversion.problems])
 
 
 def _embed(todo: list[int], passages: list[Passage], keys: dict[int, str], embedder, vectors: VectorStore,
@@ -254,10 +259,10 @@ class IndexStore:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
         return PassageIndex(passages, vectors, keywords, manifest)
 
-    def known_documents(self) -> dict[tuple[str, str], list[Document]]:
+    def known_documents(self) -> dict[tuple[str, str], Conversion]:
         """What each converted file gave when the current index was built, by (file name,
         sha256 of its bytes); empty when there is no sound index to take it from."""
-        known: dict[tuple[str, str], list[Document]] = {}
+        known: dict[tuple[str, str], Conversion] = {}
         try:
             with self._lock(shared=True):
                 build, manifest = self._current()
@@ -266,7 +271,11 @@ class IndexStore:
                 if not line:
                     continue
                 row = json.loads(line)
-                known.setdefault((row["file"], row["sha256"]), []).append(Document(**row["document"]))
+                gave = known.setdefault((row["file"], row["sha256"]), Conversion(row["sha256"], [], []))
+                if "problem" in row:
+                    gave.problems.append(str(row["problem"]))
+                else:
+                    gave.documents.append(Document(**row["document"]))
         except (OSError, ValueError, KeyError, TypeError, IndexNotUsable):
             return {}  # converting again is always safe
         return known

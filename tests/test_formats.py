@@ -120,3 +120,20 @@ def test_the_index_keeps_converted_text_so_unchanged_pages_are_not_converted_aga
     page.write_text(page.read_text().replace("Monday", "Tuesday"))
     third = open_archive()
     assert calls == ["taliban-claim.html"] * 2 and "Tuesday" in third.corpus.documents["taliban-claim.html"].text
+
+
+def test_what_a_converted_file_skipped_is_said_again_when_its_text_comes_from_the_index(tmp_path):
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "feed.jsonl").write_text('{"id": "a", "text": "Kept."}\n{"id": "b"}\n{"id": "a", "text": "Twice."}\n',
+                                       encoding="utf-8")
+    (folder / "other.jsonl").write_text('{"id": "c", "text": "Also kept."}\n', encoding="utf-8")
+    config = load_models_config(ROOT / "models.toml")
+
+    def skipped():
+        parts = build_pipeline(config, folder, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]))
+        return sorted(parts.corpus.skipped)
+
+    first = skipped()
+    assert len(first) == 2 and "line 2: no text" in first[0] and "'feed.jsonl#a' is taken" in first[1]
+    assert skipped() == first  # the second run reads the file's documents from the index
