@@ -401,8 +401,11 @@ def _print_comparison(against: dict, baseline: Path) -> None:
         table.add_row(row["measure"], cell(row["baseline"]), cell(row["now"]), cell(row["change"]), f"{cell(low)} to {cell(high)}")
     out.print(table)
     for change in against["changed"]:
-        mark = Text("better", style="green") if change["better"] else Text("worse ", style="red")
+        mark = Text(f"{change['verdict']:<6}", style=VERDICT_STYLES[change["verdict"]])
         out.print(Text.assemble(mark, f" {change['id']} {change['question']}  {_said(change['baseline'])} → {_said(change['now'])}"))
+
+
+VERDICT_STYLES = {"better": "green", "worse": "red", "same": "dim"}
 
 
 def _said(answer: str | None) -> str:

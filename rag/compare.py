@@ -57,7 +57,9 @@ def scores(gold: GoldQuestion, answer: str | None) -> dict[str, float]:
 
 def compare(questions: list[GoldQuestion], now: dict[str, str | None], before: dict[str, str | None]) -> dict:
     """Each measure before and now, the change with its 95 % interval, and every question whose
-    part in a measure changed (answers by gold id; None is a declined question)."""
+    answer changed, declined or not, each better, worse or the same in what it is worth (a wrong
+    answer that becomes a decline moves the false-abstention rate, not F1). Answers by gold id;
+    None is a declined question."""
     rows = []
     for label, key, answerable in MEASURES:
         asked = [q for q in questions if q.answerable == answerable]
@@ -68,10 +70,11 @@ def compare(questions: list[GoldQuestion], now: dict[str, str | None], before: d
                      "change": _mean(later - then), "interval": [low, high]})
     changed = []
     for q in questions:
+        if before[q.id] == now[q.id]:
+            continue
         then, later = _worth(q, before[q.id]), _worth(q, now[q.id])
-        if then != later:
-            changed.append({"id": q.id, "question": q.question, "baseline": before[q.id], "now": now[q.id],
-                            "better": later > then})
+        verdict = "better" if later > then else "worse" if later < then else "same"
+        changed.append({"id": q.id, "question": q.question, "baseline": before[q.id], "now": now[q.id], "verdict": verdict})
     return {"measures": rows, "changed": changed}
 
 

@@ -33,7 +33,15 @@ def test_each_measure_changes_by_what_the_changed_questions_are_worth():
     assert (f1["baseline"], f1["now"], f1["change"]) == (50.0, 83.3, 33.3)  # "lions" is F1 2/3 against "five lions"
     assert (recall["baseline"], recall["now"]) == (0.0, 100.0) and declined["change"] == -50.0
     assert f1["interval"][0] <= f1["change"] <= f1["interval"][1]
-    assert [(c["id"], c["better"]) for c in result["changed"]] == [("a", False), ("b", True), ("c", True)]
+    assert [(c["id"], c["verdict"]) for c in result["changed"]] == [("a", "worse"), ("b", "better"), ("c", "better")]
+
+
+def test_an_answer_that_changes_without_changing_f1_is_listed_as_the_same():
+    before = {"a": "Panjshir", "b": None, "c": None}  # a wrong answer to a…
+    now = {"a": None, "b": None, "c": None}  # …declined: F1 stays 0, the false-abstention rate rises
+    result = compare(QUESTIONS, now, before)
+    assert measures(result)["false_abstention_rate"]["change"] == 50.0
+    assert [(c["id"], c["baseline"], c["now"], c["verdict"]) for c in result["changed"]] == [("a", "Panjshir", None, "same")]
 
 
 def test_the_interval_is_wide_for_one_question_and_narrow_for_a_steady_gain():
