@@ -342,6 +342,8 @@ def evaluate(
                               "--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention,
                               "--since": since, "--until": until, "--seeds": seeds, "--index-dir": index_dir,
                               "--store": store})
+        if top_k is not None and not open_domain:  # each question is read with its own paragraph: nothing is retrieved
+            raise RagError("--top-k goes with --squad --open, where passages are retrieved", 2)
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
@@ -382,7 +384,7 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
         _print_tradeoff(run.tradeoff, pipeline.decision.threshold)
         if run.against_baseline:
             _print_comparison(run.against_baseline, baseline)
-    misses = ev.gate_failures(run.summary, gates)
+    misses = ev.gate_failures(run.results, gates)
     if misses:
         raise RagError("below the bar: " + "; ".join(misses))
 

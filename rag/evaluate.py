@@ -6,6 +6,7 @@ from a supporting article), citation accuracy (the cited span slices to the answ
 a supporting article), abstention recall, false-abstention rate, latency. Percentages 0-100."""
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections import defaultdict
@@ -118,8 +119,10 @@ def write_predictions(path: Path, results: list[QuestionResult]) -> None:
     write_atomically(path, "".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results))
 
 
-def summarize(results: Iterable[QuestionResult]) -> dict:
+def summarize(results: Iterable[QuestionResult], digits: int | None = 1) -> dict:
+    """The measures over these results, in percent, rounded to `digits` (None: not rounded)."""
     results = list(results)
+    pct = functools.partial(_pct, digits=digits)
     answerable = [r for r in results if r.gold.answerable]
     unanswerable = [r for r in results if not r.gold.answerable]
     answered = [r for r in answerable if not r.answer.abstained]
@@ -130,17 +133,17 @@ def summarize(results: Iterable[QuestionResult]) -> dict:
         "questions": len(results),
         "answerable": len(answerable),
         "unanswerable": len(unanswerable),
-        "em": _pct(r.em for r in answerable),
-        "f1": _pct(r.f1 for r in answerable),
-        "recall_at_1": _pct(rank is not None and rank <= 1 for rank in ranks),
-        "recall_at_3": _pct(rank is not None and rank <= 3 for rank in ranks),
-        "recall_at_5": _pct(rank is not None and rank <= 5 for rank in ranks),
-        "mrr": _pct(1 / rank if rank else 0.0 for rank in ranks),
-        "answer_in_passages": _pct(r.answer_read for r in answerable),
-        "declined_right_span": _pct(r.declined_right_span for r in answerable),
-        "citation_accuracy": _pct(r.citation_ok for r in answered if r.gold.docs),
-        "abstention_recall": _pct(r.answer.abstained for r in unanswerable),
-        "false_abstention_rate": _pct(r.answer.abstained for r in answerable),
+        "em": pct(r.em for r in answerable),
+        "f1": pct(r.f1 for r in answerable),
+        "recall_at_1": pct(rank is not None and rank <= 1 for rank in ranks),
+        "recall_at_3": pct(rank is not None and rank <= 3 for rank in ranks),
+        "recall_at_5": pct(rank is not None and rank <= 5 for rank in ranks),
+        "mrr": pct(1 / rank if rank else 0.0 for rank in ranks),
+        "answer_in_passages": pct(r.answer_read for r in answerable),
+        "declined_right_span": pct(r.declined_right_span for r in answerable),
+        "citation_accuracy": pct(r.citation_ok for r in answered if r.gold.docs),
+        "abstention_recall": pct(r.answer.abstained for r in unanswerable),
+        "false_abstention_rate": pct(r.answer.abstained for r in answerable),
         "latency_ms_p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
         "latency_ms_p95": round(float(np.percentile(latencies, 95)), 1) if latencies else None,
     }
@@ -183,9 +186,12 @@ def summarize_by_article(results: list[QuestionResult]) -> dict[str, dict]:
     return {doc_id: summarize(groups[doc_id]) for doc_id in sorted(groups)}
 
 
-def _pct(values: Iterable) -> float | None:
+def _pct(values: Iterable, digits: int | None = 1) -> float | None:
     values = [float(v) for v in values]
-    return round(100 * sum(values) / len(values), 1) if values else None
+    if not values:
+        return None
+    share = 100 * sum(values) / len(values)
+    return share if digits is None else round(share, digits)
 
 
 SUMMARY_ROWS = [("EM", "em"), ("F1", "f1"), ("retrieval recall@1", "recall_at_1"), ("recall@3", "recall_at_3"),
@@ -279,10 +285,12 @@ def _md(text: str) -> str:
 GATES = {"f1": "F1", "citation_accuracy": "citation accuracy", "abstention_recall": "abstention recall"}
 
 
-def gate_failures(summary: dict, bars: dict[str, float | None]) -> list[str]:
-    """Each quality gate missed, as "F1 51.2 < 55"; a metric that is n/a misses its gate."""
-    return [f"{GATES[key]} {summary[key]} < {bar}" for key, bar in bars.items()
-            if bar is not None and (summary[key] is None or summary[key] < bar)]
+def gate_failures(results: list[QuestionResult], bars: dict[str, float | None]) -> list[str]:
+    """Each quality gate missed, as "F1 72.96 < 73"; a metric that is n/a misses its gate. The
+    measures are not rounded first: a gate at 73 stops 72.96, which the summary shows as 73.0."""
+    exact = summarize(results, digits=None)
+    return [f"{GATES[key]} {'n/a' if exact[key] is None else f'{exact[key]:.2f}'} < {bar:g}" for key, bar in bars.items()
+            if bar is not None and (exact[key] is None or exact[key] < bar)]
 
 
 def check_output_path(path: Path) -> None:

@@ -99,7 +99,20 @@ def test_a_gold_file_without_docs_reports_retrieval_and_citations_as_not_availab
     assert summary["f1"] == 100.0 and summary["abstention_recall"] == 0.0  # the fake reader answers both
     for key in ("recall_at_1", "recall_at_5", "mrr", "citation_accuracy"):
         assert summary[key] is None, key
-    assert gate_failures(summary, {"citation_accuracy": 90.0}) == ["citation accuracy None < 90.0"]
+    results = run_questions(pipeline_with(fake_parts, ["five lions"]), questions)
+    assert gate_failures(results, {"citation_accuracy": 90.0}) == ["citation accuracy n/a < 90"]
+
+
+def test_a_gate_compares_the_measure_before_it_is_rounded(fake_parts):
+    from rag.evaluate import gate_failures, run_questions, summarize
+    from rag.gold import GoldQuestion
+
+    questions = [GoldQuestion(name, "What does Panjshir mean?", [answer], [])
+                 for name, answer in (("a", "five lions"), ("b", "five lions"), ("c", "emeralds"))]
+    results = run_questions(pipeline_with(fake_parts, ["five lions"]), questions)
+    assert summarize(results)["f1"] == 66.7  # 66.67, shown rounded
+    assert gate_failures(results, {"f1": 66.7}) == ["F1 66.67 < 66.7"]
+    assert gate_failures(results, {"f1": 66.6}) == []
 
 
 def test_a_miss_says_whether_the_passages_read_held_the_answer(fake_parts):

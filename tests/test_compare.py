@@ -73,6 +73,7 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
 @pytest.mark.parametrize("options, says", [
     (["--baseline", "p.jsonl"], "--baseline goes with the gold set, not with --squad"),
     (["--min-f1", "90", "--report", "r.md"], "--report, --min-f1 go with the gold set, not with --squad"),
+    (["-k", "3"], "--top-k goes with --squad --open"),
 ])
 def test_gold_set_options_with_squad_data_are_a_one_line_error(tmp_path, options, says):
     result = run_rag("eval", "--squad", str(tmp_path / "any.json"), *options)  # a gate ignored would pass anything
