@@ -15,6 +15,7 @@ models/reader/README.md (or this script's run on models/reader)."""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import subprocess
@@ -60,6 +61,23 @@ def steps(models: Path, out: Path, baseline: Path, shipped_models: Path | None) 
             ("held-out --open", out / "open.json", [*rag, "eval", "--squad", held_out, "--open", "--json", "--models", str(models)]),
             ("tydiqa", out / "tydiqa.json", [*rag, "eval", "--squad", tydiqa, "--json", "--models", str(models)]),
             ("trap margins", out / "traps.txt", [python, str(ROOT / "eval" / "trap_margins.py"), "--models", str(models)])]
+
+
+def check_made_with(out: Path, models: Path, baseline: Path | None) -> None:
+    """A step is skipped when its file is there: that file must be of this reader's weights (the
+    same folder may hold a later training run's) and this baseline. Recorded in made_with.json."""
+    sys.path.insert(0, str(ROOT))
+    from rag.config import load_models_config
+
+    made_with = {"reader": load_models_config(models).reader.files_fingerprint(),
+                 "baseline": hashlib.sha256(baseline.read_bytes()).hexdigest() if baseline else "the shipped reader's"}
+    record = out / "made_with.json"
+    if record.exists():
+        before = json.loads(record.read_text(encoding="utf-8"))
+        differ = [key for key in made_with if before.get(key) != made_with[key]]
+        if differ:
+            sys.exit(f"error: {out} holds measures made with another {' and '.join(differ)}; delete it or give another --out")
+    record.write_text(json.dumps(made_with) + "\n", encoding="utf-8")
 
 
 def run_step(number: int, total: int, name: str, output: Path, command: list[str]) -> None:
@@ -141,6 +159,7 @@ def main() -> None:
     if not (out / "fit.txt").exists():  # the fit step rewrites its [reader.abstention]: start it from the shipped one
         models.write_text(models_for(args.reader, args.models), encoding="utf-8")
     baseline = args.baseline or out / "shipped-gold.jsonl"
+    check_made_with(out, models, args.baseline)
     plan = steps(models, out, baseline, None if args.baseline else args.models)
     for number, (name, output, command) in enumerate(plan, 1):
         run_step(number, len(plan), name, output, command)

@@ -28,6 +28,7 @@ news questions instead (README, "Answer or abstain", measures each procedure).""
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import pickle
 import re
@@ -211,6 +212,29 @@ def ask_pool(args, config) -> tuple[list, list, str]:
     return ask_calibration(pipeline, pool), check, described
 
 
+def asked_runs(args, config) -> tuple[list, list, str]:
+    """ask_pool's result: from --runs when it was asked the same way there, else asked now (and
+    kept in --runs)."""
+    reading = config.reader.settings
+    asked_with = {"reader": config.reader.fingerprint(), "embedder": config.embedder.fingerprint(),
+                  "windows": (reading.max_seq_len, reading.stride, reading.max_answer_tokens),
+                  "retrieval": repr(config.retrieval), "chunking": repr(config.chunking), "pool": args.pool,
+                  "tune": hashlib.sha256(args.tune.read_bytes()).hexdigest(), "seeds": str(args.seeds.resolve())}
+    if args.runs and args.runs.is_file():
+        kept = pickle.loads(args.runs.read_bytes())
+        before = kept.get("asked_with", {}) if isinstance(kept, dict) else {}
+        differ = sorted(key for key in asked_with if before.get(key) != asked_with[key])
+        if differ:  # fitting another reader's candidates would stamp the fit with this reader's fingerprint
+            raise SystemExit(f"error: {args.runs} was asked with another {', '.join(differ)}; delete it to ask again")
+        return kept["runs"], kept["check"], kept["described"]
+    runs, check, described = ask_pool(args, config)
+    if args.runs:  # written whole or not at all: a later run trusts what it finds there
+        partial = args.runs.with_name(args.runs.name + ".partial")
+        partial.write_bytes(pickle.dumps({"asked_with": asked_with, "runs": runs, "check": check, "described": described}))
+        partial.replace(args.runs)
+    return runs, check, described
+
+
 def feature_names(option: str | None, default: tuple[str, ...]) -> tuple[str, ...]:
     """A comma-separated --features or --fitted-second value ('' is none), or the default."""
     if option is None:
@@ -274,14 +298,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config = load_models_config(args.models)
-    if args.runs and args.runs.is_file():
-        runs, check, described = pickle.loads(args.runs.read_bytes())
-    else:
-        runs, check, described = ask_pool(args, config)
-        if args.runs:  # written whole or not at all: a later run trusts what it finds there
-            partial = args.runs.with_name(args.runs.name + ".partial")
-            partial.write_bytes(pickle.dumps((runs, check, described)))
-            partial.replace(args.runs)
+    runs, check, described = asked_runs(args, config)
     names = feature_names(args.features, FEATURES_FOR[args.pool])
     second = feature_names(args.fitted_second, FITTED_SECOND_FOR[args.pool])
     if both := sorted(set(names) & set(second)):

@@ -32,6 +32,26 @@ def test_a_finished_step_is_skipped_and_a_failed_one_leaves_no_output(tmp_path, 
     assert not failed.exists()
 
 
+def test_measures_of_other_weights_or_another_baseline_are_not_taken_for_done(tmp_path):
+    reader, out = tmp_path / "reader", tmp_path / "out"
+    reader.mkdir()
+    out.mkdir()
+    (reader / "config.json").write_text("{}", encoding="utf-8")
+    (reader / "model.safetensors").write_bytes(b"first weights")
+    models = out / "models.toml"
+    models.write_text(measure_reader.models_for(reader, ROOT / "models.toml"), encoding="utf-8")
+    baseline = tmp_path / "shipped.jsonl"
+    baseline.write_text("{}\n", encoding="utf-8")
+    measure_reader.check_made_with(out, models, baseline)
+    measure_reader.check_made_with(out, models, baseline)  # the same: the done steps stand
+    with pytest.raises(SystemExit, match="another baseline"):
+        measure_reader.check_made_with(out, models, tmp_path / "shipped.jsonl" if baseline.write_text("[]\n") else None)
+    baseline.write_text("{}\n", encoding="utf-8")
+    (reader / "model.safetensors").write_bytes(b"weights of a later run in the same folder")
+    with pytest.raises(SystemExit, match="another reader"):
+        measure_reader.check_made_with(out, models, baseline)
+
+
 def test_the_shipped_answers_are_made_first_only_when_no_baseline_is_given(tmp_path):
     made = measure_reader.steps(tmp_path / "models.toml", tmp_path, tmp_path / "shipped-gold.jsonl", ROOT / "models.toml")
     given = measure_reader.steps(tmp_path / "models.toml", tmp_path, tmp_path / "mine.jsonl", None)

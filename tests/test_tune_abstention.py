@@ -106,3 +106,20 @@ def test_which_features_an_option_names(option, expected):
     else:
         with pytest.raises(SystemExit, match=expected):
             feature_names(option, default=("margin",))
+
+
+def test_kept_runs_are_reused_only_when_asked_the_same_way(monkeypatch, tmp_path):
+    from rag.config import load_models_config
+
+    asked = []
+    monkeypatch.setattr(tune_abstention, "ask_pool", lambda args, config: asked.append(args.pool) or (["run"], ["check"], "pool"))
+    config = load_models_config(ROOT / "models.toml")
+    args = SimpleNamespace(pool="both", tune=ROOT / "eval" / "tune.jsonl", seeds=ROOT / "seeds", runs=tmp_path / "runs.pkl")
+    assert tune_abstention.asked_runs(args, config) == (["run"], ["check"], "pool")
+    assert tune_abstention.asked_runs(args, config) == (["run"], ["check"], "pool") and asked == ["both"]
+    with pytest.raises(SystemExit, match="asked with another pool"):
+        tune_abstention.asked_runs(SimpleNamespace(**{**vars(args), "pool": "tune"}), config)
+    other_reader = SimpleNamespace(reader=SimpleNamespace(fingerprint=lambda: "another", settings=config.reader.settings),
+                                   embedder=config.embedder, retrieval=config.retrieval, chunking=config.chunking)
+    with pytest.raises(SystemExit, match="asked with another reader"):
+        tune_abstention.asked_runs(args, other_reader)
