@@ -124,7 +124,7 @@ class ChatSession:
             date = documents[p.doc_id].date or "undated"
             lines.append(Text(f"{rank}. {p.doc_id} · {date} · chars {p.start}-{p.end} · fused {retrieved.score:.4f}"
                               f" · cosine {retrieved.dense_score:.3f} · bm25 {retrieved.bm25_score:.2f}", style="cyan"))
-            candidate = answer.candidate_in(p)
+            candidate = answer.candidate_in(rank - 1)
             if candidate:
                 lines.append(Text.assemble("   reader's span: “", (candidate.text, "bold"),
                                            f"” (score {candidate.confidence:.2f}, margin over \"no answer\" {candidate.margin:.2f})"))

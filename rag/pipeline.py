@@ -135,7 +135,8 @@ class Pipeline:
                 agreeing_articles=articles, agreeing_passages=passages, corroborating_articles=corroborated,
                 reciprocal_rank=1 / (g.passage_index + 1), **fit)
             candidates.append(Candidate(said[0], Span(doc_id, g.start, g.end), g.span_score, g.null_score,
-                                        evidence.dense_score, self.decision.confidence(evidence), evidence))
+                                        evidence.dense_score, self.decision.confidence(evidence), evidence,
+                                        g.passage_index))
         return candidates
 
     def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:

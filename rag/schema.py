@@ -62,6 +62,7 @@ class Candidate:
     dense_score: float
     confidence: float = 0.0
     evidence: object = None  # the rag.evidence.Evidence the confidence was computed from
+    passage_index: int = 0  # which of the answer's `passages` it was read in (passages of one article may overlap)
 
     @property
     def margin(self) -> float:
@@ -89,10 +90,9 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     latest: Citation | None = None  # of the articles stating the answer, the one with the latest date
 
-    def candidate_in(self, passage: Passage) -> Candidate | None:
-        """The reader's span in a passage it read, if it kept one."""
-        return next((c for c in self.candidates
-                     if c.span.doc_id == passage.doc_id and passage.start <= c.span.start < passage.end), None)
+    def candidate_in(self, passage_index: int) -> Candidate | None:
+        """The reader's span in `passages[passage_index]`, if it kept one."""
+        return next((c for c in self.candidates if c.passage_index == passage_index), None)
 
     def to_json(self, why: bool = False) -> dict:
         """The stable `rag ask --json` contract; `why` adds "candidates" (`rag ask --why`)."""
@@ -119,7 +119,8 @@ class Answer:
     def _candidates_json(self) -> list[dict]:
         """Each read passage's best span, most trusted first: what `rag ask --why` adds to the contract."""
         return [{"answer": c.text, "doc_id": c.span.doc_id, "start": c.span.start, "end": c.span.end,
-                 "confidence": round(c.confidence, 4), "margin": round(c.margin, 2)} for c in self.candidates]
+                 "confidence": round(c.confidence, 4), "margin": round(c.margin, 2), "passage_index": c.passage_index}
+                for c in self.candidates]
 
 
 def _citation_json(c: Citation) -> dict:

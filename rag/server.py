@@ -170,7 +170,8 @@ def _add_question_routes(app: FastAPI, answer: Answering) -> None:
             except HTTPException as problem:
                 if problem.status_code != 400:
                     raise
-                answers.append({"question": question, "error": problem.detail})
+                # echoed as UTF-8 can carry it: a lone surrogate would fail the whole response
+                answers.append({"question": question.encode("utf-8", "replace").decode("utf-8"), "error": problem.detail})
         return {"answers": answers}
 
 
@@ -213,16 +214,25 @@ def _add_error_handlers(app: FastAPI) -> None:
 def _add_token_check(app: FastAPI, token: str | None) -> None:
     if not token:
         return
-    expected = f"Bearer {token}".encode()
+    expected = token.encode()
+    schema_without_token = app.openapi
+
+    def schema_with_token() -> dict:  # /docs then has its "Authorize" button, and "Try it out" works
+        schema = schema_without_token()
+        schema.setdefault("components", {}).setdefault("securitySchemes", {})["token"] = {"type": "http", "scheme": "bearer"}
+        schema["security"] = [{"token": []}]
+        return schema
+
+    app.openapi = schema_with_token
 
     @app.middleware("http")
     async def require_token(request: Request, call_next):
         path = request.url.path
         public = path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
-        given = request.headers.get("authorization", "").encode()
-        if not public and not hmac.compare_digest(given, expected):
-            return JSONResponse({"error": "this server needs 'Authorization: Bearer <token>'"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if not public and not (scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected)):
+            said = "the token given is not this server's" if given else "this server needs 'Authorization: Bearer <token>'"
+            return JSONResponse({"error": said}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
 
 
@@ -297,6 +307,8 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
     import uvicorn
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        # as uvicorn binds: a port the last server left in TIME-WAIT is free to use
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:  # uvicorn would log a bind failure and exit; say it in one line first
             probe.bind((host, port))
         except OSError as exc:

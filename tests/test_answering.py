@@ -62,6 +62,16 @@ def test_top_k_bounds_what_the_reader_sees(fake_parts):
     assert len(answer.passages) == 3 and len(answer.candidates) == 3
 
 
+def test_each_candidate_names_the_passage_it_was_read_in_though_passages_overlap(fake_parts):
+    answer = pipeline_with(fake_parts, ["Panjshir"]).ask("Panjshir")  # passages share a sentence with the next
+    assert len({c.passage_index for c in answer.candidates}) == len(answer.candidates) > 1
+    for c in answer.candidates:
+        read_in = answer.passages[c.passage_index].passage
+        assert read_in.doc_id == c.span.doc_id and read_in.start <= c.span.start < c.span.end <= read_in.end
+        assert answer.candidate_in(c.passage_index) is c
+    assert [row["passage_index"] for row in answer.to_json(why=True)["candidates"]] == [c.passage_index for c in answer.candidates]
+
+
 def test_the_answer_view_prints_text_with_brackets_as_it_is(fake_parts):
     from rich.console import Console
 

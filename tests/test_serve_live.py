@@ -187,3 +187,26 @@ def test_the_page_says_not_in_the_articles_and_shows_the_closest_passage(served,
 
     marked = WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.CSS_SELECTOR, "mark.passage mark.answer"))[0].text
     assert " ".join(marked.split()) == " ".join(read_source(best["doc_id"])[best["start"]:best["end"]].split())
+
+
+EMOJI_ARTICLE = ("date 2021-09-07\n🇦🇫🔥 Breaking 😀😀: The capital of the Zorbian Republic is Quillton, officials said. "
+                 "It lies on the river Vell.\n")
+
+
+def test_the_highlight_slices_the_answer_where_emoji_come_before_it(tmp_path, browser):
+    # the offsets count code points, as Python does; a JS string counts UTF-16 units, and each emoji is two
+    seeds = tmp_path / "seeds"
+    shutil.copytree(ROOT / "seeds", seeds)
+    (seeds / "900_emoji.txt").write_text(EMOJI_ARTICLE, encoding="utf-8")
+    server, base = start_server(tmp_path / "index", "--seeds", str(seeds))
+    try:
+        question = "What is the capital of the Zorbian Republic?"
+        By = ask_in_page(browser, base, question)
+        _, expected = call(base, "/ask", {"question": question})
+        cited = expected["citation"]
+        assert cited["doc_id"] == "900_emoji" and EMOJI_ARTICLE[cited["start"]:cited["end"]] == expected["answer"]
+        assert browser.find_element(By.CSS_SELECTOR, "mark.sentence mark.answer").text == expected["answer"]
+        assert browser.find_element(By.CSS_SELECTOR, "mark.sentence").text == cited["sentence"].strip()
+    finally:
+        server.terminate()
+        server.wait(30)

@@ -11,7 +11,7 @@ from rag import background
 from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.decision import Abstention
-from rag.pipeline import Pipeline
+from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
 from rag.server import MAX_BATCH, MAX_BODY_BYTES, create_app
 from tests.conftest import ROOT, SEEDS, read_source
 from tests.fakes import FakeEmbedder, FakeReader
@@ -139,6 +139,20 @@ def test_a_batch_answers_each_question_and_a_bad_one_is_an_error_in_its_place(cl
     assert too_many.status_code == 422
 
 
+def test_a_batch_question_that_is_not_unicode_text_is_an_error_in_its_place(client):
+    body = '{"questions": ["\\ud800 who?", "What does Panjshir mean?"]}'  # a lone surrogate, as JSON allows
+    response = client.post("/ask/batch", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    bad, good = response.json()["answers"]
+    assert "not valid UTF-8" in bad["error"] and bad["question"] == "? who?"
+    assert good["answer"] == "five lions"
+
+
+def test_the_page_takes_no_longer_question_than_the_server(client):
+    page = client.get("/").text
+    assert f'maxlength="{MAX_QUESTION_CHARS}"' in page
+
+
 def test_concurrent_requests_give_the_answers_sequential_ones_give(client):
     questions = ["What does Panjshir mean?", "Who leads the resistance?", "Who won the World Cup?"] * 6
     sequential = [client.post("/ask", json={"question": q}).json() for q in questions]
@@ -157,6 +171,20 @@ def test_a_token_guards_everything_that_reads_the_articles(fake_pipeline):
         assert client.get("/documents/000_882549ac45e52293").status_code == 401
         assert client.post("/ask", headers={"Authorization": "Bearer s3cret"}, **ask).json()["answer"] == "five lions"
         assert client.get("/").status_code == 200 and client.get("/healthz").status_code == 200  # no article text
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_a_token_is_taken_in_any_case_of_its_scheme_and_a_wrong_one_is_said(fake_pipeline):
+    client = started(create_app(lambda: fake_pipeline, token="s3cret"))
+    try:
+        ask = {"json": {"question": "What does Panjshir mean?"}}
+        assert client.post("/ask", headers={"Authorization": "bearer s3cret"}, **ask).status_code == 200  # RFC 7235
+        wrong = client.post("/ask", headers={"Authorization": "Bearer s3cre"}, **ask)
+        assert wrong.status_code == 401 and wrong.json()["error"] == "the token given is not this server's"
+        schema = client.get("/openapi.json").json()  # /docs can then send it: its "Authorize" button
+        assert schema["components"]["securitySchemes"]["token"] == {"type": "http", "scheme": "bearer"}
+        assert schema["security"] == [{"token": []}]
     finally:
         client.__exit__(None, None, None)
 

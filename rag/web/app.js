@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const articles = new Map(); // doc_id -> /documents/{doc_id}, fetched once
+const articles = new Map(); // doc_id -> /documents/{doc_id}, fetched once per answer (an article may be edited)
 
 function authHeaders() {
   const token = sessionStorage.getItem("rag-token") || $("token").value;
@@ -22,7 +22,12 @@ async function call(path, options = {}) {
 }
 
 async function article(docId) {
-  if (!articles.has(docId)) articles.set(docId, await call(`/documents/${encodeURIComponent(docId)}`));
+  if (!articles.has(docId)) {
+    const doc = await call(`/documents/${encodeURIComponent(docId)}`);
+    // Offsets count code points (Python's str); a JS string counts UTF-16 units, and an emoji is two.
+    doc.codePoints = Array.from(doc.text);
+    articles.set(docId, doc);
+  }
   return articles.get(docId);
 }
 
@@ -42,24 +47,25 @@ async function showArticle(docId, inner, outer, outerClass = "sentence") {
   const doc = await article(docId);
   $("article-title").textContent = doc.title || doc.doc_id;
   $("article-meta").textContent = `${doc.date || "undated"} · ${doc.source} · ${doc.doc_id}`;
-  const text = doc.text;
+  const slice = (start, end) => doc.codePoints.slice(start, end).join("");
   const box = $("article-text");
   box.replaceChildren();
   const out = outer || inner;
-  box.append(text.slice(0, out.start));
+  box.append(slice(0, out.start));
   const mark = el("mark", undefined, outer ? outerClass : "answer");
   if (outer && inner) {
-    mark.append(text.slice(outer.start, inner.start), el("mark", text.slice(inner.start, inner.end), "answer"),
-                text.slice(inner.end, outer.end));
+    mark.append(slice(outer.start, inner.start), el("mark", slice(inner.start, inner.end), "answer"),
+                slice(inner.end, outer.end));
   } else {
-    mark.textContent = text.slice(out.start, out.end);
+    mark.textContent = slice(out.start, out.end);
   }
-  box.append(mark, text.slice(out.end));
+  box.append(mark, slice(out.end));
+  $("article").hidden = false; // a hidden box cannot be scrolled
   box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3); // within the article, not the page
 }
 
 function sentenceOf(citation) {
-  return { start: citation.sentence_start, end: citation.sentence_start + citation.sentence.length };
+  return { start: citation.sentence_start, end: citation.sentence_start + Array.from(citation.sentence).length };
 }
 
 function docButton(text, said, onOpen) {
@@ -114,7 +120,7 @@ async function render(answer) {
     row.append(el("td", String(n + 1)), cell, el("td", `${p.start}–${p.end}`), el("td", p.score.toFixed(4)));
     rows.append(row);
     // Beneath it, the reader's best span in it (asked with why): what an answer, or its absence, rests on.
-    const span = (answer.candidates || []).find((c) => c.doc_id === p.doc_id && p.start <= c.start && c.start < p.end);
+    const span = (answer.candidates || []).find((c) => c.passage_index === n);
     if (!span) return;
     const said = el("td", undefined, "span");
     said.colSpan = 4;
@@ -127,7 +133,6 @@ async function render(answer) {
   if (cited) await showArticle(cited.doc_id, cited, sentenceOf(cited));
   else if (answer.passages.length) await showArticle(answer.passages[0].doc_id, null, answer.passages[0], "passage");
   else $("article").hidden = true;
-  $("article").hidden = !(cited || answer.passages.length);
 }
 
 async function openSpan(docId, inner, outer, outerClass) {
@@ -146,7 +151,9 @@ async function ask(event) {
   $("ask-button").disabled = true;
   $("error").hidden = true;
   try {
-    await render(await call("/ask", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) }));
+    const answer = await call("/ask", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    articles.clear(); // this answer's offsets are into the articles as they are now
+    await render(answer);
   } catch (problem) {
     $("error").textContent = problem.message;
     $("error").hidden = false;
