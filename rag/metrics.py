@@ -5,21 +5,22 @@ import re
 import string
 from collections import Counter
 
-_PUNCTUATION = set(string.punctuation) | set("“”‘’–—…")
+SQUAD_PUNCTUATION = frozenset(string.punctuation)  # what the official SQuAD script strips (ASCII only)
+NEWS_PUNCTUATION = SQUAD_PUNCTUATION | frozenset("“”‘’–—…")  # news text's typographic marks too
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 
 
-def normalize_answer(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in _PUNCTUATION)
+def normalize_answer(text: str, punctuation: frozenset[str] = NEWS_PUNCTUATION) -> str:
+    text = "".join(ch for ch in text.lower() if ch not in punctuation)
     return " ".join(_ARTICLES.sub(" ", text).split())
 
 
-def exact_match(prediction: str, gold: str) -> float:
-    return float(normalize_answer(prediction) == normalize_answer(gold))
+def exact_match(prediction: str, gold: str, punctuation: frozenset[str] = NEWS_PUNCTUATION) -> float:
+    return float(normalize_answer(prediction, punctuation) == normalize_answer(gold, punctuation))
 
 
-def f1_score(prediction: str, gold: str) -> float:
-    predicted, expected = normalize_answer(prediction).split(), normalize_answer(gold).split()
+def f1_score(prediction: str, gold: str, punctuation: frozenset[str] = NEWS_PUNCTUATION) -> float:
+    predicted, expected = normalize_answer(prediction, punctuation).split(), normalize_answer(gold, punctuation).split()
     if not predicted or not expected:
         return float(predicted == expected)
     common = sum((Counter(predicted) & Counter(expected)).values())

@@ -2,6 +2,7 @@
 given) or, with --open, end to end (every paragraph of the file indexed as an article)."""
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import numpy as np
 from rag.corpus import sentence_around
 from rag.errors import RagError
 from rag.evidence import Evidence, fit_to_question
-from rag.metrics import best_over, exact_match, f1_score
+from rag.metrics import SQUAD_PUNCTUATION, best_over, exact_match, f1_score, normalize_answer
 from rag.schema import Document, Passage
 
 MODEL_CARD_MARGINS = (0, 4, 8, 10)  # the null margins the reader's model card reports
@@ -85,16 +86,20 @@ def _squad_data(data: list) -> SquadData:
 
 
 def score(predictions: dict[str, str | None], questions: list[SquadQuestion]) -> dict:
-    """SQuAD v2 scoring: an unanswerable question is right only when nothing is predicted."""
+    """SQuAD v2 scoring as the official script does it, so the figures compare with published
+    ones: its (ASCII) punctuation, gold answers that normalise to nothing dropped, and an
+    unanswerable question right when the prediction normalises to nothing."""
+    exact = functools.partial(exact_match, punctuation=SQUAD_PUNCTUATION)
+    overlap = functools.partial(f1_score, punctuation=SQUAD_PUNCTUATION)
     em, f1, has_em, has_f1, no_ok = [], [], [], [], []
     for q in questions:
         prediction = predictions[q.id] or ""
+        golds = [a for a in q.answers if normalize_answer(a, SQUAD_PUNCTUATION)] or [""]
+        e, f = best_over(exact, prediction, golds), best_over(overlap, prediction, golds)
         if q.answers:
-            e, f = best_over(exact_match, prediction, q.answers), best_over(f1_score, prediction, q.answers)
             has_em.append(e)
             has_f1.append(f)
         else:
-            e = f = float(prediction == "")
             no_ok.append(e)
         em.append(e)
         f1.append(f)
