@@ -368,6 +368,10 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     unknown = ev.articles_not_in(pipeline.corpus.documents, questions)
     if unknown:
         err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
+    unstated = ev.answers_not_stated(pipeline.corpus.documents, questions)
+    if unstated:
+        err.print(Text.assemble(("warning: ", "yellow"), "no answer of these questions is in the articles they cite: "
+                                f"{', '.join(unstated)}"))
     progress, update = progress_bar("answering", len(questions))
     with progress:
         run = ev.evaluate_gold(pipeline, questions, dates, earlier, on_done=update)

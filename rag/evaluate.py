@@ -114,6 +114,15 @@ def articles_not_in(documents, questions: list[GoldQuestion]) -> list[str]:
     return sorted({d for q in questions for d in q.docs} - set(documents))
 
 
+def answers_not_stated(documents, questions: list[GoldQuestion]) -> list[str]:
+    """The ids of answerable gold questions none of whose answers is in any article they cite
+    (a typo in the gold file makes a question no reader can get right)."""
+    def stated(q: GoldQuestion) -> bool:
+        return any(answer in documents[d].text for d in q.docs if d in documents for answer in q.answers)
+
+    return [q.id for q in questions if q.answerable and q.docs and not stated(q)]
+
+
 def write_predictions(path: Path, results: list[QuestionResult]) -> None:
     """Every answer, one `rag ask --json` line each; written whole or not at all."""
     write_atomically(path, "".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rag.config import PROJECT_ROOT
 from rag.errors import RagError
+from rag.metrics import normalize_answer
 
 BUNDLED_GOLD = PROJECT_ROOT / "eval" / "gold.jsonl"  # the questions on the bundled articles
 
@@ -45,11 +46,11 @@ def load_gold(path: Path) -> list[GoldQuestion]:
         try:
             row = json.loads(line)
             question = GoldQuestion(
-                id=str(row["id"]), question=str(row["question"]), answers=list(row.get("answers", [])),
-                docs=list(row.get("docs", [])), paraphrased=bool(row.get("paraphrased", False)),
+                id=str(row["id"]), question=str(row["question"]), answers=_answers(row.get("answers", [])),
+                docs=_strings("docs", row.get("docs", [])), paraphrased=bool(row.get("paraphrased", False)),
                 conflict=bool(row.get("conflict", False)),
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise RagError(f"{path}:{number}: not a gold question ({exc})") from None
         if question.id in seen:
             raise RagError(f"{path}:{number}: duplicate id {question.id!r}")
@@ -58,3 +59,18 @@ def load_gold(path: Path) -> list[GoldQuestion]:
     if not questions:
         raise RagError(f"{path} holds no questions")
     return questions
+
+
+def _strings(key: str, value) -> list[str]:
+    """A list of strings (a bare string would be read as a list of its letters)."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f'"{key}" must be a list of strings')
+    return value
+
+
+def _answers(value) -> list[str]:
+    answers = _strings("answers", value)
+    empty = [a for a in answers if not normalize_answer(a)]
+    if empty:  # nothing could ever score on it, and declining would count as a miss
+        raise ValueError(f"the answer {empty[0]!r} has no words to score")
+    return answers

@@ -1,11 +1,13 @@
 """The question files themselves: eval/gold.jsonl (measuring), eval/tune.jsonl (fitting the
 abstention model) and tests/questions.jsonl (tests) must be valid and must not overlap."""
+import re
+
 import pytest
 
 from rag.corpus import load_corpus
 from rag.errors import RagError
 from rag.evidence import content_words
-from rag.gold import load_gold
+from rag.gold import GoldQuestion, load_gold
 from tests.conftest import ROOT, SEEDS
 
 FILES = {"gold": ROOT / "eval" / "gold.jsonl", "tune": ROOT / "eval" / "tune.jsonl",
@@ -62,3 +64,26 @@ def test_a_broken_gold_file_is_a_clear_error(tmp_path):
     path.write_text('{"id": "a"\n', encoding="utf-8")
     with pytest.raises(RagError, match="gold.jsonl:1: not a gold question"):
         load_gold(path)
+
+
+@pytest.mark.parametrize("answers, says", [
+    ('"Ahmad Massoud"', '"answers" must be a list of strings'),  # not 13 one-letter answers
+    ("[1996]", '"answers" must be a list of strings'),
+    ('["the"]', "the answer 'the' has no words to score"),
+])
+def test_answers_that_could_not_be_scored_are_refused_with_their_line(tmp_path, answers, says):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Who?", "answers": ["x"]}\n'
+                    f'{{"id": "b", "question": "Who?", "answers": {answers}}}\n', encoding="utf-8")
+    with pytest.raises(RagError, match=f"gold.jsonl:2: not a gold question .*{re.escape(says)}"):
+        load_gold(gold)
+
+
+def test_a_question_whose_answer_its_articles_do_not_hold_is_named():
+    from rag.evaluate import answers_not_stated
+
+    documents = load_corpus(SEEDS).documents
+    questions = [GoldQuestion("held", "What does Panjshir mean?", ["five lions"], ["000_882549ac45e52293"]),
+                 GoldQuestion("typo", "What does Panjshir mean?", ["five loins"], ["000_882549ac45e52293"]),
+                 GoldQuestion("none", "Who won?", [], [])]
+    assert answers_not_stated(documents, questions) == ["typo"]
