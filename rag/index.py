@@ -24,7 +24,7 @@ import numpy as np
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
 from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus
 from rag.errors import RagError, first_line
-from rag.leftovers import write_atomically
+from rag.leftovers import fsync_dir, fsync_tree, write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
 from rag.schema import Document, Passage
 
@@ -332,10 +332,10 @@ class IndexStore:
             files = {name: _sha256(build / name) for name in _index_files(build)}
             manifest = dataclasses.replace(index.manifest, files=files)
             write_atomically(build / "manifest.json", json.dumps(manifest.__dict__, indent=2))
-            _fsync_tree(build)
-            _fsync_dir(self.directory)
+            fsync_tree(build)
+            fsync_dir(self.directory)
             write_atomically(self.directory / "CURRENT", build.name + "\n")
-            _fsync_dir(self.directory)  # the switch itself survives a crash only once the folder is synced
+            fsync_dir(self.directory)  # the switch itself survives a crash only once the folder is synced
             index.manifest = manifest
             self._remove_other_builds(keep=build)
         return build
@@ -441,14 +441,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync_dir(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> list[tuple[int, Passage]]:
     """(row number, passage) for each stored passage (of the `only` articles, when given)."""
     rows = []
@@ -462,16 +454,6 @@ def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> 
             raise ValueError(f"passage offsets {start}:{end} outside {row['doc_id']}")
         rows.append((number, Passage(row["doc_id"], start, end, doc.text[start:end])))
     return rows
-
-
-def _fsync_tree(folder: Path) -> None:
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
-        elif path.is_dir():
-            _fsync_dir(path)
-    _fsync_dir(folder)
 
 
 def _describe_changes(old: dict, new: dict) -> str:

@@ -18,6 +18,7 @@ hands them to the reader; the right positions are the answer's in every window t
 or, when none does, every window's CLS: "none of these passages"."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -29,7 +30,9 @@ from typing import Callable
 
 import numpy as np
 
+from rag.config import default_models_file
 from rag.errors import RagError, first_line
+from rag.leftovers import fsync_dir, fsync_tree
 from rag.squad import SquadData, SquadQuestion, answer_sentence
 from rag.swapped import ordinary_words, swapped_question, swapped_within
 from rag.train_settings import DEVICES, OBJECTIVES, TRAINING_PRECISIONS, SWAP_SOURCES, TrainSettings
@@ -315,6 +318,17 @@ def collate(batch: list[Window], pad_id: int):
             "end_positions": torch.tensor([w.end for w in batch])}
 
 
+def windows_digest(windows: list) -> str:
+    """Identifies the training windows in their order (their labels, lengths and the tokens at
+    both ends, where the question and the paragraph show), so a resume notices other windows
+    even when their number is the same."""
+    digest = hashlib.sha256()
+    for window in (w for item in windows for w in (item if isinstance(item, list) else [item])):
+        ids = window.input_ids
+        digest.update(f"{window.start},{window.end},{len(ids)},{list(ids[:16])},{list(ids[-16:])};".encode())
+    return digest.hexdigest()[:16]
+
+
 class Trainer:
     def __init__(self, model, tokenizer, windows: list, settings: TrainSettings, out: Path):
         """`windows`: Windows for the window objective, groups of them (make_groups) for the shared one."""
@@ -329,6 +343,8 @@ class Trainer:
         self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                             {"params": rest, "weight_decay": 0.0}], lr=settings.learning_rate)
         self.step, self.epoch, self.batch_in_epoch, self.elapsed_s = 0, 0, 0, 0.0
+        self.windows_seen = 0  # a shared step packs whole question groups, so not steps x batch size
+        self.windows_digest = windows_digest(windows)  # kept with each checkpoint, checked on resume
         self.losses: list[float] = []
 
     def learning_rate(self) -> float:
@@ -350,7 +366,9 @@ class Trainer:
             epoch_batches = (group_batches if self.settings.objective == "shared" else batches)(self.windows, self.settings, self.epoch)
             while self.batch_in_epoch < len(epoch_batches) and not self.finished():
                 started = time.monotonic()
-                loss = self._train_step(epoch_batches[self.batch_in_epoch])
+                batch = epoch_batches[self.batch_in_epoch]
+                loss = self._train_step(batch)
+                self.windows_seen += sum(len(group) for group in batch) if self.settings.objective == "shared" else len(batch)
                 self.batch_in_epoch += 1
                 self.step += 1
                 self.elapsed_s += time.monotonic() - started
@@ -397,15 +415,20 @@ class Trainer:
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         self.torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
+        cuda = self.torch.cuda.get_rng_state_all() if self.torch.cuda.is_available() else []
+        self.torch.save({"cpu": self.torch.get_rng_state(), "cuda": cuda}, tmp / "rng.pt")  # dropout resumes as it was
         state = {"step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
                  "elapsed_s": self.elapsed_s, "losses": self.losses, "settings": asdict(self.settings),
-                 "windows": len(self.windows)}
+                 "windows": len(self.windows), "windows_digest": self.windows_digest,
+                 "windows_seen": self.windows_seen}
         (tmp / "trainer_state.json").write_text(json.dumps(state))
+        fsync_tree(tmp)
         old = self.out / (CHECKPOINT + ".old")
         shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
+        if target.exists():  # for a moment only checkpoint.old exists: checkpoint_in() then finds it
             target.rename(old)
         tmp.rename(target)
+        fsync_dir(self.out)
         shutil.rmtree(old, ignore_errors=True)
         if self.settings.keep_snapshots:
             self._keep_snapshot(target)
@@ -419,7 +442,7 @@ class Trainer:
             return
         tmp = snapshot.with_name(snapshot.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(checkpoint, tmp, ignore=shutil.ignore_patterns("optimizer.pt", "trainer_state.json"))
+        shutil.copytree(checkpoint, tmp, ignore=shutil.ignore_patterns("optimizer.pt", "trainer_state.json", "rng.pt"))
         tmp.rename(snapshot)
 
     def restore(self, checkpoint: Path) -> None:
@@ -427,16 +450,24 @@ class Trainer:
         # The position in an epoch means something only over the same windows: data, or the rules
         # that make windows (rag.swapped's, say), changed since the checkpoint would silently mean
         # other batches. (A checkpoint from before the count was kept is taken as it is.)
-        if state.get("windows", len(self.windows)) != len(self.windows):
+        # (A checkpoint from before the digest was kept is checked by the count alone.)
+        if state.get("windows", len(self.windows)) != len(self.windows) or \
+                state.get("windows_digest", self.windows_digest) != self.windows_digest:
             raise RagError(f"{checkpoint} was trained over {state['windows']:,} windows, and its data and settings now "
-                           f"make {len(self.windows):,}: the data or the rules that make windows changed since it "
-                           f"started. Resume with the code and data it started with, or continue it as a new piece "
-                           f"with --init {checkpoint}", 2)
+                           f"make {len(self.windows):,} other ones: the data or the rules that make windows changed "
+                           f"since it started. Resume with the code and data it started with, or continue it as a new "
+                           f"piece with --init {checkpoint}", 2)
         # loaded onto the CPU: load_state_dict moves the moments beside their weights and keeps each
         # step count on the CPU, where AdamW reads it (a checkpoint written on a GPU resumes on a CPU too)
         self.optimizer.load_state_dict(self.torch.load(checkpoint / "optimizer.pt", map_location="cpu"))
+        if (checkpoint / "rng.pt").is_file():  # (older checkpoints did not keep it)
+            rng = self.torch.load(checkpoint / "rng.pt")
+            self.torch.set_rng_state(rng["cpu"])
+            if rng["cuda"] and self.torch.cuda.is_available() and len(rng["cuda"]) == self.torch.cuda.device_count():
+                self.torch.cuda.set_rng_state_all(rng["cuda"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.elapsed_s, self.losses = state["elapsed_s"], state["losses"]
+        self.windows_seen = state.get("windows_seen", self.step * self.settings.batch_size)  # older checkpoints: about
 
 
 def load_for_training(init: str | None, resume_from: Path | None):
@@ -483,7 +514,7 @@ def model_card(data_path: Path, windows: int, settings: TrainSettings, trainer: 
              f"withheld negatives {settings.withheld_negatives:.0%}, swapped negatives {settings.swapped_negatives:.0%}"
              f"{f' from the {settings.swap_from}' if settings.swapped_negatives else ''})",
              f"- Settings: {json.dumps(asdict(settings))}",
-             f"- Trained {trainer.step:,} steps ({trainer.step * settings.batch_size:,} windows) in {trainer.elapsed_s:,.0f} s",
+             f"- Trained {trainer.step:,} steps ({trainer.windows_seen:,} windows) in {trainer.elapsed_s:,.0f} s",
              f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
              if trainer.losses else "- Loss: no steps",
              f"- Articles kept out of training: {', '.join(settings.excluded_articles) or 'none'}",
@@ -494,6 +525,15 @@ def model_card(data_path: Path, windows: int, settings: TrainSettings, trainer: 
         lines += [f"| {rule} | {r['em']} | {r['f1']} | {r['has_ans_em']} | {r['has_ans_f1']} | {r['no_ans_accuracy']} |"
                   for rule, r in scores.items()]
     return "\n".join(lines) + "\n"
+
+
+def check_unused(out: Path) -> None:
+    """A new run does not go where another's checkpoint or snapshots are: `--resume` would take
+    up the old one, and averaging `OUT/snapshots` would mix the two runs' weights."""
+    left = [name for name in (CHECKPOINT, CHECKPOINT + ".old", SNAPSHOTS)
+            if (out / name).is_dir() and any((out / name).iterdir())]
+    if left:
+        raise RagError(f"{out} holds another run's {' and '.join(left)}: continue it with --resume, or give another --out", 2)
 
 
 def check_budget(settings: TrainSettings) -> None:
@@ -528,9 +568,18 @@ def check_budget(settings: TrainSettings) -> None:
             raise RagError(f"{option} works with --objective window only", 2)
 
 
+def checkpoint_in(out: Path) -> Path:
+    """The run's checkpoint folder in `out`: `checkpoint`, or, when a crash came between the two
+    renames that replace it, the whole previous one it was about to replace."""
+    current, previous = Path(out) / CHECKPOINT, Path(out) / (CHECKPOINT + ".old")
+    if not current.is_dir() and (previous / "trainer_state.json").is_file():
+        return previous
+    return current
+
+
 def saved_settings(out: Path) -> TrainSettings:
     """The settings of the run whose checkpoint is in `out` (for --resume)."""
-    state = Path(out) / CHECKPOINT / "trainer_state.json"
+    state = checkpoint_in(out) / "trainer_state.json"
     if not state.is_file():
         raise RagError(f"nothing to resume: no checkpoint in {state.parent}", 2)
     saved = _read_state(state).get("settings")
@@ -592,15 +641,19 @@ class TrainingRun:
         if self.settings.device == "cpu" and self.settings.precision == "bf16" and cpu_lacks_bf16():
             on_status("warning: this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so bf16 steps are emulated "
                       "and far slower than --precision fp32")
-        checkpoint = self.out / CHECKPOINT
-        if not self.resume and (self.out / "training_log.jsonl").exists():
-            (self.out / "training_log.jsonl").unlink()
+        checkpoint = checkpoint_in(self.out)
+        if not self.resume:
+            check_unused(self.out)
+            (self.out / "training_log.jsonl").unlink(missing_ok=True)
         if not self.resume:  # a resumed run keeps the start its checkpoint recorded
             self.settings = replace(self.settings, init=str(self.init or self.config.embedder.resolve()))
         squad_data = load_squad(self.data).without_articles(set(self.settings.excluded_articles))
         on_status("preparing training windows…")
         tokenizer, model = load_for_training(self.settings.init, checkpoint if self.resume else None)
         windows = (make_groups if self.settings.objective == "shared" else make_windows)(squad_data, tokenizer, self.settings)
+        if not windows:  # no step would ever be taken, and the time budget would never run down
+            raise RagError(f"nothing to train on: {self.data} gives no questions"
+                           f"{' once --exclude-articles are left out' if self.settings.excluded_articles else ''}", 2)
         self.trainer = trainer = Trainer(model, tokenizer, windows, self.settings, self.out)
         if self.resume:
             trainer.restore(checkpoint)
@@ -612,11 +665,15 @@ class TrainingRun:
         scores = self._score(progress) if self.eval_data else None
         card = model_card(self.data, len(windows), self.settings, trainer, scores, self.eval_data, self.resume_command())
         save_reader(model, tokenizer, self.out, card)
-        shutil.rmtree(checkpoint, ignore_errors=True)
+        for folder in (self.out / CHECKPOINT, self.out / (CHECKPOINT + ".old")):
+            shutil.rmtree(folder, ignore_errors=True)
         return scores
 
     def resume_command(self) -> str:
-        return f"rag train-reader --data {self.data} --out {self.out} --resume"
+        """What continues this run as it was started: its scoring data and models file too."""
+        scoring = f" --eval-data {self.eval_data}" if self.eval_data else ""
+        models = f" --models {self.config.path}" if self.config.path != default_models_file() else ""
+        return f"rag train-reader --data {self.data} --out {self.out} --resume{scoring}{models}"
 
     def _train(self, trainer: Trainer, progress, log) -> None:
         settings = self.settings

@@ -1,6 +1,7 @@
 """`rag train-reader` on a tiny slice of the shared SQuAD data: the loss falls, checkpoints
 resume, and the saved reader loads and answers. (The full run is a documented command.)"""
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -166,17 +167,27 @@ def test_a_checkpoint_resumes_where_it_stopped(tiny_squad, models, tmp_path):
     tokenizer, model = load_for_training(models.embedder.resolve(), None)
     first = Trainer(model, tokenizer, make_windows(data, tokenizer, settings), settings, tmp_path)
     first.train()
+    import torch
+
+    rng_at_checkpoint = torch.get_rng_state()
     checkpoint = first.save_checkpoint()
     more = TrainSettings(batch_size=4, max_steps=6, warmup_steps=1)
     tokenizer, model = load_for_training(models.embedder.resolve(), checkpoint)
     second = Trainer(model, tokenizer, make_windows(data, tokenizer, more), more, tmp_path)
+    torch.rand(100)  # another process's random state
     second.restore(checkpoint)
     assert second.step == 4 and second.losses == first.losses
+    assert torch.equal(torch.get_rng_state(), rng_at_checkpoint)  # dropout goes on as it would have
     second.train()
     assert second.step == 6 and len(second.losses) == 6
     other_windows = Trainer(model, tokenizer, make_windows(data, tokenizer, more)[:-1], more, tmp_path)
     with pytest.raises(RagError, match="windows changed since it started"):  # data or window rules changed
         other_windows.restore(checkpoint)
+    windows = make_windows(data, tokenizer, more)
+    relabelled = [dataclasses.replace(w, start=0, end=0) if w.start else w for w in windows]  # as many, other labels
+    assert len(relabelled) == len(windows)
+    with pytest.raises(RagError, match="windows changed since it started"):
+        Trainer(model, tokenizer, relabelled, more, tmp_path).restore(checkpoint)
 
 
 def test_kept_snapshots_are_each_checkpoints_weights_as_a_reader(tiny_squad, models, tmp_path):
@@ -359,3 +370,11 @@ def test_a_resumed_run_may_switch_to_bf16(tiny_squad, models, tmp_path):
     assert '"precision": "bf16"' in card and '"max_steps": 4' in card and "Trained 4 steps" in card
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert f'"device": "{expected}"' in card  # where it ran, not "auto"
+
+
+def test_data_that_leaves_nothing_to_train_on_is_one_line_not_a_run_that_never_ends(tiny_squad, models, tmp_path):
+    title = json.loads(tiny_squad.read_text(encoding="utf-8"))["data"][0]["title"]
+    settings = TrainSettings(batch_size=4, time_budget_s=5, excluded_articles=(title,))
+    with pytest.raises(RagError, match="nothing to train on: .* once --exclude-articles are left out"):
+        TrainingRun(tiny_squad, tmp_path / "r", settings, models, str(models.reader.resolve()), resume=False,
+                    eval_data=None).start()
