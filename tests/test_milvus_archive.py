@@ -139,6 +139,35 @@ def test_a_crash_while_adding_a_new_article_leaves_no_trace_for_readers(archive,
     assert "new" not in {h.passage.doc_id for h in retriever.retrieve(new.text[:200], 60)}
 
 
+def test_rows_no_reader_sees_take_no_place_in_either_ranking_before_they_are_fused():
+    """Fused after the fact, rows of a version no reader sees (a crashed or concurrent write)
+    would move the passages readers do see; so each ranking keeps present versions only,
+    searched deeper where hidden rows took places. (Milvus's BM25 statistics still count them.)"""
+    from types import SimpleNamespace
+
+    from rag.retrieval.fusion import rrf
+
+    def row(n, version="v1"):
+        return {"id": n, "doc_id": f"d{n}", "start": 0, "end": 4, "version": version, "score": 1.0 / (n + 1)}
+
+    dense_order = [row(1, "hidden"), row(2), row(3, "hidden"), *(row(n) for n in range(4, 15))]
+    keyword_order = [row(5), row(1, "hidden"), row(2)]
+    searched = []
+
+    def ranked(rows):
+        return lambda vector_or_text, depth, where, fields: searched.append(depth) or rows[:depth]
+
+    passages = SimpleNamespace(dense_hits=ranked(dense_order), keyword_hits=ranked(keyword_order), vectors=None)
+    archive = SimpleNamespace(passages=passages,
+                              markers=lambda ids: {d: SimpleNamespace(version="v1") for d in ids})
+    articles = SimpleNamespace(at=lambda marker: SimpleNamespace(text="text"))
+    retriever = MilvusRetriever(FakeEmbedder(), archive, articles, rrf_k=60, candidates=3)
+    found = [hit.passage.doc_id for hit in retriever.retrieve("question", 3)]
+    fused = rrf([[2, *range(4, 15)], [5, 2]], 60)  # the present rows alone, 12 deep (4 x k)
+    assert found == [f"d{n}" for n in sorted(fused, key=lambda n: (-fused[n], n))][:3]
+    assert searched == [12, 24, 12]  # 2 of the first 12 dense places were hidden: searched again, deeper
+
+
 def test_a_writer_that_marks_while_another_writes_the_same_article_leaves_the_winner_whole(archive, corpus, monkeypatch):
     """B writes its version's rows; before B marks, C writes and marks another version (and
     cleans up); then B marks. B's version is present, and its rows survived C's cleanup."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from rag.dates import DateRange
 from rag.retrieval.fusion import rrf
-from rag.retrieval.milvus_store import MilvusFailed
+from rag.retrieval.milvus_store import MAX_TOP_K, MilvusFailed
 from rag.schema import Passage, RetrievedPassage
 
 FUSIONS = ("rrf", "milvus")
@@ -55,31 +55,45 @@ class MilvusRetriever:
         depth = max(4 * k, self.candidates)
         where = date_filter(dates)
         store = self.archive.passages
-        if self.fusion == "milvus":
+        if self.fusion == "milvus":  # fused inside Milvus: rows of versions no reader sees still take part
             fused = store.hybrid_hits(query, question, k, depth, self.rrf_k, where, HIT_FIELDS)
             ranked = [(hit, hit["score"]) for hit in fused]
             dense, keyword = {}, {}
+            markers = self.archive.markers({hit["doc_id"] for hit in fused})
         else:
-            dense = {hit["id"]: hit for hit in store.dense_hits(query, depth, where, HIT_FIELDS)}
-            keyword = {hit["id"]: hit for hit in store.keyword_hits(question, depth, where, HIT_FIELDS)}
+            markers = {}
+            dense = self._present_ranking(lambda d: store.dense_hits(query, d, where, HIT_FIELDS), depth, markers)
+            keyword = self._present_ranking(lambda d: store.keyword_hits(question, d, where, HIT_FIELDS), depth, markers)
             scores = rrf([list(dense), list(keyword)], self.rrf_k)
             hits = dense | keyword
             ranked = [(hits[i], scores[i]) for i in sorted(scores, key=lambda i: (-scores[i], i))]
-        passages = self._present(ranked, k)
+        passages = self._present(ranked, k, markers)
         cosines = self._cosines(query, [hit for hit, _, _ in passages], dense)
         return [RetrievedPassage(passage, score, cosines[hit["id"]],
                                  keyword[hit["id"]]["score"] if hit["id"] in keyword else 0.0)
                 for hit, score, passage in passages]
 
-    def _present(self, ranked: list, k: int) -> list[tuple[dict, float, Passage]]:
+    def _present_ranking(self, search, depth: int, markers: dict) -> dict[int, dict]:
+        """`search(d)`'s hits of present versions only, `depth` of them where there are so many
+        (searched deeper while rows no reader sees take places), by id in rank order. Only those
+        are ranked, as the FAISS index holds only those: rows a crashed or concurrent write left
+        must not move the passages readers do see. `markers` gains the articles' markers."""
+        fetch = depth
+        while True:
+            hits = search(fetch)
+            markers.update(self.archive.markers({hit["doc_id"] for hit in hits} - set(markers)))
+            shown = [hit for hit in hits if _present_version(hit, markers)]
+            if len(shown) >= depth or len(hits) < fetch or fetch >= MAX_TOP_K:
+                return {hit["id"]: hit for hit in shown[:depth]}
+            fetch = min(MAX_TOP_K, 2 * fetch)
+
+    def _present(self, ranked: list, k: int, markers: dict) -> list[tuple[dict, float, Passage]]:
         """The first k hits of the version of their article that is present now (a crashed or
         concurrent write may have left others, which no reader sees), each with its passage
         sliced from that version's text, as every citation is."""
-        markers = self.archive.markers({hit["doc_id"] for hit, _ in ranked})
         found = []
         for hit, score in ranked:
-            marker = markers.get(hit["doc_id"])
-            document = self.articles.at(marker) if marker and marker.version == hit["version"] else None
+            document = self.articles.at(markers[hit["doc_id"]]) if _present_version(hit, markers) else None
             if document is not None:
                 start, end = int(hit["start"]), int(hit["end"])
                 found.append((hit, score, Passage(hit["doc_id"], start, end, document.text[start:end])))
@@ -94,3 +108,9 @@ class MilvusRetriever:
         if missing:
             cosines.update(zip(missing, (self.archive.passages.vectors(missing) @ query).tolist()))
         return cosines
+
+
+def _present_version(hit: dict, markers: dict) -> bool:
+    """Is this row of the version of its article that readers see now?"""
+    marker = markers.get(hit["doc_id"])
+    return marker is not None and marker.version == hit["version"]
