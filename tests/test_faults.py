@@ -365,7 +365,7 @@ def test_the_switch_to_a_new_build_is_made_durable(saved, embedder, monkeypatch)
     events = []
     real_replace = os.replace
     monkeypatch.setattr(index_module.os, "replace", lambda a, b: (events.append(("replace", Path(b).name)), real_replace(a, b)))
-    monkeypatch.setattr(index_module, "_fsync_dir", lambda folder: events.append(("fsync", Path(folder))))
+    monkeypatch.setattr(index_module, "fsync_dir", lambda folder: events.append(("fsync", Path(folder))))
     store.save(build_index(corpus, embedder, ChunkSettings(), "faiss")[0])
     switched = events.index(("replace", "CURRENT"))
     assert ("fsync", store.directory) in events[switched + 1:]
