@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.converters import FORMATS, converter_for
+from rag.converters import jsonl
 from rag.converters import text as plain_text
 from rag.corpus import read_documents
 from rag.errors import RagError
@@ -88,40 +89,65 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
     file is kept in `trash`, since the seeds folder may hold the only copy."""
     change = Change()
     remove_abandoned(seeds_dir, f"{COPY_PREFIX}*.tmp")  # half copies of an add that was killed
-    names = set()
+    taken = _article_ids(seeds_dir)
+    added: set[str] = set()
     for path in _expand(paths, change):
-        if path.name in names:  # a second file would silently replace the first in the same add
-            change.skipped.append(f"{path}: another file named {path.name} is added in this run")
-            continue
-        names.add(path.name)
         try:
             read_documents(path)  # refuse what the corpus would skip, and say why now
         except ValueError as why:
             change.skipped.append(f"{path.name}: {why}")
             continue
-        target = seeds_dir / path.name
-        if target.exists() and target.read_bytes() == path.read_bytes():
-            change.unchanged.append(path.name)
+        if path.name in added:  # a second file would silently replace the first in the same add
+            change.skipped.append(f"{path}: another file named {path.name} is added in this run")
             continue
-        clash = _same_id_as(target)
-        if clash:  # the folder would read only one of the two, and drop the other from the index
-            change.skipped.append(f"{path.name}: its article id would be that of {clash.name}, already in "
-                                  f"{seeds_dir}; rename one of them")
+        article_id = _article_id(path.name)
+        holder = taken.get(article_id) if article_id else None
+        if holder not in (None, path.name):  # the folder would read only one of the two, and drop the other
+            change.skipped.append(f"{path.name}: its article id would be that of {holder}, already in {seeds_dir}; "
+                                  "rename one of them")
             continue
-        staged = _staged_copy(path, target)
-        kept = None
+        if _put_in_place(path, seeds_dir / path.name, trash, change):
+            added.add(path.name)
+            if article_id:
+                taken[article_id] = path.name
+    return change
+
+
+def _put_in_place(path: Path, target: Path, trash: Path, change: Change) -> bool:
+    """`path` copied to `target` (whole, or not at all), the file it replaces kept in `trash`;
+    False when `target` already holds the same bytes."""
+    if target.exists() and target.read_bytes() == path.read_bytes():
+        change.unchanged.append(path.name)
+        return False
+    staged = _staged_copy(path, target)
+    kept = None
+    try:
         if target.exists():  # only once the new copy is whole: the seeds folder may hold the only copy
             kept = _move_to_trash(target, trash)
-            change.updated.append(path.name)
-        else:
-            change.added.append(path.name)
-        try:
-            os.replace(staged, target)
-        except OSError as exc:
-            staged.unlink(missing_ok=True)
-            earlier = f"; the earlier {path.name} is kept in {kept}" if kept else ""
-            raise RagError(f"cannot put {path.name} into {seeds_dir}: {exc.strerror}{earlier}") from None
-    return change
+        os.replace(staged, target)
+    except (OSError, RagError) as exc:
+        staged.unlink(missing_ok=True)
+        earlier = f"; the earlier {path.name} is kept in {kept}" if kept else ""
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise RagError(f"cannot put {path.name} into {target.parent}: {why}{earlier}") from None
+    (change.updated if kept else change.added).append(path.name)
+    return True
+
+
+def _article_id(name: str) -> str | None:
+    """The article id a file of this name gives, as rag.corpus reads it: a .txt is named by its
+    stem (`a.md.txt` is "a.md"), other formats by the whole name; None for JSON Lines, whose
+    records are `name#id` and never clash with another file's."""
+    converter = converter_for(Path(name))
+    if converter is jsonl:
+        return None
+    return Path(name).stem if converter is plain_text else name
+
+
+def _article_ids(seeds_dir: Path) -> dict[str, str]:
+    """Article id -> the name of the file in the seeds folder that gives it."""
+    files = sorted(p.name for p in seeds_dir.iterdir() if p.is_file() and not p.name.startswith(".") and converter_for(p))
+    return {article_id: name for name in reversed(files) if (article_id := _article_id(name))}
 
 
 def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
@@ -160,7 +186,6 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
 
 def _move_to_trash(path: Path, trash: Path) -> Path:
     """`path` moved into `trash` under a name no other removed file has (across filesystems too)."""
-    trash.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     target = trash / f"{stamp}-{path.name}"
     n = 1
@@ -168,6 +193,7 @@ def _move_to_trash(path: Path, trash: Path) -> Path:
         n += 1
         target = trash / f"{stamp}-{n}-{path.name}"
     try:
+        trash.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), str(target))
     except OSError as exc:
         raise RagError(f"cannot move {path} to {trash}: {exc.strerror}") from None
@@ -189,18 +215,6 @@ def _expand(paths: list[Path], change: Change) -> list[Path]:
         else:
             raise RagError(f"not found: {path}")
     return files
-
-
-def _same_id_as(target: Path) -> Path | None:
-    """Another article file beside `target` whose article id `target`'s would be: a .txt is named
-    by its stem (`a.md.txt` is "a.md"), every other format by its whole name (`a.md` is "a.md")."""
-    if converter_for(target) is plain_text:
-        other = target.with_suffix("")
-        same = converter_for(other) not in (None, plain_text)
-    else:
-        other = target.with_name(target.name + ".txt")
-        same = True
-    return other if same and other.is_file() else None
 
 
 def _staged_copy(source: Path, target: Path) -> Path:

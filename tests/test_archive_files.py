@@ -70,9 +70,30 @@ def test_two_files_of_one_name_in_one_add_keep_the_first_and_say_why(seeds, tmp_
     assert len(change.skipped) == 1 and "another file named x.txt" in change.skipped[0]
 
 
-@pytest.mark.parametrize("there, added", [("a.md.txt", "a.md"), ("a.md", "a.md.txt")])
+@pytest.mark.parametrize("there, added", [("a.md.txt", "a.md"), ("a.md", "a.md.txt"), ("a.txt", "a.TXT"),
+                                          ("a.md.TXT", "a.md")])
 def test_a_file_whose_article_id_another_file_has_is_refused_and_said(seeds, tmp_path, there, added):
     (seeds / there).write_text("# Already here\n\nThe article.\n", encoding="utf-8")
     change = add_files(seeds, [incoming(tmp_path, added, "# New\n\nAnother article.\n")], tmp_path / "trash")
     assert change.added == [] and not (seeds / added).exists()
     assert len(change.skipped) == 1 and there in change.skipped[0] and "rename" in change.skipped[0]
+
+
+def test_json_lines_records_never_clash_with_another_files_article(seeds, tmp_path):
+    (seeds / "feed.jsonl.txt").write_text("A text file.", encoding="utf-8")  # its id is "feed.jsonl"
+    change = add_files(seeds, [incoming(tmp_path, "feed.jsonl", '{"id": "1", "text": "A record."}\n')], tmp_path / "trash")
+    assert change.added == ["feed.jsonl"]  # its records are feed.jsonl#1, …
+
+
+def test_a_file_refused_does_not_keep_out_a_sound_one_of_the_same_name(seeds, tmp_path):
+    empty, sound = incoming(tmp_path, "x.txt", ""), incoming(tmp_path, "x.txt", "A sound article.")
+    change = add_files(seeds, [empty, sound], tmp_path / "trash")
+    assert change.added == ["x.txt"] and (seeds / "x.txt").read_text(encoding="utf-8") == "A sound article."
+
+
+def test_an_edit_whose_old_file_cannot_be_kept_leaves_both_where_they_were(seeds, tmp_path):
+    (tmp_path / "not-a-folder").write_text("", encoding="utf-8")
+    with pytest.raises(RagError, match="cannot put report.txt into"):
+        add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "not-a-folder" / "trash")
+    assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
+    assert sorted(os.listdir(seeds)) == ["report.txt"]  # no staged copy left behind
