@@ -63,14 +63,15 @@ def steps(models: Path, out: Path, baseline: Path, shipped_models: Path | None) 
             ("trap margins", out / "traps.txt", [python, str(ROOT / "eval" / "trap_margins.py"), "--models", str(models)])]
 
 
-def check_made_with(out: Path, models: Path, baseline: Path | None) -> None:
+def check_made_with(out: Path, models: Path, baseline: Path | None, shipped: Path) -> None:
     """A step is skipped when its file is there: that file must be of this reader's weights (the
     same folder may hold a later training run's) and this baseline. Recorded in made_with.json."""
     sys.path.insert(0, str(ROOT))
     from rag.config import load_models_config
 
     made_with = {"reader": load_models_config(models).reader.files_fingerprint(),
-                 "baseline": hashlib.sha256(baseline.read_bytes()).hexdigest() if baseline else "the shipped reader's"}
+                 "baseline": hashlib.sha256(baseline.read_bytes()).hexdigest() if baseline
+                 else f"the answers of the shipped reader {load_models_config(shipped).reader.files_fingerprint()}"}
     record = out / "made_with.json"
     if record.exists():
         before = json.loads(record.read_text(encoding="utf-8"))
@@ -159,7 +160,7 @@ def main() -> None:
     if not (out / "fit.txt").exists():  # the fit step rewrites its [reader.abstention]: start it from the shipped one
         models.write_text(models_for(args.reader, args.models), encoding="utf-8")
     baseline = args.baseline or out / "shipped-gold.jsonl"
-    check_made_with(out, models, args.baseline)
+    check_made_with(out, models, args.baseline, args.models)
     plan = steps(models, out, baseline, None if args.baseline else args.models)
     for number, (name, output, command) in enumerate(plan, 1):
         run_step(number, len(plan), name, output, command)

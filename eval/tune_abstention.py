@@ -222,7 +222,9 @@ def asked_runs(args, config) -> tuple[list, list, str]:
                   "tune": hashlib.sha256(args.tune.read_bytes()).hexdigest(), "seeds": str(args.seeds.resolve())}
     if args.runs and args.runs.is_file():
         kept = pickle.loads(args.runs.read_bytes())
-        before = kept.get("asked_with", {}) if isinstance(kept, dict) else {}
+        if not isinstance(kept, dict):
+            raise SystemExit(f"error: {args.runs} was written by an older version of this script; delete it to ask again")
+        before = kept.get("asked_with", {})
         differ = sorted(key for key in asked_with if before.get(key) != asked_with[key])
         if differ:  # fitting another reader's candidates would stamp the fit with this reader's fingerprint
             raise SystemExit(f"error: {args.runs} was asked with another {', '.join(differ)}; delete it to ask again")

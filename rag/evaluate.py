@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from collections import defaultdict
 from dataclasses import dataclass
@@ -298,8 +299,13 @@ def gate_failures(results: list[QuestionResult], bars: dict[str, float | None]) 
     """Each quality gate missed, as "F1 72.96 < 73"; a metric that is n/a misses its gate. The
     measures are not rounded first: a gate at 73 stops 72.96, which the summary shows as 73.0."""
     exact = summarize(results, digits=None)
-    return [f"{GATES[key]} {'n/a' if exact[key] is None else f'{exact[key]:.2f}'} < {bar:g}" for key, bar in bars.items()
+    return [f"{GATES[key]} {_cut(exact[key])} < {bar:g}" for key, bar in bars.items()
             if bar is not None and (exact[key] is None or exact[key] < bar)]
+
+
+def _cut(value: float | None) -> str:
+    """Two decimals, cut rather than rounded: 72.996 misses a gate at 73, so it is not "73.00"."""
+    return "n/a" if value is None else f"{math.floor(value * 100) / 100:.2f}"
 
 
 def check_output_path(path: Path) -> None:

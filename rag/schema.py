@@ -62,7 +62,7 @@ class Candidate:
     dense_score: float
     confidence: float = 0.0
     evidence: object = None  # the rag.evidence.Evidence the confidence was computed from
-    passage_index: int = 0  # which of the answer's `passages` it was read in (passages of one article may overlap)
+    passage_index: int | None = None  # which of the answer's `passages` it was read in (passages of one article may overlap)
 
     @property
     def margin(self) -> float:

@@ -424,10 +424,10 @@ class Trainer:
         (tmp / "trainer_state.json").write_text(json.dumps(state))
         fsync_tree(tmp)
         old = self.out / (CHECKPOINT + ".old")
-        shutil.rmtree(old, ignore_errors=True)
         if target.exists():  # for a moment only checkpoint.old exists: checkpoint_in() then finds it
+            shutil.rmtree(old, ignore_errors=True)
             target.rename(old)
-        tmp.rename(target)
+        tmp.rename(target)  # (a run resumed from checkpoint.old keeps it until this new one is in place)
         fsync_dir(self.out)
         shutil.rmtree(old, ignore_errors=True)
         if self.settings.keep_snapshots:

@@ -121,7 +121,7 @@ def test_a_gate_compares_the_measure_before_it_is_rounded(fake_parts):
                  for name, answer in (("a", "five lions"), ("b", "five lions"), ("c", "emeralds"))]
     results = run_questions(pipeline_with(fake_parts, ["five lions"]), questions)
     assert summarize(results)["f1"] == 66.7  # 66.67, shown rounded
-    assert gate_failures(results, {"f1": 66.7}) == ["F1 66.67 < 66.7"]
+    assert gate_failures(results, {"f1": 66.7}) == ["F1 66.66 < 66.7"]  # cut, not rounded up to the bar
     assert gate_failures(results, {"f1": 66.6}) == []
 
 

@@ -42,14 +42,16 @@ def test_measures_of_other_weights_or_another_baseline_are_not_taken_for_done(tm
     models.write_text(measure_reader.models_for(reader, ROOT / "models.toml"), encoding="utf-8")
     baseline = tmp_path / "shipped.jsonl"
     baseline.write_text("{}\n", encoding="utf-8")
-    measure_reader.check_made_with(out, models, baseline)
-    measure_reader.check_made_with(out, models, baseline)  # the same: the done steps stand
+    shipped = ROOT / "models.toml"
+    measure_reader.check_made_with(out, models, baseline, shipped)
+    measure_reader.check_made_with(out, models, baseline, shipped)  # the same: the done steps stand
+    other_answers = tmp_path / "other.jsonl"
+    other_answers.write_text("[]\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="another baseline"):
-        measure_reader.check_made_with(out, models, tmp_path / "shipped.jsonl" if baseline.write_text("[]\n") else None)
-    baseline.write_text("{}\n", encoding="utf-8")
+        measure_reader.check_made_with(out, models, other_answers, shipped)
     (reader / "model.safetensors").write_bytes(b"weights of a later run in the same folder")
     with pytest.raises(SystemExit, match="another reader"):
-        measure_reader.check_made_with(out, models, baseline)
+        measure_reader.check_made_with(out, models, baseline, shipped)
 
 
 def test_the_shipped_answers_are_made_first_only_when_no_baseline_is_given(tmp_path):
