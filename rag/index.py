@@ -177,9 +177,10 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
 
 
 def _conversion_rows(name: str, conversion: Conversion) -> list[dict]:
-    """converted.jsonl's rows for one file: a row per document it gave, and per problem in it."""
+    """converted.jsonl's rows for one file: a row per document it gave, and one with what in it
+    was skipped (an index written before that row was kept has none: its files are converted again)."""
     return ([{"file": name, "sha256": conversion.sha256, "document": asdict(d)} for d in conversion.documents]
-            + [{"file": name, "sha256": conversion.sha256, "problem": problem} for problem in conversion.problems])
+            + [{"file": name, "sha256": conversion.sha256, "problems": conversion.problems}])
 
 
 def _embed(todo: list[int], passages: list[Passage], keys: dict[int, str], embedder, vectors: VectorStore,
@@ -263,6 +264,7 @@ class IndexStore:
         """What each converted file gave when the current index was built, by (file name,
         sha256 of its bytes); empty when there is no sound index to take it from."""
         known: dict[tuple[str, str], Conversion] = {}
+        said: set[tuple[str, str]] = set()
         try:
             with self._lock(shared=True):
                 build, manifest = self._current()
@@ -272,13 +274,14 @@ class IndexStore:
                     continue
                 row = json.loads(line)
                 gave = known.setdefault((row["file"], row["sha256"]), Conversion(row["sha256"], [], []))
-                if "problem" in row:
-                    gave.problems.append(str(row["problem"]))
+                if "problems" in row:
+                    gave.problems.extend(map(str, row["problems"]))
+                    said.add((row["file"], row["sha256"]))
                 else:
                     gave.documents.append(Document(**row["document"]))
         except (OSError, ValueError, KeyError, TypeError, IndexNotUsable):
             return {}  # converting again is always safe
-        return known
+        return {key: gave for key, gave in known.items() if key in said}  # what it skipped is known too
 
     def reusable(self, corpus: Corpus, expected: Manifest) -> Reusable | None:
         """The passages and vectors of the stored index whose articles are unchanged, when only
