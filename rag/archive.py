@@ -146,6 +146,8 @@ def _article_id(name: str) -> str | None:
 
 def _article_ids(seeds_dir: Path) -> dict[str, str]:
     """Article id -> the name of the file in the seeds folder that gives it."""
+    if not seeds_dir.is_dir():  # (copying into it then says so, in one line)
+        return {}
     files = sorted(p.name for p in seeds_dir.iterdir() if p.is_file() and not p.name.startswith(".") and converter_for(p))
     return {article_id: name for name in reversed(files) if (article_id := _article_id(name))}
 
