@@ -77,11 +77,14 @@ class MilvusRetriever:
         """`search(d)`'s hits of present versions only, `depth` of them where there are so many
         (searched deeper while rows no reader sees take places), by id in rank order. Only those
         are ranked, as the FAISS index holds only those: rows a crashed or concurrent write left
-        must not move the passages readers do see. `markers` gains the articles' markers."""
+        must not move the passages readers do see. `markers` gains the articles' markers (None for
+        an article with none)."""
         fetch = depth
         while True:
             hits = search(fetch)
-            markers.update(self.archive.markers({hit["doc_id"] for hit in hits} - set(markers)))
+            unseen = {hit["doc_id"] for hit in hits} - set(markers)
+            found = self.archive.markers(unseen)
+            markers.update({doc_id: found.get(doc_id) for doc_id in unseen})  # None: no marker, asked once
             shown = [hit for hit in hits if _present_version(hit, markers)]
             if len(shown) >= depth or len(hits) < fetch or fetch >= MAX_TOP_K:
                 return {hit["id"]: hit for hit in shown[:depth]}
