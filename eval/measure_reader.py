@@ -66,7 +66,7 @@ def steps(models: Path, out: Path, baseline: Path, shipped_models: Path | None) 
 def check_made_with(out: Path, models: Path, baseline: Path | None, shipped: Path) -> None:
     """A step is skipped when its file is there: that file must be of this reader's weights (the
     same folder may hold a later training run's) and this baseline. Recorded in made_with.json."""
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT))  # here, not at the top: the file stays stdlib-only for eval/peer_haystack.py
     from rag.config import load_models_config
 
     made_with = {"reader": load_models_config(models).reader.files_fingerprint(),
