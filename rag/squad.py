@@ -65,12 +65,13 @@ def answer_sentence(context: str, q: SquadQuestion) -> tuple[int, int] | None:
 
 def load_squad(path: Path) -> SquadData:
     try:
-        return _squad_data(json.loads(Path(path).read_text(encoding="utf-8"))["data"])
+        return squad_articles(json.loads(Path(path).read_text(encoding="utf-8"))["data"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RagError(f"{path} is not a SQuAD-format JSON file ({type(exc).__name__}: {exc})") from None
 
 
-def _squad_data(data: list) -> SquadData:
+def squad_articles(data: list) -> SquadData:
+    """SquadData from the "data" list of a SQuAD-format file (its articles)."""
     contexts, questions, titles = {}, [], []
     for article_number, article in enumerate(data):
         titles.append(str(article.get("title", "")))
