@@ -49,3 +49,16 @@ def test_an_unreachable_server_is_one_line_within_the_timeout():
 def test_a_lite_file_must_be_named_db(tmp_path):
     with pytest.raises(RagError, match="must end in .db"):
         MilvusStore.create(4, str(tmp_path / "archive"))
+
+
+def test_keyword_hits_are_best_first_with_copies_by_id(location):
+    import numpy as np
+
+    store = MilvusStore.create(4, location)
+    copies = [7, 3, 9, 1, 5]  # one wire story's passage in five articles, added out of order
+    texts = ["the president visited Kabul on Monday"] * len(copies) + ["Kabul"]
+    store.add(np.array([*copies, 2], dtype=np.int64), np.eye(4, dtype=np.float32)[[0] * 6],
+              [{"text": text} for text in texts])
+    hits = store.keyword_hits("Kabul", 3, "", [])
+    assert [hit["id"] for hit in hits] == [2, 1, 3]  # the short passage scores higher; Milvus Lite negates BM25
+    assert hits[0]["score"] > hits[1]["score"] == hits[2]["score"] > 0

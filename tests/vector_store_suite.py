@@ -55,6 +55,18 @@ class VectorStoreSuite:
         with pytest.raises(ValueError):
             store.add(np.array([20], dtype=np.int64), unit([basis(2)]))
 
+    def test_an_id_given_twice_in_one_add_is_refused_and_nothing_stored(self, store):
+        with pytest.raises(ValueError):
+            store.add(np.array([40, 40], dtype=np.int64), unit([basis(2), basis(3)]))
+        assert len(store) == 3 and 40 not in [i for i, _ in store.search(basis(2), 5)]
+
+    def test_equal_scores_come_back_by_id(self):
+        store = self.make(DIM)
+        copies = [7, 3, 9, 1, 5]  # one passage stored five times (wire copies), added out of order
+        store.add(np.array([*copies, 2], dtype=np.int64), unit([basis(4)] * 5 + [basis(5)]))
+        assert [i for i, _ in store.search(basis(4), 3)] == [1, 3, 5]
+        assert [i for i, _ in store.search(basis(4), 6)] == [1, 3, 5, 7, 9, 2]
+
     def test_deleted_ids_are_gone_and_unknown_ones_ignored(self, store):
         assert store.delete([10, 999]) == 1
         assert len(store) == 2 and 10 not in [i for i, _ in store.search(basis(0), 3)]

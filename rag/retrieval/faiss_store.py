@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from rag.retrieval.vector_store import register
+from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, register
 
 FILE = "vectors.faiss"
 EXACT_BELOW = 100_000  # vectors; from here on a saved store is an IVF index
@@ -68,8 +68,7 @@ class FaissStore:
         self._make_writable()
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
-        if len(ids) and np.isin(ids, self._stored_ids()).any():
-            raise ValueError("some ids are already stored")
+        check_new_ids(ids, lambda new: bool(np.isin(new, self._stored_ids()).any()))
         self._index.add_with_ids(vectors, ids)
 
     def delete(self, ids: Iterable[int]) -> int:
@@ -81,8 +80,10 @@ class FaissStore:
         if k < 1:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        scores, ids = self._index.search(query, k, params=self._search_parameters(allowed))
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        deeper = min(k + TIES_SEEN, len(self) if allowed is None else len(allowed))
+        scores, ids = self._index.search(query, deeper, params=self._search_parameters(allowed))
+        # FAISS leaves equal scores (copies of one passage) in no set order: by id, as Milvus does
+        return sorted(((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0), key=lambda hit: (-hit[1], hit[0]))[:k]
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         rows = []

@@ -16,13 +16,13 @@ import json
 import logging
 import uuid
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
 from rag.errors import RagError, first_line
 from rag.retrieval.keyword import BM25_B, BM25_K1
-from rag.retrieval.vector_store import register
+from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, register
 
 POINTER = "milvus.json"
 TIMEOUT_S = 10  # a server that does not answer within this is reported, not waited for
@@ -156,8 +156,7 @@ class MilvusStore:
         """Store `vectors` under `ids`, with each passage's `fields` (text, doc_id, start, end,
         day, title, version) when given. Ids already stored are refused (the protocol's rule)."""
         ids = np.asarray(ids, dtype=np.int64)
-        if self._stored(ids):
-            raise ValueError("some ids are already stored")
+        check_new_ids(ids, lambda new: bool(self._stored(new)))
         self.upsert(ids, vectors, fields)
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, fields: list[dict] | None = None) -> None:
@@ -196,10 +195,8 @@ class MilvusStore:
     def keyword_hits(self, text: str, k: int, where: str, fields: list[str]) -> list[dict]:
         """The k passages that score best for `text` by Milvus's BM25, as dense_hits gives them;
         only passages sharing a word with `text` are found."""
-        hits = self._hits([text], "sparse", "BM25", k, where, fields)
-        for hit in hits:  # Milvus Lite reports BM25 negated (a distance); a server reports the score
-            hit["score"] = abs(hit["score"])
-        return sorted(hits, key=lambda hit: (-hit["score"], hit["id"]))
+        # Milvus Lite reports BM25 negated (a distance); a server reports the score
+        return self._hits([text], "sparse", "BM25", k, where, fields, score=abs)
 
     def hybrid_hits(self, vector: np.ndarray, text: str, k: int, depth: int, rrf_k: int, where: str,
                     fields: list[str]) -> list[dict]:
@@ -235,14 +232,17 @@ class MilvusStore:
         self._client.flush(self.collection, timeout=TIMEOUT_S)
         (Path(folder) / POINTER).write_text(json.dumps({"uri": self.uri, "collection": self.collection}))
 
-    def _hits(self, data: list, field: str, metric: str, k: int, where: str, fields: list[str]) -> list[dict]:
+    def _hits(self, data: list, field: str, metric: str, k: int, where: str, fields: list[str],
+              score: Callable[[float], float] = float) -> list[dict]:
+        """The k best hits, each scored by `score` of Milvus's distance; best first, ties by id."""
         k = min(k, MAX_TOP_K)
         if k < 1:
             return []
-        found = self._client.search(self.collection, data, anns_field=field, limit=k, filter=where,
-                                    output_fields=fields, search_params={"metric_type": metric}, timeout=TIMEOUT_S)[0]
-        hits = [{"id": int(h["id"]), "score": float(h["distance"]), **h.get("entity", {})} for h in found]
-        return sorted(hits, key=lambda hit: (-hit["score"], hit["id"]))
+        found = self._client.search(self.collection, data, anns_field=field, limit=min(k + TIES_SEEN, MAX_TOP_K),
+                                    filter=where, output_fields=fields, search_params={"metric_type": metric},
+                                    timeout=TIMEOUT_S)[0]
+        hits = [{"id": int(h["id"]), "score": score(float(h["distance"])), **h.get("entity", {})} for h in found]
+        return sorted(hits, key=lambda hit: (-hit["score"], hit["id"]))[:k]
 
     def _stored(self, ids: np.ndarray) -> set[int]:
         stored = set()

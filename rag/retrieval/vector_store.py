@@ -18,13 +18,14 @@ class VectorStore(Protocol):
         """How many vectors are stored."""
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        """Store `vectors` (n × dimension, float32) under `ids` (n int64, not already stored)."""
+        """Store `vectors` (n × dimension, float32) under `ids` (n distinct int64, none already
+        stored; ValueError otherwise, and nothing is stored)."""
 
     def delete(self, ids: Iterable[int]) -> int:
         """Remove these ids (unknown ones are ignored); returns how many were removed."""
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        """The k best (id, score) pairs, best first; fewer when fewer are stored. With
+        """The k best (id, score) pairs, best first (equal scores by id); fewer when fewer are stored. With
         `allowed`, only those ids are searched (the filter is part of the search, not applied after it)."""
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
@@ -33,6 +34,16 @@ class VectorStore(Protocol):
     def save(self, folder: Path) -> None:
         """Write the store into `folder` (which exists and is empty of its files); a store that
         keeps its vectors elsewhere (a server) writes there where they are."""
+
+TIES_SEEN = 16  # hits a backend searches past k, so that equal scores at the cut are ordered by id too
+
+
+def check_new_ids(ids: np.ndarray, stored: Callable[[np.ndarray], bool]) -> None:
+    """The protocol's rule for `add`: ids distinct, and none of them `stored` already."""
+    if len(np.unique(ids)) != len(ids):
+        raise ValueError("an id is given twice")
+    if len(ids) and stored(ids):
+        raise ValueError("some ids are already stored")
 
 
 # name -> class with .create(dimension, location), .load(folder) and .release(folder): the last
