@@ -49,9 +49,12 @@ def test_ids_are_unique_and_sets_do_not_share_questions(sets):
 
 def test_no_tune_question_asks_what_a_gold_question_asks(sets):
     """Fitting on a near-copy of a gold question would be fitting on the gold set."""
-    gold_words = {gold.id: content_words(gold.question) for gold in sets["gold"]}
+    def asked_words(question: str) -> set[str]:  # "the Taliban's leader" asks what "the leader of the Taliban" asks
+        return content_words(re.sub(r"['’]s\b", "", question))
+
+    gold_words = {gold.id: asked_words(gold.question) for gold in sets["gold"]}
     for tune in sets["tune"]:
-        asked = content_words(tune.question)
+        asked = asked_words(tune.question)
         for gold_id, words in gold_words.items():
             assert len(asked & words) / len(asked | words) <= 0.5, f"{tune.id} is close to {gold_id}"
 
