@@ -12,9 +12,10 @@ from typing import Iterable
 
 import numpy as np
 
-from rag.errors import RagError
+from rag.errors import BadInput, RagError
 from rag.gold import GoldQuestion
 from rag.metrics import best_over, f1_score
+from rag.pipeline import validate_question
 
 BOOTSTRAP_SAMPLES = 10_000
 # Each measure a change is shown for, and which questions it is a mean over.
@@ -30,10 +31,13 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
         lines = Path(path).read_text(encoding="utf-8").splitlines()
         for line in filter(str.strip, lines):
             row = json.loads(line)
-            answers[_key(row["question"])] = None if row["abstained"] else row["answer"]
+            answer = None if row["abstained"] else row["answer"]
+            if not isinstance(row["question"], str) or not isinstance(answer, (str, type(None))):
+                raise TypeError("a question or an answer that is not text")
+            answers[_key(row["question"])] = answer
     except OSError as exc:
         raise RagError(f"cannot read the baseline {path}: {exc.strerror}", 2) from None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise RagError(f"{path} is not a `rag eval --predictions` file (one `rag ask --json` object a line)", 2) from None
     missing = [q.question for q in questions if _key(q.question) not in answers]
     if missing:
@@ -43,7 +47,12 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
 
 
 def _key(question: str) -> str:
-    return " ".join(question.split())
+    """The question as the pipeline kept it (rag.pipeline.validate_question: invisible characters
+    dropped, spaces collapsed), so a gold question matches its own predictions."""
+    try:
+        return validate_question(question)
+    except BadInput:
+        return question  # a question rag would refuse matches nothing
 
 
 def scores(gold: GoldQuestion, answer: str | None) -> dict[str, float]:

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import PROJECT_ROOT
-from rag.errors import RagError
+from rag.errors import BadInput, RagError
 from rag.metrics import normalize_answer
+from rag.pipeline import validate_question
 
 BUNDLED_GOLD = PROJECT_ROOT / "eval" / "gold.jsonl"  # the questions on the bundled articles
 
@@ -46,7 +47,7 @@ def load_gold(path: Path) -> list[GoldQuestion]:
         try:
             row = json.loads(line)
             question = GoldQuestion(
-                id=str(row["id"]), question=str(row["question"]), answers=_answers(row.get("answers", [])),
+                id=str(row["id"]), question=_question(row["question"]), answers=_answers(row.get("answers", [])),
                 docs=_strings("docs", row.get("docs", [])), paraphrased=bool(row.get("paraphrased", False)),
                 conflict=bool(row.get("conflict", False)),
             )
@@ -59,6 +60,17 @@ def load_gold(path: Path) -> list[GoldQuestion]:
     if not questions:
         raise RagError(f"{path} holds no questions")
     return questions
+
+
+def _question(value) -> str:
+    """The question as `rag ask` takes it (rag.pipeline.validate_question): a file of questions it
+    would refuse fails here, naming the line, not halfway through a run."""
+    if not isinstance(value, str):
+        raise ValueError('"question" must be a string')
+    try:
+        return validate_question(value)
+    except BadInput as why:
+        raise ValueError(str(why)) from None
 
 
 def _strings(key: str, value) -> list[str]:

@@ -70,6 +70,21 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
         load_baseline(tmp_path / "absent.jsonl", QUESTIONS)
 
 
+@pytest.mark.parametrize("row", [
+    {"question": "What does Panjshir mean?", "answer": 5, "abstained": False},  # crashed after the whole run
+    {"question": 5, "answer": "five lions", "abstained": False},
+])
+def test_a_baseline_whose_answers_are_not_text_is_refused_as_it_loads(tmp_path, row):
+    with pytest.raises(RagError, match="is not a `rag eval --predictions` file"):
+        load_baseline(write(tmp_path / "p.jsonl", [row]), QUESTIONS)
+
+
+def test_a_gold_question_with_invisible_characters_matches_its_own_predictions(tmp_path):
+    asked = [GoldQuestion("z", "What does\u200b Panjshir mean?", ["five lions"], ["d1"])]
+    kept = [{"question": "What does Panjshir mean?", "answer": "five lions", "abstained": False}]  # as rag ask kept it
+    assert load_baseline(write(tmp_path / "p.jsonl", kept), asked) == {"z": "five lions"}
+
+
 @pytest.mark.parametrize("options, says", [
     (["--baseline", "p.jsonl"], "--baseline goes with the gold set, not with --squad"),
     (["--min-f1", "90", "--report", "r.md"], "--report, --min-f1 go with the gold set, not with --squad"),

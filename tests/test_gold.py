@@ -90,3 +90,23 @@ def test_a_question_whose_answer_its_articles_do_not_hold_is_named():
                  GoldQuestion("typo", "What does Panjshir mean?", ["five loins"], ["000_882549ac45e52293"]),
                  GoldQuestion("none", "Who won?", [], [])]
     assert answers_not_stated(documents, questions) == ["typo"]
+
+
+@pytest.mark.parametrize("question, says", [
+    ("null", '"question" must be a string'),  # not the question "None"
+    ('"???"', "the question has no words"),
+    ('"  "', "the question is empty"),
+    (f'"{"why " * 200}"', "the question is too long"),
+])
+def test_a_question_rag_would_refuse_is_refused_as_the_file_loads_with_its_line(tmp_path, question, says):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Who?", "answers": ["x"]}\n'
+                    f'{{"id": "b", "question": {question}, "answers": []}}\n', encoding="utf-8")
+    with pytest.raises(RagError, match=f"gold.jsonl:2: not a gold question \\({says}"):
+        load_gold(gold)
+
+
+def test_a_question_is_kept_as_the_pipeline_asks_it(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text('{"id": "a", "question": "Who  leads\\u200b the NRF?", "answers": []}\n', encoding="utf-8")
+    assert load_gold(gold)[0].question == "Who leads the NRF?"
