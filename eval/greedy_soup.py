@@ -47,7 +47,7 @@ def calibration_data() -> SquadData:
 
 def best_f1(answer_f1: np.ndarray, abstain_f1: np.ndarray, margins: np.ndarray) -> float:
     """F1 over all questions when answering exactly those whose margin is over the best cut."""
-    order = np.argsort(-margins)
+    order = np.argsort(-margins, kind="stable")  # equal margins in question order, as the official script
     answered_first = np.concatenate([[0.0], np.cumsum(answer_f1[order])])  # the top n answered
     abstained_rest = np.concatenate([np.cumsum(abstain_f1[order][::-1])[::-1], [0.0]])  # the others declined
     return float(100 * np.max(answered_first + abstained_rest) / len(margins))
@@ -66,9 +66,10 @@ def score_reader(reader_dir: Path, data: SquadData, models: Path) -> dict:
     for q in data.questions:
         context = data.contexts[q.context_id]
         (guess,) = reader.read(q.question, [Passage(q.context_id, 0, len(context), context)])
-        golds = [a for a in q.answers if normalize_answer(a, SQUAD_PUNCTUATION)]
-        answer_f1.append(best_over(overlap, context[guess.start:guess.end], golds) if golds else 0.0)
-        abstain_f1.append(0.0 if golds else 1.0)
+        # as the official script: answers that normalise to nothing drop out, the question stays answerable
+        golds = [a for a in q.answers if normalize_answer(a, SQUAD_PUNCTUATION)] or [""]
+        answer_f1.append(best_over(overlap, context[guess.start:guess.end], golds) if q.answers else 0.0)
+        abstain_f1.append(0.0 if q.answers else 1.0)
         margins.append(guess.span_score - guess.null_score)
     answer_f1, abstain_f1, margins = map(np.array, (answer_f1, abstain_f1, margins))
     answerable = abstain_f1 == 0

@@ -321,8 +321,8 @@ def evaluate(
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="An earlier run's --predictions file: show each measure's change, with a 95 % interval, and every question that changed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     min_f1: Annotated[Optional[float], typer.Option("--min-f1", help="Exit 1 if F1 (0-100) is below this.")] = None,
-    min_citation: Annotated[Optional[float], typer.Option("--min-citation", help="Exit 1 if citation accuracy is below this.")] = None,
-    min_abstention: Annotated[Optional[float], typer.Option("--min-abstention", help="Exit 1 if abstention recall is below this.")] = None,
+    min_citation: Annotated[Optional[float], typer.Option("--min-citation", help="Exit 1 if citation accuracy (0-100) is below this.")] = None,
+    min_abstention: Annotated[Optional[float], typer.Option("--min-abstention", help="Exit 1 if abstention recall (0-100) is below this.")] = None,
     squad: Annotated[Optional[Path], typer.Option("--squad", help="Score on SQuAD v2-format data instead of the gold set.")] = None,
     open_domain: Annotated[bool, typer.Option("--open", help="With --squad: index every paragraph and answer by retrieval then reading.")] = False,
     top_k: TopKOption = None,
@@ -347,9 +347,17 @@ def evaluate(
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
+    _check_gates({"--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention})
     _evaluate_gold_set(gold or default_gold_file(), predictions, report, baseline, as_json,
                        {"f1": min_f1, "citation_accuracy": min_citation, "abstention_recall": min_abstention},
                        dates, lambda: open_pipeline(seeds, index_dir, models, top_k, store=store))
+
+
+def _check_gates(gates: dict[str, float | None]) -> None:
+    """Each gate a percentage: NaN would pass any run, and 0.97 (a fraction) nearly any."""
+    for option, bar in gates.items():
+        if bar is not None and not 0 <= bar <= 100:
+            raise RagError(f"{option} is a percentage from 0 to 100, not {bar:g}", 2)
 
 
 def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None, baseline: Path | None,

@@ -52,10 +52,15 @@ class QuestionResult:
         return self.answer.candidates[0].text if self.answer.candidates else None
 
     @property
-    def declined_right_span(self) -> bool:
-        """Declined, though the most trusted candidate was right (F1 >= 0.5): the decision's miss."""
-        return (self.answer.abstained and self.best_span is not None
+    def best_span_right(self) -> bool:
+        """Is the most trusted candidate right (F1 >= 0.5), answered or declined?"""
+        return (self.gold.answerable and self.best_span is not None
                 and best_over(f1_score, self.best_span, self.gold.answers) >= RIGHT_F1)
+
+    @property
+    def declined_right_span(self) -> bool:
+        """Declined, though the most trusted candidate was right: the decision's miss."""
+        return self.answer.abstained and self.best_span_right
 
     @property
     def answer_read(self) -> bool:
@@ -138,6 +143,11 @@ def summarize(results: Iterable[QuestionResult], digits: int | None = 1) -> dict
     answered = [r for r in answerable if not r.answer.abstained]
     # retrieval and citations can only be judged where the gold names its articles: n/a (None) otherwise
     ranks = [r.retrieval_rank for r in answerable if r.gold.docs]
+    read = max((len(r.answer.passages) for r in answerable), default=0)
+
+    def recall_at(k: int) -> float | None:  # with fewer passages read (--top-k 3), recall@5 would be recall@3
+        return pct(rank is not None and rank <= k for rank in ranks) if k <= read else None
+
     latencies = [r.answer.timings_ms["total"] for r in results]
     return {
         "questions": len(results),
@@ -145,9 +155,9 @@ def summarize(results: Iterable[QuestionResult], digits: int | None = 1) -> dict
         "unanswerable": len(unanswerable),
         "em": pct(r.em for r in answerable),
         "f1": pct(r.f1 for r in answerable),
-        "recall_at_1": pct(rank is not None and rank <= 1 for rank in ranks),
-        "recall_at_3": pct(rank is not None and rank <= 3 for rank in ranks),
-        "recall_at_5": pct(rank is not None and rank <= 5 for rank in ranks),
+        "recall_at_1": recall_at(1),
+        "recall_at_3": recall_at(3),
+        "recall_at_5": recall_at(5),
         "mrr": pct(1 / rank if rank else 0.0 for rank in ranks),
         "answer_in_passages": pct(r.answer_read for r in answerable),
         "declined_right_span": pct(r.declined_right_span for r in answerable),
@@ -249,17 +259,18 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
 
 def plot_calibration(results: list[QuestionResult], threshold: float, path: Path) -> None:
     """Answer score against correctness, with the abstention threshold drawn: if scores mean
-    something, right answers sit to the right of the line and wrong ones to the left."""
+    something, right answers sit to the right of the line and wrong ones to the left. A declined
+    question counts by its best span, so the decision's misses show left of the line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     scores = np.array([r.answer.score for r in results])
-    right = np.array([r.gold.answerable and r.f1 >= RIGHT_F1 for r in results])
+    right = np.array([r.best_span_right for r in results])
     fig, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 4.2))
     jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(scores))
-    for label, mask, colour in (("answer right (F1 ≥ 0.5)", right, "tab:green"),
+    for label, mask, colour in (("best span right (F1 ≥ 0.5)", right, "tab:green"),
                                 ("answerable, wrong", ~right & np.array([r.gold.answerable for r in results]), "tab:red"),
                                 ("not in the articles", np.array([not r.gold.answerable for r in results]), "tab:gray")):
         scatter.scatter(scores[mask], np.where(right[mask], 1, 0) + jitter[mask], s=22, alpha=0.75, c=colour, label=label)

@@ -136,6 +136,18 @@ def test_a_miss_says_whether_the_passages_read_held_the_answer(fake_parts):
     assert summarize(results)["answer_in_passages"] == 50.0
 
 
+def test_recall_at_more_passages_than_were_read_is_not_available(fake_parts):
+    from rag.evaluate import run_questions, summarize
+    from rag.gold import GoldQuestion
+
+    docs = sorted(fake_parts.corpus.documents)
+    question = GoldQuestion("a", "What does Panjshir mean?", ["five lions"], docs)  # every article supports it
+    three = summarize(run_questions(pipeline_with(fake_parts, ["five lions"], top_k=3), [question]))
+    assert three["recall_at_1"] == three["recall_at_3"] == 100.0 and three["recall_at_5"] is None  # not recall@3 again
+    five = summarize(run_questions(pipeline_with(fake_parts, ["five lions"], top_k=5), [question]))
+    assert five["recall_at_5"] == 100.0
+
+
 def test_a_decline_says_whether_the_span_it_held_back_was_right(fake_parts):
     from rag.evaluate import run_questions, summarize
     from rag.gold import GoldQuestion
@@ -146,6 +158,7 @@ def test_a_decline_says_whether_the_span_it_held_back_was_right(fake_parts):
     results = run_questions(unsure, questions)  # both declined: a margin of 2 is under the decision's 4
     assert all(r.answer.abstained for r in results) and {r.best_span for r in results} == {"five lions"}
     assert [r.declined_right_span for r in results] == [True, False]
+    assert [r.best_span_right for r in results] == [True, False]  # the calibration picture counts it right, left of the line
     assert summarize(results)["declined_right_span"] == 50.0 and summarize(results)["false_abstention_rate"] == 100.0
 
 

@@ -85,6 +85,13 @@ def test_a_gold_question_with_invisible_characters_matches_its_own_predictions(t
     assert load_baseline(write(tmp_path / "p.jsonl", kept), asked) == {"z": "five lions"}
 
 
+@pytest.mark.parametrize("gate, value", [("--min-f1", "nan"), ("--min-citation", "101"), ("--min-abstention", "-1")])
+def test_a_gate_that_is_not_a_percentage_is_a_one_line_error(gate, value):
+    result = run_rag("eval", gate, value)  # NaN passed every run: nothing is under NaN
+    assert result.returncode == 2 and f"{gate} is a percentage from 0 to 100, not {value}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("options, says", [
     (["--baseline", "p.jsonl"], "--baseline goes with the gold set, not with --squad"),
     (["--min-f1", "90", "--report", "r.md"], "--report, --min-f1 go with the gold set, not with --squad"),
