@@ -501,6 +501,7 @@ def _short_number(rate: float) -> str:
 
 @app.command("train-reader")
 def train_reader(
+    ctx: typer.Context,
     data: Annotated[Path, typer.Option("--data", help="SQuAD v1/v2-format training file.")],
     init: Annotated[Optional[str], typer.Option("--init", help="Model directory to start from (a previous reader). (default: the embedder's base encoder from models.toml)")] = None,
     out_dir: Annotated[Path, typer.Option("--out", help="Where the trained reader (and its checkpoints) go.")] = Path("models/reader-new"),
@@ -527,6 +528,7 @@ def train_reader(
     from rag import train as tr
 
     if resume:
+        _refuse_on_resume(ctx)
         settings = tr.resumed_settings(out_dir, precision, device)
     else:
         settings = TrainSettings(
@@ -545,6 +547,24 @@ def train_reader(
     err.print(f"reader saved to {out_dir} ({run.trainer.step} steps); point [reader] source at path:{out_dir} in models.toml to use it")
     if scores:
         print(json.dumps(scores))
+
+
+# what a resumed run keeps from its checkpoint, so may not be given again (only where and how it computes may change)
+KEPT_ON_RESUME = ("init", "max_steps", "time_budget", "learning_rate", "batch_size", "checkpoint_every", "keep_snapshots",
+                  "seed", "exclude_articles", "objective", "unanswerable_copies", "withheld_negatives",
+                  "swapped_negatives", "swap_from")
+
+
+def _refuse_on_resume(ctx: typer.Context) -> None:
+    """A setting given with --resume would be silently dropped (the run keeps its own): refused."""
+    def typed(name: str) -> bool:  # (typer carries its own click: its ParameterSource is not click's)
+        source = ctx.get_parameter_source(name)
+        return source is not None and source.name == "COMMANDLINE"
+
+    given = [param.opts[0] for param in ctx.command.params if param.name in KEPT_ON_RESUME and typed(param.name)]
+    if given:
+        raise RagError(f"{', '.join(given)} cannot change on --resume: the run keeps the settings it started with "
+                       f"(to train on with others, start a next piece with --init {ctx.params['out_dir']})", 2)
 
 
 def _print_failure(line, problem: RagError, as_json: bool) -> None:

@@ -39,11 +39,15 @@ def fsync_tree(folder: Path) -> None:
     then makes visible is whole after a crash too."""
     for path in folder.rglob("*"):
         if path.is_file():
-            with path.open("rb") as f:
-                os.fsync(f.fileno())
+            fsync_file(path)
         elif path.is_dir():
             fsync_dir(path)
     fsync_dir(folder)
+
+
+def fsync_file(path: Path) -> None:
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
 
 
 def fsync_dir(folder: Path) -> None:

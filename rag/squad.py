@@ -40,10 +40,20 @@ class SquadData:
         """The same data less the named articles (kept apart, e.g. to calibrate the decision).
         A name without a source prefix ("Oxygen") also drops every source's copy of that article
         ("squad20-dev:Oxygen", "addsent:Oxygen", ...): they share paragraphs."""
-        dropped = {n for n, title in enumerate(self.titles) if title in titles or title.rpartition(":")[2] in titles}
-        questions = [q for q in self.questions if q.article not in dropped]
+        dropped = {n for n, title in enumerate(self.titles) if self._names(title, titles)}
+        # a paragraph another article shares word for word (another source's copy) goes with them
+        dropped_texts = {self.contexts[q.context_id] for q in self.questions if q.article in dropped}
+        questions = [q for q in self.questions if q.article not in dropped and self.contexts[q.context_id] not in dropped_texts]
         used = {q.context_id for q in questions}
         return SquadData({c: t for c, t in self.contexts.items() if c in used}, questions, self.titles)
+
+    def unknown_articles(self, titles: set[str]) -> list[str]:
+        """The names in `titles` that name no article here (without_articles would drop nothing for them)."""
+        return sorted(name for name in titles if not any(self._names(title, {name}) for title in self.titles))
+
+    @staticmethod
+    def _names(title: str, names: set[str]) -> bool:
+        return title in names or title.rpartition(":")[2] in names
 
     def paragraphs_by_article(self) -> dict[int, list[str]]:
         """Each article's paragraph (context) ids, in the order its questions first name them."""

@@ -18,11 +18,15 @@ hands them to the reader; the right positions are the answer's in every window t
 or, when none does, every window's CLS: "none of these passages"."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import math
 import random
 import shutil
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -32,12 +36,14 @@ import numpy as np
 
 from rag.config import default_models_file
 from rag.errors import RagError, first_line
-from rag.leftovers import fsync_dir, fsync_tree
+from rag.leftovers import fsync_dir, fsync_file, fsync_tree, write_atomically
 from rag.squad import SquadData, SquadQuestion, answer_sentence
 from rag.swapped import ordinary_words, swapped_question, swapped_within
 from rag.train_settings import DEVICES, OBJECTIVES, TRAINING_PRECISIONS, SWAP_SOURCES, TrainSettings
 
 CHECKPOINT = "checkpoint"
+LOG = "training_log.jsonl"
+LOCK = ".lock-train"  # held for a whole run: a second run on the same --out is refused
 SNAPSHOTS = "snapshots"  # with --keep-snapshots: step-N, each checkpoint's weights
 ENCODE_BATCH = 1000  # question-paragraph pairs tokenized together when windows are made
 
@@ -85,7 +91,7 @@ def make_windows(data: SquadData, tokenizer, settings: TrainSettings) -> list[Wi
         own = _labelled_windows(q, encoded, rows, rng)
         windows += own if q.answers else own * settings.unanswerable_copies
         if q.answers and rng.random() < settings.distant_negatives:
-            others = [c for c in by_article[q.article] if c != q.context_id and q.answers[0] not in data.contexts[c]]
+            others = [c for c in by_article[q.article] if c != q.context_id and not states_any(q, data.contexts[c])]
             if others:
                 negative = SquadQuestion(q.id + "-neg", q.question, [], rng.choice(others))
                 windows += _question_windows(negative, data.contexts[negative.context_id], tokenizer, settings, rng)
@@ -124,6 +130,11 @@ class SwappedNegatives:
         return swapped_question(q.question, context, others, rng, self.ordinary)
 
 
+def states_any(q: SquadQuestion, context: str) -> bool:
+    """Does `context` hold any of the question's answers? Such a paragraph is no "no answer" one."""
+    return any(answer in context for answer in q.answers)
+
+
 def without_answer_sentence(context: str, q: SquadQuestion) -> str | None:
     """The paragraph with the sentence(s) holding the answer cut out; None when no answer can be
     placed, or when the answer (any of its texts) is still in what is left."""
@@ -146,7 +157,7 @@ def make_groups(data: SquadData, tokenizer, settings: TrainSettings) -> list[lis
     groups = []
     for q, (encoded, rows) in zip(data.questions, _own_paragraph_encodings(data, tokenizer, settings)):
         group = _labelled_windows(q, encoded, rows, rng)
-        others = [c for c in by_article[q.article] if c != q.context_id and not (q.answers and q.answers[0] in data.contexts[c])]
+        others = [c for c in by_article[q.article] if c != q.context_id and not states_any(q, data.contexts[c])]
         for other in rng.sample(others, min(len(others), settings.shared_paragraphs - 1)):
             negative = SquadQuestion(q.id + "-shared", q.question, [], other)
             group.append(rng.choice(_question_windows(negative, data.contexts[other], tokenizer, settings, rng)))
@@ -359,22 +370,26 @@ class Trainer:
         s = self.settings
         return bool((s.max_steps and self.step >= s.max_steps) or (s.time_budget_s and self.elapsed_s >= s.time_budget_s))
 
-    def train(self, on_step: Callable[[int, float, float], None] = lambda step, loss, lr: None) -> None:
+    def train(self, on_step: Callable[[int, float, float], None] = lambda step, loss, lr: None,
+              stop_asked: Callable[[], bool] = lambda: False) -> None:
+        """Steps until the budget is spent or `stop_asked()`, which is checked between steps only:
+        a checkpoint saved then holds weights and position of the same step."""
         self.model.train()
         last_checkpoint = time.monotonic()
-        while not self.finished():
+        while not self.finished() and not stop_asked():
             epoch_batches = (group_batches if self.settings.objective == "shared" else batches)(self.windows, self.settings, self.epoch)
-            while self.batch_in_epoch < len(epoch_batches) and not self.finished():
+            while self.batch_in_epoch < len(epoch_batches) and not self.finished() and not stop_asked():
                 started = time.monotonic()
                 batch = epoch_batches[self.batch_in_epoch]
-                loss = self._train_step(batch)
+                lr = self.learning_rate()
+                loss = self._train_step(batch, lr)
                 self.windows_seen += sum(len(group) for group in batch) if self.settings.objective == "shared" else len(batch)
                 self.batch_in_epoch += 1
                 self.step += 1
                 self.elapsed_s += time.monotonic() - started
                 self.losses.append(loss)
-                self._log(loss)
-                on_step(self.step, loss, self.learning_rate())
+                self._log(loss, lr)
+                on_step(self.step, loss, lr)
                 if time.monotonic() - last_checkpoint >= self.settings.checkpoint_every_s:
                     self.save_checkpoint()
                     last_checkpoint = time.monotonic()
@@ -382,15 +397,25 @@ class Trainer:
                 self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         self.model.eval()
 
-    def _log(self, loss: float) -> None:
+    def _log(self, loss: float, lr: float) -> None:
+        """One line per step: its loss and the learning rate it was taken with."""
         self.out.mkdir(parents=True, exist_ok=True)
-        with (self.out / "training_log.jsonl").open("a", encoding="utf-8") as log:
-            log.write(json.dumps({"step": self.step, "loss": round(loss, 5), "lr": self.learning_rate(),
+        with (self.out / LOG).open("a", encoding="utf-8") as log:
+            log.write(json.dumps({"step": self.step, "loss": round(loss, 5), "lr": lr,
                                   "elapsed_s": round(self.elapsed_s, 2)}) + "\n")
 
-    def _train_step(self, batch: list) -> float:
+    def cut_log(self) -> None:
+        """The log back to the restored step: the steps after it, lost with a crash, are taken again."""
+        log = self.out / LOG
+        if not log.is_file():
+            return
+        kept = [line for line in log.read_text(encoding="utf-8").splitlines(keepends=True)
+                if _logged_step(line) is not None and _logged_step(line) <= self.step]
+        write_atomically(log, "".join(kept))
+
+    def _train_step(self, batch: list, lr: float) -> float:
         for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
+            group["lr"] = lr
         with computing_in(self.settings.precision, self.device):
             if self.settings.objective == "shared":
                 inputs = on_device(self.device, collate([w for group in batch for w in group], self.tokenizer.pad_token_id or 0))
@@ -406,8 +431,9 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         return loss.item()
 
-    def save_checkpoint(self) -> Path:
-        """Model, optimizer and position, written beside the final place and renamed into it."""
+    def save_checkpoint(self, snapshot: bool = True) -> Path:
+        """Model, optimizer and position, written beside the final place and renamed into it;
+        with --keep-snapshots and `snapshot`, its weights kept as a snapshot too."""
         target = self.out / CHECKPOINT
         tmp = self.out / (CHECKPOINT + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -430,7 +456,7 @@ class Trainer:
         tmp.rename(target)  # (a run resumed from checkpoint.old keeps it until this new one is in place)
         fsync_dir(self.out)
         shutil.rmtree(old, ignore_errors=True)
-        if self.settings.keep_snapshots:
+        if self.settings.keep_snapshots and snapshot:
             self._keep_snapshot(target)
         return target
 
@@ -443,7 +469,9 @@ class Trainer:
         tmp = snapshot.with_name(snapshot.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.copytree(checkpoint, tmp, ignore=shutil.ignore_patterns("optimizer.pt", "trainer_state.json", "rng.pt"))
+        fsync_tree(tmp)
         tmp.rename(snapshot)
+        fsync_dir(snapshot.parent)
 
     def restore(self, checkpoint: Path) -> None:
         state = _read_state(checkpoint / "trainer_state.json")
@@ -468,6 +496,13 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
         self.elapsed_s, self.losses = state["elapsed_s"], state["losses"]
         self.windows_seen = state.get("windows_seen", self.step * self.settings.batch_size)  # older checkpoints: about
+
+
+def _logged_step(line: str) -> int | None:
+    try:
+        return int(json.loads(line)["step"])
+    except (ValueError, KeyError, TypeError):
+        return None  # a line torn by the crash
 
 
 def load_for_training(init: str | None, resume_from: Path | None):
@@ -500,31 +535,46 @@ def save_reader(model, tokenizer, out: Path, card: str) -> None:
     copy.deepcopy(model).half().save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "README.md").write_text(card, encoding="utf-8")
+    for name in ("model.safetensors", "config.json", "README.md"):  # on disk before the checkpoint goes
+        if (out / name).is_file():
+            fsync_file(out / name)
+    fsync_dir(out)
 
 
 def model_card(data_path: Path, windows: int, settings: TrainSettings, trainer: Trainer,
-               scores: dict | None, eval_path: Path | None, resume_command: str = "") -> str:
+               scores: dict | None, eval_path: Path | None, next_piece: str = "") -> str:
     lines = ["# Extractive QA reader trained by `rag train-reader`", "",
              "A `BertForQuestionAnswering` span reader; load with `AutoModelForQuestionAnswering.from_pretrained(dir)`.", "",
              "## How it was made",
              f"- Initialised from: `{settings.init}`" if settings.init else
              "- Initialised from: not recorded (resumed from a checkpoint written before `rag` recorded it)",
-             f"- Data: `{data_path}` ({windows:,} training windows, distant negatives {settings.distant_negatives:.0%}, "
-             f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'} of each unanswerable question, "
-             f"withheld negatives {settings.withheld_negatives:.0%}, swapped negatives {settings.swapped_negatives:.0%}"
-             f"{f' from the {settings.swap_from}' if settings.swapped_negatives else ''})",
+             f"- Data: `{data_path}` ({windows:,} training windows, {_negatives(settings)})",
              f"- Settings: {json.dumps(asdict(settings))}",
              f"- Trained {trainer.step:,} steps ({trainer.windows_seen:,} windows) in {trainer.elapsed_s:,.0f} s",
              f"- Loss: first 50 steps {np.mean(trainer.losses[:50]):.3f}, last 50 steps {np.mean(trainer.losses[-50:]):.3f}"
              if trainer.losses else "- Loss: no steps",
              f"- Articles kept out of training: {', '.join(settings.excluded_articles) or 'none'}",
-             f"- Interrupted, it continues with: `{resume_command}`" if resume_command else "", ""]
+             f"- Finished its budget; a next piece continues from it with: `{next_piece}`" if next_piece else "", ""]
     if scores:
         lines += [f"## Scores on `{eval_path}`", "", "| decision | EM | F1 | HasAns EM | HasAns F1 | NoAns accuracy |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {rule} | {r['em']} | {r['f1']} | {r['has_ans_em']} | {r['has_ans_f1']} | {r['no_ans_accuracy']} |"
                   for rule, r in scores.items()]
     return "\n".join(lines) + "\n"
+
+
+def _negatives(settings: TrainSettings) -> str:
+    if settings.objective == "shared":
+        return f"each question with up to {settings.shared_paragraphs - 1} other paragraphs of its article under one softmax"
+    copies = f"{settings.unanswerable_copies} cop{'y' if settings.unanswerable_copies == 1 else 'ies'}"
+    swapped = f" from the {settings.swap_from}" if settings.swapped_negatives else ""
+    return (f"distant negatives {settings.distant_negatives:.0%}, {copies} of each unanswerable question, "
+            f"withheld negatives {settings.withheld_negatives:.0%}, swapped negatives {settings.swapped_negatives:.0%}{swapped}")
+
+
+def window_count(windows: list, settings: TrainSettings) -> int:
+    """Windows, for either objective (the shared one's are groups of them)."""
+    return sum(map(len, windows)) if settings.objective == "shared" else len(windows)
 
 
 def check_unused(out: Path) -> None:
@@ -612,9 +662,40 @@ def _read_state(state: Path) -> dict:
     return loaded
 
 
-def _no_progress(label: str, total: int | None = None):
-    import contextlib
+@contextlib.contextmanager
+def stop_at_a_step_on_ctrl_c():
+    """Gives `stop_asked()`: true once Ctrl-C (SIGINT) came, so training stops between two steps
+    and its checkpoint holds one step's weights and position. A second Ctrl-C interrupts at once."""
+    asked = threading.Event()
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
+        yield asked.is_set
+        return
 
+    def on_ctrl_c(signum, frame):
+        if asked.is_set():
+            raise KeyboardInterrupt
+        asked.set()
+
+    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield asked.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """An exclusive lock on OUT for a whole run: two runs writing one folder would delete each
+    other's half-written checkpoints and mix their logs."""
+    with (out / LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RagError(f"another rag train-reader is running in {out}; wait for it, or give another --out", 2) from None
+        yield
+
+
+def _no_progress(label: str, total: int | None = None):
     return contextlib.nullcontext(), lambda done=None, total=None: None
 
 
@@ -631,8 +712,6 @@ class TrainingRun:
     def start(self, on_status: Callable[[str], None] = lambda m: None, progress=_no_progress,
               log: Callable[[str], None] = lambda line: None) -> dict | None:
         """Train, save and score; `progress(label, total)` gives (context, update) for a bar."""
-        from rag.squad import load_squad
-
         check_budget(self.settings)
         if not self.resume:
             check_start(self.init)
@@ -641,13 +720,31 @@ class TrainingRun:
         if self.settings.device == "cpu" and self.settings.precision == "bf16" and cpu_lacks_bf16():
             on_status("warning: this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so bf16 steps are emulated "
                       "and far slower than --precision fp32")
+        made = not self.out.exists()
+        self.out.mkdir(parents=True, exist_ok=True)
+        try:
+            with run_lock(self.out):
+                return self._start(on_status, progress, log)
+        except RagError:
+            if made and [p.name for p in self.out.iterdir()] == [LOCK]:  # refused before any work: leave no folder
+                (self.out / LOCK).unlink()
+                self.out.rmdir()
+            raise
+
+    def _start(self, on_status, progress, log) -> dict | None:
+        from rag.squad import load_squad
+
         checkpoint = checkpoint_in(self.out)
         if not self.resume:
             check_unused(self.out)
-            (self.out / "training_log.jsonl").unlink(missing_ok=True)
+            (self.out / LOG).unlink(missing_ok=True)
         if not self.resume:  # a resumed run keeps the start its checkpoint recorded
             self.settings = replace(self.settings, init=str(self.init or self.config.embedder.resolve()))
-        squad_data = load_squad(self.data).without_articles(set(self.settings.excluded_articles))
+        everything = load_squad(self.data)
+        self._check_exclusions(everything)
+        # read now, not hours later when training is over, and checked to be held out
+        held_out = self._held_out(everything, load_squad) if self.eval_data else None
+        squad_data = everything.without_articles(set(self.settings.excluded_articles))
         on_status("preparing training windows…")
         tokenizer, model = load_for_training(self.settings.init, checkpoint if self.resume else None)
         windows = (make_groups if self.settings.objective == "shared" else make_windows)(squad_data, tokenizer, self.settings)
@@ -657,17 +754,43 @@ class TrainingRun:
         self.trainer = trainer = Trainer(model, tokenizer, windows, self.settings, self.out)
         if self.resume:
             trainer.restore(checkpoint)
+            trainer.cut_log()
             on_status(f"resuming at step {trainer.step} ({trainer.elapsed_s:.0f} s trained)")
-        on_status(f"{len(squad_data.questions):,} questions -> {len(windows):,} windows; "
+        windows_made = window_count(windows, self.settings)
+        on_status(f"{len(squad_data.questions):,} questions -> {windows_made:,} windows; "
                   f"batch {self.settings.batch_size}, peak lr {self.settings.learning_rate:g}, on {self.settings.device} in {self.settings.precision}")
         self._train(trainer, progress, log)
+        trainer.save_checkpoint(snapshot=False)  # so an interrupted scoring resumes without training again
         save_reader(model, tokenizer, self.out, "")
-        scores = self._score(progress) if self.eval_data else None
-        card = model_card(self.data, len(windows), self.settings, trainer, scores, self.eval_data, self.resume_command())
+        scores = self._score(held_out, progress) if held_out else None
+        card = model_card(self.data, windows_made, self.settings, trainer, scores, self.eval_data, self.next_piece())
         save_reader(model, tokenizer, self.out, card)
         for folder in (self.out / CHECKPOINT, self.out / (CHECKPOINT + ".old")):
             shutil.rmtree(folder, ignore_errors=True)
         return scores
+
+    def _check_exclusions(self, data: SquadData) -> None:
+        unknown = data.unknown_articles(set(self.settings.excluded_articles))
+        if unknown:  # a misspelt name would keep its article in training, and the card would say it was kept out
+            raise RagError(f"--exclude-articles names {len(unknown)} article{'s' if len(unknown) > 1 else ''} "
+                           f"{self.data} does not have: {', '.join(map(repr, unknown[:3]))}"
+                           f"{'…' if len(unknown) > 3 else ''} (titles as the file writes them, e.g. Private_school)", 2)
+
+    def _held_out(self, training: SquadData, load_squad) -> SquadData:
+        """--eval-data, refused when it shares a paragraph with the training data: its scores
+        would not be held-out ones."""
+        held_out = load_squad(self.eval_data)
+        trained_on = set(training.without_articles(set(self.settings.excluded_articles)).contexts.values())
+        shared = sum(1 for text in held_out.contexts.values() if text in trained_on)
+        if shared:
+            raise RagError(f"--eval-data {self.eval_data} shares {shared:,} paragraph{'s' if shared > 1 else ''} with "
+                           f"--data {self.data}: its scores would not be held out", 2)
+        return held_out
+
+    def next_piece(self) -> str:
+        """How a next piece continues this finished run (it keeps no checkpoint to resume)."""
+        return (f"rag train-reader --data {self.data} --init {self.out} --out <another folder> "
+                f"--seed <another seed> --time-budget <how long>")
 
     def resume_command(self) -> str:
         """What continues this run as it was started: its scoring data and models file too."""
@@ -684,20 +807,21 @@ class TrainingRun:
             if step % 50 == 0:
                 log(f"step {step}: loss {loss:.3f}, lr {lr:.2e}")
 
-        try:
-            with bar:
-                trainer.train(on_step)
-        except KeyboardInterrupt:
+        with bar, stop_at_a_step_on_ctrl_c() as stop_asked:
+            try:
+                trainer.train(on_step, stop_asked)
+            except KeyboardInterrupt:  # a second Ctrl-C, mid-step: the last checkpoint stands
+                raise RagError(f"stopped at once; continue from the last checkpoint with: {self.resume_command()}", 130) from None
+        if stop_asked():
             trainer.save_checkpoint()
-            raise RagError(f"interrupted at step {trainer.step}; continue with: {self.resume_command()}", 130) from None
+            raise RagError(f"interrupted at step {trainer.step}; continue with: {self.resume_command()}", 130)
 
-    def _score(self, progress) -> dict:
+    def _score(self, held_out: SquadData, progress) -> dict:
         from rag.config import ModelSpec
         from rag.embedder import Embedder
         from rag.reader import Reader
-        from rag.squad import evaluate_reader, load_squad
+        from rag.squad import evaluate_reader
 
-        held_out = load_squad(self.eval_data)
         out = self.out.resolve()
         spec = ModelSpec("reader", str(self.out), f"path:{out}", "", out, self.config.reader.settings)
         bar, advance = progress("scoring the held-out file", len(held_out.questions))

