@@ -35,6 +35,7 @@ class VectorStore(Protocol):
         """Write the store into `folder` (which exists and is empty of its files); a store that
         keeps its vectors elsewhere (a server) writes there where they are."""
 
+
 TIES_SEEN = 16  # hits a backend searches past k, so that equal scores at the cut are ordered by id too
 
 
