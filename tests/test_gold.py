@@ -69,15 +69,19 @@ def test_a_broken_gold_file_is_a_clear_error(tmp_path):
         load_gold(path)
 
 
-@pytest.mark.parametrize("answers, says", [
-    ('"Ahmad Massoud"', '"answers" must be a list of strings'),  # not 13 one-letter answers
-    ("[1996]", '"answers" must be a list of strings'),
-    ('["the"]', "the answer 'the' has no words to score"),
+@pytest.mark.parametrize("row, says", [
+    ('"question": "Who?", "answers": "Ahmad Massoud"', '"answers" must be a list of strings'),  # not 13 one-letter answers
+    ('"question": "Who?", "answers": [1996]', '"answers" must be a list of strings'),
+    ('"question": "Who?", "answers": ["the"]', "the answer 'the' has no words to score"),
+    ('"question": null, "answers": []', '"question" must be a string'),  # not the question "None"
+    ('"question": "???", "answers": []', "the question has no words"),  # rag ask would refuse it mid-run
+    ('"question": "  ", "answers": []', "the question is empty"),
+    (f'"question": "{"why " * 200}", "answers": []', "the question is too long"),
 ])
-def test_answers_that_could_not_be_scored_are_refused_with_their_line(tmp_path, answers, says):
+def test_a_row_that_could_not_be_asked_or_scored_is_refused_with_its_line(tmp_path, row, says):
     gold = tmp_path / "gold.jsonl"
     gold.write_text('{"id": "a", "question": "Who?", "answers": ["x"]}\n'
-                    f'{{"id": "b", "question": "Who?", "answers": {answers}}}\n', encoding="utf-8")
+                    f'{{"id": "b", {row}}}\n', encoding="utf-8")
     with pytest.raises(RagError, match=f"gold.jsonl:2: not a gold question .*{re.escape(says)}"):
         load_gold(gold)
 
@@ -90,20 +94,6 @@ def test_a_question_whose_answer_its_articles_do_not_hold_is_named():
                  GoldQuestion("typo", "What does Panjshir mean?", ["five loins"], ["000_882549ac45e52293"]),
                  GoldQuestion("none", "Who won?", [], [])]
     assert answers_not_stated(documents, questions) == ["typo"]
-
-
-@pytest.mark.parametrize("question, says", [
-    ("null", '"question" must be a string'),  # not the question "None"
-    ('"???"', "the question has no words"),
-    ('"  "', "the question is empty"),
-    (f'"{"why " * 200}"', "the question is too long"),
-])
-def test_a_question_rag_would_refuse_is_refused_as_the_file_loads_with_its_line(tmp_path, question, says):
-    gold = tmp_path / "gold.jsonl"
-    gold.write_text('{"id": "a", "question": "Who?", "answers": ["x"]}\n'
-                    f'{{"id": "b", "question": {question}, "answers": []}}\n', encoding="utf-8")
-    with pytest.raises(RagError, match=f"gold.jsonl:2: not a gold question \\({says}"):
-        load_gold(gold)
 
 
 def test_a_question_is_kept_as_the_pipeline_asks_it(tmp_path):
