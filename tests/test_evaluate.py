@@ -117,13 +117,15 @@ def test_squad_mode_scores_the_reader_alone(tmp_path):
 def test_a_bare_article_name_keeps_every_copy_of_it_out_of_training(tmp_path):
     from rag.squad import load_squad
 
-    def article(title, question):
-        return {"title": title, "paragraphs": [{"context": "Oxygen is a gas.", "qas": [
+    def article(title, question, context="Oxygen is a gas."):
+        return {"title": title, "paragraphs": [{"context": context, "qas": [
             {"id": title, "question": question, "answers": [{"text": "a gas", "answer_start": 10}], "is_impossible": False}]}]}
 
     path = tmp_path / "squad.json"
-    path.write_text(json.dumps({"data": [article("squad20-dev:Oxygen", "What is oxygen?"), article("addsent:Oxygen", "Oxygen?"),
-                                         article("Oxygen", "What is it?"), article("Oxygenation", "What?")]}))
+    path.write_text(json.dumps({"data": [
+        article("squad20-dev:Oxygen", "What is oxygen?"), article("addsent:Oxygen", "Oxygen?", "Oxygen is a gas. Neon is red."),
+        article("Oxygen", "What is it?"), article("Oxygenation", "What?", "Oxygenation is a process.")]}))
     data = load_squad(path)
-    assert len(data.without_articles({"Oxygen"}).questions) == 1  # only Oxygenation is left
-    assert len(data.without_articles({"squad20-dev:Oxygen"}).questions) == 3
+    assert [q.id for q in data.without_articles({"Oxygen"}).questions] == ["Oxygenation"]
+    # a prefixed name drops that copy, and the paragraphs another copy holds word for word
+    assert [q.id for q in data.without_articles({"squad20-dev:Oxygen"}).questions] == ["addsent:Oxygen", "Oxygenation"]
