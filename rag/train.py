@@ -37,7 +37,7 @@ import numpy as np
 from rag.config import default_models_file
 from rag.errors import RagError, first_line
 from rag.leftovers import fsync_dir, fsync_file, fsync_tree, write_atomically
-from rag.squad import SquadData, SquadQuestion, answer_sentence
+from rag.squad import SquadData, SquadQuestion, answer_sentence, load_squad
 from rag.swapped import ordinary_words, swapped_question, swapped_within
 from rag.train_settings import DEVICES, OBJECTIVES, TRAINING_PRECISIONS, SWAP_SOURCES, TrainSettings
 
@@ -732,8 +732,6 @@ class TrainingRun:
             raise
 
     def _start(self, on_status, progress, log) -> dict | None:
-        from rag.squad import load_squad
-
         checkpoint = checkpoint_in(self.out)
         if not self.resume:
             check_unused(self.out)
@@ -742,9 +740,9 @@ class TrainingRun:
             self.settings = replace(self.settings, init=str(self.init or self.config.embedder.resolve()))
         everything = load_squad(self.data)
         self._check_exclusions(everything)
-        # read now, not hours later when training is over, and checked to be held out
-        held_out = self._held_out(everything, load_squad) if self.eval_data else None
         squad_data = everything.without_articles(set(self.settings.excluded_articles))
+        # read now, not hours later when training is over, and checked to be held out
+        held_out = self._held_out(squad_data) if self.eval_data else None
         on_status("preparing training windows…")
         tokenizer, model = load_for_training(self.settings.init, checkpoint if self.resume else None)
         windows = (make_groups if self.settings.objective == "shared" else make_windows)(squad_data, tokenizer, self.settings)
@@ -776,11 +774,11 @@ class TrainingRun:
                            f"{self.data} does not have: {', '.join(map(repr, unknown[:3]))}"
                            f"{'…' if len(unknown) > 3 else ''} (titles as the file writes them, e.g. Private_school)", 2)
 
-    def _held_out(self, training: SquadData, load_squad) -> SquadData:
+    def _held_out(self, training: SquadData) -> SquadData:
         """--eval-data, refused when it shares a paragraph with the training data: its scores
         would not be held-out ones."""
         held_out = load_squad(self.eval_data)
-        trained_on = set(training.without_articles(set(self.settings.excluded_articles)).contexts.values())
+        trained_on = set(training.contexts.values())
         shared = sum(1 for text in held_out.contexts.values() if text in trained_on)
         if shared:
             raise RagError(f"--eval-data {self.eval_data} shares {shared:,} paragraph{'s' if shared > 1 else ''} with "
