@@ -31,18 +31,12 @@ from rag.config import load_models_config  # noqa: E402
 from rag.metrics import SQUAD_PUNCTUATION, best_over, f1_score, normalize_answer  # noqa: E402
 from rag.squad import SquadData, squad_articles  # noqa: E402
 from rag.schema import Passage  # noqa: E402
-from tune_abstention import TRAIN_FULL, calibration_titles  # noqa: E402
+from tune_abstention import calibration_articles  # noqa: E402
 
 
 def calibration_data() -> SquadData:
     """The calibration articles' SQuAD 2.0 dev copies: answerable and unanswerable questions."""
-    if not TRAIN_FULL.is_file():
-        sys.exit(f"error: {TRAIN_FULL} is missing: the calibration pool comes from it")
-    titles = calibration_titles()
-    articles = [a for a in json.loads(TRAIN_FULL.read_text(encoding="utf-8"))["data"] if a["title"] in titles]
-    if len(articles) != len(titles):
-        sys.exit(f"error: {TRAIN_FULL} lacks some of the calibration articles {sorted(titles)}")
-    return squad_articles(articles)
+    return squad_articles(calibration_articles())
 
 
 def best_f1(answer_f1: np.ndarray, abstain_f1: np.ndarray, margins: np.ndarray) -> float:

@@ -87,15 +87,23 @@ def calibration_titles() -> set[str]:
     return {f"{CALIBRATION_SOURCE}:{name}" for name in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
 
 
+def calibration_articles() -> list[dict]:
+    """The calibration articles' copies with unanswerable questions, as train-full.json holds them."""
+    names = calibration_titles()
+    if not TRAIN_FULL.is_file():
+        raise SystemExit(f"{TRAIN_FULL} is missing: the calibration pool comes from it "
+                         f"(`eval/tune_abstention.py --pool tune` fits without it)")
+    articles = [a for a in json.loads(TRAIN_FULL.read_text(encoding="utf-8"))["data"] if a["title"] in names]
+    if len(articles) != len(names):
+        raise SystemExit(f"{TRAIN_FULL} lacks some of the calibration articles {sorted(names)}")
+    return articles
+
+
 def calibration_pool(folder: Path) -> list[CalibrationQuestion]:
     """The calibration articles written into `folder` as .txt articles, and their answerable questions."""
     names = calibration_titles()
-    if not TRAIN_FULL.is_file():
-        raise SystemExit(f"{TRAIN_FULL} is missing: the calibration pool comes from it (--pool tune fits without it)")
     pool = []
-    for article in json.loads(TRAIN_FULL.read_text(encoding="utf-8"))["data"]:
-        if article["title"] not in names:
-            continue
+    for article in calibration_articles():
         doc_id = re.sub(r"[^A-Za-z0-9]+", "_", article["title"].partition(":")[2]).strip("_")
         (folder / f"{doc_id}.txt").write_text("\n\n".join(p["context"] for p in article["paragraphs"]), encoding="utf-8")
         start = 0

@@ -383,7 +383,7 @@ class Trainer:
                 batch = epoch_batches[self.batch_in_epoch]
                 lr = self.learning_rate()
                 loss = self._train_step(batch, lr)
-                self.windows_seen += sum(len(group) for group in batch) if self.settings.objective == "shared" else len(batch)
+                self.windows_seen += window_count(batch, self.settings)
                 self.batch_in_epoch += 1
                 self.step += 1
                 self.elapsed_s += time.monotonic() - started
@@ -410,7 +410,7 @@ class Trainer:
         if not log.is_file():
             return
         kept = [line for line in log.read_text(encoding="utf-8").splitlines(keepends=True)
-                if _logged_step(line) is not None and _logged_step(line) <= self.step]
+                if (step := _logged_step(line)) is not None and step <= self.step]
         write_atomically(log, "".join(kept))
 
     def _train_step(self, batch: list, lr: float) -> float:
@@ -535,9 +535,9 @@ def save_reader(model, tokenizer, out: Path, card: str) -> None:
     copy.deepcopy(model).half().save_pretrained(out)
     tokenizer.save_pretrained(out)
     (out / "README.md").write_text(card, encoding="utf-8")
-    for name in ("model.safetensors", "config.json", "README.md"):  # on disk before the checkpoint goes
-        if (out / name).is_file():
-            fsync_file(out / name)
+    for path in out.iterdir():  # the reader's files on disk before the checkpoint goes (not the checkpoint's own)
+        if path.is_file():
+            fsync_file(path)
     fsync_dir(out)
 
 
@@ -573,7 +573,7 @@ def _negatives(settings: TrainSettings) -> str:
 
 
 def window_count(windows: list, settings: TrainSettings) -> int:
-    """Windows, for either objective (the shared one's are groups of them)."""
+    """Windows in a list or a batch, for either objective (the shared one's are groups of them)."""
     return sum(map(len, windows)) if settings.objective == "shared" else len(windows)
 
 

@@ -76,11 +76,12 @@ class FaissStore:
         return int(self._index.remove_ids(np.asarray(list(ids), dtype=np.int64)))
 
     def search(self, vector: np.ndarray, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
-        k = min(k, len(self) if allowed is None else len(allowed))
+        searchable = len(self) if allowed is None else len(allowed)
+        k = min(k, searchable)
         if k < 1:
             return []
         query = np.asarray(vector, dtype=np.float32).reshape(1, -1)
-        deeper = min(k + TIES_SEEN, len(self) if allowed is None else len(allowed))
+        deeper = min(k + TIES_SEEN, searchable)
         scores, ids = self._index.search(query, deeper, params=self._search_parameters(allowed))
         # FAISS leaves equal scores (copies of one passage) in no set order: by id, as Milvus does
         return sorted(((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0), key=lambda hit: (-hit[1], hit[0]))[:k]
