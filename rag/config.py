@@ -28,6 +28,13 @@ def _check_one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise RagError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
+def _check_runtime_and_precision(runtime: str, precision: str) -> None:
+    _check_one_of("runtime", runtime, RUNTIMES)
+    _check_one_of("precision", precision, PRECISIONS)
+    if precision == "int8" and runtime != "onnx":
+        raise RagError('precision = "int8" needs runtime = "onnx"')
+
+
 @dataclass(frozen=True)
 class EmbedderSettings:
     batch_size: int = field(default=32, metadata={"min": 1})
@@ -35,10 +42,7 @@ class EmbedderSettings:
     precision: str = FULL_PRECISION
 
     def __post_init__(self):  # checked as models.toml is read, not minutes later when the model loads
-        _check_one_of("runtime", self.runtime, RUNTIMES)
-        _check_one_of("precision", self.precision, PRECISIONS)
-        if self.precision == "int8" and self.runtime != "onnx":
-            raise RagError('precision = "int8" needs runtime = "onnx"')
+        _check_runtime_and_precision(self.runtime, self.precision)
 
 
 MAX_QUESTION_TOKENS = 96  # a longer question is clipped, keeping room for the passage in the window
@@ -51,10 +55,11 @@ class ReaderSettings:
     stride: int = field(default=128, metadata={"min": 0})
     max_answer_tokens: int = field(default=30, metadata={"min": 1})
     runtime: str = RUNTIMES[0]
+    precision: str = FULL_PRECISION
     abstention: Abstention = field(default_factory=Abstention)
 
     def __post_init__(self):
-        _check_one_of("runtime", self.runtime, RUNTIMES)
+        _check_runtime_and_precision(self.runtime, self.precision)
         if self.stride >= self.passage_tokens:  # the tokenizer would refuse it at the first question
             raise RagError(f"stride = {self.stride} is not valid: it must be under the passage's share of a window, "
                            f"max_seq_len - {MAX_QUESTION_TOKENS + WINDOW_SPECIAL_TOKENS} = {self.passage_tokens}")
@@ -102,16 +107,16 @@ class ModelSpec:
         raise RagError(f"models.toml [{self.role}]: unknown source {self.source!r} (use package:, path: or hub:)")
 
     def fingerprint(self) -> str:
-        """What an index or a fitted decision depends on: the model's files and, for an
-        embedder run at another precision than float32, that precision."""
+        """What an index or a fitted decision depends on: the model's files and, for a model
+        run at another precision than float32, that precision."""
         if self.precision == FULL_PRECISION:
             return self.files_fingerprint()
         return hashlib.sha256(f"{self.files_fingerprint()}:{self.precision}".encode()).hexdigest()[:16]
 
     @property
     def precision(self) -> str:
-        """What the model computes in; readers always run at full precision."""
-        return getattr(self.settings, "precision", FULL_PRECISION)
+        """What the model computes in."""
+        return self.settings.precision
 
     def files_fingerprint(self) -> str:
         """Identifies the model's files cheaply (config, weights size and first MiB), so a

