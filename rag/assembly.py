@@ -96,7 +96,7 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
     config = config or load_models_config()
     if reader is None:
         config.reader.resolve()  # a missing reader is reported now, not after building an index
-    _warn_if_fitted_for_another_reader(config, on_status)
+    warn_if_fitted_for_another_reader(config, on_status)
     if is_milvus(config):
         corpus, retriever = _milvus_parts(config, seeds_dir, rebuild, on_status, on_progress, embedder)
     else:
@@ -218,7 +218,7 @@ def _embedder(config: ModelsConfig, on_status: Status):
     return Embedder(config.embedder, on_status)
 
 
-def _warn_if_fitted_for_another_reader(config: ModelsConfig, on_status: Status) -> None:
+def warn_if_fitted_for_another_reader(config: ModelsConfig, on_status: Status) -> None:
     """The decision's weights mean something only for the reader they were fitted on."""
     fitted_for = config.reader.settings.abstention.fitted_for
     if not fitted_for:

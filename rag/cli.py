@@ -262,7 +262,7 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import build_pipeline, check_models
+    from rag.assembly import build_pipeline, check_models, warn_if_fitted_for_another_reader
     from rag.chat import BackgroundLoad, ChatSession, run_chat
     from rag.corpus import load_corpus
     from rag.pipeline import default_seeds_dir
@@ -273,6 +273,7 @@ def chat(
         report_status(f"skipped {reason}")
     config = load_settings(models, top_k, store)
     check_models(config)
+    warn_if_fitted_for_another_reader(config, report_status)  # the loading spinner would show it only for a moment
 
     def load(set_state):
         def on_progress(done: int, total: int) -> None:

@@ -123,13 +123,16 @@ def evaluate_file(data: SquadData, config, open_domain: bool, on_status: Callabl
                   on_done: Callable[[], None] = lambda: None) -> dict:
     """`rag eval --squad`: the reader alone on each given paragraph, or (open_domain) the whole
     pipeline over an index of every paragraph."""
-    if open_domain:
-        from rag.assembly import build_pipeline
+    from rag.assembly import build_pipeline, warn_if_fitted_for_another_reader, with_store
 
-        return evaluate_open(data, lambda seeds, index: build_pipeline(config, seeds, index, on_status=on_status), on_done)
+    if open_domain:
+        # the paragraphs go into a throwaway FAISS index, never into an archive models.toml names
+        throwaway = with_store(config, "faiss")
+        return evaluate_open(data, lambda seeds, index: build_pipeline(throwaway, seeds, index, on_status=on_status), on_done)
     from rag.embedder import Embedder
     from rag.reader import Reader
 
+    warn_if_fitted_for_another_reader(config, on_status)
     on_status("loading models")
     return evaluate_reader(data, Reader(config.reader), Embedder(config.embedder), config.reader.settings.abstention, on_done)
 

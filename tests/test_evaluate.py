@@ -1,6 +1,8 @@
 """`rag eval` as CI and a person use it: summary JSON, predictions in the ask contract, a
 report with every question and a calibration picture, gates, and SQuAD mode."""
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -95,15 +97,21 @@ def test_gates_fail_below_the_bar(evaluated):
     assert round(float(said[0]), 1) == f1 and said[1:3] == ["<", f"{f1 + 0.1:g}"]
 
 
-def test_squad_mode_scores_the_reader_alone(tmp_path):
+def tiny_squad_file(tmp_path, questions: int = 6) -> Path:
+    """The first paragraph of the held-out file with its first questions."""
     held_out = ROOT.parent / "shared" / "squad" / "heldout-dev.json"
     if not held_out.is_file():
         pytest.skip(f"{held_out} is not here (it comes with ../shared)")
     source = json.loads(held_out.read_text(encoding="utf-8"))
     paragraph = source["data"][0]["paragraphs"][0]
-    tiny = {"data": [{"title": "t", "paragraphs": [dict(paragraph, qas=paragraph["qas"][:6])]}]}
+    tiny = {"data": [{"title": "t", "paragraphs": [dict(paragraph, qas=paragraph["qas"][:questions])]}]}
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(tiny), encoding="utf-8")
+    return path
+
+
+def test_squad_mode_scores_the_reader_alone(tmp_path):
+    path = tiny_squad_file(tmp_path)
     result = run_rag("eval", "--squad", str(path), "--json")
     assert result.returncode == 0, result.stderr
     scores = json.loads(result.stdout)
@@ -112,6 +120,29 @@ def test_squad_mode_scores_the_reader_alone(tmp_path):
     opened = run_rag("eval", "--squad", str(path), "--open", "--json")
     assert opened.returncode == 0, opened.stderr
     assert json.loads(opened.stdout)["open (retrieve, then read)"]["retrieval_recall_at_k"] == 100.0
+
+
+def test_open_squad_mode_keeps_out_of_the_archive_models_toml_names(tmp_path):
+    """The held-out paragraphs are indexed to be searched, in a throwaway index: never in the
+    team's Milvus archive, which they would join for good (and which would be searched instead)."""
+    path = tiny_squad_file(tmp_path, questions=2)
+    archive = tmp_path / "team.db"
+    models = tmp_path / "models.toml"
+    text = (ROOT / "models.toml").read_text(encoding="utf-8").replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"')
+    models.write_text(f'{text}\n[retrieval]\nvector_store = "milvus:{archive}"\n', encoding="utf-8")
+    opened = run_rag("eval", "--squad", str(path), "--open", "--json", "--models", str(models))
+    assert opened.returncode == 0, opened.stderr
+    assert json.loads(opened.stdout)["open (retrieve, then read)"]["retrieval_recall_at_k"] == 100.0
+    assert not archive.exists() and "archive" not in opened.stderr
+
+
+def test_squad_mode_warns_of_a_decision_fitted_for_another_reader(tmp_path):
+    path = tiny_squad_file(tmp_path, questions=1)
+    models = tmp_path / "models.toml"
+    text = (ROOT / "models.toml").read_text(encoding="utf-8").replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"')
+    models.write_text(re.sub(r'fitted_for = "\w+"', 'fitted_for = "0123456789abcdef"', text), encoding="utf-8")
+    result = run_rag("eval", "--squad", str(path), "--json", "--models", str(models))
+    assert result.returncode == 0 and "fitted for another reader (0123456789abcdef" in result.stderr
 
 
 def test_a_bare_article_name_keeps_every_copy_of_it_out_of_training(tmp_path):
