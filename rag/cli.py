@@ -371,6 +371,7 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     from rag.gold import load_gold
 
     questions = load_gold(gold)
+    ev.check_outputs_apart({"--gold": gold, "--baseline": baseline}, {"--predictions": predictions, "--report": report})
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
     earlier = load_baseline(baseline, questions) if baseline else None
     pipeline = open_the_pipeline()

@@ -226,7 +226,7 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
                  tradeoff_rows: list[dict], threshold: float, gold_name: str) -> Path:
     """Markdown report plus a calibration picture (PNG) beside it."""
     path = Path(path)
-    picture = path.with_suffix(".calibration.png")
+    picture = calibration_picture_of(path)
     plot_calibration(results, threshold, picture)
     lines = [f"# rag evaluation on {gold_name}", "",
              f"{summary['questions']} questions ({summary['answerable']} answerable, {summary['unanswerable']} not). "
@@ -317,6 +317,28 @@ def gate_failures(results: list[QuestionResult], bars: dict[str, float | None]) 
 def _cut(value: float | None) -> str:
     """Two decimals, cut rather than rounded: 72.996 misses a gate at 73, so it is not "73.00"."""
     return "n/a" if value is None else f"{math.floor(value * 100) / 100:.2f}"
+
+
+def calibration_picture_of(report: Path) -> Path:
+    return report.with_suffix(".calibration.png")
+
+
+def check_outputs_apart(inputs: dict[str, Path | None], outputs: dict[str, Path | None]) -> None:
+    """No file `rag eval` writes may be one it reads, or another it writes: the gold set or an
+    earlier run's answers would be lost for good. (--baseline and --predictions may be one file:
+    the earlier answers are read before the new ones replace them.)"""
+    report = outputs.get("--report")
+    written = {**outputs, **({"--report's calibration picture": calibration_picture_of(report)} if report else {})}
+    seen: dict[Path, str] = {}
+    for option, path in written.items():
+        if path is None:
+            continue
+        where = path.resolve()
+        clash = seen.get(where) or next((name for name, read in inputs.items() if read and read.resolve() == where
+                                         and not (name == "--baseline" and option == "--predictions")), None)
+        if clash:
+            raise RagError(f"{option} {path} is the file of {clash}: it would be overwritten; give another file name", 2)
+        seen[where] = option
 
 
 def check_output_path(path: Path) -> None:

@@ -101,3 +101,29 @@ def test_gold_set_options_with_squad_data_are_a_one_line_error(tmp_path, options
     result = run_rag("eval", "--squad", str(tmp_path / "any.json"), *options)  # a gate ignored would pass anything
     assert result.returncode == 2 and says in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("outputs", [
+    ["--predictions", "{gold}"],
+    ["--report", "{gold}"],
+    ["--report", "{p}", "--predictions", "{p}"],
+    ["--report", "{base}", "--baseline", "{base}"],
+    ["--report", "{d}/r.md", "--predictions", "{d}/r.calibration.png"],
+])
+def test_rag_eval_refuses_to_write_over_a_file_it_reads_or_writes(tmp_path, outputs):
+    """Before any model loads, and with every file left as it was."""
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"id": "a", "question": "What does Panjshir mean?", "answers": ["five lions"]}) + "\n")
+    base = write(tmp_path / "base.jsonl", [{"question": "What does Panjshir mean?", "answer": "five lions", "abstained": False}])
+    before = {path: path.read_bytes() for path in (gold, base)}
+    args = [a.format(gold=gold, base=base, p=tmp_path / "p.jsonl", d=tmp_path) for a in outputs]
+    result = run_rag("eval", "--gold", str(gold), *args)
+    assert result.returncode == 2 and "it would be overwritten; give another file name" in result.stderr
+    assert {path: path.read_bytes() for path in before} == before and not (tmp_path / "p.jsonl").exists()
+
+
+def test_rag_eval_may_write_its_answers_over_the_baseline_it_read_first(tmp_path):
+    from rag.evaluate import check_outputs_apart
+
+    base = tmp_path / "base.jsonl"
+    check_outputs_apart({"--gold": tmp_path / "gold.jsonl", "--baseline": base}, {"--predictions": base, "--report": None})
