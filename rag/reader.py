@@ -11,6 +11,7 @@ from typing import Callable
 import numpy as np
 
 from rag.config import MAX_QUESTION_TOKENS, ModelSpec
+from rag.errors import RagError
 from rag.models import load_for_inference, pad_encodings
 from rag.schema import Passage
 
@@ -31,6 +32,10 @@ class Reader:
     def __init__(self, spec: ModelSpec, on_export: Callable[[str], None] = lambda msg: None):
         self.spec = spec
         self.model = load_for_inference(spec, "AutoModelForQuestionAnswering", on_export)
+        positions = self.model.config.get("max_position_embeddings")
+        if positions and spec.settings.max_seq_len > positions:  # else the first long passage crashes the model
+            raise RagError(f"[reader] max_seq_len = {spec.settings.max_seq_len} is past what the reader at "
+                           f"{spec.resolve()} takes ({positions} tokens): set it to at most {positions}")
         # two tokenizers, each configured once: reading mutates no shared state, so concurrent
         # questions (rag serve) are safe without a lock
         self.tokenizer = self.model.tokenizer

@@ -33,3 +33,15 @@ def test_a_very_long_question_is_clipped_not_fatal(pipeline):
     _, passage = whole_article_passage("000_882549ac45e52293")
     (guess,) = pipeline.reader.read("What does Panjshir mean? " * 60, [passage])
     assert guess.end > guess.start
+
+
+def test_a_window_longer_than_the_reader_takes_is_refused_as_it_loads(models):
+    """The model has 512 positions: a longer window would crash it at the first long passage."""
+    import dataclasses
+
+    from rag.errors import RagError
+    from rag.reader import Reader
+
+    too_long = dataclasses.replace(models.reader, settings=dataclasses.replace(models.reader.settings, max_seq_len=1024))
+    with pytest.raises(RagError, match=r"max_seq_len = 1024 is past what the reader at .* takes \(512 tokens\)"):
+        Reader(too_long)
