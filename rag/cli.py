@@ -476,6 +476,7 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | N
     from rag import squad as sq
 
     data = sq.load_squad(path)
+    sq.check_askable(data, path)
     config = load_settings(models, top_k)
     progress, advance = progress_bar("answering", len(data.questions))
     with progress:

@@ -28,7 +28,7 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
     `rag eval --predictions` file, by question text."""
     answers: dict[str, str | None] = {}
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is read past
         for line in filter(str.strip, lines):
             row = json.loads(line)
             answer = None if row["abstained"] else row["answer"]

@@ -75,9 +75,25 @@ def answer_sentence(context: str, q: SquadQuestion) -> tuple[int, int] | None:
 
 def load_squad(path: Path) -> SquadData:
     try:
-        return squad_articles(json.loads(Path(path).read_text(encoding="utf-8"))["data"])
+        data = squad_articles(json.loads(Path(path).read_text(encoding="utf-8-sig"))["data"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RagError(f"{path} is not a SQuAD-format JSON file ({type(exc).__name__}: {exc})") from None
+    if not data.questions:
+        raise RagError(f"{path} holds no questions")
+    return data
+
+
+def check_askable(data: SquadData, path: Path) -> None:
+    """Every question is one `rag ask` would take (rag.pipeline.validate_question): one it
+    refuses is named now, not after the models load or halfway through a run."""
+    from rag.errors import BadInput
+    from rag.pipeline import validate_question
+
+    for q in data.questions:
+        try:
+            validate_question(q.question)
+        except BadInput as why:
+            raise RagError(f"{path}: question {q.id!r}: {why}", 2) from None
 
 
 def squad_articles(data: list) -> SquadData:
@@ -87,13 +103,20 @@ def squad_articles(data: list) -> SquadData:
         titles.append(str(article.get("title", "")))
         for paragraph_number, paragraph in enumerate(article["paragraphs"]):
             context_id = f"{article_number:03d}_{paragraph_number:03d}"
-            contexts[context_id] = paragraph["context"]
+            contexts[context_id] = _text("context", paragraph["context"])
             for qa in paragraph["qas"]:
+                _text("question", qa["question"])
                 given = [] if qa.get("is_impossible") else qa["answers"]
                 answers = list(dict.fromkeys(a["text"] for a in given))
                 start = int(given[0]["answer_start"]) if given else None
                 questions.append(SquadQuestion(qa["id"], qa["question"], answers, context_id, start, article_number))
     return SquadData(contexts, questions, tuple(titles))
+
+
+def _text(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f'a "{name}" that is not text: {value!r}'[:120])
+    return value
 
 
 def score(predictions: dict[str, str | None], questions: list[SquadQuestion]) -> dict:

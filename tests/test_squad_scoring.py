@@ -1,7 +1,15 @@
 """`rag eval --squad` scores as the official SQuAD v2 script does, so its figures compare with
 published ones; the gold set keeps news text's own normalisation (fast tier: no model)."""
+import json
+
+import pytest
+
+from rag.compare import load_baseline
+from rag.errors import RagError
+from rag.gold import load_gold
 from rag.metrics import exact_match, f1_score
-from rag.squad import SquadQuestion, score
+from rag.squad import SquadQuestion, load_squad, score
+from tests.conftest import run_rag
 
 
 def one(answers: list[str], prediction: str | None) -> dict:
@@ -23,3 +31,44 @@ def test_an_unanswerable_question_is_right_when_the_prediction_normalises_to_not
     assert one([], None)["no_ans_accuracy"] == 100.0
     assert one([], "the")["no_ans_accuracy"] == 100.0
     assert one([], "Kabul")["no_ans_accuracy"] == 0.0
+
+
+def squad_file(tmp_path, qas: list, context="Bob Smith runs the bakery.", prefix: bytes = b""):
+    path = tmp_path / "squad.json"
+    data = {"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}
+    path.write_bytes(prefix + json.dumps(data).encode())
+    return path
+
+
+ASKED = {"id": "q1", "question": "Who runs the bakery?", "answers": [{"text": "Bob Smith", "answer_start": 0}]}
+
+
+def test_a_squad_file_with_a_byte_order_mark_is_read(tmp_path):
+    assert [q.question for q in load_squad(squad_file(tmp_path, [ASKED], prefix=b"\xef\xbb\xbf")).questions] == ["Who runs the bakery?"]
+
+
+@pytest.mark.parametrize("qas, context, said", [
+    ([], "Bob Smith runs the bakery.", "holds no questions"),
+    ([dict(ASKED, question=None)], "Bob Smith runs the bakery.", 'a "question" that is not text'),
+    ([ASKED], 5, 'a "context" that is not text'),
+])
+def test_a_squad_file_that_cannot_be_scored_is_one_line_as_it_loads(tmp_path, qas, context, said):
+    with pytest.raises(RagError, match=said):
+        load_squad(squad_file(tmp_path, qas, context))
+
+
+@pytest.mark.parametrize("question, said", [("x" * 501, "too long"), ("", "empty")])
+def test_rag_eval_squad_names_a_question_rag_ask_would_refuse_before_loading_models(tmp_path, question, said):
+    path = squad_file(tmp_path, [ASKED, dict(ASKED, id="q2", question=question)])
+    result = run_rag("eval", "--squad", str(path), "--open")
+    assert result.returncode == 2 and f"question 'q2':" in result.stderr and said in result.stderr
+    assert "loading" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_gold_and_baseline_files_with_a_byte_order_mark_are_read(tmp_path):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_bytes(b"\xef\xbb\xbf" + json.dumps({"id": "a", "question": "What does Panjshir mean?", "answers": ["x"]}).encode())
+    (question,) = load_gold(gold)
+    base = tmp_path / "base.jsonl"
+    base.write_bytes(b"\xef\xbb\xbf" + json.dumps({"question": question.question, "answer": "x", "abstained": False}).encode())
+    assert load_baseline(base, [question]) == {"a": "x"}
