@@ -26,9 +26,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Offline, citation-first question answering over a folder of news articles.",
 )
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich's own exits 1 at once; a reader gone away (`rag ask | head -1`) is not a failure
+        (exit 1 means a batch line could not be asked), so main() ends it as it ends emit()'s."""
+        self.quiet = True
+        raise BrokenPipeError
+
+
 # markup is off: paths, questions and messages are printed as given (a "[/x]" in a path is text)
-out = Console(highlight=False, soft_wrap=True, markup=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = _Console(highlight=False, soft_wrap=True, markup=False)
+err = _Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}). (default: ./seeds, else the bundled articles)")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. (default: .rag/<seeds name> beside the seeds folder)")]
@@ -316,6 +326,7 @@ def _history_file() -> Path:
 
 @app.command("eval")
 def evaluate(
+    ctx: typer.Context,
     gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold questions (JSON Lines). (default: eval/gold.jsonl)")] = None,
     predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write every answer here, one `rag ask --json` line each.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a markdown report (and a calibration PNG beside it).")] = None,
@@ -342,7 +353,7 @@ def evaluate(
         _refuse_beside_squad({"--gold": gold, "--predictions": predictions, "--report": report, "--baseline": baseline,
                               "--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention,
                               "--since": since, "--until": until, "--seeds": seeds, "--index-dir": index_dir,
-                              "--store": store})
+                              "--store": store if typed_on_the_command_line(ctx, "store") else None})  # not RAG_STORE
         if top_k is not None and not open_domain:  # each question is read with its own paragraph: nothing is retrieved
             raise RagError("--top-k goes with --squad --open, where passages are retrieved", 2)
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
@@ -439,13 +450,13 @@ def _prepare_output_folders(*paths: Path | None) -> None:
 def _print_summary(summary: dict, by_article: dict) -> None:
     from rich.table import Table
 
-    from rag.evaluate import SUMMARY_ROWS, cell
+    from rag.evaluate import SUMMARY_ROWS, cell, shortest_unique_prefixes
 
     table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)")
     table.add_column("metric")
     table.add_column("all", justify="right")
-    for doc_id in by_article:
-        table.add_column(doc_id[:3], justify="right")
+    for name in shortest_unique_prefixes(list(by_article)):
+        table.add_column(name, justify="right")
     for label, key in SUMMARY_ROWS:
         table.add_row(label, *(cell(s[key]) for s in [summary, *by_article.values()]))
     out.print(table)
@@ -486,6 +497,8 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | N
         return
     from rich.table import Table
 
+    from rag.evaluate import cell
+
     columns = [("EM", "em"), ("F1", "f1"), ("HasAns EM", "has_ans_em"), ("HasAns F1", "has_ans_f1"),
                ("NoAns acc.", "no_ans_accuracy"), ("retrieval recall@k", "retrieval_recall_at_k")]
     columns = [(label, key) for label, key in columns if any(key in r for r in results.values())]
@@ -494,7 +507,7 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | N
     for label, _ in columns:
         table.add_column(label, justify="right")
     for rule, r in results.items():
-        table.add_row(rule, *("" if r.get(key) is None else f"{r[key]}" for _, key in columns))
+        table.add_row(rule, *(cell(r.get(key)) for _, key in columns))
     out.print(table)
 
 
@@ -558,13 +571,16 @@ KEPT_ON_RESUME = ("init", "max_steps", "time_budget", "learning_rate", "batch_si
                   "swapped_negatives", "swap_from")
 
 
+def typed_on_the_command_line(ctx: typer.Context, name: str) -> bool:
+    """Given on the command line, not a default nor an environment variable's value."""
+    source = ctx.get_parameter_source(name)  # (typer carries its own click: its ParameterSource is not click's)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def _refuse_on_resume(ctx: typer.Context) -> None:
     """A setting given with --resume would be silently dropped (the run keeps its own): refused."""
-    def typed(name: str) -> bool:  # (typer carries its own click: its ParameterSource is not click's)
-        source = ctx.get_parameter_source(name)
-        return source is not None and source.name == "COMMANDLINE"
-
-    given = [param.opts[0] for param in ctx.command.params if param.name in KEPT_ON_RESUME and typed(param.name)]
+    given = [param.opts[0] for param in ctx.command.params
+             if param.name in KEPT_ON_RESUME and typed_on_the_command_line(ctx, param.name)]
     if given:
         raise RagError(f"{', '.join(given)} cannot change on --resume: the run keeps the settings it started with "
                        f"(to train on with others, start a next piece with --init {ctx.params['out_dir']})", 2)

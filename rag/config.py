@@ -205,19 +205,20 @@ def _spec(data: dict, role: str, path: Path) -> ModelSpec:
         source=entry.pop("source"),
         install=install,
         base_dir=path.parent.resolve(),
-        settings=typed_settings(MODEL_TABLES[role], entry, path, role),
+        settings=typed_settings(MODEL_TABLES[role], entry, path, role, also_known=(*MODEL_KEYS, "install")),
     )
 
 
 EXPECTED = {int: "a whole number", float: "a number", str: "a string"}
 
 
-def typed_settings(cls: type, table: dict, path: Path, where: str):
+def typed_settings(cls: type, table: dict, path: Path, where: str, also_known: tuple[str, ...] = ()):
     """`cls` built from a TOML table: unknown keys and values of the wrong type are errors
-    that name the file, the table, the key and what was expected."""
+    that name the file, the table, the key and what was expected (and every key the table
+    takes: `also_known` are those read before, as a model table's id, source and install)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    known = list(fields)
+    known = [*also_known, *fields]
     unknown = sorted(set(table) - set(known))
     if unknown:
         raise RagError(f"{path}: [{where}] has an unknown key '{unknown[0]}' (known: {', '.join(known)})")

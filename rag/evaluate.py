@@ -295,6 +295,18 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
     plt.close(fig)
 
 
+def shortest_unique_prefixes(names: list[str], shortest: int = 3) -> list[str]:
+    """Each name cut to the fewest characters (at least `shortest`) that no other name starts
+    with: column heads that still say which article ("202" would name every dated file)."""
+    def cut(name: str) -> str:
+        others = [other for other in names if other != name]
+        for length in range(shortest, len(name)):
+            if not any(other.startswith(name[:length]) for other in others):
+                return name[:length]
+        return name
+    return [cut(name) for name in names]
+
+
 def cell(value) -> str:
     return "n/a" if value is None else f"{value:g}"
 

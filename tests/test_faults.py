@@ -122,10 +122,11 @@ def test_chat_says_a_line_is_undecodable_and_goes_on(tmp_path):
 
 
 @integration
-def test_a_closed_output_pipe_is_not_an_error(tmp_path):
+@pytest.mark.parametrize("output", ["--json", "--why"])  # --why: plain text, printed by rich
+def test_a_closed_output_pipe_is_not_an_error(tmp_path, output):
     index = tmp_path / "index"
     shell = (f"printf 'What does Panjshir mean?\\nWho is Ahmad Massoud?\\nWhat?\\n' | "
-             f"{sys.executable} -m rag ask --json --index-dir {index} | head -1 > /dev/null; echo ${{PIPESTATUS[1]}}")
+             f"{sys.executable} -m rag ask {output} --index-dir {index} | head -1 > /dev/null; echo ${{PIPESTATUS[1]}}")
     result = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert result.stdout.strip() == "0", result.stderr
     assert "Traceback" not in result.stderr and "Exception ignored" not in result.stderr

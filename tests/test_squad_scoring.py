@@ -72,3 +72,28 @@ def test_gold_and_baseline_files_with_a_byte_order_mark_are_read(tmp_path):
     base = tmp_path / "base.jsonl"
     base.write_bytes(b"\xef\xbb\xbf" + json.dumps({"question": question.question, "answer": "x", "abstained": False}).encode())
     assert load_baseline(base, [question]) == {"a": "x"}
+
+
+def test_rag_store_in_the_environment_is_not_an_option_given_beside_squad(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    path = squad_file(tmp_path, [dict(ASKED, question="")])  # refused as the file is checked: no model loads
+    run = lambda env: subprocess.run([sys.executable, "-m", "rag", "eval", "--squad", str(path), *env[1]], cwd=ROOT,  # noqa: E731
+                                     capture_output=True, text=True, env=dict(os.environ, **env[0]))
+    from_the_environment = run(({"RAG_STORE": "faiss"}, []))
+    assert "question 'q1': the question is empty" in from_the_environment.stderr
+    typed = run(({}, ["--store", "faiss"]))
+    assert typed.returncode == 2 and "--store goes with the gold set, not with --squad" in typed.stderr
+
+
+def test_per_article_columns_are_named_by_the_shortest_prefix_that_tells_them_apart():
+    from rag.evaluate import shortest_unique_prefixes
+
+    assert shortest_unique_prefixes(["000_8825.txt", "001_fb70.txt"]) == ["000", "001"]
+    assert shortest_unique_prefixes(["news.jsonl#a", "news.jsonl#b"]) == ["news.jsonl#a", "news.jsonl#b"]
+    assert shortest_unique_prefixes(["2021-09-06-x", "2021-09-07-y", "abc"]) == ["2021-09-06", "2021-09-07", "abc"]
+    assert shortest_unique_prefixes(["ab", "abc"]) == ["ab", "abc"]
