@@ -137,3 +137,19 @@ def test_what_a_converted_file_skipped_is_said_again_when_its_text_comes_from_th
     first = skipped()
     assert len(first) == 2 and "line 2: no text" in first[0] and "'feed.jsonl#a' is taken" in first[1]
     assert skipped() == first  # the second run reads the file's documents from the index
+
+
+def test_half_a_character_escaped_in_json_lines_is_indexed_as_a_replacement_character(tmp_path):
+    """"\\ud83d" alone (a broken emoji) cannot be written to the index or hashed: it crashed
+    every command once the file was in the folder. It becomes U+FFFD, keeping every offset."""
+    folder = tmp_path / "archive"
+    folder.mkdir()
+    (folder / "feed.jsonl").write_text('{"id": "a\\ud83d", "title": "Fenwick \\udc00", '
+                                       '"text": "Emoji \\ud83d broken. \\ud83d\\ude00 The mayor of Fenwick is Dana Oduya."}\n',
+                                       encoding="utf-8")
+    config = load_models_config(ROOT / "models.toml")
+    for _ in range(2):  # built, then read back from the index
+        parts = build_pipeline(config, folder, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]))
+        (doc,) = parts.corpus.documents.values()
+        assert (doc.doc_id, doc.title) == ("feed.jsonl#a\ufffd", "Fenwick \ufffd")
+        assert doc.text == "Emoji \ufffd broken. \U0001F600 The mayor of Fenwick is Dana Oduya."

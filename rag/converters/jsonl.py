@@ -4,12 +4,16 @@ A bad record is skipped, and named; the rest of the file is read."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from rag.converters.text import decode_as_data
 from rag.dates import ISO_DAY
 from rag.schema import Document
 
+# JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
+# hold: each becomes U+FFFD, one character for one, so offsets into the text are unchanged
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
@@ -18,7 +22,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         if not line.strip():
             continue
         try:
-            documents.append(_record(path, number, json.loads(line)))
+            documents.append(_record(path, number, json.loads(line, object_hook=_whole_characters)))
         except (ValueError, TypeError) as why:
             problems.append(f"{path.name} line {number}: {why}")
     if not documents:
@@ -39,3 +43,8 @@ def _record(path: Path, number: int, record) -> Document:
     return Document(doc_id=f"{path.name}#{record_id}", path=str(path), text=text, date=day.group() if day else None,
                     body_start=0, title=title if isinstance(title, str) else None,
                     source=url if isinstance(url, str) and url else str(path))
+
+
+def _whole_characters(record: dict) -> dict:
+    return {LONE_SURROGATE.sub("\ufffd", key): LONE_SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+            for key, value in record.items()}
