@@ -31,6 +31,15 @@ def test_the_keyword_index_saves_and_loads_the_same_scores(tmp_path):
     assert not loaded.scores("zzz unknown").any()
 
 
+def test_passages_without_a_single_keyword_are_indexed_with_zero_scores(tmp_path):
+    """Every word a stop word or one letter: bm25s has no vocabulary to index (it crashed)."""
+    index = KeywordIndex.build(["It is.", "It was a."])
+    index.save(tmp_path)
+    loaded = KeywordIndex.load(tmp_path, 2)
+    for question in ("What is it?", "Who leads the resistance?", "\x00"):
+        assert not loaded.scores(question).any() and loaded.ranking(question, 2)[0] == []
+
+
 @pytest.fixture(scope="module")
 def retriever():
     corpus = load_corpus(SEEDS)

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 FOLDER = "bm25"
+NO_KEYWORDS = "\x00"  # tokenize() keeps word characters only, so no question has it
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, said once: the Milvus store's BM25 uses them too
 
 
@@ -20,7 +21,10 @@ class KeywordIndex:
 
         bm25 = bm25s.BM25(k1=BM25_K1, b=BM25_B)
         if texts:
-            bm25.index(tokenize(texts), show_progress=False)
+            tokens = tokenize(texts)
+            if not any(tokens):  # bm25s cannot index an empty vocabulary: one word no question holds
+                tokens = [[NO_KEYWORDS]] * len(tokens)
+            bm25.index(tokens, show_progress=False)
         return cls(bm25, len(texts))
 
     @classmethod
