@@ -153,3 +153,20 @@ def test_half_a_character_escaped_in_json_lines_is_indexed_as_a_replacement_char
         (doc,) = parts.corpus.documents.values()
         assert (doc.doc_id, doc.title) == ("feed.jsonl#a\ufffd", "Fenwick \ufffd")
         assert doc.text == "Emoji \ufffd broken. \U0001F600 The mayor of Fenwick is Dana Oduya."
+
+
+STORY = "<p>The council of Fenwick voted on Tuesday to close the old quarry, ending a mining plan first drawn up in 2019. " \
+        "The decision passed by seven votes to two after a long debate in the town hall.</p>"
+
+
+@pytest.mark.parametrize("marks, date", [
+    ("", None),  # undated: not a year the story mentions
+    ('<time datetime="2022-03-04">4 March 2022</time>', "2022-03-04"),
+    ('<p class="byline">Published 4 March 2022</p>', "2022-03-04"),
+])
+def test_a_web_page_is_dated_by_its_own_marks_never_by_a_year_its_story_mentions(tmp_path, marks, date):
+    from rag.converters.html import convert
+
+    page = f"<html><head><title>Quarry</title></head><body><article><h1>Council closes quarry</h1>{marks}{STORY}</article></body></html>"
+    (doc,), _ = convert(tmp_path / "quarry.html", page.encode())
+    assert doc.date == date

@@ -10,7 +10,10 @@ from rag.schema import Document
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     import trafilatura
 
-    extracted = trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=False)
+    # htmldate's extensive search reads dates out of the story itself ("a plan first drawn up in
+    # 2019" made a page of 1 January 2019): only the page's own marks of publication are taken
+    extracted = trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=False,
+                                            date_extraction_params={"extensive_search": False, "original_date": True})
     text = (extracted.text if extracted else "") or ""
     if not text.strip():
         raise ValueError("no article text found in the page")
