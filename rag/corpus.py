@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Mapping
 from pathlib import Path
 
-from rag.converters import CONVERTERS, converter_for
+from rag.converters import CONVERTERS, conversion_key, converter_for
 from rag.converters import text as plain_text
 from rag.errors import RagError
 from rag.schema import Document, Passage
@@ -99,7 +99,7 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
                 continue
             skipped += problems
             if converter_for(path) is not plain_text:
-                converted[path.name] = Conversion(hashlib.sha256(raw).hexdigest(), found, problems)
+                converted[path.name] = Conversion(conversion_key(path, raw), found, problems)
             for doc in found:
                 if doc.doc_id in documents:
                     skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
@@ -117,7 +117,7 @@ def _known_documents(path: Path, raw: bytes, known: Known | None) -> tuple[list[
     """What this file gave when it was converted before (its bytes unchanged), else None."""
     if not known or converter_for(path) is plain_text:
         return None
-    before = known.get((path.name, hashlib.sha256(raw).hexdigest()))
+    before = known.get((path.name, conversion_key(path, raw)))
     if before is None:
         return None
     moved = lambda d: dataclasses.replace(d, path=str(path), source=str(path) if d.source == d.path else d.source)  # noqa: E731

@@ -3,6 +3,9 @@ into Documents whose `text` every citation slices: the file itself for .txt, the
 for the others."""
 from __future__ import annotations
 
+import functools
+import hashlib
+import importlib.metadata
 from pathlib import Path
 from types import ModuleType
 
@@ -15,3 +18,15 @@ FORMATS = ", ".join(CONVERTERS)  # for messages: the suffixes read as articles
 
 def converter_for(path: Path) -> ModuleType | None:
     return CONVERTERS.get(path.suffix.lower())
+
+
+def conversion_key(path: Path, raw: bytes) -> str:
+    """What a file's cached conversion is kept under: its bytes, and the converter and library
+    that converted them, so that a better converter (or a new trafilatura) converts it again."""
+    return hashlib.sha256(_made_by(converter_for(path)).encode() + b"\0" + raw).hexdigest()
+
+
+@functools.cache
+def _made_by(converter: ModuleType) -> str:
+    library = getattr(converter, "LIBRARY", "")
+    return f"{converter.__name__} {converter.VERSION} {library} {importlib.metadata.version(library) if library else ''}"

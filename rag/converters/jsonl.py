@@ -11,6 +11,8 @@ from rag.converters.text import decode_as_data
 from rag.dates import ISO_DAY
 from rag.schema import Document
 
+VERSION = 2  # raised when it converts the same bytes otherwise: cached conversions are then redone
+
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
 # hold: each becomes U+FFFD, one character for one, so offsets into the text are unchanged
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
