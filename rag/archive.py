@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import time
@@ -20,6 +21,7 @@ from rag.errors import RagError
 from rag.schema import Document
 from rag.leftovers import remove_abandoned
 
+NAME_BYTES = 255  # the longest file name most filesystems take
 COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, start with it
 
 
@@ -189,12 +191,13 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
 def _move_to_trash(path: Path, trash: Path) -> Path:
     """`path` moved into `trash` under a name no other removed file has (across filesystems too)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = trash / f"{stamp}-{path.name}"
+    name = _shortened(path.name, NAME_BYTES - len(stamp) - 8)  # room for "-N-" after the stamp
+    target = trash / f"{stamp}-{name}"
     n = 1
-    while target.exists():
-        n += 1
-        target = trash / f"{stamp}-{n}-{path.name}"
     try:
+        while target.exists():
+            n += 1
+            target = trash / f"{stamp}-{n}-{name}"
         trash.mkdir(parents=True, exist_ok=True)
         shutil.move(str(path), str(target))
     except OSError as exc:
@@ -202,11 +205,21 @@ def _move_to_trash(path: Path, trash: Path) -> Path:
     return target
 
 
+def _shortened(name: str, room: int) -> str:
+    """`name` cut in its middle to at most `room` bytes, its suffix kept."""
+    encoded = name.encode("utf-8", "surrogateescape")
+    if len(encoded) <= room:
+        return name
+    suffix = Path(name).suffix.encode("utf-8", "surrogateescape")[:room // 2]
+    head = encoded[:room - len(suffix) - 1].decode("utf-8", "ignore")  # never half a character
+    return f"{head}~{suffix.decode('utf-8', 'ignore')}"
+
+
 def _expand(paths: list[Path], change: Change) -> list[Path]:
     files = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and converter_for(p))
+            files += _articles_in(path, change)
         elif path.is_file():
             if path.name.startswith("."):  # the articles folder never reads it: copying it in would add nothing
                 change.skipped.append(f"{path.name}: hidden file, not read")
@@ -219,15 +232,31 @@ def _expand(paths: list[Path], change: Change) -> list[Path]:
     return files
 
 
+def _articles_in(folder: Path, change: Change) -> list[Path]:
+    """The article files directly in `folder`; what else is there is said, not silently left."""
+    entries = sorted(folder.iterdir())
+    subfolders = [p.name for p in entries if p.is_dir() and not p.name.startswith(".")]
+    others = [p.name for p in entries if p.is_file() and not p.name.startswith(".") and not converter_for(p)]
+    hidden = [p.name for p in entries if p.is_file() and p.name.startswith(".") and converter_for(p)]
+    for names, why in ((subfolders, "subfolders are not read (add each folder)"),
+                       (others, f"not an article format ({FORMATS})"), (hidden, "hidden files, not read")):
+        if names:
+            change.skipped.append(f"{folder.name}/: {', '.join(names[:5])}{' …' if len(names) > 5 else ''}: {why}")
+    return [p for p in entries if p.is_file() and not p.name.startswith(".") and converter_for(p)]
+
+
 def _staged_copy(source: Path, target: Path) -> Path:
     """`source` copied whole and synced beside `target`, under a hidden name of rag's own (never
     read as an article, and never a name a user's file would have), ready to be renamed into place."""
-    tmp = target.with_name(f"{COPY_PREFIX}{target.name}.{os.getpid()}.tmp")
+    # named by a hash of the article's name: the name itself may already be as long as a name can be
+    digest = hashlib.sha256(target.name.encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    tmp = target.with_name(f"{COPY_PREFIX}{digest}.{os.getpid()}.tmp")
     try:
         shutil.copyfile(source, tmp)
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise RagError(f"cannot copy {source} into {target.parent}: {exc.strerror}") from None
     return tmp

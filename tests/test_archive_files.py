@@ -97,3 +97,30 @@ def test_an_edit_whose_old_file_cannot_be_kept_leaves_both_where_they_were(seeds
         add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "not-a-folder" / "trash")
     assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
     assert sorted(os.listdir(seeds)) == ["report.txt"]  # no staged copy left behind
+
+
+def test_an_article_whose_name_is_as_long_as_a_name_can_be_is_added_and_replaced(seeds, tmp_path):
+    """Its staged copy and its name in the trash would be longer than the 255 bytes a name may have."""
+    name = "новости-" * 16 + "x.txt"  # 245 bytes
+    assert len(name.encode()) == 245
+    added = add_files(seeds, [incoming(tmp_path, name, "The first version.\n")], tmp_path / "trash")
+    updated = add_files(seeds, [incoming(tmp_path, name, "The second version.\n")], tmp_path / "trash")
+    assert (added.added, updated.updated) == ([name], [name])
+    assert (seeds / name).read_text(encoding="utf-8") == "The second version.\n"
+    (kept,) = (tmp_path / "trash").iterdir()
+    assert kept.read_text(encoding="utf-8") == "The first version.\n" and kept.name.endswith(".txt")
+    assert sorted(os.listdir(seeds)) == sorted(["report.txt", name])
+
+
+def test_a_folder_added_says_what_in_it_is_not_read(seeds, tmp_path):
+    folder = tmp_path / "archive"
+    (folder / "2023" / "06").mkdir(parents=True)
+    (folder / "2023" / "06" / "story.txt").write_text("A story kept in a subfolder.\n", encoding="utf-8")
+    (folder / "notes.json").write_text("{}", encoding="utf-8")
+    (folder / ".draft.md").write_text("# Draft\n\nNot yet.\n", encoding="utf-8")
+    (folder / "kept.txt").write_text("An article.\n", encoding="utf-8")
+    change = add_files(seeds, [folder], tmp_path / "trash")
+    assert change.added == ["kept.txt"]
+    assert any("2023" in line and "subfolders are not read" in line for line in change.skipped)
+    assert any("notes.json" in line and "not an article format" in line for line in change.skipped)
+    assert any(".draft.md" in line and "hidden" in line for line in change.skipped)
