@@ -158,16 +158,21 @@ def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
     """The articles of these files (or of the article files directly in these folders), and
     "name: why" for each that was skipped."""
     change = Change()
-    documents = []
+    documents: dict[str, Document] = {}
     for path in _expand(paths, change):
         try:
             found, problems = read_documents(path)
         except ValueError as why:
             change.skipped.append(f"{path.name}: {why}")
             continue
-        documents += found
         change.skipped += [f"{path.name}: {problem}" for problem in problems]
-    return documents, change.skipped
+        for doc in found:  # one id is one article: a second would silently overwrite the first
+            if doc.doc_id in documents:
+                change.skipped.append(f"{path}: its article id {doc.doc_id!r} is that of {documents[doc.doc_id].path}, "
+                                      "given first in this add")
+            else:
+                documents[doc.doc_id] = doc
+    return list(documents.values()), change.skipped
 
 
 def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path) -> Change:

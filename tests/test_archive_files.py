@@ -124,3 +124,16 @@ def test_a_folder_added_says_what_in_it_is_not_read(seeds, tmp_path):
     assert any("2023" in line and "subfolders are not read" in line for line in change.skipped)
     assert any("notes.json" in line and "not an article format" in line for line in change.skipped)
     assert any(".draft.md" in line and "hidden" in line for line in change.skipped)
+
+
+def test_files_read_for_an_archive_keep_the_first_of_one_article_id_and_say_why(tmp_path):
+    """The Milvus archive has no folder to refuse a clash in: two files giving one id in one
+    add would overwrite each other there."""
+    from rag.archive import read_files
+
+    first, second, third = (incoming(tmp_path, "story.md", "# Story\n\nA baby giraffe named Tumi.\n"),
+                            incoming(tmp_path, "story.md", "# Story\n\nThe ferry was cancelled.\n"),
+                            incoming(tmp_path, "story.md.txt", "The museum will reopen.\n"))
+    documents, skipped = read_files([first, second, third])
+    assert [(d.doc_id, d.path) for d in documents] == [("story.md", str(first))]
+    assert len(skipped) == 2 and all("its article id 'story.md' is that of" in line for line in skipped)
