@@ -101,7 +101,7 @@ class Manifest:
         if self.vector_store != expected.vector_store:
             return f"the vector store changed ({self.vector_store} -> {expected.vector_store})"
         if self.corpus_fingerprint != expected.corpus_fingerprint:
-            return "the articles changed (" + _describe_changes(self.documents, expected.documents) + ")"
+            return "the articles changed (" + describe_changes(self.documents, expected.documents) + ")"
         return None
 
 
@@ -110,8 +110,11 @@ def settings_staleness(stored, expected) -> str | None:
     (any two manifests with those fields: an index folder's, a Milvus archive's), or None."""
     if stored.format != expected.format:
         return "it was written by another version of rag"
-    if (stored.embedder_id, stored.embedder_fingerprint) != (expected.embedder_id, expected.embedder_fingerprint):
+    if stored.embedder_id != expected.embedder_id:
         return f"the embedder changed ({stored.embedder_id} -> {expected.embedder_id})"
+    if stored.embedder_fingerprint != expected.embedder_fingerprint:
+        return (f"the embedder's files or precision changed ({expected.embedder_id}: "
+                f"{stored.embedder_fingerprint} -> {expected.embedder_fingerprint})")
     if stored.chunking != expected.chunking:
         return f"chunking settings changed ({stored.chunking} -> {expected.chunking})"
     return None
@@ -459,9 +462,13 @@ def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> 
     return rows
 
 
-def _describe_changes(old: dict, new: dict) -> str:
+NAMED_CHANGES = 5  # a line, not 150 kB, when ten thousand articles were added
+
+
+def describe_changes(old: dict, new: dict) -> str:
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))
     changed = sorted(d for d in set(old) & set(new) if old[d] != new[d])
-    parts = [f"{label}: {', '.join(ids)}" for label, ids in (("added", added), ("removed", removed), ("edited", changed)) if ids]
+    parts = [f"{label} {len(ids):,}: {', '.join(ids[:NAMED_CHANGES])}{', …' if len(ids) > NAMED_CHANGES else ''}"
+             for label, ids in (("added", added), ("removed", removed), ("edited", changed)) if ids]
     return "; ".join(parts) or "content differs"

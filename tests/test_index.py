@@ -46,13 +46,23 @@ def test_stale_index_is_noticed_and_says_why(tmp_path, embedder, seeds_copy):
     (seeds_copy / "003_1053def13e2cd472.txt").write_text(" date 2021-08-26 Replaced text.", encoding="utf-8")
     (seeds_copy / "005_new.txt").write_text("A new article.", encoding="utf-8")
     changed = load_corpus(seeds_copy)
-    with pytest.raises(IndexNotUsable, match="articles changed .*added: 005_new.*edited: 003_1053def13e2cd472"):
+    with pytest.raises(IndexNotUsable, match="articles changed .*added 1: 005_new.*edited 1: 003_1053def13e2cd472"):
         store.load(changed, expected_manifest(changed, embedder))
     with pytest.raises(IndexNotUsable, match="chunking settings changed"):
         store.load(corpus, expected_manifest(corpus, embedder, ChunkSettings(max_chars=300)))
     other_model = Manifest.expected(corpus, "another/model", "abc", 384, ChunkSettings(), "faiss")
     with pytest.raises(IndexNotUsable, match="embedder changed"):
         store.load(corpus, other_model)
+    same_model_other_files = Manifest.expected(corpus, embedder.spec.id, "abc", 384, ChunkSettings(), "faiss")
+    with pytest.raises(IndexNotUsable, match=r"the embedder's files or precision changed \(.*: \w+ -> abc\)"):
+        store.load(corpus, same_model_other_files)
+
+
+def test_thousands_of_changed_articles_are_counted_and_the_first_few_named():
+    from rag.index import describe_changes
+
+    said = describe_changes({f"a{n:05d}": "x" for n in range(300)}, {f"a{n:05d}": "x" for n in range(100)})
+    assert said == "removed 200: a00100, a00101, a00102, a00103, a00104, …"
 
 
 def test_pipeline_rebuilds_a_stale_index(tmp_path, models, seeds_copy):
@@ -60,7 +70,7 @@ def test_pipeline_rebuilds_a_stale_index(tmp_path, models, seeds_copy):
     build_pipeline(models, seeds_copy, tmp_path / "index", on_status=messages.append)
     (seeds_copy / "005_extra.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")
     pipeline = build_pipeline(models, seeds_copy, tmp_path / "index", on_status=messages.append)
-    assert any("out of date" in m and "added: 005_extra" in m for m in messages)
+    assert any("out of date" in m and "added 1: 005_extra" in m for m in messages)
     assert "005_extra" in {p.doc_id for p in pipeline.retriever.passages}
 
 
