@@ -61,31 +61,52 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
         raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
     store = IndexStore(index_dir or default_index_dir(seeds_dir))
-    corpus = load_corpus(seeds_dir, store.known_documents())
+    embedder = embedder or _embedder(config, on_status)
+
+    def articles_and_manifest():
+        corpus = load_corpus(seeds_dir, store.known_documents())
+        return corpus, Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
+                                         config.chunking, config.retrieval.vector_store)
+
+    corpus, expected = articles_and_manifest()
     for reason in corpus.skipped:
         on_status(f"skipped {reason}")
-    embedder = embedder or _embedder(config, on_status)
-    expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
-                                 config.chunking, config.retrieval.vector_store)
-    index = None
-    if not rebuild:
-        try:
-            index = store.load(corpus, expected)
-            store.remove_stale_builds()
-        except IndexNotUsable as why:
-            on_status(f"{why}; bringing it up to date")
+    index = None if rebuild else _usable_index(store, corpus, expected, on_status)
     if index is None:
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
-        reusable = None if rebuild else store.reusable(corpus, expected)
-        checkpoint = store.embedding_checkpoint(expected.embedder_fingerprint)
-        index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
-                                    on_progress, reusable, checkpoint)
-        store.save(index)
-        checkpoint.clear()
-        resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
-        on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into "
-                  f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
+        waiting = lambda: on_status("another rag is bringing this index up to date; waiting for it to finish…")  # noqa: E731
+        with store.building(on_wait=waiting) as waited:
+            if waited and not rebuild:  # what the other one built may be what these articles need
+                corpus, expected = articles_and_manifest()
+                index = _usable_index(store, corpus, expected, on_status)
+            if index is None:
+                index = _build(store, corpus, expected, embedder, config, rebuild, on_status, on_progress)
     return OpenedIndex(corpus, index, embedder)
+
+
+def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Status):
+    """The saved index if it serves these articles as they are, else None (saying why)."""
+    try:
+        index = store.load(corpus, expected)
+    except IndexNotUsable as why:
+        on_status(f"{why}; bringing it up to date")
+        return None
+    store.remove_stale_builds()
+    return index
+
+
+def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: ModelsConfig, rebuild: bool,
+           on_status: Status, on_progress: Progress | None):
+    reusable = None if rebuild else store.reusable(corpus, expected)
+    checkpoint = store.embedding_checkpoint(expected.embedder_fingerprint)
+    index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
+                                on_progress, reusable, checkpoint)
+    store.save(index)
+    checkpoint.clear()
+    resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
+    on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into "
+              f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
+    return index
 
 
 def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = None, index_dir: Path | None = None,

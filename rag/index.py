@@ -357,6 +357,22 @@ class IndexStore:
                 continue
         raise RagError(f"cannot make a new build folder in {self.directory}")
 
+    @contextlib.contextmanager
+    def building(self, on_wait: Callable[[], None] = lambda: None):
+        """Held for a whole build, embedding included (`.lock-build`), so that two processes
+        never build one index at once: a question asked during `rag add` waits for its build
+        (and then loads it) instead of embedding everything again beside it, and the two never
+        share the embedding checkpoint. Yields whether it had to wait for another build."""
+        with (self.directory / ".lock-build").open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                waited = False
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                waited = True
+            yield waited
+
     def embedding_checkpoint(self, embedder_fingerprint: str) -> EmbeddingCheckpoint:
         """Where a build saves its vectors as it goes (emptied once the build is saved)."""
         return EmbeddingCheckpoint(self.directory / "in-progress", embedder_fingerprint)
@@ -374,7 +390,8 @@ class IndexStore:
     def _is_ours(self) -> bool:
         entries = [p.name for p in self.directory.iterdir()]
         legacy = "CURRENT" in entries and ".lock" in entries  # written by rag before the marker existed
-        entries = [e for e in entries if e not in (".lock", ".lock-gate", ".lock-archive") and not e.startswith(".probe-")]
+        entries = [e for e in entries if e not in (".lock", ".lock-gate", ".lock-archive", ".lock-build")
+                   and not e.startswith(".probe-")]
         return not entries or MARKER in entries or legacy
 
     @contextlib.contextmanager

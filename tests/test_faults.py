@@ -519,3 +519,28 @@ def test_a_milvus_store_without_pymilvus_is_one_line_that_says_what_to_install(m
     monkeypatch.setitem(sys.modules, "pymilvus", None)  # as if it were not installed
     with pytest.raises(RagError, match=r"^the milvus store needs pymilvus and milvus-lite: pip install -e '\.\[milvus\]'$"):
         MilvusArchive.open(f"milvus:{tmp_path / 'archive.db'}")
+
+
+def test_a_question_asked_during_another_build_waits_for_it_and_embeds_nothing_itself(tmp_path):
+    """`rag add` copied new articles in and is building: a question asked now found the index
+    stale and embedded everything again beside it (twice the CPU, for hours at archive scale)."""
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    config = load_models_config(ROOT / "models.toml")
+    open_pipeline = lambda on_status: build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
+                                                     reader=FakeReader([]), on_status=on_status)
+    open_pipeline(lambda message: None)
+    (seeds / "005_new.txt").write_text("The ferry between Calder and Marsh End was cancelled.", encoding="utf-8")
+    store, said, asked = IndexStore(tmp_path / "index"), [], []
+    with store.building():  # the add's build
+        question = threading.Thread(target=lambda: asked.append(open_pipeline(said.append)))
+        question.start()
+        while not any("waiting for it to finish" in m for m in said):
+            time.sleep(0.05)
+        embedder = FakeEmbedder()  # what the add builds and saves, holding the lock
+        built, _ = build_index(load_corpus(seeds), embedder, config.chunking, config.retrieval.vector_store)
+        store.save(built)
+    question.join(timeout=30)
+    assert not any(m.startswith("indexed ") for m in said)  # it loaded the add's index: nothing embedded
+    assert [p.doc_id for p in asked[0].retriever.passages] == [p.doc_id for p in built.passages]
+    assert "005_new" in {p.doc_id for p in built.passages}
