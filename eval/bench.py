@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import signal
 import socket
@@ -66,9 +67,11 @@ def timed_process(command: list[str]) -> float:
 
 
 def torch_runtime_models(folder: Path) -> Path:
-    """models.toml with runtime = "torch" for both models (relative paths made absolute)."""
+    """models.toml with runtime = "torch" for both models, in float32 (int8 runs on ONNX Runtime
+    only), relative paths made absolute."""
     text = (ROOT / "models.toml").read_text(encoding="utf-8")
-    text = text.replace('source = "path:', f'source = "path:{ROOT}/')
+    text = re.sub(r'^precision = "int8".*\n', "", text, flags=re.M)
+    text = text.replace('source = "path:models', f'source = "path:{ROOT}/models')
     for table in ("[embedder]", "[reader]"):
         text = text.replace(f"{table}\n", f'{table}\nruntime = "torch"\n')
     path = folder / "models-torch.toml"
