@@ -236,6 +236,14 @@ class IndexStore:
             raise IndexNotUsable(f"the index pointer {pointer} names no build ({name[:40]!r})")
         return self.directory / name
 
+    def version(self) -> str | None:
+        """Which build is current, read cheaply (one small file): it changes whenever a build is
+        switched in, and only then. None when there is none or it cannot be read."""
+        try:
+            return (self.directory / "CURRENT").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+
     def _current(self) -> tuple[Path, Manifest]:
         """The current build and its manifest (IndexNotUsable when there is none, or it is unreadable)."""
         build = self.current_build

@@ -7,7 +7,8 @@ from the swagger-ui-bundle package, so /docs works offline like everything else.
 Models load in a background thread as the server starts: /healthz answers 503 "loading" until
 the pipeline is ready (and has answered one warm-up question), then 200 "ready". Questions run
 on a pool with one thread per core, each bounded by a timeout. The pipeline is shared by those
-threads; nothing in it changes while it answers (see rag.reader for its two tokenizers)."""
+threads; nothing in it changes while it answers (see rag.reader for its two tokenizers): when
+the index is switched (`rag add` beside the server), a new pipeline is made and put in its place."""
 from __future__ import annotations
 
 import asyncio
@@ -59,11 +60,18 @@ class BatchRequest(BaseModel):
 
 
 class Loading:
-    """The pipeline, loaded once in a background thread; the state /healthz reports."""
+    """The pipeline, loaded in a background thread; the state /healthz reports. When the index
+    it was loaded from moves on (`index_version` changes: `rag add`, `rag remove` or `rag index`
+    switched it), it is loaded again by `load_again(pipeline)`, with the same models, in the
+    background: questions meanwhile are answered from the one already loaded."""
 
-    def __init__(self, load: Callable[[], object], on_problem: Callable[[str], None] = lambda message: None):
+    def __init__(self, load: Callable[[], object], on_problem: Callable[[str], None] = lambda message: None,
+                 index_version: Callable[[], object] = lambda: None, load_again: Callable[[object], object] | None = None):
         self._load = load
         self._on_problem = on_problem
+        self._index_version, self._load_again = index_version, load_again
+        self._loaded_version = None
+        self._reloading = threading.Lock()
         self.pipeline = None
         self.problem: str | None = None
         self._thread = threading.Thread(target=self._run, name="rag-load", daemon=True)
@@ -76,6 +84,7 @@ class Loading:
 
     def _run(self) -> None:
         try:
+            self._loaded_version = self._index_version()  # before loading: a switch meanwhile loads again
             pipeline = self._load()
             pipeline.ask("warm up")  # the first answer pays one-off costs; no user should
             self.pipeline = pipeline
@@ -94,7 +103,24 @@ class Loading:
         """The pipeline, or a 503 that says why there is none yet."""
         if self.pipeline is None:
             raise HTTPException(503, f"not ready: {self.problem or 'the models are loading'}")
+        self._load_again_if_the_index_moved()
         return self.pipeline
+
+    def _load_again_if_the_index_moved(self) -> None:
+        if self._load_again is None or self._index_version() == self._loaded_version:
+            return
+        if self._reloading.acquire(blocking=False):  # one reload at a time; the rest keep the pipeline they have
+            threading.Thread(target=self._reload, name="rag-reload", daemon=True).start()
+
+    def _reload(self) -> None:
+        try:
+            version = self._index_version()
+            self.pipeline = self._load_again(self.pipeline)
+            self._loaded_version = version
+        except Exception as problem:  # the pipeline loaded before still answers; tried again at the next question
+            self._on_problem(f"warning: could not load the index again ({problem}); answering from the one loaded before")
+        finally:
+            self._reloading.release()
 
 
 class Answering:
@@ -115,8 +141,11 @@ class Answering:
 
 
 def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = ANSWER_TIMEOUT_S,
-               workers: int | None = None, on_problem: Callable[[str], None] = lambda message: None) -> FastAPI:
-    loading = Loading(load, on_problem)
+               workers: int | None = None, on_problem: Callable[[str], None] = lambda message: None,
+               index_version: Callable[[], object] = lambda: None,
+               load_again: Callable[[object], object] | None = None) -> FastAPI:
+    """`load` gives the pipeline; `index_version` and `load_again`: see Loading."""
+    loading = Loading(load, on_problem, index_version, load_again)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="rag-ask")
 
     async def lifespan(app):
@@ -299,7 +328,8 @@ class BodyLimit:
 
 
 def serve(load: Callable[[], object], host: str, port: int, token: str | None, timeout_s: float,
-          on_ready: Callable[[str], None]) -> None:
+          on_ready: Callable[[str], None], index_version: Callable[[], object] = lambda: None,
+          load_again: Callable[[object], object] | None = None) -> None:
     """Run until SIGTERM or Ctrl-C (uvicorn finishes the requests in flight, then stops).
     `on_ready` hears the address, and any problem loading the pipeline."""
     import socket
@@ -313,7 +343,7 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
             probe.bind((host, port))
         except OSError as exc:
             raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
-    app = create_app(load, token, timeout_s, on_problem=on_ready)
+    app = create_app(load, token, timeout_s, on_problem=on_ready, index_version=index_version, load_again=load_again)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it

@@ -262,3 +262,44 @@ def test_a_pipeline_that_cannot_load_is_reported_and_the_server_says_why():
         assert heard and "/nowhere" in heard[0]
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_switched_index_is_loaded_again_with_the_same_models_while_questions_go_on(fake_pipeline):
+    """`rag add` beside a running server switches the index: the server notices (the index's
+    version changed), loads it again in the background, and answers from the new one."""
+    version, asked_with = ["build-1"], []
+    after = Pipeline(fake_pipeline.corpus, fake_pipeline.retriever, FakeReader(["Panjshir"]), DECISION, 5)
+
+    def load_again(old):
+        asked_with.append(old)
+        return after
+
+    client = started(create_app(lambda: fake_pipeline, index_version=lambda: version[0], load_again=load_again))
+    ask = lambda: client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"]  # noqa: E731
+    assert ask() == "five lions" and asked_with == []  # the index has not moved: nothing is loaded again
+    version[0] = "build-2"
+    deadline = time.time() + 10
+    while ask() != "Panjshir":
+        assert time.time() < deadline, "the switched index was never loaded"
+        time.sleep(0.01)
+    assert asked_with == [fake_pipeline]  # once, with the models already loaded
+    client.__exit__(None, None, None)
+
+
+def test_an_index_that_cannot_be_loaded_again_leaves_the_server_answering(fake_pipeline):
+    problems, version = [], ["build-1"]
+
+    def load_again(old):
+        raise RuntimeError("the disk is gone")
+
+    client = started(create_app(lambda: fake_pipeline, on_problem=problems.append, index_version=lambda: version[0],
+                                load_again=load_again))
+    version[0] = "build-2"
+    for _ in range(3):
+        assert client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"] == "five lions"
+    deadline = time.time() + 10
+    while not problems:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    assert "could not load the index again (the disk is gone)" in problems[0]
+    client.__exit__(None, None, None)
