@@ -187,6 +187,9 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
         if sum(1 for d in documents.values() if d.path == document.path) > 1:
             raise RagError(f"{doc_id} is one record of {Path(document.path).name}: edit that file to remove it; "
                            "nothing was removed")
+    if set(documents) <= set(doc_ids):  # checked before any file moves, as the ids are
+        raise RagError(f"that would remove every article in {seeds_dir}, and an index needs at least one; "
+                       "nothing was removed")
     for doc_id in doc_ids:
         _move_to_trash(Path(documents[doc_id].path), trash)
         change.removed.append(doc_id)

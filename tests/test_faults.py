@@ -455,6 +455,18 @@ def test_remove_checks_every_id_before_moving_anything(tmp_path):
     assert len(list((tmp_path / "trash").iterdir())) == 1
 
 
+def test_removing_every_article_is_refused_before_any_file_moves(tmp_path):
+    """The file moved, then the index could not be made of nothing: exit 1 with the archive emptied."""
+    from rag.archive import remove_documents
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    documents = load_corpus(seeds).documents
+    with pytest.raises(RagError, match="would remove every article .* nothing was removed"):
+        remove_documents(seeds, list(documents), documents, tmp_path / "trash")
+    assert sorted(p.name for p in seeds.iterdir()) == sorted(p.name for p in SEEDS.iterdir())
+
+
 def test_adding_a_different_file_of_the_same_name_keeps_the_old_one(tmp_path):
     from rag.archive import add_files
 
