@@ -149,7 +149,7 @@ def _milvus_parts(config: ModelsConfig, seeds_dir: Path | None, rebuild: bool, o
 
     embedder = embedder or _embedder(config, on_status)
     archive = None if rebuild else milvus_archive.open_for_reading(
-        config.retrieval.vector_store, milvus_archive.expected_manifest(embedder, config.chunking))
+        config.retrieval.vector_store, milvus_archive.expected_manifest(embedder, config.chunking), config.path)
     if archive is None:
         archive = index_milvus(config, seeds_dir, rebuild, on_status, on_progress, embedder)[0]
     articles = milvus_archive.ArchiveArticles(archive)
@@ -167,7 +167,7 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
     embedder = embedder or _embedder(config, on_status)
     spec = config.retrieval.vector_store
     archive = milvus_archive.open_for_writing(spec, milvus_archive.expected_manifest(embedder, config.chunking),
-                                              rebuild, embedder, config.chunking, on_status, on_progress)
+                                              config.path, rebuild, embedder, config.chunking, on_status, on_progress)
     if paths is None:
         corpus = load_corpus(Path(seeds_dir) if seeds_dir else default_seeds_dir())
         documents, skipped = list(corpus.documents.values()), corpus.skipped

@@ -28,6 +28,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -439,18 +440,23 @@ def expected_manifest(embedder, chunking: ChunkSettings) -> ArchiveManifest:
     return ArchiveManifest(FORMAT, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension, chunking.as_dict())
 
 
-def open_for_reading(spec: str, expected: ArchiveManifest) -> MilvusArchive | None:
-    """The archive, checked against these settings (None when there is none yet)."""
+def open_for_reading(spec: str, expected: ArchiveManifest, models: Path) -> MilvusArchive | None:
+    """The archive, checked against these settings (None when there is none yet); `models` is
+    the models.toml they come from, for the command that would rebuild it."""
     archive = MilvusArchive.open(spec)
     if archive is not None:
         reason = archive.manifest.staleness(expected)
         if reason:
-            raise RagError(f"the archive at {archive.uri} does not fit these settings: {reason}; "
-                           f"rebuild it with: rag index --force --store {spec}")
+            raise _unfit(archive, reason, spec, models)
     return archive
 
 
-def open_for_writing(spec: str, expected: ArchiveManifest, rebuild: bool, embedder, chunking: ChunkSettings,
+def _unfit(archive: MilvusArchive, reason: str, spec: str, models: Path) -> RagError:
+    return RagError(f"the archive at {archive.uri} does not fit these settings: {reason}; "
+                    f"rebuild it with: rag index --force --store {spec} --models {models}")
+
+
+def open_for_writing(spec: str, expected: ArchiveManifest, models: Path, rebuild: bool, embedder, chunking: ChunkSettings,
                      on_status: Callable[[str], None], on_progress: Progress | None = None) -> MilvusArchive:
     """The archive to write into: created when missing; with `rebuild`, every stored article is
     embedded again into a fresh archive which then replaces it."""
@@ -460,8 +466,7 @@ def open_for_writing(spec: str, expected: ArchiveManifest, rebuild: bool, embedd
         return MilvusArchive.create(spec, expected)
     reason = archive.manifest.staleness(expected)
     if reason and not rebuild:
-        raise RagError(f"the archive at {archive.uri} does not fit these settings: {reason}; "
-                       f"rebuild it with: rag index --force --store {spec}")
+        raise _unfit(archive, reason, spec, models)
     if not (rebuild or reason):
         return archive
     on_status(f"rebuilding the archive at {archive.uri} ({reason or 'asked for'}): every article is embedded again")

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -208,10 +209,10 @@ def test_unchanged_articles_are_not_embedded_again_and_removal_takes_every_row(a
 def test_other_settings_are_stale_with_the_reason_and_a_rebuild_replaces_the_archive(archive, spec):
     other = milvus_archive.ArchiveManifest(milvus_archive.FORMAT, "fake/bag-of-words", "fake-1", 64,
                                            ChunkSettings(max_chars=300).as_dict())
-    with pytest.raises(RagError, match=r"chunking settings changed .*rag index --force --store milvus:"):
-        milvus_archive.open_for_reading(spec, other)
+    with pytest.raises(RagError, match=r"chunking settings changed .*rag index --force --store milvus:.* --models team\.toml$"):
+        milvus_archive.open_for_reading(spec, other, Path("team.toml"))
     before = archive.count()
-    rebuilt = milvus_archive.open_for_writing(spec, other, True, FakeEmbedder(), ChunkSettings(max_chars=300),
+    rebuilt = milvus_archive.open_for_writing(spec, other, Path("team.toml"), True, FakeEmbedder(), ChunkSettings(max_chars=300),
                                               lambda message: None)
     assert MilvusArchive.open(spec).articles == rebuilt.articles != archive.articles
     assert rebuilt.count()[0] == before[0] and rebuilt.count()[1] > before[1]  # every article, cut smaller
@@ -220,7 +221,8 @@ def test_other_settings_are_stale_with_the_reason_and_a_rebuild_replaces_the_arc
 def test_a_running_reader_follows_a_rebuild_made_elsewhere(archive, spec):
     retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50)
     before = [(h.passage.doc_id, h.passage.start) for h in retriever.retrieve("Panjshir resistance", 5)]
-    milvus_archive.open_for_writing(spec, archive.manifest, True, FakeEmbedder(), CHUNKING, lambda message: None)
+    milvus_archive.open_for_writing(spec, archive.manifest, Path("models.toml"), True, FakeEmbedder(), CHUNKING,
+                                    lambda message: None)
     assert [(h.passage.doc_id, h.passage.start) for h in retriever.retrieve("Panjshir resistance", 5)] == before
     assert retriever.archive.articles == MilvusArchive.open(spec).articles
 
@@ -257,8 +259,8 @@ from rag import milvus_archive
 from tests.fakes import FakeEmbedder
 spec, folder = sys.argv[1], Path(sys.argv[2])
 embedder = FakeEmbedder()
-archive = milvus_archive.open_for_writing(spec, milvus_archive.expected_manifest(embedder, ChunkSettings()), False,
-                                          embedder, ChunkSettings(), lambda m: None)
+archive = milvus_archive.open_for_writing(spec, milvus_archive.expected_manifest(embedder, ChunkSettings()),
+                                          Path("models.toml"), False, embedder, ChunkSettings(), lambda m: None)
 milvus_archive.write_documents(archive, read_files([folder])[0], embedder, ChunkSettings())
 """
 
