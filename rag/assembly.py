@@ -61,23 +61,24 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
         raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
     store = IndexStore(index_dir or default_index_dir(seeds_dir))
-    embedder = embedder or _embedder(config, on_status)
-
-    def articles_and_manifest():
-        corpus = load_corpus(seeds_dir, store.known_documents())
-        return corpus, Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
-                                         config.chunking, config.retrieval.vector_store)
-
-    corpus, expected = articles_and_manifest()
+    corpus = load_corpus(seeds_dir, store.known_documents())  # a bad folder is said before any model loads
     for reason in corpus.skipped:
         on_status(f"skipped {reason}")
+    embedder = embedder or _embedder(config, on_status)
+
+    def manifest_of(corpus) -> Manifest:
+        return Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
+                                 config.chunking, config.retrieval.vector_store)
+
+    expected = manifest_of(corpus)
     index = None if rebuild else _usable_index(store, corpus, expected, on_status)
     if index is None:
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
         waiting = lambda: on_status("another rag is bringing this index up to date; waiting for it to finish…")  # noqa: E731
         with store.building(on_wait=waiting) as waited:
-            if waited and not rebuild:  # what the other one built may be what these articles need
-                corpus, expected = articles_and_manifest()
+            if waited and not rebuild:  # what the other one built may be what the articles now need
+                corpus = load_corpus(seeds_dir, store.known_documents())
+                expected = manifest_of(corpus)
                 index = _usable_index(store, corpus, expected, on_status)
             if index is None:
                 index = _build(store, corpus, expected, embedder, config, rebuild, on_status, on_progress)

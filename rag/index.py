@@ -26,6 +26,7 @@ from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus
 from rag.errors import RagError, first_line
 from rag.leftovers import fsync_dir, fsync_tree, write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
+from rag.retrieval.keyword import FOLDER as KEYWORD_FOLDER
 from rag.schema import Document, Passage
 
 INDEX_FORMAT = 2  # 2: checksums of the index files, vector ids, a saved keyword index
@@ -302,7 +303,9 @@ class IndexStore:
                 build, manifest = self._current()
                 if not manifest.reusable_for(expected):
                     return None
-                _verify_checksums(build, manifest.files)
+                # only what is reused: a damaged keyword index (rebuilt anyway) must not cost every vector
+                _verify_checksums(build, {name: digest for name, digest in manifest.files.items()
+                                          if name != CONVERTED and not name.startswith(f"{KEYWORD_FOLDER}/")})
                 unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
                 rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
                 vectors = backend(manifest.vector_store).load(build)

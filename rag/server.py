@@ -113,13 +113,13 @@ class Loading:
             threading.Thread(target=self._reload, name="rag-reload", daemon=True).start()
 
     def _reload(self) -> None:
+        version = self._index_version()
         try:
-            version = self._index_version()
             self.pipeline = self._load_again(self.pipeline)
-            self._loaded_version = version
-        except Exception as problem:  # the pipeline loaded before still answers; tried again at the next question
+        except Exception as problem:  # the pipeline loaded before still answers; tried again at the next switch
             self._on_problem(f"warning: could not load the index again ({problem}); answering from the one loaded before")
         finally:
+            self._loaded_version = version  # not tried again for every question: a failed load may be a long one
             self._reloading.release()
 
 

@@ -556,3 +556,15 @@ def test_a_question_asked_during_another_build_waits_for_it_and_embeds_nothing_i
     assert not any(m.startswith("indexed ") for m in said)  # it loaded the add's index: nothing embedded
     assert [p.doc_id for p in asked[0].retriever.passages] == [p.doc_id for p in built.passages]
     assert "005_new" in {p.doc_id for p in built.passages}
+
+
+def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tmp_path):
+    config = load_models_config(ROOT / "models.toml")
+    said = []
+    open_pipeline = lambda: build_pipeline(config, SEEDS, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
+                                           reader=FakeReader([]), on_status=said.append)
+    open_pipeline()
+    build = IndexStore(tmp_path / "index").current_build
+    (next((build / "bm25").iterdir())).unlink()
+    open_pipeline()
+    assert "unreadable" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
