@@ -304,8 +304,8 @@ class IndexStore:
                 if not manifest.reusable_for(expected):
                     return None
                 # only what is reused: a damaged keyword index (rebuilt anyway) must not cost every vector
-                _verify_checksums(build, {name: digest for name, digest in manifest.files.items()
-                                          if name != CONVERTED and not name.startswith(f"{KEYWORD_FOLDER}/")})
+                _verify_checksums(build, manifest.files,
+                                  wanted=lambda name: name != CONVERTED and not name.startswith(f"{KEYWORD_FOLDER}/"))
                 unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
                 rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
                 vectors = backend(manifest.vector_store).load(build)
@@ -456,9 +456,11 @@ def _read_checked(path: Path, sha256: str | None) -> bytes:
     return data
 
 
-def _verify_checksums(build: Path, files: dict[str, str]) -> None:
-    """Every file present is vouched for and matches (the whole file is hashed: see README)."""
-    present = set(_index_files(build))
+def _verify_checksums(build: Path, files: dict[str, str], wanted: Callable[[str], bool] = lambda name: True) -> None:
+    """Every file present is vouched for and matches (the whole file is hashed: see README);
+    only the `wanted` ones, when only those will be read."""
+    present = set(filter(wanted, _index_files(build)))
+    files = {name: digest for name, digest in files.items() if wanted(name)}
     missing = sorted(set(files) - present)
     if missing or not files:
         raise OSError(f"{missing[0] if missing else 'every file'} is missing")
