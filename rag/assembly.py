@@ -61,6 +61,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
         raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
     store = IndexStore(index_dir or default_index_dir(seeds_dir))
+    seen = store.version()  # the index these articles are read against (another process may switch it)
     corpus = load_corpus(seeds_dir, store.known_documents())  # a bad folder is said before any model loads
     for reason in corpus.skipped:
         on_status(f"skipped {reason}")
@@ -76,7 +77,9 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
         waiting = lambda: on_status("another rag is bringing this index up to date; waiting for it to finish…")  # noqa: E731
         with store.building(on_wait=waiting) as waited:
-            if waited and not rebuild:  # what the other one built may be what the articles now need
+            # another process switched the index since the folder was read (it built for articles
+            # added since, say): read both again, or this build would switch back to an older view
+            if (waited or store.version() != seen) and not rebuild:
                 corpus = load_corpus(seeds_dir, store.known_documents())
                 expected = manifest_of(corpus)
                 index = _usable_index(store, corpus, expected, on_status)
@@ -86,11 +89,18 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
 
 
 def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Status):
-    """The saved index if it serves these articles as they are, else None (saying why)."""
+    """The saved index if it serves these articles as they are, else None (saying why). An index
+    whose articles are current but whose files were converted again (a newer converter, or a page
+    whose bytes changed and text did not) is not kept: a build, reusing every vector, keeps the
+    new conversions, so they are not converted again at every start."""
     try:
         index = store.load(corpus, expected)
     except IndexNotUsable as why:
         on_status(f"{why}; bringing it up to date")
+        return None
+    if corpus.converted_now:
+        first, more = corpus.converted_now[0], ", …" if len(corpus.converted_now) > 1 else ""
+        on_status(f"{len(corpus.converted_now)} file(s) converted again ({first}{more}); keeping what they gave in the index")
         return None
     store.remove_stale_builds()
     return index

@@ -37,7 +37,7 @@ class ChunkSettings:
 @dataclass(frozen=True)
 class Conversion:
     """What one converted (not .txt) file gave: its documents, and what in it was skipped and why."""
-    sha256: str  # of the file's bytes
+    key: str  # rag.converters.conversion_key: its bytes, and the converter that read them
     documents: list[Document]
     problems: list[str]
 
@@ -48,6 +48,7 @@ class Corpus:
     documents: dict[str, Document]
     skipped: list[str]  # human-readable reasons for files that were not loaded
     converted: dict[str, Conversion] = field(default_factory=dict)  # converted (not .txt) file name -> what it gave
+    converted_now: tuple[str, ...] = ()  # those of them converted by this load, not taken from the index
 
     @property
     def fingerprint(self) -> str:
@@ -67,8 +68,8 @@ def date_range(documents) -> tuple[str, str] | None:
     return (dates[0], dates[-1]) if dates else None
 
 
-# (file name, sha256 of its bytes) -> what it gave when converted before: converting an archive
-# of web pages on every run would cost minutes, so the index keeps what each file gave
+# (file name, conversion key) -> what it gave when converted before: converting an archive of
+# web pages on every run would cost minutes, so the index keeps what each file gave
 Known = Mapping[tuple[str, str], Conversion]
 
 
@@ -83,7 +84,7 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
         entries = sorted(directory.iterdir())
     except OSError as exc:
         raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
-    documents, skipped, subfolders, converted = {}, [], [], {}
+    documents, skipped, subfolders, converted, converted_now = {}, [], [], {}, []
     for path in entries:
         if path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
@@ -93,13 +94,16 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
         elif converter_for(path):
             try:
                 raw = read_article_bytes(path)
-                found, problems = _known_documents(path, raw, known) or read_documents(path, raw)
+                cached = _known_documents(path, raw, known)
+                found, problems = cached or read_documents(path, raw)
             except ValueError as why:
                 skipped.append(f"{path.name}: {why}")
                 continue
             skipped += problems
             if converter_for(path) is not plain_text:
                 converted[path.name] = Conversion(conversion_key(path, raw), found, problems)
+                if cached is None:
+                    converted_now.append(path.name)
             for doc in found:
                 if doc.doc_id in documents:
                     skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
@@ -110,11 +114,12 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     if not documents:
         detail = f" ({'; '.join(skipped)})" if skipped else ""
         raise RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}{detail}")
-    return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted)
+    return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted,
+                  converted_now=tuple(converted_now))
 
 
 def _known_documents(path: Path, raw: bytes, known: Known | None) -> tuple[list[Document], list[str]] | None:
-    """What this file gave when it was converted before (its bytes unchanged), else None."""
+    """What this file gave when it was converted before (its bytes and converter unchanged), else None."""
     if not known or converter_for(path) is plain_text:
         return None
     before = known.get((path.name, conversion_key(path, raw)))

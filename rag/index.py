@@ -183,8 +183,8 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
 def _conversion_rows(name: str, conversion: Conversion) -> list[dict]:
     """converted.jsonl's rows for one file: a row per document it gave, and one with what in it
     was skipped (an index written before that row was kept has none: its files are converted again)."""
-    return ([{"file": name, "sha256": conversion.sha256, "document": asdict(d)} for d in conversion.documents]
-            + [{"file": name, "sha256": conversion.sha256, "problems": conversion.problems}])
+    return ([{"file": name, "key": conversion.key, "document": asdict(d)} for d in conversion.documents]
+            + [{"file": name, "key": conversion.key, "problems": conversion.problems}])
 
 
 def _embed(todo: list[int], passages: list[Passage], keys: dict[int, str], embedder, vectors: VectorStore,
@@ -274,7 +274,7 @@ class IndexStore:
 
     def known_documents(self) -> dict[tuple[str, str], Conversion]:
         """What each converted file gave when the current index was built, by (file name,
-        sha256 of its bytes); empty when there is no sound index to take it from."""
+        conversion key); empty when there is no sound index to take it from."""
         known: dict[tuple[str, str], Conversion] = {}
         said: set[tuple[str, str]] = set()
         try:
@@ -285,10 +285,10 @@ class IndexStore:
                 if not line:
                     continue
                 row = json.loads(line)
-                gave = known.setdefault((row["file"], row["sha256"]), Conversion(row["sha256"], [], []))
+                gave = known.setdefault((row["file"], row["key"]), Conversion(row["key"], [], []))
                 if "problems" in row:
                     gave.problems.extend(map(str, row["problems"]))
-                    said.add((row["file"], row["sha256"]))
+                    said.add((row["file"], row["key"]))
                 else:
                     gave.documents.append(Document(**row["document"]))
         except (OSError, ValueError, KeyError, TypeError, IndexNotUsable):

@@ -547,7 +547,9 @@ def test_a_question_asked_during_another_build_waits_for_it_and_embeds_nothing_i
     with store.building():  # the add's build
         question = threading.Thread(target=lambda: asked.append(open_pipeline(said.append)))
         question.start()
+        deadline = time.time() + 30
         while not any("waiting for it to finish" in m for m in said):
+            assert time.time() < deadline and question.is_alive(), f"the question never waited: {said}"
             time.sleep(0.05)
         embedder = FakeEmbedder()  # what the add builds and saves, holding the lock
         built, _ = build_index(load_corpus(seeds), embedder, config.chunking, config.retrieval.vector_store)
@@ -568,3 +570,27 @@ def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tm
     (next((build / "bm25").iterdir())).unlink()
     open_pipeline()
     assert "unreadable" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
+
+
+def test_a_build_for_an_older_view_of_the_folder_never_switches_the_index_back(tmp_path, monkeypatch):
+    """Another process (a `rag add`) copies an article in and switches the index while this one
+    loads its models, after it read the folder: building its own older view would drop the article."""
+    import rag.assembly as assembly
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    config = load_models_config(ROOT / "models.toml")
+    open_pipeline = lambda **kw: build_pipeline(config, seeds, tmp_path / "index", reader=FakeReader([]), **kw)  # noqa: E731
+    open_pipeline(embedder=FakeEmbedder())
+
+    def the_add_meanwhile(config, on_status):
+        (seeds / "005_new.txt").write_text("The ferry between Calder and Marsh End was cancelled.", encoding="utf-8")
+        open_pipeline(embedder=FakeEmbedder())
+        return FakeEmbedder()
+
+    monkeypatch.setattr(assembly, "_embedder", the_add_meanwhile)
+    said = []
+    opened = open_pipeline(on_status=said.append)
+    assert "005_new" in {p.doc_id for p in opened.retriever.passages}
+    monkeypatch.undo()
+    assert "005_new" in {p.doc_id for p in open_pipeline(embedder=FakeEmbedder()).retriever.passages}
