@@ -72,6 +72,7 @@ class Loading:
         self._index_version, self._load_again = index_version, load_again
         self._loaded_version = None
         self._reloading = threading.Lock()
+        self._reload_thread: threading.Thread | None = None
         self.pipeline = None
         self.problem: str | None = None
         self._thread = threading.Thread(target=self._run, name="rag-load", daemon=True)
@@ -81,11 +82,17 @@ class Loading:
 
     def abandon_if_running(self) -> None:
         exit_now_if_running(self._thread)
+        if self._reload_thread is not None:
+            exit_now_if_running(self._reload_thread)
 
     def _run(self) -> None:
         try:
-            self._loaded_version = self._index_version()  # before loading: a switch meanwhile loads again
+            before = self._index_version()
             pipeline = self._load()
+            after = self._index_version()
+            # changed while loading: by this load's own build when there was no index before (or
+            # the same one after), else perhaps by another process: then load again to be sure
+            self._loaded_version = after if before in (None, after) else before
             pipeline.ask("warm up")  # the first answer pays one-off costs; no user should
             self.pipeline = pipeline
         except RagError as problem:
@@ -100,7 +107,8 @@ class Loading:
         return "failed" if self.problem else "ready" if self.pipeline is not None else "loading"
 
     def ready(self):
-        """The pipeline, or a 503 that says why there is none yet."""
+        """The pipeline, or a 503 that says why there is none yet; starts loading the index
+        again, in the background, when it was switched since it was loaded."""
         if self.pipeline is None:
             raise HTTPException(503, f"not ready: {self.problem or 'the models are loading'}")
         self._load_again_if_the_index_moved()
@@ -109,13 +117,20 @@ class Loading:
     def _load_again_if_the_index_moved(self) -> None:
         if self._load_again is None or self._index_version() == self._loaded_version:
             return
-        if self._reloading.acquire(blocking=False):  # one reload at a time; the rest keep the pipeline they have
-            threading.Thread(target=self._reload, name="rag-reload", daemon=True).start()
+        if not self._reloading.acquire(blocking=False):  # one reload at a time; the rest keep the pipeline they have
+            return
+        if self._index_version() == self._loaded_version:  # a reload that just ended loaded it
+            self._reloading.release()
+            return
+        self._reload_thread = threading.Thread(target=self._reload, name="rag-reload", daemon=True)
+        self._reload_thread.start()
 
     def _reload(self) -> None:
         version = self._index_version()
         try:
-            self.pipeline = self._load_again(self.pipeline)
+            pipeline = self._load_again(self.pipeline)
+            pipeline.ask("warm up")
+            self.pipeline = pipeline
         except Exception as problem:  # the pipeline loaded before still answers; tried again at the next switch
             self._on_problem(f"warning: could not load the index again ({problem}); answering from the one loaded before")
         finally:

@@ -308,3 +308,19 @@ def test_an_index_that_cannot_be_loaded_again_leaves_the_server_answering(fake_p
         assert client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"] == "five lions"
     assert len(tries) == 1 and len(problems) == 1
     client.__exit__(None, None, None)
+
+
+def test_an_index_the_server_built_as_it_started_is_not_loaded_again(fake_pipeline):
+    """No index yet: the start-up load builds one, which switches the index: that is the one loaded."""
+    version, reloads = [None], []
+
+    def load():
+        version[0] = "build-1"  # what the start-up load built
+        return fake_pipeline
+
+    client = started(create_app(load, index_version=lambda: version[0], load_again=reloads.append))
+    for _ in range(3):
+        assert client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"] == "five lions"
+    time.sleep(0.1)
+    assert reloads == []
+    client.__exit__(None, None, None)
