@@ -246,10 +246,10 @@ def _articles_in(folder: Path, change: Change) -> list[Path]:
     subfolders = [p.name for p in entries if p.is_dir() and not p.name.startswith(".")]
     others = [p.name for p in entries if p.is_file() and not p.name.startswith(".") and not converter_for(p)]
     hidden = [p.name for p in entries if p.is_file() and p.name.startswith(".") and converter_for(p)]
-    for names, why in ((subfolders, "subfolders are not read (add each folder)"),
-                       (others, f"not an article format ({FORMATS})"), (hidden, "hidden files, not read")):
-        if names:
-            change.skipped.append(f"{folder.name}/: {', '.join(names[:5])}{' …' if len(names) > 5 else ''}: {why}")
+    for names, what in ((subfolders, "subfolder(s), not read (add each folder)"),
+                        (others, f"file(s) not in an article format ({FORMATS})"), (hidden, "hidden file(s), not read")):
+        if names:  # one line for all of a kind, with how many: a folder of 200 images is one line
+            change.skipped.append(f"{folder.name}/: {len(names)} {what}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}")
     return [p for p in entries if p.is_file() and not p.name.startswith(".") and converter_for(p)]
 
 

@@ -28,17 +28,18 @@ app = typer.Typer(
 )
 
 
-class _Console(Console):
+class _AnswersConsole(Console):
     def on_broken_pipe(self) -> None:
-        """Rich's own exits 1 at once; a reader gone away (`rag ask | head -1`) is not a failure
-        (exit 1 means a batch line could not be asked), so main() ends it as it ends emit()'s."""
+        """Rich's own exits 1 at once; a reader of the answers gone away (`rag ask | head -1`) is
+        not a failure (exit 1 means a batch line could not be asked), so main() ends it as it ends
+        emit()'s. Standard error keeps rich's: a command whose messages cannot be said did fail."""
         self.quiet = True
         raise BrokenPipeError
 
 
 # markup is off: paths, questions and messages are printed as given (a "[/x]" in a path is text)
-out = _Console(highlight=False, soft_wrap=True, markup=False)
-err = _Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+out = _AnswersConsole(highlight=False, soft_wrap=True, markup=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}). (default: ./seeds, else the bundled articles)")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. (default: .rag/<seeds name> beside the seeds folder)")]

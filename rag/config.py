@@ -21,6 +21,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 RUNTIMES = ("onnx", "torch")  # see rag.models
 PRECISIONS = ("float32", "int8")  # int8: a dynamically quantized ONNX graph (eval/scale.py measures both)
 FULL_PRECISION = PRECISIONS[0]
+# how each model is quantized at int8 (the recipes are rag.models.QUANTIZATION): part of its
+# fingerprint, so that another recipe is another model to a fitted decision or an index
+INT8_RECIPE = {"embedder": "int8", "reader": "int8-matmul-per-channel"}
 
 
 def _check_one_of(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -111,7 +114,7 @@ class ModelSpec:
         run at another precision than float32, that precision."""
         if self.precision == FULL_PRECISION:
             return self.files_fingerprint()
-        return hashlib.sha256(f"{self.files_fingerprint()}:{self.precision}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{self.files_fingerprint()}:{INT8_RECIPE[self.role]}".encode()).hexdigest()[:16]
 
     @property
     def precision(self) -> str:

@@ -18,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-from rag.config import ModelSpec
+from rag.config import INT8_RECIPE, ModelSpec
 from rag.errors import RagError, first_line
 from rag.leftovers import remove_abandoned
 
@@ -70,17 +70,17 @@ def onnx_graph(spec: ModelSpec, model_class_name: str, on_export: Callable[[str]
         on_export(f"preparing the {spec.role} model for fast CPU inference (once; cached in {path.parent})…")
         export_onnx(spec, model_class_name, path)
     if spec.precision == "int8":
-        return _quantized(path, **QUANTIZATION[spec.role])
+        return _quantized(path, INT8_RECIPE[spec.role])
     return path
 
 
-# How each model is quantized (ONNX Runtime's quantize_dynamic): the embedder with its defaults;
-# the reader's MatMul weights per channel, which kept more of its accuracy (models/reader/README.md)
-QUANTIZATION = {"embedder": {"name": "int8"},
-                "reader": {"name": "int8-matmul-per-channel", "op_types_to_quantize": ["MatMul"], "per_channel": True}}
+# The int8 recipes (ONNX Runtime's quantize_dynamic), by name: the embedder's with its defaults;
+# the reader's quantizes MatMul weights per channel, which kept more of its accuracy
+# (models/reader/README.md, "The shipped reader in int8")
+QUANTIZATION = {"int8": {}, "int8-matmul-per-channel": {"op_types_to_quantize": ["MatMul"], "per_channel": True}}
 
 
-def _quantized(path: Path, name: str, **recipe) -> Path:
+def _quantized(path: Path, name: str) -> Path:
     """The int8 twin of a float ONNX graph (weights quantized, activations quantized on the fly),
     made once beside it; written to a temporary name and renamed, as exports are."""
     quantized = path.with_name(f"{path.stem}-{name}.onnx")
@@ -90,7 +90,7 @@ def _quantized(path: Path, name: str, **recipe) -> Path:
             with _root_logging_untouched():
                 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-                quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, **recipe)
+                quantize_dynamic(str(path), str(tmp), weight_type=QuantType.QInt8, **QUANTIZATION[name])
             os.replace(tmp, quantized)
         except OSError as exc:
             raise RagError(f"could not write the int8 model to {path.parent}: {exc.strerror or exc}") from None

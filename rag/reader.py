@@ -5,6 +5,7 @@ and end logits of an AutoModelForQuestionAnswering (run by rag.models), mapped t
 through the tokenizer's offsets. Scores are raw logit sums, comparable across passages and windows."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable
 
@@ -12,10 +13,22 @@ import numpy as np
 
 from rag.config import MAX_QUESTION_TOKENS, ModelSpec
 from rag.errors import RagError
-from rag.models import load_for_inference, pad_encodings
+from rag.models import load_for_inference, local_model_dir, pad_encodings
 from rag.schema import Passage
 
 RUNNERS_UP = 4  # spans kept per passage besides its best: another passage may agree with one of them
+
+
+def _check_window_fits(spec: ModelSpec) -> None:
+    """A window longer than the model has positions for would crash it at the first long
+    passage: refused from its config.json, before the (first-run) export."""
+    config = json.loads((local_model_dir(spec) / "config.json").read_text(encoding="utf-8"))
+    positions = config.get("max_position_embeddings")
+    if "roberta" in str(config.get("model_type", "")) and positions:  # its positions start after the padding id
+        positions -= config.get("pad_token_id", 1) + 1
+    if positions and spec.settings.max_seq_len > positions:
+        raise RagError(f"[reader] max_seq_len = {spec.settings.max_seq_len} is past what the reader at "
+                       f"{spec.resolve()} takes ({positions} tokens): set it to at most {positions}")
 
 
 @dataclass(frozen=True)
@@ -31,11 +44,8 @@ class SpanGuess:
 class Reader:
     def __init__(self, spec: ModelSpec, on_export: Callable[[str], None] = lambda msg: None):
         self.spec = spec
+        _check_window_fits(spec)
         self.model = load_for_inference(spec, "AutoModelForQuestionAnswering", on_export)
-        positions = self.model.config.get("max_position_embeddings")
-        if positions and spec.settings.max_seq_len > positions:  # else the first long passage crashes the model
-            raise RagError(f"[reader] max_seq_len = {spec.settings.max_seq_len} is past what the reader at "
-                           f"{spec.resolve()} takes ({positions} tokens): set it to at most {positions}")
         # two tokenizers, each configured once: reading mutates no shared state, so concurrent
         # questions (rag serve) are safe without a lock
         self.tokenizer = self.model.tokenizer

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,6 +62,18 @@ def run_rag(*args, stdin: str | None = None, timeout: int = 300) -> subprocess.C
     """The real `rag` command in a fresh process, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "rag", *args], input=stdin, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT)
+
+
+def models_file_elsewhere(folder: Path, edit=lambda text: text) -> Path:
+    """The bundled models.toml, written in `folder` (its reader's path made absolute) after `edit`."""
+    text = (ROOT / "models.toml").read_text(encoding="utf-8").replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"')
+    path = Path(folder) / "models.toml"
+    path.write_text(edit(text), encoding="utf-8")
+    return path
+
+
+def fitted_for_another_reader(text: str) -> str:
+    return re.sub(r'fitted_for = "\w+"', 'fitted_for = "0123456789abcdef"', text)
 
 
 def read_source(doc_id: str, seeds: Path = SEEDS) -> str:

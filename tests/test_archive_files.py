@@ -121,9 +121,9 @@ def test_a_folder_added_says_what_in_it_is_not_read(seeds, tmp_path):
     (folder / "kept.txt").write_text("An article.\n", encoding="utf-8")
     change = add_files(seeds, [folder], tmp_path / "trash")
     assert change.added == ["kept.txt"]
-    assert any("2023" in line and "subfolders are not read" in line for line in change.skipped)
-    assert any("notes.json" in line and "not an article format" in line for line in change.skipped)
-    assert any(".draft.md" in line and "hidden" in line for line in change.skipped)
+    assert sorted(change.skipped) == ["archive/: 1 file(s) not in an article format (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
+                                      "archive/: 1 hidden file(s), not read: .draft.md",
+                                      "archive/: 1 subfolder(s), not read (add each folder): 2023"]
 
 
 def test_files_read_for_an_archive_keep_the_first_of_one_article_id_and_say_why(tmp_path):

@@ -7,7 +7,7 @@ import pexpect
 import pytest
 
 from rag.config import load_models_config
-from tests.conftest import ROOT, run_rag
+from tests.conftest import ROOT, fitted_for_another_reader, models_file_elsewhere, run_rag
 
 pytestmark = pytest.mark.integration  # real models
 
@@ -106,9 +106,7 @@ def test_a_chat_whose_index_cannot_load_ends_with_that_error_once(tmp_path):
 
 def test_a_piped_chat_warns_of_a_decision_fitted_for_another_reader(tmp_path):
     """Said before the models load, where it stays: not in the loading line that replaces itself."""
-    models = tmp_path / "models.toml"
-    text = (ROOT / "models.toml").read_text(encoding="utf-8").replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"')
-    models.write_text(re.sub(r'fitted_for = "\w+"', 'fitted_for = "0123456789abcdef"', text), encoding="utf-8")
+    models = models_file_elsewhere(tmp_path, fitted_for_another_reader)
     result = run_rag("chat", "--models", str(models), "--index-dir", str(tmp_path / "index"), stdin="What does Panjshir mean?\n")
     assert result.returncode == 0, result.stderr
     assert "fitted for another reader (0123456789abcdef" in result.stderr and "five lions" in result.stdout

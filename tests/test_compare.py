@@ -85,6 +85,7 @@ def test_a_gold_question_with_invisible_characters_matches_its_own_predictions(t
     assert load_baseline(write(tmp_path / "p.jsonl", kept), asked) == {"z": "five lions"}
 
 
+@pytest.mark.integration  # a rag subprocess (it exits before any model loads)
 @pytest.mark.parametrize("gate, value", [("--min-f1", "nan"), ("--min-citation", "101"), ("--min-abstention", "-1")])
 def test_a_gate_that_is_not_a_percentage_is_a_one_line_error(gate, value):
     result = run_rag("eval", gate, value)  # NaN passed every run: nothing is under NaN
@@ -97,6 +98,7 @@ def test_a_gate_that_is_not_a_percentage_is_a_one_line_error(gate, value):
     (["--min-f1", "90", "--report", "r.md"], "--report, --min-f1 go with the gold set, not with --squad"),
     (["-k", "3"], "--top-k goes with --squad --open"),
 ])
+@pytest.mark.integration  # a rag subprocess (it exits before any model loads)
 def test_gold_set_options_with_squad_data_are_a_one_line_error(tmp_path, options, says):
     result = run_rag("eval", "--squad", str(tmp_path / "any.json"), *options)  # a gate ignored would pass anything
     assert result.returncode == 2 and says in result.stderr
@@ -110,6 +112,7 @@ def test_gold_set_options_with_squad_data_are_a_one_line_error(tmp_path, options
     ["--report", "{base}", "--baseline", "{base}"],
     ["--report", "{d}/r.md", "--predictions", "{d}/r.calibration.png"],
 ])
+@pytest.mark.integration  # a rag subprocess (it exits before any model loads)
 def test_rag_eval_refuses_to_write_over_a_file_it_reads_or_writes(tmp_path, outputs):
     """Before any model loads, and with every file left as it was."""
     gold = tmp_path / "gold.jsonl"

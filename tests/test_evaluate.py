@@ -1,14 +1,13 @@
 """`rag eval` as CI and a person use it: summary JSON, predictions in the ask contract, a
 report with every question and a calibration picture, gates, and SQuAD mode."""
 import json
-import re
 from pathlib import Path
 
 import pytest
 
 from rag.evaluate import run_questions, summarize
 from rag.gold import GoldQuestion
-from tests.conftest import ROOT, run_rag
+from tests.conftest import ROOT, fitted_for_another_reader, models_file_elsewhere, run_rag
 from tests.test_cli import assert_contract
 
 pytestmark = pytest.mark.integration  # real models
@@ -127,9 +126,7 @@ def test_open_squad_mode_keeps_out_of_the_archive_models_toml_names(tmp_path):
     team's Milvus archive, which they would join for good (and which would be searched instead)."""
     path = tiny_squad_file(tmp_path, questions=2)
     archive = tmp_path / "team.db"
-    models = tmp_path / "models.toml"
-    text = (ROOT / "models.toml").read_text(encoding="utf-8").replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"')
-    models.write_text(f'{text}\n[retrieval]\nvector_store = "milvus:{archive}"\n', encoding="utf-8")
+    models = models_file_elsewhere(tmp_path, lambda text: f'{text}\n[retrieval]\nvector_store = "milvus:{archive}"\n')
     opened = run_rag("eval", "--squad", str(path), "--open", "--json", "--models", str(models))
     assert opened.returncode == 0, opened.stderr
     assert json.loads(opened.stdout)["open (retrieve, then read)"]["retrieval_recall_at_k"] == 100.0
@@ -138,9 +135,7 @@ def test_open_squad_mode_keeps_out_of_the_archive_models_toml_names(tmp_path):
 
 def test_squad_mode_warns_of_a_decision_fitted_for_another_reader(tmp_path):
     path = tiny_squad_file(tmp_path, questions=1)
-    models = tmp_path / "models.toml"
-    text = (ROOT / "models.toml").read_text(encoding="utf-8").replace('"path:models/reader"', f'"path:{ROOT / "models" / "reader"}"')
-    models.write_text(re.sub(r'fitted_for = "\w+"', 'fitted_for = "0123456789abcdef"', text), encoding="utf-8")
+    models = models_file_elsewhere(tmp_path, fitted_for_another_reader)
     result = run_rag("eval", "--squad", str(path), "--json", "--models", str(models))
     assert result.returncode == 0 and "fitted for another reader (0123456789abcdef" in result.stderr
 

@@ -57,11 +57,12 @@ def test_a_squad_file_that_cannot_be_scored_is_one_line_as_it_loads(tmp_path, qa
         load_squad(squad_file(tmp_path, qas, context))
 
 
+@pytest.mark.integration  # a rag subprocess (it exits before any model loads)
 @pytest.mark.parametrize("question, said", [("x" * 501, "too long"), ("", "empty")])
 def test_rag_eval_squad_names_a_question_rag_ask_would_refuse_before_loading_models(tmp_path, question, said):
     path = squad_file(tmp_path, [ASKED, dict(ASKED, id="q2", question=question)])
     result = run_rag("eval", "--squad", str(path), "--open")
-    assert result.returncode == 2 and f"question 'q2':" in result.stderr and said in result.stderr
+    assert result.returncode == 2 and "question 'q2':" in result.stderr and said in result.stderr
     assert "loading" not in result.stderr and "Traceback" not in result.stderr
 
 
@@ -74,6 +75,7 @@ def test_gold_and_baseline_files_with_a_byte_order_mark_are_read(tmp_path):
     assert load_baseline(base, [question]) == {"a": "x"}
 
 
+@pytest.mark.integration  # a rag subprocess (it exits before any model loads)
 def test_rag_store_in_the_environment_is_not_an_option_given_beside_squad(tmp_path):
     import os
     import subprocess

@@ -28,5 +28,12 @@ def conversion_key(path: Path, raw: bytes) -> str:
 
 @functools.cache
 def _made_by(converter: ModuleType) -> str:
-    library = getattr(converter, "LIBRARY", "")
-    return f"{converter.__name__} {converter.VERSION} {library} {importlib.metadata.version(library) if library else ''}"
+    libraries = " ".join(f"{name} {_version_of(name)}" for name in getattr(converter, "LIBRARIES", ()))
+    return f"{converter.__name__} {converter.VERSION} {libraries}"
+
+
+def _version_of(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:  # installed without metadata: keyed by the converter alone
+        return "unknown"

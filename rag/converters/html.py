@@ -6,8 +6,8 @@ from pathlib import Path
 
 from rag.schema import Document
 
-VERSION = 2  # raised when it converts the same bytes otherwise: cached conversions are then redone
-LIBRARY = "trafilatura"  # its version is in the cached conversions' key too
+VERSION = 2  # raised when it reads the same bytes otherwise: cached conversions are then redone
+LIBRARIES = ("trafilatura", "htmldate")  # their versions are in the cached conversions' key too
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:

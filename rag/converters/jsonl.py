@@ -11,7 +11,7 @@ from rag.converters.text import decode_as_data
 from rag.dates import ISO_DAY
 from rag.schema import Document
 
-VERSION = 2  # raised when it converts the same bytes otherwise: cached conversions are then redone
+VERSION = 2  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
 # hold: each becomes U+FFFD, one character for one, so offsets into the text are unchanged

@@ -10,8 +10,8 @@ from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import ISO_DAY
 from rag.schema import Document
 
-VERSION = 1  # raised when it converts the same bytes otherwise: cached conversions are then redone
-LIBRARY = "markdown-it-py"  # its version is in the cached conversions' key too
+VERSION = 1  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A\ufeff?---\n(.*?)\n---\n", re.S)
 FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M)

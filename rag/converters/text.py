@@ -8,8 +8,6 @@ from pathlib import Path
 
 from rag.schema import Document
 
-VERSION = 1  # raised when it converts the same bytes otherwise: cached conversions are then redone
-
 DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
 
 
