@@ -210,6 +210,7 @@ BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag
 MARKER = ".rag-index"  # says "this folder is a rag index": only then does rag delete anything in it
 BUILD_MARKER = ".rag-build"  # written first into every build folder rag makes
 PASSAGES = "passages.jsonl"
+_BUILDING_HERE: set[Path] = set()  # the build locks this process holds (IndexStore.building)
 CONVERTED = "converted.jsonl"  # the documents of converted (not .txt) files, to skip converting them again
 
 
@@ -374,7 +375,10 @@ class IndexStore:
         never build one index at once: a question asked during `rag add` waits for its build
         (and then loads it) instead of embedding everything again beside it, and the two never
         share the embedding checkpoint. Yields whether it had to wait for another build."""
-        with (self.directory / ".lock-build").open("a") as handle:
+        lock = (self.directory / ".lock-build").resolve()
+        if lock in _BUILDING_HERE:  # flock would wait for this very process, for ever
+            raise RagError(f"{self.directory} is already being built by this process")
+        with lock.open("a") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 waited = False
@@ -382,7 +386,11 @@ class IndexStore:
                 on_wait()
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 waited = True
-            yield waited
+            _BUILDING_HERE.add(lock)
+            try:
+                yield waited
+            finally:
+                _BUILDING_HERE.discard(lock)
 
     def embedding_checkpoint(self, embedder_fingerprint: str) -> EmbeddingCheckpoint:
         """Where a build saves its vectors as it goes (emptied once the build is saved)."""

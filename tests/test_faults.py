@@ -594,3 +594,14 @@ def test_a_build_for_an_older_view_of_the_folder_never_switches_the_index_back(t
     assert "005_new" in {p.doc_id for p in opened.retriever.passages}
     monkeypatch.undo()
     assert "005_new" in {p.doc_id for p in open_pipeline(embedder=FakeEmbedder()).retriever.passages}
+
+
+def test_a_build_asked_for_inside_a_build_of_the_same_index_is_an_error_not_a_hang(tmp_path):
+    store = IndexStore(tmp_path / "index")
+    store.prepare_for_writing()
+    with store.building():
+        with pytest.raises(RagError, match="is already being built by this process"):
+            with IndexStore(tmp_path / "index").building():
+                pass
+    with store.building() as waited:  # released: free again
+        assert not waited
