@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -210,7 +211,7 @@ BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag
 MARKER = ".rag-index"  # says "this folder is a rag index": only then does rag delete anything in it
 BUILD_MARKER = ".rag-build"  # written first into every build folder rag makes
 PASSAGES = "passages.jsonl"
-_BUILDING_HERE: set[Path] = set()  # the build locks this process holds (IndexStore.building)
+_BUILDING_HERE = threading.local()  # .held: the build locks this thread holds (IndexStore.building)
 CONVERTED = "converted.jsonl"  # the documents of converted (not .txt) files, to skip converting them again
 
 
@@ -376,7 +377,8 @@ class IndexStore:
         (and then loads it) instead of embedding everything again beside it, and the two never
         share the embedding checkpoint. Yields whether it had to wait for another build."""
         lock = (self.directory / ".lock-build").resolve()
-        if lock in _BUILDING_HERE:  # flock would wait for this very process, for ever
+        held = _BUILDING_HERE.__dict__.setdefault("held", set())
+        if lock in held:  # flock would wait for this very thread, for ever (another thread may wait)
             raise RagError(f"{self.directory} is already being built by this process")
         with lock.open("a") as handle:
             try:
@@ -386,11 +388,11 @@ class IndexStore:
                 on_wait()
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 waited = True
-            _BUILDING_HERE.add(lock)
+            held.add(lock)
             try:
                 yield waited
             finally:
-                _BUILDING_HERE.discard(lock)
+                held.discard(lock)
 
     def embedding_checkpoint(self, embedder_fingerprint: str) -> EmbeddingCheckpoint:
         """Where a build saves its vectors as it goes (emptied once the build is saved)."""
