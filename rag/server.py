@@ -144,8 +144,10 @@ class Answering:
     def __init__(self, loading: Loading, pool: concurrent.futures.Executor, timeout_s: float):
         self.loading, self.pool, self.timeout_s = loading, pool, timeout_s
 
-    async def __call__(self, question: str, dates, top_k: int | None, why: bool) -> dict:
-        pipeline = self.loading.ready()
+    async def __call__(self, question: str, dates, top_k: int | None, why: bool, pipeline=None) -> dict:
+        """`pipeline`: the one to answer from (a batch keeps one for all its questions, so that
+        a reload in the middle of it never mixes two indexes), else the loaded one."""
+        pipeline = pipeline or self.loading.ready()
         future = asyncio.get_running_loop().run_in_executor(self.pool, pipeline.ask, question, dates, top_k)
         try:
             return (await asyncio.wait_for(future, self.timeout_s)).to_json(why)
@@ -207,10 +209,10 @@ def _add_question_routes(app: FastAPI, answer: Answering) -> None:
     @app.post("/ask/batch", summary="Answer several questions; a bad one is an error in its place")
     async def ask_batch(request: BatchRequest):
         dates = _dates(request)
-        answers = []
+        answers, pipeline = [], answer.loading.ready()
         for question in request.questions:
             try:
-                answers.append(await answer(question, dates, request.top_k, request.why))
+                answers.append(await answer(question, dates, request.top_k, request.why, pipeline))
             except HTTPException as problem:
                 if problem.status_code != 400:
                     raise

@@ -324,3 +324,17 @@ def test_an_index_the_server_built_as_it_started_is_not_loaded_again(fake_pipeli
     time.sleep(0.1)
     assert reloads == []
     client.__exit__(None, None, None)
+
+
+def test_a_batch_is_answered_from_one_index_though_it_is_switched_meanwhile(fake_pipeline):
+    version = ["build-1"]
+    after = Pipeline(fake_pipeline.corpus, fake_pipeline.retriever, FakeReader(["Panjshir"]), DECISION, 5)
+    client = started(create_app(lambda: fake_pipeline, index_version=lambda: version[0], load_again=lambda old: after))
+    version[0] = "build-2"  # switched as the batch starts: the reload ends while it runs
+    answers = client.post("/ask/batch", json={"questions": ["What does Panjshir mean?"] * 40}).json()["answers"]
+    assert {a["answer"] for a in answers} == {"five lions"}
+    deadline = time.time() + 10
+    while client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"] != "Panjshir":
+        assert time.time() < deadline
+        time.sleep(0.01)
+    client.__exit__(None, None, None)
