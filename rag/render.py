@@ -35,6 +35,8 @@ def answer_view(answer: Answer, corpus) -> Group:
 def why_view(answer: Answer, threshold: float) -> Group:
     """Each read passage's best span, most trusted first, with the decision's confidence in it and
     the reader's margin over "no answer": why `rag` answered or declined."""
+    if not answer.candidates:  # nothing was read: no article passed the date filter, say
+        return Group(Text("  why: no passage was read, so there was nothing to answer from", style="dim"))
     lines = [Text(f"  why: each passage's best span; an answer needs confidence ≥ {threshold:.2f}", style="dim")]
     for c in answer.candidates:
         text = c.text if len(c.text) <= WHY_SPAN_CHARS else c.text[:WHY_SPAN_CHARS - 1] + "…"

@@ -9,7 +9,7 @@ from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.decision import Abstention
 from rag.pipeline import Pipeline
-from rag.render import answer_view
+from rag.render import answer_view, why_view
 from tests.conftest import ROOT, SEEDS, read_source
 from tests.fakes import FakeEmbedder, FakeReader
 
@@ -97,6 +97,8 @@ def test_a_date_range_no_article_falls_in_is_said_with_the_dates_there_are(fake_
     first, last = fake_parts.corpus.date_range
     assert answer.abstained and answer.passages == []
     assert console.export_text().strip() == f"Not in the articles: none is dated in the range asked (they run from {first} to {last})."
+    console.print(why_view(answer, DECISION.threshold))  # --why: not an empty heading
+    assert console.export_text().strip().endswith("why: no passage was read, so there was nothing to answer from")
 
 
 def test_a_gold_file_without_docs_reports_retrieval_and_citations_as_not_available(fake_parts):
