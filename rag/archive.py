@@ -16,7 +16,7 @@ from pathlib import Path
 from rag.converters import FORMATS, converter_for
 from rag.converters import jsonl
 from rag.converters import text as plain_text
-from rag.corpus import read_documents
+from rag.corpus import name_is_text, printable, read_documents
 from rag.errors import RagError
 from rag.schema import Document
 from rag.leftovers import remove_abandoned
@@ -228,29 +228,45 @@ def _expand(paths: list[Path], change: Change) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files += _articles_in(path, change)
-        elif path.is_file():
-            if path.name.startswith("."):  # the articles folder never reads it: copying it in would add nothing
-                change.skipped.append(f"{path.name}: hidden file, not read")
-            elif converter_for(path):
-                files.append(path)
-            else:
-                change.skipped.append(f"{path.name}: not an article format ({FORMATS})")
-        else:
+        elif not (path.exists() or path.is_symlink()):
             raise RagError(f"not found: {path}")
+        elif why := _not_an_article_file(path):
+            change.skipped.append(f"{printable(path.name)}: {why}")
+        else:
+            files.append(path)
     return files
+
+
+def _not_an_article_file(path: Path) -> str | None:
+    """Why the folder of articles would never read this file, or None."""
+    if not name_is_text(path.name):
+        return "its file name is not UTF-8 text; rename it to add it"
+    if path.name.startswith("."):  # the articles folder never reads it: copying it in would add nothing
+        return "hidden file, not read"
+    if not converter_for(path):
+        return f"not an article format ({FORMATS})"
+    if not path.is_file():
+        return "not a regular file (a pipe, device, socket or broken link)"
+    return None
 
 
 def _articles_in(folder: Path, change: Change) -> list[Path]:
     """The article files directly in `folder`; what else is there is said, not silently left."""
     entries = sorted(folder.iterdir())
-    subfolders = [p.name for p in entries if p.is_dir() and not p.name.startswith(".")]
-    others = [p.name for p in entries if p.is_file() and not p.name.startswith(".") and not converter_for(p)]
-    hidden = [p.name for p in entries if p.is_file() and p.name.startswith(".") and converter_for(p)]
-    for names, what in ((subfolders, "subfolder(s), not read (add each folder)"),
-                        (others, f"file(s) not in an article format ({FORMATS})"), (hidden, "hidden file(s), not read")):
-        if names:  # one line for all of a kind, with how many: a folder of 200 images is one line
-            change.skipped.append(f"{folder.name}/: {len(names)} {what}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}")
-    return [p for p in entries if p.is_file() and not p.name.startswith(".") and converter_for(p)]
+    subfolders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
+    kept, left_out = [], {}
+    for path in entries:
+        if path not in subfolders:
+            why = _not_an_article_file(path)
+            if why is None:
+                kept.append(path)
+            elif not (why == "hidden file, not read" and not converter_for(path)):  # a hidden non-article is nobody's loss
+                left_out.setdefault(why, []).append(printable(path.name))
+    if subfolders:
+        left_out["subfolder(s), not read (add each folder)"] = [p.name for p in subfolders]
+    for why, names in left_out.items():  # one line for all of a kind, with how many: a folder of 200 images is one line
+        change.skipped.append(f"{folder.name}/: {len(names)} left out, {why}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}")
+    return kept
 
 
 def _staged_copy(source: Path, target: Path) -> Path:

@@ -86,7 +86,9 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
         raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
     documents, skipped, subfolders, converted, converted_now = {}, [], [], {}, []
     for path in entries:
-        if path.name.startswith("."):
+        if not name_is_text(path.name):
+            skipped.append(f"{printable(path.name)}: its file name is not UTF-8 text; rename it to read it")
+        elif path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
                 skipped.append(f"{path.name}: hidden file, not read")
         elif path.is_dir():
@@ -146,6 +148,20 @@ def read_document(path: Path) -> Document:
     """The one document of a .txt file: exactly what open(path, encoding='utf-8').read() returns."""
     (document,), _ = read_documents(path)
     return document
+
+
+def name_is_text(name: str) -> bool:
+    """A file name the filesystem gave as bytes that are not UTF-8 (held as surrogates) cannot be
+    an article id: ids are written to the index and shown, as UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def read_article_bytes(path: Path) -> bytes:

@@ -119,11 +119,24 @@ def test_a_folder_added_says_what_in_it_is_not_read(seeds, tmp_path):
     (folder / "notes.json").write_text("{}", encoding="utf-8")
     (folder / ".draft.md").write_text("# Draft\n\nNot yet.\n", encoding="utf-8")
     (folder / "kept.txt").write_text("An article.\n", encoding="utf-8")
+    os.mkfifo(folder / "pipe.txt")
+    (folder / "dangling.txt").symlink_to(folder / "gone.txt")
+    (folder / os.fsdecode(b"caf\xe9.txt")).write_text("Latin-1 named.\n", encoding="utf-8")
     change = add_files(seeds, [folder], tmp_path / "trash")
     assert change.added == ["kept.txt"]
-    assert sorted(change.skipped) == ["archive/: 1 file(s) not in an article format (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
-                                      "archive/: 1 hidden file(s), not read: .draft.md",
-                                      "archive/: 1 subfolder(s), not read (add each folder): 2023"]
+    assert sorted(change.skipped) == [
+        "archive/: 1 left out, hidden file, not read: .draft.md",
+        "archive/: 1 left out, its file name is not UTF-8 text; rename it to add it: caf\ufffd.txt",
+        "archive/: 1 left out, not an article format (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
+        "archive/: 1 left out, subfolder(s), not read (add each folder): 2023",
+        "archive/: 2 left out, not a regular file (a pipe, device, socket or broken link): dangling.txt, pipe.txt"]
+
+
+def test_a_pipe_named_to_rag_add_is_skipped_saying_why_and_the_rest_added(seeds, tmp_path):
+    pipe = tmp_path / "pipe.txt"
+    os.mkfifo(pipe)
+    change = add_files(seeds, [pipe, incoming(tmp_path, "new.txt", "A new article.")], tmp_path / "trash")
+    assert change.added == ["new.txt"] and change.skipped == ["pipe.txt: not a regular file (a pipe, device, socket or broken link)"]
 
 
 def test_files_read_for_an_archive_keep_the_first_of_one_article_id_and_say_why(tmp_path):

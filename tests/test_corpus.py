@@ -93,3 +93,14 @@ def test_json_lines_records_with_a_null_or_blank_id_are_named_by_their_line(tmp_
     (tmp_path / "feed.jsonl").write_text("\n".join(records) + "\n", encoding="utf-8")
     corpus = load_corpus(tmp_path)
     assert sorted(corpus.documents) == ["feed.jsonl#1", "feed.jsonl#2", "feed.jsonl#3"] and not corpus.skipped
+
+
+def test_a_file_whose_name_is_not_utf8_is_skipped_saying_so_not_a_crash(tmp_path):
+    """Its id could not be written to the index: every command over the folder failed."""
+    import os
+
+    (tmp_path / os.fsdecode(b"caf\xe9-news.txt")).write_text("A Latin-1 file name.\n", encoding="utf-8")
+    (tmp_path / "other.txt").write_text("The mayor of Fenwick is Dana Oduya.\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert list(corpus.documents) == ["other"] and corpus.fingerprint
+    assert corpus.skipped == ["caf\ufffd-news.txt: its file name is not UTF-8 text; rename it to read it"]
