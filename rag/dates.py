@@ -30,6 +30,20 @@ class DateRange:
         return cls(since, until)
 
 
+def article_day(given) -> tuple[str | None, str | None]:
+    """(the day an article's date field or line gives, why it gives none): a value that starts
+    with a real YYYY-MM-DD day ("2021-09-06T08:30:00Z" too) gives that day; none gives (None,
+    None); anything else (2021-13-45, "September 6, 2021") leaves the article undated, saying so,
+    since a date filter would then leave it out."""
+    if given is None or str(given).strip() == "":
+        return None, None
+    text = str(given).strip()
+    day = ISO_DAY.match(text)
+    if day and _is_day(day.group()):
+        return day.group(), None
+    return None, f"date {text[:40]!r} is not a day written YYYY-MM-DD: the article is read as undated"
+
+
 def _is_day(text: str) -> bool:
     """YYYY-MM-DD and a real day (fromisoformat alone also takes week dates like 2024-W01-1)."""
     if not ISO_DAY.fullmatch(text):

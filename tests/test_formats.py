@@ -184,3 +184,24 @@ def test_a_web_page_is_dated_by_its_own_marks_never_by_a_year_its_story_mentions
     page = f"<html><head><title>Quarry</title></head><body><article><h1>Council closes quarry</h1>{marks}{STORY}</article></body></html>"
     (doc,), _ = convert(tmp_path / "quarry.html", page.encode())
     assert doc.date == date
+
+
+def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_path):
+    """2021-13-45 was taken as a date (sorting as the latest, passing --since filters), and
+    "September 6, 2021" was dropped without a word (a date filter then left the article out)."""
+    from rag.corpus import load_corpus
+
+    (tmp_path / "a.txt").write_text(" date 2021-13-45\nThe mayor resigned.\n", encoding="utf-8")
+    (tmp_path / "b.md").write_text("---\ndate: Sept 7 2021\n---\n# Minister\n\nAmir Khan Muttaqi was named.\n", encoding="utf-8")
+    (tmp_path / "c.jsonl").write_text('{"id": "x", "date": "2021-02-30", "text": "A record."}\n'
+                                      '{"id": "y", "date": "2021-09-06T08:30:00Z", "text": "Another record."}\n'
+                                      '{"id": "z", "date": 20210907, "text": "A third record."}\n', encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert {d: doc.date for d, doc in corpus.documents.items()} == {"a": None, "b.md": None, "c.jsonl#x": None,
+                                                                      "c.jsonl#y": "2021-09-06", "c.jsonl#z": None}
+    assert corpus.documents["a"].text[corpus.documents["a"].body_start:].strip() == "The mayor resigned."
+    assert sorted(corpus.skipped) == [
+        "a.txt: date '2021-13-45' is not a day written YYYY-MM-DD: the article is read as undated",
+        "b.md: date 'Sept 7 2021' is not a day written YYYY-MM-DD: the article is read as undated",
+        "c.jsonl line 1: date '2021-02-30' is not a day written YYYY-MM-DD: the article is read as undated",
+        "c.jsonl line 3: date '20210907' is not a day written YYYY-MM-DD: the article is read as undated"]

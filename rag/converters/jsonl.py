@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 from rag.converters.text import decode_as_data
-from rag.dates import ISO_DAY
+from rag.dates import article_day
 from rag.schema import Document
 
-VERSION = 2  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 3  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
 # hold: each becomes U+FFFD, one character for one, so offsets into the text are unchanged
@@ -24,15 +24,20 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         if not line.strip():
             continue
         try:
-            documents.append(_record(path, number, json.loads(line, object_hook=_whole_characters)))
+            document, problem = _record(path, number, json.loads(line, object_hook=_whole_characters))
         except (ValueError, TypeError) as why:
             problems.append(f"{path.name} line {number}: {why}")
+            continue
+        documents.append(document)
+        if problem:  # read all the same
+            problems.append(f"{path.name} line {number}: {problem}")
     if not documents:
         raise ValueError("no usable records" + (f" ({problems[0]})" if problems else ""))
     return documents, problems
 
 
-def _record(path: Path, number: int, record) -> Document:
+def _record(path: Path, number: int, record) -> tuple[Document, str | None]:
+    """The record's document, and what in it could not be read though the record is kept."""
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     text = record.get("text")
@@ -40,11 +45,11 @@ def _record(path: Path, number: int, record) -> Document:
         raise ValueError("no text")
     given = record.get("id")
     record_id = (str(given).strip() if given is not None else "") or str(number)  # no id, null or blank: the line
-    day = ISO_DAY.match(str(record.get("date") or ""))
+    date, problem = article_day(record.get("date"))
     title, url = record.get("title"), record.get("url")
-    return Document(doc_id=f"{path.name}#{record_id}", path=str(path), text=text, date=day.group() if day else None,
+    return Document(doc_id=f"{path.name}#{record_id}", path=str(path), text=text, date=date,
                     body_start=0, title=title if isinstance(title, str) else None,
-                    source=url if isinstance(url, str) and url else str(path))
+                    source=url if isinstance(url, str) and url else str(path)), problem
 
 
 def _whole_characters(record: dict) -> dict:

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 from rag.converters.text import DATE_LINE, decode_as_data
-from rag.dates import ISO_DAY
+from rag.dates import article_day
 from rag.schema import Document
 
-VERSION = 1  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 2  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A\ufeff?---\n(.*?)\n---\n", re.S)
@@ -32,9 +32,10 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     text = "\n".join(blocks)
     if not text.strip():
         raise ValueError("no text in it")
-    day = ISO_DAY.match(fields.get("date", ""))
-    return [Document(doc_id=path.name, path=str(path), text=text, date=day.group() if day else None, body_start=0,
-                     title=fields.get("title") or (headings[0] if headings else None), source=str(path))], []
+    date, problem = article_day(fields.get("date"))
+    return ([Document(doc_id=path.name, path=str(path), text=text, date=date, body_start=0,
+                      title=fields.get("title") or (headings[0] if headings else None), source=str(path))],
+            [f"{path.name}: {problem}"] if problem else [])
 
 
 def _blocks(source: str) -> tuple[list[str], list[str]]:

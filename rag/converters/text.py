@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from rag.dates import article_day
 from rag.schema import Document
 
 DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
@@ -31,5 +32,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     if not text.strip():
         raise ValueError("empty file")
     match = DATE_LINE.match(text)
-    date, body_start = (match.group(1), match.end()) if match else (None, 0)
-    return [Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=body_start, source=str(path))], []
+    date, problem = article_day(match.group(1) if match else None)
+    document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
+                        source=str(path))
+    return [document], [f"{path.name}: {problem}"] if problem else []
