@@ -11,7 +11,7 @@ from rag.config import ModelsConfig, load_models_config
 from rag.corpus import Corpus, load_corpus
 from rag.errors import RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
-from rag.pipeline import Pipeline, default_index_dir, default_seeds_dir
+from rag.pipeline import BUNDLED_SEEDS, Pipeline, default_index_dir, default_seeds_dir
 from rag.retrieval import Retriever, parse_store
 
 Status = Callable[[str], None]
@@ -217,6 +217,9 @@ def _change_archive_folder(config: ModelsConfig, seeds_dir: Path | None, index_d
     """The files changed and the index brought up to date under one lock, so two changes never interleave."""
     from rag.archive import Archive
 
+    if seeds_dir is None and default_seeds_dir().resolve() == BUNDLED_SEEDS.resolve():
+        raise RagError("rag add and rag remove would change the bundled articles (the gold set's): "
+                       "give --seeds DIR, a folder of your own", 2)
     archive = Archive.at(seeds_dir, index_dir)
     with archive.locked():
         change = change_files(archive)

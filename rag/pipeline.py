@@ -20,9 +20,12 @@ MAX_CONFLICTS = 3
 STRONG_CONFIDENCE = 0.5  # a conflicting answer is shown only if it is more likely right than wrong
 
 
+BUNDLED_SEEDS = PROJECT_ROOT / "seeds"  # the five articles rag comes with
+
+
 def default_seeds_dir() -> Path:
     local = Path.cwd() / "seeds"
-    return local if local.is_dir() else PROJECT_ROOT / "seeds"
+    return local if local.is_dir() else BUNDLED_SEEDS
 
 
 def default_index_dir(seeds_dir: Path) -> Path:

@@ -605,3 +605,18 @@ def test_a_build_asked_for_inside_a_build_of_the_same_index_is_an_error_not_a_ha
                 pass
     with store.building() as waited:  # released: free again
         assert not waited
+
+
+def test_rag_add_without_seeds_where_there_is_no_seeds_folder_leaves_the_bundled_articles_alone(tmp_path, monkeypatch):
+    """It copied the article into the installed rag's seeds/: the gold set's articles, for good."""
+    from rag.assembly import add_articles, remove_articles
+
+    monkeypatch.chdir(tmp_path)
+    article = tmp_path / "ghazni.txt"
+    article.write_text("The governor of Ghazni resigned.", encoding="utf-8")
+    before = sorted(p.name for p in SEEDS.iterdir())
+    config = load_models_config(ROOT / "models.toml")
+    for change in (lambda: add_articles(config, [article]), lambda: remove_articles(config, ["000_882549ac45e52293"])):
+        with pytest.raises(RagError, match=r"would change the bundled articles .* give --seeds DIR"):
+            change()
+    assert sorted(p.name for p in SEEDS.iterdir()) == before
