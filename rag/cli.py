@@ -311,12 +311,15 @@ def serve(
 ) -> None:
     """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
     from rag.assembly import build_pipeline, check_models, is_milvus
+    from rag.corpus import load_corpus
     from rag.index import IndexStore
     from rag.pipeline import default_index_dir, default_seeds_dir
     from rag.server import serve as run_server
 
     config = load_settings(models, store=store)
     check_models(config)
+    if not is_milvus(config):  # an empty or unreadable folder is said before the server starts, not by /healthz
+        load_corpus(seeds or default_seeds_dir())
     folder = IndexStore(index_dir or default_index_dir(seeds or default_seeds_dir()))
     index_version = (lambda: None) if is_milvus(config) else folder.version  # a Milvus archive is read live
     run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,

@@ -76,6 +76,8 @@ def answer_sentence(context: str, q: SquadQuestion) -> tuple[int, int] | None:
 def load_squad(path: Path) -> SquadData:
     try:
         data = squad_articles(json.loads(Path(path).read_text(encoding="utf-8-sig"))["data"])
+    except FileNotFoundError:
+        raise RagError(f"SQuAD file not found: {path}") from None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RagError(f"{path} is not a SQuAD-format JSON file ({type(exc).__name__}: {exc})") from None
     if not data.questions:

@@ -133,6 +133,9 @@ def test_empty_or_unreadable_seeds_fail_cleanly(tmp_path, index_args):
     assert_clean_failure(result, 1, "no readable articles")
     assert "a.txt: binary" in result.stderr and "b.txt: not UTF-8" in result.stderr
     assert_clean_failure(run_rag("ask", "Who?", "--seeds", str(tmp_path / "nope"), *index_args), 1, "not found")
+    # rag serve says it and exits, as the others do, instead of staying up to report it from /healthz
+    assert_clean_failure(run_rag("serve", "--port", "18741", "--seeds", str(empty), *index_args, timeout=60), 1,
+                         "no readable articles")
 
 
 def test_a_bad_file_among_good_ones_is_skipped_with_a_warning(seeds_copy, tmp_path):

@@ -99,3 +99,8 @@ def test_per_article_columns_are_named_by_the_shortest_prefix_that_tells_them_ap
     assert shortest_unique_prefixes(["news.jsonl#a", "news.jsonl#b"]) == ["news.jsonl#a", "news.jsonl#b"]
     assert shortest_unique_prefixes(["2021-09-06-x", "2021-09-07-y", "abc"]) == ["2021-09-06", "2021-09-07", "abc"]
     assert shortest_unique_prefixes(["ab", "abc"]) == ["ab", "abc"]
+
+
+def test_a_squad_file_that_is_not_there_is_said_to_be_not_found(tmp_path):
+    with pytest.raises(RagError, match=r"^SQuAD file not found: .*nofile\.json$"):
+        load_squad(tmp_path / "nofile.json")
