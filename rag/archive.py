@@ -256,14 +256,15 @@ def _articles_in(folder: Path, change: Change) -> list[Path]:
     subfolders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
     kept, left_out = [], {}
     for path in entries:
-        if path not in subfolders:
-            why = _not_an_article_file(path)
-            if why is None:
-                kept.append(path)
-            elif not (why == "hidden file, not read" and not converter_for(path)):  # a hidden non-article is nobody's loss
-                left_out.setdefault(why, []).append(printable(path.name))
+        if path in subfolders or (path.name.startswith(".") and not converter_for(path)):
+            continue  # subfolders are said below; a hidden file that is no article (.DS_Store) is nobody's loss
+        why = _not_an_article_file(path)
+        if why is None:
+            kept.append(path)
+        else:
+            left_out.setdefault(why, []).append(printable(path.name))
     if subfolders:
-        left_out["subfolder(s), not read (add each folder)"] = [p.name for p in subfolders]
+        left_out["subfolder(s), not read (add each folder)"] = [printable(p.name) for p in subfolders]
     for why, names in left_out.items():  # one line for all of a kind, with how many: a folder of 200 images is one line
         change.skipped.append(f"{folder.name}/: {len(names)} left out, {why}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}")
     return kept
