@@ -165,7 +165,7 @@ def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
         except ValueError as why:
             change.skipped.append(f"{path.name}: {why}")
             continue
-        change.skipped += [f"{path.name}: {problem}" for problem in problems]
+        change.skipped += problems  # each names its file (and line) already
         for doc in found:  # one id is one article: a second would silently overwrite the first
             if doc.doc_id in documents:
                 change.skipped.append(f"{path}: its article id {doc.doc_id!r} is that of {documents[doc.doc_id].path}, "
