@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from rag.config import ModelsConfig, load_models_config
-from rag.corpus import Corpus, load_corpus
+from rag.corpus import Corpus, load_corpus, status_line
 from rag.errors import RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
 from rag.pipeline import BUNDLED_SEEDS, Pipeline, default_index_dir, default_seeds_dir
@@ -64,7 +64,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     seen = store.version()  # the index these articles are read against (another process may switch it)
     corpus = load_corpus(seeds_dir, store.known_documents())  # a bad folder is said before any model loads
     for reason in corpus.skipped:
-        on_status(f"skipped {reason}")
+        on_status(status_line(reason))
     embedder = embedder or _embedder(config, on_status)
 
     def manifest_of(corpus) -> Manifest:
@@ -100,7 +100,13 @@ def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Stat
         return None
     if corpus.converted_now:
         first, more = corpus.converted_now[0], ", …" if len(corpus.converted_now) > 1 else ""
-        on_status(f"{len(corpus.converted_now)} file(s) converted again ({first}{more}); keeping what they gave in the index")
+        converted = f"{len(corpus.converted_now)} file(s) converted again ({first}{more})"
+        try:
+            store.prepare_for_writing()
+        except RagError:  # a read-only index still serves: only the conversions are not kept
+            on_status(f"{converted}; the index folder cannot be written, so they will be converted again next time")
+            return index
+        on_status(f"{converted}; keeping what they gave in the index")
         return None
     store.remove_stale_builds()
     return index
@@ -185,7 +191,7 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
     else:
         documents, skipped = read_files(paths)
     for reason in skipped:
-        on_status(f"skipped {reason}")
+        on_status(status_line(reason))
     change = milvus_archive.write_documents(archive, documents, embedder, config.chunking, on_progress)
     return archive, change
 
@@ -198,7 +204,8 @@ def add_articles(config: ModelsConfig, paths: list[Path], seeds_dir: Path | None
     if is_milvus(config):
         archive, change = index_milvus(config, on_status=on_status, on_progress=on_progress, paths=paths)
         return change.summary(archive)
-    return _change_archive_folder(config, seeds_dir, index_dir, lambda archive: archive.add(paths), on_status, on_progress)
+    return _change_archive_folder(config, "add", seeds_dir, index_dir, lambda archive: archive.add(paths), on_status,
+                                  on_progress)
 
 
 def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | None = None,
@@ -208,23 +215,23 @@ def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | 
     if is_milvus(config):
         articles, passages = remove_from_milvus(config, doc_ids)
         return f"removed {', '.join(doc_ids)}; archive: {passages} passages from {articles} articles"
-    return _change_archive_folder(config, seeds_dir, index_dir, lambda archive: archive.remove(doc_ids), on_status,
-                                  on_progress)
+    return _change_archive_folder(config, "remove", seeds_dir, index_dir, lambda archive: archive.remove(doc_ids),
+                                  on_status, on_progress)
 
 
-def _change_archive_folder(config: ModelsConfig, seeds_dir: Path | None, index_dir: Path | None, change_files,
-                           on_status: Status, on_progress: Progress | None) -> str:
+def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path | None, index_dir: Path | None,
+                           change_files, on_status: Status, on_progress: Progress | None) -> str:
     """The files changed and the index brought up to date under one lock, so two changes never interleave."""
     from rag.archive import Archive
 
     if seeds_dir is None and default_seeds_dir().resolve() == BUNDLED_SEEDS.resolve():
-        raise RagError("rag add and rag remove would change the bundled articles (the gold set's): "
+        raise RagError(f"rag {command} would change the bundled articles (the gold set's): "
                        "give --seeds DIR, a folder of your own", 2)
     archive = Archive.at(seeds_dir, index_dir)
     with archive.locked():
         change = change_files(archive)
         for reason in change.skipped:
-            on_status(f"skipped {reason}")
+            on_status(status_line(reason))
         manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress).index.manifest
     return change.summary(archive.trash, manifest.passages, len(manifest.documents))
 

@@ -42,6 +42,7 @@ out = _AnswersConsole(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
 SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}). (default: ./seeds, else the bundled articles)")]
+ChangedSeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}) to change. (default: ./seeds; the bundled articles are never changed)")]
 IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. (default: .rag/<seeds name> beside the seeds folder)")]
 ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. (default: ./models.toml, else the bundled one)")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
@@ -206,7 +207,7 @@ def index(
 @app.command()
 def add(
     paths: Annotated[list[Path], typer.Argument(help=f"Article files, or folders of them ({FORMATS}).")],
-    seeds: SeedsOption = None,
+    seeds: ChangedSeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
     store: StoreOption = None,
@@ -224,7 +225,7 @@ def add(
 @app.command()
 def remove(
     doc_ids: Annotated[list[str], typer.Argument(help="Ids of the articles to remove, as citations give them.")],
-    seeds: SeedsOption = None,
+    seeds: ChangedSeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
     store: StoreOption = None,
@@ -275,13 +276,13 @@ def chat(
     dates = DateRange.parse(since, until)
     from rag.assembly import build_pipeline, check_models, warn_if_fitted_for_another_reader
     from rag.chat import BackgroundLoad, ChatSession, run_chat
-    from rag.corpus import load_corpus
+    from rag.corpus import load_corpus, status_line
     from rag.pipeline import default_seeds_dir
 
     seeds = seeds or default_seeds_dir()
     corpus = load_corpus(seeds)  # fast, and a bad folder is reported before the prompt
     for reason in corpus.skipped:
-        report_status(f"skipped {reason}")
+        report_status(status_line(reason))
     config = load_settings(models, top_k, store)
     check_models(config)
     warn_if_fitted_for_another_reader(config, report_status)  # the loading spinner would show it only for a moment
@@ -311,7 +312,7 @@ def serve(
 ) -> None:
     """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
     from rag.assembly import build_pipeline, check_models, is_milvus
-    from rag.corpus import load_corpus
+    from rag.corpus import check_articles_folder
     from rag.index import IndexStore
     from rag.pipeline import default_index_dir, default_seeds_dir
     from rag.server import serve as run_server
@@ -319,7 +320,7 @@ def serve(
     config = load_settings(models, store=store)
     check_models(config)
     if not is_milvus(config):  # an empty or unreadable folder is said before the server starts, not by /healthz
-        load_corpus(seeds or default_seeds_dir())
+        check_articles_folder(seeds or default_seeds_dir())
     folder = IndexStore(index_dir or default_index_dir(seeds or default_seeds_dir()))
     index_version = (lambda: None) if is_milvus(config) else folder.version  # a Milvus archive is read live
     run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,

@@ -14,7 +14,7 @@ from pathlib import Path
 from rag.converters import CONVERTERS, conversion_key, converter_for
 from rag.converters import text as plain_text
 from rag.errors import RagError
-from rag.schema import Document, Passage
+from rag.schema import NOTE, Document, Passage
 
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital,
 # digit or opening quote; a line break always ends one.
@@ -46,7 +46,7 @@ class Conversion:
 class Corpus:
     directory: Path
     documents: dict[str, Document]
-    skipped: list[str]  # human-readable reasons for files that were not loaded
+    skipped: list[str]  # human-readable reasons for files that were not loaded, and notes (NOTE) on some that were
     converted: dict[str, Conversion] = field(default_factory=dict)  # converted (not .txt) file name -> what it gave
     converted_now: tuple[str, ...] = ()  # those of them converted by this load, not taken from the index
 
@@ -73,6 +73,20 @@ def date_range(documents) -> tuple[str, str] | None:
 Known = Mapping[tuple[str, str], Conversion]
 
 
+def check_articles_folder(directory: Path) -> None:
+    """What load_corpus would refuse at once (no folder, an unreadable one, no article file in
+    it), found without reading or converting any article."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RagError(f"articles folder not found: {directory}")
+    try:
+        names = [p for p in directory.iterdir() if not p.name.startswith(".") and converter_for(p)]
+    except OSError as exc:
+        raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
+    if not names:
+        raise RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}")
+
+
 def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     """The articles directly in `directory`, one converter per suffix (rag.converters): .txt,
     .md, .html and .jsonl. Subfolders and hidden files are not read (and are named in
@@ -86,13 +100,13 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
         raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
     documents, skipped, subfolders, converted, converted_now = {}, [], [], {}, []
     for path in entries:
-        if not name_is_text(path.name):
-            skipped.append(f"{printable(path.name)}: its file name is not UTF-8 text; rename it to read it")
-        elif path.name.startswith("."):
+        if path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
-                skipped.append(f"{path.name}: hidden file, not read")
+                skipped.append(f"{printable(path.name)}: hidden file, not read")
         elif path.is_dir():
-            subfolders.append(path.name)
+            subfolders.append(printable(path.name))
+        elif converter_for(path) and not name_is_text(path.name):  # its id could be neither written nor shown
+            skipped.append(f"{printable(path.name)}: its file name is not UTF-8 text; rename it to read it")
         elif converter_for(path):
             try:
                 raw = read_article_bytes(path)
@@ -148,6 +162,11 @@ def read_document(path: Path) -> Document:
     """The one document of a .txt file: exactly what open(path, encoding='utf-8').read() returns."""
     (document,), _ = read_documents(path)
     return document
+
+
+def status_line(reason: str) -> str:
+    """How a reason in Corpus.skipped is said: a file (or record) left out, or a note on one read."""
+    return reason if reason.startswith(NOTE) else f"skipped {reason}"
 
 
 def name_is_text(name: str) -> bool:

@@ -39,7 +39,7 @@ def article_day(given) -> tuple[str | None, str | None]:
         return None, None
     text = str(given).strip()
     day = ISO_DAY.match(text)
-    if day and _is_day(day.group()):
+    if day and _is_day(day.group()) and text[day.end():day.end() + 1] in ("", "T", " "):  # a time may follow
         return day.group(), None
     return None, f"date {text[:40]!r} is not a day written YYYY-MM-DD: the article is read as undated"
 

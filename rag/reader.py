@@ -25,7 +25,7 @@ def _check_window_fits(spec: ModelSpec) -> None:
     config = json.loads((local_model_dir(spec) / "config.json").read_text(encoding="utf-8"))
     positions = config.get("max_position_embeddings")
     if "roberta" in str(config.get("model_type", "")) and positions:  # its positions start after the padding id
-        positions -= config.get("pad_token_id", 1) + 1
+        positions -= (config.get("pad_token_id") or 1) + 1
     if positions and spec.settings.max_seq_len > positions:
         raise RagError(f"[reader] max_seq_len = {spec.settings.max_seq_len} is past what the reader at "
                        f"{spec.resolve()} takes ({positions} tokens): set it to at most {positions}")

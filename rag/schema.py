@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# starts what a converter says of an article it read all the same (a date it could not read),
+# beside the reasons it left something out (rag.corpus.status_line)
+NOTE = "warning: "
+
 
 @dataclass(frozen=True)
 class Document:

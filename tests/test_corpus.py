@@ -104,3 +104,6 @@ def test_a_file_whose_name_is_not_utf8_is_skipped_saying_so_not_a_crash(tmp_path
     corpus = load_corpus(tmp_path)
     assert list(corpus.documents) == ["other"] and corpus.fingerprint
     assert corpus.skipped == ["caf\ufffd-news.txt: its file name is not UTF-8 text; rename it to read it"]
+    (tmp_path / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"\xff\xd8")  # never read, whatever its name: not said
+    (tmp_path / os.fsdecode(b".caf\xe9")).write_bytes(b"x")
+    assert load_corpus(tmp_path).skipped == corpus.skipped

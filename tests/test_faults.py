@@ -616,7 +616,8 @@ def test_rag_add_without_seeds_where_there_is_no_seeds_folder_leaves_the_bundled
     article.write_text("The governor of Ghazni resigned.", encoding="utf-8")
     before = sorted(p.name for p in SEEDS.iterdir())
     config = load_models_config(ROOT / "models.toml")
-    for change in (lambda: add_articles(config, [article]), lambda: remove_articles(config, ["000_882549ac45e52293"])):
-        with pytest.raises(RagError, match=r"would change the bundled articles .* give --seeds DIR"):
+    for command, change in (("add", lambda: add_articles(config, [article])),
+                            ("remove", lambda: remove_articles(config, ["000_882549ac45e52293"]))):
+        with pytest.raises(RagError, match=rf"^rag {command} would change the bundled articles .* give --seeds DIR"):
             change()
     assert sorted(p.name for p in SEEDS.iterdir()) == before

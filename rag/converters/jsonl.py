@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rag.converters.text import decode_as_data
 from rag.dates import article_day
-from rag.schema import Document
+from rag.schema import NOTE, Document
 
 VERSION = 3  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 
@@ -30,7 +30,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
             continue
         documents.append(document)
         if problem:  # read all the same
-            problems.append(f"{path.name} line {number}: {problem}")
+            problems.append(f"{NOTE}{path.name} line {number}: {problem}")
     if not documents:
         raise ValueError("no usable records" + (f" ({problems[0]})" if problems else ""))
     return documents, problems

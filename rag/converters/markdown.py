@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import article_day
-from rag.schema import Document
+from rag.schema import NOTE, Document
 
 VERSION = 2  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
@@ -35,7 +35,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     date, problem = article_day(fields.get("date"))
     return ([Document(doc_id=path.name, path=str(path), text=text, date=date, body_start=0,
                       title=fields.get("title") or (headings[0] if headings else None), source=str(path))],
-            [f"{path.name}: {problem}"] if problem else [])
+            [f"{NOTE}{path.name}: {problem}"] if problem else [])
 
 
 def _blocks(source: str) -> tuple[list[str], list[str]]:

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from rag.dates import article_day
-from rag.schema import Document
+from rag.schema import NOTE, Document
 
 DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
 
@@ -35,4 +35,4 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     date, problem = article_day(match.group(1) if match else None)
     document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
                         source=str(path))
-    return [document], [f"{path.name}: {problem}"] if problem else []
+    return [document], [f"{NOTE}{path.name}: {problem}"] if problem else []
