@@ -135,18 +135,20 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
     if reader is None:
         config.reader.resolve()  # a missing reader is reported now, not after building an index
     warn_if_fitted_for_another_reader(config, on_status)
+    index_version = None  # a Milvus archive is read live: it has no version to load again
     if is_milvus(config):
         corpus, retriever = _milvus_parts(config, seeds_dir, rebuild, on_status, on_progress, embedder)
     else:
         opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder)
-        corpus = opened.corpus
+        corpus, index_version = opened.corpus, opened.index.build
         retriever = Retriever(opened.embedder, opened.index.passages, opened.index.vectors, opened.index.keywords,
                               opened.corpus.documents, config.retrieval.rrf_k, config.retrieval.candidates)
     if reader is None:
         from rag.reader import Reader
 
         reader = Reader(config.reader, on_status)
-    return Pipeline(corpus, retriever, reader, config.reader.settings.abstention, config.retrieval.top_k)
+    return Pipeline(corpus, retriever, reader, config.reader.settings.abstention, config.retrieval.top_k,
+                    index_version=index_version)
 
 
 def is_milvus(config: ModelsConfig) -> bool:

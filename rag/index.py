@@ -131,6 +131,7 @@ class PassageIndex:
     keywords: KeywordIndex
     manifest: Manifest
     converted: list[dict] = field(default_factory=list)  # what converted files gave: saved, reused if unchanged
+    build: str | None = None  # the build folder it was loaded from or saved as (IndexStore.version), once it is one
 
 
 @dataclass
@@ -272,7 +273,7 @@ class IndexStore:
                 raise IndexNotUsable(f"the index in {build} is unreadable ({first_line(exc)})") from None
         if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
-        return PassageIndex(passages, vectors, keywords, manifest)
+        return PassageIndex(passages, vectors, keywords, manifest, build=build.name)
 
     def known_documents(self) -> dict[tuple[str, str], Conversion]:
         """What each converted file gave when the current index was built, by (file name,
@@ -355,7 +356,7 @@ class IndexStore:
             fsync_dir(self.directory)
             write_atomically(self.directory / "CURRENT", build.name + "\n")
             fsync_dir(self.directory)  # the switch itself survives a crash only once the folder is synced
-            index.manifest = manifest
+            index.manifest, index.build = manifest, build.name
             self._remove_other_builds(keep=build)
         return build
 

@@ -60,12 +60,14 @@ class Pipeline:
     """Retrieve, read, decide: given its parts (see rag.assembly.build_pipeline), it holds no
     knowledge of files, models.toml or how the parts were made."""
 
-    def __init__(self, corpus, retriever, reader, decision: Abstention, top_k: int):
+    def __init__(self, corpus, retriever, reader, decision: Abstention, top_k: int, index_version: str | None = None):
         """`corpus` gives `.documents` (doc id -> Document) and `.date_range`: a Corpus of local
         files, or the articles of a Milvus archive; `retriever` gives `.retrieve(question, k, dates)`
-        and `.passage_count`."""
+        and `.passage_count`; `index_version`: the index build it answers from (IndexStore.version),
+        so that a server knows when the index has moved on."""
         if top_k < 1:
             raise BadInput("top_k must be at least 1")
+        self.index_version = index_version
         self.corpus = corpus
         self.retriever = retriever
         self.reader = reader

@@ -89,10 +89,7 @@ class Loading:
         try:
             before = self._index_version()
             pipeline = self._load()
-            after = self._index_version()
-            # changed while loading: by this load's own build when there was no index before (or
-            # the same one after), else perhaps by another process: then load again to be sure
-            self._loaded_version = after if before in (None, after) else before
+            self._loaded_version = self._version_of(pipeline, before)
             pipeline.ask("warm up")  # the first answer pays one-off costs; no user should
             self.pipeline = pipeline
         except RagError as problem:
@@ -131,11 +128,18 @@ class Loading:
             pipeline = self._load_again(self.pipeline)
             pipeline.ask("warm up")
             self.pipeline = pipeline
+            version = self._version_of(pipeline, version)
         except Exception as problem:  # the pipeline loaded before still answers; tried again at the next switch
             self._on_problem(f"warning: could not load the index again ({problem}); answering from the one loaded before")
         finally:
             self._loaded_version = version  # not tried again for every question: a failed load may be a long one
             self._reloading.release()
+
+    @staticmethod
+    def _version_of(pipeline, read_before_loading):
+        """The index build the pipeline answers from; for one that does not say, the version read
+        before it was loaded (a switch meanwhile is then loaded again, never missed)."""
+        return pipeline.index_version or read_before_loading
 
 
 class Answering:

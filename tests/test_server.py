@@ -217,7 +217,7 @@ def test_a_server_stopped_while_loading_ends_the_process_at_once(fake_pipeline, 
 
 def test_a_question_past_the_timeout_is_a_504(fake_pipeline):
     class Slow:
-        corpus, retriever = fake_pipeline.corpus, fake_pipeline.retriever
+        corpus, retriever, index_version = fake_pipeline.corpus, fake_pipeline.retriever, None
         warmed = False
 
         def ask(self, question, dates=None, top_k=None):
@@ -310,19 +310,46 @@ def test_an_index_that_cannot_be_loaded_again_leaves_the_server_answering(fake_p
     client.__exit__(None, None, None)
 
 
-def test_an_index_the_server_built_as_it_started_is_not_loaded_again(fake_pipeline):
-    """No index yet: the start-up load builds one, which switches the index: that is the one loaded."""
-    version, reloads = [None], []
+def answering_from(fake_pipeline, build: str) -> Pipeline:
+    return Pipeline(fake_pipeline.corpus, fake_pipeline.retriever, fake_pipeline.reader, DECISION, 5, index_version=build)
+
+
+@pytest.mark.parametrize("before", [None, "build-0"])  # no index yet, or one out of date
+def test_an_index_the_server_built_as_it_started_is_not_loaded_again(fake_pipeline, before):
+    """The start-up load builds the index, which switches it: that is the one loaded."""
+    version, reloads = [before], []
 
     def load():
         version[0] = "build-1"  # what the start-up load built
-        return fake_pipeline
+        return answering_from(fake_pipeline, "build-1")
 
     client = started(create_app(load, index_version=lambda: version[0], load_again=reloads.append))
     for _ in range(3):
         assert client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"] == "five lions"
     time.sleep(0.1)
     assert reloads == []
+    client.__exit__(None, None, None)
+
+
+def test_an_index_switched_while_the_server_loaded_its_models_is_loaded_again(fake_pipeline):
+    """A `rag add` waiting for the start-up build switched the index while the reader loaded."""
+    version, reloads = [None], []
+
+    def load():
+        version[0] = "build-2"  # built by the add once the server's own build-1 was done
+        return answering_from(fake_pipeline, "build-1")
+
+    def load_again(old):
+        reloads.append(old.index_version)
+        return answering_from(fake_pipeline, "build-2")
+
+    client = started(create_app(load, index_version=lambda: version[0], load_again=load_again))
+    client.post("/ask", json={"question": "What does Panjshir mean?"})
+    deadline = time.time() + 10
+    while not reloads:
+        assert time.time() < deadline, "the add's index was never loaded"
+        time.sleep(0.01)
+    assert reloads == ["build-1"]
     client.__exit__(None, None, None)
 
 
