@@ -110,14 +110,15 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
         elif converter_for(path):
             try:
                 raw = read_article_bytes(path)
-                cached = _known_documents(path, raw, known)
+                key = None if converter_for(path) is plain_text else conversion_key(path, raw)  # hashed once
+                cached = _known_documents(path, key, known)
                 found, problems = cached or read_documents(path, raw)
             except ValueError as why:
                 skipped.append(f"{path.name}: {why}")
                 continue
             skipped += problems
-            if converter_for(path) is not plain_text:
-                converted[path.name] = Conversion(conversion_key(path, raw), found, problems)
+            if key is not None:
+                converted[path.name] = Conversion(key, found, problems)
                 if cached is None:
                     converted_now.append(path.name)
             for doc in found:
@@ -134,11 +135,12 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
                   converted_now=tuple(converted_now))
 
 
-def _known_documents(path: Path, raw: bytes, known: Known | None) -> tuple[list[Document], list[str]] | None:
-    """What this file gave when it was converted before (its bytes and converter unchanged), else None."""
-    if not known or converter_for(path) is plain_text:
+def _known_documents(path: Path, key: str | None, known: Known | None) -> tuple[list[Document], list[str]] | None:
+    """What this file gave when it was converted before (its conversion `key` unchanged: bytes and
+    converter), else None; a .txt file (no key) is never converted, so never cached."""
+    if not known or key is None:
         return None
-    before = known.get((path.name, conversion_key(path, raw)))
+    before = known.get((path.name, key))
     if before is None:
         return None
     moved = lambda d: dataclasses.replace(d, path=str(path), source=str(path) if d.source == d.path else d.source)  # noqa: E731
