@@ -73,18 +73,25 @@ def date_range(documents) -> tuple[str, str] | None:
 Known = Mapping[tuple[str, str], Conversion]
 
 
-def check_articles_folder(directory: Path) -> None:
-    """What load_corpus would refuse at once (no folder, an unreadable one, no article file in
-    it), found without reading or converting any article."""
-    directory = Path(directory)
+def _entries(directory: Path) -> list[Path]:
+    """What is in the folder of articles, sorted; a missing or unreadable folder is an error."""
     if not directory.is_dir():
         raise RagError(f"articles folder not found: {directory}")
     try:
-        names = [p for p in directory.iterdir() if not p.name.startswith(".") and converter_for(p)]
+        return sorted(directory.iterdir())
     except OSError as exc:
         raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
-    if not names:
-        raise RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}")
+
+
+def _no_articles(directory: Path, detail: str = "") -> RagError:
+    return RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}{detail}")
+
+
+def check_articles_folder(directory: Path) -> None:
+    """What load_corpus would refuse at once (no folder, an unreadable one, no article file in
+    it), found without reading or converting any article."""
+    if not any(not p.name.startswith(".") and converter_for(p) for p in _entries(Path(directory))):
+        raise _no_articles(directory)
 
 
 def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
@@ -92,12 +99,7 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     .md, .html and .jsonl. Subfolders and hidden files are not read (and are named in
     `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
     directory = Path(directory)
-    if not directory.is_dir():
-        raise RagError(f"articles folder not found: {directory}")
-    try:
-        entries = sorted(directory.iterdir())
-    except OSError as exc:
-        raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
+    entries = _entries(directory)
     documents, skipped, subfolders, converted, converted_now = {}, [], [], {}, []
     for path in entries:
         if path.name.startswith("."):
@@ -129,8 +131,7 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     if subfolders:
         skipped.append(f"{', '.join(subfolders[:5])}{' …' if len(subfolders) > 5 else ''}: subfolders are not read")
     if not documents:
-        detail = f" ({'; '.join(skipped)})" if skipped else ""
-        raise RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}{detail}")
+        raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")
     return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted,
                   converted_now=tuple(converted_now))
 
