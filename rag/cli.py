@@ -319,10 +319,11 @@ def serve(
 
     config = load_settings(models, store=store)
     check_models(config)
-    if not is_milvus(config):  # an empty or unreadable folder is said before the server starts, not by /healthz
-        check_articles_folder(seeds or default_seeds_dir())
-    folder = IndexStore(index_dir or default_index_dir(seeds or default_seeds_dir()))
-    index_version = (lambda: None) if is_milvus(config) else folder.version  # a Milvus archive is read live
+    index_version = lambda: None  # noqa: E731 (a Milvus archive is read live: nothing to load again)
+    if not is_milvus(config):
+        seeds_dir = seeds or default_seeds_dir()
+        check_articles_folder(seeds_dir)  # an empty or unreadable folder is said before the server starts, not by /healthz
+        index_version = IndexStore(index_dir or default_index_dir(seeds_dir)).version
     run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,
                on_ready=report_status, index_version=index_version,
                load_again=lambda old: build_pipeline(config, seeds, index_dir, on_status=report_status,
