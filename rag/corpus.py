@@ -19,7 +19,20 @@ from rag.schema import NOTE, Document, Passage
 # A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital,
 # digit or opening quote; a line break always ends one.
 SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
-ABBREVIATIONS = ("Mr.", "Mrs.", "Ms.", "Dr.", "St.", "Gen.", "Col.", "Lt.", "Sgt.", "Capt.", "U.S.", "U.N.", "No.", "vs.")
+# No sentence ends at these, though a capital or a digit follows: titles before a name ("Sen.
+# Lindsey Graham"), months before a day ("Sept. 11"). "Inc.", "Co." and "a.m." are left out: a
+# capital after them more often starts a new sentence than not.
+ABBREVIATIONS = (
+    "Mr.", "Mrs.", "Ms.", "Messrs.", "Dr.", "Prof.", "Rev.", "Hon.", "St.", "Mt.", "Ft.", "Jr.", "Sr.",
+    "Sen.", "Sens.", "Rep.", "Reps.", "Gov.", "Pres.", "Amb.", "Supt.", "Det.", "Insp.",
+    "Gen.", "Gens.", "Col.", "Lt.", "Maj.", "Brig.", "Adm.", "Cmdr.", "Sgt.", "Capt.", "Cpl.", "Pvt.",
+    "Jan.", "Feb.", "Mar.", "Apr.", "Jun.", "Jul.", "Aug.", "Sep.", "Sept.", "Oct.", "Nov.", "Dec.",
+    "No.", "vs.", "e.g.", "i.e.",
+)
+INITIALS = re.compile(r"(?:^|[\s(\[\"'“‘])(?:[A-Z]\.)+$")  # "John F. Kennedy", "J.K. Rowling", "the U.S. Army"
+# Which rules cut sentences: an index records it beside the chunking settings, so that passages
+# cut by older rules are cut again. Raise it whenever the splitter cuts differently.
+SENTENCE_RULES = 2
 LINE = re.compile(r"[^\n]+")
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
 SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a file whole
@@ -31,7 +44,8 @@ class ChunkSettings:
     overlap_sentences: int = field(default=1, metadata={"min": 0})
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """What an index records of how its passages were cut: these settings and the sentence rules."""
+        return asdict(self) | {"sentence_rules": SENTENCE_RULES}
 
 
 @dataclass(frozen=True)
@@ -254,8 +268,9 @@ def chunk_corpus(corpus: Corpus, settings: ChunkSettings) -> list[Passage]:
 
 
 def _ends_with_abbreviation(text: str, end: int) -> bool:
-    return any(text.endswith(abbr, 0, end) and (end == len(abbr) or not text[end - len(abbr) - 1].isalpha())
-               for abbr in ABBREVIATIONS)
+    return INITIALS.search(text, max(0, end - 20), end) is not None or any(
+        text.endswith(abbr, 0, end) and (end == len(abbr) or not text[end - len(abbr) - 1].isalpha())
+        for abbr in ABBREVIATIONS)
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:

@@ -90,10 +90,12 @@ class Manifest:
         )
 
     def reusable_for(self, expected: Manifest) -> bool:
-        """Whether vectors of this index can serve `expected`: all that may differ is the articles."""
+        """Whether vectors of this index can serve `expected`: all that may differ is the articles
+        and how they are cut, since a vector is reused only for a passage of an unchanged article
+        at the same offsets, so for the same words (new sentence rules re-embed only what they move)."""
         return self.format == expected.format and all(
             getattr(self, name) == getattr(expected, name)
-            for name in ("embedder_id", "embedder_fingerprint", "dimension", "chunking", "vector_store"))
+            for name in ("embedder_id", "embedder_fingerprint", "dimension", "vector_store"))
 
     def staleness(self, expected: Manifest) -> str | None:
         """Why this stored index does not fit the current articles and settings, or None."""
@@ -117,9 +119,18 @@ def settings_staleness(stored, expected) -> str | None:
     if stored.embedder_fingerprint != expected.embedder_fingerprint:
         return (f"the embedder's files or precision changed ({expected.embedder_id}: "
                 f"{stored.embedder_fingerprint} -> {expected.embedder_fingerprint})")
-    if stored.chunking != expected.chunking:
-        return f"chunking settings changed ({stored.chunking} -> {expected.chunking})"
+    if _settings_only(stored.chunking) != _settings_only(expected.chunking):
+        return f"chunking settings changed ({_settings_only(stored.chunking)} -> {_settings_only(expected.chunking)})"
+    old_rules, new_rules = (manifest.chunking.get("sentence_rules", 1) for manifest in (stored, expected))
+    if old_rules != new_rules:
+        return f"rag's sentence rules changed ({old_rules} -> {new_rules}), so passages are cut again"
     return None
+
+
+def _settings_only(chunking: dict) -> dict:
+    """The chunking settings of models.toml, without the sentence rules an index records beside them
+    (indexes written before they were recorded hold none: rules 1)."""
+    return {name: value for name, value in chunking.items() if name != "sentence_rules"}
 
 
 @dataclass
@@ -300,7 +311,7 @@ class IndexStore:
 
     def reusable(self, corpus: Corpus, expected: Manifest) -> Reusable | None:
         """The passages and vectors of the stored index whose articles are unchanged, when only
-        articles differ (same embedder, store and chunking); None when nothing can be reused."""
+        articles or chunking differ (same embedder and store); None when nothing can be reused."""
         try:
             with self._lock(shared=True):
                 build, manifest = self._current()

@@ -2,6 +2,7 @@ import pytest
 
 from rag.corpus import ChunkSettings, chunk_corpus, chunk_document, load_corpus, read_document, sentence_around, sentence_spans
 from rag.errors import RagError
+from rag.schema import Document
 from tests.conftest import SEEDS, read_source
 
 
@@ -28,6 +29,19 @@ def test_sentences_lie_in_the_body_and_slice_the_file():
     s, e = sentence_around(doc, start, start + len("five lions"))
     assert doc.text[s:e].startswith("Home to the country’s largest ethnic Tajik population")
     assert doc.text[s:e].endswith("in the 1980s.")
+
+
+@pytest.mark.parametrize("text, sentences", [
+    ("Sen. Lindsey Graham spoke on Sept. 11 in Kabul. Gov. Andrew Cuomo did not.",
+     ["Sen. Lindsey Graham spoke on Sept. 11 in Kabul.", "Gov. Andrew Cuomo did not."]),
+    ("John F. Kennedy met J.K. Rowling at the U.S. Embassy. Martin Luther King Jr. Day followed.",
+     ["John F. Kennedy met J.K. Rowling at the U.S. Embassy.", "Martin Luther King Jr. Day followed."]),
+    ("Maj. Gen. Smith arrived on Aug. 15. He left. Shares of Acme Inc. The rest fell.",
+     ["Maj. Gen. Smith arrived on Aug. 15.", "He left.", "Shares of Acme Inc.", "The rest fell."]),
+])
+def test_a_title_a_month_or_an_initial_ends_no_sentence(text, sentences):
+    doc = Document("a", "a.txt", text, None, 0)
+    assert [text[s:e] for s, e in sentence_spans(doc)] == sentences
 
 
 def test_passages_cover_every_sentence_with_overlap_and_bounded_size():

@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -570,6 +571,32 @@ def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tm
     (next((build / "bm25").iterdir())).unlink()
     open_pipeline()
     assert "unreadable" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
+
+
+def test_an_index_cut_by_older_sentence_rules_is_cut_again_embedding_only_what_moved(tmp_path, monkeypatch):
+    from rag import corpus as corpus_module
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    five_sentences = " ".join(f"Meeting {n} of the council in the provincial capital went over the roads, the water "
+                              f"supply and the schools once again." for n in range(5))  # 584 of a passage's 600 characters
+    (seeds / "005_senate.txt").write_text(five_sentences + " Sen. Lindsey Graham spoke in Kabul.", encoding="utf-8")
+    config = load_models_config(ROOT / "models.toml")
+    said = []
+    open_pipeline = lambda: build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
+                                           reader=FakeReader([]), on_status=said.append)
+    with monkeypatch.context() as older:  # rules 1: "Sen." ended a sentence, and indexes did not record the rules
+        older.setattr(corpus_module, "ABBREVIATIONS", tuple(a for a in corpus_module.ABBREVIATIONS if a != "Sen."))
+        older.setattr(corpus_module.ChunkSettings, "as_dict", lambda self: asdict(self))
+        corpus_module.sentence_spans.cache_clear()
+        open_pipeline()
+    corpus_module.sentence_spans.cache_clear()
+    pipeline = open_pipeline()
+    assert "rag's sentence rules changed (1 -> 2), so passages are cut again" in said[-2]
+    assert said[-1].endswith("(2 embedded, 45 reused)")  # only the new article's passages moved
+    senate = [p.text for p in pipeline.retriever.passages if p.doc_id == "005_senate"]
+    assert senate[-1].endswith("schools once again. Sen. Lindsey Graham spoke in Kabul.")
+    assert not any(text.endswith("Sen.") for text in senate)  # rules 1 ended the first passage there
 
 
 def test_a_build_for_an_older_view_of_the_folder_never_switches_the_index_back(tmp_path, monkeypatch):
