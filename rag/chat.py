@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -64,13 +65,26 @@ class BackgroundLoad:
         return self._value
 
 
+@dataclass(frozen=True)
+class IndexWatch:
+    """How a session notices that another rag (`add`, `remove`, `index`) switched the index it
+    answers from, and loads that one: `version` reads the build now current (IndexStore.version),
+    `load_again` makes a pipeline over it with the models of the one it is given."""
+    version: Callable[[], str | None]
+    load_again: Callable[[object, Callable[[str], None]], object]
+
+
 class ChatSession:
-    def __init__(self, corpus: Corpus, loading: BackgroundLoad, console: Console, dates=None):
+    def __init__(self, corpus: Corpus, loading: BackgroundLoad, console: Console, dates=None,
+                 watch: IndexWatch | None = None):
         self.corpus = corpus
         self.dates = dates  # --since/--until, for every question of the session
         self.loading = loading  # the pipeline, still loading while the first question is typed
         self.console = console
+        self.watch = watch  # None for a Milvus archive: it is read live, so there is nothing to load again
         self.last_answer = None
+        self._reloaded = None  # the pipeline over an index switched since the session began
+        self._failed_version = None  # a switched index that could not be loaded
 
     def banner(self) -> str:
         n = len(self.corpus.documents)
@@ -87,7 +101,7 @@ class ChatSession:
             return True
         if line.startswith("/"):
             return self._command(line.split()[0].lower())
-        pipeline = self.loading.result(self.console)  # a failed load ends the session with its error
+        pipeline = self._pipeline()
         try:
             answer = pipeline.ask(line, self.dates)
         except RagError as problem:  # this question's problem: say so and take the next
@@ -96,6 +110,23 @@ class ChatSession:
         self.last_answer = answer
         self.console.print(answer_view(answer, pipeline.corpus))
         return True
+
+    def _pipeline(self):
+        """The loaded pipeline (a failed load ends the session with its error), loaded again first
+        when the index was switched since; if that fails, the one loaded before still answers."""
+        pipeline = self._reloaded or self.loading.result(self.console)
+        switched = self.watch.version() if self.watch else None
+        if switched in (None, pipeline.index_version, self._failed_version):
+            return pipeline
+        with self.console.status(Text("the index was switched by another rag; loading it again")) as status:
+            try:
+                self._reloaded = self.watch.load_again(pipeline, lambda state: status.update(Text(state)))
+            except RagError as problem:  # said once, not at every question: tried again at the next switch
+                self._failed_version = switched
+                self.console.print(f"warning: could not load the switched index ({problem}); "
+                                   "answering from the one loaded before", style="yellow", markup=False)
+                return pipeline
+        return self._reloaded
 
     def _command(self, command: str) -> bool:
         if command in ("/quit", "/exit"):
@@ -115,7 +146,7 @@ class ChatSession:
     def _sources_view(self) -> Group:
         """Each retrieved passage with its retrieval scores and the reader's span in it."""
         answer = self.last_answer
-        pipeline = self.loading.result(self.console)
+        pipeline = self._reloaded or self.loading.result(self.console)
         documents = pipeline.corpus.documents
         lines = [Text(f"passages behind the last answer ({answer.question}); an answer needs a score ≥ "
                       f"{pipeline.decision.threshold:.2f}", style="bold")]

@@ -274,10 +274,11 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import build_pipeline, check_models, warn_if_fitted_for_another_reader
-    from rag.chat import BackgroundLoad, ChatSession, run_chat
+    from rag.assembly import build_pipeline, check_models, is_milvus, warn_if_fitted_for_another_reader
+    from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
     from rag.corpus import load_corpus, status_line
-    from rag.pipeline import default_seeds_dir
+    from rag.index import IndexStore
+    from rag.pipeline import default_index_dir, default_seeds_dir
 
     seeds = seeds or default_seeds_dir()
     corpus = load_corpus(seeds)  # fast, and a bad folder is reported before the prompt
@@ -293,9 +294,14 @@ def chat(
 
         return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=on_progress)
 
+    def load_again(old, set_state):
+        return build_pipeline(config, seeds, index_dir, on_status=set_state,
+                              embedder=old.retriever.embedder, reader=old.reader)
+
+    watch = None if is_milvus(config) else IndexWatch(IndexStore(index_dir or default_index_dir(seeds)).version, load_again)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     loading = BackgroundLoad(load)
-    run_chat(ChatSession(corpus, loading, out, dates), _history_file() if interactive else None, interactive)
+    run_chat(ChatSession(corpus, loading, out, dates, watch), _history_file() if interactive else None, interactive)
     loading.abandon_if_running()
 
 

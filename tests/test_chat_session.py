@@ -1,0 +1,55 @@
+"""`rag chat`'s session with the fake models: what it does between the questions a person asks."""
+import io
+import shutil
+
+from rich.console import Console
+
+from rag.assembly import build_pipeline
+from rag.chat import BackgroundLoad, ChatSession, IndexWatch
+from rag.config import load_models_config
+from rag.corpus import load_corpus
+from rag.errors import RagError
+from rag.index import IndexStore
+from tests.conftest import ROOT, SEEDS
+from tests.fakes import FakeEmbedder, FakeReader
+
+QUESTION = "What is the capital of Panjshir province?"
+
+
+def session_over(tmp_path, load_again=None):
+    """A chat session over a copy of the bundled articles, as `rag chat` makes it, and its output."""
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    shutil.copytree(SEEDS, seeds)
+    config = load_models_config(ROOT / "models.toml")
+    open_pipeline = lambda: build_pipeline(config, seeds, index, embedder=FakeEmbedder(),  # noqa: E731
+                                           reader=FakeReader(["Bazarak"]))
+    watch = IndexWatch(IndexStore(index).version, load_again or (lambda old, set_state: open_pipeline()))
+    console = Console(file=io.StringIO(), width=200)
+    return ChatSession(load_corpus(seeds), BackgroundLoad(lambda set_state: open_pipeline()), console, watch=watch), seeds, open_pipeline
+
+
+def test_an_index_another_rag_switched_is_loaded_before_the_next_question(tmp_path):
+    session, seeds, open_pipeline = session_over(tmp_path)
+    session.handle(QUESTION)
+    assert session.last_answer.abstained
+    (seeds / "005_bazarak.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")
+    open_pipeline()  # what `rag add` does from another terminal: the index is switched
+    session.handle(QUESTION)
+    assert session.last_answer.citation.doc_id == "005_bazarak"
+    assert "Bazarak" in session.console.file.getvalue()
+
+
+def test_a_switched_index_that_cannot_load_leaves_the_loaded_one_answering(tmp_path):
+    def cannot_load(old, set_state):
+        raise RagError("the index folder is damaged")
+
+    session, seeds, open_pipeline = session_over(tmp_path, load_again=cannot_load)
+    session.handle(QUESTION)
+    (seeds / "005_bazarak.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")
+    open_pipeline()
+    session.handle(QUESTION)
+    session.handle(QUESTION)
+    said = session.console.file.getvalue()
+    warning = "warning: could not load the switched index (the index folder is damaged); answering from the one loaded before"
+    assert said.count(warning) == 1  # said once, not at every question
+    assert session.last_answer.abstained  # the pipeline loaded first, without the new article, answered
