@@ -508,8 +508,14 @@ def _evaluate_squad(path: Path, open_domain: bool, as_json: bool, top_k: int | N
     sq.check_askable(data, path)
     config = load_settings(models, top_k)
     progress, advance = progress_bar("answering", len(data.questions))
+    embedding = progress.add_task("embedding the paragraphs", total=None, visible=open_domain)
+
+    def embedded(done: int, total: int) -> None:
+        progress.update(embedding, completed=done, total=total)
+
     with progress:
-        results = sq.evaluate_file(data, config, open_domain, on_status=report_status, on_done=advance)
+        results = sq.evaluate_file(data, config, open_domain, on_status=report_status, on_done=advance,
+                                   on_progress=embedded)
     if as_json:
         print(json.dumps(results))
         return

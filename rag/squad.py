@@ -145,15 +145,17 @@ def score(predictions: dict[str, str | None], questions: list[SquadQuestion]) ->
 
 
 def evaluate_file(data: SquadData, config, open_domain: bool, on_status: Callable[[str], None] = lambda m: None,
-                  on_done: Callable[[], None] = lambda: None) -> dict:
+                  on_done: Callable[[], None] = lambda: None,
+                  on_progress: Callable[[int, int], None] | None = None) -> dict:
     """`rag eval --squad`: the reader alone on each given paragraph, or (open_domain) the whole
-    pipeline over an index of every paragraph."""
+    pipeline over an index of every paragraph, whose embedding `on_progress` follows."""
     from rag.assembly import build_pipeline, warn_if_fitted_for_another_reader, with_store
 
     if open_domain:
         # the paragraphs go into a throwaway FAISS index, never into an archive models.toml names
         throwaway = with_store(config, "faiss")
-        return evaluate_open(data, lambda seeds, index: build_pipeline(throwaway, seeds, index, on_status=on_status), on_done)
+        return evaluate_open(data, lambda seeds, index: build_pipeline(throwaway, seeds, index, on_status=on_status,
+                                                                       on_progress=on_progress), on_done)
     from rag.embedder import Embedder
     from rag.reader import Reader
 

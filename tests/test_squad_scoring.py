@@ -104,3 +104,24 @@ def test_per_article_columns_are_named_by_the_shortest_prefix_that_tells_them_ap
 def test_a_squad_file_that_is_not_there_is_said_to_be_not_found(tmp_path):
     with pytest.raises(RagError, match=r"^SQuAD file not found: .*nofile\.json$"):
         load_squad(tmp_path / "nofile.json")
+
+
+def test_open_mode_reports_the_embedding_of_the_paragraphs_as_it_goes(monkeypatch):
+    """`rag eval --squad --open` embeds every paragraph before the first question: its progress
+    reaches the bar, not minutes of silence."""
+    from rag import assembly
+    from rag.config import load_models_config
+    from rag.squad import SquadData, evaluate_file
+    from tests.conftest import ROOT
+    from tests.fakes import FakeEmbedder, FakeReader
+
+    real_build = assembly.build_pipeline
+    monkeypatch.setattr(assembly, "build_pipeline", lambda *args, **kwargs: real_build(
+        *args, **kwargs, embedder=FakeEmbedder(), reader=FakeReader(["Bazarak"])))
+    data = SquadData({"c1": "The capital of Panjshir is Bazarak.", "c2": "Kabul is the capital of Afghanistan."},
+                     [SquadQuestion("q1", "What is the capital of Panjshir?", ["Bazarak"], "c1")])
+    embedded = []
+    result = evaluate_file(data, load_models_config(ROOT / "models.toml"), open_domain=True,
+                           on_progress=lambda done, total: embedded.append((done, total)))
+    assert embedded[-1] == (2, 2)
+    assert result["open (retrieve, then read)"]["f1"] == 100.0
