@@ -245,11 +245,19 @@ class IndexStore:
             name = pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
+        except NotADirectoryError as exc:  # no index can be read or written there: said once, as the error it is
+            raise (self._is_a_file() if self.directory.is_file() else self._cannot_create(exc)) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise IndexNotUsable(f"the index pointer {pointer} is unreadable ({first_line(exc)})") from None
         if not BUILD_NAME.fullmatch(name):
             raise IndexNotUsable(f"the index pointer {pointer} names no build ({name[:40]!r})")
         return self.directory / name
+
+    def _is_a_file(self) -> RagError:
+        return RagError(f"the index folder {self.directory} is a file, not a folder")
+
+    def _cannot_create(self, exc: OSError) -> RagError:
+        return RagError(f"cannot create the index folder {self.directory}: {exc.strerror}")
 
     def version(self) -> str | None:
         """Which build is current, read cheaply (one small file): it changes whenever a build is
@@ -331,11 +339,11 @@ class IndexStore:
         """Fail now, before hours of embedding, if the index cannot be written here; and never
         write into (or later clean up) a folder that holds other things than a rag index."""
         if self.directory.exists() and not self.directory.is_dir():
-            raise RagError(f"the index folder {self.directory} is a file, not a folder")
+            raise self._is_a_file()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise RagError(f"cannot create the index folder {self.directory}: {exc.strerror}") from None
+            raise self._cannot_create(exc) from None
         if not self._is_ours():
             raise RagError(f"{self.directory} is not empty and is not a rag index; "
                            "give --index-dir an empty or new folder")

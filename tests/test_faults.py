@@ -287,12 +287,13 @@ def test_a_setting_of_the_wrong_type_names_file_table_key_value_and_type(tmp_pat
 def test_an_index_dir_that_is_a_file_fails_before_any_embedding(tmp_path):
     not_a_folder = tmp_path / "index"
     not_a_folder.write_text("")
-    embedded = []
+    embedded, said = [], []
     with pytest.raises(RagError, match="is a file, not a folder"):
-        fake_pipeline(not_a_folder, on_progress=lambda done, total: embedded.append(done))
+        fake_pipeline(not_a_folder, on_progress=lambda done, total: embedded.append(done), on_status=said.append)
+    assert said == []  # not first "the index pointer … is unreadable; bringing it up to date"
     with pytest.raises(RagError, match="cannot create the index folder"):
-        fake_pipeline(not_a_folder / "below", on_progress=lambda done, total: embedded.append(done))
-    assert embedded == []
+        fake_pipeline(not_a_folder / "below", on_progress=lambda done, total: embedded.append(done), on_status=said.append)
+    assert embedded == [] and said == []
 
 
 @integration
