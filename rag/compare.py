@@ -27,9 +27,12 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
     """The earlier run's answer to each gold question (None where it declined), from a
     `rag eval --predictions` file, by question text."""
     answers: dict[str, str | None] = {}
+    number = 0
     try:
         lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is read past
-        for line in filter(str.strip, lines):
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
             row = json.loads(line)
             answer = None if row["abstained"] else row["answer"]
             if not isinstance(row["question"], str) or not isinstance(answer, (str, type(None))):
@@ -38,7 +41,7 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
     except OSError as exc:
         raise RagError(f"cannot read the baseline {path}: {exc.strerror}", 2) from None
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise RagError(f"{path} is not a `rag eval --predictions` file (one `rag ask --json` object a line)", 2) from None
+        raise RagError(f"{path}:{number}: not a `rag eval --predictions` line (one `rag ask --json` object a line)", 2) from None
     missing = [q.question for q in questions if _key(q.question) not in answers]
     if missing:
         raise RagError(f"{path} has no answer to {len(missing)} of the {len(questions)} gold questions "

@@ -64,8 +64,8 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
     assert load_baseline(write(tmp_path / "p.jsonl", rows), QUESTIONS) == {"a": "five lions", "b": None, "c": "Fleming"}
     with pytest.raises(RagError, match=r"has no answer to 1 of the 3 gold questions \(first: 'Who discovered"):
         load_baseline(write(tmp_path / "short.jsonl", rows[:2]), QUESTIONS)
-    with pytest.raises(RagError, match="is not a `rag eval --predictions` file"):
-        load_baseline(write(tmp_path / "other.jsonl", [{"id": "a", "answers": []}]), QUESTIONS)
+    with pytest.raises(RagError, match=r"other\.jsonl:2: not a `rag eval --predictions` line"):
+        load_baseline(write(tmp_path / "other.jsonl", rows[:1] + [{"id": "a", "answers": []}]), QUESTIONS)
     with pytest.raises(RagError, match="cannot read the baseline"):
         load_baseline(tmp_path / "absent.jsonl", QUESTIONS)
 
@@ -75,7 +75,7 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
     {"question": 5, "answer": "five lions", "abstained": False},
 ])
 def test_a_baseline_whose_answers_are_not_text_is_refused_as_it_loads(tmp_path, row):
-    with pytest.raises(RagError, match="is not a `rag eval --predictions` file"):
+    with pytest.raises(RagError, match=r"p\.jsonl:1: not a `rag eval --predictions` line"):
         load_baseline(write(tmp_path / "p.jsonl", [row]), QUESTIONS)
 
 
