@@ -29,7 +29,12 @@ ABBREVIATIONS = (
     "Jan.", "Feb.", "Mar.", "Apr.", "Jun.", "Jul.", "Aug.", "Sep.", "Sept.", "Oct.", "Nov.", "Dec.",
     "No.", "vs.", "e.g.", "i.e.",
 )
-INITIALS = re.compile(r"(?:^|[\s(\[\"'“‘])(?:[A-Z]\.)+$")  # "John F. Kennedy", "J.K. Rowling", "the U.S. Army"
+OPENING = r"(?:^|[\s(\[\"'“‘])"  # what comes before a word: nothing, a space, a bracket or a quote
+ACRONYM = re.compile(OPENING + r"(?:[A-Z]\.){2,}$")  # "the U.S. Army", "J.K. Rowling"
+INITIAL = re.compile(OPENING + r"[A-Z]\.$")
+# "John F.", "W. E."; not I, V or X, numerals there more often than initials ("World War I.")
+AFTER_A_NAME = re.compile(r"(?:^|\s)(?:[A-Z][\w’'-]*|[A-Z]\.)\s+[A-HJ-UWYZ]\.$")
+NEXT_INITIAL = re.compile(r"\s+[A-Z]\.")
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
 SENTENCE_RULES = 2
@@ -268,9 +273,19 @@ def chunk_corpus(corpus: Corpus, settings: ChunkSettings) -> list[Passage]:
 
 
 def _ends_with_abbreviation(text: str, end: int) -> bool:
-    return INITIALS.search(text, max(0, end - 20), end) is not None or any(
+    return _ends_with_initial(text, end) or any(
         text.endswith(abbr, 0, end) and (end == len(abbr) or not text[end - len(abbr) - 1].isalpha())
         for abbr in ABBREVIATIONS)
+
+
+def _ends_with_initial(text: str, end: int) -> bool:
+    """Initials end no sentence: "U.S." and "J.K." never; one capital letter ("F.") when a name
+    or another initial comes just before it ("John F. Kennedy", "W. E. B. Du Bois") or another
+    initial just after it. After a lowercase word it is the sentence's last word ("vitamin D.")."""
+    before = text[max(0, end - 40):end]
+    if ACRONYM.search(before):
+        return True
+    return bool(INITIAL.search(before)) and bool(AFTER_A_NAME.search(before) or NEXT_INITIAL.match(text, end))
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:

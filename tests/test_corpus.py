@@ -38,6 +38,9 @@ def test_sentences_lie_in_the_body_and_slice_the_file():
      ["John F. Kennedy met J.K. Rowling at the U.S. Embassy.", "Martin Luther King Jr. Day followed."]),
     ("Maj. Gen. Smith arrived on Aug. 15. He left. Shares of Acme Inc. The rest fell.",
      ["Maj. Gen. Smith arrived on Aug. 15.", "He left.", "Shares of Acme Inc.", "The rest fell."]),
+    ("The civil rights leader W. E. B. Du Bois wrote it. T-cells bind vitamin D. Not only that.",
+     ["The civil rights leader W. E. B. Du Bois wrote it.", "T-cells bind vitamin D.", "Not only that."]),
+    ("It grew after World War I. Extensions followed.", ["It grew after World War I.", "Extensions followed."]),
 ])
 def test_a_title_a_month_or_an_initial_ends_no_sentence(text, sentences):
     doc = Document("a", "a.txt", text, None, 0)
