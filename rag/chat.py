@@ -64,6 +64,11 @@ class BackgroundLoad:
             raise self._error
         return self._value
 
+    def take(self, console: Console):
+        """The result, which this load then no longer holds: replaced later, it can be freed."""
+        value, self._value = self.result(console), None
+        return value
+
 
 @dataclass(frozen=True)
 class IndexWatch:
@@ -83,7 +88,8 @@ class ChatSession:
         self.console = console
         self.watch = watch  # None for a Milvus archive: it is read live, so there is nothing to load again
         self.last_answer = None
-        self._reloaded = None  # the pipeline over an index switched since the session began
+        self._answered_by = None  # the pipeline that gave last_answer: /sources reads its articles
+        self._current = None  # the pipeline that answers: the one loaded first, or over a switched index
         self._failed_version = None  # a switched index that could not be loaded
 
     def banner(self) -> str:
@@ -107,26 +113,27 @@ class ChatSession:
         except RagError as problem:  # this question's problem: say so and take the next
             self.console.print(str(problem), style="red", markup=False)
             return True
-        self.last_answer = answer
+        self.last_answer, self._answered_by = answer, pipeline
         self.console.print(answer_view(answer, pipeline.corpus))
         return True
 
     def _pipeline(self):
         """The loaded pipeline (a failed load ends the session with its error), loaded again first
         when the index was switched since; if that fails, the one loaded before still answers."""
-        pipeline = self._reloaded or self.loading.result(self.console)
+        if self._current is None:
+            self._current = self.loading.take(self.console)
         switched = self.watch.version() if self.watch else None
-        if switched in (None, pipeline.index_version, self._failed_version):
-            return pipeline
+        if switched in (None, self._current.index_version, self._failed_version):
+            return self._current
         with self.console.status(Text("the index was switched by another rag; loading it again")) as status:
             try:
-                self._reloaded = self.watch.load_again(pipeline, lambda state: status.update(Text(state)))
-            except RagError as problem:  # said once, not at every question: tried again at the next switch
+                self._current = self.watch.load_again(self._current, lambda state: status.update(Text(state)))
+            except Exception as problem:  # said once, not at every question: tried again at the next switch
                 self._failed_version = switched
-                self.console.print(f"warning: could not load the switched index ({problem}); "
+                said = str(problem) if isinstance(problem, RagError) else f"{type(problem).__name__}: {problem}"
+                self.console.print(f"warning: could not load the switched index ({said}); "
                                    "answering from the one loaded before", style="yellow", markup=False)
-                return pipeline
-        return self._reloaded
+        return self._current
 
     def _command(self, command: str) -> bool:
         if command in ("/quit", "/exit"):
@@ -145,8 +152,7 @@ class ChatSession:
 
     def _sources_view(self) -> Group:
         """Each retrieved passage with its retrieval scores and the reader's span in it."""
-        answer = self.last_answer
-        pipeline = self._reloaded or self.loading.result(self.console)
+        answer, pipeline = self.last_answer, self._answered_by
         documents = pipeline.corpus.documents
         lines = [Text(f"passages behind the last answer ({answer.question}); an answer needs a score ≥ "
                       f"{pipeline.decision.threshold:.2f}", style="bold")]

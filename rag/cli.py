@@ -288,14 +288,14 @@ def chat(
     check_models(config)
     warn_if_fitted_for_another_reader(config, report_status)  # the loading spinner would show it only for a moment
 
-    def load(set_state):
-        def on_progress(done: int, total: int) -> None:
-            set_state(f"building the index: {done}/{total} passages embedded")
+    def embedding_said_in(set_state):
+        return lambda done, total: set_state(f"building the index: {done}/{total} passages embedded")
 
-        return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=on_progress)
+    def load(set_state):
+        return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=embedding_said_in(set_state))
 
     def load_again(old, set_state):
-        return build_pipeline(config, seeds, index_dir, on_status=set_state,
+        return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=embedding_said_in(set_state),
                               embedder=old.retriever.embedder, reader=old.reader)
 
     watch = None if is_milvus(config) else IndexWatch(IndexStore(index_dir or default_index_dir(seeds)).version, load_again)

@@ -29,7 +29,8 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
     answers: dict[str, str | None] = {}
     number = 0
     try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is read past
+        # a byte-order mark is read past; only "\n" ends a line (a U+2028 in a cited sentence does not)
+        lines = Path(path).read_text(encoding="utf-8-sig").split("\n")
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -40,6 +41,8 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
             answers[_key(row["question"])] = answer
     except OSError as exc:
         raise RagError(f"cannot read the baseline {path}: {exc.strerror}", 2) from None
+    except UnicodeDecodeError:
+        raise RagError(f"{path} is not UTF-8 text, so not a `rag eval --predictions` file", 2) from None
     except (ValueError, KeyError, TypeError, AttributeError):
         raise RagError(f"{path}:{number}: not a `rag eval --predictions` line (one `rag ask --json` object a line)", 2) from None
     missing = [q.question for q in questions if _key(q.question) not in answers]

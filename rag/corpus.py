@@ -29,12 +29,11 @@ ABBREVIATIONS = (
     "Jan.", "Feb.", "Mar.", "Apr.", "Jun.", "Jul.", "Aug.", "Sep.", "Sept.", "Oct.", "Nov.", "Dec.",
     "No.", "vs.", "e.g.", "i.e.",
 )
-OPENING = r"(?:^|[\s(\[\"'“‘])"  # what comes before a word: nothing, a space, a bracket or a quote
+OPENING = r"(?:^|[\s(\[\"'“‘—–-])"  # what comes before a word: nothing, a space, a bracket, a quote or a dash
 ACRONYM = re.compile(OPENING + r"(?:[A-Z]\.){2,}$")  # "the U.S. Army", "J.K. Rowling"
-INITIAL = re.compile(OPENING + r"[A-Z]\.$")
-# "John F.", "W. E."; not I, V or X, numerals there more often than initials ("World War I.")
-AFTER_A_NAME = re.compile(r"(?:^|\s)(?:[A-Z][\w’'-]*|[A-Z]\.)\s+[A-HJ-UWYZ]\.$")
+INITIAL = re.compile(OPENING + r"[A-Z]\.$")  # one capital letter: "John F.", "F. Scott Fitzgerald"
 NEXT_INITIAL = re.compile(r"\s+[A-Z]\.")
+NUMERALS = "IVX"  # after a capitalised word, more often a numeral than an initial ("World War I.")
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
 SENTENCE_RULES = 2
@@ -282,10 +281,18 @@ def _ends_with_initial(text: str, end: int) -> bool:
     """Initials end no sentence: "U.S." and "J.K." never; one capital letter ("F.") when a name
     or another initial comes just before it ("John F. Kennedy", "W. E. B. Du Bois") or another
     initial just after it. After a lowercase word it is the sentence's last word ("vitamin D.")."""
-    before = text[max(0, end - 40):end]
+    before = text[max(0, end - 40):end].rsplit("\n", 1)[-1]  # a line break always ends a sentence
     if ACRONYM.search(before):
         return True
-    return bool(INITIAL.search(before)) and bool(AFTER_A_NAME.search(before) or NEXT_INITIAL.match(text, end))
+    if not INITIAL.search(before):
+        return False
+    if NEXT_INITIAL.match(text, end):
+        return True
+    words = before[:-2].split()
+    if not words:  # it opens the line: "F. Scott Fitzgerald wrote"
+        return True
+    previous = words[-1].lstrip("\"'“‘([—–-")  # a name, a title ("Dr."), an initial
+    return previous[:1].isupper() and before[-2] not in NUMERALS
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:

@@ -37,7 +37,7 @@ class GoldQuestion:
 def load_gold(path: Path) -> list[GoldQuestion]:
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()  # a byte-order mark is read past
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # a byte-order mark is read past; U+2028 ends no line
     except (OSError, UnicodeDecodeError) as exc:
         raise RagError(f"cannot read gold file {path}: {exc}") from None
     questions, seen = [], set()

@@ -99,7 +99,7 @@ class Manifest:
 
     def staleness(self, expected: Manifest) -> str | None:
         """Why this stored index does not fit the current articles and settings, or None."""
-        reason = settings_staleness(self, expected)
+        reason = settings_staleness(self, expected) or sentence_rules_staleness(self, expected)
         if reason:
             return reason
         if self.vector_store != expected.vector_store:
@@ -121,6 +121,14 @@ def settings_staleness(stored, expected) -> str | None:
                 f"{stored.embedder_fingerprint} -> {expected.embedder_fingerprint})")
     if _settings_only(stored.chunking) != _settings_only(expected.chunking):
         return f"chunking settings changed ({_settings_only(stored.chunking)} -> {_settings_only(expected.chunking)})"
+    return None
+
+
+def sentence_rules_staleness(stored, expected) -> str | None:
+    """Why passages cut by `stored`'s sentence rules are cut again, or None. Only an index folder
+    asks: its passages are cut again at little cost (only those that move are embedded again),
+    while a Milvus archive keeps the cuts it has, which still slice their articles, until `rag
+    index --force`."""
     old_rules, new_rules = (manifest.chunking.get("sentence_rules", 1) for manifest in (stored, expected))
     if old_rules != new_rules:
         return f"rag's sentence rules changed ({old_rules} -> {new_rules}), so passages are cut again"

@@ -2,6 +2,8 @@
 import io
 import shutil
 
+import pytest
+
 from rich.console import Console
 
 from rag.assembly import build_pipeline
@@ -39,9 +41,13 @@ def test_an_index_another_rag_switched_is_loaded_before_the_next_question(tmp_pa
     assert "Bazarak" in session.console.file.getvalue()
 
 
-def test_a_switched_index_that_cannot_load_leaves_the_loaded_one_answering(tmp_path):
+@pytest.mark.parametrize("problem, said", [
+    (RagError("the index folder is damaged"), "(the index folder is damaged)"),
+    (OSError(28, "No space left on device"), "(OSError: [Errno 28] No space left on device)"),
+])
+def test_a_switched_index_that_cannot_load_leaves_the_loaded_one_answering(tmp_path, problem, said):
     def cannot_load(old, set_state):
-        raise RagError("the index folder is damaged")
+        raise problem
 
     session, seeds, open_pipeline = session_over(tmp_path, load_again=cannot_load)
     session.handle(QUESTION)
@@ -49,7 +55,20 @@ def test_a_switched_index_that_cannot_load_leaves_the_loaded_one_answering(tmp_p
     open_pipeline()
     session.handle(QUESTION)
     session.handle(QUESTION)
-    said = session.console.file.getvalue()
-    warning = "warning: could not load the switched index (the index folder is damaged); answering from the one loaded before"
-    assert said.count(warning) == 1  # said once, not at every question
+    warning = f"warning: could not load the switched index {said}; answering from the one loaded before"
+    assert session.console.file.getvalue().count(warning) == 1  # said once, not at every question
     assert session.last_answer.abstained  # the pipeline loaded first, without the new article, answered
+
+
+def test_sources_of_an_answer_from_before_a_switch_show_its_own_articles(tmp_path):
+    session, seeds, open_pipeline = session_over(tmp_path)
+    (seeds / "005_bazarak.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")
+    open_pipeline()
+    session.handle(QUESTION)
+    assert session.last_answer.citation.doc_id == "005_bazarak"
+    (seeds / "005_bazarak.txt").unlink()
+    open_pipeline()  # the article the last answer cites is gone from the switched index
+    session.handle("???")  # loads the switched index, then is refused: no answer replaces the last one
+    session.handle("/sources")
+    said = session.console.file.getvalue()
+    assert "the question has no words" in said and "1. 005_bazarak · undated" in said

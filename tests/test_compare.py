@@ -68,6 +68,13 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
         load_baseline(write(tmp_path / "other.jsonl", rows[:1] + [{"id": "a", "answers": []}]), QUESTIONS)
     with pytest.raises(RagError, match="cannot read the baseline"):
         load_baseline(tmp_path / "absent.jsonl", QUESTIONS)
+    (tmp_path / "latin1.jsonl").write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(RagError, match=r"latin1\.jsonl is not UTF-8 text"):
+        load_baseline(tmp_path / "latin1.jsonl", QUESTIONS)
+    separated = [dict(rows[0], citation={"sentence": "five\u2028lions"})] + rows[1:]
+    (tmp_path / "u2028.jsonl").write_text(  # as rag eval writes it: the separator stays itself
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in separated), encoding="utf-8")
+    assert load_baseline(tmp_path / "u2028.jsonl", QUESTIONS)["a"] == "five lions"
 
 
 @pytest.mark.parametrize("row", [

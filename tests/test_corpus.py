@@ -41,6 +41,9 @@ def test_sentences_lie_in_the_body_and_slice_the_file():
     ("The civil rights leader W. E. B. Du Bois wrote it. T-cells bind vitamin D. Not only that.",
      ["The civil rights leader W. E. B. Du Bois wrote it.", "T-cells bind vitamin D.", "Not only that."]),
     ("It grew after World War I. Extensions followed.", ["It grew after World War I.", "Extensions followed."]),
+    ("He left.\nF. Scott Fitzgerald wrote it. He left.", ["He left.", "F. Scott Fitzgerald wrote it.", "He left."]),
+    ("“John F. Kennedy” spoke (John F. Kennedy). Then —John F. Kennedy, Dr. J. Robert Oppenheimer, Ángel F. Pérez.",
+     ["“John F. Kennedy” spoke (John F. Kennedy).", "Then —John F. Kennedy, Dr. J. Robert Oppenheimer, Ángel F. Pérez."]),
 ])
 def test_a_title_a_month_or_an_initial_ends_no_sentence(text, sentences):
     doc = Document("a", "a.txt", text, None, 0)

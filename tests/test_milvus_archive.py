@@ -206,6 +206,19 @@ def test_unchanged_articles_are_not_embedded_again_and_removal_takes_every_row(a
     assert not archive.passages.query('doc_id == "002_517ffae1740f5ca3"', ["id"])
 
 
+def test_an_archive_cut_by_older_sentence_rules_still_opens_for_reading_and_writing(spec):
+    """A team's archive written before rag recorded its sentence rules is not refused after an
+    upgrade: its passages still slice their articles; `rag index --force` cuts them anew."""
+    embedder = FakeEmbedder()
+    older = dataclasses.replace(milvus_archive.expected_manifest(embedder, CHUNKING),
+                                chunking=dataclasses.asdict(CHUNKING))  # no "sentence_rules": rules 1
+    MilvusArchive.create(spec, older)
+    current = milvus_archive.expected_manifest(embedder, CHUNKING)
+    assert milvus_archive.open_for_reading(spec, current, Path("team.toml")) is not None
+    assert milvus_archive.open_for_writing(spec, current, Path("team.toml"), False, embedder, CHUNKING,
+                                           lambda message: None) is not None
+
+
 def test_other_settings_are_stale_with_the_reason_and_a_rebuild_replaces_the_archive(archive, spec):
     other = milvus_archive.ArchiveManifest(milvus_archive.FORMAT, "fake/bag-of-words", "fake-1", 64,
                                            ChunkSettings(max_chars=300).as_dict())
