@@ -29,11 +29,18 @@ ABBREVIATIONS = (
     "Jan.", "Feb.", "Mar.", "Apr.", "Jun.", "Jul.", "Aug.", "Sep.", "Sept.", "Oct.", "Nov.", "Dec.",
     "No.", "vs.", "e.g.", "i.e.",
 )
+CAPITALISED = tuple(word.upper() for word in ABBREVIATIONS if not word.isupper())
 OPENING = r"(?:^|[\s(\[\"'“‘—–-])"  # what comes before a word: nothing, a space, a bracket, a quote or a dash
 ACRONYM = re.compile(OPENING + r"(?:[A-Z]\.){2,}$")  # "the U.S. Army", "J.K. Rowling"
 INITIAL = re.compile(OPENING + r"[A-Z]\.$")  # one capital letter: "John F.", "F. Scott Fitzgerald"
 NEXT_INITIAL = re.compile(r"\s+[A-Z]\.")
 NUMERALS = "IVX"  # after a capitalised word, more often a numeral than an initial ("World War I.")
+# What follows a full stop without a new sentence starting: a news agency after a dateline
+# ("BOULDER, Colo. (AP) —"), and after a time, its day or time zone ("at 2 p.m. Tuesday").
+AGENCY = re.compile(r"\s+\((?:AP|Reuters|AFP|UPI|dpa)\)")
+DAY_OR_ZONE = re.compile(r"\s+(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
+                         r"|[ECMP][SD]?T|GMT|UTC|BST|CET)\b")
+TIMES = ("a.m.", "p.m.")
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
 SENTENCE_RULES = 2
@@ -272,9 +279,16 @@ def chunk_corpus(corpus: Corpus, settings: ChunkSettings) -> list[Passage]:
 
 
 def _ends_with_abbreviation(text: str, end: int) -> bool:
-    return _ends_with_initial(text, end) or any(
-        text.endswith(abbr, 0, end) and (end == len(abbr) or not text[end - len(abbr) - 1].isalpha())
-        for abbr in ABBREVIATIONS)
+    if AGENCY.match(text, end) or (DAY_OR_ZONE.match(text, end) and _ends_with(text, end, TIMES)):
+        return True
+    # as written, or in a dateline's capitals ("ST. LOUIS —")
+    return _ends_with_initial(text, end) or _ends_with(text, end, ABBREVIATIONS) or _ends_with(text, end, CAPITALISED)
+
+
+def _ends_with(text: str, end: int, words: tuple[str, ...]) -> bool:
+    """Whether text[:end] ends with one of these words, a whole word."""
+    return any(text.endswith(word, 0, end) and (end == len(word) or not text[end - len(word) - 1].isalpha())
+               for word in words)
 
 
 def _ends_with_initial(text: str, end: int) -> bool:
