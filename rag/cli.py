@@ -363,7 +363,7 @@ def evaluate(
     models: ModelsOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Measure answer quality on a gold question set (or SQuAD data), with every miss shown."""
+    """Measure answer quality on a gold question set (or SQuAD data); --report lists every miss."""
     dates = DateRange.parse(since, until)
     from rag.gold import default_gold_file
 

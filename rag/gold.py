@@ -34,6 +34,9 @@ class GoldQuestion:
         return bool(self.answers)
 
 
+KEYS = {"id", "question", "answers", "docs", "paraphrased", "conflict"}
+
+
 def load_gold(path: Path) -> list[GoldQuestion]:
     path = Path(path)
     try:
@@ -46,6 +49,9 @@ def load_gold(path: Path) -> list[GoldQuestion]:
             continue
         try:
             row = json.loads(line)
+            unknown = sorted(set(row) - KEYS) if isinstance(row, dict) else []
+            if unknown:  # a mistyped "answer" would make an answerable question look unanswerable
+                raise ValueError(f"unknown key {unknown[0]!r}; a gold question has {', '.join(sorted(KEYS))}")
             question = GoldQuestion(
                 id=str(row["id"]), question=_question(row["question"]), answers=_answers(row.get("answers", [])),
                 docs=_strings("docs", row.get("docs", [])), paraphrased=bool(row.get("paraphrased", False)),

@@ -77,6 +77,7 @@ def test_a_broken_gold_file_is_a_clear_error(tmp_path):
     ('"question": "???", "answers": []', "the question has no words"),  # rag ask would refuse it mid-run
     ('"question": "  ", "answers": []', "the question is empty"),
     (f'"question": "{"why " * 200}", "answers": []', "the question is too long"),
+    ('"question": "Who?", "answer": ["Powell"]', "unknown key 'answer'; a gold question has answers, conflict"),  # not unanswerable
 ])
 def test_a_row_that_could_not_be_asked_or_scored_is_refused_with_its_line(tmp_path, row, says):
     gold = tmp_path / "gold.jsonl"
