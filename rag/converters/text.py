@@ -10,6 +10,10 @@ from rag.dates import article_day
 from rag.schema import NOTE, Document
 
 DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
+MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
+# a first line meant as a date in another form ("date March 15, 2024", "date 15/03/2024"): said,
+# since the article is then undated, which a date filter leaves out
+OTHER_DATE_LINE = re.compile(rf"\A\ufeff?\s*date\s+((?:\d|(?:{MONTHS})[a-z]*\.?\s+\d)\S*(?:[ \t]+\d\S*)?)")
 
 
 def decode(raw: bytes) -> str:
@@ -33,6 +37,10 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         raise ValueError("empty file")
     match = DATE_LINE.match(text)
     date, problem = article_day(match.group(1) if match else None)
+    other = None if match else OTHER_DATE_LINE.match(text)
+    if other:
+        problem = (f"its first line starts like a date ('date {other.group(1)}'), but only 'date YYYY-MM-DD' "
+                   "is read as one: the article is read as undated")
     document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
                         source=str(path))
     return [document], [f"{NOTE}{path.name}: {problem}"] if problem else []
