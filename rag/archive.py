@@ -39,7 +39,8 @@ class Change:
         if self.removed:
             parts.append(f"removed {', '.join(self.removed)}")
         else:
-            parts.append(f"added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
+            # files, not records: a JSON Lines file's unreadable records are said on their own lines
+            parts.append(f"files: added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
                          f"skipped {len(self.skipped)}")
         if self.removed or self.updated:
             parts.append(f"(files taken out are kept in {trash})")

@@ -264,6 +264,9 @@ class IndexStore:
     def _is_a_file(self) -> RagError:
         return RagError(f"the index folder {self.directory} is a file, not a folder")
 
+    def _not_ours(self) -> RagError:
+        return RagError(f"{self.directory} is not empty and is not a rag index; give --index-dir an empty or new folder")
+
     def _cannot_create(self, exc: OSError) -> RagError:
         return RagError(f"cannot create the index folder {self.directory}: {exc.strerror}")
 
@@ -278,6 +281,8 @@ class IndexStore:
     def _current(self) -> tuple[Path, Manifest]:
         """The current build and its manifest (IndexNotUsable when there is none, or it is unreadable)."""
         build = self.current_build
+        if build is None and self.directory.is_dir() and not self._is_ours():
+            raise self._not_ours()  # said now, not after "no index yet …; bringing it up to date"
         if build is None:
             raise IndexNotUsable(f"no index yet in {self.directory}")
         try:
@@ -353,8 +358,7 @@ class IndexStore:
         except OSError as exc:
             raise self._cannot_create(exc) from None
         if not self._is_ours():
-            raise RagError(f"{self.directory} is not empty and is not a rag index; "
-                           "give --index-dir an empty or new folder")
+            raise self._not_ours()
         try:
             probe = self.directory / f".probe-{os.getpid()}"
             probe.write_bytes(b"")

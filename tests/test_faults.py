@@ -87,6 +87,15 @@ def test_an_index_dir_holding_other_things_is_refused_and_left_untouched(tmp_pat
     assert (project / "build-artifacts" / "important.bin").read_text() == "precious"
 
 
+def test_a_folder_of_other_things_is_refused_first_not_after_saying_no_index_yet(tmp_path):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "draft.txt").write_text("precious", encoding="utf-8")
+    said = []
+    with pytest.raises(RagError, match="is not empty and is not a rag index"):
+        fake_pipeline(tmp_path / "notes", on_status=said.append)
+    assert said == [] and (tmp_path / "notes" / "draft.txt").read_text(encoding="utf-8") == "precious"
+
+
 def test_only_builds_rag_made_are_removed_from_its_own_folder(saved, embedder):
     store, build, corpus, _ = saved
     users = store.directory / "build-artifacts"

@@ -25,6 +25,9 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
             continue
         try:
             document, problem = _record(path, number, json.loads(line, object_hook=_whole_characters))
+        except json.JSONDecodeError as why:
+            problems.append(f"{path.name} line {number}: not JSON ({why.msg} at column {why.colno})")
+            continue
         except (ValueError, TypeError) as why:
             problems.append(f"{path.name} line {number}: {why}")
             continue
