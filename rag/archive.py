@@ -184,7 +184,7 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
     for doc_id in doc_ids:
         document = documents.get(doc_id)
         if document is None:
-            raise RagError(f"no article {doc_id!r} in {seeds_dir}; nothing was removed")
+            raise RagError(f"no article {doc_id!r} in {seeds_dir}{_id_of_file(doc_id, documents)}; nothing was removed")
         if sum(1 for d in documents.values() if d.path == document.path) > 1:
             raise RagError(f"{doc_id} is one record of {Path(document.path).name}: edit that file to remove it; "
                            "nothing was removed")
@@ -195,6 +195,12 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
         _move_to_trash(Path(documents[doc_id].path), trash)
         change.removed.append(doc_id)
     return change
+
+
+def _id_of_file(given: str, documents: dict) -> str:
+    """A hint for a file's path given where its article id belongs (`rag add` takes paths)."""
+    ids = [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == Path(given).name]
+    return f" (rag remove takes article ids: that file's is {ids[0]!r})" if len(ids) == 1 else ""
 
 
 def _move_to_trash(path: Path, trash: Path) -> Path:

@@ -461,6 +461,9 @@ def test_remove_checks_every_id_before_moving_anything(tmp_path):
     documents = load_corpus(seeds).documents
     with pytest.raises(RagError, match="no article 'nosuch'.*nothing was removed"):
         remove_documents(seeds, ["000_882549ac45e52293", "nosuch"], documents, tmp_path / "trash")
+    with pytest.raises(RagError, match=r"no article 'seeds/001_fb70659820c0e01f\.txt' in .* \(rag remove takes article "
+                                       r"ids: that file's is '001_fb70659820c0e01f'\); nothing was removed"):
+        remove_documents(seeds, ["seeds/001_fb70659820c0e01f.txt"], documents, tmp_path / "trash")
     assert (seeds / "000_882549ac45e52293.txt").is_file()
     remove_documents(seeds, ["000_882549ac45e52293", "000_882549ac45e52293"], documents, tmp_path / "trash")
     assert len(list((tmp_path / "trash").iterdir())) == 1
