@@ -21,7 +21,6 @@ from rag.errors import RagError
 from rag.schema import Document
 from rag.leftovers import remove_abandoned
 
-NAME_BYTES = 255  # the longest file name most filesystems take
 COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, start with it
 
 
@@ -204,30 +203,19 @@ def _id_of_file(given: str, documents: dict) -> str:
 
 
 def _move_to_trash(path: Path, trash: Path) -> Path:
-    """`path` moved into `trash` under a name no other removed file has (across filesystems too)."""
+    """`path` moved into a folder of its own in `trash` (named by the time), under its own name,
+    so that `rag add` of the kept file brings the article back under its id (across filesystems too)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = _shortened(path.name, NAME_BYTES - len(stamp) - 8)  # room for "-N-" after the stamp
-    target = trash / f"{stamp}-{name}"
-    n = 1
+    folder, n = trash / stamp, 1
     try:
-        while target.exists():
+        while (folder / path.name).exists():
             n += 1
-            target = trash / f"{stamp}-{n}-{name}"
-        trash.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), str(target))
+            folder = trash / f"{stamp}-{n}"
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(path), str(folder / path.name))
     except OSError as exc:
         raise RagError(f"cannot move {path} to {trash}: {exc.strerror}") from None
-    return target
-
-
-def _shortened(name: str, room: int) -> str:
-    """`name` cut in its middle to at most `room` bytes, its suffix kept."""
-    encoded = name.encode("utf-8", "surrogateescape")
-    if len(encoded) <= room:
-        return name
-    suffix = Path(name).suffix.encode("utf-8", "surrogateescape")[:room // 2]
-    head = encoded[:room - len(suffix) - 1].decode("utf-8", "ignore")  # never half a character
-    return f"{head}~{suffix.decode('utf-8', 'ignore')}"
+    return folder / path.name
 
 
 def _expand(paths: list[Path], change: Change) -> list[Path]:

@@ -45,10 +45,12 @@ def test_remove_moves_the_file_out_and_keeps_it(archive):
     result = run_rag("remove", "000_882549ac45e52293", *folders(archive))
     assert result.returncode == 0, result.stderr
     assert not (archive[0] / "000_882549ac45e52293.txt").exists()
-    (kept,) = (archive[1] / "removed").glob("*000_882549ac45e52293.txt")
+    (kept,) = (archive[1] / "removed").glob("*/000_882549ac45e52293.txt")
     assert kept.read_text(encoding="utf-8") == (SEEDS / "000_882549ac45e52293.txt").read_text(encoding="utf-8")
     assert "(0 embedded" in result.stderr  # nothing new to embed when an article goes
     assert run_rag("remove", "nope", *folders(archive)).returncode == 1
+    restored = run_rag("add", str(kept), *folders(archive))  # undone: the same article id again
+    assert restored.returncode == 0 and (archive[0] / "000_882549ac45e52293.txt").is_file()
 
 
 def test_a_killed_add_leaves_an_index_that_loads_and_catches_up(archive):

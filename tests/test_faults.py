@@ -491,7 +491,7 @@ def test_adding_a_different_file_of_the_same_name_keeps_the_old_one(tmp_path):
     (elsewhere / "report.txt").write_text("A different report.")
     change = add_files(seeds, [elsewhere / "report.txt"], tmp_path / "trash")
     assert change.updated == ["report.txt"] and (seeds / "report.txt").read_text() == "A different report."
-    (kept,) = (tmp_path / "trash").iterdir()
+    (kept,) = (tmp_path / "trash").glob("*/report.txt")
     assert kept.read_text() == "The first report."
 
 
