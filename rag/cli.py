@@ -230,7 +230,7 @@ def remove(
     models: ModelsOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Take articles out of the archive (their files move to <index folder>/removed/) and the index.
+    """Take articles out of the archive (their files move to <index folder>/removed/<time>/; rag add one to undo) and the index.
     With a Milvus store, out of its archive."""
     from rag.assembly import remove_articles
 
