@@ -470,13 +470,17 @@ def _print_summary(summary: dict, by_article: dict) -> None:
 
     from rag.evaluate import SUMMARY_ROWS, cell, shortest_unique_prefixes
 
-    table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)")
+    names = shortest_unique_prefixes(list(by_article))
+    needed = 40 + sum(max(len(name), 5) + 3 for name in names)  # the metric and "all", then a column an article
+    shown = by_article if needed <= out.width else {}  # crushed columns would read "202" and "wir"
+    caption = None if shown or not by_article else f"{len(by_article)} articles: each one's column is in --report's table"
+    table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)", caption=caption)
     table.add_column("metric")
     table.add_column("all", justify="right")
-    for name in shortest_unique_prefixes(list(by_article)):
+    for name in names if shown else []:
         table.add_column(name, justify="right")
     for label, key in SUMMARY_ROWS:
-        table.add_row(label, *(cell(s[key]) for s in [summary, *by_article.values()]))
+        table.add_row(label, *(cell(s[key]) for s in [summary, *shown.values()]))
     out.print(table)
 
 

@@ -125,3 +125,21 @@ def test_open_mode_reports_the_embedding_of_the_paragraphs_as_it_goes(monkeypatc
                            on_progress=lambda done, total: embedded.append((done, total)))
     assert embedded[-1] == (2, 2)
     assert result["open (retrieve, then read)"]["f1"] == 100.0
+
+
+def test_articles_too_many_for_the_terminal_leave_the_summary_to_the_report(monkeypatch):
+    """Thirteen crushed columns read "202" and "wir": the summary keeps "all" and says where the rest are."""
+    import io
+
+    from rich.console import Console
+
+    from rag import cli
+    from rag.evaluate import SUMMARY_ROWS
+
+    figures = {key: 50.0 for _, key in SUMMARY_ROWS} | {"questions": 2, "answerable": 1}
+    for articles, shown in ((5, True), (13, False)):
+        monkeypatch.setattr(cli, "out", Console(file=io.StringIO(), width=120))
+        cli._print_summary(figures, {f"2024-03-{n:02d}-story": figures for n in range(articles)})
+        said = " ".join(cli.out.file.getvalue().split())  # the caption wraps under a narrow table
+        assert ("2024-03-00" in said) is shown
+        assert (f"{articles} articles: each one's column is in --report's table" in said) is not shown
