@@ -44,6 +44,7 @@ TIMES = ("a.m.", "p.m.")
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
 SENTENCE_RULES = 2
+CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
 SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a file whole
@@ -179,11 +180,21 @@ def read_documents(path: Path, raw: bytes | None = None) -> tuple[list[Document]
     if converter is None:
         raise ValueError(f"no converter for {path.suffix or 'files without a suffix'}")
     try:
-        return converter.convert(path, raw if raw is not None else read_article_bytes(path))
+        documents, problems = converter.convert(path, raw if raw is not None else read_article_bytes(path))
     except ValueError:
         raise
     except Exception as exc:  # a converter's library failing on a malformed file: skip it, say why
         raise ValueError(f"could not be converted ({type(exc).__name__}: {str(exc)[:120]})") from None
+    # a byte-order mark alone (Notepad's empty file) or invisible characters: nothing a reader can read
+    wordless = [d for d in documents if not has_words(d.text[d.body_start:])]
+    if len(wordless) == len(documents):
+        raise ValueError("no words in it")
+    problems += [f"{path.name}: {d.doc_id} has no words in it" for d in wordless]
+    return [d for d in documents if d not in wordless], problems
+
+
+def has_words(text: str) -> bool:
+    return any(character.isalnum() for character in text)
 
 
 def read_document(path: Path) -> Document:
@@ -247,14 +258,25 @@ def sentence_spans(doc: Document) -> tuple[tuple[int, int], ...]:
             spans.append((start, end_mark.end()))
             start = end_mark.end()
         spans.append((start, line.end()))
-    return tuple(trimmed for s, e in spans if (trimmed := _trim(doc.text, s, e)))
+    return tuple(trimmed for s, e in spans if (trimmed := _trim(doc.text, s, e)) and has_words(doc.text[s:e]))
 
 
 def sentence_around(doc: Document, start: int, end: int) -> tuple[int, int]:
-    """The sentence (or run of sentences) that contains the span [start, end)."""
+    """The sentence (or run of sentences) that contains the span [start, end), cut at spaces to
+    about CITED_SENTENCE_CHARS around the span when longer (an article on one line, a huge caption)."""
     spans = sentence_spans(doc)
     covering = [(s, e) for s, e in spans if s < end and e > start] or [(start, end)]
-    return min(s for s, _ in covering), max(e for _, e in covering)
+    first, last = min(s for s, _ in covering), max(e for _, e in covering)
+    room = (CITED_SENTENCE_CHARS - (end - start)) // 2
+    if last - first <= CITED_SENTENCE_CHARS or room <= 0:
+        return first, last
+    if first < start - room:
+        space = doc.text.find(" ", start - room, start)
+        first = space + 1 if space != -1 else start - room
+    if last > end + room:
+        space = doc.text.rfind(" ", end, end + room)
+        last = space if space != -1 else end + room
+    return first, last
 
 
 def chunk_document(doc: Document, settings: ChunkSettings) -> list[Passage]:
@@ -318,12 +340,14 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
 
 
 def _split_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[int, int]]:
-    """Cut a sentence longer than max_chars at spaces (tweets and captions can be huge)."""
+    """Cut a sentence longer than max_chars at spaces (tweets and captions can be huge) into
+    pieces that overlap by about a quarter, so that an answer at a cut is whole in one of them."""
     pieces = []
     while end - start > max_chars:
         cut = text.rfind(" ", start + 1, start + max_chars)
         cut = cut if cut > start else start + max_chars
         pieces.append((start, cut))
-        start = cut + 1 if text[cut] == " " else cut
+        back = text.rfind(" ", start + 1, cut - max_chars // 4)
+        start = back + 1 if back > start else (cut + 1 if text[cut] == " " else cut)
     pieces.append((start, end))
     return pieces

@@ -32,6 +32,8 @@ class Abstention:
 
     def confidence(self, evidence: Evidence) -> float:
         z = self.bias + sum(getattr(self, name) * getattr(evidence, name) for name in FEATURES)
+        if math.isnan(z):  # a model gave no number: never a confident answer (min() would make it 50)
+            return 0.0
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
     @classmethod

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import re
 import string
+import unicodedata
 from collections import Counter
 
 SQUAD_PUNCTUATION = frozenset(string.punctuation)  # what the official SQuAD script strips (ASCII only)
 NEWS_PUNCTUATION = SQUAD_PUNCTUATION | frozenset("“”‘’–—…")  # news text's typographic marks too
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+DASHES = re.compile("[-\u2010-\u2015]")  # the hyphen-minus, hyphens and dashes
 
 
 def normalize_answer(text: str, punctuation: frozenset[str] = NEWS_PUNCTUATION) -> str:
@@ -47,6 +49,13 @@ def states_an_answer(text: str, answers: list[str]) -> bool:
     normalises to nothing, like "the", holds nothing.)"""
     words = f" {normalize_answer(text)} "
     return any(a and f" {a} " in words for a in map(normalize_answer, answers))
+
+
+def spelled_alike(text: str) -> str:
+    """The answer with one Unicode form for each letter (NFKC: "é" precomposed, or an e and a
+    combining accent) and hyphens and dashes as spaces ("vice-president", "vice president"), for
+    telling which articles say the same thing. Scoring keeps SQuAD's normalisation as it is."""
+    return DASHES.sub(" ", unicodedata.normalize("NFKC", text))
 
 
 def same_answer(a: str, b: str) -> bool:

@@ -11,7 +11,7 @@ from rag.dates import DateRange
 from rag.decision import Abstention
 from rag.errors import BadInput
 from rag.evidence import Evidence, agreement, corroboration, fit_to_question
-from rag.metrics import overlapping_answers, same_answer
+from rag.metrics import overlapping_answers, same_answer, spelled_alike
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
 MAX_QUESTION_CHARS = 500
@@ -148,7 +148,7 @@ class Pipeline:
         """Other articles whose own best span says the same thing (and beats "no answer")."""
         seen, spans = {best.span.doc_id}, []
         for c in candidates:
-            if c.span.doc_id not in seen and c.margin > 0 and same_answer(c.text, best.text):
+            if c.span.doc_id not in seen and c.margin > 0 and same_answer(spelled_alike(c.text), spelled_alike(best.text)):
                 seen.add(c.span.doc_id)
                 spans.append(c.span)
         return spans
@@ -164,7 +164,7 @@ class Pipeline:
             if c.span.doc_id in seen or c.confidence < bar:
                 continue
             seen.add(c.span.doc_id)
-            if not overlapping_answers(c.text, best.text):
+            if not overlapping_answers(spelled_alike(c.text), spelled_alike(best.text)):
                 conflicts.append(Conflict(c.text, c.confidence, self.cite(c.span)))
         return newest_first(conflicts[:MAX_CONFLICTS], lambda conflict: conflict.citation.date)
 

@@ -6,6 +6,7 @@ through the tokenizer's offsets. Scores are raw logit sums, comparable across pa
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from typing import Callable
 
@@ -112,8 +113,17 @@ class Reader:
             if not np.isfinite(scores[flat]):
                 break
             i, j = divmod(int(flat), len(token_ids))
-            found.append((float(scores[flat]), passage.start + offsets[token_ids[i]][0], passage.start + offsets[token_ids[j]][1]))
+            end = _past_combining_marks(passage.text, offsets[token_ids[j]][1])
+            found.append((float(scores[flat]), passage.start + offsets[token_ids[i]][0], passage.start + end))
         return found, null_score
+
+
+def _past_combining_marks(text: str, end: int) -> int:
+    """The span's end moved past the accents the tokenizer strips: "René" written as an e and a
+    combining acute ends after the accent, so the answer is what the article says."""
+    while end < len(text) and unicodedata.combining(text[end]):
+        end += 1
+    return end
 
 
 def _copy(tokenizer):

@@ -310,3 +310,13 @@ def test_an_evaluation_against_a_baseline_shows_each_change(fake_parts, tmp_path
     lines = (tmp_path / "answers.jsonl").read_text(encoding="utf-8").splitlines()
     assert [json.loads(line)["answer"] for line in lines] == ["five lions", "five lions"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl"]  # no partial file left beside it
+
+
+def test_articles_spelling_one_answer_two_ways_support_it_and_do_not_conflict(fake_parts):
+    """"vice-president" and "Vice President", or an accent precomposed and one written apart, are
+    one answer: they were listed as "sources disagree"."""
+    answer = pipeline_with(fake_parts, ["Vice President", "vice-president", "vice president"]).ask("Who is Amrullah Saleh?")
+    assert answer.conflicts == [] and len(answer.supporting) == 4
+    from rag.metrics import same_answer, spelled_alike
+
+    assert same_answer(spelled_alike("Jos\u00e9 Nu\u00f1ez"), spelled_alike("Jose\u0301 Nun\u0303ez"))

@@ -69,11 +69,46 @@ def test_passages_cover_every_sentence_with_overlap_and_bounded_size():
     assert {p.doc_id for p in chunk_corpus(corpus, settings)} == set(corpus.documents)
 
 
+def test_an_answer_where_a_long_sentence_is_cut_is_whole_in_one_passage():
+    """A caption or a tweet of a thousand characters is one sentence: its pieces overlap, so the
+    words at a cut ("150 | kilometers") are read together somewhere."""
+    text = "The valley lies " + "far away " * 64 + "150 kilometers north of Kabul, " + "and so on " * 70 + "."
+    doc = Document("a", "a.txt", text, None, 0)
+    answer = text.index("150 kilometers")
+    passages = chunk_document(doc, ChunkSettings(max_chars=600))
+    assert any(p.start <= answer and answer + len("150 kilometers") <= p.end for p in passages)
+    assert all(p.end - p.start <= 600 and p.text == text[p.start:p.end] for p in passages)
+    assert passages[-1].end == len(text)
+
+
+def test_the_sentence_cited_from_an_article_on_one_line_is_cut_around_the_answer():
+    text = "It began " + "and went on " * 50_000 + "150 kilometers from Kabul" + " and on" * 50_000 + "."
+    doc = Document("a", "a.txt", text, None, 0)
+    start = text.index("150 kilometers")
+    s, e = sentence_around(doc, start, start + 14)
+    assert s <= start and start + 14 <= e and e - s <= 1000
+    assert text[s - 1] == " " and text[e] == " "  # whole words
+    assert sentence_around(doc, 0, 8)[0] == 0 and sentence_around(doc, 0, 8)[1] <= 1000  # at the sentence's start
+
+
 def test_fingerprint_changes_with_content(seeds_copy):
     before = load_corpus(seeds_copy).fingerprint
     path = seeds_copy / "003_1053def13e2cd472.txt"
     path.write_text(path.read_text(encoding="utf-8") + "\nOne more line.", encoding="utf-8")
     assert load_corpus(seeds_copy).fingerprint != before
+
+
+def test_a_file_with_no_words_is_skipped_not_read_as_an_empty_passage(seeds_copy):
+    """Notepad saves an empty file as a byte-order mark: read as a passage with nothing the reader
+    could tokenise, it crashed every question that retrieved it."""
+    (seeds_copy / "notes.txt").write_bytes(b"\xef\xbb\xbf")
+    (seeds_copy / "blank.txt").write_text("\u200b\u200b\n\u0301", encoding="utf-8")
+    (seeds_copy / "feed.jsonl").write_text('{"id": "a", "text": "\\u200b"}\n{"id": "b", "text": "Kabul fell."}\n',
+                                           encoding="utf-8")
+    corpus = load_corpus(seeds_copy)
+    assert "notes.txt: no words in it" in corpus.skipped and "blank.txt: no words in it" in corpus.skipped
+    assert "feed.jsonl: feed.jsonl#a has no words in it" in corpus.skipped
+    assert "feed.jsonl#b" in corpus.documents and not {"notes", "blank", "feed.jsonl#a"} & set(corpus.documents)
 
 
 def test_unreadable_files_are_skipped_with_a_reason(seeds_copy):

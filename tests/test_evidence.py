@@ -52,8 +52,17 @@ def test_corroboration_counts_other_articles_saying_the_same_where_both_beat_no_
 
 
 def test_every_evidence_field_has_a_weight_and_unweighted_ones_count_nothing():
-    assert FEATURES == tuple(Evidence.__dataclass_fields__)
+    from dataclasses import fields
+
+    assert set(FEATURES) == {f.name for f in fields(Evidence)} and set(FEATURES) <= {f.name for f in fields(Abstention)}
     decision = Abstention(bias=0.0, margin=1.0)
     plain = Evidence(margin=2.0, span_score=5.0, dense_score=0.5)
     assert decision.confidence(plain) == decision.confidence(Evidence(2.0, 5.0, 0.5, agreeing_articles=3, type_match=-1))
     assert Abstention(agreeing_articles=1.0).confidence(Evidence(0, 0, 0, agreeing_articles=2)) > Abstention(agreeing_articles=1.0).confidence(plain.__class__(0, 0, 0))
+
+
+def test_a_score_that_is_no_number_never_makes_a_confident_answer():
+    nan = float("nan")
+    decision = Abstention(bias=0.0, margin=1.0, dense_score=1.0, threshold=0.5)
+    assert decision.confidence(Evidence(margin=nan, span_score=5.0, dense_score=0.5)) == 0.0
+    assert decision.confidence(Evidence(margin=2.0, span_score=5.0, dense_score=nan)) == 0.0

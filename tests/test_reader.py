@@ -45,3 +45,10 @@ def test_a_window_longer_than_the_reader_takes_is_refused_as_it_loads(models):
     too_long = dataclasses.replace(models.reader, settings=dataclasses.replace(models.reader.settings, max_seq_len=1024))
     with pytest.raises(RagError, match=r"max_seq_len = 1024 is past what the reader at .* takes \(512 tokens\)"):
         Reader(too_long)
+
+
+def test_an_answer_ending_in_an_accent_written_apart_keeps_its_accent(pipeline):
+    """The tokenizer strips accents: "René" written as an e and U+0301 ended before the accent."""
+    text = "The resistance in the valley is led by Jose\u0301, its founder."
+    (guess,) = pipeline.reader.read("Who leads the resistance in the valley?", [Passage("a", 0, len(text), text)])
+    assert text[guess.start:guess.end] == "Jose\u0301"  # not "Jose", half of the last letter
