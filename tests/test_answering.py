@@ -223,6 +223,11 @@ def test_conflicts_are_newest_first_and_the_latest_article_stating_the_answer_is
     from rag.pipeline import newest_first
 
     assert newest_first(["b", "a", "c"], {"a": "2021-08-01", "b": None, "c": "2021-09-01"}.get) == ["c", "a", "b"]
+    # one answer an article, each as sure: every other article conflicts, and they come newest first
+    many = pipeline_with(fake_parts, ["five lions", "emeralds", "BBC Radio 4", "Zabihullah Mujahid"]).ask("What is it?")
+    dates = [c.citation.date for c in many.conflicts]
+    assert len(dates) == 3 and dates == newest_first(dates, lambda date: date)
+    assert dates[0] == "2021-08-25" and (None not in dates or dates[-1] is None)
 
 
 def test_a_stopped_build_resumes_where_it_stopped(tmp_path, seeds_copy, monkeypatch):
