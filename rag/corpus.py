@@ -185,7 +185,8 @@ def read_documents(path: Path, raw: bytes | None = None) -> tuple[list[Document]
         raise
     except Exception as exc:  # a converter's library failing on a malformed file: skip it, say why
         raise ValueError(f"could not be converted ({type(exc).__name__}: {str(exc)[:120]})") from None
-    # a byte-order mark alone (Notepad's empty file) or invisible characters: nothing a reader can read
+    # a byte-order mark alone (Notepad's empty file) or invisible characters: nothing a reader can read.
+    # The index keeps what this returns for converted files: a change here raises each converter's VERSION.
     wordless = [d for d in documents if not has_words(d.text[d.body_start:])]
     if len(wordless) == len(documents):
         raise ValueError("no words in it")

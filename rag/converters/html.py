@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rag.schema import Document
 
-VERSION = 2  # raised when it reads the same bytes otherwise: cached conversions are then redone
+VERSION = 3  # raised when it reads the same bytes otherwise: cached conversions are then redone
 LIBRARIES = ("trafilatura", "htmldate")  # their versions are in the cached conversions' key too
 
 

@@ -11,7 +11,7 @@ from rag.converters.text import decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 3  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 4  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
 # hold: each becomes U+FFFD, one character for one, so offsets into the text are unchanged
@@ -19,7 +19,7 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
-    documents, problems = [], []
+    documents, problems, line_of = [], [], {}
     for number, line in enumerate(decode_as_data(raw).split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
         if not line.strip():
             continue
@@ -31,6 +31,10 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         except (ValueError, TypeError) as why:
             problems.append(f"{path.name} line {number}: {why}")
             continue
+        if document.doc_id in line_of:  # the first record keeps the id; this one is named by its line
+            problems.append(f"{path.name} line {number}: its id is line {line_of[document.doc_id]}'s too")
+            continue
+        line_of[document.doc_id] = number
         documents.append(document)
         if problem:  # read all the same
             problems.append(f"{NOTE}{path.name} line {number}: {problem}")
