@@ -128,6 +128,8 @@ class ChatSession:
         with self.console.status(Text("the index was switched by another rag; loading it again")) as status:
             try:
                 self._current = self.watch.load_again(self._current, lambda state: status.update(Text(state)))
+                self.console.print("(the index was switched by another rag: answering from it now)", style="dim",
+                                   markup=False)  # a spinner alone is gone at once, and shows nothing when piped
             except Exception as problem:  # said once, not at every question: tried again at the next switch
                 self._failed_version = switched
                 said = str(problem) if isinstance(problem, RagError) else f"{type(problem).__name__}: {problem}"
