@@ -281,7 +281,7 @@ class IndexStore:
     def _current(self) -> tuple[Path, Manifest]:
         """The current build and its manifest (IndexNotUsable when there is none, or it is unreadable)."""
         build = self.current_build
-        if build is None and self.directory.is_dir() and not self._is_ours():
+        if build is None and self._holds_other_things():
             raise self._not_ours()  # said now, not after "no index yet …; bringing it up to date"
         if build is None:
             raise IndexNotUsable(f"no index yet in {self.directory}")
@@ -439,6 +439,12 @@ class IndexStore:
                     self._remove_other_builds(keep=current)
         except (BlockingIOError, OSError, IndexNotUsable):
             pass  # someone is building, or the folder is read-only: leave it
+
+    def _holds_other_things(self) -> bool:
+        try:
+            return self.directory.is_dir() and not self._is_ours()
+        except OSError:  # a folder that cannot be listed: writing there says why
+            return False
 
     def _is_ours(self) -> bool:
         entries = [p.name for p in self.directory.iterdir()]
