@@ -146,9 +146,9 @@ class Pipeline:
 
     def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:
         """Other articles whose own best span says the same thing (and beats "no answer")."""
-        seen, spans = {best.span.doc_id}, []
+        seen, spans, answer = {best.span.doc_id}, [], spelled_alike(best.text)
         for c in candidates:
-            if c.span.doc_id not in seen and c.margin > 0 and same_answer(spelled_alike(c.text), spelled_alike(best.text)):
+            if c.span.doc_id not in seen and c.margin > 0 and same_answer(spelled_alike(c.text), answer):
                 seen.add(c.span.doc_id)
                 spans.append(c.span)
         return spans
@@ -158,13 +158,13 @@ class Pipeline:
         are contained in the chosen one. An article that states the answer somewhere (it is
         supporting) is not also a conflict because another of its passages yields another span."""
         seen = {best.span.doc_id} | {s.doc_id for s in supporting}
-        conflicts = []
+        conflicts, answer = [], spelled_alike(best.text)
         bar = max(self.decision.threshold, STRONG_CONFIDENCE)
         for c in candidates:
             if c.span.doc_id in seen or c.confidence < bar:
                 continue
             seen.add(c.span.doc_id)
-            if not overlapping_answers(spelled_alike(c.text), spelled_alike(best.text)):
+            if not overlapping_answers(spelled_alike(c.text), answer):
                 conflicts.append(Conflict(c.text, c.confidence, self.cite(c.span)))
         return newest_first(conflicts[:MAX_CONFLICTS], lambda conflict: conflict.citation.date)
 
