@@ -187,11 +187,12 @@ def read_documents(path: Path, raw: bytes | None = None) -> tuple[list[Document]
         raise ValueError(f"could not be converted ({type(exc).__name__}: {str(exc)[:120]})") from None
     # a byte-order mark alone (Notepad's empty file) or invisible characters: nothing a reader can read.
     # The index keeps what this returns for converted files: a change here raises each converter's VERSION.
-    wordless = [d for d in documents if not has_words(d.text[d.body_start:])]
-    if len(wordless) == len(documents):
+    kept, wordless = [], []
+    for document in documents:
+        (kept if has_words(document.text[document.body_start:]) else wordless).append(document)
+    if not kept:
         raise ValueError("no words in it")
-    problems += [f"{path.name}: {d.doc_id} has no words in it" for d in wordless]
-    return [d for d in documents if d not in wordless], problems
+    return kept, problems + [f"{path.name}: {d.doc_id} has no words in it" for d in wordless]
 
 
 def has_words(text: str) -> bool:
