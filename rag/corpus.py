@@ -43,7 +43,7 @@ DAY_OR_ZONE = re.compile(r"\s+(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturd
 TIMES = ("a.m.", "p.m.")
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
-SENTENCE_RULES = 2
+SENTENCE_RULES = 3
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
@@ -349,7 +349,9 @@ def _split_long(text: str, start: int, end: int, max_chars: int) -> list[tuple[i
         cut = text.rfind(" ", start + 1, start + max_chars)
         cut = cut if cut > start else start + max_chars
         pieces.append((start, cut))
-        back = text.rfind(" ", start + 1, cut - max_chars // 4)
+        # the next piece starts about a quarter back; max() keeps a negative bound from counting
+        # from the end of the whole article (a long first sentence would skip most of it)
+        back = text.rfind(" ", start + 1, max(start + 1, cut - max_chars // 4))
         start = back + 1 if back > start else (cut + 1 if text[cut] == " " else cut)
     pieces.append((start, end))
     return pieces

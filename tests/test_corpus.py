@@ -81,6 +81,23 @@ def test_an_answer_where_a_long_sentence_is_cut_is_whole_in_one_passage():
     assert passages[-1].end == len(text)
 
 
+@pytest.mark.parametrize("opening", [
+    "Photo: https://example.com/" + "a" * 700 + " the minister said 40 million people would vote.",
+    "北京 — " + "中国政府今天宣布了新的经济计划。" * 60,
+])
+def test_a_long_first_sentence_leaves_nothing_after_it_out(opening):
+    """A first sentence over max_chars with no space in its second quarter once sent the next cut
+    to a bound counted from the article's end: everything between was never indexed."""
+    text = opening + "\n" + "Joe Biden visited the valley on Tuesday. " * 60
+    doc = Document("a", "a.txt", text, None, 0)
+    passages = chunk_document(doc, ChunkSettings(max_chars=600))
+    covered = set()
+    for p in passages:
+        assert p.start < p.end and p.text == text[p.start:p.end]
+        covered.update(range(p.start, p.end))
+    assert all(i in covered for i, c in enumerate(text) if not c.isspace())
+
+
 def test_the_sentence_cited_from_an_article_on_one_line_is_cut_around_the_answer():
     text = "It began " + "and went on " * 50_000 + "150 kilometers from Kabul" + " and on" * 50_000 + "."
     doc = Document("a", "a.txt", text, None, 0)
