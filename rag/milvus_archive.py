@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -330,16 +331,18 @@ def _create_articles_collection(client, name: str) -> None:
 
 class ArchiveArticles(Mapping):
     """The articles of a Milvus archive as the pipeline reads them: doc id -> Document, in the
-    version the retriever last saw present (so a citation slices the text its passage was cut
-    from), fetched when first needed and kept for the last CACHED articles."""
+    version the retriever last saw present in this thread (so a citation slices the text its
+    passage was cut from, even while another request's retrieval sees a newer version), fetched
+    when first needed and kept for the last CACHED articles."""
 
     CACHED = 256
 
     def __init__(self, archive: MilvusArchive):
         self.archive = archive
         self.directory = archive.uri
-        self._seen: dict[str, Marker] = {}  # doc id -> the marker the retriever last saw
+        self._seen = threading.local()  # .markers: doc id -> the marker this thread's retriever last saw
         self._texts: OrderedDict[tuple[str, str], Document] = OrderedDict()
+        self._texts_lock = threading.Lock()  # server threads share the cache
 
     @property
     def documents(self) -> ArchiveArticles:
@@ -352,24 +355,32 @@ class ArchiveArticles(Mapping):
 
     def at(self, marker: Marker) -> Document | None:
         """The article as of `marker` (None when that version is gone, replaced meanwhile)."""
-        self._seen[marker.doc_id] = marker
+        self._markers_seen()[marker.doc_id] = marker
         key = (marker.doc_id, marker.version)
-        if key not in self._texts:
-            document = self.archive.document(marker)
-            if document is None:
-                return None
-            self._texts[key] = document
-            if len(self._texts) > self.CACHED:
-                self._texts.popitem(last=False)
-        self._texts.move_to_end(key)
-        return self._texts[key]
+        with self._texts_lock:
+            document = self._texts.get(key)
+            if document is not None:
+                self._texts.move_to_end(key)
+                return document
+        document = self.archive.document(marker)  # outside the lock: other threads need not wait on Milvus
+        if document is not None:
+            with self._texts_lock:
+                self._texts[key] = document
+                while len(self._texts) > self.CACHED:
+                    self._texts.popitem(last=False)
+        return document
 
     def __getitem__(self, doc_id: str) -> Document:
-        marker = self._seen.get(doc_id) or self.archive.markers([doc_id]).get(doc_id)
+        marker = self._markers_seen().get(doc_id) or self.archive.markers([doc_id]).get(doc_id)
         document = self.at(marker) if marker else None
         if document is None:
             raise KeyError(doc_id)
         return document
+
+    def _markers_seen(self) -> dict[str, Marker]:
+        if not hasattr(self._seen, "markers"):
+            self._seen.markers = {}
+        return self._seen.markers
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self.archive.markers()))

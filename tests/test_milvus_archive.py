@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -265,6 +266,7 @@ def server(tmp_path):
 
 WRITER = """
 import sys
+import threading
 from pathlib import Path
 from rag.archive import read_files
 from rag.corpus import ChunkSettings
@@ -410,3 +412,25 @@ def test_a_lite_file_held_by_another_process_is_one_line(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_request_cites_the_version_it_retrieved_while_another_sees_a_newer_one(archive, corpus):
+    """rag serve answers on several threads: one request's retrieval of an edited article must not
+    move the text another request's citations slice."""
+    old = corpus.documents["002_517ffae1740f5ca3"]
+    articles = ArchiveArticles(archive)
+    retriever = MilvusRetriever(FakeEmbedder(), archive, articles, 60, 50)
+    assert old.doc_id in {h.passage.doc_id for h in retriever.retrieve(old.text[:200], 45)}
+    edited = dataclasses.replace(old, text="Breaking: " + old.text)
+    write_documents(archive, [edited], FakeEmbedder(), CHUNKING)
+
+    other = threading.Thread(target=lambda: retriever.retrieve(old.text[:200], 45))
+    other.start()
+    other.join()
+    assert articles[old.doc_id] == old  # this request still slices what it retrieved
+    seen_by_other = []
+    reader = threading.Thread(target=lambda: (retriever.retrieve(old.text[:200], 45),
+                                              seen_by_other.append(articles[old.doc_id])))
+    reader.start()
+    reader.join()
+    assert seen_by_other == [edited]
