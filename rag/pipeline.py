@@ -129,11 +129,14 @@ class Pipeline:
         margins = [[score - g.null_score for _, _, score in found] for g, found in zip(guesses, spans)]
         sentences = [documents[d].text[slice(*sentence_around(documents[d], g.start, g.end))] for g, d in zip(guesses, doc_ids)]
         fits = [fit_to_question(question, said[0], sentence) for said, sentence in zip(texts, sentences)]
-        corroborating = corroboration([said[0] for said in texts], doc_ids, [m[0] for m in margins],
+        # articles agree when they say the same thing however they spell it, as supporting and
+        # conflicts judge it: "al-Qaeda" and "al Qaeda" corroborate each other
+        alike = [[spelled_alike(text) for text in said] for said in texts]
+        corroborating = corroboration([said[0] for said in alike], doc_ids, [m[0] for m in margins],
                                       [fit["question_overlap"] for fit in fits])
         candidates = []
         for g, doc_id, said, (articles, passages), fit, corroborated in zip(
-                guesses, doc_ids, texts, agreement(texts, doc_ids, margins), fits, corroborating):
+                guesses, doc_ids, texts, agreement(alike, doc_ids, margins), fits, corroborating):
             evidence = Evidence(
                 margin=g.span_score - g.null_score, span_score=g.span_score,
                 dense_score=retrieved[g.passage_index].dense_score,

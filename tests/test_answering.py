@@ -319,9 +319,14 @@ def test_an_evaluation_against_a_baseline_shows_each_change(fake_parts, tmp_path
 
 def test_articles_spelling_one_answer_two_ways_support_it_and_do_not_conflict(fake_parts):
     """"vice-president" and "Vice President", or an accent precomposed and one written apart, are
-    one answer: they were listed as "sources disagree"."""
+    one answer: they were listed as "sources disagree", and corroborated each other only where
+    spelled the same."""
     answer = pipeline_with(fake_parts, ["Vice President", "vice-president", "vice president"]).ask("Who is Amrullah Saleh?")
     assert answer.conflicts == [] and len(answer.supporting) == 4
+    from rag.evidence import MAX_AGREEING
     from rag.metrics import same_answer, spelled_alike
+
+    stated = [c.evidence for c in answer.candidates if c.text.lower().startswith("vice")]
+    assert stated and all(e.agreeing_articles == e.corroborating_articles == min(4, MAX_AGREEING) for e in stated)
 
     assert same_answer(spelled_alike("Jos\u00e9 Nu\u00f1ez"), spelled_alike("Jose\u0301 Nun\u0303ez"))
