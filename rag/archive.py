@@ -81,8 +81,10 @@ class Archive:
 
     def remove(self, doc_ids: list[str]) -> Change:
         from rag.corpus import load_corpus
+        from rag.index import IndexStore
 
-        return remove_documents(self.seeds_dir, doc_ids, load_corpus(self.seeds_dir).documents, self.trash)
+        articles = load_corpus(self.seeds_dir, IndexStore(self.index_dir).known_documents())  # not converted again
+        return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash)
 
 
 def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:

@@ -52,6 +52,13 @@ def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
     return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, top_k=top_k))
 
 
+def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) -> Corpus:
+    """The articles of the seeds folder, each converted file (.html, .md, .jsonl) taken from what
+    its index recorded when the file is unchanged: converting a web archive again costs minutes."""
+    seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
+    return load_corpus(seeds_dir, IndexStore(index_dir or default_index_dir(seeds_dir)).known_documents())
+
+
 def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None,
                rebuild: bool = False, on_status: Status = _quiet, on_progress: Progress | None = None,
                embedder=None) -> OpenedIndex:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -15,7 +14,7 @@ from typing import Callable
 from rich.console import Console, Group
 from rich.text import Text
 
-from rag.background import exit_now_if_running
+from rag.background import start_loading
 from rag.corpus import Corpus
 from rag.errors import RagError
 from rag.render import answer_view
@@ -35,8 +34,7 @@ class BackgroundLoad:
         self.state = "loading models"
         self._value = None
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(load,), daemon=True)
-        self._thread.start()
+        self._thread = start_loading(self._run, load, name="rag-load")
 
     def _run(self, load) -> None:
         try:
@@ -46,9 +44,6 @@ class BackgroundLoad:
 
     def _set_state(self, state: str) -> None:
         self.state = state
-
-    def abandon_if_running(self) -> None:
-        exit_now_if_running(self._thread)
 
     @property
     def done(self) -> bool:

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from rag.background import end_process
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import BadInput, RagError
@@ -249,11 +250,10 @@ def show(
     seeds: SeedsOption = None,
 ) -> None:
     """Show an article's text (the text citations point into), with a cited span marked."""
-    from rag.corpus import load_corpus
-    from rag.pipeline import default_seeds_dir
+    from rag.assembly import load_articles
     from rag.render import ArticleView
 
-    corpus = load_corpus(seeds or default_seeds_dir())
+    corpus = load_articles(seeds)
     view = ArticleView.of(corpus, doc_id, start, end)
     if as_json:
         emit(json.dumps(view.to_json(), ensure_ascii=False))
@@ -274,14 +274,14 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import build_pipeline, check_models, is_milvus, warn_if_fitted_for_another_reader
+    from rag.assembly import build_pipeline, check_models, is_milvus, load_articles, warn_if_fitted_for_another_reader
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
-    from rag.corpus import load_corpus, status_line
+    from rag.corpus import status_line
     from rag.index import IndexStore
     from rag.pipeline import default_index_dir, default_seeds_dir
 
     seeds = seeds or default_seeds_dir()
-    corpus = load_corpus(seeds)  # fast, and a bad folder is reported before the prompt
+    corpus = load_articles(seeds, index_dir)  # a bad folder is reported before the prompt
     for reason in corpus.skipped:
         report_status(status_line(reason))
     config = load_settings(models, top_k, store)
@@ -300,9 +300,8 @@ def chat(
 
     watch = None if is_milvus(config) else IndexWatch(IndexStore(index_dir or default_index_dir(seeds)).version, load_again)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    loading = BackgroundLoad(load)
-    run_chat(ChatSession(corpus, loading, out, dates, watch), _history_file() if interactive else None, interactive)
-    loading.abandon_if_running()
+    run_chat(ChatSession(corpus, BackgroundLoad(load), out, dates, watch), _history_file() if interactive else None,
+             interactive)  # main() ends the process around a load still running, however the chat ends
 
 
 @app.command()
@@ -655,7 +654,7 @@ def main() -> None:
         _exit_with(1, f"{type(problem).__name__}: {problem} (RAG_DEBUG=1 shows the traceback)", label="unexpected error: ")
     if code == 130:
         _exit_with(130, "interrupted", label="")
-    sys.exit(code if isinstance(code, int) else 0)
+    end_process(code if isinstance(code, int) else 0)
 
 
 def _is_usage_error(problem: Exception) -> bool:
@@ -666,7 +665,7 @@ def _is_usage_error(problem: Exception) -> bool:
 def _usage_exit(problem) -> None:
     message = problem.format_message()
     if not message:  # `rag` alone: the help was printed
-        sys.exit(problem.exit_code)
+        end_process(problem.exit_code)
     ctx = getattr(problem, "ctx", None)
     command = f"rag {ctx.info_name} --help" if ctx is not None and ctx.parent is not None else "rag --help"
     _exit_with(problem.exit_code, f"{message} (see {command})")
@@ -677,11 +676,11 @@ def _exit_with(code: int, message: str, label: str = "error: ") -> None:
         err.print(Text.assemble((label, "red"), message))
     except BrokenPipeError:
         pass
-    sys.exit(code)
+    end_process(code)
 
 
 def _quiet_exit(code: int) -> None:
     """Exit without Python complaining that stdout can no longer be flushed."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
-    sys.exit(code)
+    end_process(code)

@@ -30,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.background import exit_now_if_running
+from rag.background import exit_now_if_running, start_loading
 from rag.errors import RagError
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
@@ -75,13 +75,14 @@ class Loading:
         self._reload_thread: threading.Thread | None = None
         self.pipeline = None
         self.problem: str | None = None
-        self._thread = threading.Thread(target=self._run, name="rag-load", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread = start_loading(self._run, name="rag-load")
 
     def abandon_if_running(self) -> None:
-        exit_now_if_running(self._thread)
+        if self._thread is not None:
+            exit_now_if_running(self._thread)
         if self._reload_thread is not None:
             exit_now_if_running(self._reload_thread)
 
@@ -119,8 +120,7 @@ class Loading:
         if self._index_version() == self._loaded_version:  # a reload that just ended loaded it
             self._reloading.release()
             return
-        self._reload_thread = threading.Thread(target=self._reload, name="rag-reload", daemon=True)
-        self._reload_thread.start()
+        self._reload_thread = start_loading(self._reload, name="rag-reload")
 
     def _reload(self) -> None:
         version = self._index_version()

@@ -73,3 +73,30 @@ def test_sources_of_an_answer_from_before_a_switch_show_its_own_articles(tmp_pat
     session.handle("/sources")
     said = session.console.file.getvalue()
     assert "the question has no words" in said and "1. 005_bazarak · undated" in said
+
+
+def test_a_command_ending_while_models_still_load_ends_at_once_with_its_own_exit_code(monkeypatch):
+    """Ctrl-C at `rag chat`'s first question, while ONNX loads in its thread, ended in an abort
+    (exit 134): finalizing the interpreter under a running load does that."""
+    import threading
+
+    from rag import background, cli
+
+    exits = []
+    monkeypatch.setattr(background.os, "_exit", exits.append)  # records instead of ending pytest
+    release, loads = threading.Event(), []
+
+    def interrupted_while_loading(**kwargs):
+        loads.append(background.start_loading(release.wait, 10, name="test-load"))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", interrupted_while_loading)
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert exits == [130]  # "interrupted", at once
+    release.set()
+    loads[0].join()
+    monkeypatch.setattr(cli, "app", lambda **kwargs: 0)
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    assert exits == [130] and ended.value.code == 0  # no load running: the ordinary way out

@@ -143,6 +143,25 @@ def test_the_index_keeps_converted_text_so_unchanged_pages_are_not_converted_aga
     assert calls == ["taliban-claim.html"] * 4
 
 
+def test_show_chat_and_remove_take_converted_articles_from_the_index_too(archive, tmp_path, monkeypatch):
+    """They read the folder before answering (chat: before its prompt) and converted every page
+    again at each start: minutes on a web archive."""
+    from rag.archive import Archive
+    from rag.assembly import load_articles
+    from rag.converters import html
+
+    build_pipeline(load_models_config(ROOT / "models.toml"), archive, tmp_path / "index", embedder=FakeEmbedder(),
+                   reader=FakeReader([]))
+    calls = []
+    real = html.convert
+    monkeypatch.setattr(html, "convert", lambda path, raw: calls.append(path.name) or real(path, raw))
+    articles = load_articles(archive, tmp_path / "index")
+    assert calls == [] and articles.documents["taliban-claim.html"] == load_corpus(archive).documents["taliban-claim.html"]
+    calls.clear()
+    Archive.at(archive, tmp_path / "index").remove(["valley-report.md"])
+    assert calls == [] and not (archive / "valley-report.md").exists()
+
+
 def test_what_a_converted_file_skipped_is_said_again_when_its_text_comes_from_the_index(tmp_path):
     folder = tmp_path / "archive"
     folder.mkdir()
