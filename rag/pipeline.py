@@ -76,7 +76,7 @@ class Pipeline:
 
     def with_reader(self, reader) -> Pipeline:
         """The same pipeline reading with another reader (e.g. on another runtime)."""
-        return Pipeline(self.corpus, self.retriever, reader, self.decision, self.top_k)
+        return Pipeline(self.corpus, self.retriever, reader, self.decision, self.top_k, self.index_version)
 
     def ask(self, question: str, dates: DateRange | None = None, top_k: int | None = None) -> Answer:
         """The answer from the articles (dated within `dates`, when given), or an abstention;

@@ -330,3 +330,9 @@ def test_articles_spelling_one_answer_two_ways_support_it_and_do_not_conflict(fa
     assert stated and all(e.agreeing_articles == e.corroborating_articles == min(4, MAX_AGREEING) for e in stated)
 
     assert same_answer(spelled_alike("Jos\u00e9 Nu\u00f1ez"), spelled_alike("Jose\u0301 Nun\u0303ez"))
+
+
+def test_a_pipeline_with_another_reader_answers_from_the_same_index_build(fake_parts):
+    swapped = fake_parts.with_reader(FakeReader(["five lions"]))
+    assert fake_parts.index_version and swapped.index_version == fake_parts.index_version
+    assert swapped.ask("What does Panjshir mean?").text == "five lions"
