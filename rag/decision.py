@@ -14,7 +14,8 @@ FEATURES = tuple(f.name for f in dataclasses.fields(Evidence))  # each has a wei
 class Abstention:
     """A logistic model over the candidate's evidence; answer only at or above `threshold`.
     Fitted by eval/tune_abstention.py into the [reader.abstention] table of models.toml; a
-    feature without a weight there weighs nothing."""
+    feature without a weight there weighs nothing, but for the margin, which weighs 1 unless the
+    table says otherwise (with no table at all: answer when the best span beats "no answer")."""
 
     bias: float = 0.0
     margin: float = 1.0
@@ -39,4 +40,7 @@ class Abstention:
     @classmethod
     def from_weights(cls, weights, threshold: float, fitted_for: str = "") -> Abstention:
         """From [bias, *one weight per FEATURES name]."""
+        names = ("bias", *FEATURES)
+        if len(weights) != len(names):
+            raise ValueError(f"{len(weights)} weights for {len(names)} names ({', '.join(names)})")
         return cls(**dict(zip(("bias", *FEATURES), map(float, weights))), threshold=threshold, fitted_for=fitted_for)

@@ -123,3 +123,13 @@ def test_kept_runs_are_reused_only_when_asked_the_same_way(monkeypatch, tmp_path
                                    embedder=config.embedder, retrieval=config.retrieval, chunking=config.chunking)
     with pytest.raises(SystemExit, match="asked with another reader"):
         tune_abstention.asked_runs(args, other_reader)
+
+
+def test_weights_are_taken_by_name_and_a_list_of_another_length_is_refused():
+    from rag.decision import Abstention
+
+    weights = [-1.0, *range(len(FEATURES))]
+    decision = Abstention.from_weights(weights, 0.4)
+    assert decision.bias == -1.0 and [getattr(decision, name) for name in FEATURES] == list(range(len(FEATURES)))
+    with pytest.raises(ValueError, match="weights for"):
+        Abstention.from_weights(weights[:-1], 0.4)  # zip() dropped the last name's weight silently
