@@ -570,11 +570,13 @@ def train_reader(
     """Fine-tune an extractive reader (a model directory models.toml can point at)."""
     from rag import train as tr
 
+    config = load_models_config(models)
     if resume:
         _refuse_on_resume(ctx)
         settings = tr.resumed_settings(out_dir, precision, device)
     else:
         settings = TrainSettings(
+            max_seq_len=config.reader.settings.max_seq_len, stride=config.reader.settings.stride,  # windows as [reader] reads them
             batch_size=batch_size, max_steps=max_steps,
             time_budget_s=tr.parse_duration(time_budget) if time_budget else None,
             learning_rate=learning_rate_for(init) if learning_rate is None else learning_rate,
@@ -585,7 +587,7 @@ def train_reader(
             swapped_negatives=swapped_negatives, swap_from=swap_from,
             precision=precision or TrainSettings.precision, device=device,
             excluded_articles=tr.read_article_list(exclude_articles) if exclude_articles else ())
-    run = tr.TrainingRun(data, out_dir, settings, load_models_config(models), init, resume, eval_data)
+    run = tr.TrainingRun(data, out_dir, settings, config, init, resume, eval_data)
     scores = run.start(on_status=report_status, progress=progress_bar, log=lambda line: err.print(line, style="dim"))
     err.print(f"reader saved to {out_dir} ({run.trainer.step} steps); point [reader] source at path:{out_dir} in models.toml to use it")
     if scores:

@@ -9,8 +9,8 @@ from rag.config import ReaderSettings
 
 @dataclass(frozen=True)
 class TrainSettings:
-    max_seq_len: int = ReaderSettings.max_seq_len  # windows cut as the reader will read them
-    stride: int = ReaderSettings.stride
+    max_seq_len: int = ReaderSettings.max_seq_len  # windows cut as the reader will read them: rag
+    stride: int = ReaderSettings.stride  # train-reader takes both from models.toml's [reader]
     batch_size: int = 16
     learning_rate: float = 1e-4
     weight_decay: float = 0.01

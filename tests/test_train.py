@@ -16,7 +16,7 @@ from rag.schema import Passage
 from rag.squad import load_squad
 from rag.errors import RagError
 from rag.train import Trainer, TrainingRun, TrainSettings, load_for_training, make_groups, make_windows, saved_settings
-from tests.conftest import ROOT, run_rag
+from tests.conftest import ROOT, models_file_elsewhere, run_rag
 
 pytestmark = pytest.mark.integration  # real models
 
@@ -474,3 +474,13 @@ def test_the_copies_of_an_excluded_article_go_with_it_word_for_word():
     kept = data.without_articles({"squad20-dev:Oxygen"})
     assert [q.id for q in kept.questions] == ["c"]  # b's paragraph is the dropped one's, word for word
     assert data.unknown_articles({"Oxygen", "squad20-dev:Oxygen", "Private school"}) == ["Private school"]
+
+
+def test_training_cuts_windows_as_models_toml_has_the_reader_read_them(tiny_squad, tmp_path):
+    edit = lambda text: text.replace("max_seq_len = 384", "max_seq_len = 128").replace("stride = 128", "stride = 24")  # noqa: E731
+    models = models_file_elsewhere(tmp_path, edit)
+    out = tmp_path / "reader"
+    result = run_rag("train-reader", "--data", str(tiny_squad), "--out", str(out), "--max-steps", "1",
+                     "--batch-size", "2", "--models", str(models), timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert '"max_seq_len": 128, "stride": 24' in (out / "README.md").read_text()  # it trained on 384-token windows
