@@ -120,6 +120,9 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
 def _put_in_place(path: Path, target: Path, trash: Path, change: Change) -> bool:
     """`path` copied to `target` (whole, or not at all), the file it replaces kept in `trash`;
     False when `target` already holds the same bytes."""
+    if target.is_dir():  # os.replace cannot put a file there, and reading it as bytes fails
+        change.skipped.append(f"{path.name}: {target} is a folder; rename one of them")
+        return False
     if target.exists() and target.read_bytes() == path.read_bytes():
         change.unchanged.append(path.name)
         return False
@@ -127,7 +130,8 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: Change) -> bool
     kept = None
     try:
         if target.exists():  # only once the new copy is whole: the seeds folder may hold the only copy
-            kept = _move_to_trash(target, trash)
+            # copied, not moved: until os.replace swaps the new copy in, the article stays in place
+            kept = _move_to_trash(target, trash, keep_original=True)
         os.replace(staged, target)
     except (OSError, RagError) as exc:
         staged.unlink(missing_ok=True)
@@ -204,9 +208,10 @@ def _id_of_file(given: str, documents: dict) -> str:
     return f" (rag remove takes article ids: that file's is {ids[0]!r})" if len(ids) == 1 else ""
 
 
-def _move_to_trash(path: Path, trash: Path) -> Path:
-    """`path` moved into a folder of its own in `trash` (named by the time), under its own name,
-    so that `rag add` of the kept file brings the article back under its id (across filesystems too)."""
+def _move_to_trash(path: Path, trash: Path, keep_original: bool = False) -> Path:
+    """`path` moved (or, keeping the original, copied) into a folder of its own in `trash` (named
+    by the time), under its own name, so that `rag add` of the kept file brings the article back
+    under its id (across filesystems too)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder, n = trash / stamp, 1
     try:
@@ -214,9 +219,9 @@ def _move_to_trash(path: Path, trash: Path) -> Path:
             n += 1
             folder = trash / f"{stamp}-{n}"
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(path), str(folder / path.name))
+        (shutil.copy2 if keep_original else shutil.move)(str(path), str(folder / path.name))
     except OSError as exc:
-        raise RagError(f"cannot move {path} to {trash}: {exc.strerror}") from None
+        raise RagError(f"cannot {'copy' if keep_original else 'move'} {path} to {trash}: {exc.strerror}") from None
     return folder / path.name
 
 
@@ -249,7 +254,11 @@ def _not_an_article_file(path: Path) -> str | None:
 
 def _articles_in(folder: Path, change: Change) -> list[Path]:
     """The article files directly in `folder`; what else is there is said, not silently left."""
-    entries = sorted(folder.iterdir())
+    try:
+        entries = sorted(folder.iterdir())
+    except OSError as exc:
+        change.skipped.append(f"{printable(folder.name)}/: cannot be listed ({exc.strerror})")
+        return []
     subfolders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
     kept, left_out = [], {}
     for path in entries:

@@ -150,3 +150,33 @@ def test_files_read_for_an_archive_keep_the_first_of_one_article_id_and_say_why(
     documents, skipped = read_files([first, second, third])
     assert [(d.doc_id, d.path) for d in documents] == [("story.md", str(first))]
     assert len(skipped) == 2 and all("its article id 'story.md' is that of" in line for line in skipped)
+
+
+def test_an_edit_killed_before_the_new_copy_is_swapped_in_leaves_the_article_in_place(seeds, tmp_path, monkeypatch):
+    """The replaced file was moved to the trash first: killed then, the article was out of the
+    folder (and out of the index at the next start) until added again."""
+    def killed(source, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(archive.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "trash")
+    assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
+
+
+def test_a_folder_in_the_way_or_one_that_cannot_be_listed_is_said_not_an_unexpected_error(seeds, tmp_path, monkeypatch):
+    (seeds / "notes.txt").mkdir()
+    change = add_files(seeds, [incoming(tmp_path, "notes.txt", "An article.")], tmp_path / "trash")
+    assert change.added == [] and change.skipped == [f"notes.txt: {seeds / 'notes.txt'} is a folder; rename one of them"]
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real = type(locked).iterdir
+
+    def refused(self):
+        if self == locked:
+            raise PermissionError(13, "Permission denied")
+        return real(self)
+
+    monkeypatch.setattr(type(locked), "iterdir", refused)
+    change = add_files(seeds, [locked], tmp_path / "trash")
+    assert change.skipped == ["locked/: cannot be listed (Permission denied)"]
