@@ -31,6 +31,9 @@ class Change:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # "name: why"
     removed: list[str] = field(default_factory=list)
+    # records left out of the JSON Lines files put in place ("name line N: why"): the index
+    # says them as it reads the folder, so they are counted here, not said twice
+    records_skipped: list[str] = field(default_factory=list)
 
     def summary(self, trash: Path, passages: int, articles: int) -> str:
         """One line for the user: what changed, where removed or replaced files are kept, the index."""
@@ -39,8 +42,9 @@ class Change:
             parts.append(f"removed {', '.join(self.removed)}")
         else:
             # files, not records: a JSON Lines file's unreadable records are said on their own lines
+            records = f" (and {len(self.records_skipped)} JSON Lines records)" if self.records_skipped else ""
             parts.append(f"files: added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
-                         f"skipped {len(self.skipped)}")
+                         f"skipped {len(self.skipped)}{records}")
         if self.removed or self.updated:
             parts.append(f"(files taken out are kept in {trash})")
         return " ".join(parts) + f"; index: {passages} passages from {articles} articles"
@@ -97,7 +101,7 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
     added: set[str] = set()
     for path in _expand(paths, change):
         try:
-            read_documents(path)  # refuse what the corpus would skip, and say why now
+            _, problems = read_documents(path)  # refuse what the corpus would skip, and say why now
         except ValueError as why:
             change.skipped.append(f"{path.name}: {why}")
             continue
@@ -110,6 +114,7 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
             change.skipped.append(f"{path.name}: its article id would be that of {holder}, already in {seeds_dir}; "
                                   "rename one of them")
             continue
+        change.records_skipped += problems
         if _put_in_place(path, seeds_dir / path.name, trash, change):
             added.add(path.name)
             if article_id:

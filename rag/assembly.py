@@ -202,34 +202,43 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
     for reason in skipped:
         on_status(status_line(reason))
     change = milvus_archive.write_documents(archive, documents, embedder, config.chunking, on_progress)
+    change.skipped = skipped
     return archive, change
 
 
+@dataclass(frozen=True)
+class ArchiveUpdate:
+    """What `rag add` or `rag remove` did: the line for the user (what changed, what the index or
+    archive now holds) and how much of what it was given was skipped, files and JSON Lines
+    records (each said on a line of its own)."""
+    line: str
+    skipped: int = 0
+
+
 def add_articles(config: ModelsConfig, paths: list[Path], seeds_dir: Path | None = None, index_dir: Path | None = None,
-                 on_status: Status = _quiet, on_progress: Progress | None = None) -> str:
+                 on_status: Status = _quiet, on_progress: Progress | None = None) -> ArchiveUpdate:
     """`rag add`: copy article files (or the article files of folders) into the seeds folder and
-    bring the index up to date, or write them into the Milvus archive; the line that says what
-    changed and what the index now holds."""
+    bring the index up to date, or write them into the Milvus archive."""
     if is_milvus(config):
         archive, change = index_milvus(config, on_status=on_status, on_progress=on_progress, paths=paths)
-        return change.summary(archive)
+        return ArchiveUpdate(change.summary(archive), len(change.skipped))
     return _change_archive_folder(config, "add", seeds_dir, index_dir, lambda archive: archive.add(paths), on_status,
                                   on_progress)
 
 
 def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | None = None,
-                    index_dir: Path | None = None, on_status: Status = _quiet, on_progress: Progress | None = None) -> str:
+                    index_dir: Path | None = None, on_status: Status = _quiet, on_progress: Progress | None = None) -> ArchiveUpdate:
     """`rag remove`: take articles out of the seeds folder (their files kept in the index folder's
-    removed/) and the index, or out of the Milvus archive; the line that says what changed."""
+    removed/) and the index, or out of the Milvus archive."""
     if is_milvus(config):
         articles, passages = remove_from_milvus(config, doc_ids)
-        return f"removed {', '.join(doc_ids)}; archive: {passages} passages from {articles} articles"
+        return ArchiveUpdate(f"removed {', '.join(doc_ids)}; archive: {passages} passages from {articles} articles")
     return _change_archive_folder(config, "remove", seeds_dir, index_dir, lambda archive: archive.remove(doc_ids),
                                   on_status, on_progress)
 
 
 def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path | None, index_dir: Path | None,
-                           change_files, on_status: Status, on_progress: Progress | None) -> str:
+                           change_files, on_status: Status, on_progress: Progress | None) -> ArchiveUpdate:
     """The files changed and the index brought up to date under one lock, so two changes never interleave."""
     from rag.archive import Archive
 
@@ -242,7 +251,8 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
         for reason in change.skipped:
             on_status(status_line(reason))
         manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress).index.manifest
-    return change.summary(archive.trash, manifest.passages, len(manifest.documents))
+    return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
+                         len(change.skipped) + len(change.records_skipped))
 
 
 def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, int]:

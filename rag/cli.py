@@ -219,8 +219,10 @@ def add(
 
     config = load_settings(models, store=store)
     with embedding_progress() as on_progress:
-        summary = add_articles(config, paths, seeds, index_dir, report_status, on_progress)
-    err.print(summary)
+        update = add_articles(config, paths, seeds, index_dir, report_status, on_progress)
+    err.print(update.line)
+    if update.skipped:  # the others were added; a script must still see that not all of them were
+        raise typer.Exit(1)
 
 
 @app.command()
@@ -237,8 +239,8 @@ def remove(
 
     config = load_settings(models, store=store)
     with embedding_progress() as on_progress:
-        summary = remove_articles(config, doc_ids, seeds, index_dir, report_status, on_progress)
-    err.print(summary)
+        update = remove_articles(config, doc_ids, seeds, index_dir, report_status, on_progress)
+    err.print(update.line)
 
 
 @app.command()

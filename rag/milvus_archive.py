@@ -87,6 +87,7 @@ class Change:
     written: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     embedded: int = 0
+    skipped: list[str] = dataclasses.field(default_factory=list)  # "name: why", of the files read for it
 
     def summary(self, archive: MilvusArchive) -> str:
         """One line for the user: what changed, and what the archive now holds."""

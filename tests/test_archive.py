@@ -38,7 +38,10 @@ def test_add_copies_files_and_embeds_only_them(archive):
     answer = json.loads(run_rag("ask", "--json", "Who is the Taliban's chief spokesman?", *folders(archive)).stdout)
     assert answer["passages"] and any(p["doc_id"] == "taliban-claim.html" for p in answer["passages"])
     again = run_rag("add", str(FORMATS / "taliban-claim.html"), *folders(archive))
-    assert "added 0, updated 0, unchanged 1" in again.stderr
+    assert again.returncode == 0 and "added 0, updated 0, unchanged 1" in again.stderr
+    (archive[0].parent / "notes.pdf").write_bytes(b"%PDF-1.4")
+    refused = run_rag("add", str(archive[0].parent / "notes.pdf"), *folders(archive))
+    assert refused.returncode == 1 and "skipped 1" in refused.stderr  # a script sees that nothing was added
 
 
 def test_remove_moves_the_file_out_and_keeps_it(archive):
@@ -62,7 +65,8 @@ def test_a_killed_add_leaves_an_index_that_loads_and_catches_up(archive):
         process.wait()
         assert IndexStore(archive[1]).current_build.is_dir()  # the index before the add still loads
     result = run_rag("add", str(FORMATS), *folders(archive))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # all three files are in; two lines of the JSON Lines file are not
+    assert "wire-export.jsonl line 3: not JSON" in result.stderr and "skipped 0 (and 2 JSON Lines records)" in result.stderr
     assert not list(archive[0].glob(".*.tmp"))  # half copies of killed adds are cleaned up
     answer = json.loads(run_rag("ask", "--json", "Where did the aid flight land?", *folders(archive)).stdout)
     assert any(p["doc_id"] == "wire-export.jsonl#w-102" for p in answer["passages"])
