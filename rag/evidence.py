@@ -93,17 +93,22 @@ def agreement(texts: list[list[str]], doc_ids: list[str], margins: list[list[flo
     return counts
 
 
-def corroboration(texts: list[str], doc_ids: list[str], margins: list[float], overlaps: list[float]) -> list[int]:
+def corroboration(texts: list[str], doc_ids: list[str], margins: list[float], overlaps: list[float],
+                  sentences: list[str] | None = None) -> list[int]:
     """For each passage's best span (`texts`) that stands, how many other articles have a passage
     whose best span says the same and stands too. A span stands when it beats "no answer" (its
     `margins` entry > 0) in a sentence that fits the question: one holding at least
     CORROBORATING_OVERLAP of the question's content words (its `overlaps` entry, question_overlap).
     Both must stand: otherwise a span the reader rejects, or one in a sentence about something
-    else, would borrow the evidence of the one that does answer, and be chosen over it."""
+    else, would borrow the evidence of the one that does answer, and be chosen over it. An article
+    that says it in the same sentence, word for word (`sentences`, each span's own), is the same
+    report copied (a wire story two papers ran), not a second source."""
     stands = [margin > 0 and overlap >= CORROBORATING_OVERLAP for margin, overlap in zip(margins, overlaps)]
+    wording = [" ".join(s.split()).casefold() for s in sentences] if sentences else [None] * len(texts)
     counts = []
-    for text, doc_id, standing in zip(texts, doc_ids, stands):
-        articles = {other_doc for other, other_doc, other_stands in zip(texts, doc_ids, stands)
-                    if standing and other_stands and other_doc != doc_id and same_answer(other, text)}
+    for text, doc_id, standing, words in zip(texts, doc_ids, stands, wording):
+        articles = {other_doc for other, other_doc, other_stands, other_words in zip(texts, doc_ids, stands, wording)
+                    if standing and other_stands and other_doc != doc_id and same_answer(other, text)
+                    and (words is None or other_words != words)}
         counts.append(min(len(articles), MAX_AGREEING))
     return counts

@@ -133,7 +133,7 @@ class Pipeline:
         # conflicts judge it: "al-Qaeda" and "al Qaeda" corroborate each other
         alike = [[spelled_alike(text) for text in said] for said in texts]
         corroborating = corroboration([said[0] for said in alike], doc_ids, [m[0] for m in margins],
-                                      [fit["question_overlap"] for fit in fits])
+                                      [fit["question_overlap"] for fit in fits], sentences)
         candidates = []
         for g, doc_id, said, (articles, passages), fit, corroborated in zip(
                 guesses, doc_ids, texts, agreement(alike, doc_ids, margins), fits, corroborating):

@@ -336,3 +336,22 @@ def test_a_pipeline_with_another_reader_answers_from_the_same_index_build(fake_p
     swapped = fake_parts.with_reader(FakeReader(["five lions"]))
     assert fake_parts.index_version and swapped.index_version == fake_parts.index_version
     assert swapped.ask("What does Panjshir mean?").text == "five lions"
+
+
+def test_an_article_copied_word_for_word_neither_crowds_out_passages_nor_raises_the_confidence(seeds_copy, tmp_path):
+    """A wire story two papers ran, or the same file saved twice: its copy took retrieval places
+    with the same text and corroborated its own answer (0.71 became 0.998)."""
+    config = load_models_config(ROOT / "models.toml")
+    decision = Abstention(bias=-4.0, margin=1.0, corroborating_articles=2.0, threshold=0.5)
+
+    def asked(name):
+        parts = build_pipeline(config, seeds_copy, tmp_path / name, embedder=FakeEmbedder(), reader=FakeReader([]))
+        pipeline = Pipeline(parts.corpus, parts.retriever, FakeReader(["five lions"]), decision, 5)
+        return pipeline.ask("What does Panjshir mean, five lions?")
+
+    alone = asked("alone")
+    (seeds_copy / "copy of 000.txt").write_bytes((seeds_copy / "000_882549ac45e52293.txt").read_bytes())
+    copied = asked("copied")
+    texts = [p.passage.text for p in copied.passages]
+    assert len(texts) == 5 and len(set(texts)) == 5
+    assert copied.text == alone.text == "five lions" and copied.score == pytest.approx(alone.score)

@@ -51,6 +51,13 @@ def test_corroboration_counts_other_articles_saying_the_same_where_both_beat_no_
     assert many == [3] * 6  # capped: more articles than MAX_AGREEING is not more evidence
 
 
+def test_an_article_saying_it_in_the_same_sentence_word_for_word_is_no_second_source():
+    said = "The bridge will reopen on April 1, the city said."
+    sentences = [said, "  the bridge will  reopen on April 1, the city said.", "Officials expect it to reopen April 1."]
+    counts = corroboration(["April 1"] * 3, ["paper", "copy", "other"], [2.0] * 3, [1.0] * 3, sentences)
+    assert counts == [1, 1, 2]  # paper and copy are one report: each has only "other" beside it
+
+
 def test_every_evidence_field_has_a_weight_and_unweighted_ones_count_nothing():
     from dataclasses import fields
 

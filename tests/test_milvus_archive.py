@@ -434,3 +434,12 @@ def test_a_request_cites_the_version_it_retrieved_while_another_sees_a_newer_one
     reader.start()
     reader.join()
     assert seen_by_other == [edited]
+
+
+@pytest.mark.parametrize("fusion", ["rrf", "milvus"])
+def test_a_passage_copied_word_for_word_into_another_article_is_retrieved_once(archive, corpus, fusion):
+    original = corpus.documents["000_882549ac45e52293"]
+    write_documents(archive, [dataclasses.replace(original, doc_id="copy", path="copy.txt")], FakeEmbedder(), CHUNKING)
+    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50, fusion=fusion)
+    texts = [h.passage.text for h in retriever.retrieve(original.text[:300], 10)]
+    assert texts and len(set(texts)) == len(texts)

@@ -1,7 +1,9 @@
 """Reciprocal rank fusion (Cormack, Clarke and Büttcher, 2009)."""
 from __future__ import annotations
 
-from typing import Hashable, Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence, TypeVar
+
+T = TypeVar("T")
 
 RRF_K = 60  # the paper's constant: dampens the weight of the very first ranks
 
@@ -14,3 +16,17 @@ def rrf(rankings: Iterable[Sequence[Hashable]], k: int = RRF_K) -> dict[Hashable
         for rank, item in enumerate(ranking, 1):
             fused[item] = fused.get(item, 0.0) + 1.0 / (k + rank)
     return fused
+
+
+def first_distinct(ranked: Iterable[T], k: int, text_of: Callable[[T], str]) -> list[T]:
+    """The first k items whose text differs from every earlier one's: a passage copied word for
+    word (a wire story that two papers ran) is read once, and leaves its place to another."""
+    kept, seen = [], set()
+    for item in ranked:
+        text = text_of(item)
+        if text not in seen:
+            seen.add(text)
+            kept.append(item)
+            if len(kept) == k:
+                break
+    return kept

@@ -93,13 +93,18 @@ class MilvusRetriever:
     def _present(self, ranked: list, k: int, markers: dict) -> list[tuple[dict, float, Passage]]:
         """The first k hits of the version of their article that is present now (a crashed or
         concurrent write may have left others, which no reader sees), each with its passage
-        sliced from that version's text, as every citation is."""
-        found = []
+        sliced from that version's text, as every citation is; a passage whose text an earlier
+        one has is passed over (rag.retrieval.fusion.first_distinct)."""
+        found, texts = [], set()
         for hit, score in ranked:
             document = self.articles.at(markers[hit["doc_id"]]) if _present_version(hit, markers) else None
             if document is not None:
                 start, end = int(hit["start"]), int(hit["end"])
-                found.append((hit, score, Passage(hit["doc_id"], start, end, document.text[start:end])))
+                passage = Passage(hit["doc_id"], start, end, document.text[start:end])
+                if passage.text in texts:  # copied word for word from another article: read once (first_distinct)
+                    continue
+                texts.add(passage.text)
+                found.append((hit, score, passage))
                 if len(found) == k:
                     break
         return found

@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from rag.dates import DateRange
-from rag.retrieval.fusion import rrf
+from rag.retrieval.fusion import first_distinct, rrf
 from rag.retrieval.keyword import KeywordIndex
 from rag.retrieval.vector_store import VectorStore
 from rag.schema import Document, Passage, RetrievedPassage
@@ -39,7 +39,7 @@ class Retriever:
         dense = dict(self.vectors.search(query, depth, allowed))
         keyword_ids, bm25 = self.keywords.ranking(question, depth, allowed)
         fused = rrf([list(dense), keyword_ids], self.rrf_k)
-        best = sorted(fused, key=lambda i: (-fused[i], i))[:k]
+        best = first_distinct(sorted(fused, key=lambda i: (-fused[i], i)), k, lambda i: self.passages[i].text)
         missing = [i for i in best if i not in dense]
         if missing:  # a keyword-only hit still needs its cosine as evidence
             dense.update(zip(missing, (self.vectors.vectors(missing) @ np.asarray(query).ravel()).tolist()))
