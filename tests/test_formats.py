@@ -236,8 +236,19 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
         "warning: c.jsonl line 1: date '2021-02-30' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: c.jsonl line 3: date '20210907' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: c.jsonl line 4: date '2021-09-061' is not a day written YYYY-MM-DD: the article is read as undated",
-        "warning: d.txt: its first line starts like a date ('date March 15, 2024'), but only 'date YYYY-MM-DD' is read "
-        "as one: the article is read as undated"]
+        "warning: d.txt: its first line starts like a date ('date March 15, 2024'), but only 'date YYYY-MM-DD' "
+        "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated"]
+
+
+@pytest.mark.parametrize("first_line", ["date 2024-03-02", "Date: 2024-03-02", "date:2024-03-02", "DATE : 2024-03-02"])
+def test_a_date_line_is_read_as_people_write_it(tmp_path, first_line):
+    """"Date: 2024-03-02" left the article undated without a word, and a date filter then left it out."""
+    (tmp_path / "a.txt").write_text(f"{first_line}\nThe mayor resigned.\n", encoding="utf-8")
+    (tmp_path / "b.md").write_text(f"{first_line}\n\n# Council\n\nThe mayor resigned.\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert corpus.skipped == [] and {doc.date for doc in corpus.documents.values()} == {"2024-03-02"}
+    a = corpus.documents["a"]
+    assert a.text[a.body_start:].strip() == "The mayor resigned." and "2024" not in corpus.documents["b.md"].text
 
 
 def test_conversions_made_again_beside_a_read_only_index_leave_it_serving(archive, tmp_path, monkeypatch):

@@ -1,6 +1,6 @@
 """Plain text: the document is the file exactly as open(path, encoding="utf-8").read()
 returns it, so citations are offsets into the file itself. A leading ` date YYYY-MM-DD` line
-is the article's date."""
+(or `Date: YYYY-MM-DD`) is the article's date."""
 from __future__ import annotations
 
 import re
@@ -9,11 +9,13 @@ from pathlib import Path
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-DATE_LINE = re.compile(r"\A\ufeff?\s*date\s+(\d{4}-\d{2}-\d{2})\b[ \t]*")
+# "date 2024-03-12", and as people also write it, "Date: 2024-03-12" (any case, colon or not)
+DATE_WORD = r"\A\ufeff?\s*date(?:[ \t]*:[ \t]*|\s+)"
+DATE_LINE = re.compile(DATE_WORD + r"(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # a first line meant as a date in another form ("date March 15, 2024", "date 15/03/2024"): said,
 # since the article is then undated, which a date filter leaves out
-OTHER_DATE_LINE = re.compile(rf"\A\ufeff?\s*date\s+((?:\d|(?:{MONTHS})[a-z]*\.?\s+\d)\S*(?:[ \t]+\d\S*)?)")
+OTHER_DATE_LINE = re.compile(DATE_WORD + rf"((?:\d|(?:{MONTHS})[a-z]*\.?\s+\d)\S*(?:[ \t]+\d\S*)?)", re.IGNORECASE)
 
 
 def decode(raw: bytes) -> str:
@@ -40,7 +42,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     other = None if match else OTHER_DATE_LINE.match(text)
     if other:
         problem = (f"its first line starts like a date ('date {other.group(1)}'), but only 'date YYYY-MM-DD' "
-                   "is read as one: the article is read as undated")
+                   "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated")
     document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
                         source=str(path))
     return [document], [f"{NOTE}{path.name}: {problem}"] if problem else []
