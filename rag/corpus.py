@@ -156,10 +156,27 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
                     documents[doc.doc_id] = doc
     if subfolders:
         skipped.append(f"{', '.join(subfolders[:5])}{' …' if len(subfolders) > 5 else ''}: subfolders are not read")
+    skipped += _copies_said(documents)
     if not documents:
         raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")
     return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted,
                   converted_now=tuple(converted_now))
+
+
+def _copies_said(documents: dict[str, Document]) -> list[str]:
+    """A note for articles whose text another has word for word (a file saved twice, one wire
+    story in two feeds): read, but their passages are retrieved once and never corroborate each other."""
+    first_with: dict[str, str] = {}
+    copies = []
+    for doc_id, doc in documents.items():
+        original = first_with.setdefault(doc.text, doc_id)
+        if original != doc_id:
+            copies.append(f"{printable(doc_id)} (of {printable(original)})")
+    if not copies:
+        return []
+    more = f", and {len(copies) - 5} more" if len(copies) > 5 else ""
+    return [f"{NOTE}{len(copies)} article(s) copy another word for word: {', '.join(copies[:5])}{more}; "
+            "each text is read once and a copy is no second source"]
 
 
 def _known_documents(path: Path, key: str | None, known: Known | None) -> tuple[list[Document], list[str]] | None:

@@ -352,6 +352,15 @@ def test_an_article_copied_word_for_word_neither_crowds_out_passages_nor_raises_
     alone = asked("alone")
     (seeds_copy / "copy of 000.txt").write_bytes((seeds_copy / "000_882549ac45e52293.txt").read_bytes())
     copied = asked("copied")
+    assert copied_note(seeds_copy) == ("warning: 1 article(s) copy another word for word: copy of 000 (of "
+                                       "000_882549ac45e52293); each text is read once and a copy is no second source")
     texts = [p.passage.text for p in copied.passages]
     assert len(texts) == 5 and len(set(texts)) == 5
     assert copied.text == alone.text == "five lions" and copied.score == pytest.approx(alone.score)
+
+
+def copied_note(folder) -> str:
+    from rag.corpus import load_corpus, status_line
+
+    (note,) = [status_line(reason) for reason in load_corpus(folder).skipped if "word for word" in reason]
+    return note
