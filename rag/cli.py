@@ -150,8 +150,9 @@ def ask(
         return
     from rag.batch import question_lines
 
-    failures = 0
+    failures = asked = 0
     for line in question_lines(sys.stdin.buffer):
+        asked += 1
         try:
             if line.problem:
                 raise BadInput(line.problem)
@@ -163,6 +164,8 @@ def ask(
         if not as_json:  # plain answers carry no question: say which line each one answers
             _print_plain(Text(f"line {line.number}: {line.text}", style="dim"))
         _print_answer(answer, pipeline, as_json, line.number, why)
+    if not asked:  # an empty file piped in by mistake: nothing printed and exit 0 looked like success
+        raise RagError("no questions on stdin (one a line; blank lines are skipped)")
     if failures:
         raise typer.Exit(1)
 

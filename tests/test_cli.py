@@ -75,6 +75,13 @@ def test_batch_reads_one_question_a_line(index_args):
     assert rows[0]["answer"] == "five lions" and rows[1]["abstained"] and "2001" in rows[2]["answer"]
 
 
+@pytest.mark.parametrize("stdin", ["", "\n \n"])
+def test_a_batch_with_no_question_says_so_and_fails(index_args, stdin):
+    result = run_rag("ask", "--json", *index_args, stdin=stdin)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.strip().splitlines()[-1] == "error: no questions on stdin (one a line; blank lines are skipped)"
+
+
 def test_a_plain_batch_says_which_line_each_answer_answers(index_args):
     result = run_rag("ask", *index_args, stdin="What does Panjshir mean?\n\n\nWho won the 2018 FIFA World Cup?\n")
     assert result.returncode == 0, result.stderr
