@@ -103,7 +103,9 @@ class ModelSpec:
         if kind == "path":
             path = (self.base_dir / where).resolve()
             if not (path / "config.json").is_file():
-                raise self.missing(f"no model at {path}")
+                relative = (f"; path:{where} is read from the folder of the models.toml in use, {self.base_dir}, "
+                            "so a copied models.toml needs the full path" if not Path(where).is_absolute() else "")
+                raise self.missing(f"no model at {path}{relative}")
             return str(path)
         if kind == "hub":
             return where

