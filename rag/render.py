@@ -39,7 +39,8 @@ def why_view(answer: Answer, threshold: float) -> Group:
         return Group(Text("  why: no passage was read, so there was nothing to answer from", style="dim"))
     lines = [Text(f"  why: each passage's best span; an answer needs confidence ≥ {threshold:.2f}", style="dim")]
     for c in answer.candidates:
-        text = c.text if len(c.text) <= WHY_SPAN_CHARS else c.text[:WHY_SPAN_CHARS - 1] + "…"
+        text = " ".join(c.text.split())  # a span across a heading and its dateline: one line, as the rest
+        text = text if len(text) <= WHY_SPAN_CHARS else text[:WHY_SPAN_CHARS - 1] + "…"
         lines.append(Text.assemble(f"    {c.confidence:.2f}  margin {c.margin:6.2f}  “", (text, "bold"), "”   ",
                                    (f"[{c.span.doc_id} · chars {c.span.start}-{c.span.end}]", "cyan")))
     return Group(*lines)

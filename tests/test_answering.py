@@ -364,3 +364,14 @@ def copied_note(folder) -> str:
 
     (note,) = [status_line(reason) for reason in load_corpus(folder).skipped if "word for word" in reason]
     return note
+
+
+def test_why_shows_a_span_across_lines_on_one_line(fake_parts):
+    """A span from a heading into the next paragraph broke --why's layout over two lines."""
+    from rich.console import Console
+
+    answer = pipeline_with(fake_parts, ["history of Panjshir?\n\nHome"]).ask("What is the history of Panjshir?")
+    console = Console(record=True, width=200, markup=False)
+    console.print(why_view(answer, DECISION.threshold))
+    shown = console.export_text()
+    assert "“history of Panjshir? Home”" in shown and "Panjshir?\n" not in shown
