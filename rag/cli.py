@@ -474,9 +474,14 @@ def _print_summary(summary: dict, by_article: dict) -> None:
 
     from rag.evaluate import SUMMARY_ROWS, cell, shortest_unique_prefixes
 
-    names = shortest_unique_prefixes(list(by_article))
-    needed = 40 + sum(max(len(name), 5) + 3 for name in names)  # the metric and "all", then a column an article
-    shown = by_article if needed <= out.width else {}  # crushed columns would read "202" and "wir"
+    def fits(heads: list[str]) -> bool:  # the metric and "all", then a column an article
+        return 40 + sum(max(len(head), 5) + 3 for head in heads) <= out.width
+
+    # whole ids where they fit, else the shortest prefixes that still tell them apart; crushed
+    # columns would read "202" and "wir", so with no room at all the table leaves them out
+    choices = [list(by_article), *(shortest_unique_prefixes(list(by_article), n) for n in (12, 3))]
+    names = next((heads for heads in choices if fits(heads)), [])
+    shown = by_article if names else {}
     caption = None if shown or not by_article else f"{len(by_article)} articles: each one's column is in --report's table"
     table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)", caption=caption)
     table.add_column("metric")

@@ -143,3 +143,6 @@ def test_articles_too_many_for_the_terminal_leave_the_summary_to_the_report(monk
         said = " ".join(cli.out.file.getvalue().split())  # the caption wraps under a narrow table
         assert ("2024-03-00" in said) is shown
         assert (f"{articles} articles: each one's column is in --report's table" in said) is not shown
+    monkeypatch.setattr(cli, "out", Console(file=io.StringIO(), width=120))
+    cli._print_summary(figures, {f"2024-03-{n:02d}-story": figures for n in range(4)})
+    assert "2024-03-03-story" in cli.out.file.getvalue()  # whole ids where they fit, not "202" cut short
