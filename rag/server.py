@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.background import exit_now_if_running, start_loading
@@ -43,6 +43,8 @@ PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
 
 
 class AskRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")  # "5" is not a number here, as in models.toml
+
     question: str = Field(max_length=MAX_QUESTION_CHARS, description="The question, in words.")
     top_k: Optional[int] = Field(None, ge=1, le=MAX_TOP_K, description="How many passages to read (default: models.toml).")
     since: Optional[str] = Field(None, description="Only articles dated on or after this day (YYYY-MM-DD).")
@@ -52,6 +54,8 @@ class AskRequest(BaseModel):
 
 
 class BatchRequest(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid")
+
     questions: list[str] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} questions.")
     top_k: Optional[int] = Field(None, ge=1, le=MAX_TOP_K)
     since: Optional[str] = None

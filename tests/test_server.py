@@ -80,6 +80,9 @@ def test_top_k_and_dates_are_honoured(client):
     ({"json": {"question": 5}}, 422, "question"),
     ({"json": {}}, 422, "question"),
     ({"json": {"question": "Who?", "top_k": 0}}, 422, "top_k"),
+    ({"json": {"question": "Who?", "top_k": "5"}}, 422, "top_k"),  # read as 5 before, though the README said 422
+    ({"json": {"question": "Who?", "why": "yes"}}, 422, "why"),
+    ({"json": {"question": "Who?", "topk": 3}}, 422, "topk"),  # a misspelt field was silently ignored
     ({"json": {"question": "Who?", "since": "yesterday"}}, 400, "not a date"),
     ({"json": {"question": "Who?", "since": "2021-09-01", "until": "2021-08-01"}}, 400, "after"),
     ({"content": b'{"question": "Who', "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
@@ -359,7 +362,8 @@ def test_a_batch_is_answered_from_one_index_though_it_is_switched_meanwhile(fake
     client = started(create_app(lambda: fake_pipeline, index_version=lambda: version[0], load_again=lambda old: after))
     version[0] = "build-2"  # switched as the batch starts: the reload ends while it runs
     answers = client.post("/ask/batch", json={"questions": ["What does Panjshir mean?"] * 40}).json()["answers"]
-    assert {a["answer"] for a in answers} == {"five lions"}
+    # one index for the whole batch: the old one, or the new one when the reload (instant here) won the race
+    assert len({a["answer"] for a in answers}) == 1
     deadline = time.time() + 10
     while client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"] != "Panjshir":
         assert time.time() < deadline
