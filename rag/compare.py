@@ -40,15 +40,15 @@ def load_baseline(path: Path, questions: list[GoldQuestion]) -> dict[str, str | 
                 raise TypeError("a question or an answer that is not text")
             answers[_key(row["question"])] = answer
     except OSError as exc:
-        raise RagError(f"cannot read the baseline {path}: {exc.strerror}", 2) from None
+        raise RagError(f"cannot read the baseline {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise RagError(f"{path} is not UTF-8 text, so not a `rag eval --predictions` file", 2) from None
+        raise RagError(f"{path} is not UTF-8 text, so not a `rag eval --predictions` file") from None
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise RagError(f"{path}:{number}: not a `rag eval --predictions` line (one `rag ask --json` object a line)", 2) from None
+        raise RagError(f"{path}:{number}: not a `rag eval --predictions` line (one `rag ask --json` object a line)") from None
     missing = [q.question for q in questions if _key(q.question) not in answers]
     if missing:
         raise RagError(f"{path} has no answer to {len(missing)} of the {len(questions)} gold questions "
-                       f"(first: {missing[0]!r}); make it with `rag eval --predictions` on the same gold file", 2)
+                       f"(first: {missing[0]!r}); make it with `rag eval --predictions` on the same gold file")
     return {q.id: answers[_key(q.question)] for q in questions}
 
 

@@ -66,8 +66,9 @@ def test_a_baseline_is_read_by_question_and_must_answer_every_one(tmp_path):
         load_baseline(write(tmp_path / "short.jsonl", rows[:2]), QUESTIONS)
     with pytest.raises(RagError, match=r"other\.jsonl:2: not a `rag eval --predictions` line"):
         load_baseline(write(tmp_path / "other.jsonl", rows[:1] + [{"id": "a", "answers": []}]), QUESTIONS)
-    with pytest.raises(RagError, match="cannot read the baseline"):
+    with pytest.raises(RagError, match="cannot read the baseline") as error:
         load_baseline(tmp_path / "absent.jsonl", QUESTIONS)
+    assert error.value.exit_code == 1  # a bad file, as a bad gold file is; 2 is for a mistyped command
     (tmp_path / "latin1.jsonl").write_bytes("caf\xe9".encode("latin-1"))
     with pytest.raises(RagError, match=r"latin1\.jsonl is not UTF-8 text"):
         load_baseline(tmp_path / "latin1.jsonl", QUESTIONS)
