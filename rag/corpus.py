@@ -216,12 +216,6 @@ def has_words(text: str) -> bool:
     return any(character.isalnum() for character in text)
 
 
-def read_document(path: Path) -> Document:
-    """The one document of a .txt file: exactly what open(path, encoding='utf-8').read() returns."""
-    (document,), _ = read_documents(path)
-    return document
-
-
 def status_line(reason: str) -> str:
     """How a reason in Corpus.skipped is said: a file (or record) left out, or a note on one read."""
     return reason if reason.startswith(NOTE) else f"skipped {reason}"

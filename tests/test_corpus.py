@@ -1,6 +1,6 @@
 import pytest
 
-from rag.corpus import ChunkSettings, chunk_corpus, chunk_document, load_corpus, read_document, sentence_around, sentence_spans
+from rag.corpus import ChunkSettings, chunk_corpus, chunk_document, load_corpus, read_documents, sentence_around, sentence_spans
 from rag.errors import RagError
 from rag.schema import Document
 from tests.conftest import SEEDS, read_source
@@ -148,7 +148,7 @@ def test_no_readable_articles_is_a_clear_error(tmp_path):
 def test_windows_line_endings_read_like_open(tmp_path):
     path = tmp_path / "crlf.txt"
     path.write_bytes(b" date 2021-01-02 First line.\r\nSecond line.\r\n")
-    doc = read_document(path)
+    (doc,), _ = read_documents(path)
     with open(path, encoding="utf-8") as f:
         assert doc.text == f.read()
     assert doc.date == "2021-01-02"

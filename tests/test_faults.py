@@ -20,7 +20,7 @@ from rag.assembly import build_pipeline
 
 from rag import cli
 from rag.config import load_models_config
-from rag.corpus import ChunkSettings, load_corpus, read_document
+from rag.corpus import ChunkSettings, load_corpus, read_documents
 from rag.errors import BadInput, RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, build_index
 from rag.models import OUTPUTS, onnx_cache_dir, onnx_graph
@@ -344,7 +344,7 @@ def test_a_reader_racing_rebuilds_always_loads_an_index(saved, embedder):
 def test_a_date_line_after_a_byte_order_mark_is_read(tmp_path):
     path = tmp_path / "bom.txt"
     path.write_bytes("\ufeff date 2021-09-01\nThe Taliban said so.".encode("utf-8"))
-    doc = read_document(path)
+    (doc,), _ = read_documents(path)
     assert doc.date == "2021-09-01" and doc.text[doc.body_start:].strip() == "The Taliban said so."
 
 
