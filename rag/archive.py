@@ -18,7 +18,7 @@ from rag.converters import jsonl
 from rag.converters import text as plain_text
 from rag.corpus import name_is_text, printable, read_documents
 from rag.errors import RagError
-from rag.schema import Document
+from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
 
 COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, start with it
@@ -114,7 +114,7 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
             change.skipped.append(f"{path.name}: its article id would be that of {holder}, already in {seeds_dir}; "
                                   "rename one of them")
             continue
-        change.records_skipped += problems
+        change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
         if _put_in_place(path, seeds_dir / path.name, trash, change):
             added.add(path.name)
             if article_id:

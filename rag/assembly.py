@@ -13,6 +13,7 @@ from rag.errors import RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
 from rag.pipeline import BUNDLED_SEEDS, Pipeline, default_index_dir, default_seeds_dir
 from rag.retrieval import Retriever, parse_store
+from rag.schema import NOTE
 
 Status = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -202,7 +203,7 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
     for reason in skipped:
         on_status(status_line(reason))
     change = milvus_archive.write_documents(archive, documents, embedder, config.chunking, on_progress)
-    change.skipped = skipped
+    change.skipped = [reason for reason in skipped if not reason.startswith(NOTE)]  # a warning's article is written
     return archive, change
 
 

@@ -326,7 +326,7 @@ class IndexStore:
                     said.add((row["file"], row["key"]))
                 else:
                     gave.documents.append(Document(**row["document"]))
-        except (OSError, ValueError, KeyError, TypeError, IndexNotUsable):
+        except (OSError, ValueError, KeyError, TypeError, RagError):  # IndexNotUsable, or a folder that is no index
             return {}  # converting again is always safe
         return {key: gave for key, gave in known.items() if key in said}  # what it skipped is known too
 

@@ -180,3 +180,12 @@ def test_a_folder_in_the_way_or_one_that_cannot_be_listed_is_said_not_an_unexpec
     monkeypatch.setattr(type(locked), "iterdir", refused)
     change = add_files(seeds, [locked], tmp_path / "trash")
     assert change.skipped == ["locked/: cannot be listed (Permission denied)"]
+
+
+def test_a_warning_on_an_added_article_is_no_skipped_record(seeds, tmp_path):
+    """The article is read (undated, said so): `rag add` must not exit 1 for it."""
+    change = add_files(seeds, [incoming(tmp_path, "d.txt", " date March 15, 2024 The council met.\n"),
+                               incoming(tmp_path, "f.jsonl", '{"id": "a", "date": "2021-02-30", "text": "It rained."}\n'
+                                                              '{"id": "b", "text": ""}\n')], tmp_path / "trash")
+    assert change.added == ["d.txt", "f.jsonl"] and change.skipped == []
+    assert change.records_skipped == ["f.jsonl line 2: no text"]

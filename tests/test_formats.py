@@ -160,6 +160,8 @@ def test_show_chat_and_remove_take_converted_articles_from_the_index_too(archive
     calls.clear()
     Archive.at(archive, tmp_path / "index").remove(["valley-report.md"])
     assert calls == [] and not (archive / "valley-report.md").exists()
+    (tmp_path / "not-an-index").write_text("mine", encoding="utf-8")
+    assert "taliban-claim.html" in load_articles(archive, tmp_path / "not-an-index").documents  # read, not refused
 
 
 def test_what_a_converted_file_skipped_is_said_again_when_its_text_comes_from_the_index(tmp_path):

@@ -161,8 +161,8 @@ def test_rows_no_reader_sees_take_no_place_in_either_ranking_before_they_are_fus
 
     passages = SimpleNamespace(dense_hits=ranked(dense_order), keyword_hits=ranked(keyword_order), vectors=None)
     archive = SimpleNamespace(passages=passages,
-                              markers=lambda ids: {d: SimpleNamespace(version="v1") for d in ids})
-    articles = SimpleNamespace(at=lambda marker: SimpleNamespace(text="text"))
+                              markers=lambda ids: {d: SimpleNamespace(doc_id=d, version="v1") for d in ids})
+    articles = SimpleNamespace(at=lambda marker: SimpleNamespace(text=f"{marker.doc_id:4}"))  # a text each: none is a copy
     retriever = MilvusRetriever(FakeEmbedder(), archive, articles, rrf_k=60, candidates=3)
     found = [hit.passage.doc_id for hit in retriever.retrieve("question", 3)]
     fused = rrf([[2, *range(4, 15)], [5, 2]], 60)  # the present rows alone, 12 deep (4 x k)
