@@ -242,7 +242,8 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
         "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated"]
 
 
-@pytest.mark.parametrize("first_line", ["date 2024-03-02", "Date: 2024-03-02", "date:2024-03-02", "DATE : 2024-03-02"])
+@pytest.mark.parametrize("first_line", ["date 2024-03-02", "Date: 2024-03-02", "date:2024-03-02", "DATE : 2024-03-02",
+                                        "Date: 2024-03-02T10:00:00Z"])
 def test_a_date_line_is_read_as_people_write_it(tmp_path, first_line):
     """"Date: 2024-03-02" left the article undated without a word, and a date filter then left it out."""
     (tmp_path / "a.txt").write_text(f"{first_line}\nThe mayor resigned.\n", encoding="utf-8")
@@ -270,3 +271,10 @@ def test_conversions_made_again_beside_a_read_only_index_leave_it_serving(archiv
                            on_status=said.append)
     assert [p.doc_id for p in again.retriever.passages] == [p.doc_id for p in first.retriever.passages]
     assert any("cannot be written, so they will be converted again next time" in m for m in said), said
+
+
+@pytest.mark.parametrize("first_line", ["Date 12 of the tour was cancelled.", "Date night is back.", "Dated 1990s rules."])
+def test_a_story_that_opens_with_the_word_date_is_neither_dated_nor_warned_about(tmp_path, first_line):
+    (tmp_path / "a.txt").write_text(f"{first_line} The mayor resigned.\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert corpus.skipped == [] and corpus.documents["a"].date is None and corpus.documents["a"].body_start == 0

@@ -9,13 +9,16 @@ from pathlib import Path
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-# "date 2024-03-12", and as people also write it, "Date: 2024-03-12" (any case, colon or not)
-DATE_WORD = r"\A\ufeff?\s*date(?:[ \t]*:[ \t]*|\s+)"
-DATE_LINE = re.compile(DATE_WORD + r"(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
+# "date 2024-03-12", and as people also write it, "Date: 2024-03-12" (any case, colon or not; a
+# time after it, as exports write "2024-03-12T10:00:00Z", is read past)
+DATE_LINE = re.compile(r"\A\ufeff?\s*(?i:date)(?:[ \t]*:[ \t]*|[ \t]+)(\d{4}-\d{2}-\d{2})"
+                       r"(?:T[0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?\b[ \t]*")
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
-# a first line meant as a date in another form ("date March 15, 2024", "date 15/03/2024"): said,
-# since the article is then undated, which a date filter leaves out
-OTHER_DATE_LINE = re.compile(DATE_WORD + rf"((?:\d|(?:{MONTHS})[a-z]*\.?\s+\d)\S*(?:[ \t]+\d\S*)?)", re.IGNORECASE)
+# a first line meant as a date in another form ("date March 15, 2024", "Date: 15/03/2024"): said,
+# since the article is then undated, which a date filter leaves out. A capital "Date" needs its
+# colon: "Date 12 of the tour was cancelled" opens a story.
+OTHER_DATE_LINE = re.compile(rf"\A\ufeff?\s*(?:date[ \t]+|(?i:date)[ \t]*:[ \t]*)"
+                             rf"((?:\d|(?:{MONTHS})[a-z]*\.?\s+\d)\S*(?:[ \t]+\d\S*)?)")
 
 
 def decode(raw: bytes) -> str:
