@@ -140,9 +140,11 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: Change) -> bool
         os.replace(staged, target)
     except (OSError, RagError) as exc:
         staged.unlink(missing_ok=True)
-        earlier = f"; the earlier {path.name} is kept in {kept}" if kept else ""
+        if kept:  # the earlier file is still in place, unchanged: its copy in the trash would only mislead
+            kept.unlink(missing_ok=True)
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
-        raise RagError(f"cannot put {path.name} into {target.parent}: {why}{earlier}") from None
+        unchanged = f"; the {path.name} there is as it was" if kept else ""
+        raise RagError(f"cannot put {path.name} into {target.parent}: {why}{unchanged}") from None
     (change.updated if kept else change.added).append(path.name)
     return True
 

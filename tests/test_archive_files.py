@@ -189,3 +189,14 @@ def test_a_warning_on_an_added_article_is_no_skipped_record(seeds, tmp_path):
                                                               '{"id": "b", "text": ""}\n')], tmp_path / "trash")
     assert change.added == ["d.txt", "f.jsonl"] and change.skipped == []
     assert change.records_skipped == ["f.jsonl line 2: no text"]
+
+
+def test_an_edit_that_cannot_be_swapped_in_leaves_the_old_file_and_no_copy_of_it_in_the_trash(seeds, tmp_path, monkeypatch):
+    def refused(source, target):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(archive.os, "replace", refused)
+    with pytest.raises(RagError, match="Operation not permitted; the report.txt there is as it was"):
+        add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "trash")
+    assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
+    assert not list((tmp_path / "trash").glob("*/report.txt")) and sorted(os.listdir(seeds)) == ["report.txt"]
