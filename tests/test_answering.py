@@ -375,3 +375,35 @@ def test_why_shows_a_span_across_lines_on_one_line(fake_parts):
     console.print(why_view(answer, DECISION.threshold))
     shown = console.export_text()
     assert "“history of Panjshir? Home”" in shown and "Panjshir?\n" not in shown
+
+
+def test_many_copies_of_the_articles_still_leave_k_distinct_passages(seeds_copy, tmp_path):
+    """Thirteen copies of each article fill rankings 50 deep with a few texts: retrieval searches deeper."""
+    for path in list(seeds_copy.glob("*.txt")):
+        for n in range(12):
+            (seeds_copy / f"{path.stem}-copy-{n}.txt").write_bytes(path.read_bytes())
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds_copy, tmp_path / "index",
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    hits = parts.retriever.retrieve("What does Panjshir mean, and who leads the resistance there?", 10)
+    assert len(hits) == 10 and len({h.passage.text for h in hits}) == 10
+
+
+def test_a_copy_with_its_own_first_line_reads_as_no_second_source(seeds_copy, tmp_path):
+    """A wire story another paper ran under its own dateline: its passages differ, but the answer's
+    sentence is the same word for word, so it is the same report, not corroboration."""
+    config = load_models_config(ROOT / "models.toml")
+    decision = Abstention(bias=-4.0, margin=1.0, corroborating_articles=2.0, threshold=0.5)
+    question = "What does Panjshir, home to the country’s largest ethnic Tajik population, mean?"
+
+    def asked(name):
+        parts = build_pipeline(config, seeds_copy, tmp_path / name, embedder=FakeEmbedder(), reader=FakeReader([]))
+        return Pipeline(parts.corpus, parts.retriever, FakeReader(["five lions"]), decision, 5).ask(question)
+
+    alone = asked("alone")
+    original = (seeds_copy / "000_882549ac45e52293.txt").read_text(encoding="utf-8")
+    (seeds_copy / "reprint.txt").write_text("KABUL (Wire) — " + original.replace("\n", " "), encoding="utf-8")
+    reprinted = asked("reprinted")
+    stated = {c.span.doc_id for c in reprinted.candidates if c.text == "five lions"}
+    assert stated == {"000_882549ac45e52293", "reprint"}  # both read: their passages are not copies
+    assert reprinted.score == pytest.approx(alone.score)
+    assert all(c.evidence.corroborating_articles == 0 for c in reprinted.candidates)

@@ -56,7 +56,8 @@ class MilvusRetriever:
         where = date_filter(dates)
         store = self.archive.passages
         if self.fusion == "milvus":  # fused inside Milvus: rows of versions no reader sees still take part
-            fused = store.hybrid_hits(query, question, k, depth, self.rrf_k, where, HIT_FIELDS)
+            # depth, not k, fused hits: those of hidden versions and copies leave their places to the next
+            fused = store.hybrid_hits(query, question, depth, depth, self.rrf_k, where, HIT_FIELDS)
             ranked = [(hit, hit["score"]) for hit in fused]
             dense, keyword = {}, {}
             markers = self.archive.markers({hit["doc_id"] for hit in fused})

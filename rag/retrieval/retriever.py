@@ -35,11 +35,16 @@ class Retriever:
         if allowed is not None and not len(allowed):
             return []
         query = self.embedder.encode([question])[0]
-        depth = min(len(self.passages) if allowed is None else len(allowed), max(4 * k, self.candidates))
-        dense = dict(self.vectors.search(query, depth, allowed))
-        keyword_ids, bm25 = self.keywords.ranking(question, depth, allowed)
-        fused = rrf([list(dense), keyword_ids], self.rrf_k)
-        best = first_distinct(sorted(fused, key=lambda i: (-fused[i], i)), k, lambda i: self.passages[i].text)
+        searchable = len(self.passages) if allowed is None else len(allowed)
+        depth = min(searchable, max(4 * k, self.candidates))
+        while True:
+            dense = dict(self.vectors.search(query, depth, allowed))
+            keyword_ids, bm25 = self.keywords.ranking(question, depth, allowed)
+            fused = rrf([list(dense), keyword_ids], self.rrf_k)
+            best = first_distinct(sorted(fused, key=lambda i: (-fused[i], i)), k, lambda i: self.passages[i].text)
+            if len(best) == k or depth == searchable:
+                break
+            depth = min(searchable, 2 * depth)  # copies took the places: search deeper for k distinct passages
         missing = [i for i in best if i not in dense]
         if missing:  # a keyword-only hit still needs its cosine as evidence
             dense.update(zip(missing, (self.vectors.vectors(missing) @ np.asarray(query).ravel()).tolist()))
