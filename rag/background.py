@@ -31,6 +31,12 @@ def exit_now_if_running(thread: threading.Thread, code: int = 0) -> None:
         os._exit(code)
 
 
+def new_command() -> None:
+    """A command starts: end_process waits on none of the loads started before it (in tests,
+    other commands run in the same process)."""
+    _loads.clear()
+
+
 def end_process(code: int) -> NoReturn:
     """sys.exit(code), or at once (exit_now_if_running) while any load still runs: however a
     command ends (an answer, an error, Ctrl-C), it must not end in an abort."""

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from rag.background import end_process
+from rag.background import end_process, new_command
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import BadInput, RagError
@@ -648,6 +648,7 @@ def emit(line: str) -> None:
 def main() -> None:
     """Every way out is one line and an exit code; RAG_DEBUG=1 adds the traceback behind an
     unexpected error."""
+    new_command()
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
     except RagError as problem:

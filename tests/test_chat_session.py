@@ -100,3 +100,7 @@ def test_a_command_ending_while_models_still_load_ends_at_once_with_its_own_exit
     with pytest.raises(SystemExit) as ended:
         cli.main()
     assert exits == [130] and ended.value.code == 0  # no load running: the ordinary way out
+    earlier = background.start_loading(threading.Event().wait, 5, name="another-command's-load")
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert exits == [130] and earlier.is_alive()  # a command ends around its own loads only (tests share a process)
