@@ -136,7 +136,7 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: Change) -> bool
     try:
         if target.exists():  # only once the new copy is whole: the seeds folder may hold the only copy
             # copied, not moved: until os.replace swaps the new copy in, the article stays in place
-            kept = _move_to_trash(target, trash, keep_original=True)
+            kept = _keep_in_trash(target, trash, copy=True)
         os.replace(staged, target)
     except (OSError, RagError) as exc:
         staged.unlink(missing_ok=True)
@@ -204,7 +204,7 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
         raise RagError(f"that would remove every article in {seeds_dir}, and an index needs at least one; "
                        "nothing was removed")
     for doc_id in doc_ids:
-        _move_to_trash(Path(documents[doc_id].path), trash)
+        _keep_in_trash(Path(documents[doc_id].path), trash)
         change.removed.append(doc_id)
     return change
 
@@ -215,10 +215,10 @@ def _id_of_file(given: str, documents: dict) -> str:
     return f" (rag remove takes article ids: that file's is {ids[0]!r})" if len(ids) == 1 else ""
 
 
-def _move_to_trash(path: Path, trash: Path, keep_original: bool = False) -> Path:
-    """`path` moved (or, keeping the original, copied) into a folder of its own in `trash` (named
-    by the time), under its own name, so that `rag add` of the kept file brings the article back
-    under its id (across filesystems too)."""
+def _keep_in_trash(path: Path, trash: Path, copy: bool = False) -> Path:
+    """`path` moved (or copied) into a folder of its own in `trash` (named by the time), under its
+    own name, so that `rag add` of the kept file brings the article back under its id (across
+    filesystems too)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder, n = trash / stamp, 1
     try:
@@ -226,9 +226,9 @@ def _move_to_trash(path: Path, trash: Path, keep_original: bool = False) -> Path
             n += 1
             folder = trash / f"{stamp}-{n}"
         folder.mkdir(parents=True, exist_ok=True)
-        (shutil.copy2 if keep_original else shutil.move)(str(path), str(folder / path.name))
+        (shutil.copy2 if copy else shutil.move)(str(path), str(folder / path.name))
     except OSError as exc:
-        raise RagError(f"cannot {'copy' if keep_original else 'move'} {path} to {trash}: {exc.strerror}") from None
+        raise RagError(f"cannot {'copy' if copy else 'move'} {path} to {trash}: {exc.strerror}") from None
     return folder / path.name
 
 
