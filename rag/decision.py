@@ -43,4 +43,4 @@ class Abstention:
         names = ("bias", *FEATURES)
         if len(weights) != len(names):
             raise ValueError(f"{len(weights)} weights for {len(names)} names ({', '.join(names)})")
-        return cls(**dict(zip(("bias", *FEATURES), map(float, weights))), threshold=threshold, fitted_for=fitted_for)
+        return cls(**dict(zip(names, map(float, weights))), threshold=threshold, fitted_for=fitted_for)
