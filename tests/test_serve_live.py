@@ -210,3 +210,24 @@ def test_the_highlight_slices_the_answer_where_emoji_come_before_it(tmp_path, br
     finally:
         server.terminate()
         server.wait(30)
+
+
+def test_a_question_that_fails_leaves_no_earlier_answer_beneath_it(served, browser):
+    """The last answer stayed on screen under an error for the next question: read as its answer."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(served + "/")
+    assert not browser.find_element(By.ID, "result").is_displayed()  # no empty card before any question
+    ask_in_page(browser, served, ANSWERABLE)
+    assert browser.find_element(By.ID, "result").is_displayed()
+    box = browser.find_element(By.ID, "question")
+    box.clear()
+    box.send_keys("   ", Keys.ENTER)  # words enough for the browser, none for the server: a 400
+    WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "error").is_displayed())
+    assert "the question is empty" in browser.find_element(By.ID, "error").text
+    assert not browser.find_element(By.ID, "result").is_displayed()
+    assert browser.switch_to.active_element.get_attribute("id") in ("question", "ask-button")  # focus kept
+    logged = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    assert [message for message in logged if "/ask " not in message] == []  # the 400 itself; no script error, no favicon 404

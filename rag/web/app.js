@@ -11,14 +11,25 @@ function authHeaders() {
 }
 
 async function call(path, options = {}) {
-  const response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  let response;
+  try {
+    response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  } catch {  // the browser's own "Failed to fetch" says nothing a reader can act on
+    throw new Error("The server does not answer: is `rag serve` still running?");
+  }
   const body = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
   if (response.status === 401) {
     $("token-box").hidden = false;
     $("token").focus();
+    throw new Error("This server needs a token: enter it below, then ask again.");
   }
   if (!response.ok) throw new Error(body.error || `${response.status}`);
   return body;
+}
+
+function showError(problem) {
+  $("error").textContent = problem.message;
+  $("error").hidden = false;
 }
 
 async function article(docId) {
@@ -61,7 +72,8 @@ async function showArticle(docId, inner, outer, outerClass = "sentence") {
   }
   box.append(mark, slice(out.end));
   $("article").hidden = false; // a hidden box cannot be scrolled
-  box.scrollTop = Math.max(0, mark.offsetTop - box.clientHeight / 3); // within the article, not the page
+  const target = mark.querySelector("mark.answer") || mark; // the answer itself, wherever its sentence starts
+  box.scrollTop = Math.max(0, target.offsetTop - box.clientHeight / 3); // within the article, not the page
 }
 
 function sentenceOf(citation) {
@@ -73,7 +85,7 @@ function docButton(text, said, onOpen) {
   button.type = "button";
   if (said) button.append(el("span", said, "said"), " — ");
   button.append(text);
-  button.addEventListener("click", onOpen);
+  button.addEventListener("click", () => onOpen().catch(showError)); // e.g. the server stopped meanwhile
   return button;
 }
 
@@ -136,29 +148,42 @@ async function render(answer) {
 }
 
 async function openSpan(docId, inner, outer, outerClass) {
+  $("error").hidden = true;
   await showArticle(docId, inner, outer, outerClass);
-  $("article").focus({ preventScroll: true });
+  $("article").focus(); // and into view: on a narrow screen the article is below the answer
 }
+
+let asking = false;
 
 async function ask(event) {
   event.preventDefault();
+  if (asking) return; // the button stays enabled, so keyboard focus stays on it
   const token = $("token").value;
   if (token) sessionStorage.setItem("rag-token", token);
+  // not cut short by a maxlength: a pasted question too long is the server's clear 422, not a silent cut
   const body = { question: $("question").value, why: true };
   if ($("since").value) body.since = $("since").value;
   if ($("until").value) body.until = $("until").value;
   if ($("top-k").value) body.top_k = Number($("top-k").value);
-  $("ask-button").disabled = true;
+  asking = true;
+  $("ask-button").textContent = "Asking…";
+  $("result").classList.add("stale"); // the last answer is not this question's
+  $("result").setAttribute("aria-busy", "true");
   $("error").hidden = true;
   try {
     const answer = await call("/ask", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     articles.clear(); // this answer's offsets are into the articles as they are now
     await render(answer);
+    watchHealth(); // the counts move when articles are added while the page is open
   } catch (problem) {
-    $("error").textContent = problem.message;
-    $("error").hidden = false;
+    $("result").hidden = true; // an earlier answer under this question would read as its answer
+    showError(problem);
+    watchHealth(); // stopped, or loading again: the status line must not keep saying "ready"
   } finally {
-    $("ask-button").disabled = false;
+    asking = false;
+    $("ask-button").textContent = "Ask";
+    $("result").classList.remove("stale");
+    $("result").removeAttribute("aria-busy");
   }
 }
 
