@@ -122,6 +122,7 @@ async function render(answer) {
   }
   $("conflicts-box").hidden = answer.conflicts.length === 0;
 
+  $("evidence").hidden = answer.passages.length === 0; // a date range no article is in: nothing was read
   const rows = $("passages");
   rows.replaceChildren();
   answer.passages.forEach((p, n) => {
