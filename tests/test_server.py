@@ -151,9 +151,12 @@ def test_a_batch_question_that_is_not_unicode_text_is_an_error_in_its_place(clie
     assert good["answer"] == "five lions"
 
 
-def test_the_page_takes_no_longer_question_than_the_server(client):
-    page = client.get("/").text
-    assert f'maxlength="{MAX_QUESTION_CHARS}"' in page
+def test_the_page_never_cuts_a_question_short_and_the_server_names_its_limit(client):
+    """A maxlength cut a pasted question at its 500th character without a word, and the page
+    answered what was left: the server's 422 says the limit instead."""
+    assert "maxlength" not in client.get("/").text
+    too_long = client.post("/ask", json={"question": "x" * (MAX_QUESTION_CHARS + 1)})
+    assert too_long.status_code == 422 and f"at most {MAX_QUESTION_CHARS} characters" in too_long.json()["error"]
 
 
 def test_concurrent_requests_give_the_answers_sequential_ones_give(client):
