@@ -340,7 +340,7 @@ def test_a_pipeline_with_another_reader_answers_from_the_same_index_build(fake_p
 
 def test_an_article_copied_word_for_word_neither_crowds_out_passages_nor_raises_the_confidence(seeds_copy, tmp_path):
     """A wire story two papers ran, or the same file saved twice: its copy took retrieval places
-    with the same text and corroborated its own answer (0.71 became 0.998)."""
+    with the same text and corroborated its own answer (with the shipped models, 0.71 became 0.998)."""
     config = load_models_config(ROOT / "models.toml")
     decision = Abstention(bias=-4.0, margin=1.0, corroborating_articles=2.0, threshold=0.5)
 
