@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.dates import DateRange
-from rag.retrieval.fusion import rrf
+from rag.retrieval.fusion import first_distinct, rrf
 from rag.retrieval.milvus_store import MAX_TOP_K, MilvusFailed
 from rag.schema import Passage, RetrievedPassage
 
@@ -95,20 +95,15 @@ class MilvusRetriever:
         """The first k hits of the version of their article that is present now (a crashed or
         concurrent write may have left others, which no reader sees), each with its passage
         sliced from that version's text, as every citation is; a passage whose text an earlier
-        one has is passed over (rag.retrieval.fusion.first_distinct)."""
-        found, texts = [], set()
-        for hit, score in ranked:
-            document = self.articles.at(markers[hit["doc_id"]]) if _present_version(hit, markers) else None
-            if document is not None:
-                start, end = int(hit["start"]), int(hit["end"])
-                passage = Passage(hit["doc_id"], start, end, document.text[start:end])
-                if passage.text in texts:  # copied word for word from another article: read once (first_distinct)
-                    continue
-                texts.add(passage.text)
-                found.append((hit, score, passage))
-                if len(found) == k:
-                    break
-        return found
+        one has is passed over."""
+        def sliced():  # lazily: an article's text is fetched only while places are left
+            for hit, score in ranked:
+                document = self.articles.at(markers[hit["doc_id"]]) if _present_version(hit, markers) else None
+                if document is not None:
+                    start, end = int(hit["start"]), int(hit["end"])
+                    yield hit, score, Passage(hit["doc_id"], start, end, document.text[start:end])
+
+        return first_distinct(sliced(), k, lambda found: found[2].text)
 
     def _cosines(self, query: np.ndarray, hits: list[dict], dense: dict) -> dict[int, float]:
         """Each hit's cosine: from the dense search, or (for a keyword-only hit) from its vector."""
