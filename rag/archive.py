@@ -84,10 +84,9 @@ class Archive:
         return add_files(self.seeds_dir, paths, self.trash)
 
     def remove(self, doc_ids: list[str]) -> Change:
-        from rag.corpus import load_corpus
         from rag.index import IndexStore
 
-        articles = load_corpus(self.seeds_dir, IndexStore(self.index_dir).known_documents())  # not converted again
+        articles = IndexStore(self.index_dir).articles(self.seeds_dir)
         return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash)
 
 

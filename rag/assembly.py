@@ -54,10 +54,10 @@ def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
 
 
 def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) -> Corpus:
-    """The articles of the seeds folder, each converted file (.html, .md, .jsonl) taken from what
-    its index recorded when the file is unchanged: converting a web archive again costs minutes."""
+    """The articles of the seeds folder, converted ones as its index (the default one unless
+    given) recorded them (IndexStore.articles)."""
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
-    return load_corpus(seeds_dir, IndexStore(index_dir or default_index_dir(seeds_dir)).known_documents())
+    return IndexStore(index_dir or default_index_dir(seeds_dir)).articles(seeds_dir)
 
 
 def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None,
@@ -70,7 +70,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
     store = IndexStore(index_dir or default_index_dir(seeds_dir))
     seen = store.version()  # the index these articles are read against (another process may switch it)
-    corpus = load_corpus(seeds_dir, store.known_documents())  # a bad folder is said before any model loads
+    corpus = store.articles(seeds_dir)  # a bad folder is said before any model loads
     for reason in corpus.skipped:
         on_status(status_line(reason))
     embedder = embedder or _embedder(config, on_status)
@@ -88,7 +88,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
             # another process switched the index since the folder was read (it built for articles
             # added since, say): read both again, or this build would switch back to an older view
             if (waited or store.version() != seen) and not rebuild:
-                corpus = load_corpus(seeds_dir, store.known_documents())
+                corpus = store.articles(seeds_dir)
                 expected = manifest_of(corpus)
                 index = _usable_index(store, corpus, expected, on_status)
             if index is None:

@@ -23,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
-from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus
+from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus, load_corpus
 from rag.errors import RagError, first_line
 from rag.leftovers import fsync_dir, fsync_tree, write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
@@ -329,6 +329,11 @@ class IndexStore:
         except (OSError, ValueError, KeyError, TypeError, RagError):  # IndexNotUsable, or a folder that is no index
             return {}  # converting again is always safe
         return {key: gave for key, gave in known.items() if key in said}  # what it skipped is known too
+
+    def articles(self, seeds_dir: Path) -> Corpus:
+        """The articles of `seeds_dir`, each converted file (.html, .md, .jsonl) taken from what
+        this index recorded when the file is unchanged: converting a web archive again costs minutes."""
+        return load_corpus(seeds_dir, self.known_documents())
 
     def reusable(self, corpus: Corpus, expected: Manifest) -> Reusable | None:
         """The passages and vectors of the stored index whose articles are unchanged, when only
