@@ -5,7 +5,7 @@ import pytest
 
 from rag.embedder import Embedder
 from rag.errors import RagError
-from rag.models import load_for_inference
+from rag.models import EXPORT_VERSION, load_for_inference, onnx_graph
 from rag.reader import Reader
 from tests.test_reader import whole_article_passage
 
@@ -45,6 +45,28 @@ def test_the_export_is_cached_and_a_broken_cache_file_is_replaced(models, tmp_pa
     model = load_for_inference(models.embedder, "AutoModel", messages.append)  # exported again, once
     assert "could not be loaded" in messages[1] and str(graph) in messages[1] and "once" in messages[2]
     assert len(messages) == 3 and graph.stat().st_size > 1000 and model.config["hidden_size"] == 384
+
+
+def test_a_new_export_removes_the_same_models_graphs_of_older_export_versions(models, tmp_path, monkeypatch):
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    cache = tmp_path / "onnx"
+    cache.mkdir()
+    model = f"embedder-{models.embedder.files_fingerprint()}-AutoModel"
+    older = [cache / f"{model}-v0.onnx", cache / f"{model}-v0-int8.onnx"]
+    another_model = cache / "embedder-0123456789abcdef-AutoModel-v0.onnx"
+    for path in (*older, another_model):
+        path.write_bytes(b"an old graph")
+    load_for_inference(models.embedder, "AutoModel")
+    assert not any(path.exists() for path in older) and another_model.exists()
+    assert [p.name for p in cache.glob(f"{model}-*")] == [f"{model}-v{EXPORT_VERSION}.onnx"]
+
+
+def test_the_graph_is_exported_from_plain_attention(models):
+    """PyTorch's fused attention traces into masking and NaN guards that made the reader's graph
+    ~15 % slower on ONNX Runtime (README, "Speed"); the plain attention traces without them."""
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.load(str(onnx_graph(models.reader, "AutoModelForQuestionAnswering")), load_external_data=False).graph
+    assert "IsNaN" not in {node.op_type for node in graph.node}
 
 
 def test_an_unknown_runtime_is_a_clear_error(models):
