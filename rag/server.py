@@ -205,7 +205,9 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
         if loading.problem:
             body["problem"] = loading.problem
         if loading.pipeline is not None:
-            body |= {"documents": len(loading.pipeline.corpus.documents), "passages": loading.pipeline.retriever.passage_count}
+            corpus = loading.pipeline.corpus
+            body |= {"documents": len(corpus.documents), "passages": loading.pipeline.retriever.passage_count,
+                     "dates": corpus.date_range}  # [first, last]; null when no article is dated
         return JSONResponse(body, status_code=200 if loading.state == "ready" else 503)
 
 

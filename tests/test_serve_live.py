@@ -231,3 +231,42 @@ def test_a_question_that_fails_leaves_no_earlier_answer_beneath_it(served, brows
     assert browser.switch_to.active_element.get_attribute("id") in ("question", "ask-button")  # focus kept
     logged = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
     assert [message for message in logged if "/ask " not in message] == []  # the 400 itself; no script error, no favicon 404
+
+
+def test_an_answer_has_its_own_address_and_back_brings_the_last_one_again(served, browser):
+    """Bookmarked, shared, or reached with Back: the address holds the question, and opening it asks."""
+    from urllib.parse import parse_qs, quote, urlparse
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, expected = call(served, "/ask", {"question": ANSWERABLE})
+    answer_is = lambda text: lambda b: b.find_element(By.ID, "answer").text == text  # noqa: E731
+    browser.get(f"{served}/?q={quote(ANSWERABLE)}")  # a shared link: nothing typed
+    WebDriverWait(browser, 60).until(answer_is(expected["answer"]))
+    assert browser.find_element(By.ID, "question").get_attribute("value") == ANSWERABLE
+    box = browser.find_element(By.ID, "question")
+    box.clear()
+    box.send_keys(UNANSWERABLE, Keys.ENTER)
+    WebDriverWait(browser, 60).until(answer_is("Not in the articles"))
+    assert parse_qs(urlparse(browser.current_url).query) == {"q": [UNANSWERABLE]}
+    browser.back()
+    WebDriverWait(browser, 60).until(answer_is(expected["answer"]))
+    assert browser.find_element(By.ID, "question").get_attribute("value") == ANSWERABLE
+    assert browser.title.startswith(ANSWERABLE)
+
+
+def test_a_date_range_no_article_is_in_says_which_dates_the_articles_cover(served, browser):
+    from urllib.parse import quote
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, health = call(served, "/healthz")
+    first, last = health["dates"]
+    browser.get(f"{served}/?q={quote(ANSWERABLE)}&until=1990-01-01")
+    said = WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "citation").text)
+    assert said == f"No article is dated in the range asked (they run from {first} to {last})."
+    assert browser.find_element(By.ID, "options").get_attribute("open") is not None  # the range asked, in sight
+    assert browser.find_element(By.ID, "until").get_attribute("value") == "1990-01-01"

@@ -205,6 +205,8 @@ def test_healthz_says_loading_until_the_models_are_ready(fake_pipeline):
         wait_until_ready(client)
         health = client.get("/healthz").json()
         assert health["status"] == "ready" and health["documents"] == len(fake_pipeline.corpus.documents)
+        dates = sorted(d.date for d in fake_pipeline.corpus.documents.values() if d.date)
+        assert health["dates"] == [dates[0], dates[-1]]  # what the page says when no article is in a range
     finally:
         client.__exit__(None, None, None)
 

@@ -99,7 +99,7 @@ async function render(answer) {
   } else {
     $("citation").textContent = answer.passages.length
       ? "No article says it. The closest passage is shown beside."
-      : "No article is dated in the range asked.";  // every index holds passages: only dates leave none
+      : `No article is dated in the range asked (${await datesHeld()}).`; // every index holds passages: only dates leave none
   }
   $("latest").hidden = !(answer.latest && cited && answer.latest.doc_id !== cited.doc_id);
   if (!$("latest").hidden) $("latest").textContent = `The latest article to say it: ${label(answer.latest)}`;
@@ -148,17 +148,69 @@ async function render(answer) {
   else $("article").hidden = true;
 }
 
+// What the empty-range message adds, as the terminal says it: the dates the articles cover.
+async function datesHeld() {
+  try {
+    const { dates } = await (await fetch("/healthz")).json();
+    return dates ? `they run from ${dates[0]} to ${dates[1]}` : "none of them is dated";
+  } catch {
+    return "the server does not say which dates the articles cover";
+  }
+}
+
 async function openSpan(docId, inner, outer, outerClass) {
   $("error").hidden = true;
   await showArticle(docId, inner, outer, outerClass);
   $("article").focus(); // and into view: on a narrow screen the article is below the answer
 }
 
-let asking = false;
+// The question and its options live in the address (?q=…&since=…&until=…&k=…), so an answer
+// can be bookmarked, shared and reached again with Back. The token never goes there.
+const PAGE_TITLE = document.title;
+const ADDRESS_FIELDS = { q: "question", since: "since", until: "until", k: "top-k" };
 
-async function ask(event) {
+function addressOfForm() {
+  const params = new URLSearchParams();
+  for (const [param, id] of Object.entries(ADDRESS_FIELDS)) if ($(id).value) params.set(param, $(id).value);
+  return `?${params}`;
+}
+
+// Fills the form from the address; true when it holds a question to ask.
+function formFromAddress() {
+  const params = new URLSearchParams(location.search);
+  for (const [param, id] of Object.entries(ADDRESS_FIELDS)) $(id).value = params.get(param) || "";
+  $("options").open = ["since", "until", "k"].some((param) => params.get(param)); // a range asked is in sight
+  return Boolean(params.get("q"));
+}
+
+function onSubmit(event) {
   event.preventDefault();
   if (asking) return; // the button stays enabled, so keyboard focus stays on it
+  if (addressOfForm() !== location.search) history.pushState(null, "", addressOfForm());
+  ask();
+}
+
+function onAddressChange() { // Back and Forward
+  if (asking) { // the answer on its way belongs to the address left: this one is read when it is in
+    addressChanged = true;
+    return;
+  }
+  if (formFromAddress()) {
+    ask();
+  } else {
+    $("result").hidden = true;
+    $("error").hidden = true;
+    document.title = PAGE_TITLE;
+  }
+}
+
+let asking = false;
+let askWhenReady = false; // a question in the address the page was opened with, while the server loads
+let addressChanged = false; // Back or Forward while a question was being answered
+
+async function ask() {
+  if (asking) return;
+  document.title = `${$("question").value} · rag`; // what the history and the bookmark say
   const token = $("token").value;
   if (token) sessionStorage.setItem("rag-token", token);
   // not cut short by a maxlength: a pasted question too long is the server's clear 422, not a silent cut
@@ -186,6 +238,10 @@ async function ask(event) {
     $("result").classList.remove("stale");
     $("result").removeAttribute("aria-busy");
   }
+  if (addressChanged) {
+    addressChanged = false;
+    onAddressChange();
+  }
 }
 
 async function watchHealth() {
@@ -197,6 +253,10 @@ async function watchHealth() {
       ? `ready · ${health.documents} articles, ${health.passages} passages`
       : health.status === "loading" ? "loading the models and the index…" : `failed: ${health.problem}`;
     if (health.status === "loading") setTimeout(watchHealth, 1000);
+    if (health.status === "ready" && askWhenReady) {
+      askWhenReady = false;
+      ask();
+    }
   } catch {
     status.className = "status failed";
     status.textContent = "the server does not answer";
@@ -210,5 +270,7 @@ document.addEventListener("keydown", (event) => {
     $("question").focus();
   }
 });
-$("ask-form").addEventListener("submit", ask);
+$("ask-form").addEventListener("submit", onSubmit);
+window.addEventListener("popstate", onAddressChange);
+askWhenReady = formFromAddress();
 watchHealth();
