@@ -84,11 +84,11 @@ class Loading:
     def start(self) -> None:
         self._thread = start_loading(self._run, name="rag-load")
 
-    def abandon_if_running(self) -> None:
+    def abandon_if_running(self, code: int) -> None:
         if self._thread is not None:
-            exit_now_if_running(self._thread)
+            exit_now_if_running(self._thread, code)
         if self._reload_thread is not None:
-            exit_now_if_running(self._reload_thread)
+            exit_now_if_running(self._reload_thread, code)
 
     def _run(self) -> None:
         try:
@@ -168,8 +168,9 @@ class Answering:
 def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = ANSWER_TIMEOUT_S,
                workers: int | None = None, on_problem: Callable[[str], None] = lambda message: None,
                index_version: Callable[[], object] = lambda: None,
-               load_again: Callable[[object], object] | None = None) -> FastAPI:
-    """`load` gives the pipeline; `index_version` and `load_again`: see Loading."""
+               load_again: Callable[[object], object] | None = None, stop_code: Callable[[], int] = lambda: 0) -> FastAPI:
+    """`load` gives the pipeline; `index_version` and `load_again`: see Loading. `stop_code`: the
+    exit code of a server stopped while it still loads (which ends the process at once)."""
     loading = Loading(load, on_problem, index_version, load_again)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="rag-ask")
 
@@ -177,7 +178,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
         loading.start()
         yield
         pool.shutdown(wait=False, cancel_futures=True)
-        loading.abandon_if_running()  # stopped while still loading
+        loading.abandon_if_running(stop_code())  # stopped while still loading
 
     app = FastAPI(title="rag", description="Cited answers from your articles: the `rag ask --json` contract over HTTP.",
                   docs_url=None, redoc_url=None, lifespan=lifespan)
@@ -370,9 +371,17 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
             probe.bind((host, port))
         except OSError as exc:
             raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
-    app = create_app(load, token, timeout_s, on_problem=on_ready, index_version=index_version, load_again=load_again)
+    stops: list[int] = []  # the signals that stopped it
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            stops.append(sig)
+            super().handle_exit(sig, frame)
+
+    app = create_app(load, token, timeout_s, on_problem=on_ready, index_version=index_version, load_again=load_again,
+                     stop_code=lambda: 130 if signal.SIGINT in stops else 0)  # Ctrl-C: 130, as everywhere in rag
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
+    server = Server(config)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it
     # found: this one makes a requested stop exit 0 instead of "killed by SIGTERM"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

@@ -91,6 +91,21 @@ def test_sigterm_stops_the_server_cleanly(tmp_path):
     assert "Traceback" not in server.stderr.read()
 
 
+def test_ctrl_c_while_the_models_load_exits_130_at_once(tmp_path):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--index-dir", str(tmp_path / "index")],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # listening, still loading (a new index is built first)
+        try:
+            if call(f"http://127.0.0.1:{port}", "/healthz")[1]["status"] == "loading":
+                break
+        except (OSError, ValueError):
+            time.sleep(0.05)
+    server.send_signal(signal.SIGINT)
+    assert server.wait(20) == 130 and "Traceback" not in server.stderr.read()
+
+
 def test_a_port_in_use_is_one_line():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

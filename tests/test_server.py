@@ -218,9 +218,11 @@ def test_a_server_stopped_while_loading_ends_the_process_at_once(fake_pipeline, 
     release = threading.Event()
     TestClient(create_app(lambda: release.wait(10) and fake_pipeline)).__enter__().__exit__(None, None, None)
     assert exits == [0]
+    TestClient(create_app(lambda: release.wait(10) and fake_pipeline, stop_code=lambda: 130)).__enter__().__exit__(None, None, None)
+    assert exits == [0, 130]  # stopped by Ctrl-C
     release.set()
     started(create_app(lambda: fake_pipeline)).__exit__(None, None, None)
-    assert exits == [0]  # a loaded server stops the ordinary way
+    assert exits == [0, 130]  # a loaded server stops the ordinary way
 
 
 def test_a_question_past_the_timeout_is_a_504(fake_pipeline):
