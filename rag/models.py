@@ -64,23 +64,26 @@ class DamagedGraph(Exception):
 
 def onnx_graph(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> Path:
     """The model's ONNX graph in the cache, exported first if it is not there yet."""
-    path = onnx_cache_dir() / f"{spec.role}-{spec.files_fingerprint()}-{model_class_name}-v{EXPORT_VERSION}.onnx"
+    model = f"{spec.role}-{spec.files_fingerprint()}-{model_class_name}"
+    path = onnx_cache_dir() / f"{model}-v{EXPORT_VERSION}.onnx"
     remove_abandoned(path.parent, "*.onnx.*.tmp")  # half-written graphs of a killed export
     if not path.is_file():
         on_export(f"preparing the {spec.role} model for fast CPU inference (once; cached in {path.parent})…")
         export_onnx(spec, model_class_name, path)
-        _remove_superseded(path)
+        _remove_older_exports(path.parent, model)
     if spec.precision == "int8":
         return _quantized(path, INT8_RECIPE[spec.role])
     return path
 
 
-def _remove_superseded(path: Path) -> None:
-    """The same model's graphs from older export versions, and their int8 twins: never read again."""
-    model = path.stem.rsplit("-v", 1)[0]
-    for old in path.parent.glob(f"{model}-v*.onnx"):
-        if old != path and not old.name.startswith(f"{path.stem}-"):
-            old.unlink(missing_ok=True)
+def _remove_older_exports(folder: Path, model: str) -> None:
+    """The model's graphs of older export versions, and their int8 twins, which this rag never
+    reads again; a newer version's are kept (another rag may share the cache). Best effort."""
+    for graph in folder.glob(f"{model}-v*.onnx"):
+        version = graph.name[len(model) + 2:].split("-")[0].removesuffix(".onnx")
+        if version.isdigit() and int(version) < int(EXPORT_VERSION):
+            with contextlib.suppress(OSError):
+                graph.unlink()
 
 
 # The int8 recipes (ONNX Runtime's quantize_dynamic), by name: the embedder's with its defaults;

@@ -359,7 +359,7 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
           on_ready: Callable[[str], None], index_version: Callable[[], object] = lambda: None,
           load_again: Callable[[object], object] | None = None) -> None:
     """Run until SIGTERM or Ctrl-C (uvicorn finishes the requests in flight, then stops).
-    `on_ready` hears the address, and any problem loading the pipeline."""
+    `on_ready` hears the address, any problem loading the pipeline, and a Ctrl-C while loading."""
     import socket
 
     import uvicorn
@@ -378,8 +378,14 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
             stops.append(sig)
             super().handle_exit(sig, frame)
 
+    def stop_code() -> int:  # a Ctrl-C says so and exits 130, as everywhere in rag
+        if signal.SIGINT not in stops:
+            return 0
+        on_ready("interrupted")
+        return 130
+
     app = create_app(load, token, timeout_s, on_problem=on_ready, index_version=index_version, load_again=load_again,
-                     stop_code=lambda: 130 if signal.SIGINT in stops else 0)  # Ctrl-C: 130, as everywhere in rag
+                     stop_code=stop_code)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=10)
     server = Server(config)
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again under the handler it

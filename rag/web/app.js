@@ -152,10 +152,10 @@ async function render(answer) {
 async function datesHeld() {
   try {
     const { dates } = await (await fetch("/healthz")).json();
-    return dates ? `they run from ${dates[0]} to ${dates[1]}` : "none of them is dated";
-  } catch {
-    return "the server does not say which dates the articles cover";
-  }
+    if (Array.isArray(dates)) return `they run from ${dates[0]} to ${dates[1]}`;
+    if (dates === null) return "none of them is dated";
+  } catch {} // stopped or loading again: said without the dates
+  return "the server did not say which dates the articles cover";
 }
 
 async function openSpan(docId, inner, outer, outerClass) {
@@ -175,6 +175,14 @@ function addressOfForm() {
   return `?${params}`;
 }
 
+// The address as addressOfForm writes it (a shared link may spell spaces %20, or order its fields otherwise).
+function addressNow() {
+  const now = new URLSearchParams(location.search);
+  const params = new URLSearchParams();
+  for (const param of Object.keys(ADDRESS_FIELDS)) if (now.get(param)) params.set(param, now.get(param));
+  return `?${params}`;
+}
+
 // Fills the form from the address; true when it holds a question to ask.
 function formFromAddress() {
   const params = new URLSearchParams(location.search);
@@ -186,7 +194,7 @@ function formFromAddress() {
 function onSubmit(event) {
   event.preventDefault();
   if (asking) return; // the button stays enabled, so keyboard focus stays on it
-  if (addressOfForm() !== location.search) history.pushState(null, "", addressOfForm());
+  if (addressOfForm() !== addressNow()) history.pushState(null, "", addressOfForm());
   ask();
 }
 
@@ -255,7 +263,7 @@ async function watchHealth() {
     if (health.status === "loading") setTimeout(watchHealth, 1000);
     if (health.status === "ready" && askWhenReady) {
       askWhenReady = false;
-      ask();
+      if (addressOfForm() === addressNow()) ask(); // not a question typed over it meanwhile, unasked
     }
   } catch {
     status.className = "status failed";
