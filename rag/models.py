@@ -158,13 +158,14 @@ def onnx_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("rag")) / "onnx"
 
 
-def export_onnx(spec: ModelSpec, model_class_name: str, path: Path) -> None:
+def export_onnx(spec: ModelSpec, model_class_name: str, path: Path, attention: str | None = "eager") -> None:
     """Exports with dynamic batch and sequence axes; written beside `path` and renamed into
-    place, so a crash or a concurrent export never leaves a half-written graph."""
+    place, so a crash or a concurrent export never leaves a half-written graph. `attention`: the
+    attention traced, transformers' default when None (eval/read_speed_choices.py compares)."""
     # Exported from the plain ("eager") attention: the default (PyTorch's fused attention) traces
     # into extra masking and NaN guards, which made the reader's graph ~15 % slower on the CPU
     # (README, "Speed"); torch itself keeps the default
-    tokenizer, model = load_tokenizer_and_model(spec, model_class_name, attention="eager")
+    tokenizer, model = load_tokenizer_and_model(spec, model_class_name, attention)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
