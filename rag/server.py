@@ -84,11 +84,11 @@ class Loading:
     def start(self) -> None:
         self._thread = start_loading(self._run, name="rag-load")
 
-    def abandon_if_running(self, code: int) -> None:
-        if self._thread is not None:
-            exit_now_if_running(self._thread, code)
-        if self._reload_thread is not None:
-            exit_now_if_running(self._reload_thread, code)
+    def abandon_if_running(self, stop_code: Callable[[], int]) -> None:
+        """Ends the process at once, with stop_code(), if a load is still running."""
+        for thread in (self._thread, self._reload_thread):
+            if thread is not None and thread.is_alive():
+                exit_now_if_running(thread, stop_code())
 
     def _run(self) -> None:
         try:
@@ -178,7 +178,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
         loading.start()
         yield
         pool.shutdown(wait=False, cancel_futures=True)
-        loading.abandon_if_running(stop_code())  # stopped while still loading
+        loading.abandon_if_running(stop_code)  # stopped while still loading
 
     app = FastAPI(title="rag", description="Cited answers from your articles: the `rag ask --json` contract over HTTP.",
                   docs_url=None, redoc_url=None, lifespan=lifespan)
@@ -378,7 +378,7 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
             stops.append(sig)
             super().handle_exit(sig, frame)
 
-    def stop_code() -> int:  # a Ctrl-C says so and exits 130, as everywhere in rag
+    def stop_code() -> int:  # asked only of a stop while loading: after it, main() says a Ctrl-C itself
         if signal.SIGINT not in stops:
             return 0
         on_ready("interrupted")

@@ -110,6 +110,14 @@ def test_ctrl_c_while_the_models_load_exits_130_at_once(tmp_path):
     assert said.strip().endswith("interrupted") and "Traceback" not in said
 
 
+def test_ctrl_c_once_ready_says_interrupted_once(tmp_path):
+    server, base = start_server(tmp_path / "index")
+    server.send_signal(signal.SIGINT)
+    assert server.wait(20) == 130
+    said = server.stderr.read()
+    assert said.count("interrupted") == 1 and "Traceback" not in said
+
+
 def test_a_port_in_use_is_one_line():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -293,3 +301,56 @@ def test_a_date_range_no_article_is_in_says_which_dates_the_articles_cover(serve
     assert said == f"No article is dated in the range asked (they run from {first} to {last})."
     assert browser.find_element(By.ID, "options").get_attribute("open") is not None  # the range asked, in sight
     assert browser.find_element(By.ID, "until").get_attribute("value") == "1990-01-01"
+
+
+def test_a_shared_address_with_a_field_the_form_cannot_hold_asks_without_it(served, browser):
+    from urllib.parse import parse_qs, quote, urlparse
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, expected = call(served, "/ask", {"question": ANSWERABLE})
+    browser.get(f"{served}/?q={quote(ANSWERABLE)}&k=abc&since=2021-13-45")
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "answer").text == expected["answer"])
+    assert parse_qs(urlparse(browser.current_url).query) == {"q": [ANSWERABLE]}  # the address says what was asked
+
+
+def test_a_question_asked_while_another_is_answered_is_asked_next_and_only_its_answer_shows(served, browser):
+    from urllib.parse import parse_qs, urlparse
+
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    ask_in_page(browser, served, "How far is the Panjshir Valley from Kabul?")
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.emulateNetworkConditions",  # every answer takes a second and a half
+                            {"offline": False, "latency": 1500, "downloadThroughput": -1, "uploadThroughput": -1})
+    try:
+        box = browser.find_element(By.ID, "question")
+        box.clear()
+        box.send_keys(ANSWERABLE, Keys.ENTER)
+        box.clear()
+        box.send_keys(UNANSWERABLE, Keys.ENTER)  # while the first is on its way
+        shown = []
+        def settled(b):
+            shown.append(b.find_element(By.ID, "answer").text)
+            return b.find_element(By.ID, "ask-button").text == "Ask" and shown[-1] == "Not in the articles"
+        WebDriverWait(browser, 60, poll_frequency=0.1).until(settled)
+    finally:
+        browser.execute_cdp_cmd("Network.emulateNetworkConditions",
+                                {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
+    assert "Ahmad Massoud" not in shown  # the first question's answer never stood under the second
+    assert parse_qs(urlparse(browser.current_url).query) == {"q": [UNANSWERABLE]}
+    assert browser.title.startswith(UNANSWERABLE)
+
+
+def test_on_a_narrow_screen_nothing_is_wider_than_the_window(served, browser):
+    """Article 002 holds a 58-character link with no space in it: it widened the page to 496 px."""
+    width = browser.get_window_size()["width"]
+    browser.set_window_size(400, 900)
+    try:
+        ask_in_page(browser, served, ANSWERABLE)
+        assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    finally:
+        browser.set_window_size(width, 900)

@@ -221,8 +221,9 @@ def test_a_server_stopped_while_loading_ends_the_process_at_once(fake_pipeline, 
     TestClient(create_app(lambda: release.wait(10) and fake_pipeline, stop_code=lambda: 130)).__enter__().__exit__(None, None, None)
     assert exits == [0, 130]  # stopped by Ctrl-C
     release.set()
-    started(create_app(lambda: fake_pipeline)).__exit__(None, None, None)
-    assert exits == [0, 130]  # a loaded server stops the ordinary way
+    asked = []
+    started(create_app(lambda: fake_pipeline, stop_code=lambda: asked.append(1) or 130)).__exit__(None, None, None)
+    assert exits == [0, 130] and asked == []  # a loaded server stops the ordinary way, saying nothing of its own
 
 
 def test_a_question_past_the_timeout_is_a_504(fake_pipeline):

@@ -19,9 +19,11 @@ async function call(path, options = {}) {
   }
   const body = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
   if (response.status === 401) {
+    const tried = Object.keys(authHeaders()).length > 0;
     $("token-box").hidden = false;
     $("token").focus();
-    throw new Error("This server needs a token: enter it below, then ask again.");
+    throw new Error(tried ? "This server did not accept the token: enter its token below, then ask again."
+                          : "This server needs a token: enter it below, then ask again.");
   }
   if (!response.ok) throw new Error(body.error || `${response.status}`);
   return body;
@@ -183,19 +185,28 @@ function addressNow() {
   return `?${params}`;
 }
 
-// Fills the form from the address; true when it holds a question to ask.
+// Fills the form from the address; true when it holds a question to ask. A field the form cannot
+// hold (k=abc, k=999, since=2021-13-45) is left out, and the address is made to say what is asked.
 function formFromAddress() {
   const params = new URLSearchParams(location.search);
-  for (const [param, id] of Object.entries(ADDRESS_FIELDS)) $(id).value = params.get(param) || "";
-  $("options").open = ["since", "until", "k"].some((param) => params.get(param)); // a range asked is in sight
+  for (const [param, id] of Object.entries(ADDRESS_FIELDS)) {
+    $(id).value = params.get(param) || "";
+    if (!$(id).checkValidity()) $(id).value = "";
+  }
+  if (addressOfForm() !== addressNow()) history.replaceState(null, "", addressOfForm());
+  $("options").open = ["since", "until", "top-k"].some((id) => $(id).value); // a range asked is in sight
+  if (params.get("q")) document.title = `${$("question").value} · rag`;
   return Boolean(params.get("q"));
 }
 
 function onSubmit(event) {
   event.preventDefault();
-  if (asking) return; // the button stays enabled, so keyboard focus stays on it
-  if (addressOfForm() !== addressNow()) history.pushState(null, "", addressOfForm());
-  ask();
+  const changed = addressOfForm() !== addressNow();
+  if (changed) history.pushState(null, "", addressOfForm());
+  // the button stays enabled while asking, so keyboard focus stays on it: the same question again
+  // is not asked twice, another one is asked as soon as the answer on its way is in
+  if (asking) addressChanged ||= changed;
+  else ask();
 }
 
 function onAddressChange() { // Back and Forward
@@ -233,12 +244,15 @@ async function ask() {
   $("error").hidden = true;
   try {
     const answer = await call("/ask", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
-    articles.clear(); // this answer's offsets are into the articles as they are now
-    await render(answer);
+    $("token-box").hidden = true; // accepted, or not needed
+    if (!addressChanged) { // else another question waits: this answer must not stand under it
+      articles.clear(); // this answer's offsets are into the articles as they are now
+      await render(answer);
+    }
     watchHealth(); // the counts move when articles are added while the page is open
   } catch (problem) {
     $("result").hidden = true; // an earlier answer under this question would read as its answer
-    showError(problem);
+    if (!addressChanged) showError(problem);
     watchHealth(); // stopped, or loading again: the status line must not keep saying "ready"
   } finally {
     asking = false;
@@ -252,6 +266,13 @@ async function ask() {
   }
 }
 
+let healthCheck = null; // the next check scheduled: one at a time, however many asks call watchHealth
+
+function checkHealthIn(ms) {
+  clearTimeout(healthCheck);
+  healthCheck = setTimeout(watchHealth, ms);
+}
+
 async function watchHealth() {
   const status = $("status");
   try {
@@ -260,7 +281,7 @@ async function watchHealth() {
     status.textContent = health.status === "ready"
       ? `ready · ${health.documents} articles, ${health.passages} passages`
       : health.status === "loading" ? "loading the models and the index…" : `failed: ${health.problem}`;
-    if (health.status === "loading") setTimeout(watchHealth, 1000);
+    if (health.status === "loading") checkHealthIn(1000);
     if (health.status === "ready" && askWhenReady) {
       askWhenReady = false;
       if (addressOfForm() === addressNow()) ask(); // not a question typed over it meanwhile, unasked
@@ -268,7 +289,7 @@ async function watchHealth() {
   } catch {
     status.className = "status failed";
     status.textContent = "the server does not answer";
-    setTimeout(watchHealth, 3000);
+    checkHealthIn(3000);
   }
 }
 
