@@ -23,12 +23,17 @@ def exit_now_if_running(thread: threading.Thread, code: int = 0) -> None:
     while ONNX Runtime or torch run in a thread aborts it ("terminate called without an active
     exception", exit 134), and nothing of a load needs saving (the index store is crash-safe)."""
     if thread.is_alive():
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # a closed pipe, a closed stream: nothing more to say there
-                pass
-        os._exit(code)
+        exit_now(code)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Flushes what was said, and ends the process without finalizing the interpreter."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe, a closed stream: nothing more to say there
+            pass
+    os._exit(code)
 
 
 def new_command() -> None:

@@ -30,7 +30,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rag.background import exit_now_if_running, start_loading
+from rag.background import exit_now, start_loading
 from rag.errors import RagError
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
@@ -86,9 +86,8 @@ class Loading:
 
     def abandon_if_running(self, stop_code: Callable[[], int]) -> None:
         """Ends the process at once, with stop_code(), if a load is still running."""
-        for thread in (self._thread, self._reload_thread):
-            if thread is not None and thread.is_alive():
-                exit_now_if_running(thread, stop_code())
+        if any(thread is not None and thread.is_alive() for thread in (self._thread, self._reload_thread)):
+            exit_now(stop_code())  # not checked again: stop_code may have said "interrupted" already
 
     def _run(self) -> None:
         try:

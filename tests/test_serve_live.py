@@ -332,6 +332,8 @@ def test_a_question_asked_while_another_is_answered_is_asked_next_and_only_its_a
         box.send_keys(ANSWERABLE, Keys.ENTER)
         box.clear()
         box.send_keys(UNANSWERABLE, Keys.ENTER)  # while the first is on its way
+        box.clear()
+        box.send_keys("a question typed, not asked yet")
         shown = []
         def settled(b):
             shown.append(b.find_element(By.ID, "answer").text)
@@ -342,6 +344,7 @@ def test_a_question_asked_while_another_is_answered_is_asked_next_and_only_its_a
                                 {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1})
     assert "Ahmad Massoud" not in shown  # the first question's answer never stood under the second
     assert parse_qs(urlparse(browser.current_url).query) == {"q": [UNANSWERABLE]}
+    assert box.get_attribute("value") == "a question typed, not asked yet"  # left as typed
     assert browser.title.startswith(UNANSWERABLE)
 
 

@@ -193,7 +193,7 @@ function formFromAddress() {
     $(id).value = params.get(param) || "";
     if (!$(id).checkValidity()) $(id).value = "";
   }
-  if (addressOfForm() !== addressNow()) history.replaceState(null, "", addressOfForm());
+  if (addressOfForm() !== addressNow()) history.replaceState(null, "", addressOfForm().length > 1 ? addressOfForm() : location.pathname);
   $("options").open = ["since", "until", "top-k"].some((id) => $(id).value); // a range asked is in sight
   if (params.get("q")) document.title = `${$("question").value} · rag`;
   return Boolean(params.get("q"));
@@ -201,20 +201,20 @@ function formFromAddress() {
 
 function onSubmit(event) {
   event.preventDefault();
-  const changed = addressOfForm() !== addressNow();
-  if (changed) history.pushState(null, "", addressOfForm());
-  // the button stays enabled while asking, so keyboard focus stays on it: the same question again
-  // is not asked twice, another one is asked as soon as the answer on its way is in
-  if (asking) addressChanged ||= changed;
-  else ask();
+  if (addressOfForm() !== addressNow()) history.pushState(null, "", addressOfForm());
+  // The button stays enabled while asking, so keyboard focus stays on it. An ask in flight asks
+  // the address again when its answer is in, if the address moved meanwhile.
+  if (!asking) ask();
 }
 
 function onAddressChange() { // Back and Forward
-  if (asking) { // the answer on its way belongs to the address left: this one is read when it is in
-    addressChanged = true;
-    return;
-  }
-  if (formFromAddress()) {
+  formFromAddress();
+  if (!asking) answerTheAddress();
+}
+
+// Asks the question in the address, or clears the answer when the address holds none.
+function answerTheAddress() {
+  if (new URLSearchParams(location.search).get("q")) {
     ask();
   } else {
     $("result").hidden = true;
@@ -225,18 +225,22 @@ function onAddressChange() { // Back and Forward
 
 let asking = false;
 let askWhenReady = false; // a question in the address the page was opened with, while the server loads
-let addressChanged = false; // Back or Forward while a question was being answered
 
+// Asks what the address says (the form may hold a question typed since, not asked yet); an
+// answer that comes back after the address moved on is not shown: the address is asked again.
 async function ask() {
   if (asking) return;
-  document.title = `${$("question").value} · rag`; // what the history and the bookmark say
+  askWhenReady = false; // asked now: the page's first question, or one asked instead of it
+  const asked = addressNow();
+  const params = new URLSearchParams(asked);
+  document.title = `${params.get("q")} · rag`; // what the history and the bookmark say
   const token = $("token").value;
   if (token) sessionStorage.setItem("rag-token", token);
   // not cut short by a maxlength: a pasted question too long is the server's clear 422, not a silent cut
-  const body = { question: $("question").value, why: true };
-  if ($("since").value) body.since = $("since").value;
-  if ($("until").value) body.until = $("until").value;
-  if ($("top-k").value) body.top_k = Number($("top-k").value);
+  const body = { question: params.get("q") || "", why: true };
+  if (params.get("since")) body.since = params.get("since");
+  if (params.get("until")) body.until = params.get("until");
+  if (params.get("k")) body.top_k = Number(params.get("k"));
   asking = true;
   $("ask-button").textContent = "Asking…";
   $("result").classList.add("stale"); // the last answer is not this question's
@@ -245,14 +249,14 @@ async function ask() {
   try {
     const answer = await call("/ask", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
     $("token-box").hidden = true; // accepted, or not needed
-    if (!addressChanged) { // else another question waits: this answer must not stand under it
+    if (addressNow() === asked) {
       articles.clear(); // this answer's offsets are into the articles as they are now
       await render(answer);
     }
     watchHealth(); // the counts move when articles are added while the page is open
   } catch (problem) {
     $("result").hidden = true; // an earlier answer under this question would read as its answer
-    if (!addressChanged) showError(problem);
+    if (addressNow() === asked) showError(problem);
     watchHealth(); // stopped, or loading again: the status line must not keep saying "ready"
   } finally {
     asking = false;
@@ -260,10 +264,7 @@ async function ask() {
     $("result").classList.remove("stale");
     $("result").removeAttribute("aria-busy");
   }
-  if (addressChanged) {
-    addressChanged = false;
-    onAddressChange();
-  }
+  if (addressNow() !== asked) answerTheAddress();
 }
 
 let healthCheck = null; // the next check scheduled: one at a time, however many asks call watchHealth
@@ -282,9 +283,9 @@ async function watchHealth() {
       ? `ready · ${health.documents} articles, ${health.passages} passages`
       : health.status === "loading" ? "loading the models and the index…" : `failed: ${health.problem}`;
     if (health.status === "loading") checkHealthIn(1000);
-    if (health.status === "ready" && askWhenReady) {
+    if (health.status === "ready" && askWhenReady && !asking) { // else the ask in flight asks the address
       askWhenReady = false;
-      if (addressOfForm() === addressNow()) ask(); // not a question typed over it meanwhile, unasked
+      answerTheAddress();
     }
   } catch {
     status.className = "status failed";
