@@ -38,8 +38,8 @@ def call(base: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         return problem.code, json.loads(problem.read())
 
 
-def start_server(index_dir: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def start_server(index_dir: Path, *args: str, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    port = port or free_port()
     server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port), "--index-dir", str(index_dir), *args],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -357,3 +357,26 @@ def test_on_a_narrow_screen_nothing_is_wider_than_the_window(served, browser):
         assert browser.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     finally:
         browser.set_window_size(width, 900)
+
+
+def test_the_page_stops_saying_the_server_does_not_answer_once_it_answers_again(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    server, base = start_server(tmp_path / "index")
+    port = int(base.rsplit(":", 1)[1])
+    ask_in_page(browser, base, ANSWERABLE)
+    server.terminate()
+    server.wait(30)
+    box = browser.find_element(By.ID, "question")
+    box.send_keys(Keys.ENTER)
+    error = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "error").is_displayed() and b.find_element(By.ID, "error"))
+    assert "does not answer" in error.text
+    server, _ = start_server(tmp_path / "index", port=port)  # the same address, back
+    try:
+        WebDriverWait(browser, 60).until(lambda b: not b.find_element(By.ID, "error").is_displayed())
+        assert "ready" in browser.find_element(By.ID, "status").text
+    finally:
+        server.terminate()
+        server.wait(30)

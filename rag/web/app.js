@@ -10,12 +10,14 @@ function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
+const UNREACHABLE = "The server does not answer: is `rag serve` still running?";
+
 async function call(path, options = {}) {
   let response;
   try {
     response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
   } catch {  // the browser's own "Failed to fetch" says nothing a reader can act on
-    throw new Error("The server does not answer: is `rag serve` still running?");
+    throw new Error(UNREACHABLE);
   }
   const body = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
   if (response.status === 401) {
@@ -283,6 +285,7 @@ async function watchHealth() {
       ? `ready · ${health.documents} articles, ${health.passages} passages`
       : health.status === "loading" ? "loading the models and the index…" : `failed: ${health.problem}`;
     if (health.status === "loading") checkHealthIn(1000);
+    if (health.status === "ready" && $("error").textContent === UNREACHABLE) $("error").hidden = true; // it answers again
     if (health.status === "ready" && askWhenReady && !asking) { // else the ask in flight asks the address
       askWhenReady = false;
       answerTheAddress();
