@@ -8,7 +8,7 @@ import os
 import re
 import stat
 from dataclasses import asdict, dataclass, field
-from typing import Mapping
+from typing import Iterable, Mapping
 from pathlib import Path
 
 from rag.converters import CONVERTERS, conversion_key, converter_for
@@ -85,13 +85,14 @@ class Corpus:
 
     @property
     def date_range(self) -> tuple[str, str] | None:
-        return date_range(self.documents.values())
+        return date_range(d.date for d in self.documents.values())
 
 
-def date_range(documents) -> tuple[str, str] | None:
-    """The first and last date of these documents; None when none is dated."""
-    dates = sorted(d.date for d in documents if d.date)
-    return (dates[0], dates[-1]) if dates else None
+def date_range(dates: Iterable[str | None]) -> tuple[str, str] | None:
+    """The first and last of these article dates (YYYY-MM-DD, None for an undated one); None
+    when none is dated. /healthz asks it at every answer the page shows: no sort."""
+    dated = [d for d in dates if d]
+    return (min(dated), max(dated)) if dated else None
 
 
 # (file name, conversion key) -> what it gave when converted before: converting an archive of

@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from rag.corpus import ChunkSettings, Corpus, chunk_corpus
+from rag.corpus import ChunkSettings, Corpus, chunk_corpus, date_range
 from rag.errors import RagError
 from rag.index import settings_staleness
 from rag.retrieval.milvus_store import (BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
@@ -351,8 +351,7 @@ class ArchiveArticles(Mapping):
 
     @property
     def date_range(self) -> tuple[str, str] | None:
-        dates = sorted(m.meta["date"] for m in self.archive.markers().values() if m.meta.get("date"))
-        return (dates[0], dates[-1]) if dates else None
+        return date_range(m.meta.get("date") for m in self.archive.markers().values())
 
     def at(self, marker: Marker) -> Document | None:
         """The article as of `marker` (None when that version is gone, replaced meanwhile)."""

@@ -182,3 +182,10 @@ def test_a_file_whose_name_is_not_utf8_is_skipped_saying_so_not_a_crash(tmp_path
     (tmp_path / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"\xff\xd8")  # never read, whatever its name: not said
     (tmp_path / os.fsdecode(b".caf\xe9")).write_bytes(b"x")
     assert load_corpus(tmp_path).skipped == corpus.skipped
+
+
+def test_the_date_range_is_the_first_and_last_date_and_none_when_nothing_is_dated():
+    from rag.corpus import date_range
+
+    assert date_range([None, "2021-08-25", None, "2020-01-01", "2021-08-24"]) == ("2020-01-01", "2021-08-25")
+    assert date_range([None, None]) is None and date_range([]) is None
