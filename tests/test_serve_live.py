@@ -315,6 +315,20 @@ def test_a_shared_address_with_a_field_the_form_cannot_hold_asks_without_it(serv
     assert parse_qs(urlparse(browser.current_url).query) == {"q": [ANSWERABLE]}  # the address says what was asked
 
 
+def test_a_shared_address_whose_question_is_blank_asks_nothing(served, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{served}/?q=%20%0A&k=3")  # a space and a line break: no question to ask
+    WebDriverWait(browser, 30).until(ready.text_to_be_present_in_element((By.ID, "status"), "ready"))
+    browser.execute_script("return fetch('/healthz')")  # one more round trip: an ask sent on load would be answered by now
+    time.sleep(1)
+    assert browser.find_element(By.ID, "error").is_displayed() is False
+    assert browser.find_element(By.ID, "result").is_displayed() is False
+    assert browser.current_url == f"{served}/?k=3"  # the address says what the form holds
+
+
 def test_a_question_asked_while_another_is_answered_is_asked_next_and_only_its_answer_shows(served, browser):
     from urllib.parse import parse_qs, urlparse
 

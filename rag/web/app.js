@@ -193,12 +193,12 @@ function formFromAddress() {
   const params = new URLSearchParams(location.search);
   for (const [param, id] of Object.entries(ADDRESS_FIELDS)) {
     $(id).value = params.get(param) || "";
-    if (!$(id).checkValidity()) $(id).value = "";
+    if (!$(id).checkValidity() || !$(id).value.trim()) $(id).value = ""; // q=%0A or q=%20 asks nothing
   }
   if (addressOfForm() !== addressNow()) history.replaceState(null, "", addressOfForm().length > 1 ? addressOfForm() : location.pathname);
   $("options").open = ["since", "until", "top-k"].some((id) => $(id).value); // a range asked is in sight
-  if (params.get("q")) document.title = `${$("question").value} · rag`;
-  return Boolean(params.get("q"));
+  if ($("question").value) document.title = `${$("question").value} · rag`;
+  return Boolean($("question").value);
 }
 
 function onSubmit(event) {
