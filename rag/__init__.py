@@ -5,10 +5,20 @@
     answer = pipeline.ask("Who leads the resistance in Panjshir?")
     answer.text, answer.citation
 """
-from rag.assembly import build_pipeline
-from rag.errors import BadInput, RagError
-from rag.pipeline import Pipeline
-from rag.schema import Answer, Candidate, Citation, Conflict, Document, Passage, RetrievedPassage, Span
+from __future__ import annotations
 
-__all__ = ["Answer", "BadInput", "Candidate", "Citation", "Conflict", "Document", "Passage", "Pipeline", "build_pipeline",
-           "RagError", "RetrievedPassage", "Span"]
+import importlib
+
+# Each public name is imported when first asked for, so `import rag` (which every `rag` command
+# does first) stays light: a Ctrl-C while the command starts is then caught by rag.entry.
+_HOMES = {"build_pipeline": "rag.assembly", "BadInput": "rag.errors", "RagError": "rag.errors", "Pipeline": "rag.pipeline",
+          **{name: "rag.schema" for name in ("Answer", "Candidate", "Citation", "Conflict", "Document", "Passage",
+                                             "RetrievedPassage", "Span")}}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'rag' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

@@ -18,6 +18,7 @@ from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import BadInput, RagError
 from rag.dates import DateRange
+from rag.entry import INTERRUPTED
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
 
@@ -654,19 +655,19 @@ def main() -> None:
     except RagError as problem:
         _exit_with(problem.exit_code, str(problem))
     except KeyboardInterrupt:
-        _exit_with(130, "interrupted", label="")
+        _exit_with(INTERRUPTED, "interrupted", label="")
     except (OutputClosed, BrokenPipeError):
         _quiet_exit(0)
     except Exception as problem:  # the promise to users is no tracebacks, only a clear line
         if _is_usage_error(problem):
             _usage_exit(problem)
         if type(problem).__name__ == "Abort":
-            _exit_with(130, "interrupted", label="")
+            _exit_with(INTERRUPTED, "interrupted", label="")
         if os.environ.get("RAG_DEBUG"):
             traceback.print_exc()
         _exit_with(1, f"{type(problem).__name__}: {problem} (RAG_DEBUG=1 shows the traceback)", label="unexpected error: ")
-    if code == 130:
-        _exit_with(130, "interrupted", label="")
+    if code == INTERRUPTED:
+        _exit_with(INTERRUPTED, "interrupted", label="")
     end_process(code if isinstance(code, int) else 0)
 
 

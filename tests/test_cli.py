@@ -181,3 +181,32 @@ def test_show_prints_the_cited_text_that_a_citation_slices(index_args):
     assert article["text"] == read_source(c["doc_id"]) and article["date"] == c["date"] == "2021-08-24"
     plain = run_rag("show", c["doc_id"], "--start", str(c["start"]), "--end", str(c["end"]))
     assert f"⟦{row['answer']}⟧" in plain.stdout
+
+
+def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback(monkeypatch, capsys):
+    """The first tenth of a second of every command is Python importing the command line."""
+    import importlib.abc
+    import sys
+
+    from rag import entry
+
+    class InterruptedImport(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name == "rag.cli":
+                raise KeyboardInterrupt
+
+    monkeypatch.delitem(sys.modules, "rag.cli", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [InterruptedImport(), *sys.meta_path])
+    with pytest.raises(SystemExit) as ended:
+        entry.main()
+    assert ended.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_importing_rag_loads_nothing_heavy_until_a_name_is_asked_for():
+    import subprocess
+    import sys
+
+    probe = ("import sys, rag; light = not {'rag.cli', 'rag.assembly', 'numpy'} & set(sys.modules); "
+             "from rag import build_pipeline, Answer; print(light, callable(build_pipeline), Answer.__name__)")
+    said = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert said.split() == ["True", "True", "Answer"]
