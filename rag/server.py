@@ -38,6 +38,7 @@ from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 100  # questions in one /ask/batch request
 MAX_TOP_K = 50  # passages one request may ask to read: each costs a reader pass
+RETRY_AFTER_S = 5  # seconds a client is told to wait while the models load (they take about 10 to 30)
 PUBLIC_PATHS = ("/", "/healthz", "/docs", "/openapi.json")  # no article text: no token needed
 PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
 
@@ -107,11 +108,17 @@ class Loading:
     def state(self) -> str:
         return "failed" if self.problem else "ready" if self.pipeline is not None else "loading"
 
+    @property
+    def retry_after(self) -> dict[str, str] | None:
+        """While loading, when to ask again (so `curl --retry` and other clients wait, then retry);
+        a failed load is not worth asking again."""
+        return {"Retry-After": str(RETRY_AFTER_S)} if self.state == "loading" else None
+
     def ready(self):
         """The pipeline, or a 503 that says why there is none yet; starts loading the index
         again, in the background, when it was switched since it was loaded."""
         if self.pipeline is None:
-            raise HTTPException(503, f"not ready: {self.problem or 'the models are loading'}")
+            raise HTTPException(503, f"not ready: {self.problem or 'the models are loading'}", headers=self.retry_after)
         self._load_again_if_the_index_moved()
         return self.pipeline
 
@@ -208,7 +215,7 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
             corpus = loading.pipeline.corpus
             body |= {"documents": len(corpus.documents), "passages": loading.pipeline.retriever.passage_count,
                      "dates": corpus.date_range}  # [first, last]; null when no article is dated
-        return JSONResponse(body, status_code=200 if loading.state == "ready" else 503)
+        return JSONResponse(body, status_code=200 if loading.state == "ready" else 503, headers=loading.retry_after)
 
 
 def _add_question_routes(app: FastAPI, answer: Answering) -> None:

@@ -200,7 +200,9 @@ def test_healthz_says_loading_until_the_models_are_ready(fake_pipeline):
     client = TestClient(create_app(lambda: release.wait(10) and fake_pipeline)).__enter__()
     try:
         assert client.get("/healthz").status_code == 503 and client.get("/healthz").json()["status"] == "loading"
-        assert client.post("/ask", json={"question": "Who?"}).status_code == 503
+        asked = client.post("/ask", json={"question": "Who?"})
+        assert asked.status_code == 503 and asked.headers["Retry-After"] == "5"  # clients that retry wait, then ask again
+        assert client.get("/healthz").headers["Retry-After"] == "5"
         release.set()
         wait_until_ready(client)
         health = client.get("/healthz").json()
@@ -269,7 +271,8 @@ def test_a_pipeline_that_cannot_load_is_reported_and_the_server_says_why():
             time.sleep(0.01)
         health = client.get("/healthz")
         assert health.status_code == 503 and health.json() == {"status": "failed", "problem": "the articles in /nowhere hold no text to index"}
-        assert client.post("/ask", json={"question": "Who?"}).status_code == 503
+        asked = client.post("/ask", json={"question": "Who?"})
+        assert asked.status_code == 503 and "Retry-After" not in asked.headers and "Retry-After" not in health.headers
         assert heard and "/nowhere" in heard[0]
     finally:
         client.__exit__(None, None, None)
