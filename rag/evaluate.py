@@ -282,12 +282,12 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
     scatter.legend(fontsize=7, loc="center left")
     edges = np.linspace(0, 1, 6)
     which = np.clip(np.digitize(scores, edges) - 1, 0, 4)
-    rate = [right[which == b].mean() if (which == b).any() else 0 for b in range(5)]
     counts = [(which == b).sum() for b in range(5)]
+    rate = [right[which == b].mean() if counts[b] else np.nan for b in range(5)]  # an empty bin has no bar, not one of 0
     bars.bar(edges[:-1] + 0.1, rate, width=0.18, color="tab:blue", alpha=0.7)
     bars.plot([0, 1], [0, 1], color="gray", linewidth=1, label="perfect calibration")
     for b in range(5):
-        bars.text(edges[b] + 0.1, rate[b] + 0.02, f"n={counts[b]}", ha="center", fontsize=8)
+        bars.text(edges[b] + 0.1, (0 if np.isnan(rate[b]) else rate[b]) + 0.02, f"n={counts[b]}", ha="center", fontsize=8)
     bars.set(xlim=(0, 1), ylim=(0, 1.1), xlabel="answer score", ylabel="share right", title="calibration")
     bars.legend(fontsize=7, loc="upper left")
     fig.tight_layout()

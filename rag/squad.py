@@ -100,7 +100,7 @@ def check_askable(data: SquadData, path: Path) -> None:
 
 def squad_articles(data: list) -> SquadData:
     """SquadData from the "data" list of a SQuAD-format file (its articles)."""
-    contexts, questions, titles = {}, [], []
+    contexts, questions, titles, ids = {}, [], [], set()
     for article_number, article in enumerate(data):
         titles.append(str(article.get("title", "")))
         for paragraph_number, paragraph in enumerate(article["paragraphs"]):
@@ -108,7 +108,11 @@ def squad_articles(data: list) -> SquadData:
             contexts[context_id] = _text("context", paragraph["context"])
             for qa in paragraph["qas"]:
                 _text("question", qa["question"])
-                given = [] if qa.get("is_impossible") else qa["answers"]
+                if qa["id"] in ids:  # answers are kept by id: a second question of that id would take the first's
+                    raise ValueError(f"the question id {qa['id']!r} is given twice")
+                ids.add(qa["id"])
+                # answerable when it lists answers, as the official script decides (not by is_impossible)
+                given = qa["answers"]
                 answers = list(dict.fromkeys(a["text"] for a in given))
                 start = int(given[0]["answer_start"]) if given else None
                 questions.append(SquadQuestion(qa["id"], qa["question"], answers, context_id, start, article_number))

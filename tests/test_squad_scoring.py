@@ -43,6 +43,12 @@ def squad_file(tmp_path, qas: list, context="Bob Smith runs the bakery.", prefix
 ASKED = {"id": "q1", "question": "Who runs the bakery?", "answers": [{"text": "Bob Smith", "answer_start": 0}]}
 
 
+def test_a_question_that_lists_answers_is_answerable_whatever_is_impossible_says(tmp_path):
+    """The official script splits HasAns from NoAns by the answers listed, not by is_impossible."""
+    (question,) = load_squad(squad_file(tmp_path, [dict(ASKED, is_impossible=True)])).questions
+    assert question.answers == ["Bob Smith"] and score({question.id: "Bob Smith"}, [question])["has_ans_em"] == 100.0
+
+
 def test_a_squad_file_with_a_byte_order_mark_is_read(tmp_path):
     assert [q.question for q in load_squad(squad_file(tmp_path, [ASKED], prefix=b"\xef\xbb\xbf")).questions] == ["Who runs the bakery?"]
 
@@ -51,6 +57,7 @@ def test_a_squad_file_with_a_byte_order_mark_is_read(tmp_path):
     ([], "Bob Smith runs the bakery.", "holds no questions"),
     ([dict(ASKED, question=None)], "Bob Smith runs the bakery.", 'a "question" that is not text'),
     ([ASKED], 5, 'a "context" that is not text'),
+    ([ASKED, dict(ASKED, question="Who owns the bakery?")], "Bob Smith runs the bakery.", "the question id 'q1' is given twice"),
 ])
 def test_a_squad_file_that_cannot_be_scored_is_one_line_as_it_loads(tmp_path, qas, context, said):
     with pytest.raises(RagError, match=said):

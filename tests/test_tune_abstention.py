@@ -73,6 +73,15 @@ def test_which_questions_each_pool_fits_on(monkeypatch, tmp_path, pool, expected
     assert [q.id for q, _ in runs] == expected and [q.id for q, _ in check] == ["tune"]
 
 
+def test_the_gold_set_is_refused_as_the_file_to_fit_on(tmp_path):
+    copy = tmp_path / "questions.jsonl"
+    copy.write_bytes((ROOT / "eval" / "gold.jsonl").read_bytes())  # under another name, too
+    for tune in (ROOT / "eval" / "gold.jsonl", copy):
+        with pytest.raises(SystemExit, match="is the gold set, which is kept for measuring"):
+            tune_abstention.refuse_the_gold_set(tune)
+    tune_abstention.refuse_the_gold_set(ROOT / "eval" / "tune.jsonl")  # the file it fits on
+
+
 def test_the_calibration_pool_needs_train_full(monkeypatch, tmp_path):
     monkeypatch.setattr(tune_abstention, "TRAIN_FULL", tmp_path / "train-full.json")
     with pytest.raises(SystemExit, match="train-full.json is missing"):
