@@ -31,14 +31,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.background import exit_now, start_loading
-from rag.errors import RagError
+from rag.errors import BadInput, RagError
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 100  # questions in one /ask/batch request
 MAX_TOP_K = 50  # passages one request may ask to read: each costs a reader pass
-RETRY_AFTER_S = 5  # seconds a client is told to wait while the models load (they take about 10 to 30)
+# While the models load, or the archive cannot be read (a Milvus server gone), a 503 tells clients
+# that retry (curl --retry) to wait 5 s and ask again
+RETRY_LATER = {"Retry-After": "5"}
 PUBLIC_PATHS = ("/", "/healthz", "/docs", "/openapi.json")  # no article text: no token needed
 PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
 
@@ -112,7 +114,7 @@ class Loading:
     def retry_after(self) -> dict[str, str] | None:
         """While loading, when to ask again (so `curl --retry` and other clients wait, then retry);
         a failed load is not worth asking again."""
-        return {"Retry-After": str(RETRY_AFTER_S)} if self.state == "loading" else None
+        return RETRY_LATER if self.state == "loading" else None
 
     def ready(self):
         """The pipeline, or a 503 that says why there is none yet; starts loading the index
@@ -167,8 +169,10 @@ class Answering:
             return (await asyncio.wait_for(future, self.timeout_s)).to_json(why)
         except asyncio.TimeoutError:
             raise HTTPException(504, f"no answer within {self.timeout_s:g} s") from None
-        except RagError as problem:  # e.g. a question with no words
+        except BadInput as problem:  # e.g. a question with no words
             raise HTTPException(400, str(problem)) from None
+        except RagError as problem:  # the archive cannot be read now (a Milvus server gone): not the asker's fault
+            raise HTTPException(503, str(problem), headers=RETRY_LATER) from None
 
 
 def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = ANSWER_TIMEOUT_S,
@@ -212,10 +216,17 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
         if loading.problem:
             body["problem"] = loading.problem
         if loading.pipeline is not None:
-            corpus = loading.pipeline.corpus
-            body |= {"documents": len(corpus.documents), "passages": loading.pipeline.retriever.passage_count,
-                     "dates": corpus.date_range}  # [first, last]; null when no article is dated
+            try:
+                body |= _counts(loading.pipeline)
+            except RagError as problem:  # the archive cannot be read now; asked again, it says when it can
+                return JSONResponse({"status": "unavailable", "problem": str(problem)}, status_code=503, headers=RETRY_LATER)
         return JSONResponse(body, status_code=200 if loading.state == "ready" else 503, headers=loading.retry_after)
+
+
+def _counts(pipeline) -> dict:
+    corpus = pipeline.corpus
+    return {"documents": len(corpus.documents), "passages": pipeline.retriever.passage_count,
+            "dates": corpus.date_range}  # [first, last]; null when no article is dated
 
 
 def _add_question_routes(app: FastAPI, answer: Answering) -> None:
@@ -242,7 +253,10 @@ def _add_article_route(app: FastAPI, loading: Loading) -> None:
     # `:path`: a JSON Lines record's id may hold "/" (`feed.jsonl#2021/09/panjshir`), which arrives decoded
     @app.get("/documents/{doc_id:path}", summary="An article's text (the text citations slice) and metadata")
     def document(doc_id: str):
-        found = loading.ready().corpus.documents.get(doc_id)  # a name in the index, never a path
+        try:
+            found = loading.ready().corpus.documents.get(doc_id)  # a name in the index, never a path
+        except RagError as problem:  # the archive cannot be read now
+            raise HTTPException(503, str(problem), headers=RETRY_LATER) from None
         if found is None:
             raise HTTPException(404, f"no article {doc_id!r} in the index")
         return {"doc_id": found.doc_id, "title": found.title, "date": found.date, "source": found.source,

@@ -323,6 +323,25 @@ def test_a_server_that_goes_away_mid_session_is_one_line_naming_it(tmp_path):
     assert time.time() - started < 15
 
 
+def test_a_server_restarted_mid_session_is_read_again_without_restarting_rag(tmp_path, corpus):
+    """A restarted server holds the collections released; each would fail until loaded again."""
+    from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+    grpc_server, db, port = start_server_in_thread(str(tmp_path / "served"))
+    archive = seeded(f"milvus://127.0.0.1:{port}")
+    retriever = MilvusRetriever(FakeEmbedder(), archive, ArchiveArticles(archive), 60, 50)
+    before = [(r.passage.doc_id, r.passage.start) for r in retriever.retrieve("Who leads the resistance?", 3)]
+    grpc_server.stop(grace=0)
+    db.close()
+    grpc_server, db, _ = start_server_in_thread(str(tmp_path / "served"), port=port)
+    try:
+        assert [(r.passage.doc_id, r.passage.start) for r in retriever.retrieve("Who leads the resistance?", 3)] == before
+        assert archive.count()[0] == len(corpus.documents)
+    finally:
+        grpc_server.stop(grace=0)
+        db.close()
+
+
 def test_an_unreachable_server_is_one_line_within_the_timeout():
     started = time.time()
     with pytest.raises(RagError, match=r"cannot reach Milvus at http://127\.0\.0\.1:9 .*--store faiss"):

@@ -11,6 +11,7 @@ from rag import background
 from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.decision import Abstention
+from rag.errors import RagError
 from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
 from rag.server import MAX_BATCH, MAX_BODY_BYTES, create_app
 from tests.conftest import ROOT, SEEDS, read_source
@@ -380,3 +381,27 @@ def test_a_batch_is_answered_from_one_index_though_it_is_switched_meanwhile(fake
         assert time.time() < deadline
         time.sleep(0.01)
     client.__exit__(None, None, None)
+
+
+class GoneArchive:
+    """An archive whose server went away after the pipeline loaded: every read fails, in one line."""
+
+    def __getattr__(self, name):
+        raise RagError("Milvus at http://archive:19530 failed: connection refused")
+
+
+def test_an_archive_that_cannot_be_read_is_a_503_to_retry_not_the_askers_fault_nor_a_500(fake_pipeline):
+    gone = Pipeline(fake_pipeline.corpus, fake_pipeline.retriever, fake_pipeline.reader, DECISION, 5)
+    client = started(create_app(lambda: gone))
+    gone.corpus, gone.retriever = GoneArchive(), GoneArchive()  # gone after the server was ready
+    try:
+        health = client.get("/healthz")
+        assert health.status_code == 503 and health.headers["Retry-After"] == "5"
+        assert health.json() == {"status": "unavailable", "problem": "Milvus at http://archive:19530 failed: connection refused"}
+        for answered in (client.post("/ask", json={"question": "Who?"}), client.post("/ask/batch", json={"questions": ["Who?"]}),
+                         client.get("/documents/000_882549ac45e52293")):
+            assert answered.status_code == 503 and answered.headers["Retry-After"] == "5"
+            assert answered.json() == {"error": "Milvus at http://archive:19530 failed: connection refused"}
+        assert client.post("/ask", json={"question": "?!"}).status_code == 400  # still the asker's fault
+    finally:
+        client.__exit__(None, None, None)

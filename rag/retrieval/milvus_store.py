@@ -38,6 +38,9 @@ class MilvusFailed(RagError):
     """A Milvus call failed after connecting (a timeout, the server gone, a collection dropped)."""
 
 
+RELEASED = "call load() before"  # what Milvus says of a collection not loaded ("… is in state 'released'; call load() before search/get/query")
+
+
 class GuardedClient:
     """pymilvus's MilvusClient, each of whose failures is one MilvusFailed line naming the URI,
     never a traceback."""
@@ -53,8 +56,17 @@ class GuardedClient:
             try:
                 return method(*args, **kwargs)
             except Exception as exc:  # MilvusException, grpc errors: pymilvus has no narrower base
-                raise MilvusFailed(f"Milvus at {self.uri} failed: {first_line(exc)}; check that it runs and "
-                                   f"holds the archive, or use --store faiss") from None
+                problem = exc
+            collection = kwargs.get("collection_name") or (args[0] if args and isinstance(args[0], str) else None)
+            if collection and RELEASED in first_line(problem):
+                # a Milvus server restarted holds its collections released: load it, then ask again
+                try:
+                    self._client.load_collection(collection, timeout=TIMEOUT_S)
+                    return method(*args, **kwargs)
+                except Exception as exc:
+                    problem = exc
+            raise MilvusFailed(f"Milvus at {self.uri} failed: {first_line(problem)}; check that it runs and "
+                               f"holds the archive, or use --store faiss") from None
 
         return call
 

@@ -283,8 +283,9 @@ async function watchHealth() {
     status.className = `status ${health.status}`;
     status.textContent = health.status === "ready"
       ? `ready · ${health.documents} articles, ${health.passages} passages`
-      : health.status === "loading" ? "loading the models and the index…" : `failed: ${health.problem}`;
+      : health.status === "loading" ? "loading the models and the index…" : `${health.status}: ${health.problem}`;
     if (health.status === "loading") checkHealthIn(1000);
+    if (health.status === "unavailable") checkHealthIn(3000); // the archive cannot be read now: until it can
     if (health.status === "ready" && $("error").textContent === UNREACHABLE) $("error").hidden = true; // it answers again
     if (health.status === "ready" && askWhenReady && !asking) { // else the ask in flight asks the address
       askWhenReady = false;
