@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.background import exit_now, start_loading
-from rag.errors import BadInput, RagError
+from rag.errors import BadInput, RagError, first_line
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
 
@@ -194,7 +194,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
                   docs_url=None, redoc_url=None, lifespan=lifespan)
     app.add_middleware(BodyLimit, limit=MAX_BODY_BYTES)
     app.add_middleware(BodiesAreJson)
-    _add_error_handlers(app)
+    _add_error_handlers(app, on_problem)
     _add_token_check(app, token)
     web = resources.files("rag") / "web"
     app.mount("/static", StaticFiles(directory=str(web)), name="static")
@@ -270,8 +270,20 @@ def _dates(request) -> DateRange | None:
         raise HTTPException(400, str(problem).replace("--", "")) from None
 
 
-def _add_error_handlers(app: FastAPI) -> None:
+def _add_error_handlers(app: FastAPI, on_problem: Callable[[str], None]) -> None:
     """Every error is {"error": "..."}: 4xx for what the client sent, never a 500 for it."""
+
+    @app.middleware("http")
+    async def one_line_for_a_bug(request, call_next):
+        """A bug is a 500 {"error"} and one line on the server's stderr, not uvicorn's traceback."""
+        try:
+            return await call_next(request)
+        except Exception as problem:
+            if os.environ.get("RAG_DEBUG"):
+                raise
+            message = f"unexpected error: {type(problem).__name__}: {first_line(problem)}"
+            on_problem(f"error: {message} ({request.method} {request.url.path}; RAG_DEBUG=1 shows the traceback)")
+            return JSONResponse({"error": message}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own and routing's (404, 405)
     async def http_error(request, problem: StarletteHTTPException):

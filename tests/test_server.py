@@ -405,3 +405,17 @@ def test_an_archive_that_cannot_be_read_is_a_503_to_retry_not_the_askers_fault_n
         assert client.post("/ask", json={"question": "?!"}).status_code == 400  # still the asker's fault
     finally:
         client.__exit__(None, None, None)
+
+
+def test_a_bug_is_a_500_with_one_line_not_a_traceback(fake_pipeline, monkeypatch):
+    monkeypatch.delenv("RAG_DEBUG", raising=False)
+    broken = Pipeline(fake_pipeline.corpus, fake_pipeline.retriever, fake_pipeline.reader, DECISION, 5)
+    said = []
+    client = started(create_app(lambda: broken, on_problem=said.append))
+    broken.retriever = None  # a bug: asking reaches for an attribute of None
+    try:
+        answered = client.post("/ask", json={"question": "Who leads the resistance?"})
+        assert answered.status_code == 500 and answered.json()["error"].startswith("unexpected error: AttributeError: ")
+        assert said == [f"error: {answered.json()['error']} (POST /ask; RAG_DEBUG=1 shows the traceback)"]
+    finally:
+        client.__exit__(None, None, None)
