@@ -164,7 +164,7 @@ def is_milvus(config: ModelsConfig) -> bool:
     try:
         return parse_store(config.retrieval.vector_store)[0] == "milvus"
     except ValueError as problem:
-        raise RagError(f"[retrieval] vector_store (or --store) {config.retrieval.vector_store!r} is not valid: {problem}") from None
+        raise RagError(f"[retrieval] vector_store (or --store, or RAG_STORE) {config.retrieval.vector_store!r} is not valid: {problem}") from None
 
 
 def _milvus_parts(config: ModelsConfig, seeds_dir: Path | None, rebuild: bool, on_status: Status,
@@ -198,8 +198,8 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
     if paths is None:
         corpus = load_corpus(Path(seeds_dir) if seeds_dir else default_seeds_dir())
         documents, skipped = list(corpus.documents.values()), corpus.skipped
-    else:
-        documents, skipped = read_files(paths)
+    else:  # each article's source as an absolute path: a relative one means nothing to the team reading it
+        documents, skipped = read_files([Path(path).absolute() for path in paths])
     for reason in skipped:
         on_status(status_line(reason))
     change = milvus_archive.write_documents(archive, documents, embedder, config.chunking, on_progress)
@@ -264,7 +264,7 @@ def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, i
     spec = config.retrieval.vector_store
     archive = milvus_archive.MilvusArchive.open(spec)
     if archive is None:
-        raise RagError(f"no archive at {milvus_archive.location_of(spec)}; nothing was removed")
+        raise RagError(f"no archive at {spec}; nothing was removed")
     present = archive.markers(doc_ids)
     for doc_id in doc_ids:
         if doc_id not in present:

@@ -473,7 +473,7 @@ def open_for_writing(spec: str, expected: ArchiveManifest, models: Path, rebuild
     embedded again into a fresh archive which then replaces it."""
     archive = MilvusArchive.open(spec)
     if archive is None:
-        on_status(f"no archive yet at {location_of(spec)}; making one")
+        on_status(f"no archive yet at {spec}; making one")  # as typed: "//host:port" alone reads as a path
         return MilvusArchive.create(spec, expected)
     reason = archive.manifest.staleness(expected)
     if reason and not rebuild:

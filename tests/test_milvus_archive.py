@@ -414,6 +414,18 @@ def test_rag_ask_add_remove_and_eval_on_milvus_lite(tmp_path, seeds_copy):
     assert summary["questions"] == 64 and summary["f1"] > 60, summary
 
 
+def test_an_article_added_by_a_relative_path_is_cited_by_its_absolute_one(tmp_path, monkeypatch, spec):
+    from rag import assembly
+    from rag.config import load_models_config
+
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "note.txt").write_text("The Taliban said they had taken the valley on Monday.", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    config = assembly.with_store(load_models_config(ROOT / "models.toml"), spec)
+    archive, _ = assembly.index_milvus(config, embedder=FakeEmbedder(), paths=[Path("new/note.txt")])
+    assert ArchiveArticles(archive)["note"].source == str(tmp_path / "new" / "note.txt")
+
+
 def test_a_lite_file_in_a_new_folder_is_made(tmp_path):
     assert MilvusArchive.open(f"milvus:{tmp_path / 'new' / 'sub' / 'archive.db'}") is None
     assert (tmp_path / "new" / "sub").is_dir()

@@ -46,6 +46,24 @@ def test_an_unreachable_server_is_one_line_within_the_timeout():
     assert time.time() - started < 15
 
 
+@pytest.mark.parametrize("location", ["", "//", "///"])
+def test_a_store_that_says_no_place_is_asked_where_milvus_is(location):
+    with pytest.raises(RagError, match="^say where Milvus is: --store milvus:./archive.db"):
+        MilvusStore.create(4, location)
+
+
+@pytest.mark.parametrize("spec, said", [("faiss:", "faiss takes no location after the colon: say just faiss"),
+                                        ("faiss:./x", "faiss takes no location"), ("bogus", "unknown vector store 'bogus'")])
+def test_a_store_spec_that_names_no_store_rag_has_is_refused_naming_where_it_came_from(spec, said):
+    from rag.assembly import is_milvus, with_store
+    from rag.config import load_models_config
+    from tests.conftest import ROOT
+
+    with pytest.raises(RagError, match=rf"^\[retrieval\] vector_store \(or --store, or RAG_STORE\) '{spec}' is not valid: {said}"):
+        is_milvus(with_store(load_models_config(ROOT / "models.toml"), spec))
+    assert is_milvus(with_store(load_models_config(ROOT / "models.toml"), "faiss")) is False
+
+
 def test_a_lite_file_must_be_named_db(tmp_path):
     with pytest.raises(RagError, match="must end in .db"):
         MilvusStore.create(4, str(tmp_path / "archive"))

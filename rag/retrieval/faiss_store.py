@@ -24,6 +24,8 @@ TRAINING_POINTS_PER_CLUSTER = 64  # k-means sample: enough for stable clusters, 
 
 @register("faiss")
 class FaissStore:
+    takes_location = False  # it lives in the index folder
+
     def __init__(self, index, mapped_from: Path | None = None):
         self._index = index  # a faiss.IndexIDMap2 over a flat index, or a faiss.IndexIVFFlat
         self._mapped_from = mapped_from  # the file it is memory-mapped from, if it is

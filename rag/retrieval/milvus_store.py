@@ -84,6 +84,8 @@ def day_number(date: str | None) -> int:
 
 @register("milvus")
 class MilvusStore:
+    takes_location = True  # a Milvus Lite file or a server
+
     def __init__(self, client, uri: str, collection: str, dimension: int):
         self._client = client
         self.uri = uri
@@ -300,9 +302,9 @@ def _client_for(uri: str):
 
 
 def _uri(location: str) -> str:
-    if location.startswith("//"):
+    if location.startswith("//") and location.strip("/"):
         return f"http:{location}"
-    if not location:
+    if not location.strip("/"):  # "milvus:" or "milvus://"
         raise RagError("say where Milvus is: --store milvus:./archive.db (Milvus Lite, a local file) "
                        "or --store milvus://host:19530 (a server)")
     path = Path(location).expanduser().resolve()

@@ -48,16 +48,20 @@ def check_new_ids(ids: np.ndarray, stored: Callable[[np.ndarray], bool]) -> None
 
 
 # name -> class with .create(dimension, location), .load(folder) and .release(folder): the last
-# frees what a saved store keeps outside its folder, before the folder is deleted
+# frees what a saved store keeps outside its folder, before the folder is deleted; .takes_location
+# says whether a spec may name where it lives ("milvus:./archive.db")
 VECTOR_STORES: dict[str, Callable[..., VectorStore]] = {}
 
 
 def parse_store(spec: str) -> tuple[str, str]:
     """"faiss" -> ("faiss", ""); "milvus:./archive.db" -> ("milvus", "./archive.db"); the name
-    must be a known backend (ValueError otherwise)."""
-    name, _, location = spec.partition(":")
+    must be a known backend, and a location only given to one that takes it (ValueError otherwise:
+    "faiss:" would be another spelling of "faiss", and an index made with one stale for the other)."""
+    name, colon, location = spec.partition(":")
     if name not in VECTOR_STORES:
         raise ValueError(f"unknown vector store {name!r} (known: {', '.join(VECTOR_STORES)})")
+    if colon and not VECTOR_STORES[name].takes_location:
+        raise ValueError(f"{name} takes no location after the colon: say just {name}")
     return name, location
 
 
