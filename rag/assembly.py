@@ -53,6 +53,19 @@ def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
     return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, top_k=top_k))
 
 
+def articles_of(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None):
+    """The articles citations slice, with `.documents` and `.directory`: the seeds folder's, or a
+    Milvus archive's as it stands (no model is loaded)."""
+    if not is_milvus(config):
+        return load_articles(seeds_dir, index_dir)
+    from rag import milvus_archive
+
+    archive = milvus_archive.MilvusArchive.open(config.retrieval.vector_store)
+    if archive is None:
+        raise RagError(f"no archive at {config.retrieval.vector_store}; make one with: rag index --store {config.retrieval.vector_store}")
+    return milvus_archive.ArchiveArticles(archive)
+
+
 def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) -> Corpus:
     """The articles of the seeds folder, converted ones as its index (the default one unless
     given) recorded them (IndexStore.articles)."""

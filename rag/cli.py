@@ -254,13 +254,15 @@ def show(
     end: Annotated[Optional[int], typer.Option("--end", help="…to this one (a citation's start and end).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="{doc_id, title, date, source, text} as one JSON object.")] = False,
     seeds: SeedsOption = None,
+    models: ModelsOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Show an article's text (the text citations point into), with a cited span marked."""
-    from rag.assembly import load_articles
+    from rag.assembly import articles_of
     from rag.render import ArticleView
 
-    corpus = load_articles(seeds)
-    view = ArticleView.of(corpus, doc_id, start, end)
+    articles = articles_of(load_settings(models, store=store), seeds)
+    view = ArticleView.of(articles, doc_id, start, end)
     if as_json:
         emit(json.dumps(view.to_json(), ensure_ascii=False))
     else:

@@ -402,7 +402,11 @@ def test_rag_ask_add_remove_and_eval_on_milvus_lite(tmp_path, seeds_copy):
     added = run_rag("add", str(extra), *store)
     assert added.returncode == 0 and "written 1 (1 passages embedded)" in added.stderr and "6 articles" in added.stderr, added.stderr
     dated = run_rag("ask", "--json", "--since", "2021-09-06", "Who said they had taken the Panjshir valley?", *store)
-    assert json.loads(dated.stdout)["citation"]["doc_id"] == "valley-note", dated.stderr
+    cited = json.loads(dated.stdout)
+    assert cited["citation"]["doc_id"] == "valley-note", dated.stderr
+    shown = run_rag("show", "valley-note", "--json", *store)  # from the archive: the added file is in no seeds folder
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["text"][cited["citation"]["start"]:cited["citation"]["end"]] == cited["answer"]
     removed = run_rag("remove", "valley-note", *store)
     assert removed.returncode == 0 and "5 articles" in removed.stderr, removed.stderr
     unreachable = run_rag("ask", "Who?", "--store", "milvus://127.0.0.1:9", timeout=60)
@@ -424,6 +428,20 @@ def test_an_article_added_by_a_relative_path_is_cited_by_its_absolute_one(tmp_pa
     config = assembly.with_store(load_models_config(ROOT / "models.toml"), spec)
     archive, _ = assembly.index_milvus(config, embedder=FakeEmbedder(), paths=[Path("new/note.txt")])
     assert ArchiveArticles(archive)["note"].source == str(tmp_path / "new" / "note.txt")
+
+
+def test_rag_show_reads_an_article_from_the_archive_and_says_when_there_is_none(archive, spec, corpus, tmp_path):
+    from rag.assembly import articles_of, with_store
+    from rag.config import load_models_config
+    from rag.render import ArticleView
+
+    config = load_models_config(ROOT / "models.toml")
+    doc_id = next(iter(corpus.documents))
+    view = ArticleView.of(articles_of(with_store(config, spec)), doc_id, 0, 10)
+    assert view.to_json()["text"] == corpus.documents[doc_id].text
+    missing = f"milvus:{tmp_path / 'none' / 'archive.db'}"
+    with pytest.raises(RagError, match=rf"^no archive at {missing}; make one with: rag index --store {missing}"):
+        articles_of(with_store(config, missing))
 
 
 def test_a_lite_file_in_a_new_folder_is_made(tmp_path):
