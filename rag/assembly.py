@@ -58,12 +58,18 @@ def articles_of(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: 
     Milvus archive's as it stands (no model is loaded)."""
     if not is_milvus(config):
         return load_articles(seeds_dir, index_dir)
+    articles = archive_articles(config)
+    if articles is None:
+        raise RagError(f"no archive at {config.retrieval.vector_store}; make one with: rag index --store {config.retrieval.vector_store}")
+    return articles
+
+
+def archive_articles(config: ModelsConfig):
+    """The articles of the Milvus archive `config` names, as it stands; None when there is none yet."""
     from rag import milvus_archive
 
     archive = milvus_archive.MilvusArchive.open(config.retrieval.vector_store)
-    if archive is None:
-        raise RagError(f"no archive at {config.retrieval.vector_store}; make one with: rag index --store {config.retrieval.vector_store}")
-    return milvus_archive.ArchiveArticles(archive)
+    return None if archive is None else milvus_archive.ArchiveArticles(archive)
 
 
 def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) -> Corpus:

@@ -282,7 +282,8 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import build_pipeline, check_models, is_milvus, load_articles, warn_if_fitted_for_another_reader
+    from rag.assembly import (archive_articles, build_pipeline, check_models, is_milvus, load_articles,
+                              warn_if_fitted_for_another_reader)
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
     from rag.corpus import status_line
     from rag.index import IndexStore
@@ -294,6 +295,9 @@ def chat(
         report_status(status_line(reason))
     config = load_settings(models, top_k, store)
     check_models(config)
+    archive = archive_articles(config) if is_milvus(config) else None
+    if archive is not None:  # the banner counts the archive (one is made from the folder when there is none yet)
+        corpus = archive
     warn_if_fitted_for_another_reader(config, report_status)  # the loading spinner would show it only for a moment
 
     def embedding_said_in(set_state):

@@ -407,6 +407,8 @@ def test_rag_ask_add_remove_and_eval_on_milvus_lite(tmp_path, seeds_copy):
     shown = run_rag("show", "valley-note", "--json", *store)  # from the archive: the added file is in no seeds folder
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["text"][cited["citation"]["start"]:cited["citation"]["end"]] == cited["answer"]
+    chatted = run_rag("chat", *store, stdin="/quit\n")  # its banner counts the archive, not the seeds folder's five
+    assert "rag · 6 articles · 2021-08-24 … 2021-09-06" in chatted.stdout, chatted.stderr
     removed = run_rag("remove", "valley-note", *store)
     assert removed.returncode == 0 and "5 articles" in removed.stderr, removed.stderr
     unreachable = run_rag("ask", "Who?", "--store", "milvus://127.0.0.1:9", timeout=60)
