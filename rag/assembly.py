@@ -53,18 +53,18 @@ def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
     return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, top_k=top_k))
 
 
-def articles_of(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None):
+def stored_articles(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None):
     """The articles citations slice, with `.documents` and `.directory`: the seeds folder's, or a
     Milvus archive's as it stands (no model is loaded)."""
     if not is_milvus(config):
         return load_articles(seeds_dir, index_dir)
-    articles = archive_articles(config)
+    articles = existing_archive_articles(config)
     if articles is None:
         raise RagError(f"no archive at {config.retrieval.vector_store}; make one with: rag index --store {config.retrieval.vector_store}")
     return articles
 
 
-def archive_articles(config: ModelsConfig):
+def existing_archive_articles(config: ModelsConfig):
     """The articles of the Milvus archive `config` names, as it stands; None when there is none yet."""
     from rag import milvus_archive
 

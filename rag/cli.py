@@ -16,9 +16,8 @@ from rich.text import Text
 from rag.background import end_process, new_command
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
-from rag.errors import BadInput, RagError
+from rag.errors import INTERRUPTED, BadInput, RagError
 from rag.dates import DateRange
-from rag.entry import INTERRUPTED
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
 
@@ -258,10 +257,10 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """Show an article's text (the text citations point into), with a cited span marked."""
-    from rag.assembly import articles_of
+    from rag.assembly import stored_articles
     from rag.render import ArticleView
 
-    articles = articles_of(load_settings(models, store=store), seeds)
+    articles = stored_articles(load_settings(models, store=store), seeds)
     view = ArticleView.of(articles, doc_id, start, end)
     if as_json:
         emit(json.dumps(view.to_json(), ensure_ascii=False))
@@ -282,7 +281,7 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import (archive_articles, build_pipeline, check_models, is_milvus, load_articles,
+    from rag.assembly import (existing_archive_articles, build_pipeline, check_models, is_milvus, load_articles,
                               warn_if_fitted_for_another_reader)
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
     from rag.corpus import status_line
@@ -290,14 +289,14 @@ def chat(
     from rag.pipeline import default_index_dir, default_seeds_dir
 
     seeds = seeds or default_seeds_dir()
-    corpus = load_articles(seeds, index_dir)  # a bad folder is reported before the prompt
-    for reason in corpus.skipped:
-        report_status(status_line(reason))
     config = load_settings(models, top_k, store)
     check_models(config)
-    archive = archive_articles(config) if is_milvus(config) else None
-    if archive is not None:  # the banner counts the archive (one is made from the folder when there is none yet)
-        corpus = archive
+    # what the banner counts: a Milvus archive, or the folder (an archive is made from it when there is none yet)
+    corpus = existing_archive_articles(config) if is_milvus(config) else None
+    if corpus is None:
+        corpus = load_articles(seeds, index_dir)  # a bad folder is reported before the prompt
+        for reason in corpus.skipped:
+            report_status(status_line(reason))
     warn_if_fitted_for_another_reader(config, report_status)  # the loading spinner would show it only for a moment
 
     def embedding_said_in(set_state):

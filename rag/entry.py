@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-INTERRUPTED = 130  # the shell's code for a program stopped by Ctrl-C
+from rag.errors import INTERRUPTED
 
 
 def main() -> None:

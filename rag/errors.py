@@ -9,8 +9,16 @@ class RagError(Exception):
             self.exit_code = exit_code
 
 
+INTERRUPTED = 130  # the shell's exit code for a program stopped by Ctrl-C
+
+
 class BadInput(RagError):
     exit_code = 2
+
+
+class Unavailable(RagError):
+    """What the articles are kept in cannot be read now (a Milvus server gone): asking again later
+    may work, so `rag serve` says 503 with Retry-After."""
 
 
 def first_line(problem: BaseException) -> str:

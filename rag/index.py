@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -227,6 +228,7 @@ def _embed(todo: list[int], passages: list[Passage], keys: dict[int, str], embed
             checkpoint.save_chunk([keys[n] for n in chunk], embedded)
 
 
+_BUILDS_MADE = itertools.count(1)  # by this process
 BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag creates in an index folder
 MARKER = ".rag-index"  # says "this folder is a rag index": only then does rag delete anything in it
 BUILD_MARKER = ".rag-build"  # written first into every build folder rag makes
@@ -398,8 +400,10 @@ class IndexStore:
 
     def _new_build_folder(self) -> Path:
         stem = f"build-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-        for n in range(1, 1000):  # several builds in one second, by one process
-            build = self.directory / f"{stem}-{n}"
+        for _ in range(1000):  # several builds in one second, by one process
+            # numbered on from the process's last build, never again from 1: a name reused after its
+            # build was removed would read as no switch to a chat that answered from that build
+            build = self.directory / f"{stem}-{next(_BUILDS_MADE)}"
             try:
                 build.mkdir()
                 return build

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from importlib import resources
 from typing import Callable, Optional
 
@@ -31,7 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.background import exit_now, start_loading
-from rag.errors import BadInput, RagError, first_line
+from rag.errors import INTERRUPTED, BadInput, RagError, Unavailable, first_line
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
 
@@ -169,10 +170,8 @@ class Answering:
             return (await asyncio.wait_for(future, self.timeout_s)).to_json(why)
         except asyncio.TimeoutError:
             raise HTTPException(504, f"no answer within {self.timeout_s:g} s") from None
-        except BadInput as problem:  # e.g. a question with no words
-            raise HTTPException(400, str(problem)) from None
-        except RagError as problem:  # the archive cannot be read now (a Milvus server gone): not the asker's fault
-            raise HTTPException(503, str(problem), headers=RETRY_LATER) from None
+        except RagError as problem:
+            raise http_error_for(problem) from None
 
 
 def create_app(load: Callable[[], object], token: str | None = None, timeout_s: float = ANSWER_TIMEOUT_S,
@@ -218,9 +217,19 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
         if loading.pipeline is not None:
             try:
                 body |= _counts(loading.pipeline)
-            except RagError as problem:  # the archive cannot be read now; asked again, it says when it can
-                return JSONResponse({"status": "unavailable", "problem": str(problem)}, status_code=503, headers=RETRY_LATER)
+            except RagError as problem:  # the archive cannot be read; asked again, it says when it can
+                return JSONResponse({"status": "unavailable", "problem": str(problem)}, status_code=503,
+                                    headers=http_error_for(problem).headers)
         return JSONResponse(body, status_code=200 if loading.state == "ready" else 503, headers=loading.retry_after)
+
+
+def http_error_for(problem: RagError) -> HTTPException:
+    """400 for what the asker sent (a question with no words); 503 when the articles cannot be
+    read, with Retry-After where asking again later may work (a Milvus server gone), without it
+    where it cannot (an archive rebuilt with other settings: restart the server)."""
+    if isinstance(problem, BadInput):
+        return HTTPException(400, str(problem))
+    return HTTPException(503, str(problem), headers=RETRY_LATER if isinstance(problem, Unavailable) else None)
 
 
 def _counts(pipeline) -> dict:
@@ -255,8 +264,8 @@ def _add_article_route(app: FastAPI, loading: Loading) -> None:
     def document(doc_id: str):
         try:
             found = loading.ready().corpus.documents.get(doc_id)  # a name in the index, never a path
-        except RagError as problem:  # the archive cannot be read now
-            raise HTTPException(503, str(problem), headers=RETRY_LATER) from None
+        except RagError as problem:
+            raise http_error_for(problem) from None
         if found is None:
             raise HTTPException(404, f"no article {doc_id!r} in the index")
         return {"doc_id": found.doc_id, "title": found.title, "date": found.date, "source": found.source,
@@ -279,10 +288,11 @@ def _add_error_handlers(app: FastAPI, on_problem: Callable[[str], None]) -> None
         try:
             return await call_next(request)
         except Exception as problem:
-            if os.environ.get("RAG_DEBUG"):
-                raise
             message = f"unexpected error: {type(problem).__name__}: {first_line(problem)}"
-            on_problem(f"error: {message} ({request.method} {request.url.path}; RAG_DEBUG=1 shows the traceback)")
+            if os.environ.get("RAG_DEBUG"):
+                traceback.print_exc()
+            else:
+                on_problem(f"error: {message} ({request.method} {request.url.path}; RAG_DEBUG=1 shows the traceback)")
             return JSONResponse({"error": message}, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own and routing's (404, 405)
@@ -414,7 +424,7 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
         if signal.SIGINT not in stops:
             return 0
         on_ready("interrupted")
-        return 130
+        return INTERRUPTED
 
     app = create_app(load, token, timeout_s, on_problem=on_ready, index_version=index_version, load_again=load_again,
                      stop_code=stop_code)

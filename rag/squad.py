@@ -86,11 +86,16 @@ def load_squad(path: Path) -> SquadData:
 
 
 def check_askable(data: SquadData, path: Path) -> None:
-    """Every question is one `rag ask` would take (rag.pipeline.validate_question): one it
-    refuses is named now, not after the models load or halfway through a run."""
+    """Every question is one `rag ask` would take (rag.pipeline.validate_question), and has an id
+    of its own (answers are scored by id: a second question of one id would take the first's
+    answer); one that fails is named now, not after the models load or halfway through a run."""
     from rag.errors import BadInput
     from rag.pipeline import validate_question
 
+    ids = [q.id for q in data.questions]
+    if len(set(ids)) != len(ids):
+        twice = next(i for i in ids if ids.count(i) > 1)
+        raise RagError(f"{path}: the question id {twice!r} is given twice", 2)
     for q in data.questions:
         try:
             validate_question(q.question)
@@ -100,7 +105,7 @@ def check_askable(data: SquadData, path: Path) -> None:
 
 def squad_articles(data: list) -> SquadData:
     """SquadData from the "data" list of a SQuAD-format file (its articles)."""
-    contexts, questions, titles, ids = {}, [], [], set()
+    contexts, questions, titles = {}, [], []
     for article_number, article in enumerate(data):
         titles.append(str(article.get("title", "")))
         for paragraph_number, paragraph in enumerate(article["paragraphs"]):
@@ -108,9 +113,6 @@ def squad_articles(data: list) -> SquadData:
             contexts[context_id] = _text("context", paragraph["context"])
             for qa in paragraph["qas"]:
                 _text("question", qa["question"])
-                if qa["id"] in ids:  # answers are kept by id: a second question of that id would take the first's
-                    raise ValueError(f"the question id {qa['id']!r} is given twice")
-                ids.add(qa["id"])
                 # answerable when it lists answers, as the official script decides (not by is_impossible)
                 given = qa["answers"]
                 answers = list(dict.fromkeys(a["text"] for a in given))

@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from rag.config import default_models_file
-from rag.errors import RagError, first_line
+from rag.errors import INTERRUPTED, RagError, first_line
 from rag.leftovers import fsync_dir, fsync_file, fsync_tree, write_atomically
 from rag.squad import SquadData, SquadQuestion, answer_sentence, load_squad
 from rag.swapped import ordinary_words, swapped_question, swapped_within
@@ -809,10 +809,10 @@ class TrainingRun:
             try:
                 trainer.train(on_step, stop_asked)
             except KeyboardInterrupt:  # a second Ctrl-C, mid-step: the last checkpoint stands
-                raise RagError(f"stopped at once; continue from the last checkpoint with: {self.resume_command()}", 130) from None
+                raise RagError(f"stopped at once; continue from the last checkpoint with: {self.resume_command()}", INTERRUPTED) from None
         if stop_asked():
             trainer.save_checkpoint()
-            raise RagError(f"interrupted at step {trainer.step}; continue with: {self.resume_command()}", 130)
+            raise RagError(f"interrupted at step {trainer.step}; continue with: {self.resume_command()}", INTERRUPTED)
 
     def _score(self, held_out: SquadData, progress) -> dict:
         from rag.config import ModelSpec

@@ -207,6 +207,7 @@ def test_importing_rag_loads_nothing_heavy_until_a_name_is_asked_for():
     import sys
 
     probe = ("import sys, rag; light = not {'rag.cli', 'rag.assembly', 'numpy'} & set(sys.modules); "
-             "from rag import build_pipeline, Answer; print(light, callable(build_pipeline), Answer.__name__)")
+             "from rag import build_pipeline, Answer; print(light, callable(build_pipeline), Answer.__name__, "
+             "all(getattr(rag, name) for name in rag.__all__) and set(rag.__all__) <= set(dir(rag)))")
     said = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True).stdout
-    assert said.split() == ["True", "True", "Answer"]
+    assert said.split() == ["True", "True", "Answer", "True"]

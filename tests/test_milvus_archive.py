@@ -3,6 +3,7 @@ a real Milvus gRPC server (Milvus Lite's, on a local port) for two `rag add` pro
 import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -433,17 +434,17 @@ def test_an_article_added_by_a_relative_path_is_cited_by_its_absolute_one(tmp_pa
 
 
 def test_rag_show_reads_an_article_from_the_archive_and_says_when_there_is_none(archive, spec, corpus, tmp_path):
-    from rag.assembly import articles_of, with_store
+    from rag.assembly import stored_articles, with_store
     from rag.config import load_models_config
     from rag.render import ArticleView
 
     config = load_models_config(ROOT / "models.toml")
     doc_id = next(iter(corpus.documents))
-    view = ArticleView.of(articles_of(with_store(config, spec)), doc_id, 0, 10)
+    view = ArticleView.of(stored_articles(with_store(config, spec)), doc_id, 0, 10)
     assert view.to_json()["text"] == corpus.documents[doc_id].text
     missing = f"milvus:{tmp_path / 'none' / 'archive.db'}"
-    with pytest.raises(RagError, match=rf"^no archive at {missing}; make one with: rag index --store {missing}"):
-        articles_of(with_store(config, missing))
+    with pytest.raises(RagError, match=rf"^no archive at {re.escape(missing)}; make one with: rag index --store {re.escape(missing)}"):
+        stored_articles(with_store(config, missing))
 
 
 def test_a_lite_file_in_a_new_folder_is_made(tmp_path):

@@ -11,7 +11,7 @@ from rag import background
 from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.decision import Abstention
-from rag.errors import RagError
+from rag.errors import RagError, Unavailable
 from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
 from rag.server import MAX_BATCH, MAX_BODY_BYTES, create_app
 from tests.conftest import ROOT, SEEDS, read_source
@@ -387,7 +387,7 @@ class GoneArchive:
     """An archive whose server went away after the pipeline loaded: every read fails, in one line."""
 
     def __getattr__(self, name):
-        raise RagError("Milvus at http://archive:19530 failed: connection refused")
+        raise Unavailable("Milvus at http://archive:19530 failed: connection refused")
 
 
 def test_an_archive_that_cannot_be_read_is_a_503_to_retry_not_the_askers_fault_nor_a_500(fake_pipeline):
@@ -403,6 +403,26 @@ def test_an_archive_that_cannot_be_read_is_a_503_to_retry_not_the_askers_fault_n
             assert answered.status_code == 503 and answered.headers["Retry-After"] == "5"
             assert answered.json() == {"error": "Milvus at http://archive:19530 failed: connection refused"}
         assert client.post("/ask", json={"question": "?!"}).status_code == 400  # still the asker's fault
+    finally:
+        client.__exit__(None, None, None)
+
+
+def test_an_archive_that_asking_again_will_not_mend_is_a_503_without_retry_after():
+    from rag.server import http_error_for
+
+    problem = http_error_for(RagError("the archive was rebuilt with other settings; restart rag serve"))
+    assert problem.status_code == 503 and not problem.headers
+
+
+def test_with_rag_debug_a_bug_shows_its_traceback_and_is_still_a_json_500(fake_pipeline, monkeypatch, capsys):
+    monkeypatch.setenv("RAG_DEBUG", "1")
+    broken = Pipeline(fake_pipeline.corpus, fake_pipeline.retriever, fake_pipeline.reader, DECISION, 5)
+    client = started(create_app(lambda: broken))
+    broken.retriever = None
+    try:
+        answered = client.post("/ask", json={"question": "Who leads the resistance?"})
+        assert answered.status_code == 500 and answered.json()["error"].startswith("unexpected error: AttributeError: ")
+        assert "Traceback" in capsys.readouterr().err
     finally:
         client.__exit__(None, None, None)
 

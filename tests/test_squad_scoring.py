@@ -57,7 +57,6 @@ def test_a_squad_file_with_a_byte_order_mark_is_read(tmp_path):
     ([], "Bob Smith runs the bakery.", "holds no questions"),
     ([dict(ASKED, question=None)], "Bob Smith runs the bakery.", 'a "question" that is not text'),
     ([ASKED], 5, 'a "context" that is not text'),
-    ([ASKED, dict(ASKED, question="Who owns the bakery?")], "Bob Smith runs the bakery.", "the question id 'q1' is given twice"),
 ])
 def test_a_squad_file_that_cannot_be_scored_is_one_line_as_it_loads(tmp_path, qas, context, said):
     with pytest.raises(RagError, match=said):
@@ -71,6 +70,16 @@ def test_rag_eval_squad_names_a_question_rag_ask_would_refuse_before_loading_mod
     result = run_rag("eval", "--squad", str(path), "--open")
     assert result.returncode == 2 and "question 'q2':" in result.stderr and said in result.stderr
     assert "loading" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_squad_file_giving_one_id_twice_is_refused_before_scoring(tmp_path):
+    """Answers are scored by id: the second question would take the first's answer."""
+    from rag.squad import check_askable
+
+    path = squad_file(tmp_path, [ASKED, dict(ASKED, question="Who owns the bakery?")])
+    data = load_squad(path)  # training reads it: it never looks at ids
+    with pytest.raises(RagError, match=r"the question id 'q1' is given twice"):
+        check_askable(data, path)
 
 
 def test_gold_and_baseline_files_with_a_byte_order_mark_are_read(tmp_path):

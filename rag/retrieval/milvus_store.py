@@ -20,7 +20,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from rag.errors import RagError, first_line
+from rag.errors import RagError, Unavailable, first_line
 from rag.retrieval.keyword import BM25_B, BM25_K1
 from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, register
 
@@ -34,11 +34,11 @@ FIELDS = ("id", "vector", "text", "sparse", "doc_id", "start", "end", "day", "ti
 PASSAGE_DEFAULTS = {"text": "", "doc_id": "", "start": 0, "end": 0, "day": 0, "title": "", "version": "", "written": 0}
 
 
-class MilvusFailed(RagError):
+class MilvusFailed(Unavailable):
     """A Milvus call failed after connecting (a timeout, the server gone, a collection dropped)."""
 
 
-RELEASED = "call load() before"  # what Milvus says of a collection not loaded ("… is in state 'released'; call load() before search/get/query")
+NOT_LOADED = 101  # Milvus's code for a collection not loaded (a server restarted holds them released)
 
 
 class GuardedClient:
@@ -58,8 +58,9 @@ class GuardedClient:
             except Exception as exc:  # MilvusException, grpc errors: pymilvus has no narrower base
                 problem = exc
             collection = kwargs.get("collection_name") or (args[0] if args and isinstance(args[0], str) else None)
-            if collection and RELEASED in first_line(problem):
-                # a Milvus server restarted holds its collections released: load it, then ask again
+            if collection and getattr(problem, "code", None) == NOT_LOADED:
+                # only reads (get, query, search) refuse a collection not loaded, before doing
+                # anything: loading it and asking once more cannot write anything twice
                 try:
                     self._client.load_collection(collection, timeout=TIMEOUT_S)
                     return method(*args, **kwargs)

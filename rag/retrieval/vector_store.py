@@ -60,7 +60,7 @@ def parse_store(spec: str) -> tuple[str, str]:
     name, colon, location = spec.partition(":")
     if name not in VECTOR_STORES:
         raise ValueError(f"unknown vector store {name!r} (known: {', '.join(VECTOR_STORES)})")
-    if colon and not VECTOR_STORES[name].takes_location:
+    if colon and not getattr(VECTOR_STORES[name], "takes_location", False):
         raise ValueError(f"{name} takes no location after the colon: say just {name}")
     return name, location
 
