@@ -1,6 +1,7 @@
 """eval/tune_abstention.py: a question asked with its answer withheld must really have no passage
 that states the answer, and still get its top-k passages; the threshold is the middle of the best;
 each pool fits on the questions it names; evidence fitted second leaves the first fit as it was."""
+import json
 import sys
 from types import SimpleNamespace
 
@@ -73,11 +74,12 @@ def test_which_questions_each_pool_fits_on(monkeypatch, tmp_path, pool, expected
     assert [q.id for q, _ in runs] == expected and [q.id for q, _ in check] == ["tune"]
 
 
-def test_the_gold_set_is_refused_as_the_file_to_fit_on(tmp_path):
-    copy = tmp_path / "questions.jsonl"
-    copy.write_bytes((ROOT / "eval" / "gold.jsonl").read_bytes())  # under another name, too
-    for tune in (ROOT / "eval" / "gold.jsonl", copy):
-        with pytest.raises(SystemExit, match="is the gold set, which is kept for measuring"):
+def test_the_gold_sets_questions_are_refused_as_questions_to_fit_on(tmp_path):
+    one = tmp_path / "questions.jsonl"  # one gold question, under another name and id
+    gold_line = json.loads((ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    one.write_text(json.dumps(dict(gold_line, id="mine")) + "\n", encoding="utf-8")
+    for tune, shared in ((ROOT / "eval" / "gold.jsonl", 64), (one, 1)):
+        with pytest.raises(SystemExit, match=f"shares {shared} questions with the gold set, which is kept for measuring"):
             tune_abstention.refuse_the_gold_set(tune)
     tune_abstention.refuse_the_gold_set(ROOT / "eval" / "tune.jsonl")  # the file it fits on
 

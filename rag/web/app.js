@@ -12,12 +12,18 @@ function authHeaders() {
 
 const UNREACHABLE = "The server does not answer: is `rag serve` still running?";
 
+// An error that passes: the server gone, loading, or unable to read the articles for now (503).
+// Its message is taken down once the server says it is ready again.
+function passingError(message) {
+  return Object.assign(new Error(message), { passing: true });
+}
+
 async function call(path, options = {}) {
   let response;
   try {
     response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
   } catch {  // the browser's own "Failed to fetch" says nothing a reader can act on
-    throw new Error(UNREACHABLE);
+    throw passingError(UNREACHABLE);
   }
   const body = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
   if (response.status === 401) {
@@ -27,12 +33,14 @@ async function call(path, options = {}) {
     throw new Error(tried ? "This server did not accept the token: enter its token below, then ask again."
                           : "This server needs a token: enter it below, then ask again.");
   }
+  if (response.status === 503) throw passingError(body.error || "503");
   if (!response.ok) throw new Error(body.error || `${response.status}`);
   return body;
 }
 
 function showError(problem) {
   $("error").textContent = problem.message;
+  $("error").dataset.passing = problem.passing ? "yes" : "";
   $("error").hidden = false;
 }
 
@@ -286,7 +294,7 @@ async function watchHealth() {
       : health.status === "loading" ? "loading the models and the index…" : `${health.status}: ${health.problem}`;
     if (health.status === "loading") checkHealthIn(1000);
     if (health.status === "unavailable") checkHealthIn(3000); // the archive cannot be read now: until it can
-    if (health.status === "ready" && $("error").textContent === UNREACHABLE) $("error").hidden = true; // it answers again
+    if (health.status === "ready" && $("error").dataset.passing) $("error").hidden = true; // it answers again
     if (health.status === "ready" && askWhenReady && !asking) { // else the ask in flight asks the address
       askWhenReady = false;
       answerTheAddress();
