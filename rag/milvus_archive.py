@@ -82,17 +82,27 @@ class Marker:
     meta: dict  # path, date, body_start, title, source
 
 
+NAMED_REPLACED = 5  # articles a summary names as replaced; the rest are counted
+
+
 @dataclass
 class Change:
     written: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
+    replaced: list[str] = dataclasses.field(default_factory=list)  # of those written, ones the archive held another version of
     embedded: int = 0
     skipped: list[str] = dataclasses.field(default_factory=list)  # "name: why", of the files read for it
 
     def summary(self, archive: MilvusArchive) -> str:
-        """One line for the user: what changed, and what the archive now holds."""
+        """One line for the user: what changed (naming the articles whose version in the archive was
+        replaced: on a team's archive, an old copy indexed replaces a colleague's edit), and what
+        the archive now holds."""
         articles, passages = archive.count()
-        return (f"written {len(self.written)} ({self.embedded} passages embedded), unchanged {len(self.unchanged)}; "
+        replaced = ""
+        if self.replaced:
+            named = ", ".join(self.replaced[:NAMED_REPLACED]) + (", …" if len(self.replaced) > NAMED_REPLACED else "")
+            replaced = f"; {len(self.replaced)} of them replaced another version in the archive: {named}"
+        return (f"written {len(self.written)} ({self.embedded} passages embedded{replaced}), unchanged {len(self.unchanged)}; "
                 f"archive at {archive.uri}: {passages} passages from {articles} articles "
                 f"(embedder {archive.manifest.embedder_id})")
 
@@ -406,6 +416,8 @@ def write_documents(archive: MilvusArchive, documents: list[Document], embedder,
             change.unchanged.append(document.doc_id)
         else:
             todo.append(document)
+            if marker is not None:
+                change.replaced.append(document.doc_id)
     cut = chunk_corpus(Corpus(archive.uri, {d.doc_id: d for d in todo}, []), chunking)
     by_article: dict[str, list[Passage]] = {}
     for p in cut:

@@ -208,6 +208,17 @@ def test_unchanged_articles_are_not_embedded_again_and_removal_takes_every_row(a
     assert not archive.passages.query('doc_id == "002_517ffae1740f5ca3"', ["id"])
 
 
+def test_writing_an_older_copy_over_an_edit_names_the_articles_it_replaced(archive, corpus):
+    """On a team's archive, indexing an old folder replaces a colleague's edit: the line says which."""
+    edited = dataclasses.replace(corpus.documents["001_fb70659820c0e01f"], text="Edited: 145 kilometres north of Kabul.")
+    new = dataclasses.replace(edited, doc_id="009_new", text="A new article.")
+    change = write_documents(archive, [edited, new], FakeEmbedder(), CHUNKING)
+    assert change.replaced == ["001_fb70659820c0e01f"] and sorted(change.written) == ["001_fb70659820c0e01f", "009_new"]
+    assert "2 passages embedded; 1 of them replaced another version in the archive: 001_fb70659820c0e01f)" in change.summary(archive)
+    again = write_documents(archive, list(corpus.documents.values()), FakeEmbedder(), CHUNKING)  # the old copy, back
+    assert again.replaced == ["001_fb70659820c0e01f"]
+
+
 def test_an_archive_cut_by_older_sentence_rules_still_opens_for_reading_and_writing(spec):
     """A team's archive written before rag recorded its sentence rules is not refused after an
     upgrade: its passages still slice their articles; `rag index --force` cuts them anew."""
