@@ -219,7 +219,7 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
                 body |= _counts(loading.pipeline)
             except RagError as problem:  # the archive cannot be read; asked again, it says when it can
                 return JSONResponse({"status": "unavailable", "problem": str(problem)}, status_code=503,
-                                    headers=http_error_for(problem).headers)
+                                    headers=_retry_later_for(problem))
         return JSONResponse(body, status_code=200 if loading.state == "ready" else 503, headers=loading.retry_after)
 
 
@@ -229,7 +229,11 @@ def http_error_for(problem: RagError) -> HTTPException:
     where it cannot (an archive rebuilt with other settings: restart the server)."""
     if isinstance(problem, BadInput):
         return HTTPException(400, str(problem))
-    return HTTPException(503, str(problem), headers=RETRY_LATER if isinstance(problem, Unavailable) else None)
+    return HTTPException(503, str(problem), headers=_retry_later_for(problem))
+
+
+def _retry_later_for(problem: RagError) -> dict[str, str] | None:
+    return RETRY_LATER if isinstance(problem, Unavailable) else None
 
 
 def _counts(pipeline) -> dict:

@@ -10,8 +10,6 @@ function authHeaders() {
   return token ? { Authorization: `Bearer ${token}` } : {};
 }
 
-const UNREACHABLE = "The server does not answer: is `rag serve` still running?";
-
 // An error that passes: the server gone, loading, or unable to read the articles for now (503).
 // Its message is taken down once the server says it is ready again.
 function passingError(message) {
@@ -23,7 +21,7 @@ async function call(path, options = {}) {
   try {
     response = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
   } catch {  // the browser's own "Failed to fetch" says nothing a reader can act on
-    throw passingError(UNREACHABLE);
+    throw passingError("The server does not answer: is `rag serve` still running?");
   }
   const body = await response.json().catch(() => ({ error: `${response.status} ${response.statusText}` }));
   if (response.status === 401) {
