@@ -456,11 +456,16 @@ def test_rag_show_reads_an_article_from_the_archive_and_says_when_there_is_none(
     missing = f"milvus:{tmp_path / 'none' / 'archive.db'}"
     with pytest.raises(RagError, match=rf"^no archive at {re.escape(missing)}; make one with: rag index --store {re.escape(missing)}"):
         stored_articles(with_store(config, missing))
+    assert not (tmp_path / "none").exists()  # a mistyped path makes no empty archive
 
 
-def test_a_lite_file_in_a_new_folder_is_made(tmp_path):
-    assert MilvusArchive.open(f"milvus:{tmp_path / 'new' / 'sub' / 'archive.db'}") is None
-    assert (tmp_path / "new" / "sub").is_dir()
+def test_a_lite_file_in_a_new_folder_is_made_only_when_an_archive_is_created(tmp_path):
+    spec = f"milvus:{tmp_path / 'new' / 'sub' / 'archive.db'}"
+    assert MilvusArchive.open(spec) is None
+    assert not (tmp_path / "new").exists()  # reading a mistyped path leaves nothing behind
+    MilvusArchive.create(spec, milvus_archive.expected_manifest(FakeEmbedder(), CHUNKING))
+    assert (tmp_path / "new" / "sub" / "archive.db").exists()
+    assert MilvusArchive.open(spec) is not None
 
 
 def test_a_lite_file_held_by_another_process_is_one_line(tmp_path):

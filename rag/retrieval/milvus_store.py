@@ -281,6 +281,15 @@ def connect(location: str):
     return _client_for(_uri(location))
 
 
+def absent_lite_file(location: str) -> bool:
+    """Is `location` a Milvus Lite file that is not there? Connecting would create it (and its
+    folders), so a command that only reads says there is no archive instead."""
+    if location.startswith("//"):
+        return False
+    path = Path(location).expanduser().resolve()
+    return path.suffix == ".db" and not path.exists()
+
+
 def _client_for(uri: str):
     try:
         from pymilvus import MilvusClient
