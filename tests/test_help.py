@@ -25,3 +25,12 @@ def help_text(command: str) -> str:
 ])
 def test_help_shows_the_defaults_it_describes(command, shown):
     assert shown in help_text(command)
+
+
+@pytest.mark.parametrize("command", ["ask", "eval", "index", "serve", "train-reader"])
+def test_help_shows_flags_as_flags(command):
+    """A flag takes no value: help that reads "--json <bool>" has users type `--json true`, which
+    is refused."""
+    text = help_text(command)
+    assert "--help Show this message" in text  # every command has a flag, --help at least
+    assert "<bool>" not in text
