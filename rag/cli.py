@@ -18,7 +18,7 @@ from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import INTERRUPTED, BadInput, RagError
 from rag.dates import DateRange
-from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline
+from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, default_index_dir, default_seeds_dir
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
 
 app = typer.Typer(
@@ -286,7 +286,6 @@ def chat(
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
     from rag.corpus import status_line
     from rag.index import IndexStore
-    from rag.pipeline import default_index_dir, default_seeds_dir
 
     seeds = seeds or default_seeds_dir()
     config = load_settings(models, top_k, store)
@@ -330,7 +329,6 @@ def serve(
     from rag.assembly import build_pipeline, check_models, is_milvus
     from rag.corpus import check_articles_folder
     from rag.index import IndexStore
-    from rag.pipeline import default_index_dir, default_seeds_dir
     from rag.server import serve as run_server
 
     config = load_settings(models, store=store)
@@ -388,9 +386,11 @@ def evaluate(
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
     _check_gates({"--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention})
+    articles = seeds or default_seeds_dir()
     _evaluate_gold_set(gold or default_gold_file(), predictions, report, baseline, as_json,
                        {"f1": min_f1, "citation_accuracy": min_citation, "abstention_recall": min_abstention},
-                       dates, lambda: open_pipeline(seeds, index_dir, models, top_k, store=store))
+                       dates, lambda: open_pipeline(seeds, index_dir, models, top_k, store=store),
+                       {"the articles folder": articles, "the index folder": index_dir or default_index_dir(articles)})
 
 
 def _check_gates(gates: dict[str, float | None]) -> None:
@@ -402,19 +402,25 @@ def _check_gates(gates: dict[str, float | None]) -> None:
 
 def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None, baseline: Path | None,
                        as_json: bool, gates: dict[str, float | None], dates: DateRange | None,
-                       open_the_pipeline: Callable[[], Pipeline]) -> None:
+                       open_the_pipeline: Callable[[], Pipeline], read_folders: dict[str, Path]) -> None:
     """`rag eval` on a gold set: answer every question, write what was asked for, print, gate.
-    The pipeline is opened last, after every input is checked: building an index takes long."""
+    The pipeline is opened last, after every input is checked: building an index takes long.
+    Nothing is written into `read_folders` (the articles and their index)."""
     from rag import evaluate as ev
     from rag.compare import load_baseline
     from rag.gold import load_gold
 
     questions = load_gold(gold)
-    ev.check_outputs_apart({"--gold": gold, "--baseline": baseline}, {"--predictions": predictions, "--report": report})
+    outputs = {"--predictions": predictions, "--report": report}
+    ev.check_outputs_apart({"--gold": gold, "--baseline": baseline}, outputs)
+    ev.check_outputs_outside(outputs, read_folders)
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
     earlier = load_baseline(baseline, questions) if baseline else None
     pipeline = open_the_pipeline()
     unknown = ev.articles_not_in(pipeline.corpus.documents, questions)
+    if unknown and len(unknown) == len({d for q in questions for d in q.docs}):  # another folder's gold set
+        raise RagError(f"none of the articles {gold} cites is in {pipeline.corpus.directory} ({', '.join(unknown[:3])}"
+                       f"{', …' if len(unknown) > 3 else ''} are not): give --gold a file of questions on these articles")
     if unknown:
         err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
     unstated = ev.answers_not_stated(pipeline.corpus.documents, questions)

@@ -121,10 +121,10 @@ def articles_not_in(documents, questions: list[GoldQuestion]) -> list[str]:
 
 
 def answers_not_stated(documents, questions: list[GoldQuestion]) -> list[str]:
-    """The ids of answerable gold questions none of whose answers is in any article they cite
-    (a typo in the gold file makes a question no reader can get right)."""
+    """The ids of answerable gold questions none of whose answers any article they cite states,
+    as scoring compares them (a typo in the gold file makes a question no reader can get right)."""
     def stated(q: GoldQuestion) -> bool:
-        return any(answer in documents[d].text for d in q.docs if d in documents for answer in q.answers)
+        return any(states_an_answer(documents[d].text, q.answers) for d in q.docs if d in documents)
 
     return [q.id for q in questions if q.answerable and q.docs and not stated(q)]
 
@@ -339,18 +339,31 @@ def check_outputs_apart(inputs: dict[str, Path | None], outputs: dict[str, Path 
     """No file `rag eval` writes may be one it reads, or another it writes: the gold set or an
     earlier run's answers would be lost for good. (--baseline and --predictions may be one file:
     the earlier answers are read before the new ones replace them.)"""
-    report = outputs.get("--report")
-    written = {**outputs, **({"--report's calibration picture": calibration_picture_of(report)} if report else {})}
     seen: dict[Path, str] = {}
-    for option, path in written.items():
-        if path is None:
-            continue
+    for option, path in files_written(outputs).items():
         where = path.resolve()
         clash = seen.get(where) or next((name for name, read in inputs.items() if read and read.resolve() == where
                                          and not (name == "--baseline" and option == "--predictions")), None)
         if clash:
             raise RagError(f"{option} {path} is the file of {clash}: it would be overwritten; give another file name", 2)
         seen[where] = option
+
+
+def files_written(outputs: dict[str, Path | None]) -> dict[str, Path]:
+    """Each option's file, and the picture --report draws beside its own."""
+    report = outputs.get("--report")
+    written = {**outputs, **({"--report's calibration picture": calibration_picture_of(report)} if report else {})}
+    return {option: path for option, path in written.items() if path is not None}
+
+
+def check_outputs_outside(outputs: dict[str, Path | None], folders: dict[str, Path]) -> None:
+    """No file `rag eval` writes may land in the articles folder or the index: it would replace
+    an article for good, or be read as one by the next question."""
+    for option, path in files_written(outputs).items():
+        for name, folder in folders.items():
+            if path.resolve().is_relative_to(Path(folder).resolve()):
+                raise RagError(f"{option} {path} is inside {name} {folder}, which rag reads (it would take the "
+                               f"file for its own, or overwrite one there): write it elsewhere", 2)
 
 
 def check_output_path(path: Path) -> None:

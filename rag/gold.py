@@ -1,5 +1,6 @@
 """Gold question files (eval/gold.jsonl, eval/tune.jsonl): one JSON object a line,
-{"id", "question", "answers": [exact substrings], "docs": [doc ids]}; no answers = unanswerable."""
+{"id", "question", "answers": [exact substrings], "docs": [doc ids]}; "answers": [] = unanswerable;
+"docs" and the flags "paraphrased" and "conflict" may be left out (README, "Your own gold set")."""
 from __future__ import annotations
 
 import json
@@ -35,6 +36,9 @@ class GoldQuestion:
 
 
 KEYS = {"id", "question", "answers", "docs", "paraphrased", "conflict"}
+REQUIRED = ("id", "question", "answers")
+REQUIRED_MEANS = {"id": "a name for the question, unique in the file", "question": "the question, as asked",
+                  "answers": "the answers as the articles write them; [] for a question they do not answer"}
 
 
 def load_gold(path: Path) -> list[GoldQuestion]:
@@ -48,16 +52,8 @@ def load_gold(path: Path) -> list[GoldQuestion]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-            unknown = sorted(set(row) - KEYS) if isinstance(row, dict) else []
-            if unknown:  # a mistyped "answer" would make an answerable question look unanswerable
-                raise ValueError(f"unknown key {unknown[0]!r}; a gold question has {', '.join(sorted(KEYS))}")
-            question = GoldQuestion(
-                id=str(row["id"]), question=_question(row["question"]), answers=_answers(row.get("answers", [])),
-                docs=_strings("docs", row.get("docs", [])), paraphrased=bool(row.get("paraphrased", False)),
-                conflict=bool(row.get("conflict", False)),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            question = _gold_question(json.loads(line))
+        except ValueError as exc:
             raise RagError(f"{path}:{number}: not a gold question ({exc})") from None
         if question.id in seen:
             raise RagError(f"{path}:{number}: duplicate id {question.id!r}")
@@ -66,6 +62,33 @@ def load_gold(path: Path) -> list[GoldQuestion]:
     if not questions:
         raise RagError(f"{path} holds no questions")
     return questions
+
+
+def _gold_question(row) -> GoldQuestion:
+    if not isinstance(row, dict):
+        raise ValueError('a line is one JSON object: {"id": ..., "question": ..., "answers": [...], "docs": [...]}')
+    unknown = sorted(set(row) - KEYS)
+    if unknown:  # a mistyped "answer" would make an answerable question look unanswerable
+        raise ValueError(f"unknown key {unknown[0]!r}; a gold question has {', '.join(sorted(KEYS))}")
+    missing = [key for key in REQUIRED if key not in row]
+    if missing:  # a forgotten "answers" would make an answerable question count as unanswerable
+        raise ValueError(f'no "{missing[0]}" ({REQUIRED_MEANS[missing[0]]})')
+    return GoldQuestion(id=_id(row["id"]), question=_question(row["question"]), answers=_answers(row["answers"]),
+                        docs=_strings("docs", row.get("docs", [])), paraphrased=_flag("paraphrased", row),
+                        conflict=_flag("conflict", row))
+
+
+def _id(value) -> str:
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+        raise ValueError(f'"id" must be a non-empty string or a number, not {json.dumps(value)}')
+    return str(value)
+
+
+def _flag(key: str, row: dict) -> bool:
+    value = row.get(key, False)
+    if not isinstance(value, bool):  # bool("no") is True
+        raise ValueError(f'"{key}" must be true or false, not {json.dumps(value)}')
+    return value
 
 
 def _question(value) -> str:

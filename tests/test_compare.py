@@ -7,7 +7,7 @@ import pytest
 from rag.compare import compare, load_baseline, paired_interval
 from rag.errors import RagError
 from rag.gold import GoldQuestion
-from tests.conftest import run_rag
+from tests.conftest import ROOT, run_rag
 
 QUESTIONS = [GoldQuestion("a", "What does Panjshir mean?", ["five lions"], ["d1"]),
              GoldQuestion("b", "What is the valley famed for?", ["emeralds"], ["d1"]),
@@ -138,3 +138,39 @@ def test_rag_eval_may_write_its_answers_over_the_baseline_it_read_first(tmp_path
 
     base = tmp_path / "base.jsonl"
     check_outputs_apart({"--gold": tmp_path / "gold.jsonl", "--baseline": base}, {"--predictions": base, "--report": None})
+
+
+@pytest.mark.parametrize("option, where", [
+    ("--report", "seeds/000_882549ac45e52293.txt"),      # an article, replaced for good
+    ("--predictions", "seeds/answers.jsonl"),           # read as an article by the next question
+    ("--report", "seeds/sub/report.md"),
+    ("--predictions", ".rag/seeds/answers.jsonl"),      # the index folder
+])
+@pytest.mark.integration  # a rag subprocess (it exits before any model loads)
+def test_rag_eval_writes_nothing_into_the_articles_or_their_index(seeds_copy, option, where):
+    article = seeds_copy / "000_882549ac45e52293.txt"
+    before = article.read_bytes()
+    target = seeds_copy.parent / where
+    result = run_rag("eval", "--seeds", str(seeds_copy), option, str(target))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: {option} {target} is inside the ") and "write it elsewhere" in result.stderr
+    assert article.read_bytes() == before and not (seeds_copy / "answers.jsonl").exists()
+
+
+def test_rag_eval_on_articles_its_gold_set_never_cites_is_an_error_not_a_zero(tmp_path, monkeypatch):
+    """`rag eval --seeds MINE` without --gold takes the bundled gold set: F1 0 and exit 0 before."""
+    from typer.testing import CliRunner
+
+    from rag import assembly
+    from rag.cli import app
+    from tests.fakes import FakeEmbedder, FakeReader
+
+    real = assembly.build_pipeline
+    monkeypatch.setattr(assembly, "build_pipeline", lambda config, seeds, index, *args, **kwargs: real(
+        config, seeds, index, embedder=FakeEmbedder(), reader=FakeReader([])))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "ferry.txt").write_text("The ferry to Lark Island leaves at nine.", encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "--seeds", str(mine), "--gold", str(ROOT / "eval" / "gold.jsonl")])
+    assert isinstance(result.exception, RagError)  # the command's entry prints it as one line, exit 1
+    assert str(result.exception).startswith(f"none of the articles {ROOT / 'eval' / 'gold.jsonl'} cites is in {mine} (")

@@ -61,7 +61,7 @@ def test_no_tune_question_asks_what_a_gold_question_asks(sets):
 
 def test_a_broken_gold_file_is_a_clear_error(tmp_path):
     path = tmp_path / "gold.jsonl"
-    path.write_text('{"id": "a", "question": "q", "answers": []}\n{"id": "a", "question": "r"}\n', encoding="utf-8")
+    path.write_text('{"id": "a", "question": "q", "answers": []}\n{"id": "a", "question": "r", "answers": []}\n', encoding="utf-8")
     with pytest.raises(RagError, match="duplicate id 'a'"):
         load_gold(path)
     path.write_text('{"id": "a"\n', encoding="utf-8")
@@ -78,11 +78,28 @@ def test_a_broken_gold_file_is_a_clear_error(tmp_path):
     ('"question": "  ", "answers": []', "the question is empty"),
     (f'"question": "{"why " * 200}", "answers": []', "the question is too long"),
     ('"question": "Who?", "answer": ["Powell"]', "unknown key 'answer'; a gold question has answers, conflict"),  # not unanswerable
+    ('"question": "Who?"', 'no "answers" (the answers as the articles write them; [] for a question they do not answer)'),
+    ('"answers": []', 'no "question"'),
+    ('"question": "Who?", "answers": [], "paraphrased": "no"', '"paraphrased" must be true or false, not "no"'),
 ])
 def test_a_row_that_could_not_be_asked_or_scored_is_refused_with_its_line(tmp_path, row, says):
     gold = tmp_path / "gold.jsonl"
     gold.write_text('{"id": "a", "question": "Who?", "answers": ["x"]}\n'
                     f'{{"id": "b", {row}}}\n', encoding="utf-8")
+    with pytest.raises(RagError, match=f"gold.jsonl:2: not a gold question .*{re.escape(says)}"):
+        load_gold(gold)
+
+
+@pytest.mark.parametrize("line, says", [
+    ('["b", "Who?"]', 'a line is one JSON object'),
+    ('42', 'a line is one JSON object'),
+    ('{"id": null, "question": "Who?", "answers": []}', '"id" must be a non-empty string or a number, not null'),
+    ('{"id": " ", "question": "Who?", "answers": []}', '"id" must be a non-empty string or a number'),
+    ('{"question": "Who?", "answers": []}', 'no "id"'),
+])
+def test_a_line_that_is_no_question_says_what_a_line_must_be(tmp_path, line, says):
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(f'{{"id": "a", "question": "Who?", "answers": ["x"]}}\n{line}\n', encoding="utf-8")
     with pytest.raises(RagError, match=f"gold.jsonl:2: not a gold question .*{re.escape(says)}"):
         load_gold(gold)
 
@@ -93,6 +110,7 @@ def test_a_question_whose_answer_its_articles_do_not_hold_is_named():
     documents = load_corpus(SEEDS).documents
     questions = [GoldQuestion("held", "What does Panjshir mean?", ["five lions"], ["000_882549ac45e52293"]),
                  GoldQuestion("typo", "What does Panjshir mean?", ["five loins"], ["000_882549ac45e52293"]),
+                 GoldQuestion("case", "What does Panjshir mean?", ["Five Lions"], ["000_882549ac45e52293"]),  # scored alike
                  GoldQuestion("none", "Who won?", [], [])]
     assert answers_not_stated(documents, questions) == ["typo"]
 

@@ -1,0 +1,213 @@
+"""Train readers on a lent GPU in one call: a small sweep of learning rate and batch size, run side
+by side on the one GPU, each reader scored on the calibration articles, the best brought back.
+
+On the device machine, from the repository root (its python3 has torch and transformers; `rag`
+itself is not installed there, nor needed: training reads models/reader, not the embedder's wheel):
+
+    python3 eval/device_sweep.py run --data .data/train-full.json.gz --minutes 6 --out $OUT
+
+Each --config LR:BATCH trains `rag train-reader --init models/reader --device cuda` with the
+recipe of the shipped reader's pieces (README, "Training a reader"), for --minutes, all at
+once; then each is scored, reader alone, on the calibration articles (the SQuAD 2.0 dev copies
+of eval/calibration_articles.txt, kept out of training; never the held-out files), answering
+when its span beats "no answer" (null margin 0). The starting reader is scored the same way.
+The best by F1 comes back under --out in pieces small enough for the device tool (16 MiB a
+file): model.safetensors.partN, rest.tar.gz (config, tokenizer, card, training log) and
+sweep.json (every config's command, steps and scores, and the weights' SHA-256).
+
+Here, put it back together and measure it as any reader is measured:
+
+    python eval/device_sweep.py unpack FOLDER_OF_THOSE_FILES /work/reader-training/gpu1
+    python eval/measure_reader.py /work/reader-training/gpu1 --out eval/out/readers/gpu1 --baseline ..."""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_CONFIGS = ("3e-5:32", "5e-5:64", "1e-4:64")
+RECIPE = ("--precision", "bf16", "--swapped-negatives", "0.3", "--swap-from", "paragraph",
+          "--exclude-articles", "eval/calibration_articles.txt", "--checkpoint-every", "60m")
+PART_BYTES = 15 * 2**20  # the device tool brings back files of up to 16 MiB
+WEIGHTS = "model.safetensors"
+CALIBRATION_SOURCE = "squad20-dev"  # the calibration articles' copies with unanswerable questions
+
+
+def plain_data(data: Path, work: Path) -> Path:
+    """The SQuAD file, unzipped into `work` when it is a .gz (the tree that travels is limited)."""
+    if data.suffix != ".gz":
+        return data
+    plain = work / data.stem
+    with gzip.open(data, "rb") as zipped, open(plain, "wb") as out:
+        shutil.copyfileobj(zipped, out)
+    return plain
+
+
+def calibration_file(data: Path, work: Path) -> Path:
+    """The calibration articles' SQuAD 2.0 dev copies, as a SQuAD file of their own."""
+    from rag.train import read_article_list
+
+    names = {f"{CALIBRATION_SOURCE}:{name}" for name in read_article_list(ROOT / "eval" / "calibration_articles.txt")}
+    articles = [a for a in json.loads(data.read_text(encoding="utf-8"))["data"] if a["title"] in names]
+    if len(articles) != len(names):
+        sys.exit(f"error: {data} lacks some calibration articles: {sorted(names - {a['title'] for a in articles})}")
+    out = work / "calibration.json"
+    out.write_text(json.dumps({"version": "v2.0", "data": articles}), encoding="utf-8")
+    return out
+
+
+def config_name(config: str) -> str:
+    lr, batch = parse_config(config)
+    return f"lr{lr:g}-b{batch}"
+
+
+def parse_config(config: str) -> tuple[float, int]:
+    try:
+        lr, batch = config.split(":")
+        return float(lr), int(batch)
+    except ValueError:
+        sys.exit(f"error: a --config is LR:BATCH, e.g. 5e-5:64, not {config!r}")
+
+
+def train_command(data: Path, config: str, minutes: float, seed: int, out: Path, device: str) -> list[str]:
+    lr, batch = parse_config(config)
+    return [sys.executable, "-m", "rag", "train-reader", "--data", str(data), "--init", str(ROOT / "models" / "reader"),
+            "--device", device, "--lr", f"{lr:g}", "--batch-size", str(batch), "--time-budget", f"{minutes:g}m",
+            "--seed", str(seed), *RECIPE, "--out", str(out)]
+
+
+def train_all(commands: dict[str, list[str]], logs: Path) -> dict[str, int]:
+    """Run the trainings side by side (each prepares its windows on its own CPU cores; the small
+    model leaves the GPU room for several); their exit codes."""
+    logs.mkdir(parents=True, exist_ok=True)
+    env = os.environ | {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    running = {name: subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "w"),
+                                      stderr=subprocess.STDOUT) for name, command in commands.items()}
+    return {name: process.wait() for name, process in running.items()}
+
+
+def score_reader(reader_dir: Path, squad_file: Path) -> dict:
+    """The reader alone on each question's own paragraph, answering when its span beats "no
+    answer" (null margin 0), scored as SQuAD 2.0 is."""
+    from rag.config import ModelSpec, load_models_config
+    from rag.reader import Reader
+    from rag.schema import Passage
+    from rag.squad import load_squad, score
+
+    settings = load_models_config(ROOT / "models.toml").reader.settings
+    reader_dir = reader_dir.resolve()
+    reader = Reader(ModelSpec("reader", str(reader_dir), f"path:{reader_dir}", "", reader_dir, settings))
+    data = load_squad(squad_file)
+    predictions = {}
+    for q in data.questions:
+        context = data.contexts[q.context_id]
+        (guess,) = reader.read(q.question, [Passage(q.context_id, 0, len(context), context)])
+        predictions[q.id] = context[guess.start:guess.end] if guess.span_score > guess.null_score else None
+    return score(predictions, data.questions)
+
+
+def steps_trained(run_dir: Path) -> str:
+    """The last progress line of a run's training log, as it wrote it."""
+    from rag.train import LOG
+
+    log = run_dir / LOG
+    lines = log.read_text(encoding="utf-8").splitlines() if log.is_file() else []
+    return lines[-1] if lines else ""
+
+
+def pack(reader_dir: Path, out: Path) -> dict:
+    """The reader as files the device tool brings back: its weights in parts, the rest in a tar."""
+    out.mkdir(parents=True, exist_ok=True)
+    weights = (reader_dir / WEIGHTS).read_bytes()
+    parts = [weights[i:i + PART_BYTES] for i in range(0, len(weights), PART_BYTES)]
+    for n, part in enumerate(parts):
+        (out / f"{WEIGHTS}.part{n}").write_bytes(part)
+    with tarfile.open(out / "rest.tar.gz", "w:gz") as tar:
+        for path in sorted(reader_dir.iterdir()):
+            if path.is_file() and path.name != WEIGHTS:
+                tar.add(path, arcname=path.name)
+    return {"parts": len(parts), "sha256": hashlib.sha256(weights).hexdigest()}
+
+
+def unpack(folder: Path, reader_dir: Path) -> None:
+    """A reader directory from pack()'s files, its weights checked against sweep.json."""
+    sweep = json.loads((folder / "sweep.json").read_text(encoding="utf-8"))
+    parts = [folder / f"{WEIGHTS}.part{n}" for n in range(sweep["packed"]["parts"])]
+    if missing := [p.name for p in parts if not p.is_file()]:
+        sys.exit(f"error: {folder} lacks {', '.join(missing)}")
+    weights = b"".join(p.read_bytes() for p in parts)
+    if hashlib.sha256(weights).hexdigest() != sweep["packed"]["sha256"]:
+        sys.exit(f"error: the weights put together from {folder} differ from the ones packed (SHA-256)")
+    reader_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(folder / "rest.tar.gz") as tar:
+        tar.extractall(reader_dir, filter="data")
+    (reader_dir / WEIGHTS).write_bytes(weights)
+    (reader_dir / "sweep.json").write_text(json.dumps(sweep, indent=1), encoding="utf-8")
+    print(f"{reader_dir}: the sweep's best, {sweep['best']}")
+
+
+def run(args) -> None:
+    started = time.monotonic()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    data = plain_data(Path(args.data), work)
+    calibration = calibration_file(data, work)
+    configs = args.config or list(DEFAULT_CONFIGS)
+    commands = {config_name(c): train_command(data, c, args.minutes, args.seed, work / config_name(c), args.device)
+                for c in configs}
+    codes = train_all(commands, work / "logs")
+    results = {"start (models/reader)": {"score": score_reader(ROOT / "models" / "reader", calibration)}}
+    for name, command in commands.items():
+        result = {"command": " ".join(command[1:]), "exit": codes[name], "last_log": steps_trained(work / name)}
+        if codes[name] == 0:
+            result["score"] = score_reader(work / name, calibration)
+        else:
+            result["output_tail"] = (work / "logs" / f"{name}.log").read_text(encoding="utf-8")[-2000:]
+        results[name] = result
+        print(name, json.dumps(result.get("score") or result["output_tail"][-300:]), flush=True)
+    trained = [name for name in commands if "score" in results[name]]
+    if not trained:
+        sys.exit("error: no training finished; see the output tails above")
+    best = max(trained, key=lambda name: results[name]["score"]["f1"])
+    sweep = {"best": best, "minutes": args.minutes, "scored_on": "calibration articles, reader alone, null margin 0",
+             "results": results, "wall_s": round(time.monotonic() - started)}
+    sweep["packed"] = pack(work / best, Path(args.out))
+    (Path(args.out) / "sweep.json").write_text(json.dumps(sweep, indent=1), encoding="utf-8")
+    print(json.dumps({name: r.get("score") for name, r in results.items()}, indent=1))
+    print(f"best: {best}; packed into {args.out} in {sweep['wall_s']} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    verbs = parser.add_subparsers(dest="verb", required=True)
+    on_device = verbs.add_parser("run", help="train, score and pack (on the GPU machine)")
+    on_device.add_argument("--data", required=True, help="train-full.json, or a .json.gz of it")
+    on_device.add_argument("--config", action="append", help=f"LR:BATCH, repeatable (default: {' '.join(DEFAULT_CONFIGS)})")
+    on_device.add_argument("--minutes", type=float, default=6.0, help="training time of each config (they run at once)")
+    on_device.add_argument("--seed", type=int, default=31)
+    on_device.add_argument("--device", default="cuda", help="cuda; cpu only to try this script out")
+    on_device.add_argument("--work", default="/tmp/device-sweep")
+    on_device.add_argument("--out", required=True, help="where the best reader's pieces go ($OUT on the device)")
+    here = verbs.add_parser("unpack", help="put the best reader back together (here)")
+    here.add_argument("folder", type=Path)
+    here.add_argument("reader_dir", type=Path)
+    args = parser.parse_args()
+    if args.verb == "run":
+        run(args)
+    else:
+        unpack(args.folder, args.reader_dir)
+
+
+if __name__ == "__main__":
+    main()
