@@ -427,6 +427,12 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     if unstated:
         err.print(Text.assemble(("warning: ", "yellow"), "no answer of these questions is in the articles they cite: "
                                 f"{', '.join(unstated)}"))
+    if dates and (outside := ev.answered_only_outside(pipeline.corpus.documents, questions, dates)):
+        questions = [q for q in questions if q.id not in outside]
+        err.print(f"note: {len(outside)} questions left out, as only articles outside the dates answer them: "
+                  f"{', '.join(outside)}")
+        if not questions:
+            raise RagError("no question is left: only articles outside the dates answer them all")
     progress, update = progress_bar("answering", len(questions))
     with progress:
         run = ev.evaluate_gold(pipeline, questions, dates, earlier, on_done=update)

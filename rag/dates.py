@@ -29,6 +29,10 @@ class DateRange:
             raise BadInput(f"--since {since} is after --until {until}")
         return cls(since, until)
 
+    def holds(self, day: str | None) -> bool:
+        """Is an article of this date (None: undated) answered from? Undated ones never are."""
+        return bool(day) and (not self.since or day >= self.since) and (not self.until or day <= self.until)
+
 
 def article_day(given) -> tuple[str | None, str | None]:
     """(the day an article's date field or line gives, why it gives none): a value that starts

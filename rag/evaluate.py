@@ -120,6 +120,16 @@ def articles_not_in(documents, questions: list[GoldQuestion]) -> list[str]:
     return sorted({d for q in questions for d in q.docs} - set(documents))
 
 
+def answered_only_outside(documents, questions: list[GoldQuestion], dates) -> list[str]:
+    """The ids of answerable questions every article of which `documents` holds is dated outside
+    `dates` (or undated): under the filter, declining them is right, so they are no measure of it."""
+    def outside(q: GoldQuestion) -> bool:
+        cited = [documents[d] for d in q.docs if d in documents]
+        return bool(cited) and not any(dates.holds(d.date) for d in cited)
+
+    return [q.id for q in questions if q.answerable and outside(q)]
+
+
 def answers_not_stated(documents, questions: list[GoldQuestion]) -> list[str]:
     """The ids of answerable gold questions none of whose answers any article they cite states,
     as scoring compares them (a typo in the gold file makes a question no reader can get right)."""

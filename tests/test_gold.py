@@ -115,6 +115,21 @@ def test_a_question_whose_answer_its_articles_do_not_hold_is_named():
     assert answers_not_stated(documents, questions) == ["typo"]
 
 
+def test_under_a_date_filter_a_question_only_articles_outside_it_answer_is_named():
+    from rag.dates import DateRange
+    from rag.evaluate import answered_only_outside
+
+    documents = load_corpus(SEEDS).documents  # 000 and 003 are dated 2021-08-24, 002 and 004 the 25th, 001 not
+    questions = [GoldQuestion("early", "Q?", ["x"], ["000_882549ac45e52293"]),
+                 GoldQuestion("undated", "Q?", ["x"], ["001_fb70659820c0e01f"]),
+                 GoldQuestion("both", "Q?", ["x"], ["000_882549ac45e52293", "002_517ffae1740f5ca3"]),
+                 GoldQuestion("late", "Q?", ["x"], ["004_5381029668afd7ea"]),
+                 GoldQuestion("no docs", "Q?", ["x"], []),
+                 GoldQuestion("unanswerable", "Q?", [], ["000_882549ac45e52293"])]
+    assert answered_only_outside(documents, questions, DateRange("2021-08-25", None)) == ["early", "undated"]
+    assert answered_only_outside(documents, questions, DateRange(None, "2021-08-24")) == ["undated", "late"]
+
+
 def test_a_question_is_kept_as_the_pipeline_asks_it(tmp_path):
     gold = tmp_path / "gold.jsonl"
     gold.write_text('{"id": "a", "question": "Who  leads\\u200b the NRF?", "answers": []}\n', encoding="utf-8")
