@@ -398,6 +398,9 @@ def _check_gates(gates: dict[str, float | None]) -> None:
     for option, bar in gates.items():
         if bar is not None and not 0 <= bar <= 100:
             raise RagError(f"{option} is a percentage from 0 to 100, not {bar:g}", 2)
+        if bar is not None and 0 < bar < 1:
+            raise RagError(f"{option} is a percentage from 0 to 100: {bar:g} would pass nearly any run "
+                           f"(for {100 * bar:g} %, give {100 * bar:g})", 2)
 
 
 def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None, baseline: Path | None,

@@ -261,8 +261,8 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
         cited = f"{r.answer.citation.doc_id} {r.answer.citation.start}-{r.answer.citation.end}" if r.answer.citation else ""
         f1 = f"{r.f1:.2f}" if r.gold.answerable else ""
         read = ("yes" if r.answer_read else "no") if r.gold.answerable else ""
-        lines.append(f"| {'' if r.correct else '✗'} | {r.gold.id} | {_md(r.gold.question)} | {_md(gold)} | "
-                     f"{_md(prediction)} | {r.answer.score:.2f} | {f1} | {read} | {cited} |")
+        lines.append(f"| {'' if r.correct else '✗'} | {_md(r.gold.id)} | {_md(r.gold.question)} | {_md(gold)} | "
+                     f"{_md(prediction)} | {r.answer.score:.2f} | {f1} | {read} | {_md(cited)} |")
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return picture
 

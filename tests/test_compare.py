@@ -174,3 +174,11 @@ def test_rag_eval_on_articles_its_gold_set_never_cites_is_an_error_not_a_zero(tm
     result = CliRunner().invoke(app, ["eval", "--seeds", str(mine), "--gold", str(ROOT / "eval" / "gold.jsonl")])
     assert isinstance(result.exception, RagError)  # the command's entry prints it as one line, exit 1
     assert str(result.exception).startswith(f"none of the articles {ROOT / 'eval' / 'gold.jsonl'} cites is in {mine} (")
+
+
+@pytest.mark.integration  # a rag subprocess (it exits before any model loads)
+def test_a_gate_written_as_a_fraction_is_refused():
+    result = run_rag("eval", "--min-f1", "0.73")  # any run with an F1 of 1 % would pass
+    assert result.returncode == 2
+    assert result.stderr.strip() == ("error: --min-f1 is a percentage from 0 to 100: 0.73 would pass nearly any run "
+                                     "(for 73 %, give 73)")
