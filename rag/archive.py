@@ -16,7 +16,7 @@ from pathlib import Path
 from rag.converters import FORMATS, converter_for
 from rag.converters import jsonl
 from rag.converters import text as plain_text
-from rag.corpus import name_is_text, printable, read_documents
+from rag.corpus import name_is_text, not_a_folder, printable, read_documents, skipped_as
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -63,7 +63,7 @@ class Archive:
 
         seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
         if not seeds_dir.is_dir():
-            raise RagError(f"articles folder not found: {seeds_dir}")
+            raise RagError(not_a_folder(seeds_dir))
         return cls(seeds_dir, Path(index_dir) if index_dir else default_index_dir(seeds_dir))
 
     @property
@@ -87,7 +87,7 @@ class Archive:
         from rag.index import IndexStore
 
         articles = IndexStore(self.index_dir).articles(self.seeds_dir)
-        return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash)
+        return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped)
 
 
 def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
@@ -187,15 +187,17 @@ def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
     return list(documents.values()), change.skipped
 
 
-def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path) -> Change:
+def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path,
+                     skipped: list[str] = ()) -> Change:
     """Move the files of these articles out of the seeds folder into `trash`. Every id is
-    checked before any file moves."""
+    checked before any file moves; `skipped` (Corpus.skipped) explains an id whose file was not read."""
     change = Change()
     doc_ids = list(dict.fromkeys(doc_ids))
     for doc_id in doc_ids:
         document = documents.get(doc_id)
         if document is None:
-            raise RagError(f"no article {doc_id!r} in {seeds_dir}{_id_of_file(doc_id, documents)}; nothing was removed")
+            raise RagError(f"no article {doc_id!r} in {seeds_dir}{_id_of_file(doc_id, documents)}"
+                           f"{skipped_as(skipped, doc_id)}; nothing was removed")
         if sum(1 for d in documents.values() if d.path == document.path) > 1:
             raise RagError(f"{doc_id} is one record of {Path(document.path).name}: edit that file to remove it; "
                            "nothing was removed")

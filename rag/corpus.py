@@ -100,10 +100,27 @@ def date_range(dates: Iterable[str | None]) -> tuple[str, str] | None:
 Known = Mapping[tuple[str, str], Conversion]
 
 
+def skipped_as(skipped: list[str], doc_id: str) -> str:
+    """" (name.txt: why it was skipped)" when the file that would have been article `doc_id` was
+    skipped when the folder was read, else ""."""
+    for note in skipped:
+        name = note.partition(": ")[0]
+        if doc_id in (name, Path(name).stem):
+            return f" ({note})"
+    return ""
+
+
+def not_a_folder(path: Path) -> str:
+    """Why `path` cannot be read as a folder of articles."""
+    if path.is_file():
+        return f"{path} is a file; --seeds takes the folder of articles (rag add copies files into one)"
+    return f"articles folder not found: {path}"
+
+
 def _entries(directory: Path) -> list[Path]:
     """What is in the folder of articles, sorted; a missing or unreadable folder is an error."""
     if not directory.is_dir():
-        raise RagError(f"articles folder not found: {directory}")
+        raise RagError(not_a_folder(directory))
     try:
         return sorted(directory.iterdir())
     except OSError as exc:

@@ -189,3 +189,24 @@ def test_the_date_range_is_the_first_and_last_date_and_none_when_nothing_is_date
 
     assert date_range([None, "2021-08-25", None, "2020-01-01", "2021-08-24"]) == ("2020-01-01", "2021-08-25")
     assert date_range([None, None]) is None and date_range([]) is None
+
+
+def test_an_article_id_whose_file_was_skipped_says_why(tmp_path):
+    from rag.render import ArticleView
+
+    (tmp_path / "ferry.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    (tmp_path / "baking.txt").write_bytes("Café au lait".encode("latin-1"))
+    corpus = load_corpus(tmp_path)
+    with pytest.raises(RagError, match=r"^no article 'baking' in .* \(baking\.txt: not UTF-8 text\)$"):
+        ArticleView.of(corpus, "baking", None, None)
+    with pytest.raises(RagError, match=r"^no article 'bakery' in [^(]*$"):
+        ArticleView.of(corpus, "bakery", None, None)
+
+
+def test_a_file_given_as_the_articles_folder_says_it_is_a_file(tmp_path):
+    article = tmp_path / "ferry.txt"
+    article.write_text("The ferry leaves at nine.", encoding="utf-8")
+    with pytest.raises(RagError, match="ferry.txt is a file; --seeds takes the folder of articles"):
+        load_corpus(article)
+    with pytest.raises(RagError, match="^articles folder not found: "):
+        load_corpus(tmp_path / "none")
