@@ -227,10 +227,11 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
                                       '{"id": "w", "date": "2021-09-061", "text": "A fourth record."}\n', encoding="utf-8")
     (tmp_path / "d.txt").write_text(" date March 15, 2024 The council met.\n", encoding="utf-8")
     (tmp_path / "e.txt").write_text("date palms grow in the valley.\n", encoding="utf-8")  # no date meant: nothing said
+    (tmp_path / "f.txt").write_text("Date: March 5, 2024\n\nThe port reopened.\n", encoding="utf-8")  # quoted as written
     corpus = load_corpus(tmp_path)
     assert {d: doc.date for d, doc in corpus.documents.items()} == {"a": None, "b.md": None, "c.jsonl#x": None,
                                                                       "c.jsonl#y": "2021-09-06", "c.jsonl#z": None,
-                                                                      "c.jsonl#w": None, "d": None, "e": None}
+                                                                      "c.jsonl#w": None, "d": None, "e": None, "f": None}
     assert corpus.documents["a"].text[corpus.documents["a"].body_start:].strip() == "The mayor resigned."
     assert sorted(map(status_line, corpus.skipped)) == [  # as it is printed: read all the same, not "skipped"
         "warning: a.txt: date '2021-13-45' is not a day written YYYY-MM-DD: the article is read as undated",
@@ -239,6 +240,8 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
         "warning: c.jsonl line 3: date '20210907' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: c.jsonl line 4: date '2021-09-061' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: d.txt: its first line starts like a date ('date March 15, 2024'), but only 'date YYYY-MM-DD' "
+        "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated",
+        "warning: f.txt: its first line starts like a date ('Date: March 5, 2024'), but only 'date YYYY-MM-DD' "
         "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated"]
 
 
