@@ -91,7 +91,8 @@ def train_all(commands: dict[str, list[str]], logs: Path) -> dict[str, int]:
     """Run the trainings side by side (each prepares its windows on its own CPU cores; the small
     model leaves the GPU room for several); their exit codes."""
     logs.mkdir(parents=True, exist_ok=True)
-    env = os.environ | {"PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+                        "PYTHONUNBUFFERED": "1"}
     running = {name: subprocess.Popen(command, cwd=ROOT, env=env, stdout=open(logs / f"{name}.log", "w"),
                                       stderr=subprocess.STDOUT) for name, command in commands.items()}
     return {name: process.wait() for name, process in running.items()}
@@ -161,6 +162,7 @@ def run(args) -> None:
     started = time.monotonic()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("RAG_CACHE_DIR", str(work / "cache"))  # the device lacks platformdirs, rag's default's source
     data = plain_data(Path(args.data), work)
     calibration = calibration_file(data, work)
     configs = args.config or list(DEFAULT_CONFIGS)
