@@ -4,7 +4,7 @@ by side on the one GPU, each reader scored on the calibration articles, the best
 On the device machine, from the repository root (its python3 has torch and transformers; `rag`
 itself is not installed there, nor needed: training reads models/reader, not the embedder's wheel):
 
-    python3 eval/device_sweep.py run --data .data/train-full.json.gz --minutes 6 --out $OUT
+    python3 eval/device_sweep.py run --data .data/train-full.json.gz --minutes 3 --out $OUT
 
 Each --config LR:BATCH trains `rag train-reader --init models/reader --device cuda` with the
 recipe of the shipped reader's pieces (README, "Training a reader"), for --minutes, all at
@@ -196,7 +196,7 @@ def main() -> None:
     on_device = verbs.add_parser("run", help="train, score and pack (on the GPU machine)")
     on_device.add_argument("--data", required=True, help="train-full.json, or a .json.gz of it")
     on_device.add_argument("--config", action="append", help=f"LR:BATCH, repeatable (default: {' '.join(DEFAULT_CONFIGS)})")
-    on_device.add_argument("--minutes", type=float, default=6.0, help="training time of each config (they run at once)")
+    on_device.add_argument("--minutes", type=float, default=3.0, help="training time of each config (they run at once)")
     on_device.add_argument("--seed", type=int, default=31)
     on_device.add_argument("--device", default="cuda", help="cuda; cpu only to try this script out")
     on_device.add_argument("--work", default="/tmp/device-sweep")
