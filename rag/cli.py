@@ -18,7 +18,7 @@ from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import INTERRUPTED, BadInput, RagError
 from rag.dates import DateRange
-from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, default_index_dir, default_seeds_dir
+from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, default_index_dir, default_seeds_dir, falls_back_to_bundled
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
 
 app = typer.Typer(
@@ -88,8 +88,18 @@ def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | Non
     from rag.assembly import build_pipeline
 
     config = load_settings(models, top_k, store)
+    say_if_bundled(seeds, config)
     with embedding_progress() as on_progress:
         return build_pipeline(config, seeds, index_dir, rebuild, report_status, on_progress)
+
+
+def say_if_bundled(seeds: Path | None, config) -> None:
+    """One line when no --seeds was given and there is no ./seeds, so the answers come from the
+    example articles rag ships with: a user who forgot --seeds learns it before the answer."""
+    from rag.assembly import is_milvus
+
+    if seeds is None and falls_back_to_bundled() and not is_milvus(config):
+        report_status("no ./seeds here: answering from the example articles rag ships with (--seeds DIR for yours)")
 
 
 def _index_manifest(config, seeds: Path | None, index_dir: Path | None, rebuild: bool = False):
@@ -287,8 +297,9 @@ def chat(
     from rag.corpus import status_line
     from rag.index import IndexStore
 
-    seeds = seeds or default_seeds_dir()
     config = load_settings(models, top_k, store)
+    say_if_bundled(seeds, config)
+    seeds = seeds or default_seeds_dir()
     check_models(config)
     # what the banner counts: a Milvus archive, or the folder (an archive is made from it when there is none yet)
     corpus = existing_archive_articles(config) if is_milvus(config) else None

@@ -24,8 +24,13 @@ BUNDLED_SEEDS = PROJECT_ROOT / "seeds"  # the five articles rag comes with
 
 
 def default_seeds_dir() -> Path:
-    local = Path.cwd() / "seeds"
-    return local if local.is_dir() else BUNDLED_SEEDS
+    """./seeds where rag runs, else the bundled articles."""
+    return BUNDLED_SEEDS if falls_back_to_bundled() else Path.cwd() / "seeds"
+
+
+def falls_back_to_bundled() -> bool:
+    """Is there no ./seeds where rag runs, so that the default articles are the bundled ones?"""
+    return not (Path.cwd() / "seeds").is_dir()
 
 
 def default_index_dir(seeds_dir: Path) -> Path:

@@ -211,3 +211,25 @@ def test_importing_rag_loads_nothing_heavy_until_a_name_is_asked_for():
              "all(getattr(rag, name) for name in rag.__all__) and set(rag.__all__) <= set(dir(rag)))")
     said = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert said.split() == ["True", "True", "Answer", "True"]
+
+
+@pytest.mark.parametrize("with_seeds_here", [False, True])
+def test_without_seeds_here_the_answer_says_it_comes_from_the_bundled_articles(tmp_path, monkeypatch, with_seeds_here):
+    """A user who forgot --seeds learns it before the answer (README: default ./seeds, else the bundled articles)."""
+    from typer.testing import CliRunner
+
+    from rag import assembly
+    from rag.cli import app
+    from tests.fakes import FakeEmbedder, FakeReader
+
+    real = assembly.build_pipeline
+    monkeypatch.setattr(assembly, "build_pipeline", lambda config, seeds, index, *args, **kwargs: real(
+        config, seeds, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader(["Ahmad Massoud"])))
+    monkeypatch.chdir(tmp_path)
+    if with_seeds_here:
+        (tmp_path / "seeds").mkdir()
+        (tmp_path / "seeds" / "ferry.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    result = CliRunner().invoke(app, ["ask", "Who leads the resistance?"])
+    assert result.exit_code == 0, result.output
+    said = "no ./seeds here: answering from the example articles rag ships with (--seeds DIR for yours)"
+    assert (said in " ".join(result.stderr.split())) is not with_seeds_here
