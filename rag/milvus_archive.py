@@ -38,7 +38,8 @@ from rag.corpus import ChunkSettings, Corpus, chunk_corpus, date_range
 from rag.errors import RagError
 from rag.index import settings_staleness
 from rag.retrieval.milvus_store import (BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
-                                        absent_lite_file, connect, day_number, literal)
+                                        absent_lite_file, connect, day_number, literal,
+                                        require_pymilvus)
 from rag.schema import Document, Passage
 
 ALIAS = "rag"  # the archive's name in a Milvus database
@@ -145,6 +146,7 @@ class MilvusArchive:
         """The archive at `spec` ("milvus:./a.db", "milvus://host:19530"); None when there is none
         yet (a Lite file that is not there stays not there: a typo makes no empty archive)."""
         if absent_lite_file(location_of(spec)):
+            require_pymilvus()  # without it, what to install says more than "there is no archive"
             return None
         client, uri = connect(location_of(spec))
         if ALIAS not in client.list_aliases(timeout=TIMEOUT_S)["aliases"]:

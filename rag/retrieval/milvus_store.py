@@ -290,15 +290,21 @@ def absent_lite_file(location: str) -> bool:
     return path.suffix == ".db" and not path.exists()
 
 
-def _client_for(uri: str):
+def require_pymilvus():
+    """pymilvus's client class; its absence is one line saying what to install."""
     try:
         from pymilvus import MilvusClient
     except ImportError:
         raise RagError("the milvus store needs pymilvus and milvus-lite: pip install -e '.[milvus]'") from None
+    return MilvusClient
+
+
+def _client_for(uri: str):
+    client_class = require_pymilvus()
     for noisy in ("pymilvus", "milvus_lite"):  # they log what they raise; rag says it in one line
         logging.getLogger(noisy).setLevel(logging.CRITICAL)
     try:
-        return GuardedClient(MilvusClient(uri=uri, timeout=TIMEOUT_S), uri), uri
+        return GuardedClient(client_class(uri=uri, timeout=TIMEOUT_S), uri), uri
     except Exception as exc:  # pymilvus raises MilvusException (and grpc errors) for every way it fails
         reason = first_line(exc)
         if not uri.startswith("http"):
