@@ -16,7 +16,7 @@ from pathlib import Path
 from rag.converters import FORMATS, converter_for
 from rag.converters import jsonl
 from rag.converters import text as plain_text
-from rag.corpus import name_is_text, not_a_folder, printable, read_documents, skipped_as
+from rag.corpus import name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -63,7 +63,7 @@ class Archive:
 
         seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
         if not seeds_dir.is_dir():
-            raise RagError(not_a_folder(seeds_dir))
+            raise RagError(not_a_folder_message(seeds_dir))
         return cls(seeds_dir, Path(index_dir) if index_dir else default_index_dir(seeds_dir))
 
     @property
@@ -197,7 +197,7 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
         document = documents.get(doc_id)
         if document is None:
             raise RagError(f"no article {doc_id!r} in {seeds_dir}{_id_of_file(doc_id, documents)}"
-                           f"{skipped_as(skipped, doc_id)}; nothing was removed")
+                           f"{why_skipped(skipped, doc_id)}; nothing was removed")
         if sum(1 for d in documents.values() if d.path == document.path) > 1:
             raise RagError(f"{doc_id} is one record of {Path(document.path).name}: edit that file to remove it; "
                            "nothing was removed")

@@ -100,17 +100,17 @@ def date_range(dates: Iterable[str | None]) -> tuple[str, str] | None:
 Known = Mapping[tuple[str, str], Conversion]
 
 
-def skipped_as(skipped: list[str], doc_id: str) -> str:
+def why_skipped(skipped: list[str], doc_id: str) -> str:
     """" (name.txt: why it was skipped)" when the file that would have been article `doc_id` was
-    skipped when the folder was read, else ""."""
-    for note in skipped:
-        name = note.partition(": ")[0]
-        if doc_id in (name, Path(name).stem):
-            return f" ({note})"
+    skipped when the folder was read, else "". (Notes on files that were read are not skips.)"""
+    for reason in skipped:
+        name = reason.partition(": ")[0]
+        if not reason.startswith(NOTE) and doc_id in (name, Path(name).stem):
+            return f" ({reason})"
     return ""
 
 
-def not_a_folder(path: Path) -> str:
+def not_a_folder_message(path: Path) -> str:
     """Why `path` cannot be read as a folder of articles."""
     if path.is_file():
         return f"{path} is a file; --seeds takes the folder of articles (rag add copies files into one)"
@@ -120,7 +120,7 @@ def not_a_folder(path: Path) -> str:
 def _entries(directory: Path) -> list[Path]:
     """What is in the folder of articles, sorted; a missing or unreadable folder is an error."""
     if not directory.is_dir():
-        raise RagError(not_a_folder(directory))
+        raise RagError(not_a_folder_message(directory))
     try:
         return sorted(directory.iterdir())
     except OSError as exc:

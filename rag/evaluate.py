@@ -241,7 +241,7 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
     lines = [f"# rag evaluation on {gold_name}", "",
              f"{summary['questions']} questions ({summary['answerable']} answerable, {summary['unanswerable']} not). "
              "Percentages; EM/F1 on answerable questions (an abstention scores 0).", "",
-             "| metric | all | " + " | ".join(by_article) + " |",
+             "| metric | all | " + " | ".join(map(_md, by_article)) + " |",
              "|---|---|" + "---|" * len(by_article)]
     for label, key in SUMMARY_ROWS:
         cells = [cell(summary[key])] + [cell(s[key]) for s in by_article.values()]
@@ -368,12 +368,24 @@ def files_written(outputs: dict[str, Path | None]) -> dict[str, Path]:
 
 def check_outputs_outside(outputs: dict[str, Path | None], folders: dict[str, Path]) -> None:
     """No file `rag eval` writes may land in the articles folder or the index: it would replace
-    an article for good, or be read as one by the next question."""
+    an article for good, or be read as one by the next question. Links count both ways: a name
+    in the folder that links elsewhere, and a name elsewhere for a file a link there reads."""
     for option, path in files_written(outputs).items():
+        named_at = path.absolute().parent.resolve() / path.name
         for name, folder in folders.items():
-            if path.resolve().is_relative_to(Path(folder).resolve()):
+            folder = Path(folder).resolve()
+            if named_at.is_relative_to(folder) or path.resolve().is_relative_to(folder) \
+                    or path.resolve() in linked_from(folder):
                 raise RagError(f"{option} {path} is inside {name} {folder}, which rag reads (it would take the "
                                f"file for its own, or overwrite one there): write it elsewhere", 2)
+
+
+def linked_from(folder: Path) -> set[Path]:
+    """Where the links in `folder` (a symlinked article) lead."""
+    try:
+        return {entry.resolve() for entry in folder.iterdir() if entry.is_symlink()}
+    except OSError:  # no such folder yet: nothing links from it
+        return set()
 
 
 def check_output_path(path: Path) -> None:

@@ -80,7 +80,7 @@ def _gold_question(row) -> GoldQuestion:
 
 def _id(value) -> str:
     if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
-        raise ValueError(f'"id" must be a non-empty string or a number, not {json.dumps(value)}')
+        raise ValueError(f'"id" must be a non-empty string or a whole number, not {json.dumps(value)}')
     return str(value)
 
 

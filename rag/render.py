@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from rich.console import Group
 from rich.text import Text
 
-from rag.corpus import skipped_as
+from rag.corpus import why_skipped
 from rag.errors import BadInput, RagError
 from rag.schema import Answer, Citation, Document
 
@@ -98,7 +98,7 @@ class ArticleView:
     def of(cls, corpus, doc_id: str, start: int | None, end: int | None) -> ArticleView:
         document = corpus.documents.get(doc_id)
         if document is None:
-            skipped = skipped_as(getattr(corpus, "skipped", []), doc_id)  # a Milvus archive skips no file
+            skipped = why_skipped(getattr(corpus, "skipped", []), doc_id)  # a Milvus archive skips no file
             raise RagError(f"no article {doc_id!r} in {corpus.directory}{skipped}")
         if (start is None) != (end is None):
             raise BadInput("give both --start and --end, or neither")

@@ -182,3 +182,19 @@ def test_a_gate_written_as_a_fraction_is_refused():
     assert result.returncode == 2
     assert result.stderr.strip() == ("error: --min-f1 is a percentage from 0 to 100: 0.73 would pass nearly any run "
                                      "(for 73 %, give 73)")
+
+
+@pytest.mark.parametrize("through", ["the link in the folder", "the file it links to"])
+def test_rag_eval_writes_no_article_a_link_in_the_folder_reads(tmp_path, through):
+    from rag.evaluate import check_outputs_outside
+
+    elsewhere = tmp_path / "elsewhere" / "ferry.txt"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text("The ferry leaves at nine.", encoding="utf-8")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "ferry.txt").symlink_to(elsewhere)
+    target = seeds / "ferry.txt" if through == "the link in the folder" else elsewhere
+    with pytest.raises(RagError, match="is inside the articles folder"):
+        check_outputs_outside({"--predictions": target}, {"the articles folder": seeds})
+    check_outputs_outside({"--predictions": tmp_path / "elsewhere" / "answers.jsonl"}, {"the articles folder": seeds})

@@ -93,8 +93,9 @@ def test_a_row_that_could_not_be_asked_or_scored_is_refused_with_its_line(tmp_pa
 @pytest.mark.parametrize("line, says", [
     ('["b", "Who?"]', 'a line is one JSON object'),
     ('42', 'a line is one JSON object'),
-    ('{"id": null, "question": "Who?", "answers": []}', '"id" must be a non-empty string or a number, not null'),
-    ('{"id": " ", "question": "Who?", "answers": []}', '"id" must be a non-empty string or a number'),
+    ('{"id": null, "question": "Who?", "answers": []}', '"id" must be a non-empty string or a whole number, not null'),
+    ('{"id": " ", "question": "Who?", "answers": []}', '"id" must be a non-empty string or a whole number'),
+    ('{"id": 1.5, "question": "Who?", "answers": []}', '"id" must be a non-empty string or a whole number, not 1.5'),
     ('{"question": "Who?", "answers": []}', 'no "id"'),
 ])
 def test_a_line_that_is_no_question_says_what_a_line_must_be(tmp_path, line, says):
