@@ -13,6 +13,8 @@ to the value closest to the paper's 60. Retrieval alone: the reader is not run."
 from __future__ import annotations
 
 import argparse
+import copy
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
 from tune_abstention import calibration_pool, holds_the_answer  # noqa: E402
-from rag.assembly import build_pipeline  # noqa: E402
+from rag.assembly import build_pipeline, with_store  # noqa: E402
 from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.metrics import states_an_answer  # noqa: E402
@@ -33,8 +35,10 @@ DEFAULT_VALUES = "0,1,2,5,10,20,30,60"
 
 
 def with_rrf_k(retriever: Retriever, rrf_k: int) -> Retriever:
-    return Retriever(retriever.embedder, retriever.passages, retriever.vectors, retriever.keywords,
-                     retriever.documents, rrf_k, retriever.candidates)
+    """The same retriever (every part shared) fusing with another constant."""
+    other = copy.copy(retriever)
+    other.rrf_k = rrf_k
+    return other
 
 
 def recall(retriever: Retriever, questions, holds, top_k: int) -> float:
@@ -56,17 +60,23 @@ def main() -> None:
     parser.add_argument("--tune", type=Path, default=ROOT / "eval" / "tune.jsonl")
     args = parser.parse_args()
     values = [int(v) for v in args.values.split(",")]
-    config = load_models_config(args.models)
+    config = with_store(load_models_config(args.models), "faiss")  # the pool's index is a throwaway, never an archive
     top_k = args.top_k or config.retrieval.top_k
-
     folder = Path(tempfile.mkdtemp(prefix="rag-fusion-"))
+    try:
+        compare_values(config, values, top_k, folder, args.tune)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def compare_values(config, values: list[int], top_k: int, folder: Path, tune_file: Path) -> None:
     (folder / "articles").mkdir()
     pool = calibration_pool(folder / "articles")
     bundled = build_pipeline(config, ROOT / "seeds", on_status=print)
     calibration = build_pipeline(config, folder / "articles", folder / "index", on_status=print,
                                  embedder=bundled.retriever.embedder, reader=bundled.reader)
     paragraph_of = {item.question.id: item for item in pool}
-    tune = [q for q in load_gold(args.tune) if q.answerable]
+    tune = [q for q in load_gold(tune_file) if q.answerable]
     print(f"recall@{top_k}: {len(pool)} pool questions over {calibration.retriever.passage_count} passages; "
           f"{len(tune)} answerable tune.jsonl questions over {bundled.retriever.passage_count}")
     results = {}
