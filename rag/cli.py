@@ -418,7 +418,8 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
                        as_json: bool, gates: dict[str, float | None], dates: DateRange | None,
                        open_the_pipeline: Callable[[], Pipeline], read_folders: dict[str, Path]) -> None:
     """`rag eval` on a gold set: answer every question, write what was asked for, print, gate.
-    The pipeline is opened last, after every input is checked: building an index takes long.
+    The pipeline is opened last, after every input file is checked: building an index takes long
+    (what needs the articles, the gold set's citations and dates, is checked once they are read).
     Nothing is written into `read_folders` (the articles and their index)."""
     from rag import evaluate as ev
     from rag.compare import load_baseline
@@ -431,25 +432,20 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     _prepare_output_folders(predictions, report)  # fail before the long run, not after it
     earlier = load_baseline(baseline, questions) if baseline else None
     pipeline = open_the_pipeline()
-    unknown = ev.articles_not_in(pipeline.corpus.documents, questions)
-    if unknown and len(unknown) == len({d for q in questions for d in q.docs}):  # another folder's gold set
-        raise RagError(f"none of the articles {gold} cites is in {pipeline.corpus.directory} ({', '.join(unknown[:3])}"
-                       f"{', …' if len(unknown) > 3 else ''} are not): give --gold a file of questions on these articles")
-    if unknown:
-        err.print(Text.assemble(("warning: ", "yellow"), f"the gold file cites articles not in the corpus: {', '.join(unknown)}"))
-    unstated = ev.answers_not_stated(pipeline.corpus.documents, questions)
-    if unstated:
+    checked = ev.check_gold_against(pipeline.corpus, questions, gold, dates)
+    if checked.unknown_articles:
+        err.print(Text.assemble(("warning: ", "yellow"), "the gold file cites articles not in the corpus: "
+                                f"{', '.join(checked.unknown_articles)}"))
+    if checked.unstated:
         err.print(Text.assemble(("warning: ", "yellow"), "no answer of these questions is in the articles they cite: "
-                                f"{', '.join(unstated)}"))
-    if dates and (outside := ev.answered_only_outside(pipeline.corpus.documents, questions, dates)):
-        questions = [q for q in questions if q.id not in outside]
-        err.print(f"note: {len(outside)} questions left out, as only articles outside the dates answer them: "
-                  f"{', '.join(outside)}")
-        if not questions:
-            raise RagError("no question is left: only articles outside the dates answer them all")
+                                f"{', '.join(checked.unstated)}"))
+    if checked.left_out:
+        err.print(f"note: {len(checked.left_out)} questions left out, as only articles outside the dates answer them: "
+                  f"{', '.join(checked.left_out)}")
+    questions = checked.questions
     progress, update = progress_bar("answering", len(questions))
     with progress:
-        run = ev.evaluate_gold(pipeline, questions, dates, earlier, on_done=update)
+        run = ev.evaluate_gold(pipeline, questions, dates, earlier, on_done=update, left_out=checked.left_out)
     if predictions:
         ev.write_predictions(predictions, run.results)
     if report:

@@ -99,20 +99,48 @@ class GoldRun:
     by_article: dict[str, dict]
     tradeoff: list[dict]  # the same answers decided again under other thresholds
     against_baseline: dict | None  # rag.compare.compare's changes, when a baseline was given
+    left_out: tuple[str, ...] = ()  # gold questions not asked (GoldCheck.left_out)
 
     def to_json(self) -> dict:
         return (self.summary | {"at_other_thresholds": self.tradeoff}
-                | ({"against_baseline": self.against_baseline} if self.against_baseline else {}))
+                | ({"against_baseline": self.against_baseline} if self.against_baseline else {})
+                | ({"left_out": list(self.left_out)} if self.left_out else {}))
 
 
 def evaluate_gold(pipeline, questions: list[GoldQuestion], dates=None, baseline: dict[str, str | None] | None = None,
-                  on_done: Callable[[], None] = lambda: None) -> GoldRun:
+                  on_done: Callable[[], None] = lambda: None, left_out: tuple[str, ...] = ()) -> GoldRun:
     """Ask every question through `pipeline` and measure; `baseline` is an earlier run's answers
-    (rag.compare.load_baseline), to show what changed."""
+    (rag.compare.load_baseline), to show what changed; `left_out`, the gold set's questions not
+    given here, is reported with the measures."""
     results = run_questions(pipeline, questions, on_done, dates)
     answers = {r.gold.id: None if r.answer.abstained else r.answer.text for r in results}
     return GoldRun(results, summarize(results), summarize_by_article(results), tradeoff(results),
-                   compare(questions, answers, baseline) if baseline else None)
+                   compare(questions, answers, baseline) if baseline else None, tuple(left_out))
+
+
+@dataclass(frozen=True)
+class GoldCheck:
+    """A gold set against the articles, before any question is asked."""
+    questions: list[GoldQuestion]  # those to ask
+    unknown_articles: list[str]  # cited, not in the corpus
+    unstated: list[str]  # ids of questions none of whose cited articles states an answer
+    left_out: tuple[str, ...]  # ids of questions only articles outside the dates answer (not asked)
+
+
+def check_gold_against(corpus, questions: list[GoldQuestion], gold: Path, dates=None) -> GoldCheck:
+    """What the articles (`corpus`: .documents and .directory) say of the gold set; an error when
+    it cites none of them (another folder's gold set: F1 0 would say nothing) or when the dates
+    leave no question to ask."""
+    documents = corpus.documents
+    unknown = articles_not_in(documents, questions)
+    if unknown and len(unknown) == len({d for q in questions for d in q.docs}):
+        raise RagError(f"none of the articles {gold} cites is in {corpus.directory} ({', '.join(unknown[:3])}"
+                       f"{', …' if len(unknown) > 3 else ''} are not): give --gold a file of questions on these articles")
+    left_out = tuple(answered_only_outside(documents, questions, dates)) if dates else ()
+    asked = [q for q in questions if q.id not in left_out]
+    if not asked:
+        raise RagError("no question is left: only articles outside the dates answer them all")
+    return GoldCheck(asked, unknown, answers_not_stated(documents, questions), left_out)
 
 
 def articles_not_in(documents, questions: list[GoldQuestion]) -> list[str]:

@@ -157,17 +157,23 @@ def test_rag_eval_writes_nothing_into_the_articles_or_their_index(seeds_copy, op
     assert article.read_bytes() == before and not (seeds_copy / "answers.jsonl").exists()
 
 
-def test_rag_eval_on_articles_its_gold_set_never_cites_is_an_error_not_a_zero(tmp_path, monkeypatch):
-    """`rag eval --seeds MINE` without --gold takes the bundled gold set: F1 0 and exit 0 before."""
-    from typer.testing import CliRunner
-
+@pytest.fixture
+def fake_models(monkeypatch, tmp_path):
+    """Every pipeline the command opens reads with the fake models (an index of its own in tmp_path)."""
     from rag import assembly
-    from rag.cli import app
     from tests.fakes import FakeEmbedder, FakeReader
 
     real = assembly.build_pipeline
     monkeypatch.setattr(assembly, "build_pipeline", lambda config, seeds, index, *args, **kwargs: real(
-        config, seeds, index, embedder=FakeEmbedder(), reader=FakeReader([])))
+        config, seeds, index or tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader(["Ahmad Massoud"])))
+
+
+def test_rag_eval_on_articles_its_gold_set_never_cites_is_an_error_not_a_zero(tmp_path, fake_models):
+    """`rag eval --seeds MINE` without --gold takes the bundled gold set: F1 0 and exit 0 before."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
     mine = tmp_path / "mine"
     mine.mkdir()
     (mine / "ferry.txt").write_text("The ferry to Lark Island leaves at nine.", encoding="utf-8")
@@ -198,3 +204,18 @@ def test_rag_eval_writes_no_article_a_link_in_the_folder_reads(tmp_path, through
     with pytest.raises(RagError, match="is inside the articles folder"):
         check_outputs_outside({"--predictions": target}, {"the articles folder": seeds})
     check_outputs_outside({"--predictions": tmp_path / "elsewhere" / "answers.jsonl"}, {"the articles folder": seeds})
+
+
+def test_rag_eval_under_dates_names_the_questions_it_left_out_in_its_json(fake_models):
+    """They were counted as false abstentions; left out, a gated run's JSON must still say so."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    result = CliRunner().invoke(app, ["eval", "--json", "--since", "2021-08-25", "--seeds", str(ROOT / "seeds"),
+                                      "--gold", str(ROOT / "eval" / "gold.jsonl")])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert "g02" in summary["left_out"] and "g01" not in summary["left_out"]  # 001 (undated) states g02's answer; 002 g01's
+    assert summary["questions"] == 64 - len(summary["left_out"])
+    assert "questions left out, as only articles outside the dates answer them: g02" in " ".join(result.stderr.split())
