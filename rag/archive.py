@@ -59,12 +59,12 @@ class Archive:
 
     @classmethod
     def at(cls, seeds_dir: Path | None, index_dir: Path | None) -> Archive:
-        from rag.pipeline import default_index_dir, default_seeds_dir
+        from rag.pipeline import article_folders
 
-        seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
+        seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
         if not seeds_dir.is_dir():
             raise RagError(not_a_folder_message(seeds_dir))
-        return cls(seeds_dir, Path(index_dir) if index_dir else default_index_dir(seeds_dir))
+        return cls(seeds_dir, index_dir)
 
     @property
     def trash(self) -> Path:

@@ -11,7 +11,7 @@ from rag.config import ModelsConfig, load_models_config
 from rag.corpus import Corpus, load_corpus, status_line
 from rag.errors import RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
-from rag.pipeline import BUNDLED_SEEDS, Pipeline, default_index_dir, default_seeds_dir
+from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_seeds_dir
 from rag.retrieval import Retriever, parse_store
 from rag.schema import NOTE
 
@@ -75,8 +75,8 @@ def existing_archive_articles(config: ModelsConfig):
 def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) -> Corpus:
     """The articles of the seeds folder, converted ones as its index (the default one unless
     given) recorded them (IndexStore.articles)."""
-    seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
-    return IndexStore(index_dir or default_index_dir(seeds_dir)).articles(seeds_dir)
+    seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
+    return IndexStore(index_dir).articles(seeds_dir)
 
 
 def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None,
@@ -86,8 +86,8 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     (a Milvus store keeps no index folder: see index_milvus)."""
     if is_milvus(config):
         raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
-    seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
-    store = IndexStore(index_dir or default_index_dir(seeds_dir))
+    seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
+    store = IndexStore(index_dir)
     seen = store.version()  # the index these articles are read against (another process may switch it)
     corpus = store.articles(seeds_dir)  # a bad folder is said before any model loads
     for reason in corpus.skipped:

@@ -18,7 +18,7 @@ from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import INTERRUPTED, BadInput, RagError
 from rag.dates import DateRange
-from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, default_index_dir, default_seeds_dir, falls_back_to_bundled
+from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, article_folders, default_seeds_dir, falls_back_to_bundled
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
 
 app = typer.Typer(
@@ -319,7 +319,7 @@ def chat(
         return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=embedding_said_in(set_state),
                               embedder=old.retriever.embedder, reader=old.reader)
 
-    watch = None if is_milvus(config) else IndexWatch(IndexStore(index_dir or default_index_dir(seeds)).version, load_again)
+    watch = None if is_milvus(config) else IndexWatch(IndexStore(article_folders(seeds, index_dir)[1]).version, load_again)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     run_chat(ChatSession(corpus, BackgroundLoad(load), out, dates, watch), _history_file() if interactive else None,
              interactive)  # main() ends the process around a load still running, however the chat ends
@@ -346,9 +346,9 @@ def serve(
     check_models(config)
     index_version = lambda: None  # noqa: E731 (a Milvus archive is read live: nothing to load again)
     if not is_milvus(config):
-        seeds_dir = seeds or default_seeds_dir()
+        seeds_dir, index_folder = article_folders(seeds, index_dir)
         check_articles_folder(seeds_dir)  # an empty or unreadable folder is said before the server starts, not by /healthz
-        index_version = IndexStore(index_dir or default_index_dir(seeds_dir)).version
+        index_version = IndexStore(index_folder).version
     run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,
                on_ready=report_status, index_version=index_version,
                load_again=lambda old: build_pipeline(config, seeds, index_dir, on_status=report_status,
@@ -397,11 +397,11 @@ def evaluate(
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
     _check_gates({"--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention})
-    articles = seeds or default_seeds_dir()
+    articles, index = article_folders(seeds, index_dir)
     _evaluate_gold_set(gold or default_gold_file(), predictions, report, baseline, as_json,
                        {"f1": min_f1, "citation_accuracy": min_citation, "abstention_recall": min_abstention},
                        dates, lambda: open_pipeline(seeds, index_dir, models, top_k, store=store),
-                       {"the articles folder": articles, "the index folder": index_dir or default_index_dir(articles)})
+                       {"the articles folder": articles, "the index folder": index})
 
 
 def _check_gates(gates: dict[str, float | None]) -> None:

@@ -28,6 +28,12 @@ def default_seeds_dir() -> Path:
     return BUNDLED_SEEDS if falls_back_to_bundled() else Path.cwd() / "seeds"
 
 
+def article_folders(seeds_dir: Path | None, index_dir: Path | None) -> tuple[Path, Path]:
+    """The articles folder and its index folder, each the default when not given."""
+    seeds_dir = Path(seeds_dir) if seeds_dir else default_seeds_dir()
+    return seeds_dir, Path(index_dir) if index_dir else default_index_dir(seeds_dir)
+
+
 def falls_back_to_bundled() -> bool:
     """Is there no ./seeds where rag runs, so that the default articles are the bundled ones?"""
     return not (Path.cwd() / "seeds").is_dir()
