@@ -44,7 +44,8 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     date, problem = article_day(match.group(1) if match else None)
     other = None if match else OTHER_DATE_LINE.match(text)
     if other:
-        problem = (f"its first line starts like a date ('{other.group(0).lstrip(chr(0xfeff)).strip()}'), but only 'date YYYY-MM-DD' "
+        written = other.group(0).lstrip("\ufeff").strip()  # the line as the writer wrote it
+        problem = (f"its first line starts like a date ('{written}'), but only 'date YYYY-MM-DD' "
                    "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated")
     document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
                         source=str(path))
