@@ -44,7 +44,9 @@ RECIPE = ("--precision", "bf16", "--swapped-negatives", "0.3", "--swap-from", "p
           "--exclude-articles", "eval/calibration_articles.txt", "--checkpoint-every", "60m")
 PART_BYTES = 15 * 2**20  # the device tool brings back files of up to 16 MiB
 WEIGHTS = "model.safetensors"
-CALIBRATION_SOURCE = "squad20-dev"  # the calibration articles' copies with unanswerable questions
+# the calibration articles' copies with unanswerable questions, as eval/tune_abstention.py names
+# them (not imported from there: it needs faiss and the embedder's wheel, which the GPU machine lacks)
+CALIBRATION_SOURCE = "squad20-dev"
 BACK_FILES, BACK_BYTES = 8, 64 * 2**20  # what the device tool brings back from one call
 READER_SCORING_S = 60  # one reader's scoring on the GPU machine's CPUs, with room to spare
 SCORING_RESERVE_S = 2 * READER_SCORING_S  # trainings still running then are stopped: two readers get scored
