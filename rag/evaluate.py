@@ -398,12 +398,15 @@ def check_outputs_outside(outputs: dict[str, Path | None], folders: dict[str, Pa
     """No file `rag eval` writes may land in the articles folder or the index: it would replace
     an article for good, or be read as one by the next question. Links count both ways: a name
     in the folder that links elsewhere, and a name elsewhere for a file a link there reads."""
-    for option, path in files_written(outputs).items():
-        named_at = path.absolute().parent.resolve() / path.name
-        for name, folder in folders.items():
-            folder = Path(folder).resolve()
-            if named_at.is_relative_to(folder) or path.resolve().is_relative_to(folder) \
-                    or path.resolve() in linked_from(folder):
+    written = files_written(outputs)
+    if not written:  # nothing to check: the folders' links are not read (an archive may hold many files)
+        return
+    resolved = {name: Path(folder).resolve() for name, folder in folders.items()}
+    links = {name: linked_from(folder) for name, folder in resolved.items()}  # read once, not per output
+    for option, path in written.items():
+        named_at, written_at = path.absolute().parent.resolve() / path.name, path.resolve()
+        for name, folder in resolved.items():
+            if named_at.is_relative_to(folder) or written_at.is_relative_to(folder) or written_at in links[name]:
                 raise RagError(f"{option} {path} is inside {name} {folder}, which rag reads (it would take the "
                                f"file for its own, or overwrite one there): write it elsewhere", 2)
 
