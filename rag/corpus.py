@@ -140,11 +140,11 @@ def check_articles_folder(directory: Path) -> None:
 
 def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     """The articles directly in `directory`, one converter per suffix (rag.converters): .txt,
-    .md, .html and .jsonl. Subfolders and hidden files are not read (and are named in
-    `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
+    .md, .html and .jsonl. Subfolders, hidden files and files of other kinds are not read (and
+    are named in `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
     directory = Path(directory)
     entries = _entries(directory)
-    documents, skipped, subfolders, converted, converted_now = {}, [], [], {}, []
+    documents, skipped, subfolders, unread, converted, converted_now = {}, [], [], [], {}, []
     for path in entries:
         if path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
@@ -172,13 +172,22 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
                     skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
                 else:
                     documents[doc.doc_id] = doc
+        else:  # a .pdf or .docx dropped in with the articles: said, so that nobody thinks it was read
+            unread.append(printable(path.name))
     if subfolders:
-        skipped.append(f"{', '.join(subfolders[:5])}{' …' if len(subfolders) > 5 else ''}: subfolders are not read")
+        skipped.append(f"{_some(subfolders)}: subfolders are not read")
+    if unread:
+        skipped.append(f"{_some(unread)}: not a kind of file rag reads ({', '.join(sorted(CONVERTERS))})")
     skipped += _copies_said(documents)
     if not documents:
         raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")
     return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted,
                   converted_now=tuple(converted_now))
+
+
+def _some(names: list[str]) -> str:
+    """The first five names, and an ellipsis when there are more."""
+    return f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
 
 
 def _copies_said(documents: dict[str, Document]) -> list[str]:

@@ -203,6 +203,19 @@ def test_dates_filter_inside_retrieval(fake_parts):
     assert nothing.abstained and nothing.passages == []
 
 
+def test_a_date_range_includes_both_ends_and_never_an_undated_article():
+    import numpy as np
+
+    from rag.dates import DateRange
+
+    days = ["2021-08-31", "2021-09-01", "2021-09-15", "2021-09-30", "2021-10-01", None]
+    for dates, expected in [(DateRange("2021-09-01", "2021-09-30"), [False, True, True, True, False, False]),
+                            (DateRange(since="2021-09-15"), [False, False, True, True, True, False]),
+                            (DateRange(until="2021-09-01"), [True, True, False, False, False, False])]:
+        assert [dates.holds(day) for day in days] == expected
+        assert dates.holds_each(np.array([day or "" for day in days])).tolist() == expected
+
+
 @pytest.mark.parametrize("since, until, message", [("2021-13-01", None, "is not a date"), ("yesterday", None, "is not a date"),
                                                    ("2021-09-02", "2021-09-01", "is after --until"), ("2021-9-1", None, "is not a date")])
 def test_bad_date_filters_are_refused(since, until, message):

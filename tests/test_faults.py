@@ -170,9 +170,12 @@ def test_symlinks_to_files_elsewhere_are_read_and_subfolders_and_hidden_files_ar
     (seeds / "2021").mkdir()
     (seeds / "2021" / "nested.txt").write_text("Nested.")
     (seeds / ".txt").write_text("A file with no name.")
+    (seeds / "report.pdf").write_bytes(b"%PDF-1.7")
+    (seeds / "README").write_text("What this folder is.")
     corpus = load_corpus(seeds)
     assert set(corpus.documents) == {"linked"}
     assert ".txt: hidden file, not read" in corpus.skipped and "2021: subfolders are not read" in corpus.skipped
+    assert "README, report.pdf: not a kind of file rag reads (.htm, .html, .jsonl, .markdown, .md, .txt)" in corpus.skipped
 
 
 # 4. silent corruption

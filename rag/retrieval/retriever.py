@@ -54,9 +54,4 @@ class Retriever:
         """Ids of the passages whose article's date is in the range (undated articles never are)."""
         if self._passage_dates is None:
             self._passage_dates = np.array([self.documents[p.doc_id].date or "" for p in self.passages])
-        inside = self._passage_dates != ""
-        if dates.since:
-            inside &= self._passage_dates >= dates.since
-        if dates.until:
-            inside &= self._passage_dates <= dates.until
-        return np.flatnonzero(inside)
+        return np.flatnonzero(dates.holds_each(self._passage_dates))
