@@ -284,10 +284,13 @@ def connect(location: str):
 def absent_lite_file(location: str) -> bool:
     """Is `location` a Milvus Lite file that is not there? Connecting would create it (and its
     folders), so a command that only reads says there is no archive instead."""
-    if location.startswith("//"):
-        return False
-    path = Path(location).expanduser().resolve()
-    return path.suffix == ".db" and not path.exists()
+    path = _lite_path(location)
+    return path is not None and path.suffix == ".db" and not path.exists()
+
+
+def _lite_path(location: str) -> Path | None:
+    """The Milvus Lite file `location` names, absolute; None for a server ("//host:port")."""
+    return None if location.startswith("//") else Path(location).expanduser().resolve()
 
 
 def require_pymilvus():
@@ -323,7 +326,7 @@ def _uri(location: str) -> str:
     if not location.strip("/"):  # "milvus:" or "milvus://"
         raise RagError("say where Milvus is: --store milvus:./archive.db (Milvus Lite, a local file) "
                        "or --store milvus://host:19530 (a server)")
-    path = Path(location).expanduser().resolve()
+    path = _lite_path(location)
     if path.suffix != ".db":
         raise RagError(f"a Milvus Lite file must end in .db, not {path.name!r} (e.g. --store milvus:./archive.db)")
     try:
