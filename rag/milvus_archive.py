@@ -37,7 +37,7 @@ import numpy as np
 from rag.corpus import ChunkSettings, Corpus, chunk_corpus, date_range
 from rag.errors import RagError
 from rag.index import settings_staleness
-from rag.retrieval.milvus_store import (BATCH, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
+from rag.retrieval.milvus_store import (BATCH, DOC_ID_BYTES, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
                                         absent_lite_file, connect, day_number, literal,
                                         require_pymilvus)
 from rag.schema import Document, Passage
@@ -46,7 +46,7 @@ ALIAS = "rag"  # the archive's name in a Milvus database
 FORMAT = 1
 MANIFEST_KEY = "m:manifest"  # keys start with their kind, so no doc id can be another row's key
 PART_CHARS = 16_000  # 4 bytes a character at most: a part always fits a VARCHAR
-MAX_DOC_ID = 500  # characters: a key is a doc id and a short prefix, in a VARCHAR of 600
+MAX_DOC_ID = 500  # UTF-8 bytes: a key is a doc id and a short prefix, in a VARCHAR of 600
 ARTICLE_FIELDS = ("key", "kind", "doc_id", "version", "part", "parts", "passages", "text", "meta", "slot", "written",
                   "nothing")
 EMBED_BATCH = 256  # passages embedded together, across articles
@@ -251,8 +251,8 @@ class MilvusArchive:
     def write(self, document: Document, passages: list[Passage], vectors: np.ndarray) -> None:
         """Make this version of the article the present one: passages, then text, then marker;
         then delete the version it replaced, and leftovers."""
-        if len(document.doc_id) > MAX_DOC_ID:
-            raise RagError(f"the article id {document.doc_id[:60]}… is over {MAX_DOC_ID} characters, too long for Milvus")
+        if len(document.doc_id.encode()) > MAX_DOC_ID:  # a server counts bytes: 200 CJK characters are 600
+            raise RagError(f"the article id {document.doc_id[:60]}… is over {MAX_DOC_ID} bytes (UTF-8), too long for Milvus")
         replaced = self.markers([document.doc_id]).get(document.doc_id)
         version, now = version_of(document), int(time.time())
         self._write_passages(document, version, now, passages, vectors)
@@ -330,7 +330,7 @@ def _create_articles_collection(client, name: str) -> None:
     schema = client.create_schema(auto_id=False)
     schema.add_field("key", DataType.VARCHAR, max_length=600, is_primary=True)
     schema.add_field("kind", DataType.VARCHAR, max_length=16)
-    schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
+    schema.add_field("doc_id", DataType.VARCHAR, max_length=DOC_ID_BYTES)
     schema.add_field("version", DataType.VARCHAR, max_length=64)
     schema.add_field("part", DataType.INT64)
     schema.add_field("parts", DataType.INT64)

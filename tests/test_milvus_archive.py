@@ -199,6 +199,18 @@ def test_doc_ids_with_quotes_and_backslashes_are_written_found_and_removed(archi
     assert odd.doc_id not in archive.markers() and not archive.passages.query(f"doc_id == {literal(odd.doc_id)}", ["id"])
 
 
+def test_an_article_id_too_long_for_a_milvus_server_is_refused_by_its_bytes_before_anything_is_written(archive, corpus):
+    # a server counts a VARCHAR in UTF-8 bytes (Milvus Lite, under the tests, in characters)
+    fitting = dataclasses.replace(corpus.documents["003_1053def13e2cd472"], doc_id="報" * 166)  # 498 bytes
+    write_documents(archive, [fitting], FakeEmbedder(), CHUNKING)
+    assert fitting.doc_id in archive.markers()
+    too_long = dataclasses.replace(fitting, doc_id="報" * 200)  # 200 characters, 600 bytes
+    with pytest.raises(RagError, match=r"is over 500 bytes \(UTF-8\), too long for Milvus"):
+        write_documents(archive, [too_long], FakeEmbedder(), CHUNKING)
+    assert too_long.doc_id not in archive.markers()
+    assert not archive.passages.query(f"doc_id == {literal(too_long.doc_id)}", ["id"])
+
+
 def test_unchanged_articles_are_not_embedded_again_and_removal_takes_every_row(archive, corpus):
     embedder = FakeEmbedder()
     change = write_documents(archive, list(corpus.documents.values()), embedder, CHUNKING)

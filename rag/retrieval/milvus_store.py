@@ -29,6 +29,7 @@ TIMEOUT_S = 10  # a server that does not answer within this is reported, not wai
 BATCH = 1000  # rows per insert or query
 MAX_TOP_K = 16384  # Milvus's limit on one search
 MAX_TEXT_BYTES = 65535  # Milvus's limit on a VARCHAR field
+DOC_ID_BYTES = 512  # a doc_id field's length: a Milvus server counts a VARCHAR in UTF-8 bytes (Milvus Lite in characters)
 TITLE_CHARS = 1000
 FIELDS = ("id", "vector", "text", "sparse", "doc_id", "start", "end", "day", "title", "version", "written")
 PASSAGE_DEFAULTS = {"text": "", "doc_id": "", "start": 0, "end": 0, "day": 0, "title": "", "version": "", "written": 0}
@@ -108,7 +109,7 @@ class MilvusStore:
         schema.add_field("text", DataType.VARCHAR, max_length=MAX_TEXT_BYTES, enable_analyzer=True,
                          analyzer_params=_analyzer())
         schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=512)
+        schema.add_field("doc_id", DataType.VARCHAR, max_length=DOC_ID_BYTES)
         schema.add_field("start", DataType.INT64)
         schema.add_field("end", DataType.INT64)
         schema.add_field("day", DataType.INT64)
