@@ -16,7 +16,7 @@ from pathlib import Path
 from rag.converters import FORMATS, converter_for
 from rag.converters import jsonl
 from rag.converters import text as plain_text
-from rag.corpus import name_is_text, not_a_folder_message, printable, read_documents, why_skipped
+from rag.corpus import first_names, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -284,7 +284,7 @@ def _articles_in(folder: Path, change: Change) -> list[Path]:
     if subfolders:
         left_out["subfolder(s), not read (add each folder)"] = [printable(p.name) for p in subfolders]
     for why, names in left_out.items():  # one line for all of a kind, with how many: a folder of 200 images is one line
-        change.skipped.append(f"{folder.name}/: {len(names)} left out, {why}: {', '.join(names[:5])}{', …' if len(names) > 5 else ''}")
+        change.skipped.append(f"{folder.name}/: {len(names)} left out, {why}: {first_names(names)}")
     return kept
 
 

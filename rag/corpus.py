@@ -175,9 +175,9 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
         else:  # a .pdf or .docx dropped in with the articles: said, so that nobody thinks it was read
             unread.append(printable(path.name))
     if subfolders:
-        skipped.append(f"{_some(subfolders)}: subfolders are not read")
+        skipped.append(f"{first_names(subfolders)}: subfolders are not read")
     if unread:
-        skipped.append(f"{_some(unread)}: not a kind of file rag reads ({', '.join(sorted(CONVERTERS))})")
+        skipped.append(f"{first_names(unread)}: not a kind of file rag reads ({', '.join(sorted(CONVERTERS))})")
     skipped += _copies_said(documents)
     if not documents:
         raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")
@@ -185,9 +185,12 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
                   converted_now=tuple(converted_now))
 
 
-def _some(names: list[str]) -> str:
-    """The first five names, and an ellipsis when there are more."""
-    return f"{', '.join(names[:5])}{' …' if len(names) > 5 else ''}"
+NAMED = 5  # names a message lists before "…": a line, not 150 kB, when ten thousand files are meant
+
+
+def first_names(names: list[str]) -> str:
+    """The first NAMED names, and an ellipsis when there are more."""
+    return ", ".join(names[:NAMED]) + (", …" if len(names) > NAMED else "")
 
 
 def _copies_said(documents: dict[str, Document]) -> list[str]:
@@ -201,8 +204,8 @@ def _copies_said(documents: dict[str, Document]) -> list[str]:
             copies.append(f"{printable(doc_id)} (of {printable(original)})")
     if not copies:
         return []
-    more = f", and {len(copies) - 5} more" if len(copies) > 5 else ""
-    return [f"{NOTE}{len(copies)} article(s) copy another word for word: {', '.join(copies[:5])}{more}; "
+    more = f", and {len(copies) - NAMED} more" if len(copies) > NAMED else ""
+    return [f"{NOTE}{len(copies)} article(s) copy another word for word: {', '.join(copies[:NAMED])}{more}; "
             "each text is read once and a copy is no second source"]
 
 

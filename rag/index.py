@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
-from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus, load_corpus
+from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus, first_names, load_corpus
 from rag.errors import RagError, first_line
 from rag.leftovers import fsync_dir, fsync_tree, write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
@@ -549,13 +549,12 @@ def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> 
     return rows
 
 
-NAMED_CHANGES = 5  # a line, not 150 kB, when ten thousand articles were added
 
 
 def describe_changes(old: dict, new: dict) -> str:
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))
     changed = sorted(d for d in set(old) & set(new) if old[d] != new[d])
-    parts = [f"{label} {len(ids):,}: {', '.join(ids[:NAMED_CHANGES])}{', …' if len(ids) > NAMED_CHANGES else ''}"
+    parts = [f"{label} {len(ids):,}: {first_names(ids)}"
              for label, ids in (("added", added), ("removed", removed), ("edited", changed)) if ids]
     return "; ".join(parts) or "content differs"

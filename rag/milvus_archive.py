@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from rag.corpus import ChunkSettings, Corpus, chunk_corpus, date_range
+from rag.corpus import ChunkSettings, Corpus, chunk_corpus, date_range, first_names
 from rag.errors import RagError
 from rag.index import settings_staleness
 from rag.retrieval.milvus_store import (BATCH, DOC_ID_BYTES, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
@@ -83,7 +83,6 @@ class Marker:
     meta: dict  # path, date, body_start, title, source
 
 
-NAMED_REPLACED = 5  # articles a summary names as replaced; the rest are counted
 
 
 @dataclass
@@ -101,8 +100,7 @@ class Change:
         articles, passages = archive.count()
         replaced = ""
         if self.replaced:
-            named = ", ".join(self.replaced[:NAMED_REPLACED]) + (", …" if len(self.replaced) > NAMED_REPLACED else "")
-            replaced = f"; {len(self.replaced)} of them replaced another version in the archive: {named}"
+            replaced = f"; {len(self.replaced)} of them replaced another version in the archive: {first_names(self.replaced)}"
         return (f"written {len(self.written)} ({self.embedded} passages embedded{replaced}), unchanged {len(self.unchanged)}; "
                 f"archive at {archive.uri}: {passages} passages from {articles} articles "
                 f"(embedder {archive.manifest.embedder_id})")

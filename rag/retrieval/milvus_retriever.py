@@ -8,7 +8,7 @@ import numpy as np
 
 from rag.dates import DateRange
 from rag.retrieval.fusion import first_distinct, rrf
-from rag.retrieval.milvus_store import MAX_TOP_K, MilvusFailed
+from rag.retrieval.milvus_store import MAX_TOP_K, MilvusFailed, day_number
 from rag.schema import Passage, RetrievedPassage
 
 FUSIONS = ("rrf", "milvus")
@@ -16,14 +16,15 @@ HIT_FIELDS = ["doc_id", "start", "end", "version"]
 
 
 def date_filter(dates: DateRange | None) -> str:
-    """The Milvus filter expression for a date range (undated articles, day 0, never match one)."""
+    """DateRange.holds_each as a Milvus filter expression over the passages' day numbers
+    (undated articles, day 0, never match one)."""
     if dates is None:
         return ""
     clauses = ["day > 0"]
     if dates.since:
-        clauses.append(f"day >= {dates.since.replace('-', '')}")
+        clauses.append(f"day >= {day_number(dates.since)}")
     if dates.until:
-        clauses.append(f"day <= {dates.until.replace('-', '')}")
+        clauses.append(f"day <= {day_number(dates.until)}")
     return " and ".join(clauses)
 
 
