@@ -34,7 +34,10 @@ def with_store(config: ModelsConfig, store: str | None) -> ModelsConfig:
     """The config with [retrieval] vector_store overridden (by --store or RAG_STORE), when given."""
     if not store:
         return config
-    return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, vector_store=store))
+    try:
+        return dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, vector_store=store))
+    except RagError as problem:
+        raise RagError(f"--store (or RAG_STORE): {problem}") from None
 
 
 def check_models(config: ModelsConfig) -> None:
@@ -180,10 +183,7 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
 
 def is_milvus(config: ModelsConfig) -> bool:
     """Whether the index is a Milvus archive (rag.milvus_archive) rather than an index folder."""
-    try:
-        return parse_store(config.retrieval.vector_store)[0] == "milvus"
-    except ValueError as problem:
-        raise RagError(f"[retrieval] vector_store (or --store, or RAG_STORE) {config.retrieval.vector_store!r} is not valid: {problem}") from None
+    return parse_store(config.retrieval.vector_store)[0] == "milvus"  # checked as the settings were made
 
 
 def _milvus_parts(config: ModelsConfig, seeds_dir: Path | None, rebuild: bool, on_status: Status,

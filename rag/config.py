@@ -14,6 +14,7 @@ from rag.corpus import ChunkSettings
 from rag.decision import Abstention
 from rag.errors import RagError
 from rag.retrieval.fusion import RRF_K
+from rag.retrieval.vector_store import parse_store
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,6 +80,12 @@ class RetrievalSettings:
     candidates: int = field(default=50, metadata={"min": 1})  # how deep the dense and keyword rankings go before fusion
     rrf_k: int = field(default=RRF_K, metadata={"min": 0})
     vector_store: str = "faiss"  # "faiss", or "milvus:<file>.db" / "milvus://host:port" (rag.retrieval)
+
+    def __post_init__(self):  # a misspelt store is said as models.toml is read, naming it
+        try:
+            parse_store(self.vector_store)
+        except ValueError as problem:
+            raise RagError(f"vector_store = {self.vector_store!r} is not valid: {problem}") from None
 
 
 MODEL_TABLES = {"embedder": EmbedderSettings, "reader": ReaderSettings}

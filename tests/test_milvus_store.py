@@ -55,14 +55,19 @@ def test_a_store_that_says_no_place_is_asked_where_milvus_is(location):
 
 @pytest.mark.parametrize("spec, said", [("faiss:", "faiss takes no location after the colon: say just faiss"),
                                         ("faiss:./x", "faiss takes no location"), ("bogus", "unknown vector store 'bogus'")])
-def test_a_store_spec_that_names_no_store_rag_has_is_refused_naming_where_it_came_from(spec, said):
+def test_a_store_spec_that_names_no_store_rag_has_is_refused_naming_where_it_came_from(spec, said, tmp_path):
     from rag.assembly import is_milvus, with_store
     from rag.config import load_models_config
     from tests.conftest import ROOT
 
-    with pytest.raises(RagError, match="^" + re.escape(f"[retrieval] vector_store (or --store, or RAG_STORE) '{spec}' is not valid: {said}")):
-        is_milvus(with_store(load_models_config(ROOT / "models.toml"), spec))
+    with pytest.raises(RagError, match="^" + re.escape(f"--store (or RAG_STORE): vector_store = '{spec}' is not valid: {said}")):
+        with_store(load_models_config(ROOT / "models.toml"), spec)
     assert is_milvus(with_store(load_models_config(ROOT / "models.toml"), "faiss")) is False
+    models = tmp_path / "models.toml"  # in models.toml: said as it is read, naming the file and the table
+    models.write_text((ROOT / "models.toml").read_text(encoding="utf-8") + f'\n[retrieval]\nvector_store = "{spec}"\n',
+                      encoding="utf-8")
+    with pytest.raises(RagError, match="^" + re.escape(f"{models}: [retrieval] vector_store = '{spec}' is not valid: {said}")):
+        load_models_config(models)
 
 
 def test_a_lite_file_must_be_named_db(tmp_path):
