@@ -37,6 +37,10 @@ class Abstention:
             return 0.0
         return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
 
+    def answers(self, confidence: float) -> bool:
+        """Whether a candidate of this confidence is answered, not declined."""
+        return confidence >= self.threshold
+
     @classmethod
     def from_weights(cls, weights, threshold: float, fitted_for: str = "") -> Abstention:
         """From [bias, *one weight per FEATURES name]."""

@@ -43,6 +43,13 @@ class Evidence:
     repeats_question: float = 0.0  # share of the answer's content words that are in the question
     type_match: float = 0.0  # +1 the answer is what the question word asks for (a number for "how many"), -1 not, 0 unknown
 
+    @classmethod
+    def of_span(cls, span_score: float, null_score: float, dense_score: float, fit: dict[str, float],
+                **agreement: float) -> Evidence:
+        """A reader's span as rag ask and rag eval --squad alike weigh it: its scores, the passage's
+        cosine, how it fits the question (fit_to_question) and, over several passages, agreement."""
+        return cls(margin=span_score - null_score, span_score=span_score, dense_score=dense_score, **agreement, **fit)
+
 
 def fit_to_question(question: str, answer: str, sentence: str) -> dict[str, float]:
     """The Evidence fields that say how well an answer, in its sentence, fits the question."""

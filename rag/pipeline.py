@@ -102,7 +102,7 @@ class Pipeline:
         read_at = time.perf_counter()
         candidates = sorted(self._candidates(question, guesses, retrieved), key=lambda c: -c.confidence)
         best = candidates[0] if candidates else None
-        answered = best is not None and best.confidence >= self.decision.threshold
+        answered = best is not None and self.decision.answers(best.confidence)
         supporting = self._supporting(best, candidates) if answered else []
         answer = Answer(
             question=question,
@@ -148,11 +148,10 @@ class Pipeline:
         candidates = []
         for g, doc_id, said, (articles, passages), fit, corroborated in zip(
                 guesses, doc_ids, texts, agreement(alike, doc_ids, margins), fits, corroborating):
-            evidence = Evidence(
-                margin=g.span_score - g.null_score, span_score=g.span_score,
-                dense_score=retrieved[g.passage_index].dense_score,
+            evidence = Evidence.of_span(
+                g.span_score, g.null_score, retrieved[g.passage_index].dense_score, fit,
                 agreeing_articles=articles, agreeing_passages=passages, corroborating_articles=corroborated,
-                reciprocal_rank=1 / (g.passage_index + 1), **fit)
+                reciprocal_rank=1 / (g.passage_index + 1))
             candidates.append(Candidate(said[0], Span(doc_id, g.start, g.end), g.span_score, g.null_score,
                                         evidence.dense_score, self.decision.confidence(evidence), evidence,
                                         g.passage_index))

@@ -187,10 +187,9 @@ def evaluate_reader(data: SquadData, reader, embedder, abstention,
         text, margin = context[guess.start:guess.end], guess.span_score - guess.null_score
         paragraph = Document(q.context_id, "", context, None, 0)
         sentence_start, sentence_end = sentence_around(paragraph, guess.start, guess.end)
-        evidence = Evidence(margin, guess.span_score, float(np.dot(vector, context_vectors[q.context_id])),
-                            **fit_to_question(q.question, text, context[sentence_start:sentence_end]))
-        confidence = abstention.confidence(evidence)
-        by_rule["abstention model"][q.id] = text if confidence >= abstention.threshold else None
+        evidence = Evidence.of_span(guess.span_score, guess.null_score, float(np.dot(vector, context_vectors[q.context_id])),
+                                    fit_to_question(q.question, text, context[sentence_start:sentence_end]))
+        by_rule["abstention model"][q.id] = text if abstention.answers(abstention.confidence(evidence)) else None
         for m in MODEL_CARD_MARGINS:
             by_rule[f"null margin {m}"][q.id] = text if margin > m else None
         on_done()
