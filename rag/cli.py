@@ -446,19 +446,19 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     progress, update = progress_bar("answering", len(questions))
     with progress:
         run = ev.evaluate_gold(pipeline, questions, dates, earlier, on_done=update, left_out=checked.left_out)
-    if predictions:
-        ev.write_predictions(predictions, run.results)
-    if report:
-        picture = ev.write_report(report, run.results, run.summary, run.by_article, run.tradeoff,
-                                  pipeline.decision.threshold, gold.name)
-        err.print(f"report: {report} (calibration picture: {picture})")
-    if as_json:
+    if as_json:  # printed before anything is written: a full disk then loses no result of a long run
         print(json.dumps(run.to_json()))
     else:
         _print_summary(run.summary, run.by_article)
         _print_tradeoff(run.tradeoff, pipeline.decision.threshold)
         if run.against_baseline:
             _print_comparison(run.against_baseline, baseline)
+    if predictions:
+        ev.write_predictions(predictions, run.results)
+    if report:
+        picture = ev.write_report(report, run.results, run.summary, run.by_article, run.tradeoff,
+                                  pipeline.decision.threshold, gold.name)
+        err.print(f"report: {report} (calibration picture: {picture})")
     misses = ev.gate_failures(run.results, gates)
     if misses:
         raise RagError("below the bar: " + "; ".join(misses))

@@ -6,6 +6,7 @@ from a supporting article), citation accuracy (the cited span slices to the answ
 a supporting article), abstention recall, false-abstention rate, latency. Percentages 0-100."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -169,7 +170,17 @@ def answers_not_stated(documents, questions: list[GoldQuestion]) -> list[str]:
 
 def write_predictions(path: Path, results: list[QuestionResult]) -> None:
     """Every answer, one `rag ask --json` line each; written whole or not at all."""
-    write_atomically(path, "".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results))
+    with _writing(path):
+        write_atomically(path, "".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results))
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """A disk that is full or turned read-only during a run is one line, naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise RagError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def summarize(results: Iterable[QuestionResult], digits: int | None = 1) -> dict:
@@ -265,7 +276,8 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
     """Markdown report plus a calibration picture (PNG) beside it."""
     path = Path(path)
     picture = calibration_picture_of(path)
-    plot_calibration(results, threshold, picture)
+    with _writing(picture):
+        plot_calibration(results, threshold, picture)
     lines = [f"# rag evaluation on {gold_name}", "",
              f"{summary['questions']} questions ({summary['answerable']} answerable, {summary['unanswerable']} not). "
              "Percentages; EM/F1 on answerable questions (an abstention scores 0).", "",
@@ -291,7 +303,8 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
         read = ("yes" if r.answer_read else "no") if r.gold.answerable else ""
         lines.append(f"| {'' if r.correct else '✗'} | {_md(r.gold.id)} | {_md(r.gold.question)} | {_md(gold)} | "
                      f"{_md(prediction)} | {r.answer.score:.2f} | {f1} | {read} | {_md(cited)} |")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with _writing(path):
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return picture
 
 

@@ -182,6 +182,26 @@ def test_rag_eval_on_articles_its_gold_set_never_cites_is_an_error_not_a_zero(tm
     assert str(result.exception).startswith(f"none of the articles {ROOT / 'eval' / 'gold.jsonl'} cites is in {mine} (")
 
 
+def test_a_disk_full_as_the_outputs_are_written_loses_no_result_and_is_one_line(tmp_path, fake_models, monkeypatch):
+    import errno
+    import json
+
+    from typer.testing import CliRunner
+
+    import rag.evaluate
+    from rag.cli import app
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rag.evaluate, "write_atomically", full)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["eval", "--json", "--predictions", str(out / "answers.jsonl")])
+    assert json.loads(result.stdout)["questions"] == 64  # the whole run's figures, printed first
+    assert isinstance(result.exception, RagError)
+    assert str(result.exception) == f"cannot write {out / 'answers.jsonl'}: No space left on device"
+
+
 @pytest.mark.integration  # a rag subprocess (it exits before any model loads)
 def test_a_gate_written_as_a_fraction_is_refused():
     result = run_rag("eval", "--min-f1", "0.73")  # any run with an F1 of 1 % would pass
