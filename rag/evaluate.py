@@ -54,7 +54,7 @@ class QuestionResult:
 
     @property
     def best_span_right(self) -> bool:
-        """Is the most trusted candidate right (F1 >= 0.5), answered or declined?"""
+        """Is the most trusted candidate right (F1 >= RIGHT_F1), answered or declined?"""
         return (self.gold.answerable and self.best_span is not None
                 and best_over(f1_score, self.best_span, self.gold.answers) >= RIGHT_F1)
 
@@ -77,7 +77,7 @@ class QuestionResult:
 
     @property
     def correct(self) -> bool:
-        """Right answer (F1 >= 0.5) to an answerable question, or abstention on an unanswerable one."""
+        """Right answer (F1 >= RIGHT_F1) to an answerable question, or abstention on an unanswerable one."""
         return self.f1 >= RIGHT_F1 if self.gold.answerable else self.answer.abstained
 
 
@@ -293,7 +293,7 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
     lines += ["",
               "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing. "
               "\"answer read\" no: no passage the reader read holds the answer, so the miss is retrieval's. "
-              "Declined with a right best span (F1 ≥ 0.5): the miss is the decision's.", "",
+              f"Declined with a right best span (F1 ≥ {RIGHT_F1:g}): the miss is the decision's.", "",
               "| | id | question | gold | prediction | score | F1 | answer read | cited |", "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         gold = " / ".join(r.gold.answers) or "*(not in the articles)*"
@@ -321,7 +321,7 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
     right = np.array([r.best_span_right for r in results])
     fig, (scatter, bars) = plt.subplots(1, 2, figsize=(11, 4.2))
     jitter = np.random.default_rng(0).uniform(-0.08, 0.08, len(scores))
-    for label, mask, colour in (("best span right (F1 ≥ 0.5)", right, "tab:green"),
+    for label, mask, colour in ((f"best span right (F1 ≥ {RIGHT_F1:g})", right, "tab:green"),
                                 ("answerable, wrong", ~right & np.array([r.gold.answerable for r in results]), "tab:red"),
                                 ("not in the articles", np.array([not r.gold.answerable for r in results]), "tab:gray")):
         scatter.scatter(scores[mask], np.where(right[mask], 1, 0) + jitter[mask], s=22, alpha=0.75, c=colour, label=label)

@@ -35,7 +35,7 @@ INDEX_FORMAT = 2  # 2: checksums of the index files, vector ids, a saved keyword
 
 
 class IndexNotUsable(RagError):
-    """The stored index is missing, stale or unreadable; `reason` says which, for the user."""
+    """The stored index is missing, stale or unreadable; the message says which, for the user."""
 
 
 @dataclass(frozen=True)

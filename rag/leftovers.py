@@ -1,5 +1,9 @@
-"""Temporary files named `NAME.PID.tmp`, written beside their final place and renamed into it:
-one whose writing process is gone was left by a killed run, and is removed."""
+"""Files written whole or not at all: beside their final place, flushed, renamed into it.
+
+Writers that may run side by side name theirs `NAME.PID.tmp`, and one whose writing process is
+gone was left by a killed run (remove_abandoned). write_atomically's `NAME.tmp` is for a file
+one process writes at a time (under the index's lock, or a run's own output), so the next write
+replaces a leftover one."""
 from __future__ import annotations
 
 import os
