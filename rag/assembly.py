@@ -3,6 +3,7 @@ which embedder, store, reader and decision a models.toml asks for."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -179,6 +180,32 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
         reader = Reader(config.reader, on_status)
     return Pipeline(corpus, retriever, reader, config.reader.settings.abstention, config.retrieval.top_k,
                     index_version=index_version)
+
+
+@dataclass(frozen=True)
+class PipelineSource:
+    """Where a long-running front end (rag chat, rag serve) gets its pipeline: loaded once, and
+    loaded again when another rag switched the index, keeping the models already loaded."""
+
+    config: ModelsConfig
+    seeds_dir: Path | None = None
+    index_dir: Path | None = None
+
+    def load(self, on_status: Status = _quiet, on_progress: Progress | None = None) -> Pipeline:
+        return build_pipeline(self.config, self.seeds_dir, self.index_dir, on_status=on_status, on_progress=on_progress)
+
+    def load_again(self, loaded: Pipeline, on_status: Status = _quiet, on_progress: Progress | None = None) -> Pipeline:
+        """The index read anew with the models of `loaded`: seconds, where loading them takes longer."""
+        return build_pipeline(self.config, self.seeds_dir, self.index_dir, on_status=on_status, on_progress=on_progress,
+                              embedder=loaded.retriever.embedder, reader=loaded.reader)
+
+    def index_version(self) -> str | None:
+        """The index build now switched in (asked at every question); None for a Milvus archive, which is read live."""
+        return None if self._index_store is None else self._index_store.version()
+
+    @functools.cached_property
+    def _index_store(self) -> IndexStore | None:
+        return None if is_milvus(self.config) else IndexStore(article_folders(self.seeds_dir, self.index_dir)[1])
 
 
 def is_milvus(config: ModelsConfig) -> bool:

@@ -291,11 +291,10 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import (existing_archive_articles, build_pipeline, check_models, is_milvus, load_articles,
+    from rag.assembly import (PipelineSource, check_models, existing_archive_articles, is_milvus, load_articles,
                               warn_if_fitted_for_another_reader)
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
     from rag.corpus import status_line
-    from rag.index import IndexStore
 
     config = load_settings(models, top_k, store)
     say_if_bundled(seeds, config)
@@ -312,14 +311,10 @@ def chat(
     def embedding_said_in(set_state):
         return lambda done, total: set_state(f"building the index: {done}/{total} passages embedded")
 
-    def load(set_state):
-        return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=embedding_said_in(set_state))
-
-    def load_again(old, set_state):
-        return build_pipeline(config, seeds, index_dir, on_status=set_state, on_progress=embedding_said_in(set_state),
-                              embedder=old.retriever.embedder, reader=old.reader)
-
-    watch = None if is_milvus(config) else IndexWatch(IndexStore(article_folders(seeds, index_dir)[1]).version, load_again)
+    source = PipelineSource(config, seeds, index_dir)
+    load = lambda set_state: source.load(set_state, embedding_said_in(set_state))  # noqa: E731
+    load_again = lambda old, set_state: source.load_again(old, set_state, embedding_said_in(set_state))  # noqa: E731
+    watch = None if is_milvus(config) else IndexWatch(source.index_version, load_again)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     run_chat(ChatSession(corpus, BackgroundLoad(load), out, dates, watch), _history_file() if interactive else None,
              interactive)  # main() ends the process around a load still running, however the chat ends
@@ -337,22 +332,17 @@ def serve(
     store: StoreOption = None,
 ) -> None:
     """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
-    from rag.assembly import build_pipeline, check_models, is_milvus
+    from rag.assembly import PipelineSource, check_models, is_milvus
     from rag.corpus import check_articles_folder
-    from rag.index import IndexStore
     from rag.server import serve as run_server
 
     config = load_settings(models, store=store)
     check_models(config)
-    index_version = lambda: None  # noqa: E731 (a Milvus archive is read live: nothing to load again)
-    if not is_milvus(config):
-        seeds_dir, index_folder = article_folders(seeds, index_dir)
-        check_articles_folder(seeds_dir)  # an empty or unreadable folder is said before the server starts, not by /healthz
-        index_version = IndexStore(index_folder).version
-    run_server(lambda: build_pipeline(config, seeds, index_dir, on_status=report_status), host, port, token, timeout,
-               on_ready=report_status, index_version=index_version,
-               load_again=lambda old: build_pipeline(config, seeds, index_dir, on_status=report_status,
-                                                     embedder=old.retriever.embedder, reader=old.reader))
+    if not is_milvus(config):  # an empty or unreadable folder is said before the server starts, not by /healthz
+        check_articles_folder(article_folders(seeds, index_dir)[0])
+    source = PipelineSource(config, seeds, index_dir)
+    run_server(lambda: source.load(report_status), host, port, token, timeout, on_ready=report_status,
+               index_version=source.index_version, load_again=lambda old: source.load_again(old, report_status))
 
 
 def _history_file() -> Path:
