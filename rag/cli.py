@@ -17,6 +17,7 @@ from rag.background import end_process, new_command
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
 from rag.errors import INTERRUPTED, BadInput, RagError
+from rag.paths import GOLD_FILE, INDEX_FOLDER, MODELS_FILE, SEEDS_FOLDER
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, article_folders, default_seeds_dir, falls_back_to_bundled
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
@@ -42,10 +43,10 @@ class _AnswersConsole(Console):
 out = _AnswersConsole(highlight=False, soft_wrap=True, markup=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
 
-SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}). (default: ./seeds, else the bundled articles)")]
-ChangedSeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}) to change. (default: ./seeds; the bundled articles are never changed)")]
-IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help="Where the index is kept. (default: .rag/<seeds name> beside the seeds folder)")]
-ModelsOption = Annotated[Optional[Path], typer.Option("--models", help="models.toml to use. (default: ./models.toml, else the bundled one)")]
+SeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}). (default: ./{SEEDS_FOLDER}, else the bundled articles)")]
+ChangedSeedsOption = Annotated[Optional[Path], typer.Option("--seeds", help=f"Folder of articles ({FORMATS}) to change. (default: ./{SEEDS_FOLDER}; the bundled articles are never changed)")]
+IndexDirOption = Annotated[Optional[Path], typer.Option("--index-dir", help=f"Where the index is kept. (default: {INDEX_FOLDER}/<seeds name> beside the seeds folder)")]
+ModelsOption = Annotated[Optional[Path], typer.Option("--models", help=f"{MODELS_FILE} to use. (default: ./{MODELS_FILE}, else the bundled one)")]
 SinceOption = Annotated[Optional[str], typer.Option("--since", help="Answer only from articles dated on or after this day (YYYY-MM-DD); undated ones are left out.")]
 UntilOption = Annotated[Optional[str], typer.Option("--until", help="Answer only from articles dated on or before this day (YYYY-MM-DD).")]
 StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE", help=f"Where the vectors live: faiss (in the index folder), milvus:FILE.db (Milvus Lite) or milvus://HOST:PORT (a Milvus server). (default: \\[retrieval] vector_store in models.toml, {RetrievalSettings.vector_store})")]
@@ -354,7 +355,7 @@ def _history_file() -> Path:
 @app.command("eval")
 def evaluate(
     ctx: typer.Context,
-    gold: Annotated[Optional[Path], typer.Option("--gold", help="Gold questions (JSON Lines). (default: eval/gold.jsonl)")] = None,
+    gold: Annotated[Optional[Path], typer.Option("--gold", help=f"Gold questions (JSON Lines). (default: ./{GOLD_FILE.as_posix()}, else the bundled one)")] = None,
     predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write every answer here, one `rag ask --json` line each.")] = None,
     report: Annotated[Optional[Path], typer.Option("--report", help="Write a markdown report (and a calibration PNG beside it).")] = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="An earlier run's --predictions file: show each measure's change, with a 95 % interval, and every question that changed.")] = None,

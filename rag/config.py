@@ -13,10 +13,10 @@ from pathlib import Path
 from rag.corpus import ChunkSettings
 from rag.decision import Abstention
 from rag.errors import RagError
+from rag.paths import MODELS_FILE, local_or_bundled
 from rag.retrieval.fusion import RRF_K
 from rag.retrieval.vector_store import parse_store
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 RUNTIMES = ("onnx", "torch")  # see rag.models
@@ -174,8 +174,7 @@ class ModelsConfig:
 
 
 def default_models_file() -> Path:
-    local = Path.cwd() / "models.toml"
-    return local if local.is_file() else PROJECT_ROOT / "models.toml"
+    return local_or_bundled(MODELS_FILE)
 
 
 def load_models_config(path: Path | None = None) -> ModelsConfig:

@@ -7,18 +7,17 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.config import PROJECT_ROOT
+from rag.paths import GOLD_FILE, PROJECT_ROOT, local_or_bundled
 from rag.errors import BadInput, RagError
 from rag.metrics import normalize_answer
 from rag.pipeline import validate_question
 
-BUNDLED_GOLD = PROJECT_ROOT / "eval" / "gold.jsonl"  # the questions on the bundled articles
+BUNDLED_GOLD = PROJECT_ROOT / GOLD_FILE  # the questions on the bundled articles
 
 
 def default_gold_file() -> Path:
     """./eval/gold.jsonl where `rag` runs, else the bundled gold set."""
-    local = Path.cwd() / "eval" / "gold.jsonl"
-    return local if local.is_file() else BUNDLED_GOLD
+    return local_or_bundled(GOLD_FILE)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from rag.config import PROJECT_ROOT
+from rag.paths import INDEX_FOLDER, PROJECT_ROOT, SEEDS_FOLDER, local_or_bundled
 from rag.corpus import sentence_around
 from rag.dates import DateRange
 from rag.decision import Abstention
@@ -20,12 +20,12 @@ MAX_CONFLICTS = 3
 STRONG_CONFIDENCE = 0.5  # a conflicting answer is shown only if it is more likely right than wrong
 
 
-BUNDLED_SEEDS = PROJECT_ROOT / "seeds"  # the five articles rag comes with
+BUNDLED_SEEDS = PROJECT_ROOT / SEEDS_FOLDER  # the five articles rag comes with
 
 
 def default_seeds_dir() -> Path:
     """./seeds where rag runs, else the bundled articles."""
-    return BUNDLED_SEEDS if falls_back_to_bundled() else Path.cwd() / "seeds"
+    return local_or_bundled(SEEDS_FOLDER, Path.is_dir)
 
 
 def article_folders(seeds_dir: Path | None, index_dir: Path | None) -> tuple[Path, Path]:
@@ -36,12 +36,12 @@ def article_folders(seeds_dir: Path | None, index_dir: Path | None) -> tuple[Pat
 
 def falls_back_to_bundled() -> bool:
     """Is there no ./seeds where rag runs, so that the default articles are the bundled ones?"""
-    return not (Path.cwd() / "seeds").is_dir()
+    return not (Path.cwd() / SEEDS_FOLDER).is_dir()
 
 
 def default_index_dir(seeds_dir: Path) -> Path:
     seeds_dir = Path(seeds_dir).resolve()
-    return seeds_dir.parent / ".rag" / seeds_dir.name
+    return seeds_dir.parent / INDEX_FOLDER / seeds_dir.name
 
 
 INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))  # zero-width characters

@@ -18,7 +18,7 @@ def help_text(command: str) -> str:
     ("ask", "(default: [retrieval] top_k in models.toml, 5)"),
     ("ask", "(default: ./seeds, else the bundled articles)"),
     ("ask", "(default: [retrieval] vector_store in models.toml, faiss)"),
-    ("eval", "(default: eval/gold.jsonl)"),
+    ("eval", "(default: ./eval/gold.jsonl, else the bundled one)"),
     ("train-reader", "(default: 1e-4 from the base encoder, 3e-5 with --init)"),
     ("train-reader", "(default: the embedder's base encoder from models.toml)"),
     ("train-reader", "(default: fp32, or the resumed run's)"),
