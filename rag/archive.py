@@ -77,10 +77,10 @@ class Archive:
     @contextlib.contextmanager
     def locked(self):
         """Held for a whole add or remove, index update included: concurrent calls wait their turn."""
-        from rag.index import IndexStore
+        from rag.index import ARCHIVE_LOCK, IndexStore
 
         IndexStore(self.index_dir).prepare_for_writing()  # only ever in a folder that is (or becomes) a rag index
-        with (self.index_dir / ".lock-archive").open("a") as handle:
+        with (self.index_dir / ARCHIVE_LOCK).open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 

@@ -1,7 +1,7 @@
 """The passage index on disk: passages (offsets into the articles), their vectors and their
 keyword index.
 
-On disk an index is a build folder (passages.jsonl, the vector store's files, bm25/, manifest.json) named by the
+On disk an index is a build folder (passages.jsonl, the vector store's files, bm25/, converted.jsonl, manifest.json) named by the
 CURRENT file. A build is written to a fresh folder and CURRENT is swapped atomically, so a
 crash mid-build leaves the previous index in place and loadable."""
 from __future__ import annotations
@@ -233,6 +233,10 @@ BUILD_NAME = re.compile(r"build-\d{8}-\d{6}-\d+(-\d+)?")  # the only folders rag
 MARKER = ".rag-index"  # says "this folder is a rag index": only then does rag delete anything in it
 BUILD_MARKER = ".rag-build"  # written first into every build folder rag makes
 PASSAGES = "passages.jsonl"
+POINTER = "CURRENT"  # the index folder's file naming the build switched in
+MANIFEST = "manifest.json"  # each build's record of what it was made from
+ARCHIVE_LOCK = ".lock-archive"  # held by rag add and remove for a whole change (rag.archive)
+LOCKS = (".lock", ".lock-gate", ".lock-build", ARCHIVE_LOCK)  # readers and writers; builds; add and remove
 _BUILDING_HERE = threading.local()  # .held: the build locks this thread holds (IndexStore.building)
 CONVERTED = "converted.jsonl"  # the documents of converted (not .txt) files, to skip converting them again
 
@@ -250,7 +254,7 @@ class IndexStore:
     @property
     def current_build(self) -> Path | None:
         """The build CURRENT names; None when there is no CURRENT (IndexNotUsable if it is unreadable)."""
-        pointer = self.directory / "CURRENT"
+        pointer = self.directory / POINTER
         try:
             name = pointer.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
@@ -276,7 +280,7 @@ class IndexStore:
         """Which build is current, read cheaply (one small file): it changes whenever a build is
         switched in, and only then. None when there is none or it cannot be read."""
         try:
-            return (self.directory / "CURRENT").read_text(encoding="utf-8").strip()
+            return (self.directory / POINTER).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError):
             return None
 
@@ -288,7 +292,7 @@ class IndexStore:
         if build is None:
             raise IndexNotUsable(f"no index yet in {self.directory}")
         try:
-            return build, Manifest.from_json((build / "manifest.json").read_text(encoding="utf-8"))
+            return build, Manifest.from_json((build / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError, TypeError) as exc:
             raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {first_line(exc)})") from None
 
@@ -389,10 +393,10 @@ class IndexStore:
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
             files = {name: _sha256(build / name) for name in _index_files(build)}
             manifest = dataclasses.replace(index.manifest, files=files)
-            write_atomically(build / "manifest.json", json.dumps(manifest.__dict__, indent=2))
+            write_atomically(build / MANIFEST, json.dumps(manifest.__dict__, indent=2))
             fsync_tree(build)
             fsync_dir(self.directory)
-            write_atomically(self.directory / "CURRENT", build.name + "\n")
+            write_atomically(self.directory / POINTER, build.name + "\n")
             fsync_dir(self.directory)  # the switch itself survives a crash only once the folder is synced
             index.manifest, index.build = manifest, build.name
             self._remove_other_builds(keep=build)
@@ -457,8 +461,8 @@ class IndexStore:
 
     def _is_ours(self) -> bool:
         entries = [p.name for p in self.directory.iterdir()]
-        legacy = "CURRENT" in entries and ".lock" in entries  # written by rag before the marker existed
-        entries = [e for e in entries if e not in (".lock", ".lock-gate", ".lock-archive", ".lock-build")
+        legacy = POINTER in entries and ".lock" in entries  # written by rag before the marker existed
+        entries = [e for e in entries if e not in LOCKS
                    and not e.startswith(".probe-")]
         return not entries or MARKER in entries or legacy
 
@@ -497,13 +501,13 @@ class IndexStore:
 def _made_by_rag(folder: Path) -> bool:
     if not (BUILD_NAME.fullmatch(folder.name) and folder.is_dir() and not folder.is_symlink()):
         return False
-    return (folder / BUILD_MARKER).is_file() or (folder / "manifest.json").is_file()  # the latter: builds of format 1
+    return (folder / BUILD_MARKER).is_file() or (folder / MANIFEST).is_file()  # the latter: builds of format 1
 
 
 def _index_files(build: Path) -> list[str]:
     """Every file of a build that the manifest vouches for (all but itself and the marker)."""
     return sorted(str(p.relative_to(build)) for p in build.rglob("*")
-                  if p.is_file() and p.name not in ("manifest.json", BUILD_MARKER))
+                  if p.is_file() and p.name not in (MANIFEST, BUILD_MARKER))
 
 
 def _read_checked(path: Path, sha256: str | None) -> bytes:
