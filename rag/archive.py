@@ -25,7 +25,7 @@ COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, s
 
 
 @dataclass
-class Change:
+class FolderChange:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
@@ -84,21 +84,21 @@ class Archive:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def add(self, paths: list[Path]) -> Change:
+    def add(self, paths: list[Path]) -> FolderChange:
         return add_files(self.seeds_dir, paths, self.trash)
 
-    def remove(self, doc_ids: list[str]) -> Change:
+    def remove(self, doc_ids: list[str]) -> FolderChange:
         from rag.index import IndexStore
 
         articles = IndexStore(self.index_dir).articles(self.seeds_dir)
         return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped)
 
 
-def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
+def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> FolderChange:
     """Copy each article file (or the article files directly in each folder) into the seeds
     folder. A file of the same name with other content replaces it (an edit); the replaced
     file is kept in `trash`, since the seeds folder may hold the only copy."""
-    change = Change()
+    change = FolderChange()
     remove_abandoned(seeds_dir, f"{COPY_PREFIX}*.tmp")  # half copies of an add that was killed
     taken = _article_ids(seeds_dir)
     added: set[str] = set()
@@ -125,7 +125,7 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> Change:
     return change
 
 
-def _put_in_place(path: Path, target: Path, trash: Path, change: Change) -> bool:
+def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -> bool:
     """`path` copied to `target` (whole, or not at all), the file it replaces kept in `trash`;
     False when `target` already holds the same bytes."""
     if target.is_dir():  # os.replace cannot put a file there, and reading it as bytes fails
@@ -173,7 +173,7 @@ def _article_ids(seeds_dir: Path) -> dict[str, str]:
 def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
     """The articles of these files (or of the article files directly in these folders), and
     "name: why" for each that was skipped."""
-    change = Change()
+    change = FolderChange()
     documents: dict[str, Document] = {}
     for path in _expand(paths, change):
         try:
@@ -192,10 +192,10 @@ def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
 
 
 def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path,
-                     skipped: list[str] = ()) -> Change:
+                     skipped: list[str] = ()) -> FolderChange:
     """Move the files of these articles out of the seeds folder into `trash`. Every id is
     checked before any file moves; `skipped` (Corpus.skipped) explains an id whose file was not read."""
-    change = Change()
+    change = FolderChange()
     doc_ids = list(dict.fromkeys(doc_ids))
     for doc_id in doc_ids:
         document = documents.get(doc_id)
@@ -237,7 +237,7 @@ def _keep_in_trash(path: Path, trash: Path, copy: bool = False) -> Path:
     return folder / path.name
 
 
-def _expand(paths: list[Path], change: Change) -> list[Path]:
+def _expand(paths: list[Path], change: FolderChange) -> list[Path]:
     files = []
     for path in paths:
         if path.is_dir():
@@ -264,7 +264,7 @@ def _not_an_article_file(path: Path) -> str | None:
     return None
 
 
-def _articles_in(folder: Path, change: Change) -> list[Path]:
+def _articles_in(folder: Path, change: FolderChange) -> list[Path]:
     """The article files directly in `folder`; what else is there is said, not silently left."""
     try:
         entries = sorted(folder.iterdir())

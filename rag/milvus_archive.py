@@ -86,7 +86,7 @@ class Marker:
 
 
 @dataclass
-class Change:
+class ArchiveChange:
     written: list[str] = dataclasses.field(default_factory=list)
     unchanged: list[str] = dataclasses.field(default_factory=list)
     replaced: list[str] = dataclasses.field(default_factory=list)  # of those written, ones the archive held another version of
@@ -408,9 +408,9 @@ Progress = Callable[[int, int], None]
 
 
 def write_documents(archive: MilvusArchive, documents: list[Document], embedder, chunking: ChunkSettings,
-                    on_progress: Progress | None = None) -> Change:
+                    on_progress: Progress | None = None) -> ArchiveChange:
     """Write the articles whose present version differs (new or edited); the others are left."""
-    change = Change()
+    change = ArchiveChange()
     markers = archive.markers([d.doc_id for d in documents])
     todo = []
     for document in documents:
@@ -436,7 +436,7 @@ def write_documents(archive: MilvusArchive, documents: list[Document], embedder,
 
 
 def _write_batch(archive: MilvusArchive, batch: list[Document], by_article: dict[str, list[Passage]], embedder,
-                 change: Change, total: int, on_progress: Progress | None) -> None:
+                 change: ArchiveChange, total: int, on_progress: Progress | None) -> None:
     """Embed a few articles' passages together, then write each article whole."""
     passages = [p for d in batch for p in by_article.get(d.doc_id, [])]
     done = change.embedded

@@ -38,7 +38,7 @@ from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 100  # questions in one /ask/batch request
-MAX_TOP_K = 50  # passages one request may ask to read: each costs a reader pass
+MAX_REQUEST_TOP_K = 50  # passages one request may ask to read: each costs a reader pass
 # While the models load, or the archive cannot be read (a Milvus server gone), a 503 tells clients
 # that retry (curl --retry) to wait 5 s and ask again
 RETRY_LATER = {"Retry-After": "5"}
@@ -50,7 +50,7 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")  # "5" is not a number here, as in models.toml
 
     question: str = Field(max_length=MAX_QUESTION_CHARS, description="The question, in words.")
-    top_k: Optional[int] = Field(None, ge=1, le=MAX_TOP_K, description="How many passages to read (default: models.toml).")
+    top_k: Optional[int] = Field(None, ge=1, le=MAX_REQUEST_TOP_K, description="How many passages to read (default: models.toml).")
     since: Optional[str] = Field(None, description="Only articles dated on or after this day (YYYY-MM-DD).")
     until: Optional[str] = Field(None, description="Only articles dated on or before this day (YYYY-MM-DD).")
     why: bool = Field(False, description="Also give \"candidates\": each passage's best span, confidence and margin "
@@ -61,7 +61,7 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid")
 
     questions: list[str] = Field(max_length=MAX_BATCH, description=f"Up to {MAX_BATCH} questions.")
-    top_k: Optional[int] = Field(None, ge=1, le=MAX_TOP_K)
+    top_k: Optional[int] = Field(None, ge=1, le=MAX_REQUEST_TOP_K)
     since: Optional[str] = None
     until: Optional[str] = None
     why: bool = False

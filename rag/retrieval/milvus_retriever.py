@@ -8,7 +8,7 @@ import numpy as np
 
 from rag.dates import DateRange
 from rag.retrieval.fusion import first_distinct, rrf
-from rag.retrieval.milvus_store import MAX_TOP_K, MilvusFailed, day_number
+from rag.retrieval.milvus_store import MILVUS_MAX_LIMIT, MilvusFailed, day_number
 from rag.schema import Passage, RetrievedPassage
 
 FUSIONS = ("rrf", "milvus")
@@ -88,9 +88,9 @@ class MilvusRetriever:
             found = self.archive.markers(unseen)
             markers.update({doc_id: found.get(doc_id) for doc_id in unseen})  # None: no marker, asked once
             shown = [hit for hit in hits if _present_version(hit, markers)]
-            if len(shown) >= depth or len(hits) < fetch or fetch >= MAX_TOP_K:
+            if len(shown) >= depth or len(hits) < fetch or fetch >= MILVUS_MAX_LIMIT:
                 return {hit["id"]: hit for hit in shown[:depth]}
-            fetch = min(MAX_TOP_K, 2 * fetch)
+            fetch = min(MILVUS_MAX_LIMIT, 2 * fetch)
 
     def _present(self, ranked: list, k: int, markers: dict) -> list[tuple[dict, float, Passage]]:
         """The first k hits of the version of their article that is present now (a crashed or

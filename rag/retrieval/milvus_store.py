@@ -27,7 +27,7 @@ from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, register
 POINTER = "milvus.json"
 TIMEOUT_S = 10  # a server that does not answer within this is reported, not waited for
 BATCH = 1000  # rows per insert or query
-MAX_TOP_K = 16384  # Milvus's limit on one search
+MILVUS_MAX_LIMIT = 16384  # Milvus's limit on one search
 MAX_TEXT_BYTES = 65535  # Milvus's limit on a VARCHAR field
 DOC_ID_BYTES = 512  # a doc_id field's length: a Milvus server counts a VARCHAR in UTF-8 bytes (Milvus Lite in characters)
 TITLE_CHARS = 1000
@@ -220,7 +220,7 @@ class MilvusStore:
         RRF ranker; "score" is the fused score."""
         from pymilvus import AnnSearchRequest, RRFRanker
 
-        depth = min(depth, MAX_TOP_K)
+        depth = min(depth, MILVUS_MAX_LIMIT)
         requests = [AnnSearchRequest([np.asarray(vector, dtype=np.float32).ravel().tolist()], "vector",
                                      {"metric_type": "IP"}, depth, expr=where or None),
                     AnnSearchRequest([text], "sparse", {"metric_type": "BM25"}, depth, expr=where or None)]
@@ -251,10 +251,10 @@ class MilvusStore:
     def _hits(self, data: list, field: str, metric: str, k: int, where: str, fields: list[str],
               score: Callable[[float], float] = float) -> list[dict]:
         """The k best hits, each scored by `score` of Milvus's distance; best first, ties by id."""
-        k = min(k, MAX_TOP_K)
+        k = min(k, MILVUS_MAX_LIMIT)
         if k < 1:
             return []
-        found = self._client.search(self.collection, data, anns_field=field, limit=min(k + TIES_SEEN, MAX_TOP_K),
+        found = self._client.search(self.collection, data, anns_field=field, limit=min(k + TIES_SEEN, MILVUS_MAX_LIMIT),
                                     filter=where, output_fields=fields, search_params={"metric_type": metric},
                                     timeout=TIMEOUT_S)[0]
         hits = [{"id": int(h["id"]), "score": score(float(h["distance"])), **h.get("entity", {})} for h in found]
