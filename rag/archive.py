@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.converters import FORMATS, converter_for
-from rag.converters import jsonl
-from rag.converters import text as plain_text
 from rag.corpus import first_names, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
@@ -153,13 +151,10 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
 
 
 def _article_id(name: str) -> str | None:
-    """The article id a file of this name gives, as rag.corpus reads it: a .txt is named by its
-    stem (`a.md.txt` is "a.md"), other formats by the whole name; None for JSON Lines, whose
-    records are `name#id` and never clash with another file's."""
-    converter = converter_for(Path(name))
-    if converter is jsonl:
-        return None
-    return Path(name).stem if converter is plain_text else name
+    """The article id a file of this name gives, as its converter names it (a .txt by its stem,
+    `a.md.txt` is "a.md"); None for JSON Lines, whose records are `name#id` and never clash with
+    another file's."""
+    return converter_for(Path(name)).article_id(name)
 
 
 def _article_ids(seeds_dir: Path) -> dict[str, str]:
