@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.converters import FORMATS, converter_for
-from rag.corpus import first_names, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
+from rag.corpus import first_names, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -83,7 +83,10 @@ class Archive:
             yield
 
     def add(self, paths: list[Path]) -> FolderChange:
-        return add_files(self.seeds_dir, paths, self.trash)
+        from rag.index import IndexStore
+
+        # the folder read with the conversions its index keeps: a web page is not converted again
+        return add_files(self.seeds_dir, paths, self.trash, article_ids_in(self.seeds_dir, IndexStore(self.index_dir).articles))
 
     def remove(self, doc_ids: list[str]) -> FolderChange:
         from rag.index import IndexStore
@@ -92,34 +95,35 @@ class Archive:
         return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped)
 
 
-def add_files(seeds_dir: Path, paths: list[Path], trash: Path) -> FolderChange:
+def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, str] | None = None) -> FolderChange:
     """Copy each article file (or the article files directly in each folder) into the seeds
     folder. A file of the same name with other content replaces it (an edit); the replaced
-    file is kept in `trash`, since the seeds folder may hold the only copy."""
+    file is kept in `trash`, since the seeds folder may hold the only copy. A file one of whose
+    article ids another file gives (`taken`: id -> file name; read from the folder when not
+    given) is refused: the folder would read only one of the two."""
     change = FolderChange()
     remove_abandoned(seeds_dir, f"{COPY_PREFIX}*.tmp")  # half copies of an add that was killed
-    taken = _article_ids(seeds_dir)
+    taken = dict(article_ids_in(seeds_dir) if taken is None else taken)
     added: set[str] = set()
     for path in _expand(paths, change):
         try:
-            _, problems = read_documents(path)  # refuse what the corpus would skip, and say why now
+            found, problems = read_documents(path)  # refuse what the corpus would skip, and say why now
         except ValueError as why:
             change.skipped.append(f"{path.name}: {why}")
             continue
         if path.name in added:  # a second file would silently replace the first in the same add
             change.skipped.append(f"{path}: another file named {path.name} is added in this run")
             continue
-        article_id = _article_id(path.name)
-        holder = taken.get(article_id) if article_id else None
-        if holder not in (None, path.name):  # the folder would read only one of the two, and drop the other
-            change.skipped.append(f"{path.name}: its article id would be that of {holder}, already in {seeds_dir}; "
-                                  "rename one of them")
+        held = next(((doc.doc_id, taken[doc.doc_id]) for doc in found if taken.get(doc.doc_id, path.name) != path.name),
+                    None)
+        if held:  # the folder would read only one of the two, and drop the other
+            change.skipped.append(f"{path.name}: its article id {held[0]!r} is that of {held[1]}, already in "
+                                  f"{seeds_dir}; rename one of them")
             continue
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
         if _put_in_place(path, seeds_dir / path.name, trash, change):
             added.add(path.name)
-            if article_id:
-                taken[article_id] = path.name
+            taken.update((doc.doc_id, path.name) for doc in found)
     return change
 
 
@@ -150,19 +154,14 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
     return True
 
 
-def _article_id(name: str) -> str | None:
-    """The article id a file of this name gives, as its converter names it (a .txt by its stem,
-    `a.md.txt` is "a.md"); None for JSON Lines, whose records are `name#id` and never clash with
-    another file's."""
-    return converter_for(Path(name)).article_id(name)
-
-
-def _article_ids(seeds_dir: Path) -> dict[str, str]:
-    """Article id -> the name of the file in the seeds folder that gives it."""
-    if not seeds_dir.is_dir():  # (copying into it then says so, in one line)
+def article_ids_in(seeds_dir: Path, read=load_corpus) -> dict[str, str]:
+    """Article id -> the name of the file in the seeds folder that gives it, as the folder is
+    read (JSON Lines records included: a .txt named "feed.jsonl#a" gives record a's id)."""
+    try:
+        documents = read(seeds_dir).documents
+    except RagError:  # no article in the folder yet: no id is taken
         return {}
-    files = sorted(p.name for p in seeds_dir.iterdir() if p.is_file() and not p.name.startswith(".") and converter_for(p))
-    return {article_id: name for name in reversed(files) if (article_id := _article_id(name))}
+    return {doc_id: Path(doc.path).name for doc_id, doc in documents.items()}
 
 
 def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:

@@ -79,6 +79,20 @@ def test_a_file_whose_article_id_another_file_has_is_refused_and_said(seeds, tmp
     assert len(change.skipped) == 1 and there in change.skipped[0] and "rename" in change.skipped[0]
 
 
+@pytest.mark.parametrize("there, there_text, added, added_text", [
+    ("feed.jsonl#a.txt", "The mayor resigned.", "feed.jsonl", '{"id": "a", "text": "The river burst its banks."}\n'),
+    ("feed.jsonl", '{"id": "a", "text": "The river burst its banks."}\n', "feed.jsonl#a.txt", "The mayor resigned.")])
+def test_a_file_whose_article_id_is_a_json_lines_records_is_refused_either_way(seeds, tmp_path, there, there_text,
+                                                                                 added, added_text):
+    """A .txt named "feed.jsonl#a" gives the id of feed.jsonl's record a: one of the two was
+    silently left out of the index while the add said it had added the file."""
+    (seeds / there).write_text(there_text, encoding="utf-8")
+    change = add_files(seeds, [incoming(tmp_path, added, added_text)], tmp_path / "trash")
+    assert change.added == [] and not (seeds / added).exists()
+    assert change.skipped == [f"{added}: its article id 'feed.jsonl#a' is that of {there}, already in {seeds}; "
+                              "rename one of them"]
+
+
 def test_json_lines_records_never_clash_with_another_files_article(seeds, tmp_path):
     (seeds / "feed.jsonl.txt").write_text("A text file.", encoding="utf-8")  # its id is "feed.jsonl"
     change = add_files(seeds, [incoming(tmp_path, "feed.jsonl", '{"id": "1", "text": "A record."}\n')], tmp_path / "trash")
