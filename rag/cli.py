@@ -264,6 +264,7 @@ def show(
     end: Annotated[Optional[int], typer.Option("--end", help="…to this one (a citation's start and end).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="{doc_id, title, date, source, text} as one JSON object.")] = False,
     seeds: SeedsOption = None,
+    index_dir: IndexDirOption = None,
     models: ModelsOption = None,
     store: StoreOption = None,
 ) -> None:
@@ -271,7 +272,8 @@ def show(
     from rag.assembly import stored_articles
     from rag.render import ArticleView
 
-    articles = stored_articles(load_settings(models, store=store), seeds)
+    # the index keeps what each web page gave: without it, every page of the folder is converted again
+    articles = stored_articles(load_settings(models, store=store), seeds, index_dir)
     view = ArticleView.of(articles, doc_id, start, end)
     if as_json:
         emit(json.dumps(view.to_json(), ensure_ascii=False))

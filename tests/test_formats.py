@@ -1,4 +1,5 @@
 """Markdown, HTML and JSON Lines articles through to cited answers (fake models: milliseconds)."""
+import json
 import shutil
 
 import pytest
@@ -146,8 +147,11 @@ def test_the_index_keeps_converted_text_so_unchanged_pages_are_not_converted_aga
 def test_show_chat_and_remove_take_converted_articles_from_the_index_too(archive, tmp_path, monkeypatch):
     """They read the folder before answering (chat: before its prompt) and converted every page
     again at each start: minutes on a web archive."""
+    from typer.testing import CliRunner
+
     from rag.archive import Archive
     from rag.assembly import load_articles
+    from rag.cli import app
     from rag.converters import html
 
     build_pipeline(load_models_config(ROOT / "models.toml"), archive, tmp_path / "index", embedder=FakeEmbedder(),
@@ -158,6 +162,11 @@ def test_show_chat_and_remove_take_converted_articles_from_the_index_too(archive
     articles = load_articles(archive, tmp_path / "index")
     assert calls == [] and articles.documents["taliban-claim.html"] == load_corpus(archive).documents["taliban-claim.html"]
     calls.clear()
+    shown = CliRunner().invoke(app, ["show", "taliban-claim.html", "--json", "--seeds", str(archive),
+                                     "--index-dir", str(tmp_path / "index")])  # an index kept elsewhere too
+    assert calls == [] and json.loads(shown.stdout)["text"] == articles.documents["taliban-claim.html"].text
+    (tmp_path / "late.txt").write_text("A late article.", encoding="utf-8")
+    assert Archive.at(archive, tmp_path / "index").add([tmp_path / "late.txt"]).added == ["late.txt"]  # ids read, not converted
     Archive.at(archive, tmp_path / "index").remove(["valley-report.md"])
     assert calls == [] and not (archive / "valley-report.md").exists()
     (tmp_path / "not-an-index").write_text("mine", encoding="utf-8")
