@@ -46,9 +46,15 @@ def overlapping_answers(a: str, b: str) -> bool:
 
 def states_an_answer(text: str, answers: list[str]) -> bool:
     """Does `text` hold one of `answers`, normalised, as whole words, anywhere? (An answer that
-    normalises to nothing, like "the", holds nothing.)"""
-    words = f" {normalize_answer(text)} "
-    return any(a and f" {a} " in words for a in map(normalize_answer, answers))
+    normalises to nothing, like "the", holds nothing.) Punctuation is also read as a space, as
+    news glues words with it: "Kabul-based" holds "Kabul", and "12 dead.[3]" holds "12 dead"."""
+    said = [f" {form(text)} " for form in (normalize_answer, _punctuation_as_spaces)]
+    return any(a and f" {a} " in words for words in said
+               for answer in answers for a in {normalize_answer(answer), _punctuation_as_spaces(answer)})
+
+
+def _punctuation_as_spaces(text: str) -> str:
+    return normalize_answer("".join(" " if ch in NEWS_PUNCTUATION else ch for ch in text))
 
 
 def spelled_alike(text: str) -> str:
