@@ -103,10 +103,13 @@ class Reader:
         offsets = window.offsets
         null_score = float(starts[0] + ends[0])
         token_ids = np.flatnonzero(context)
-        # every (start, end) pair of context tokens with end >= start and a bounded length
+        # every (start, end) pair of context tokens with end >= start, a bounded length, and on one
+        # line: a headline and the body's first words ("Steve Kerr⏎⏎Stephen Douglas Kerr") are no answer
         scores = starts[token_ids][:, None] + ends[token_ids][None, :]
         gap = token_ids[None, :] - token_ids[:, None]
-        scores = np.where((gap >= 0) & (gap < self.max_answer_tokens), scores, -np.inf).ravel()
+        line = _line_of(passage.text, [offsets[t][0] for t in token_ids])
+        allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (line[:, None] == line[None, :])
+        scores = np.where(allowed, scores, -np.inf).ravel()
         keep = min(RUNNERS_UP + 1, len(scores))
         top = np.argpartition(-scores, keep - 1)[:keep]
         found = []
@@ -117,6 +120,12 @@ class Reader:
             end = _past_combining_marks(passage.text, offsets[token_ids[j]][1])
             found.append((float(scores[flat]), passage.start + offsets[token_ids[i]][0], passage.start + end))
         return found, null_score
+
+
+def _line_of(text: str, positions: list[int]) -> np.ndarray:
+    """Which line of `text` each character position is on (0, 1, …)."""
+    breaks = [i for i, character in enumerate(text) if character == "\n"]
+    return np.searchsorted(breaks, positions, side="right") if breaks else np.zeros(len(positions), dtype=int)
 
 
 def _past_combining_marks(text: str, end: int) -> int:
