@@ -217,7 +217,8 @@ def _id_of_file(given: str, documents: dict) -> str:
 def _keep_in_trash(path: Path, trash: Path, copy: bool = False) -> Path:
     """`path` moved (or copied) into a folder of its own in `trash` (named by the time), under its
     own name, so that `rag add` of the kept file brings the article back under its id (across
-    filesystems too)."""
+    filesystems too). A symlink is kept as the text it leads to, and then unlinked: moved as it
+    is, a relative link would lead nowhere from the trash, and the article could not come back."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder, n = trash / stamp, 1
     try:
@@ -225,7 +226,11 @@ def _keep_in_trash(path: Path, trash: Path, copy: bool = False) -> Path:
             n += 1
             folder = trash / f"{stamp}-{n}"
         folder.mkdir(parents=True, exist_ok=True)
-        (shutil.copy2 if copy else shutil.move)(str(path), str(folder / path.name))
+        if path.is_symlink() and not copy:
+            shutil.copy2(path, folder / path.name)  # what the link leads to
+            path.unlink()
+        else:
+            (shutil.copy2 if copy else shutil.move)(str(path), str(folder / path.name))
     except OSError as exc:
         raise RagError(f"cannot {'copy' if copy else 'move'} {path} to {trash}: {exc.strerror}") from None
     return folder / path.name

@@ -214,3 +214,18 @@ def test_an_edit_that_cannot_be_swapped_in_leaves_the_old_file_and_no_copy_of_it
         add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "trash")
     assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
     assert not list((tmp_path / "trash").glob("*/report.txt")) and sorted(os.listdir(seeds)) == ["report.txt"]
+
+
+def test_a_removed_symlink_is_kept_as_its_text_so_adding_it_back_restores_the_article(seeds, tmp_path):
+    """Moved as it was, a relative link led nowhere from the trash, and `rag add` of it failed."""
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "alias.txt").symlink_to("report.txt")  # relative, to another article of the folder
+    corpus = load_corpus(seeds)
+    remove_documents(seeds, ["alias"], corpus.documents, tmp_path / "trash")
+    assert not (seeds / "alias.txt").exists() and not (seeds / "alias.txt").is_symlink()
+    assert (seeds / "report.txt").read_text(encoding="utf-8") == corpus.documents["report"].text  # the target stays
+    (kept,) = (tmp_path / "trash").glob("*/alias.txt")
+    assert not kept.is_symlink() and kept.read_text(encoding="utf-8") == corpus.documents["alias"].text
+    assert add_files(seeds, [kept], tmp_path / "trash").added == ["alias.txt"]
