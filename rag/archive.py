@@ -27,11 +27,16 @@ class FolderChange:
     added: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)  # "name: why"
+    skipped: list[str] = field(default_factory=list)  # "name: why"; one line may stand for a folder's many files
+    skipped_files: int = 0  # how many files the lines stand for
     removed: list[str] = field(default_factory=list)
     # records left out of the JSON Lines files put in place ("name line N: why"): the index
     # says them as it reads the folder, so they are counted here, not said twice
     records_skipped: list[str] = field(default_factory=list)
+
+    def skip(self, why: str, files: int = 1) -> None:
+        self.skipped.append(why)
+        self.skipped_files += files
 
     def summary(self, trash: Path, passages: int, articles: int) -> str:
         """One line for the user: what changed, where removed or replaced files are kept, the index."""
@@ -46,7 +51,7 @@ class FolderChange:
             # files, not records: a JSON Lines file's unreadable records are said on their own lines
             records = f" (and {len(self.records_skipped)} JSON Lines records)" if self.records_skipped else ""
             parts.append(f"files: added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
-                         f"skipped {len(self.skipped)}{records}")
+                         f"skipped {self.skipped_files}{records}")
         if self.removed or self.updated:
             parts.append(f"(files taken out are kept in {trash})")
         return " ".join(parts)
@@ -109,15 +114,15 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
         try:
             found, problems = read_documents(path)  # refuse what the corpus would skip, and say why now
         except ValueError as why:
-            change.skipped.append(f"{path.name}: {why}")
+            change.skip(f"{path.name}: {why}")
             continue
         if path.name in added:  # a second file would silently replace the first in the same add
-            change.skipped.append(f"{path}: another file named {path.name} is added in this run")
+            change.skip(f"{path}: another file named {path.name} is added in this run")
             continue
         held = next(((doc.doc_id, taken[doc.doc_id]) for doc in found if taken.get(doc.doc_id, path.name) != path.name),
                     None)
         if held:  # the folder would read only one of the two, and drop the other
-            change.skipped.append(f"{path.name}: its article id {held[0]!r} is that of {held[1]}, already in "
+            change.skip(f"{path.name}: its article id {held[0]!r} is that of {held[1]}, already in "
                                   f"{seeds_dir}; rename one of them")
             continue
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
@@ -131,7 +136,7 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
     """`path` copied to `target` (whole, or not at all), the file it replaces kept in `trash`;
     False when `target` already holds the same bytes."""
     if target.is_dir():  # os.replace cannot put a file there, and reading it as bytes fails
-        change.skipped.append(f"{path.name}: {target} is a folder; rename one of them")
+        change.skip(f"{path.name}: {target} is a folder; rename one of them")
         return False
     if target.exists() and target.read_bytes() == path.read_bytes():
         change.unchanged.append(path.name)
@@ -244,7 +249,7 @@ def _expand(paths: list[Path], change: FolderChange) -> list[Path]:
         elif not (path.exists() or path.is_symlink()):
             raise RagError(f"not found: {path}")
         elif why := _not_an_article_file(path):
-            change.skipped.append(f"{printable(path.name)}: {why}")
+            change.skip(f"{printable(path.name)}: {why}")
         else:
             files.append(path)
     return files
@@ -268,7 +273,7 @@ def _articles_in(folder: Path, change: FolderChange) -> list[Path]:
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        change.skipped.append(f"{printable(folder.name)}/: cannot be listed ({exc.strerror})")
+        change.skip(f"{printable(folder.name)}/: cannot be listed ({exc.strerror})")
         return []
     subfolders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
     kept, left_out = [], {}
@@ -283,7 +288,9 @@ def _articles_in(folder: Path, change: FolderChange) -> list[Path]:
     if subfolders:
         left_out["subfolder(s), not read (add each folder)"] = [printable(p.name) for p in subfolders]
     for why, names in left_out.items():  # one line for all of a kind, with how many: a folder of 200 images is one line
-        change.skipped.append(f"{folder.name}/: {len(names)} left out, {why}: {first_names(names)}")
+        change.skip(f"{folder.name}/: {len(names)} left out, {why}: {first_names(names)}", len(names))
+    if not kept and not left_out:  # empty, or hidden files only: a mistyped folder would pass unnoticed
+        change.skip(f"{printable(folder.name)}/: no article files in it")
     return kept
 
 

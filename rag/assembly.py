@@ -292,6 +292,9 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
     if seeds_dir is None and default_seeds_dir().resolve() == BUNDLED_SEEDS.resolve():
         raise RagError(f"rag {command} would change the bundled articles (the gold set's): "
                        "give --seeds DIR, a folder of your own", 2)
+    if command == "add" and seeds_dir is not None and not Path(seeds_dir).exists():
+        raise RagError(f"articles folder not found: {seeds_dir} (rag add copies into a folder that exists: "
+                       f"mkdir it first)")
     archive = Archive.at(seeds_dir, index_dir)
     config.embedder.resolve()  # a missing model is said before any file is copied or moved
     with archive.locked():
@@ -304,7 +307,7 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
             raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
                            "(rag index does it once that is mended)", exc.exit_code) from None
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
-                         len(change.skipped) + len(change.records_skipped))
+                         change.skipped_files + len(change.records_skipped))
 
 
 def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, int]:

