@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.converters import FORMATS, converter_for
-from rag.corpus import first_names, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
+from rag.corpus import first_names, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -215,7 +215,7 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
 
 def _id_of_file(given: str, documents: dict) -> str:
     """A hint for a file's path given where its article id belongs (`rag add` takes paths)."""
-    ids = [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == Path(given).name]
+    ids = ids_of_file(given, documents)
     return f" (rag remove takes article ids: that file's is {ids[0]!r})" if len(ids) == 1 else ""
 
 

@@ -207,8 +207,8 @@ def index(
     models: ModelsOption = None,
     store: StoreOption = None,
 ) -> None:
-    """Build the index of the articles (ask and chat build it on first use). With a Milvus
-    store, write the folder's new and edited articles into its archive."""
+    """Build the index of the articles (ask and chat build it on first use).
+    With a Milvus store, write the folder's new and edited articles into its archive."""
     from rag.assembly import is_milvus
 
     config = load_settings(models, store=store)

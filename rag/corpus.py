@@ -110,6 +110,20 @@ def why_skipped(skipped: list[str], doc_id: str) -> str:
     return ""
 
 
+def ids_of_file(name: str, documents: dict[str, Document]) -> list[str]:
+    """The article ids the file of this name gave (one, or a JSON Lines file's records): for a
+    file name given where an article id belongs."""
+    return [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == Path(name).name]
+
+
+def a_files_ids(name: str, documents: dict[str, Document]) -> str:
+    """" (that file's article id is 'x')", or its records', when `name` is a file's name; else ""."""
+    ids = ids_of_file(name, documents)
+    if len(ids) == 1:
+        return f" (that file's article id is {ids[0]!r})"
+    return f" (that file's records are {first_names(ids)})" if ids else ""
+
+
 def not_a_folder_message(path: Path) -> str:
     """Why `path` cannot be read as a folder of articles."""
     if path.is_file():

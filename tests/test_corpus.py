@@ -207,6 +207,11 @@ def test_an_article_id_whose_file_was_skipped_says_why(tmp_path):
     assert "port" in noted.documents and any(reason.startswith("warning: ") for reason in noted.skipped)
     with pytest.raises(RagError, match=r"^no article 'warning' in [^(]*$"):
         ArticleView.of(noted, "warning", None, None)
+    with pytest.raises(RagError, match=r"^no article 'ferry.txt' in .* \(that file's article id is 'ferry'\)$"):
+        ArticleView.of(noted, "ferry.txt", None, None)
+    (tmp_path / "wire.jsonl").write_text('{"id": "w1", "text": "One."}\n{"id": "w2", "text": "Two."}\n', encoding="utf-8")
+    with pytest.raises(RagError, match=r"^no article 'wire.jsonl' in .* \(that file's records are wire.jsonl#w1, wire.jsonl#w2\)$"):
+        ArticleView.of(load_corpus(tmp_path), "wire.jsonl", None, None)
 
 
 def test_a_file_given_as_the_articles_folder_says_it_is_a_file(tmp_path):
