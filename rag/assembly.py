@@ -147,8 +147,13 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
            on_status: Status, on_progress: Progress | None):
     reusable = None if rebuild else store.reusable(corpus, expected)
     checkpoint = store.embedding_checkpoint(expected.embedder_fingerprint)
-    index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
-                                on_progress, reusable, checkpoint)
+    try:
+        index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
+                                    on_progress, reusable, checkpoint)
+    except KeyboardInterrupt:  # a stopped build of a big archive keeps its work: say so before "interrupted"
+        on_status(f"stopped: the passages embedded so far are kept in {store.directory}; the next rag index "
+                  "(or ask) goes on from them")
+        raise
     store.save(index)
     checkpoint.clear()
     resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
@@ -306,6 +311,9 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
         except RagError as exc:  # the files did change: say so, or a retry would be told the article is not there
             raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
                            "(rag index does it once that is mended)", exc.exit_code) from None
+        except KeyboardInterrupt:
+            on_status(f"stopped: {change.what_changed(archive.trash)}; the next rag index (or ask) indexes them")
+            raise
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
                          change.skipped_files + len(change.records_skipped))
 

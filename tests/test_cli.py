@@ -233,3 +233,19 @@ def test_without_seeds_here_the_answer_says_it_comes_from_the_bundled_articles(t
     assert result.exit_code == 0, result.output
     said = "no ./seeds here: answering from the example articles rag ships with (--seeds DIR for yours)"
     assert (said in " ".join(result.stderr.split())) is not with_seeds_here
+
+
+def test_off_a_terminal_a_long_run_says_its_progress_in_a_plain_line_now_and_then(monkeypatch, capsys):
+    """A build logged by cron said nothing for its whole embedding (the bar shows only on a terminal)."""
+    import rag.cli as cli
+
+    monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY_S", 0.0)
+    progress, update = cli.progress_bar("embedding passages", 990)
+    with progress:
+        update(512, 990)
+    assert "embedding passages: 512/990" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "PLAIN_PROGRESS_EVERY_S", 3600.0)  # not at every step
+    progress, update = cli.progress_bar("answering", 64)
+    with progress:
+        update()
+    assert capsys.readouterr().err == ""

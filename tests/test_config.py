@@ -126,3 +126,31 @@ def test_an_unknown_key_in_a_model_table_lists_every_key_the_table_takes(tmp_pat
     path.write_text(path.read_text().replace(ANCHOR["embedder"], f'{ANCHOR["embedder"]}\ninstal = "x"'))
     with pytest.raises(RagError, match=r"\[embedder\] has an unknown key 'instal' \(known: id, source, install, batch_size, "):
         load_models_config(path)
+
+
+def test_a_stopped_build_or_add_says_what_it_kept_before_it_stops(tmp_path, monkeypatch):
+    """A Ctrl-C during a long build said only "interrupted"; what was kept went unsaid."""
+    from rag.assembly import add_articles, open_index
+    from tests.fakes import FakeEmbedder
+
+    class Stopped(FakeEmbedder):
+        def encode(self, texts, on_batch=None):
+            raise KeyboardInterrupt
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    said = []
+    config = load_models_config(ROOT / "models.toml")
+    with pytest.raises(KeyboardInterrupt):
+        open_index(config, seeds, tmp_path / "index", on_status=said.append, embedder=Stopped())
+    assert said[-1] == (f"stopped: the passages embedded so far are kept in {tmp_path / 'index'}; "
+                        "the next rag index (or ask) goes on from them")
+    import rag.assembly
+
+    (tmp_path / "b.txt").write_text("The bridge opens at ten.", encoding="utf-8")
+    monkeypatch.setattr(rag.assembly, "open_index", lambda *args, **kwargs: open_index(*args, **kwargs, embedder=Stopped()))
+    with pytest.raises(KeyboardInterrupt):
+        add_articles(config, [tmp_path / "b.txt"], seeds, tmp_path / "index", on_status=said.append)
+    assert said[-1] == "stopped: files: added 1, updated 0, unchanged 0, skipped 0; the next rag index (or ask) indexes them"
+    assert (seeds / "b.txt").is_file()
