@@ -1,9 +1,6 @@
 """One converter per file format, chosen by suffix (the Haystack way). Each turns a file's bytes
 into Documents whose `text` every citation slices: the file itself for .txt, the extracted text
-for the others. A converter module has `convert(path, raw)` -> (documents, problems),
-`article_id(name)` (the id a file of that name gives; None when each record is its own) and,
-where its conversions are cached (all but .txt), `VERSION` (raised when it reads the same bytes
-otherwise)."""
+for the others."""
 from __future__ import annotations
 
 import functools

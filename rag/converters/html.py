@@ -10,11 +10,6 @@ VERSION = 3  # raised when it reads the same bytes otherwise: cached conversions
 LIBRARIES = ("trafilatura", "htmldate")  # their versions are in the cached conversions' key too
 
 
-def article_id(name: str) -> str:
-    """The id of the article a file of this name gives: the whole name."""
-    return name
-
-
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     import trafilatura
 
@@ -25,5 +20,5 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     text = (extracted.text if extracted else "") or ""
     if not text.strip():
         raise ValueError("no article text found in the page")
-    return [Document(doc_id=article_id(path.name), path=str(path), text=text, date=extracted.date or None, body_start=0,
+    return [Document(doc_id=path.name, path=str(path), text=text, date=extracted.date or None, body_start=0,
                      title=extracted.title or None, source=extracted.url or str(path))], []

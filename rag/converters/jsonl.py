@@ -18,11 +18,6 @@ VERSION = 4  # raised when it (or rag.converters.text, which it uses) reads the 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def article_id(name: str) -> None:
-    """None: each record is an article of its own, `name#id`, never another file's id."""
-    return None
-
-
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     documents, problems, line_of = [], [], {}
     for number, line in enumerate(decode_as_data(raw).split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string

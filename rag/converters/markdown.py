@@ -17,11 +17,6 @@ FRONT_MATTER = re.compile(r"\A\ufeff?---\n(.*?)\n---\n", re.S)
 FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M)
 
 
-def article_id(name: str) -> str:
-    """The id of the article a file of this name gives: the whole name."""
-    return name
-
-
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     source = decode_as_data(raw)
     fields = {}
@@ -38,7 +33,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     if not text.strip():
         raise ValueError("no text in it")
     date, problem = article_day(fields.get("date"))
-    return ([Document(doc_id=article_id(path.name), path=str(path), text=text, date=date, body_start=0,
+    return ([Document(doc_id=path.name, path=str(path), text=text, date=date, body_start=0,
                       title=fields.get("title") or (headings[0] if headings else None), source=str(path))],
             [f"{NOTE}{path.name}: {problem}"] if problem else [])
 

@@ -36,11 +36,6 @@ def decode_as_data(raw: bytes) -> str:
     return decode(raw).removeprefix("\ufeff")
 
 
-def article_id(name: str) -> str:
-    """The id of the article a file of this name gives: its name without .txt ("a.md.txt" is "a.md")."""
-    return Path(name).stem
-
-
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     text = decode(raw)
     if not text.strip():
@@ -52,6 +47,6 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         written = other.group(0).lstrip("\ufeff").strip()  # the line as the writer wrote it
         problem = (f"its first line starts like a date ('{written}'), but only 'date YYYY-MM-DD' "
                    "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated")
-    document = Document(doc_id=article_id(path.name), path=str(path), text=text, date=date, body_start=match.end() if match else 0,
+    document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
                         source=str(path))
     return [document], [f"{NOTE}{path.name}: {problem}"] if problem else []
