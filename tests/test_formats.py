@@ -249,13 +249,13 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
         "warning: c.jsonl line 3: date '20210907' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: c.jsonl line 4: date '2021-09-061' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: d.txt: its first line starts like a date ('date March 15, 2024'), but only 'date YYYY-MM-DD' "
-        "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated",
+        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated",
         "warning: f.txt: its first line starts like a date ('Date: March 5, 2024'), but only 'date YYYY-MM-DD' "
-        "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated"]
+        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated"]
 
 
 @pytest.mark.parametrize("first_line", ["date 2024-03-02", "Date: 2024-03-02", "date:2024-03-02", "DATE : 2024-03-02",
-                                        "Date: 2024-03-02T10:00:00Z"])
+                                        "Date: 2024-03-02T10:00:00Z", "Published: 2024-03-02", "PUBLISHED 2024-03-02"])
 def test_a_date_line_is_read_as_people_write_it(tmp_path, first_line):
     """"Date: 2024-03-02" left the article undated without a word, and a date filter then left it out."""
     (tmp_path / "a.txt").write_text(f"{first_line}\nThe mayor resigned.\n", encoding="utf-8")
@@ -285,7 +285,8 @@ def test_conversions_made_again_beside_a_read_only_index_leave_it_serving(archiv
     assert any("cannot be written, so they will be converted again next time" in m for m in said), said
 
 
-@pytest.mark.parametrize("first_line", ["Date 12 of the tour was cancelled.", "Date night is back.", "Dated 1990s rules."])
+@pytest.mark.parametrize("first_line", ["Date 12 of the tour was cancelled.", "Date night is back.", "Dated 1990s rules.",
+                                        "Published 12 times, the poet"])
 def test_a_story_that_opens_with_the_word_date_is_neither_dated_nor_warned_about(tmp_path, first_line):
     (tmp_path / "a.txt").write_text(f"{first_line} The mayor resigned.\n", encoding="utf-8")
     corpus = load_corpus(tmp_path)

@@ -10,7 +10,7 @@ from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 4  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 5  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A\ufeff?---\n(.*?)\n---\n", re.S)

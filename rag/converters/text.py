@@ -1,6 +1,6 @@
 """Plain text: the document is the file exactly as open(path, encoding="utf-8").read()
 returns it, so citations are offsets into the file itself. A leading ` date YYYY-MM-DD` line
-(or `Date: YYYY-MM-DD`) is the article's date."""
+(or `Date: YYYY-MM-DD`, `Published: YYYY-MM-DD`) is the article's date."""
 from __future__ import annotations
 
 import re
@@ -9,15 +9,16 @@ from pathlib import Path
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-# "date 2024-03-12", and as people also write it, "Date: 2024-03-12" (any case, colon or not; a
-# time after it, as exports write "2024-03-12T10:00:00Z", is read past)
-DATE_LINE = re.compile(r"\A\ufeff?\s*(?i:date)(?:[ \t]*:[ \t]*|[ \t]+)(\d{4}-\d{2}-\d{2})"
+# "date 2024-03-12", and as people also write it, "Date: 2024-03-12" or, as saved news pages do,
+# "Published: 2024-03-12" (any case, colon or not; a time after it, as exports write
+# "2024-03-12T10:00:00Z", is read past)
+DATE_LINE = re.compile(r"\A\ufeff?\s*(?i:date|published)(?:[ \t]*:[ \t]*|[ \t]+)(\d{4}-\d{2}-\d{2})"
                        r"(?:T[0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?\b[ \t]*")
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # a first line meant as a date in another form ("date March 15, 2024", "Date: 15/03/2024"): said,
 # since the article is then undated, which a date filter leaves out. A capital "Date" needs its
 # colon: "Date 12 of the tour was cancelled" opens a story.
-OTHER_DATE_LINE = re.compile(rf"\A\ufeff?\s*(?:date[ \t]+|(?i:date)[ \t]*:[ \t]*)"
+OTHER_DATE_LINE = re.compile(rf"\A\ufeff?\s*(?:date[ \t]+|(?i:date|published)[ \t]*:[ \t]*)"
                              rf"((?:\d|(?:{MONTHS})[a-z]*\.?\s+\d)\S*(?:[ \t]+\d\S*)?)")
 
 
@@ -46,7 +47,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     if other:
         written = other.group(0).lstrip("\ufeff").strip()  # the line as the writer wrote it
         problem = (f"its first line starts like a date ('{written}'), but only 'date YYYY-MM-DD' "
-                   "(or 'Date: YYYY-MM-DD') is read as one: the article is read as undated")
+                   "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated")
     document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
                         source=str(path))
     return [document], [f"{NOTE}{path.name}: {problem}"] if problem else []
