@@ -192,7 +192,7 @@ def question_utility(abstention: Abstention, runs) -> float:
     for gold, candidates in runs:
         scored = [(abstention.confidence(c.evidence), c) for c in candidates]
         confidence, best = max(scored, key=lambda s: s[0]) if scored else (0.0, None)
-        answered = best is not None and confidence >= abstention.threshold
+        answered = best is not None and abstention.answers(confidence)
         if gold.answerable:
             total += best_over(f1_score, best.text, gold.answers) if answered else 0.0
         else:

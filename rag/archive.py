@@ -128,6 +128,7 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
         if _put_in_place(path, seeds_dir / path.name, trash, change):
             added.add(path.name)
+            taken = {doc_id: name for doc_id, name in taken.items() if name != path.name}  # its old version's ids go
             taken.update((doc.doc_id, path.name) for doc in found)
     return change
 
@@ -270,10 +271,11 @@ def _not_an_article_file(path: Path) -> str | None:
 
 def _articles_in(folder: Path, change: FolderChange) -> list[Path]:
     """The article files directly in `folder`; what else is there is said, not silently left."""
+    shown = printable(folder.resolve().name or str(folder))  # "rag add ." names the folder, not ""
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:
-        change.skip(f"{printable(folder.name)}/: cannot be listed ({exc.strerror})")
+        change.skip(f"{shown}/: cannot be listed ({exc.strerror})")
         return []
     subfolders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
     kept, left_out = [], {}
@@ -288,9 +290,9 @@ def _articles_in(folder: Path, change: FolderChange) -> list[Path]:
     if subfolders:
         left_out["subfolder(s), not read (add each folder)"] = [printable(p.name) for p in subfolders]
     for why, names in left_out.items():  # one line for all of a kind, with how many: a folder of 200 images is one line
-        change.skip(f"{folder.name}/: {len(names)} left out, {why}: {first_names(names)}", len(names))
+        change.skip(f"{shown}/: {len(names)} left out, {why}: {first_names(names)}", len(names))
     if not kept and not left_out:  # empty, or hidden files only: a mistyped folder would pass unnoticed
-        change.skip(f"{printable(folder.name)}/: no article files in it")
+        change.skip(f"{shown}/: no article files in it")
     return kept
 
 

@@ -11,6 +11,7 @@ from typing import Callable
 from rag.config import ModelsConfig, load_models_config
 from rag.corpus import Corpus, load_corpus, status_line
 from rag.errors import RagError
+from rag.checkpoint import CHUNK
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
 from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_seeds_dir
 from rag.retrieval import Retriever, parse_store
@@ -151,8 +152,8 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
         index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
                                     on_progress, reusable, checkpoint)
     except KeyboardInterrupt:  # a stopped build of a big archive keeps its work: say so before "interrupted"
-        on_status(f"stopped: the passages embedded so far are kept in {store.directory}; the next rag index "
-                  "(or ask) goes on from them")
+        on_status(f"stopped while embedding: passages are saved in {store.directory} every {CHUNK}, and the next "
+                  "rag index (or ask) goes on from the last save")
         raise
     store.save(index)
     checkpoint.clear()
@@ -312,7 +313,8 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
             raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
                            "(rag index does it once that is mended)", exc.exit_code) from None
         except KeyboardInterrupt:
-            on_status(f"stopped: {change.what_changed(archive.trash)}; the next rag index (or ask) indexes them")
+            on_status(f"stopped: {change.what_changed(archive.trash)}; the next rag index (or ask) brings the index "
+                      "up to date")
             raise
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
                          change.skipped_files + len(change.records_skipped))

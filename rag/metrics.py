@@ -44,17 +44,17 @@ def overlapping_answers(a: str, b: str) -> bool:
     return bool(na.strip() and nb.strip()) and (na in nb or nb in na)
 
 
+# punctuation between words, not inside a number: what "Kabul-based" and "dead.[3]" are glued with
+GLUING_PUNCTUATION = re.compile(r"(?!(?<=\d)[.,:](?=\d))[" + re.escape("".join(sorted(NEWS_PUNCTUATION))) + "]")
+
+
 def states_an_answer(text: str, answers: list[str]) -> bool:
     """Does `text` hold one of `answers`, normalised, as whole words, anywhere? (An answer that
-    normalises to nothing, like "the", holds nothing.) Punctuation is also read as a space, as
-    news glues words with it: "Kabul-based" holds "Kabul", and "12 dead.[3]" holds "12 dead"."""
-    said = [f" {form(text)} " for form in (normalize_answer, _punctuation_as_spaces)]
-    return any(a and f" {a} " in words for words in said
-               for answer in answers for a in {normalize_answer(answer), _punctuation_as_spaces(answer)})
-
-
-def _punctuation_as_spaces(text: str) -> str:
-    return normalize_answer("".join(" " if ch in NEWS_PUNCTUATION else ch for ch in text))
+    normalises to nothing, like "the", holds nothing.) The text's punctuation is also read as a
+    space, as news glues words with it: "Kabul-based" holds "Kabul", and "12 dead.[3]" holds
+    "12 dead"; a number's own ("1,200", "12.5", "10:30") stays, so "1,200" does not hold "200"."""
+    said = [f" {normalize_answer(text)} ", f" {normalize_answer(GLUING_PUNCTUATION.sub(' ', text))} "]
+    return any(a and f" {a} " in words for words in said for a in map(normalize_answer, answers))
 
 
 def spelled_alike(text: str) -> str:

@@ -6,6 +6,7 @@ through the tokenizer's offsets. Scores are raw logit sums, comparable across pa
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Callable
@@ -18,6 +19,7 @@ from rag.models import load_for_inference, local_model_dir, pad_encodings
 from rag.schema import Passage
 
 RUNNERS_UP = 4  # spans kept per passage besides its best: another passage may agree with one of them
+PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")  # a blank line: no answer runs across one
 
 
 def _check_window_fits(spec: ModelSpec) -> None:
@@ -103,12 +105,13 @@ class Reader:
         offsets = window.offsets
         null_score = float(starts[0] + ends[0])
         token_ids = np.flatnonzero(context)
-        # every (start, end) pair of context tokens with end >= start, a bounded length, and on one
-        # line: a headline and the body's first words ("Steve Kerr⏎⏎Stephen Douglas Kerr") are no answer
+        # every (start, end) pair of context tokens with end >= start, a bounded length, and in one
+        # paragraph: a headline and the body's first words ("Steve Kerr⏎⏎Stephen Douglas Kerr") are
+        # no answer, while a hard-wrapped line ("Ahmad⏎Massoud") may be crossed
         scores = starts[token_ids][:, None] + ends[token_ids][None, :]
         gap = token_ids[None, :] - token_ids[:, None]
-        line = _line_of(passage.text, [offsets[t][0] for t in token_ids])
-        allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (line[:, None] == line[None, :])
+        paragraph = _paragraph_of(passage.text, [offsets[t][0] for t in token_ids])
+        allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (paragraph[:, None] == paragraph[None, :])
         scores = np.where(allowed, scores, -np.inf).ravel()
         keep = min(RUNNERS_UP + 1, len(scores))
         top = np.argpartition(-scores, keep - 1)[:keep]
@@ -122,9 +125,9 @@ class Reader:
         return found, null_score
 
 
-def _line_of(text: str, positions: list[int]) -> np.ndarray:
-    """Which line of `text` each character position is on (0, 1, …)."""
-    breaks = [i for i, character in enumerate(text) if character == "\n"]
+def _paragraph_of(text: str, positions: list[int]) -> np.ndarray:
+    """Which paragraph of `text` (paragraphs part at a blank line) each character position is in."""
+    breaks = [found.start() for found in PARAGRAPH_BREAK.finditer(text)]
     return np.searchsorted(breaks, positions, side="right") if breaks else np.zeros(len(positions), dtype=int)
 
 

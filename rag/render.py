@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from rich.console import Group
 from rich.text import Text
 
-from rag.corpus import a_files_ids, why_skipped
+from rag.corpus import Corpus, a_files_ids, why_skipped
 from rag.errors import BadInput, RagError
 from rag.schema import Answer, Citation, Document
 
@@ -99,7 +99,9 @@ class ArticleView:
         document = corpus.documents.get(doc_id)
         if document is None:
             skipped = why_skipped(getattr(corpus, "skipped", []), doc_id)  # a Milvus archive skips no file
-            raise RagError(f"no article {doc_id!r} in {corpus.directory}{skipped or a_files_ids(doc_id, corpus.documents)}")
+            # a folder's articles only: asking a Milvus archive for every article's path would fetch them all
+            hint = skipped or (a_files_ids(doc_id, corpus.documents) if isinstance(corpus, Corpus) else "")
+            raise RagError(f"no article {doc_id!r} in {corpus.directory}{hint}")
         if (start is None) != (end is None):
             raise BadInput("give both --start and --end, or neither")
         if start is not None and not 0 <= start < end <= len(document.text):

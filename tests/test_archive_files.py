@@ -241,3 +241,19 @@ def test_a_removed_symlink_is_kept_as_its_text_so_adding_it_back_restores_the_ar
     (kept,) = (tmp_path / "trash").glob("*/alias.txt")
     assert not kept.is_symlink() and kept.read_text(encoding="utf-8") == corpus.documents["alias"].text
     assert add_files(seeds, [kept], tmp_path / "trash").added == ["alias.txt"]
+
+
+def test_a_json_lines_file_replaced_in_the_same_add_gives_up_the_ids_of_its_old_records(seeds, tmp_path):
+    (seeds / "feed.jsonl").write_text('{"id": "a", "text": "Record a."}\n{"id": "b", "text": "Record b."}\n', encoding="utf-8")
+    change = add_files(seeds, [incoming(tmp_path, "feed.jsonl", '{"id": "b", "text": "Record b."}\n'),
+                               incoming(tmp_path, "feed.jsonl#a.txt", "Now a file of its own.")], tmp_path / "trash")
+    assert change.updated == ["feed.jsonl"] and change.added == ["feed.jsonl#a.txt"] and change.skipped == []
+
+
+def test_rag_add_of_the_folder_it_runs_in_names_it(seeds, tmp_path, monkeypatch):
+    empty = tmp_path / "inbox"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    from pathlib import Path
+
+    assert add_files(seeds, [Path(".")], tmp_path / "trash").skipped == ["inbox/: no article files in it"]

@@ -144,13 +144,14 @@ def test_a_stopped_build_or_add_says_what_it_kept_before_it_stops(tmp_path, monk
     config = load_models_config(ROOT / "models.toml")
     with pytest.raises(KeyboardInterrupt):
         open_index(config, seeds, tmp_path / "index", on_status=said.append, embedder=Stopped())
-    assert said[-1] == (f"stopped: the passages embedded so far are kept in {tmp_path / 'index'}; "
-                        "the next rag index (or ask) goes on from them")
+    assert said[-1] == (f"stopped while embedding: passages are saved in {tmp_path / 'index'} every 512, and the "
+                        "next rag index (or ask) goes on from the last save")
     import rag.assembly
 
     (tmp_path / "b.txt").write_text("The bridge opens at ten.", encoding="utf-8")
     monkeypatch.setattr(rag.assembly, "open_index", lambda *args, **kwargs: open_index(*args, **kwargs, embedder=Stopped()))
     with pytest.raises(KeyboardInterrupt):
         add_articles(config, [tmp_path / "b.txt"], seeds, tmp_path / "index", on_status=said.append)
-    assert said[-1] == "stopped: files: added 1, updated 0, unchanged 0, skipped 0; the next rag index (or ask) indexes them"
+    assert said[-1] == ("stopped: files: added 1, updated 0, unchanged 0, skipped 0; the next rag index (or ask) "
+                        "brings the index up to date")
     assert (seeds / "b.txt").is_file()

@@ -54,12 +54,16 @@ def test_an_answer_ending_in_an_accent_written_apart_keeps_its_accent(pipeline):
     assert text[guess.start:guess.end] == "Jose\u0301"  # not "Jose", half of the last letter
 
 
-def test_no_span_runs_from_a_headline_into_the_body(pipeline):
+def test_no_span_runs_from_a_headline_into_the_body_but_one_may_cross_a_wrapped_line(pipeline):
     """Without the rule the reader's best span here was "Steve Kerr⏎⏎Stephen Douglas Kerr":
-    an answer printed over three lines, and a cited sentence that began at the headline."""
+    an answer printed over three lines, and a cited sentence that began at the headline. A line
+    wrapped inside a paragraph (a wire story at 72 columns) is no such break."""
     text = ("Steve Kerr\n\nStephen Douglas Kerr (born September 27, 1965) is an American professional basketball "
             "coach who is the head coach of the Golden State Warriors.")
     (guess,) = pipeline.reader.read("Who is head coach of the Golden State Warriors?", [Passage("a", 0, len(text), text)])
     assert "Kerr" in text[guess.start:guess.end]
     for start, end, _ in [(guess.start, guess.end, None), *guess.runners_up]:
         assert "\n" not in text[start:end]
+    wrapped = "The resistance in the valley is led by Ahmad\nMassoud, the son of a commander."
+    (guess,) = pipeline.reader.read("Who leads the resistance in the valley?", [Passage("a", 0, len(wrapped), wrapped)])
+    assert wrapped[guess.start:guess.end] == "Ahmad\nMassoud"
