@@ -20,7 +20,7 @@ def answer_view(answer: Answer, corpus) -> Group:
     if answer.abstained:
         return Group(*_abstention_lines(answer, corpus))
     lines = [
-        Text(answer.text, style="bold green"),
+        Text(" ".join(answer.text.split()), style="bold green"),  # a wrapped line's answer on one line
         Text.assemble("  ", _quoted_sentence(answer.citation), "   ", _source_label(answer.citation)),
     ]
     if answer.supporting:
@@ -28,7 +28,7 @@ def answer_view(answer: Answer, corpus) -> Group:
         if answer.latest and answer.latest.doc_id != answer.citation.doc_id:
             lines.append(Text(f"  latest to state it: {answer.latest.doc_id} · {answer.latest.date}", style="dim"))
     for conflict in answer.conflicts:
-        lines.append(Text.assemble(("  sources disagree: ", "yellow"), (conflict.answer, "bold yellow"), "  ",
+        lines.append(Text.assemble(("  sources disagree: ", "yellow"), (" ".join(conflict.answer.split()), "bold yellow"), "  ",
                                    _quoted_sentence(conflict.citation), "   ", _source_label(conflict.citation)))
     return Group(*lines)
 
@@ -57,7 +57,8 @@ def _source_label(citation: Citation) -> Text:
 
 def _quoted_sentence(citation: Citation) -> Text:
     """The cited sentence, shortened around the answer if long, with the answer highlighted."""
-    sentence, start = citation.sentence, citation.start - citation.sentence_start
+    # a line break shown as a space, one character for one, so the answer's offsets still hold
+    sentence, start = citation.sentence.replace("\n", " "), citation.start - citation.sentence_start
     end = start + (citation.end - citation.start)
     left = max(0, start - SNIPPET_CHARS // 2)
     right = min(len(sentence), max(end + SNIPPET_CHARS // 2, left + SNIPPET_CHARS))

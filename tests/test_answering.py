@@ -82,6 +82,21 @@ def test_the_answer_view_prints_text_with_brackets_as_it_is(fake_parts):
     assert text.startswith("five lions") and f"[{answer.citation.doc_id} · " in text
 
 
+def test_an_answer_across_a_wrapped_line_prints_on_one_line(tmp_path):
+    from rich.console import Console
+
+    (tmp_path / "wire.txt").write_text("The resistance in the valley is led by Ahmad\nMassoud, the son of a commander.\n",
+                                       encoding="utf-8")
+    pipeline = build_pipeline(load_models_config(ROOT / "models.toml"), tmp_path, tmp_path / "index",
+                              embedder=FakeEmbedder(), reader=FakeReader(["Ahmad\nMassoud"]))
+    answer = pipeline.ask("Who leads the resistance?")
+    assert answer.text == "Ahmad\nMassoud"  # the citation's slice, as the article has it
+    console = Console(record=True, width=200, markup=False)
+    console.print(answer_view(answer, pipeline.corpus))
+    first, quoted = console.export_text().splitlines()[:2]
+    assert first == "Ahmad Massoud" and "led by Ahmad Massoud, the son" in quoted
+
+
 def test_a_date_range_no_article_falls_in_is_said_with_the_dates_there_are(fake_parts):
     from rich.console import Console
 
