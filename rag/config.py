@@ -18,7 +18,6 @@ from rag.retrieval.fusion import RRF_K
 from rag.retrieval.vector_store import parse_store
 
 
-
 RUNTIMES = ("onnx", "torch")  # see rag.models
 PRECISIONS = ("float32", "int8")  # int8: a dynamically quantized ONNX graph (eval/scale.py measures both)
 FULL_PRECISION = PRECISIONS[0]

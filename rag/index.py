@@ -553,8 +553,6 @@ def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> 
     return rows
 
 
-
-
 def describe_changes(old: dict, new: dict) -> str:
     added = sorted(set(new) - set(old))
     removed = sorted(set(old) - set(new))

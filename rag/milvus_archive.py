@@ -83,8 +83,6 @@ class Marker:
     meta: dict  # path, date, body_start, title, source
 
 
-
-
 @dataclass
 class ArchiveChange:
     written: list[str] = dataclasses.field(default_factory=list)
