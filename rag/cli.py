@@ -433,7 +433,8 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     outputs = {"--predictions": predictions, "--report": report}
     ev.check_outputs_apart({"--gold": gold, "--baseline": baseline}, outputs)
     ev.check_outputs_outside(outputs, read_folders)
-    _prepare_output_folders(predictions, report)  # fail before the long run, not after it
+    # fail before the long run, not after it (the report's picture beside it too)
+    _prepare_output_folders(predictions, report, ev.calibration_picture_of(report) if report else None)
     earlier = load_baseline(baseline, questions) if baseline else None
     pipeline = open_the_pipeline()
     checked = ev.check_gold_against(pipeline.corpus, questions, gold, dates)

@@ -202,6 +202,19 @@ def test_a_disk_full_as_the_outputs_are_written_loses_no_result_and_is_one_line(
     assert str(result.exception) == f"cannot write {out / 'answers.jsonl'}: No space left on device"
 
 
+def test_a_report_whose_picture_cannot_be_written_is_refused_before_any_question_is_asked(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    import rag.cli
+    from rag.cli import app
+
+    (tmp_path / "rep.calibration.png").mkdir()
+    monkeypatch.setattr(rag.cli, "open_pipeline", lambda *args, **kwargs: pytest.fail("the run started"))
+    result = CliRunner().invoke(app, ["eval", "--report", str(tmp_path / "rep.md")])
+    assert isinstance(result.exception, RagError)
+    assert str(result.exception) == f"cannot write {tmp_path / 'rep.calibration.png'}: it is a folder; give a file name"
+
+
 @pytest.mark.integration  # a rag subprocess (it exits before any model loads)
 def test_a_gate_written_as_a_fraction_is_refused():
     result = run_rag("eval", "--min-f1", "0.73")  # any run with an F1 of 1 % would pass
