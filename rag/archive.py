@@ -123,7 +123,7 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
                     None)
         if held:  # the folder would read only one of the two, and drop the other
             change.skip(f"{path.name}: its article id {held[0]!r} is that of {held[1]}, already in "
-                                  f"{seeds_dir}; rename one of them")
+                        f"{seeds_dir}; rename one of them")
             continue
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
         if _put_in_place(path, seeds_dir / path.name, trash, change):
