@@ -109,6 +109,9 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
     change = FolderChange()
     remove_abandoned(seeds_dir, f"{COPY_PREFIX}*.tmp")  # half copies of an add that was killed
     taken = dict(article_ids_in(seeds_dir) if taken is None else taken)
+    ids_by_file: dict[str, list[str]] = {}  # the same map turned round: a replaced file's ids go in one step
+    for doc_id, name in taken.items():
+        ids_by_file.setdefault(name, []).append(doc_id)
     added: set[str] = set()
     for path in _expand(paths, change):
         try:
@@ -128,8 +131,10 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
         if _put_in_place(path, seeds_dir / path.name, trash, change):
             added.add(path.name)
-            taken = {doc_id: name for doc_id, name in taken.items() if name != path.name}  # its old version's ids go
+            for doc_id in ids_by_file.pop(path.name, ()):  # its old version's ids go
+                del taken[doc_id]
             taken.update((doc.doc_id, path.name) for doc in found)
+            ids_by_file[path.name] = [doc.doc_id for doc in found]
     return change
 
 
