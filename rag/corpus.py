@@ -8,7 +8,7 @@ import os
 import re
 import stat
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Mapping
+from typing import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from rag.converters import CONVERTERS, conversion_key, converter_for
@@ -43,9 +43,13 @@ DAY_OR_ZONE = re.compile(r"\s+(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturd
 TIMES = ("a.m.", "p.m.")
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
-SENTENCE_RULES = 4  # 4: a first line "Published: YYYY-MM-DD" is the date too, and the sentences begin after it
+SENTENCE_RULES = 5  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
+# Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest
+# line of such a paragraph is in this range; a paragraph written on one line is wider.
+WRAPPED_WIDTH = (40, 100)
+LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–—]|\d+[.)])\s")
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
 SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a file whole
 
@@ -307,15 +311,51 @@ def read_article_bytes(path: Path) -> bytes:
 def sentence_spans(doc: Document) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence of the article body, whitespace trimmed."""
     spans = []
-    for line in LINE.finditer(doc.text, doc.body_start):
-        start = line.start()
-        for end_mark in SENTENCE_END.finditer(doc.text, line.start(), line.end()):
+    for run_start, run_end in _runs(doc.text, doc.body_start):
+        start = run_start
+        for end_mark in SENTENCE_END.finditer(doc.text, run_start, run_end):
             if _ends_with_abbreviation(doc.text, end_mark.end()):
                 continue
             spans.append((start, end_mark.end()))
             start = end_mark.end()
-        spans.append((start, line.end()))
+        spans.append((start, run_end))
     return tuple(trimmed for s, e in spans if (trimmed := _trim(doc.text, s, e)) and has_words(doc.text[s:e]))
+
+
+def _runs(text: str, start: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each run of text that a line break ends: a line, or the lines of a
+    hard-wrapped paragraph that were broken only to wrap it (a sentence goes on across those)."""
+    for paragraph in _paragraphs(text, start):
+        width = max(end - begin for begin, end in paragraph)
+        run_start = paragraph[0][0]
+        for line, following in zip(paragraph, paragraph[1:]):
+            if not _wrapped(text, line, following, width):
+                yield run_start, line[1]
+                run_start = following[0]
+        yield run_start, paragraph[-1][1]
+
+
+def _paragraphs(text: str, start: int) -> Iterator[list[tuple[int, int]]]:
+    """The (start, end) of the lines of each paragraph: lines with words, a blank line between paragraphs."""
+    paragraph: list[tuple[int, int]] = []
+    for line in LINE.finditer(text, start):
+        if paragraph and (not line.group().strip() or line.start() != paragraph[-1][1] + 1):
+            yield paragraph
+            paragraph = []
+        if line.group().strip():
+            paragraph.append(line.span())
+    if paragraph:
+        yield paragraph
+
+
+def _wrapped(text: str, line: tuple[int, int], following: tuple[int, int], width: int) -> bool:
+    """Whether the break after `line` only wraps the paragraph: the lines are as wide as wrapped
+    text is, and the next line's first word would not have fitted on this one (so a short line,
+    a headline above its story, still ends there). A list item never continues the line above."""
+    if not WRAPPED_WIDTH[0] <= width <= WRAPPED_WIDTH[1] or LIST_ITEM.match(text, following[0]):
+        return False
+    first_word = text[following[0]:following[1]].split(maxsplit=1)[0]
+    return line[1] - line[0] + 1 + len(first_word) > width
 
 
 def sentence_around(doc: Document, start: int, end: int) -> tuple[int, int]:

@@ -53,6 +53,38 @@ def test_a_title_a_month_or_an_initial_ends_no_sentence(text, sentences):
     assert [text[s:e] for s, e in sentence_spans(doc)] == sentences
 
 
+WIRE_STORY = """Taliban advance on Panjshir
+KABUL (Reuters) - The resistance's head of foreign relations, Ali Nazary,
+told BBC Radio 4's Today programme they had thousands of forces ready for
+the resistance. He said the Taliban had not entered the valley.
+Talks have stalled.
+
+Supplies listed by the aid group:
+- food and fuel
+- medicine for the displaced
+"""
+
+
+def test_a_sentence_goes_on_across_the_wraps_of_a_hard_wrapped_paragraph_only():
+    """Wire copy wrapped at 72 columns: the cited sentence starts where its sentence starts, not
+    at the line the answer is on. A headline above the story, a list item and a paragraph
+    written on one line still end at their line break."""
+    doc = Document("a", "a.txt", WIRE_STORY, None, 0)
+    assert [WIRE_STORY[s:e].replace("\n", " ") for s, e in sentence_spans(doc)] == [
+        "Taliban advance on Panjshir",
+        "KABUL (Reuters) - The resistance's head of foreign relations, Ali Nazary, told BBC Radio 4's Today "
+        "programme they had thousands of forces ready for the resistance.",
+        "He said the Taliban had not entered the valley.",
+        "Talks have stalled.",
+        "Supplies listed by the aid group:", "- food and fuel", "- medicine for the displaced"]
+    start = WIRE_STORY.index("thousands")
+    s, e = sentence_around(doc, start, start + len("thousands"))
+    assert WIRE_STORY[s:e].startswith("KABUL (Reuters)") and WIRE_STORY[s:e].endswith("for\nthe resistance.")
+    one_per_line = "A headline with no full stop at all in it here\n" + "A paragraph written on one line, " * 8 + "ends."
+    doc = Document("b", "b.txt", one_per_line, None, 0)
+    assert len(sentence_spans(doc)) == 2
+
+
 def test_passages_cover_every_sentence_with_overlap_and_bounded_size():
     settings = ChunkSettings(max_chars=400, overlap_sentences=1)
     corpus = load_corpus(SEEDS)
@@ -160,7 +192,7 @@ def test_a_byte_order_mark_is_read_past_in_json_lines_and_markdown(tmp_path):
     corpus = load_corpus(tmp_path)
     assert sorted(corpus.documents) == ["feed.jsonl#a", "feed.jsonl#b", "page.md"] and not corpus.skipped
     page = corpus.documents["page.md"]
-    assert page.title == "The valley" and page.text == "The valley\nIt held out."
+    assert page.title == "The valley" and page.text == "The valley\n\nIt held out."  # a heading is a paragraph of its own
 
 
 def test_json_lines_records_with_a_null_or_blank_id_are_named_by_their_line(tmp_path):

@@ -46,6 +46,8 @@ def test_each_format_gives_documents_with_title_date_and_source(archive):
     assert page.date == "2021-09-06" and "Taliban claim" in page.title
     assert page.source == "https://news.example.org/2021/09/06/taliban-claim-panjshir"
     assert "Zabihullah Mujahid" in page.text and "recipes" not in page.text and "Copyright" not in page.text
+    for converted in (md, page):  # each block a paragraph of its own: no answer runs from a heading into the body
+        assert "\n" not in converted.text.replace("\n\n", "") and converted.text.count("\n\n") >= 2
     wire = docs["wire-export.jsonl#w-101"]
     assert wire.title == "Saleh vows to stay" and wire.date == "2021-08-19" and wire.source == "https://wire.example.org/w-101"
     assert docs["001_fb70659820c0e01f"].source.endswith("001_fb70659820c0e01f.txt")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rag.schema import Document
 
-VERSION = 3  # raised when it reads the same bytes otherwise: cached conversions are then redone
+VERSION = 4  # raised when it reads the same bytes otherwise: cached conversions are then redone
 LIBRARIES = ("trafilatura", "htmldate")  # their versions are in the cached conversions' key too
 
 
@@ -17,7 +17,8 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     # 2019" made a page of 1 January 2019): only the page's own marks of publication are taken
     extracted = trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=False,
                                             date_extraction_params={"extensive_search": False, "original_date": True})
-    text = (extracted.text if extracted else "") or ""
+    # a blank line between blocks, as between paragraphs of a .txt: no answer runs from a heading into the body
+    text = "\n\n".join(line for line in ((extracted.text if extracted else "") or "").splitlines() if line.strip())
     if not text.strip():
         raise ValueError("no article text found in the page")
     return [Document(doc_id=path.name, path=str(path), text=text, date=extracted.date or None, body_start=0,

@@ -1,5 +1,5 @@
-"""Markdown: the text of its headings, paragraphs, list items and quotes, one block a line,
-without the markup (markdown-it-py parses it). The title is front matter's `title:` or the
+"""Markdown: the text of its headings, paragraphs, list items and quotes, a blank line between
+blocks (so no answer runs from a heading into its body), without the markup (markdown-it-py parses it). The title is front matter's `title:` or the
 first heading; the date is front matter's `date:` or a leading ` date YYYY-MM-DD` line."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 5  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 6  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A\ufeff?---\n(.*?)\n---\n", re.S)
@@ -29,7 +29,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         fields.setdefault("date", date_line.group(1))
         source = source[date_line.end():]
     blocks, headings = _blocks(source)
-    text = "\n".join(blocks)
+    text = "\n\n".join(blocks)
     if not text.strip():
         raise ValueError("no text in it")
     date, problem = article_day(fields.get("date"))
