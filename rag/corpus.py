@@ -16,9 +16,10 @@ from rag.converters import text as plain_text
 from rag.errors import RagError
 from rag.schema import NOTE, Document, Passage
 
-# A sentence ends at . ! or ? (plus closing quotes/brackets) followed by space and a capital,
-# digit or opening quote; a line break always ends one.
-SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
+# A sentence ends at . ! or ? (plus closing quotes/brackets, and footnote marks as pages copied
+# from the web keep them: "in 2020.[1] The") followed by space and a capital, digit or opening
+# quote; a line break ends one too, unless it only wraps a paragraph (_wrapped).
+SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?:\[\d{1,3}\])*(?=\s+["'“‘(\[]?[A-Z0-9])""")
 # No sentence ends at these, though a capital or a digit follows: titles before a name ("Sen.
 # Lindsey Graham"), months before a day ("Sept. 11"). "Inc.", "Co." and "a.m." are left out: a
 # capital after them more often starts a new sentence than not.
@@ -43,7 +44,7 @@ DAY_OR_ZONE = re.compile(r"\s+(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturd
 TIMES = ("a.m.", "p.m.")
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
-SENTENCE_RULES = 5  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph
+SENTENCE_RULES = 5  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 # Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest

@@ -41,6 +41,8 @@ def test_sentences_lie_in_the_body_and_slice_the_file():
     ("The civil rights leader W. E. B. Du Bois wrote it. T-cells bind vitamin D. Not only that.",
      ["The civil rights leader W. E. B. Du Bois wrote it.", "T-cells bind vitamin D.", "Not only that."]),
     ("It grew after World War I. Extensions followed.", ["It grew after World War I.", "Extensions followed."]),
+    ("It opened in 2020.[1] Critics praised it.[2][3] It closed.",
+     ["It opened in 2020.[1]", "Critics praised it.[2][3]", "It closed."]),
     ("He left.\nF. Scott Fitzgerald wrote it. He left.", ["He left.", "F. Scott Fitzgerald wrote it.", "He left."]),
     ("ST. LOUIS — Nexon said it. BOULDER, Colo. (AP) — A fire began at 2 p.m. Tuesday. It spread by 5 p.m. Crews came.",
      ["ST. LOUIS — Nexon said it.", "BOULDER, Colo. (AP) — A fire began at 2 p.m. Tuesday.", "It spread by 5 p.m.",
