@@ -255,3 +255,25 @@ def test_a_file_given_as_the_articles_folder_says_it_is_a_file(tmp_path):
         load_corpus(article)
     with pytest.raises(RagError, match="^articles folder not found: "):
         load_corpus(tmp_path / "none")
+
+
+@pytest.mark.parametrize("front", [
+    '---\ntitle: "Valley holds"\ndate: 2021-09-03\n---\n',  # YAML, as Jekyll writes it
+    '+++\ntitle = "Valley holds"\ndate = 2021-09-03T10:00:00Z\n+++\n',  # Hugo's TOML
+    "Title: Valley holds\nDate: 2021-09-03 10:20\nTags: war\n\n",  # Pelican's
+])
+def test_markdown_front_matter_of_each_common_kind_gives_title_and_date(tmp_path, front):
+    (tmp_path / "story.md").write_text(front + "The resistance said it still held the valley.\n")
+    (doc,), problems = read_documents(tmp_path / "story.md")
+    assert (doc.title, doc.date, doc.text, problems) == (
+        "Valley holds", "2021-09-03", "The resistance said it still held the valley.", [])
+
+
+def test_a_story_opening_like_a_field_stays_story_and_bad_toml_is_said(tmp_path):
+    (tmp_path / "note.md").write_text("Note: the vote was close.\n\nIt passed.\n")
+    (doc,), _ = read_documents(tmp_path / "note.md")
+    assert doc.text == "Note: the vote was close.\n\nIt passed." and doc.title is None
+    (tmp_path / "bad.md").write_text("+++\ntitle = \n+++\nIt passed.\n")
+    (doc,), problems = read_documents(tmp_path / "bad.md")
+    assert doc.text == "It passed." and doc.date is None
+    assert len(problems) == 1 and "bad.md: its +++ front matter is not TOML" in problems[0]

@@ -1,9 +1,12 @@
-"""Markdown: the text of its headings, paragraphs, list items and quotes, a blank line between
-blocks (so no answer runs from a heading into its body), without the markup (markdown-it-py parses it). The title is front matter's `title:` or the
-first heading; the date is front matter's `date:` or a leading ` date YYYY-MM-DD` line."""
+"""Markdown: the text of its headings, paragraphs, list items and quotes, without the markup
+(markdown-it-py parses it), a blank line between blocks (so no answer runs from a heading into
+its body). The title and date are those of its front matter (YAML between ---, Hugo's TOML
+between +++, or Pelican's and MultiMarkdown's leading "Title:"/"Date:" lines); else the title
+is the first heading and the date a leading ` date YYYY-MM-DD` line."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 from rag.converters.text import DATE_LINE, decode_as_data
@@ -13,17 +16,16 @@ from rag.schema import NOTE, Document
 VERSION = 6  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
-FRONT_MATTER = re.compile(r"\A\ufeff?---\n(.*?)\n---\n", re.S)
-FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M)
+FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)  # YAML, as Jekyll and most tools write it
+TOML_FRONT_MATTER = re.compile(r"\A\+\+\+\n(.*?)\n\+\+\+(?:\n|\Z)", re.S)  # Hugo's
+# Pelican's and MultiMarkdown's: "Key: value" lines up to the first blank line, read only when
+# they name a title or a date, so that a story opening "Note: the vote was close" stays story
+METADATA_BLOCK = re.compile(r"\A(?:[A-Za-z][\w -]*:[ \t]*[^\n]*\n)+(?:\n|\Z)")
+FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M | re.I)
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
-    source = decode_as_data(raw)
-    fields = {}
-    front = FRONT_MATTER.match(source)
-    if front:
-        fields = {k: v for k, v in FIELD.findall(front.group(1))}
-        source = source[front.end():]
+    fields, source, problems = _front_matter(decode_as_data(raw))
     date_line = DATE_LINE.match(source)
     if date_line:
         fields.setdefault("date", date_line.group(1))
@@ -33,9 +35,30 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     if not text.strip():
         raise ValueError("no text in it")
     date, problem = article_day(fields.get("date"))
+    problems += [problem] if problem else []
     return ([Document(doc_id=path.name, path=str(path), text=text, date=date, body_start=0,
                       title=fields.get("title") or (headings[0] if headings else None), source=str(path))],
-            [f"{NOTE}{path.name}: {problem}"] if problem else [])
+            [f"{NOTE}{path.name}: {why}" for why in problems])
+
+
+def _front_matter(source: str) -> tuple[dict[str, str], str, list[str]]:
+    """(its title and date fields, the text after it, what was wrong with it)."""
+    if front := FRONT_MATTER.match(source):
+        return _fields(front.group(1)), source[front.end():], []
+    if front := TOML_FRONT_MATTER.match(source):
+        try:
+            table = tomllib.loads(front.group(1))
+        except tomllib.TOMLDecodeError as why:
+            return {}, source[front.end():], [f"its +++ front matter is not TOML ({why}): no title or date read from it"]
+        # a TOML date is a date or datetime object: str() writes it YYYY-MM-DD first
+        return {key: str(table[key]) for key in ("title", "date") if key in table}, source[front.end():], []
+    if (front := METADATA_BLOCK.match(source)) and _fields(front.group()):
+        return _fields(front.group()), source[front.end():], []
+    return {}, source, []
+
+
+def _fields(front: str) -> dict[str, str]:
+    return {key.lower(): value for key, value in FIELD.findall(front)}
 
 
 def _blocks(source: str) -> tuple[list[str], list[str]]:
