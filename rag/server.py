@@ -271,9 +271,17 @@ def _add_article_route(app: FastAPI, loading: Loading) -> None:
         except RagError as problem:
             raise http_error_for(problem) from None
         if found is None:
-            raise HTTPException(404, f"no article {doc_id!r} in the index")
+            raise HTTPException(404, f"no article {doc_id!r} in the index{_lost_record_hint(doc_id)}")
         return {"doc_id": found.doc_id, "title": found.title, "date": found.date, "source": found.source,
                 "text": found.text}
+
+
+def _lost_record_hint(doc_id: str) -> str:
+    """A JSON Lines record's id asked for with its # unescaped reaches us as the file's name
+    alone: a URL ends its path at a #."""
+    if doc_id.endswith(".jsonl"):
+        return f" (a record of it is {doc_id}#<id>: write the # as %23 in a URL)"
+    return ""
 
 
 def _dates(request) -> DateRange | None:

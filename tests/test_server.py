@@ -127,6 +127,8 @@ def test_an_article_whose_id_holds_a_slash_can_be_read(tmp_path):
         wait_until_ready(client)
         response = client.get("/documents/feed.jsonl%232021%2F09%2Fpanjshir")  # as the page asks: encodeURIComponent
         assert response.status_code == 200 and response.json()["text"] == "The valley held out."
+        lost = client.get("/documents/feed.jsonl#2021/09/panjshir")  # as curl sends it: the # ends the path
+        assert lost.status_code == 404 and "write the # as %23 in a URL" in lost.json()["error"]
 
 
 def test_unknown_paths_and_methods_are_json_errors(client):
