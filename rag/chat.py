@@ -151,7 +151,7 @@ class ChatSession:
         """Each retrieved passage with its retrieval scores and the reader's span in it."""
         answer, pipeline = self.last_answer, self._answered_by
         documents = pipeline.corpus.documents
-        lines = [Text(f"passages behind the last answer ({answer.question}); an answer needs a score ≥ "
+        lines = [Text(f"passages behind the last answer ({answer.question}); an answer needs confidence ≥ "
                       f"{pipeline.decision.threshold:.2f}", style="bold")]
         for rank, retrieved in enumerate(answer.passages, 1):
             p = retrieved.passage
@@ -161,7 +161,7 @@ class ChatSession:
             candidate = answer.candidate_in(rank - 1)
             if candidate:
                 lines.append(Text.assemble("   reader's span: “", (candidate.text, "bold"),
-                                           f"” (score {candidate.confidence:.2f}, margin over \"no answer\" {candidate.margin:.2f})"))
+                                           f"” (confidence {candidate.confidence:.2f}, margin over \"no answer\" {candidate.margin:.2f})"))
         return Group(*lines)
 
 

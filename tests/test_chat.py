@@ -90,8 +90,8 @@ def test_piped_questions_get_plain_answers(tmp_path):
     assert "five lions" in result.stdout and "Not in the articles" in result.stdout
     assert "passages behind the last answer" in result.stdout and "unknown command /nope" in result.stdout
     threshold = load_models_config(ROOT / "models.toml").reader.settings.abstention.threshold
-    assert f"an answer needs a score ≥ {threshold:.2f}" in result.stdout
-    assert re.search(r"reader's span: “five lions” \(score 0\.\d\d, margin over \"no answer\" \d+\.\d\d\)", result.stdout)
+    assert f"an answer needs confidence ≥ {threshold:.2f}" in result.stdout
+    assert re.search(r"reader's span: “five lions” \(confidence 0\.\d\d, margin over \"no answer\" \d+\.\d\d\)", result.stdout)
     assert "\x1b[" not in result.stdout and "Traceback" not in result.stdout + result.stderr
 
 
