@@ -23,14 +23,14 @@ SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?:\[\d{1,3}\])*(?=\s+["'“�
 # No sentence ends at these, though a capital or a digit follows: titles before a name ("Sen.
 # Lindsey Graham"), months before a day ("Sept. 11"). "Inc.", "Co." and "a.m." are left out: a
 # capital after them more often starts a new sentence than not.
-ABBREVIATIONS = (
+ABBREVIATIONS = frozenset((
     "Mr.", "Mrs.", "Ms.", "Messrs.", "Dr.", "Prof.", "Rev.", "Hon.", "St.", "Mt.", "Ft.", "Jr.", "Sr.",
     "Sen.", "Sens.", "Rep.", "Reps.", "Gov.", "Pres.", "Amb.", "Supt.", "Det.", "Insp.",
     "Gen.", "Gens.", "Col.", "Lt.", "Maj.", "Brig.", "Adm.", "Cmdr.", "Sgt.", "Capt.", "Cpl.", "Pvt.",
     "Jan.", "Feb.", "Mar.", "Apr.", "Jun.", "Jul.", "Aug.", "Sep.", "Sept.", "Oct.", "Nov.", "Dec.",
     "No.", "vs.", "e.g.", "i.e.",
-)
-CAPITALISED = tuple(word.upper() for word in ABBREVIATIONS if not word.isupper())
+))
+CAPITALISED = frozenset(word.upper() for word in ABBREVIATIONS if not word.isupper())
 OPENING = r"(?:^|[\s(\[\"'“‘—–-])"  # what comes before a word: nothing, a space, a bracket, a quote or a dash
 ACRONYM = re.compile(OPENING + r"(?:[A-Z]\.){2,}$")  # "the U.S. Army", "J.K. Rowling"
 INITIAL = re.compile(OPENING + r"[A-Z]\.$")  # one capital letter: "John F.", "F. Scott Fitzgerald"
@@ -41,7 +41,19 @@ NUMERALS = "IVX"  # after a capitalised word, more often a numeral than an initi
 AGENCY = re.compile(r"\s+\((?:AP|Reuters|AFP|UPI|dpa)\)")
 DAY_OR_ZONE = re.compile(r"\s+(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday"
                          r"|[ECMP][SD]?T|GMT|UTC|BST|CET)\b")
-TIMES = ("a.m.", "p.m.")
+TIMES = frozenset(("a.m.", "p.m."))
+LONGEST_WORD_ENDING = max(map(len, ABBREVIATIONS | CAPITALISED | TIMES))
+
+
+def word_ending(words: Iterable[str]) -> re.Pattern:
+    """One of these words at the end of the text searched, a whole word (no letter before it):
+    one compiled search, since every sentence end of every article is checked."""
+    alternatives = "|".join(map(re.escape, sorted(words, key=len, reverse=True)))
+    return re.compile(rf"(?<![^\W\d_])(?:{alternatives})\Z")
+
+
+TITLE_OR_MONTH = word_ending(ABBREVIATIONS | CAPITALISED)  # as written, or in a dateline's capitals ("ST. LOUIS —")
+TIME = word_ending(TIMES)
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
 SENTENCE_RULES = 5  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark
@@ -399,16 +411,14 @@ def chunk_corpus(corpus: Corpus, settings: ChunkSettings) -> list[Passage]:
 
 
 def _ends_with_abbreviation(text: str, end: int) -> bool:
-    if AGENCY.match(text, end) or (DAY_OR_ZONE.match(text, end) and _ends_with(text, end, TIMES)):
+    if AGENCY.match(text, end) or (DAY_OR_ZONE.match(text, end) and _ends_with(text, end, TIME)):
         return True
-    # as written, or in a dateline's capitals ("ST. LOUIS —")
-    return _ends_with_initial(text, end) or _ends_with(text, end, ABBREVIATIONS) or _ends_with(text, end, CAPITALISED)
+    return _ends_with_initial(text, end) or _ends_with(text, end, TITLE_OR_MONTH)
 
 
-def _ends_with(text: str, end: int, words: tuple[str, ...]) -> bool:
-    """Whether text[:end] ends with one of these words, a whole word."""
-    return any(text.endswith(word, 0, end) and (end == len(word) or not text[end - len(word) - 1].isalpha())
-               for word in words)
+def _ends_with(text: str, end: int, words: re.Pattern) -> bool:
+    """Whether text[:end] ends with one of these words (a `word_ending` pattern), a whole word."""
+    return words.search(text, max(0, end - LONGEST_WORD_ENDING), end) is not None
 
 
 def _ends_with_initial(text: str, end: int) -> bool:

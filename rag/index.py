@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from rag.checkpoint import CHUNK, EmbeddingCheckpoint, text_key
-from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_corpus, first_names, load_corpus
+from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_document, first_names, load_corpus
 from rag.errors import RagError, first_line
 from rag.leftovers import fsync_dir, fsync_tree, write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
@@ -162,6 +162,7 @@ class Reusable:
     passages: list[Passage]
     ids: list[int]
     vectors: VectorStore
+    cut_alike: bool  # cut by the same chunking settings and sentence rules: the passages stand as they are
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
     """The index of `corpus`: passages found in `reusable` (same article text, same offsets)
     keep their vectors, those a stopped build embedded come from `checkpoint`, and only the
     others are embedded, in chunks saved to `checkpoint` as they are done."""
-    passages = chunk_corpus(corpus, chunking)
+    passages = _cut(corpus, chunking, reusable)
     if not passages:
         raise RagError(f"the articles in {corpus.directory} hold no text to index")
     old_ids = {}
@@ -200,6 +201,18 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
     converted = [row for name, conversion in corpus.converted.items() for row in _conversion_rows(name, conversion)]
     index = PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest, converted)
     return index, BuildCounts(len(fresh) - len(resumed), len(kept), len(resumed))
+
+
+def _cut(corpus: Corpus, chunking: ChunkSettings, reusable: Reusable | None) -> list[Passage]:
+    """`chunk_corpus(corpus, chunking)`, with each unchanged article's passages taken as the stored
+    index cut them when it cut them alike: cutting every article again was most of the time of
+    adding one article to a large archive."""
+    stored: dict[str, list[Passage]] = {}
+    if reusable is not None and reusable.cut_alike:
+        for passage in reusable.passages:
+            stored.setdefault(passage.doc_id, []).append(passage)
+    return [passage for doc_id in sorted(corpus.documents)
+            for passage in stored.get(doc_id) or chunk_document(corpus.documents[doc_id], chunking)]
 
 
 def _conversion_rows(name: str, conversion: Conversion) -> list[dict]:
@@ -357,7 +370,7 @@ class IndexStore:
                 vectors = backend(manifest.vector_store).load(build)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, IndexNotUsable):
             return None  # a damaged index is rebuilt whole
-        return Reusable([p for _, p in rows], [i for i, _ in rows], vectors)
+        return Reusable([p for _, p in rows], [i for i, _ in rows], vectors, cut_alike=manifest.chunking == expected.chunking)
 
     def prepare_for_writing(self) -> None:
         """Fail now, before hours of embedding, if the index cannot be written here; and never

@@ -602,7 +602,8 @@ def test_an_index_cut_by_older_sentence_rules_is_cut_again_embedding_only_what_m
     open_pipeline = lambda: build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
                                            reader=FakeReader([]), on_status=said.append)
     with monkeypatch.context() as older:  # rules 1: "Sen." ended a sentence, and indexes did not record the rules
-        older.setattr(corpus_module, "ABBREVIATIONS", tuple(a for a in corpus_module.ABBREVIATIONS if a != "Sen."))
+        older.setattr(corpus_module, "TITLE_OR_MONTH", corpus_module.word_ending(
+            corpus_module.ABBREVIATIONS - {"Sen."} | corpus_module.CAPITALISED - {"SEN."}))
         older.setattr(corpus_module.ChunkSettings, "as_dict", lambda self: asdict(self))
         corpus_module.sentence_spans.cache_clear()
         open_pipeline()
