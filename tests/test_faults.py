@@ -589,6 +589,27 @@ def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tm
     assert "unreadable" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
 
 
+def test_an_update_cuts_only_the_new_article_and_its_passages_are_those_a_whole_cut_gives(tmp_path, monkeypatch):
+    """Cutting every article again was most of an update's time at archive scale: an unchanged
+    article keeps the passages its stored index cut, by the same settings and rules."""
+    from rag import index as index_module
+    from rag.corpus import chunk_corpus
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    config = load_models_config(ROOT / "models.toml")
+    open_pipeline = lambda: build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
+                                           reader=FakeReader([]))
+    open_pipeline()
+    (seeds / "005_ferry.txt").write_text("The ferry leaves at ten. It returns at noon.", encoding="utf-8")
+    cut = []
+    real = index_module.chunk_document
+    monkeypatch.setattr(index_module, "chunk_document", lambda doc, settings: cut.append(doc.doc_id) or real(doc, settings))
+    pipeline = open_pipeline()
+    assert cut == ["005_ferry"]
+    assert pipeline.retriever.passages == chunk_corpus(load_corpus(seeds), config.chunking)
+
+
 def test_an_index_cut_by_older_sentence_rules_is_cut_again_embedding_only_what_moved(tmp_path, monkeypatch):
     from rag import corpus as corpus_module
 
