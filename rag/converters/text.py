@@ -1,6 +1,7 @@
 """Plain text: the document is the file exactly as open(path, encoding="utf-8").read()
 returns it, so citations are offsets into the file itself. A leading ` date YYYY-MM-DD` line
-(or `Date: YYYY-MM-DD`, `Published: YYYY-MM-DD`) is the article's date."""
+(or `Date: YYYY-MM-DD`, `Published: YYYY-MM-DD`) is the article's date; so is such a line under
+a first line, the headline, which is then the title."""
 from __future__ import annotations
 
 import re
@@ -14,6 +15,9 @@ from rag.schema import NOTE, Document
 # "2024-03-12T10:00:00Z", is read past)
 DATE_LINE = re.compile(r"\A\ufeff?\s*(?i:date|published)(?:[ \t]*:[ \t]*|[ \t]+)(\d{4}-\d{2}-\d{2})"
                        r"(?:T[0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?\b[ \t]*")
+# As saved news pages and CMS exports write it: the headline, then the date line. The headline
+# is then the title, and both lines stay in the text, each a sentence of its own.
+HEADLINE = re.compile(r"\A\ufeff?[ \t]*([^\n]{0,300}?\S)[ \t]*\n")
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # a first line meant as a date in another form ("date March 15, 2024", "Date: 15/03/2024"): said,
 # since the article is then undated, which a date filter leaves out. A capital "Date" needs its
@@ -42,12 +46,21 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     if not text.strip():
         raise ValueError("empty file")
     match = DATE_LINE.match(text)
-    date, problem = article_day(match.group(1) if match else None)
-    other = None if match else OTHER_DATE_LINE.match(text)
-    if other:
-        written = other.group(0).lstrip("\ufeff").strip()  # the line as the writer wrote it
-        problem = (f"its first line starts like a date ('{written}'), but only 'date YYYY-MM-DD' "
-                   "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated")
+    headline = None if match else HEADLINE.match(text)
+    under_headline = headline and DATE_LINE.match(text[headline.end():])
+    date, problem = article_day((match or under_headline).group(1) if match or under_headline else None)
+    if not (match or under_headline):
+        problem = _other_date_line(text, "first") or (headline and _other_date_line(text[headline.end():], "second"))
     document = Document(doc_id=path.stem, path=str(path), text=text, date=date, body_start=match.end() if match else 0,
-                        source=str(path))
+                        title=headline.group(1) if under_headline else None, source=str(path))
     return [document], [f"{NOTE}{path.name}: {problem}"] if problem else []
+
+
+def _other_date_line(text: str, which: str) -> str | None:
+    """Why a line meant as a date in another form leaves the article undated, or None."""
+    other = OTHER_DATE_LINE.match(text)
+    if not other:
+        return None
+    written = other.group(0).lstrip("\ufeff").strip()  # the line as the writer wrote it
+    return (f"its {which} line starts like a date ('{written}'), but only 'date YYYY-MM-DD' "
+            "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated")
