@@ -10,11 +10,12 @@ import hashlib
 import os
 import shutil
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.converters import FORMATS, converter_for
-from rag.corpus import first_names, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
+from rag.corpus import NAMED, first_names, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -46,7 +47,7 @@ class FolderChange:
         """What changed in the folder, and where removed or replaced files are kept."""
         parts = []
         if self.removed:
-            parts.append(f"removed {', '.join(self.removed)}")
+            parts.append(removed_said(self.removed))
         else:
             # files, not records: a JSON Lines file's unreadable records are said on their own lines
             records = f" (and {len(self.records_skipped)} JSON Lines records)" if self.records_skipped else ""
@@ -55,6 +56,14 @@ class FolderChange:
         if self.removed or self.updated:
             parts.append(f"(files taken out are kept in {trash})")
         return " ".join(parts)
+
+
+def removed_said(doc_ids: list[str]) -> str:
+    """"removed a, b", or with more than a few, how many and the first of them (the ids removed
+    from an archive can be thousands: each was named on one line)."""
+    if len(doc_ids) <= NAMED:
+        return f"removed {', '.join(doc_ids)}"
+    return f"removed {len(doc_ids)} articles: {first_names(doc_ids)}"
 
 
 @dataclass(frozen=True)
@@ -202,12 +211,13 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
     checked before any file moves; `skipped` (Corpus.skipped) explains an id whose file was not read."""
     change = FolderChange()
     doc_ids = list(dict.fromkeys(doc_ids))
+    articles_in_file = Counter(d.path for d in documents.values())
     for doc_id in doc_ids:
         document = documents.get(doc_id)
         if document is None:
             raise RagError(f"no article {doc_id!r} in {seeds_dir}{_id_of_file(doc_id, documents)}"
                            f"{why_skipped(skipped, doc_id)}; nothing was removed")
-        if sum(1 for d in documents.values() if d.path == document.path) > 1:
+        if articles_in_file[document.path] > 1:
             raise RagError(f"{doc_id} is one record of {Path(document.path).name}: edit that file to remove it; "
                            "nothing was removed")
     if set(documents) <= set(doc_ids):  # checked before any file moves, as the ids are

@@ -284,8 +284,10 @@ def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | 
     """`rag remove`: take articles out of the seeds folder (their files kept in the index folder's
     removed/) and the index, or out of the Milvus archive."""
     if is_milvus(config):
+        from rag.archive import removed_said
+
         articles, passages = remove_from_milvus(config, doc_ids)
-        return ArchiveUpdate(f"removed {', '.join(doc_ids)}; archive: {passages} passages from {articles} articles")
+        return ArchiveUpdate(f"{removed_said(doc_ids)}; archive: {passages} passages from {articles} articles")
     return _change_archive_folder(config, "remove", seeds_dir, index_dir, lambda archive: archive.remove(doc_ids),
                                   on_status, on_progress)
 

@@ -257,3 +257,19 @@ def test_rag_add_of_the_folder_it_runs_in_names_it(seeds, tmp_path, monkeypatch)
     from pathlib import Path
 
     assert add_files(seeds, [Path(".")], tmp_path / "trash").skipped == ["inbox/: no article files in it"]
+
+
+def test_removing_many_articles_names_how_many_and_the_first_few(seeds, tmp_path):
+    """440 ids removed were said on one line of 16,000 characters."""
+    from rag.archive import remove_documents
+    from rag.corpus import NAMED, load_corpus
+
+    for n in range(12):
+        (seeds / f"story{n:02}.txt").write_text(f"Story {n} of the day.\n", encoding="utf-8")
+    documents = load_corpus(seeds).documents
+    few = remove_documents(seeds, ["story00", "story01"], documents, tmp_path / "trash")
+    assert few.what_changed(tmp_path / "trash").startswith("removed story00, story01 (files taken out are kept in")
+    many = remove_documents(seeds, [f"story{n:02}" for n in range(2, 12)], documents, tmp_path / "trash")
+    said = many.what_changed(tmp_path / "trash")
+    assert said.startswith("removed 10 articles: " + ", ".join(f"story{n:02}" for n in range(2, 2 + NAMED)) + ", …")
+    assert sorted(os.listdir(seeds)) == ["report.txt"]
