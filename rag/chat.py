@@ -16,7 +16,7 @@ from rich.text import Text
 
 from rag.background import start_loading
 from rag.corpus import Corpus
-from rag.errors import RagError
+from rag.errors import RagError, Terminated
 from rag.render import answer_view
 
 HELP = """commands:
@@ -194,6 +194,8 @@ def _run_terminal(session: ChatSession, history_file: Path | None) -> None:
     while True:
         try:
             line = prompt.prompt("> ")
+        except Terminated:  # SIGTERM ends the session, as it ends any command
+            raise
         except KeyboardInterrupt:  # Ctrl-C: drop the line being typed, keep the session
             continue
         except EOFError:  # Ctrl-D
@@ -201,5 +203,7 @@ def _run_terminal(session: ChatSession, history_file: Path | None) -> None:
         try:
             if not session.handle(line):
                 return
+        except Terminated:
+            raise
         except KeyboardInterrupt:
             session.console.print("(cancelled)", style="dim")

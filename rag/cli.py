@@ -4,11 +4,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Callable, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -17,7 +19,7 @@ from rich.text import Text
 from rag.background import end_process, new_command
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
-from rag.errors import INTERRUPTED, BadInput, RagError
+from rag.errors import INTERRUPTED, TERMINATED, BadInput, RagError, Terminated
 from rag.paths import GOLD_FILE, INDEX_FOLDER, MODELS_FILE, SEEDS_FOLDER
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, article_folders, default_seeds_dir, falls_back_to_bundled
@@ -682,25 +684,44 @@ def main() -> None:
     """Every way out is one line and an exit code; RAG_DEBUG=1 adds the traceback behind an
     unexpected error."""
     new_command()
+    _SIGTERM_CAME.clear()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
     except RagError as problem:
         _exit_with(problem.exit_code, str(problem))
     except KeyboardInterrupt:
-        _exit_with(INTERRUPTED, "interrupted", label="")
+        _exit_stopped()
     except (OutputClosed, BrokenPipeError):
         _quiet_exit(0)
     except Exception as problem:  # the promise to users is no tracebacks, only a clear line
         if _is_usage_error(problem):
             _usage_exit(problem)
-        if type(problem).__name__ == "Abort":
-            _exit_with(INTERRUPTED, "interrupted", label="")
+        if type(problem).__name__ == "Abort":  # click's word for a KeyboardInterrupt inside a command
+            _exit_stopped()
         if os.environ.get("RAG_DEBUG"):
             traceback.print_exc()
         _exit_with(1, f"{type(problem).__name__}: {problem} (RAG_DEBUG=1 shows the traceback)", label="unexpected error: ")
-    if code == INTERRUPTED:
-        _exit_with(INTERRUPTED, "interrupted", label="")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if code == INTERRUPTED:  # typer's return for a KeyboardInterrupt inside a command
+        _exit_stopped()
     end_process(code if isinstance(code, int) else 0)
+
+
+_SIGTERM_CAME = threading.Event()  # typer turns the Terminated raised into its code for a Ctrl-C
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    _SIGTERM_CAME.set()
+    raise Terminated
+
+
+def _exit_stopped() -> NoReturn:
+    """Ctrl-C or SIGTERM: one line, and the shell's exit code for each."""
+    if _SIGTERM_CAME.is_set():
+        _exit_with(TERMINATED, "stopped (SIGTERM)", label="")
+    _exit_with(INTERRUPTED, "interrupted", label="")
 
 
 def _is_usage_error(problem: Exception) -> bool:
@@ -717,7 +738,7 @@ def _usage_exit(problem) -> None:
     _exit_with(problem.exit_code, f"{message} (see {command})")
 
 
-def _exit_with(code: int, message: str, label: str = "error: ") -> None:
+def _exit_with(code: int, message: str, label: str = "error: ") -> NoReturn:
     try:
         err.print(Text.assemble((label, "red"), message))
     except BrokenPipeError:

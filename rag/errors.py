@@ -10,6 +10,12 @@ class RagError(Exception):
 
 
 INTERRUPTED = 130  # the shell's exit code for a program stopped by Ctrl-C
+TERMINATED = 143  # and for one stopped by SIGTERM (kill, a service stop, `timeout`)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command is: it stops as a Ctrl-C does (what a long build or add
+    kept is said), but is never taken for a Ctrl-C that only cancels a line of a chat."""
 
 
 class BadInput(RagError):

@@ -663,24 +663,26 @@ def _read_state(state: Path) -> dict:
 
 
 @contextlib.contextmanager
-def stop_at_a_step_on_ctrl_c():
-    """Gives `stop_asked()`: true once Ctrl-C (SIGINT) came, so training stops between two steps
-    and its checkpoint holds one step's weights and position. A second Ctrl-C interrupts at once."""
+def stop_at_a_step_when_asked():
+    """Gives `stop_asked()`: true once Ctrl-C (SIGINT) or SIGTERM came (`timeout`, kill, a job
+    scheduler ending a piece), so training stops between two steps and its checkpoint holds one
+    step's weights and position. A second one interrupts at once."""
     asked = threading.Event()
     if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
         yield asked.is_set
         return
 
-    def on_ctrl_c(signum, frame):
+    def on_stop(signum, frame):
         if asked.is_set():
             raise KeyboardInterrupt
         asked.set()
 
-    previous = signal.signal(signal.SIGINT, on_ctrl_c)
+    previous = {which: signal.signal(which, on_stop) for which in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield asked.is_set
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for which, handler in previous.items():
+            signal.signal(which, handler)
 
 
 @contextlib.contextmanager
@@ -805,10 +807,10 @@ class TrainingRun:
             if step % 50 == 0:
                 log(f"step {step}: loss {loss:.3f}, lr {lr:.2e}")
 
-        with bar, stop_at_a_step_on_ctrl_c() as stop_asked:
+        with bar, stop_at_a_step_when_asked() as stop_asked:
             try:
                 trainer.train(on_step, stop_asked)
-            except KeyboardInterrupt:  # a second Ctrl-C, mid-step: the last checkpoint stands
+            except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM, mid-step: the last checkpoint stands
                 raise RagError(f"stopped at once; continue from the last checkpoint with: {self.resume_command()}", INTERRUPTED) from None
         if stop_asked():
             trainer.save_checkpoint()

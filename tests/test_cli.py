@@ -202,6 +202,32 @@ def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback
     assert ended.value.code == 130 and capsys.readouterr().err == "interrupted\n"
 
 
+@pytest.mark.parametrize("inside_click", [False, True])
+def test_sigterm_stops_a_command_in_one_line_with_its_own_exit_code(monkeypatch, capsys, inside_click):
+    """A cron timeout or a service stop killed rag at once (rc -15), without the line a long build
+    or add says of what it kept; now it stops as a Ctrl-C does, and says it was SIGTERM."""
+    import os
+    import signal
+
+    from rag import cli
+    from rag.errors import Terminated
+
+    def terminated(**kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except Terminated:
+            if inside_click:  # typer turns a KeyboardInterrupt inside a command into the code of a Ctrl-C
+                return 130
+            raise
+
+    before = signal.getsignal(signal.SIGTERM)
+    monkeypatch.setattr(cli, "app", terminated)
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    assert ended.value.code == 143 and capsys.readouterr().err.strip() == "stopped (SIGTERM)"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_importing_rag_loads_nothing_heavy_until_a_name_is_asked_for():
     import subprocess
     import sys

@@ -428,16 +428,20 @@ def test_a_second_run_on_the_same_folder_is_refused_while_the_first_runs(tiny_sq
                         resume=False, eval_data=None).start()
 
 
-def test_ctrl_c_stops_training_between_two_steps_and_a_second_one_at_once():
-    from rag.train import stop_at_a_step_on_ctrl_c
+@pytest.mark.parametrize("first, second", [(signal.SIGINT, signal.SIGINT), (signal.SIGTERM, signal.SIGINT),
+                                           (signal.SIGINT, signal.SIGTERM)])
+def test_ctrl_c_or_sigterm_stops_training_between_two_steps_and_a_second_one_at_once(first, second):
+    """`timeout` ends a training piece with SIGTERM: it killed the run mid-step, losing the steps since the last checkpoint."""
+    from rag.train import stop_at_a_step_when_asked
 
-    with stop_at_a_step_on_ctrl_c() as stop_asked:
+    term_before = signal.getsignal(signal.SIGTERM)
+    with stop_at_a_step_when_asked() as stop_asked:
         assert not stop_asked()
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), first)
         assert stop_asked()  # asked, and no KeyboardInterrupt mid-step
         with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            os.kill(os.getpid(), second)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and signal.getsignal(signal.SIGTERM) == term_before
 
 
 def test_a_resumed_log_drops_the_steps_the_checkpoint_did_not_keep(tmp_path, tiny_squad, models):
