@@ -62,7 +62,10 @@ LINE = re.compile(r"[^\n]+")
 # Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest
 # line of such a paragraph is in this range; a paragraph written on one line is wider.
 WRAPPED_WIDTH = (40, 100)
-LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–—]|\d+[.)])\s")
+LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–—]|\d+[.)]|[a-z][.)]|\(\w{1,3}\))\s")  # "- ", "2. ", "b) ", "(iv) "
+DATELINE = re.compile(r"[ \t]*[A-Z][A-Z'.-]+(?: [A-Z][A-Z'.-]+)*(?:,| \(| [-—–])")  # "KABUL (Reuters) -", "NEW YORK, Sept. 3"
+COLUMNS = re.compile(r"\S(?: {2,}|\t)\S")  # a table's gap between columns
+PROSE_END = re.compile(r"""[.!?]["'”’)\]]*[ \t]*$""")  # how a paragraph of sentences ends
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
 SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a file whole
 
@@ -327,7 +330,7 @@ def sentence_spans(doc: Document) -> tuple[tuple[int, int], ...]:
     for run_start, run_end in _runs(doc.text, doc.body_start):
         start = run_start
         for end_mark in SENTENCE_END.finditer(doc.text, run_start, run_end):
-            if _ends_with_abbreviation(doc.text, end_mark.end()):
+            if _ends_with_abbreviation(doc.text, run_start, end_mark.end()):
                 continue
             spans.append((start, end_mark.end()))
             start = end_mark.end()
@@ -339,10 +342,9 @@ def _runs(text: str, start: int) -> Iterator[tuple[int, int]]:
     """(start, end) of each run of text that a line break ends: a line, or the lines of a
     hard-wrapped paragraph that were broken only to wrap it (a sentence goes on across those)."""
     for paragraph in _paragraphs(text, start):
-        width = max(end - begin for begin, end in paragraph)
         run_start = paragraph[0][0]
-        for line, following in zip(paragraph, paragraph[1:]):
-            if not _wrapped(text, line, following, width):
+        for line, following, wrap in zip(paragraph, paragraph[1:], _wraps(text, paragraph)):
+            if not wrap:
                 yield run_start, line[1]
                 run_start = following[0]
         yield run_start, paragraph[-1][1]
@@ -361,14 +363,42 @@ def _paragraphs(text: str, start: int) -> Iterator[list[tuple[int, int]]]:
         yield paragraph
 
 
-def _wrapped(text: str, line: tuple[int, int], following: tuple[int, int], width: int) -> bool:
-    """Whether the break after `line` only wraps the paragraph: the lines are as wide as wrapped
-    text is, and the next line's first word would not have fitted on this one (so a short line,
-    a headline above its story, still ends there). A list item never continues the line above."""
-    if not WRAPPED_WIDTH[0] <= width <= WRAPPED_WIDTH[1] or LIST_ITEM.match(text, following[0]):
-        return False
-    first_word = text[following[0]:following[1]].split(maxsplit=1)[0]
-    return line[1] - line[0] + 1 + len(first_word) > width
+def _wraps(text: str, paragraph: list[tuple[int, int]]) -> list[bool]:
+    """For each line break of the paragraph, whether it only wraps it. Lines run on where they
+    are hard-wrapped prose: a stretch of lines that ends a sentence and that one width, as wide
+    as wrapped text is, explains (every line fits in it, and no line could have taken the next
+    line's first word). Lines above such a stretch that it does not explain (a headline, a date
+    line) stay apart; so do a rule of dashes, a subhead in capitals, a list item, a dateline
+    ("KABUL (Reuters) -"), and every line of a table."""
+    lines = [text[begin:end] for begin, end in paragraph]
+    wraps = [False] * (len(lines) - 1)
+    if any(COLUMNS.search(line) for line in lines):
+        return wraps
+    stretch: list[int] = []
+    for n, line in enumerate([*lines, ""]):  # "" ends the last stretch
+        if n < len(lines) and not _stands_apart(line):
+            stretch.append(n)
+            continue
+        for first in range(len(stretch) - 1):  # the longest tail of the stretch that wrapping explains
+            if _wrapped_alike(lines[stretch[first]:stretch[-1] + 1]):
+                for m in stretch[first:-1]:
+                    wraps[m] = not (LIST_ITEM.match(lines[m + 1]) or DATELINE.match(lines[m + 1]))
+                break
+        stretch = []
+    return wraps
+
+
+def _wrapped_alike(lines: list[str]) -> bool:
+    """Whether these lines are prose wrapped at one width: see _wraps."""
+    lengths = [len(line) for line in lines]
+    reach = [length + 1 + len(following.split(maxsplit=1)[0]) for length, following in zip(lengths, lines[1:])]
+    widest = max(lengths)
+    return bool(PROSE_END.search(lines[-1])) and WRAPPED_WIDTH[0] <= widest <= WRAPPED_WIDTH[1] and widest < min(reach)
+
+
+def _stands_apart(line: str) -> bool:
+    """A rule of dashes, or a subhead in capitals: a line of its own, wherever it is."""
+    return not any(character.isalpha() for character in line) or line.isupper()
 
 
 def sentence_around(doc: Document, start: int, end: int) -> tuple[int, int]:
@@ -410,10 +440,10 @@ def chunk_corpus(corpus: Corpus, settings: ChunkSettings) -> list[Passage]:
     return [p for doc_id in sorted(corpus.documents) for p in chunk_document(corpus.documents[doc_id], settings)]
 
 
-def _ends_with_abbreviation(text: str, end: int) -> bool:
+def _ends_with_abbreviation(text: str, run_start: int, end: int) -> bool:
     if AGENCY.match(text, end) or (DAY_OR_ZONE.match(text, end) and _ends_with(text, end, TIME)):
         return True
-    return _ends_with_initial(text, end) or _ends_with(text, end, TITLE_OR_MONTH)
+    return _ends_with_initial(text, run_start, end) or _ends_with(text, end, TITLE_OR_MONTH)
 
 
 def _ends_with(text: str, end: int, words: re.Pattern) -> bool:
@@ -421,11 +451,11 @@ def _ends_with(text: str, end: int, words: re.Pattern) -> bool:
     return words.search(text, max(0, end - LONGEST_WORD_ENDING), end) is not None
 
 
-def _ends_with_initial(text: str, end: int) -> bool:
+def _ends_with_initial(text: str, run_start: int, end: int) -> bool:
     """Initials end no sentence: "U.S." and "J.K." never; one capital letter ("F.") when a name
     or another initial comes just before it ("John F. Kennedy", "W. E. B. Du Bois") or another
     initial just after it. After a lowercase word it is the sentence's last word ("vitamin D.")."""
-    before = text[max(0, end - 40):end].rsplit("\n", 1)[-1]  # a line break always ends a sentence
+    before = text[max(run_start, end - 40):end]  # what a sentence of the run can hold: not across a line break that ends it
     if ACRONYM.search(before):
         return True
     if not INITIAL.search(before):
@@ -433,7 +463,7 @@ def _ends_with_initial(text: str, end: int) -> bool:
     if NEXT_INITIAL.match(text, end):
         return True
     words = before[:-2].split()
-    if not words:  # it opens the line: "F. Scott Fitzgerald wrote"
+    if not words:  # it opens the run: "F. Scott Fitzgerald wrote"
         return True
     previous = words[-1].lstrip("\"'“‘([—–-")  # a name, a title ("Dr."), an initial
     return previous[:1].isupper() and before[-2] not in NUMERALS

@@ -1,3 +1,5 @@
+import textwrap
+
 import pytest
 
 from rag.corpus import ChunkSettings, chunk_corpus, chunk_document, load_corpus, read_documents, sentence_around, sentence_spans
@@ -55,36 +57,51 @@ def test_a_title_a_month_or_an_initial_ends_no_sentence(text, sentences):
     assert [text[s:e] for s, e in sentence_spans(doc)] == sentences
 
 
-WIRE_STORY = """Taliban advance on Panjshir
-KABUL (Reuters) - The resistance's head of foreign relations, Ali Nazary,
-told BBC Radio 4's Today programme they had thousands of forces ready for
-the resistance. He said the Taliban had not entered the valley.
-Talks have stalled.
-
-Supplies listed by the aid group:
-- food and fuel
-- medicine for the displaced
-"""
+STORY = ("KABUL (Reuters) - The resistance's head of foreign relations, Ali Nazary, told BBC Radio 4's Today "
+         "programme they had thousands of forces ready for the resistance. He said the Taliban had not entered "
+         "the valley, and that talks had stalled.")
+STORY_SENTENCES = [STORY[:STORY.index(" He said")], STORY[STORY.index("He said"):]]
+WRAPPED = textwrap.fill(STORY, 72)  # wire copy, as a wrapping tool leaves it: every sentence crosses a line break
 
 
-def test_a_sentence_goes_on_across_the_wraps_of_a_hard_wrapped_paragraph_only():
+@pytest.mark.parametrize("above", ["Taliban advance on Panjshir",  # a short headline
+                                   "Taliban say they have taken Panjshir, the last holdout of the resistance",  # as wide
+                                   "Taliban say they have taken the Panjshir valley, the last holdout of the armed resistance",
+                                   "Taliban advance on Panjshir\nPublished: 2021-09-06", ""])
+def test_a_sentence_goes_on_across_the_wraps_of_a_hard_wrapped_paragraph(above):
     """Wire copy wrapped at 72 columns: the cited sentence starts where its sentence starts, not
-    at the line the answer is on. A headline above the story, a list item and a paragraph
-    written on one line still end at their line break."""
-    doc = Document("a", "a.txt", WIRE_STORY, None, 0)
-    assert [WIRE_STORY[s:e].replace("\n", " ") for s, e in sentence_spans(doc)] == [
-        "Taliban advance on Panjshir",
-        "KABUL (Reuters) - The resistance's head of foreign relations, Ali Nazary, told BBC Radio 4's Today "
-        "programme they had thousands of forces ready for the resistance.",
-        "He said the Taliban had not entered the valley.",
-        "Talks have stalled.",
-        "Supplies listed by the aid group:", "- food and fuel", "- medicine for the displaced"]
-    start = WIRE_STORY.index("thousands")
+    at the line the answer is on; a headline (and a date line) right above the story, however
+    wide, stays a line of its own."""
+    text = f"{above}\n{WRAPPED}\n" if above else WRAPPED
+    doc = Document("a", "a.txt", text, None, 0)
+    assert [text[s:e].replace("\n", " ") for s, e in sentence_spans(doc)] == [*above.splitlines(), *STORY_SENTENCES]
+    start = text.index("thousands")
     s, e = sentence_around(doc, start, start + len("thousands"))
-    assert WIRE_STORY[s:e].startswith("KABUL (Reuters)") and WIRE_STORY[s:e].endswith("for\nthe resistance.")
-    one_per_line = "A headline with no full stop at all in it here\n" + "A paragraph written on one line, " * 8 + "ends."
-    doc = Document("b", "b.txt", one_per_line, None, 0)
-    assert len(sentence_spans(doc)) == 2
+    assert text[s:e].startswith("KABUL (Reuters)") and text[s:e].endswith("ready for the resistance.")
+
+
+@pytest.mark.parametrize("block", [
+    "Supplies listed by the aid group in the valley on Monday, as the road closed:\n- food and fuel for the winter\n"
+    "- medicine for the displaced families in the valley",  # a list
+    "PANJSHIR AT A GLANCE\nPopulation: about 173,000 people in seven districts\nArea: 3,610 square kilometres, "
+    "north-east of Kabul\nCapital: Bazarak, a town on the Panjshir river",  # a fact box: no sentence ends it
+    "Team                 W    L   Pts    Goals for\nKabul Lions         10    2    30        28.",  # a table
+    "A headline with no full stop at all in it here\n" + "A paragraph written on one line, " * 8 + "ends.",
+])
+def test_lines_that_are_no_wrapped_prose_each_end_at_their_break(block):
+    doc = Document("b", "b.txt", block, None, 0)
+    assert [block[s:e] for s, e in sentence_spans(doc)] == block.split("\n")
+
+
+def test_a_rule_or_a_subhead_inside_wrapped_text_stands_apart_and_a_rewrapped_edit_is_read_by_lines():
+    rule, subhead = "-" * 72, "RESISTANCE VOWS TO FIGHT ON"
+    text = f"{WRAPPED}\n{rule}\n{subhead}\n{WRAPPED}"
+    spans = [text[s:e].replace("\n", " ") for s, e in sentence_spans(Document("c", "c.txt", text, None, 0))]
+    assert spans == [*STORY_SENTENCES, subhead, *STORY_SENTENCES]  # the rule holds no words: no sentence
+    edited = WRAPPED.replace("told BBC Radio 4's Today", "told the BBC", 1)  # a line shortened after wrapping:
+    assert "told the BBC" in edited  # no one width explains its breaks any more
+    spans = [edited[s:e] for s, e in sentence_spans(Document("d", "d.txt", edited, None, 0))]
+    assert spans[0] == edited.split("\n")[0]
 
 
 def test_passages_cover_every_sentence_with_overlap_and_bounded_size():
