@@ -290,6 +290,10 @@ def test_a_story_opening_like_a_field_stays_story_and_bad_toml_is_said(tmp_path)
     (tmp_path / "note.md").write_text("Note: the vote was close.\n\nIt passed.\n")
     (doc,), _ = read_documents(tmp_path / "note.md")
     assert doc.text == "Note: the vote was close.\n\nIt passed." and doc.title is None
+    lead = "KABUL: The Taliban said they had taken the valley."  # a dateline with a colon, under a date line
+    (tmp_path / "lead.md").write_text(f"Date: 2021-09-03\n{lead}\n\nThe resistance denied it.\n")
+    (doc,), _ = read_documents(tmp_path / "lead.md")
+    assert doc.text == f"{lead}\n\nThe resistance denied it." and doc.date == "2021-09-03"
     (tmp_path / "bad.md").write_text("+++\ntitle = \n+++\nIt passed.\n")
     (doc,), problems = read_documents(tmp_path / "bad.md")
     assert doc.text == "It passed." and doc.date is None

@@ -18,9 +18,12 @@ LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions'
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)  # YAML, as Jekyll and most tools write it
 TOML_FRONT_MATTER = re.compile(r"\A\+\+\+\n(.*?)\n\+\+\+(?:\n|\Z)", re.S)  # Hugo's
-# Pelican's and MultiMarkdown's: "Key: value" lines up to the first blank line, read only when
-# they name a title or a date, so that a story opening "Note: the vote was close" stays story
-METADATA_BLOCK = re.compile(r"\A(?:[A-Za-z][\w -]*:[ \t]*[^\n]*\n)+(?:\n|\Z)")
+# Pelican's and MultiMarkdown's: "Key: value" lines up to the first blank line, each key one of
+# theirs, and read only when they give a title or a date: a story opening "KABUL: The Taliban
+# said…" or "Note: the vote was close" stays story
+METADATA_KEYS = ("title", "date", "modified", "author", "authors", "tags", "category", "slug", "summary", "lang",
+                 "status", "keywords", "subtitle", "description")
+METADATA_BLOCK = re.compile(rf"\A(?:(?i:{'|'.join(METADATA_KEYS)}):[ \t]*[^\n]*\n(?:[ \t]+\S[^\n]*\n)*)+(?:\n|\Z)")  # a value may go on indented
 FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M | re.I)
 
 
@@ -52,9 +55,9 @@ def _front_matter(source: str) -> tuple[dict[str, str], str, list[str]]:
             return {}, source[front.end():], [f"its +++ front matter is not TOML ({why}): no title or date read from it"]
         # a TOML date is a date or datetime object: str() writes it YYYY-MM-DD first
         return {key: str(table[key]) for key in ("title", "date") if key in table}, source[front.end():], []
-    if (front := METADATA_BLOCK.match(source)) and _fields(front.group()):
-        return _fields(front.group()), source[front.end():], []
-    return {}, source, []
+    front = METADATA_BLOCK.match(source)
+    fields = _fields(front.group()) if front else {}
+    return (fields, source[front.end():], []) if fields else ({}, source, [])
 
 
 def _fields(front: str) -> dict[str, str]:
