@@ -685,7 +685,8 @@ def main() -> None:
     unexpected error."""
     new_command()
     _SIGTERM_CAME.clear()
-    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    on_main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if on_main_thread else None
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
     except RagError as problem:
@@ -703,7 +704,8 @@ def main() -> None:
             traceback.print_exc()
         _exit_with(1, f"{type(problem).__name__}: {problem} (RAG_DEBUG=1 shows the traceback)", label="unexpected error: ")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     if code == INTERRUPTED:  # typer's return for a KeyboardInterrupt inside a command
         _exit_stopped()
     end_process(code if isinstance(code, int) else 0)

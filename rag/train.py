@@ -35,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from rag.config import default_models_file
-from rag.errors import INTERRUPTED, RagError, first_line
+from rag.errors import INTERRUPTED, TERMINATED, RagError, first_line
 from rag.leftovers import fsync_dir, fsync_file, fsync_tree, write_atomically
 from rag.squad import SquadData, SquadQuestion, answer_sentence, load_squad
 from rag.swapped import ordinary_words, swapped_question, swapped_within
@@ -662,24 +662,38 @@ def _read_state(state: Path) -> dict:
     return loaded
 
 
+class StopRequest:
+    """Called, whether Ctrl-C (SIGINT) or SIGTERM asked training to stop; `exit_code` says which."""
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    def __call__(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_code(self) -> int:
+        return TERMINATED if self.signal == signal.SIGTERM else INTERRUPTED
+
+
 @contextlib.contextmanager
 def stop_at_a_step_when_asked():
-    """Gives `stop_asked()`: true once Ctrl-C (SIGINT) or SIGTERM came (`timeout`, kill, a job
-    scheduler ending a piece), so training stops between two steps and its checkpoint holds one
-    step's weights and position. A second one interrupts at once."""
-    asked = threading.Event()
+    """Gives a StopRequest: true once Ctrl-C or SIGTERM came (`timeout`, kill, a job scheduler
+    ending a piece), so training stops between two steps and its checkpoint holds one step's
+    weights and position. A second one interrupts at once."""
+    asked = StopRequest()
     if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
-        yield asked.is_set
+        yield asked
         return
 
     def on_stop(signum, frame):
-        if asked.is_set():
+        if asked():
             raise KeyboardInterrupt
-        asked.set()
+        asked.signal = signum
 
     previous = {which: signal.signal(which, on_stop) for which in (signal.SIGINT, signal.SIGTERM)}
     try:
-        yield asked.is_set
+        yield asked
     finally:
         for which, handler in previous.items():
             signal.signal(which, handler)
@@ -811,10 +825,11 @@ class TrainingRun:
             try:
                 trainer.train(on_step, stop_asked)
             except KeyboardInterrupt:  # a second Ctrl-C or SIGTERM, mid-step: the last checkpoint stands
-                raise RagError(f"stopped at once; continue from the last checkpoint with: {self.resume_command()}", INTERRUPTED) from None
+                raise RagError(f"stopped at once; continue from the last checkpoint with: {self.resume_command()}",
+                               stop_asked.exit_code) from None
         if stop_asked():
             trainer.save_checkpoint()
-            raise RagError(f"interrupted at step {trainer.step}; continue with: {self.resume_command()}", INTERRUPTED)
+            raise RagError(f"interrupted at step {trainer.step}; continue with: {self.resume_command()}", stop_asked.exit_code)
 
     def _score(self, held_out: SquadData, progress) -> dict:
         from rag.config import ModelSpec

@@ -439,6 +439,7 @@ def test_ctrl_c_or_sigterm_stops_training_between_two_steps_and_a_second_one_at_
         assert not stop_asked()
         os.kill(os.getpid(), first)
         assert stop_asked()  # asked, and no KeyboardInterrupt mid-step
+        assert stop_asked.exit_code == (143 if first == signal.SIGTERM else 130)  # as the shell tells them apart
         with pytest.raises(KeyboardInterrupt):
             os.kill(os.getpid(), second)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler and signal.getsignal(signal.SIGTERM) == term_before
