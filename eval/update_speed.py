@@ -66,6 +66,8 @@ def update(seeds: Path, store: IndexStore, embedder, cut_alike: bool) -> float:
     expected = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
                                  ChunkSettings(), "faiss")
     reusable = store.reusable(corpus, expected)
+    if reusable is None:
+        raise SystemExit("the stored index could not be reused: nothing to measure")
     reusable = dataclasses.replace(reusable, cut_alike=reusable.cut_alike and cut_alike)
     index, counts = build_index(corpus, embedder, ChunkSettings(), "faiss", reusable=reusable)
     store.save(index)

@@ -267,21 +267,21 @@ def _add_article_route(app: FastAPI, loading: Loading) -> None:
     @app.get("/documents/{doc_id:path}", summary="An article's text (the text citations slice) and metadata")
     def document(doc_id: str):
         try:
-            found = loading.ready().corpus.documents.get(doc_id)  # a name in the index, never a path
+            documents = loading.ready().corpus.documents
+            found = documents.get(doc_id)  # a name in the index, never a path
         except RagError as problem:
             raise http_error_for(problem) from None
         if found is None:
-            raise HTTPException(404, f"no article {doc_id!r} in the index{_lost_record_hint(doc_id)}")
+            raise HTTPException(404, f"no article {doc_id!r} in the index{_lost_record_hint(doc_id, documents)}")
         return {"doc_id": found.doc_id, "title": found.title, "date": found.date, "source": found.source,
                 "text": found.text}
 
 
-def _lost_record_hint(doc_id: str) -> str:
+def _lost_record_hint(doc_id: str, documents: dict) -> str:
     """A JSON Lines record's id asked for with its # unescaped reaches us as the file's name
     alone: a URL ends its path at a #."""
-    if doc_id.endswith(".jsonl"):
-        return f" (a record of it is {doc_id}#<id>: write the # as %23 in a URL)"
-    return ""
+    record = next((other for other in documents if other.startswith(f"{doc_id}#")), None)
+    return f" (a record of that file is {record}: write the # as %23 in a URL)" if record else ""
 
 
 def _dates(request) -> DateRange | None:

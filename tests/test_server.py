@@ -128,7 +128,10 @@ def test_an_article_whose_id_holds_a_slash_can_be_read(tmp_path):
         response = client.get("/documents/feed.jsonl%232021%2F09%2Fpanjshir")  # as the page asks: encodeURIComponent
         assert response.status_code == 200 and response.json()["text"] == "The valley held out."
         lost = client.get("/documents/feed.jsonl#2021/09/panjshir")  # as curl sends it: the # ends the path
-        assert lost.status_code == 404 and "write the # as %23 in a URL" in lost.json()["error"]
+        assert lost.status_code == 404 and lost.json()["error"] == (
+            "no article 'feed.jsonl' in the index (a record of that file is feed.jsonl#2021/09/panjshir: "
+            "write the # as %23 in a URL)")
+        assert "%23" not in client.get("/documents/other.jsonl").json()["error"]  # no such file: no hint
 
 
 def test_unknown_paths_and_methods_are_json_errors(client):
