@@ -47,7 +47,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         raise ValueError("empty file")
     first_line = DATE_LINE.match(text)
     headline = None if first_line else HEADLINE.match(text)
-    under_headline = DATE_LINE.match(text[headline.end():]) if headline else None  # a slice: \\A never matches at a pos
+    under_headline = DATE_LINE.match(text[headline.end():]) if headline else None  # a slice: the pattern's start anchor never matches at a pos
     if first_line or under_headline:
         date, problem = article_day((first_line or under_headline).group(1))
     else:
