@@ -104,3 +104,25 @@ def test_a_command_ending_while_models_still_load_ends_at_once_with_its_own_exit
     with pytest.raises(SystemExit):
         cli.main()
     assert exits == [130] and earlier.is_alive()  # a command ends around its own loads only (tests share a process)
+
+
+def test_ctrl_c_drops_the_line_being_typed_but_sigterm_ends_the_chat(tmp_path, monkeypatch):
+    import prompt_toolkit
+
+    from rag.chat import run_chat
+    from rag.errors import Terminated
+
+    typed = iter([KeyboardInterrupt(), Terminated()])
+
+    class Terminal:
+        def __init__(self, **kwargs):
+            pass
+
+        def prompt(self, text):
+            raise next(typed)
+
+    monkeypatch.setattr(prompt_toolkit, "PromptSession", Terminal)
+    session, _, _ = session_over(tmp_path)
+    with pytest.raises(Terminated):
+        run_chat(session, None, interactive=True)
+    assert next(typed, None) is None  # the Ctrl-C was passed over, and the prompt asked again
