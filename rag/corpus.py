@@ -350,6 +350,12 @@ def _runs(text: str, start: int) -> Iterator[tuple[int, int]]:
         yield run_start, paragraph[-1][1]
 
 
+def line_ends(text: str) -> list[int]:
+    """Where a line break ends a run of text: the position of every line break but those that only
+    wrap a paragraph. No answer runs across one (a list item into the next, a table's rows)."""
+    return [end for _, end in _runs(text, 0) if end < len(text)]
+
+
 def _paragraphs(text: str, start: int) -> Iterator[list[tuple[int, int]]]:
     """The (start, end) of the lines of each paragraph: lines with words, a blank line between paragraphs."""
     paragraph: list[tuple[int, int]] = []

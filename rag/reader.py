@@ -6,7 +6,6 @@ through the tokenizer's offsets. Scores are raw logit sums, comparable across pa
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from dataclasses import dataclass
 from typing import Callable
@@ -14,12 +13,12 @@ from typing import Callable
 import numpy as np
 
 from rag.config import MAX_QUESTION_TOKENS, ModelSpec
+from rag.corpus import line_ends
 from rag.errors import RagError
 from rag.models import load_for_inference, local_model_dir, pad_encodings
 from rag.schema import Passage
 
 RUNNERS_UP = 4  # spans kept per passage besides its best: another passage may agree with one of them
-PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")  # a blank line: no answer runs across one
 
 
 def _check_window_fits(spec: ModelSpec) -> None:
@@ -106,12 +105,13 @@ class Reader:
         null_score = float(starts[0] + ends[0])
         token_ids = np.flatnonzero(context)
         # every (start, end) pair of context tokens with end >= start, a bounded length, and in one
-        # paragraph: a headline and the body's first words ("Steve Kerr⏎⏎Stephen Douglas Kerr") are
-        # no answer, while a hard-wrapped line ("Ahmad⏎Massoud") may be crossed
+        # run of text: a headline and the body's first words ("Steve Kerr⏎⏎Stephen Douglas Kerr"),
+        # or a list item and the next ("December⏎2."), are no answer, while a hard-wrapped line
+        # ("Ahmad⏎Massoud") may be crossed
         scores = starts[token_ids][:, None] + ends[token_ids][None, :]
         gap = token_ids[None, :] - token_ids[:, None]
-        paragraph = _paragraph_of(passage.text, [offsets[t][0] for t in token_ids])
-        allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (paragraph[:, None] == paragraph[None, :])
+        run = _run_of(passage.text, [offsets[t][0] for t in token_ids])
+        allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (run[:, None] == run[None, :])
         scores = np.where(allowed, scores, -np.inf).ravel()
         keep = min(RUNNERS_UP + 1, len(scores))
         top = np.argpartition(-scores, keep - 1)[:keep]
@@ -125,9 +125,10 @@ class Reader:
         return found, null_score
 
 
-def _paragraph_of(text: str, positions: list[int]) -> np.ndarray:
-    """Which paragraph of `text` (paragraphs part at a blank line) each character position is in."""
-    breaks = [found.start() for found in PARAGRAPH_BREAK.finditer(text)]
+def _run_of(text: str, positions: list[int]) -> np.ndarray:
+    """Which run of `text` (runs part at every line break but those that only wrap a paragraph:
+    corpus.line_ends) each character position is in."""
+    breaks = line_ends(text)
     return np.searchsorted(breaks, positions, side="right") if breaks else np.zeros(len(positions), dtype=int)
 
 

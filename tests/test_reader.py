@@ -54,7 +54,7 @@ def test_an_answer_ending_in_an_accent_written_apart_keeps_its_accent(pipeline):
     assert text[guess.start:guess.end] == "Jose\u0301"  # not "Jose", half of the last letter
 
 
-def test_no_span_runs_from_a_headline_into_the_body_but_one_may_cross_a_wrapped_line(pipeline):
+def test_no_span_runs_from_a_headline_into_the_body_or_past_a_list_item_but_one_may_cross_a_wrapped_line(pipeline):
     """Without the rule the reader's best span here was "Steve Kerr⏎⏎Stephen Douglas Kerr":
     an answer printed over three lines, and a cited sentence that began at the headline. A line
     wrapped inside a paragraph (a wire story at 72 columns) is no such break."""
@@ -67,3 +67,7 @@ def test_no_span_runs_from_a_headline_into_the_body_but_one_may_cross_a_wrapped_
     wrapped = "The resistance in the valley is led by Ahmad\nMassoud, the son of a commander."
     (guess,) = pipeline.reader.read("Who leads the resistance in the valley?", [Passage("a", 0, len(wrapped), wrapped)])
     assert wrapped[guess.start:guess.end] == "Ahmad\nMassoud"
+    listed = ("The government announced two measures for the harvest:\n1. a freeze on grain export licences until "
+              "December\n2. interest-free loans for farmers.")
+    (guess,) = pipeline.reader.read("Until when are grain export licences frozen?", [Passage("a", 0, len(listed), listed)])
+    assert listed[guess.start:guess.end] == "December"  # was "December⏎2", the next item's number run into it
