@@ -312,3 +312,23 @@ def test_a_story_that_opens_with_the_word_date_is_neither_dated_nor_warned_about
     (tmp_path / "a.txt").write_text(f"{first_line} The mayor resigned.\n", encoding="utf-8")
     corpus = load_corpus(tmp_path)
     assert corpus.skipped == [] and corpus.documents["a"].date is None and corpus.documents["a"].body_start == 0
+
+
+def test_a_table_of_a_web_page_or_a_markdown_file_is_kept_a_row_a_line(tmp_path):
+    """Tables were dropped from web pages (and a short page with one came out on one line), and
+    a Markdown table ran into one paragraph with its rule row: their facts could not be answered."""
+    from rag.corpus import load_corpus
+
+    (tmp_path / "results.html").write_text(
+        "<html><head><title>Kenyan runner wins Valdor marathon</title></head><body><article>"
+        "<h1>Kenyan runner wins Valdor marathon</h1><p>Joyce Wanjiru won the Valdor City marathon on Sunday.</p>"
+        "<h2>Results</h2><table><tr><th>Place</th><th>Runner</th></tr><tr><td>1</td><td>Joyce Wanjiru</td></tr>"
+        "<tr><td>3</td><td>Lena Hoffmann</td></tr></table><p>About 14,000 runners took part.</p></article></body></html>",
+        encoding="utf-8")
+    (tmp_path / "table.md").write_text("# Final table\n\n| Team | Points |\n|---|---|\n| Riverton FC | 84 |\n"
+                                       "| Ashford United | 79 |\n\nRiverton won the title.\n", encoding="utf-8")
+    documents = load_corpus(tmp_path).documents
+    page, markdown = documents["results.html"].text.split("\n\n"), documents["table.md"].text.split("\n\n")
+    assert "| 3 | Lena Hoffmann |" in page and "Joyce Wanjiru won the Valdor City marathon on Sunday." in page
+    assert markdown == ["Final table", "| Team | Points |", "| Riverton FC | 84 |", "| Ashford United | 79 |",
+                        "Riverton won the title."]

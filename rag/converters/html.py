@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rag.schema import Document
 
-VERSION = 4  # raised when it reads the same bytes otherwise: cached conversions are then redone
+VERSION = 5  # raised when it reads the same bytes otherwise: cached conversions are then redone
 LIBRARIES = ("trafilatura", "htmldate")  # their versions are in the cached conversions' key too
 
 
@@ -15,10 +15,14 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
 
     # htmldate's extensive search reads dates out of the story itself ("a plan first drawn up in
     # 2019" made a page of 1 January 2019): only the page's own marks of publication are taken
-    extracted = trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=False,
+    # Tables are kept (results, budgets, polls: news puts facts in them), a row a line, "| a | b |";
+    # without them a short page fell back to an extraction that put the whole page on one line.
+    extracted = trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=True,
                                             date_extraction_params={"extensive_search": False, "original_date": True})
-    # a blank line between blocks, as between paragraphs of a .txt: no answer runs from a heading into the body
-    text = "\n\n".join(line for line in ((extracted.text if extracted else "") or "").splitlines() if line.strip())
+    # a blank line between blocks, as between paragraphs of a .txt: no answer runs from a heading into
+    # the body, or from one row of a table into the next (a rule row, "|---|", holds no words)
+    lines = ((extracted.text if extracted else "") or "").splitlines()
+    text = "\n\n".join(line.strip() for line in lines if any(character.isalnum() for character in line))
     if not text.strip():
         raise ValueError("no article text found in the page")
     return [Document(doc_id=path.name, path=str(path), text=text, date=extracted.date or None, body_start=0,

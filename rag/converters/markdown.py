@@ -1,4 +1,4 @@
-"""Markdown: the text of its headings, paragraphs, list items and quotes, without the markup
+"""Markdown: the text of its headings, paragraphs, list items, quotes and tables, without the markup
 (markdown-it-py parses it), a blank line between blocks (so no answer runs from a heading into
 its body). The title and date are those of its front matter (YAML between ---, Hugo's TOML
 between +++, or Pelican's and MultiMarkdown's leading "Title:"/"Date:" lines); else the title
@@ -13,7 +13,7 @@ from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 6  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 7  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)  # YAML, as Jekyll and most tools write it
@@ -65,17 +65,26 @@ def _fields(front: str) -> dict[str, str]:
 
 
 def _blocks(source: str) -> tuple[list[str], list[str]]:
+    """Each block's text on one line (a table's row a block, written "| a | b |" as web pages'
+    tables are), and the headings' text."""
     from markdown_it import MarkdownIt
 
-    blocks, headings, in_heading = [], [], False
-    for token in MarkdownIt("commonmark").parse(source):
+    blocks, headings, in_heading, row = [], [], False, None
+    for token in MarkdownIt("commonmark").enable("table").parse(source):
         if token.type == "heading_open":
             in_heading = True
         elif token.type == "heading_close":
             in_heading = False
+        elif token.type == "tr_open":
+            row = []
+        elif token.type == "tr_close":
+            blocks.append(f"| {' | '.join(row)} |")
+            row = None
         elif token.type == "inline":
             line = " ".join(_plain(token).split())
-            if line:
+            if row is not None:
+                row.append(line)
+            elif line:
                 blocks.append(line)
                 if in_heading:
                     headings.append(line)
