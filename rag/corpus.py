@@ -65,7 +65,7 @@ WRAPPED_WIDTH = (40, 100)
 LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–—]|\d+[.)]|[a-z][.)]|\(\w{1,3}\))\s")  # "- ", "2. ", "b) ", "(iv) "
 DATELINE = re.compile(r"[ \t]*[A-Z][A-Z'.-]+(?: [A-Z][A-Z'.-]+)*(?:,| \(| [-—–])")  # "KABUL (Reuters) -", "NEW YORK, Sept. 3"
 COLUMNS = re.compile(r"\S(?: {2,}|\t)\S")  # a table's gap between columns
-PROSE_END = re.compile(r"""[.!?]["'”’)\]]*[ \t]*$""")  # how a paragraph of sentences ends
+PROSE_END = re.compile(r"""[.!?:;]["'”’)\]]*[ \t]*$""")  # how a stretch of sentences ends (":" before a list)
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
 SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a file whole
 

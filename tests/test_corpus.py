@@ -68,13 +68,16 @@ WRAPPED = textwrap.fill(STORY, 72)  # wire copy, as a wrapping tool leaves it: e
                                    "Taliban say they have taken Panjshir, the last holdout of the resistance",  # as wide
                                    "Taliban say they have taken the Panjshir valley, the last holdout of the armed resistance",
                                    "Taliban advance on Panjshir\nPublished: 2021-09-06", ""])
-def test_a_sentence_goes_on_across_the_wraps_of_a_hard_wrapped_paragraph(above):
+@pytest.mark.parametrize("last_mark", [".", ":"])  # a paragraph that introduces a list ends in a colon
+def test_a_sentence_goes_on_across_the_wraps_of_a_hard_wrapped_paragraph(above, last_mark):
     """Wire copy wrapped at 72 columns: the cited sentence starts where its sentence starts, not
     at the line the answer is on; a headline (and a date line) right above the story, however
     wide, stays a line of its own."""
-    text = f"{above}\n{WRAPPED}\n" if above else WRAPPED
+    wrapped = WRAPPED[:-1] + last_mark
+    text = f"{above}\n{wrapped}\n" if above else wrapped
     doc = Document("a", "a.txt", text, None, 0)
-    assert [text[s:e].replace("\n", " ") for s, e in sentence_spans(doc)] == [*above.splitlines(), *STORY_SENTENCES]
+    assert [text[s:e].replace("\n", " ") for s, e in sentence_spans(doc)] == [
+        *above.splitlines(), STORY_SENTENCES[0], STORY_SENTENCES[1][:-1] + last_mark]
     start = text.index("thousands")
     s, e = sentence_around(doc, start, start + len("thousands"))
     assert text[s:e].startswith("KABUL (Reuters)") and text[s:e].endswith("ready for the resistance.")
