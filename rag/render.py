@@ -60,13 +60,30 @@ def _quoted_sentence(citation: Citation) -> Text:
     # a line break shown as a space, one character for one, so the answer's offsets still hold
     sentence, start = citation.sentence.replace("\n", " "), citation.start - citation.sentence_start
     end = start + (citation.end - citation.start)
-    left = max(0, start - SNIPPET_CHARS // 2)
-    right = min(len(sentence), max(end + SNIPPET_CHARS // 2, left + SNIPPET_CHARS))
+    left, right = _shown_part(sentence, start, end)
     text = Text("“" + ("…" if left else ""))
     text.append(sentence[left:start])
     text.append(sentence[start:end], style="bold reverse")
     text.append(sentence[end:right] + ("…" if right < len(sentence) else "") + "”")
     return text
+
+
+def _shown_part(sentence: str, start: int, end: int) -> tuple[int, int]:
+    """The part of the sentence shown: all of it when it fits in SNIPPET_CHARS, else about that
+    much around the answer [start, end), cut at spaces, never inside a word."""
+    if len(sentence) <= SNIPPET_CHARS:
+        return 0, len(sentence)
+    room = max(0, SNIPPET_CHARS - (end - start))
+    left = max(0, start - room // 2)
+    right = min(len(sentence), left + (end - start) + room)  # what one side does not use, the other does
+    left = max(0, min(left, right - (end - start) - room))
+    if left:
+        space = sentence.find(" ", left, start)
+        left = space + 1 if space != -1 else left
+    if right < len(sentence):
+        space = sentence.rfind(" ", end, right)
+        right = space if space != -1 else right
+    return left, right
 
 
 def _abstention_lines(answer: Answer, corpus) -> list[Text]:

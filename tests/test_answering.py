@@ -97,6 +97,31 @@ def test_an_answer_across_a_wrapped_line_prints_on_one_line(tmp_path):
     assert first == "Ahmad Massoud" and "led by Ahmad Massoud, the son" in quoted
 
 
+@pytest.mark.parametrize("words_before, words_after", [(10, 10), (5, 90), (90, 5), (90, 90)])
+def test_the_quoted_sentence_is_whole_when_it_fits_and_else_cut_at_spaces_around_the_answer(tmp_path, words_before,
+                                                                                            words_after):
+    """A 160-character sentence was shown as "…recasts a deficit of 3.4 percent…": cut inside a
+    word, though the whole of it fits on the line."""
+    from rich.console import Console
+
+    from rag.render import SNIPPET_CHARS
+
+    sentence = " ".join(["forecasts"] * words_before + ["Karl Ost"] + ["deficits"] * words_after) + "."
+    (tmp_path / "budget.txt").write_text(sentence + "\n", encoding="utf-8")
+    pipeline = build_pipeline(load_models_config(ROOT / "models.toml"), tmp_path, tmp_path / "index",
+                              embedder=FakeEmbedder(), reader=FakeReader(["Karl Ost"]))
+    console = Console(record=True, width=1000, markup=False)
+    console.print(answer_view(pipeline.ask("Who forecasts deficits?"), pipeline.corpus))
+    quoted = console.export_text().splitlines()[1].strip().split("   [")[0]
+    assert "Karl Ost" in quoted
+    if len(sentence) <= SNIPPET_CHARS:
+        assert quoted == f"“{sentence}”"
+    else:
+        shown = quoted.strip("“”").strip("…")
+        assert shown in sentence and len(shown) <= SNIPPET_CHARS and SNIPPET_CHARS - len(shown) < 2 * len("forecasts ")  # a word at most lost at each cut
+        assert all(word in ("forecasts", "Karl", "Ost", "deficits", "deficits.") for word in shown.split())  # whole words
+
+
 def test_a_date_range_no_article_falls_in_is_said_with_the_dates_there_are(fake_parts):
     from rich.console import Console
 
