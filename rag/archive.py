@@ -210,23 +210,33 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
     """Move the files of these articles out of the seeds folder into `trash`. Every id is
     checked before any file moves; `skipped` (Corpus.skipped) explains an id whose file was not read."""
     change = FolderChange()
-    doc_ids = list(dict.fromkeys(doc_ids))
+    doc_ids = [doc_id for given in dict.fromkeys(doc_ids) for doc_id in _ids_meant(given, documents)]
     articles_in_file = Counter(d.path for d in documents.values())
+    removed_of_file = Counter(documents[doc_id].path for doc_id in doc_ids if doc_id in documents)
     for doc_id in doc_ids:
         document = documents.get(doc_id)
         if document is None:
             raise RagError(f"no article {doc_id!r} in {seeds_dir}{_id_of_file(doc_id, documents)}"
                            f"{why_skipped(skipped, doc_id)}; nothing was removed")
-        if articles_in_file[document.path] > 1:
-            raise RagError(f"{doc_id} is one record of {Path(document.path).name}: edit that file to remove it; "
-                           "nothing was removed")
+        if removed_of_file[document.path] < articles_in_file[document.path]:
+            name = Path(document.path).name
+            raise RagError(f"{doc_id} is one record of {name}: edit that file to remove it (or remove {name} "
+                           "whole, by its name); nothing was removed")
     if set(documents) <= set(doc_ids):  # checked before any file moves, as the ids are
         raise RagError(f"that would remove every article in {seeds_dir}, and an index needs at least one; "
                        "nothing was removed")
-    for doc_id in doc_ids:
-        _keep_in_trash(Path(documents[doc_id].path), trash)
-        change.removed.append(doc_id)
+    for path in dict.fromkeys(documents[doc_id].path for doc_id in doc_ids):  # a JSON Lines file moves once
+        _keep_in_trash(Path(path), trash)
+    change.removed += doc_ids
     return change
+
+
+def _ids_meant(given: str, documents: dict) -> list[str]:
+    """The article ids `given` stands for: itself, or, for the name of a JSON Lines file in the
+    folder, each of its records (the whole file is removed)."""
+    if given in documents or not given.lower().endswith(".jsonl"):
+        return [given]
+    return [doc_id for doc_id in ids_of_file(given, documents) if Path(documents[doc_id].path).name == given] or [given]
 
 
 def _id_of_file(given: str, documents: dict) -> str:

@@ -132,8 +132,11 @@ def why_skipped(skipped: list[str], doc_id: str) -> str:
 
 def ids_of_file(name: str, documents: dict[str, Document]) -> list[str]:
     """The article ids the file of this name gave (one, or a JSON Lines file's records): for a
-    file name given where an article id belongs."""
-    return [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == Path(name).name]
+    file name given where an article id belongs, or a name without the suffix an id keeps
+    ("report" for report.md, whose id is "report.md")."""
+    name = Path(name).name
+    return [doc_id for doc_id, doc in documents.items()
+            if Path(doc.path).name == name or (Path(doc.path).stem == name and doc_id != name)]
 
 
 def a_files_ids(name: str, documents: dict[str, Document]) -> str:

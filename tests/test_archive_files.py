@@ -273,3 +273,28 @@ def test_removing_many_articles_names_how_many_and_the_first_few(seeds, tmp_path
     said = many.what_changed(tmp_path / "trash")
     assert said.startswith("removed 10 articles: " + ", ".join(f"story{n:02}" for n in range(2, 2 + NAMED)) + ", …")
     assert sorted(os.listdir(seeds)) == ["report.txt"]
+
+
+@pytest.mark.parametrize("given", [["feed.jsonl"], ["feed.jsonl#a", "feed.jsonl#b"]])
+def test_a_json_lines_file_is_removed_whole_by_its_name_or_all_its_records_but_not_one_record(seeds, tmp_path, given):
+    """A whole CMS export could not be taken out: each record was refused as "one record of" it."""
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "feed.jsonl").write_text('{"id": "a", "text": "First."}\n{"id": "b", "text": "Second."}\n', encoding="utf-8")
+    documents = load_corpus(seeds).documents
+    with pytest.raises(RagError, match=r"feed.jsonl#a is one record of feed.jsonl: edit that file to remove it "
+                                       r"\(or remove feed.jsonl whole, by its name\); nothing was removed"):
+        remove_documents(seeds, ["feed.jsonl#a"], documents, tmp_path / "trash")
+    change = remove_documents(seeds, given, documents, tmp_path / "trash")
+    assert change.removed == ["feed.jsonl#a", "feed.jsonl#b"] and sorted(os.listdir(seeds)) == ["report.txt"]
+    assert [kept.name for kept in (tmp_path / "trash").glob("*/*")] == ["feed.jsonl"]
+
+
+def test_an_id_given_without_the_suffix_it_keeps_is_named(seeds, tmp_path):
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "riverton.md").write_text("# Title\n\nRiverton won.\n", encoding="utf-8")
+    with pytest.raises(RagError, match=r"no article 'riverton' in .*\(rag remove takes article ids: that file's is 'riverton.md'\)"):
+        remove_documents(seeds, ["riverton"], load_corpus(seeds).documents, tmp_path / "trash")
