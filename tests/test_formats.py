@@ -332,3 +332,21 @@ def test_a_table_of_a_web_page_or_a_markdown_file_is_kept_a_row_a_line(tmp_path)
     assert "| 3 | Lena Hoffmann |" in page and "Joyce Wanjiru won the Valdor City marathon on Sunday." in page
     assert markdown == ["Final table", "| Team | Points |", "| Riverton FC | 84 |", "| Ashford United | 79 |",
                         "Riverton won the title."]
+
+
+def test_a_json_lines_record_written_as_html_is_read_as_its_text(tmp_path):
+    """CMS exports keep the body as HTML: its tags were indexed and cited as text, two paragraphs
+    one "sentence"."""
+    from rag.corpus import load_corpus, sentence_spans
+
+    body = ("<p>The new tram line opens in <strong>May</strong> &amp; takes 24 minutes.</p>"
+            "<p>The line cost 410 million euros.</p><table><tr><td>Central</td><td>0</td></tr></table>")
+    (tmp_path / "cms.jsonl").write_text(json.dumps({"id": "t1", "text": body}) + "\n"
+                                        + json.dumps({"id": "t2", "text": "A 3 < 4 comparison, in plain text."}) + "\n",
+                                        encoding="utf-8")
+    documents = load_corpus(tmp_path).documents
+    tram = documents["cms.jsonl#t1"]
+    assert tram.text == "The new tram line opens in May & takes 24 minutes.\n\nThe line cost 410 million euros.\n\n| Central | 0 |"
+    assert [tram.text[s:e] for s, e in sentence_spans(tram)][:2] == [
+        "The new tram line opens in May & takes 24 minutes.", "The line cost 410 million euros."]
+    assert documents["cms.jsonl#t2"].text == "A 3 < 4 comparison, in plain text."

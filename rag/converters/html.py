@@ -2,6 +2,7 @@
 for exactly this: it drops navigation, ads and comments, and finds dates with htmldate)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from rag.schema import Document
@@ -27,3 +28,35 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         raise ValueError("no article text found in the page")
     return [Document(doc_id=path.name, path=str(path), text=text, date=extracted.date or None, body_start=0,
                      title=extracted.title or None, source=extracted.url or str(path))], []
+
+
+# Elements that each make a block of their own; a record's HTML is text the CMS wrote, not a page
+# to find an article in, so every block of it is kept.
+BLOCKS = {"p", "div", "section", "article", "header", "footer", "aside", "blockquote", "pre", "figcaption",
+          "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "table", "ul", "ol"}
+MARKUP = re.compile(r"</?(?:p|br|div|h[1-6]|li|ul|ol|blockquote|table|tr|td|em|strong|a|span)\b[^<>]*>", re.I)
+
+
+def looks_like_markup(text: str) -> bool:
+    return MARKUP.search(text) is not None
+
+
+def fragment_text(markup: str) -> str:
+    """The text of an HTML fragment (a CMS export's article body): a blank line between blocks,
+    a table's row "| a | b |" as on a page, entities read, scripts and styles dropped."""
+    import lxml.html
+
+    root = lxml.html.fragment_fromstring(markup, create_parent="div")
+    for element in list(root.iter("script", "style")):
+        element.drop_tree()
+    for element in root.iter():
+        if element.tag in ("td", "th"):
+            element.tail = " | " + (element.tail or "")
+        elif element.tag == "tr":
+            element.text, element.tail = "\n\n| " + (element.text or ""), "\n\n" + (element.tail or "")
+        elif element.tag == "br":
+            element.tail = "\n" + (element.tail or "")
+        elif element.tag in BLOCKS:
+            element.text, element.tail = "\n\n" + (element.text or ""), "\n\n" + (element.tail or "")
+    blocks = (" ".join(block.split()) for block in re.split(r"\n\s*\n", root.text_content()))
+    return "\n\n".join(block for block in blocks if block)

@@ -1,5 +1,5 @@
 """JSON Lines news exports: one record a line, {id, title, date, url, text}; only text is
-required. Each record is a document `<file name>#<id>` (the line number when there is no id).
+required, and text written as HTML is read as its text. Each record is a document `<file name>#<id>` (the line number when there is no id).
 A bad record is skipped, and named; the rest of the file is read."""
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import json
 import re
 from pathlib import Path
 
+from rag.converters.html import fragment_text, looks_like_markup
 from rag.converters.text import decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 4  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 5  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
+LIBRARIES = ("lxml",)  # a record written as HTML is read with it: its version is in the cached conversions' key too
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
 # hold: each becomes U+FFFD, one character for one, so offsets into the text are unchanged
@@ -50,6 +52,10 @@ def _record(path: Path, number: int, record) -> tuple[Document, str | None]:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("no text")
+    if looks_like_markup(text):  # CMS exports often keep the body as HTML: its text, not its tags
+        text = fragment_text(text)
+        if not text:
+            raise ValueError("no text in its HTML")
     given = record.get("id")
     record_id = (str(given).strip() if given is not None else "") or str(number)  # no id, null or blank: the line
     date, problem = article_day(record.get("date"))
