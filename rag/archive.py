@@ -210,7 +210,7 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
     """Move the files of these articles out of the seeds folder into `trash`. Every id is
     checked before any file moves; `skipped` (Corpus.skipped) explains an id whose file was not read."""
     change = FolderChange()
-    doc_ids = [doc_id for given in dict.fromkeys(doc_ids) for doc_id in _ids_meant(given, documents)]
+    doc_ids = list(dict.fromkeys(doc_id for given in doc_ids for doc_id in _ids_meant(given, documents)))
     articles_in_file = Counter(d.path for d in documents.values())
     removed_of_file = Counter(documents[doc_id].path for doc_id in doc_ids if doc_id in documents)
     for doc_id in doc_ids:
@@ -236,7 +236,7 @@ def _ids_meant(given: str, documents: dict) -> list[str]:
     folder, each of its records (the whole file is removed)."""
     if given in documents or not given.lower().endswith(".jsonl"):
         return [given]
-    return [doc_id for doc_id in ids_of_file(given, documents) if Path(documents[doc_id].path).name == given] or [given]
+    return [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == given] or [given]
 
 
 def _id_of_file(given: str, documents: dict) -> str:

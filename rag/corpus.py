@@ -1,6 +1,7 @@
 """Articles on disk -> Documents -> sentence spans -> overlapping passages, all in file offsets."""
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import hashlib
@@ -56,7 +57,7 @@ TITLE_OR_MONTH = word_ending(ABBREVIATIONS | CAPITALISED)  # as written, or in a
 TIME = word_ending(TIMES)
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
-SENTENCE_RULES = 5  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark
+SENTENCE_RULES = 6  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark; 6: also one ending in a colon
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 # Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest
@@ -65,7 +66,7 @@ WRAPPED_WIDTH = (40, 100)
 LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–—]|\d+[.)]|[a-z][.)]|\(\w{1,3}\))\s")  # "- ", "2. ", "b) ", "(iv) "
 DATELINE = re.compile(r"[ \t]*[A-Z][A-Z'.-]+(?: [A-Z][A-Z'.-]+)*(?:,| \(| [-—–])")  # "KABUL (Reuters) -", "NEW YORK, Sept. 3"
 COLUMNS = re.compile(r"\S(?: {2,}|\t)\S")  # a table's gap between columns
-PROSE_END = re.compile(r"""[.!?:;]["'”’)\]]*[ \t]*$""")  # how a stretch of sentences ends (":" before a list)
+PROSE_END = re.compile(r"""[.!?:;]["'”’)\]]*\s*$""")  # how a stretch of sentences ends (":" before a list)
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one
 SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a file whole
 
@@ -132,11 +133,11 @@ def why_skipped(skipped: list[str], doc_id: str) -> str:
 
 def ids_of_file(name: str, documents: dict[str, Document]) -> list[str]:
     """The article ids the file of this name gave (one, or a JSON Lines file's records): for a
-    file name given where an article id belongs, or a name without the suffix an id keeps
-    ("report" for report.md, whose id is "report.md")."""
+    file name given where an article id belongs. With no file of that name, those of a file
+    named so but for the suffix its id keeps ("report" for report.md, whose id is "report.md")."""
     name = Path(name).name
-    return [doc_id for doc_id, doc in documents.items()
-            if Path(doc.path).name == name or (Path(doc.path).stem == name and doc_id != name)]
+    exact = [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == name]
+    return exact or [doc_id for doc_id, doc in documents.items() if Path(doc.path).stem == name and doc_id != name]
 
 
 def a_files_ids(name: str, documents: dict[str, Document]) -> str:
@@ -359,6 +360,19 @@ def line_ends(text: str) -> list[int]:
     return [end for _, end in _runs(text, 0) if end < len(text)]
 
 
+@functools.lru_cache(maxsize=256)  # an answer reads passages of a few articles, again and again
+def _article_line_ends(doc: Document) -> tuple[int, ...]:
+    return tuple(line_ends(doc.text))
+
+
+def line_ends_in(doc: Document, passage: Passage) -> list[int]:
+    """`line_ends` of the article, as offsets into one of its passages: told apart on the whole
+    article, since a passage cut mid-paragraph shows too little of it to tell a wrap."""
+    ends = _article_line_ends(doc)
+    first = bisect.bisect_left(ends, passage.start)
+    return [end - passage.start for end in ends[first:bisect.bisect_left(ends, passage.end, first)]]
+
+
 def _paragraphs(text: str, start: int) -> Iterator[list[tuple[int, int]]]:
     """The (start, end) of the lines of each paragraph: lines with words, a blank line between paragraphs."""
     paragraph: list[tuple[int, int]] = []
@@ -383,18 +397,28 @@ def _wraps(text: str, paragraph: list[tuple[int, int]]) -> list[bool]:
     wraps = [False] * (len(lines) - 1)
     if any(COLUMNS.search(line) for line in lines):
         return wraps
-    stretch: list[int] = []
-    for n, line in enumerate([*lines, ""]):  # "" ends the last stretch
-        if n < len(lines) and not _stands_apart(line):
-            stretch.append(n)
-            continue
+    for stretch in _stretches(lines):
         for first in range(len(stretch) - 1):  # the longest tail of the stretch that wrapping explains
             if _wrapped_alike(lines[stretch[first]:stretch[-1] + 1]):
-                for m in stretch[first:-1]:
-                    wraps[m] = not (LIST_ITEM.match(lines[m + 1]) or DATELINE.match(lines[m + 1]))
+                for n in stretch[first:-1]:
+                    wraps[n] = True
                 break
-        stretch = []
     return wraps
+
+
+def _stretches(lines: list[str]) -> Iterator[list[int]]:
+    """The numbers of the lines of each stretch that may be wrapped prose: a line that stands
+    apart ends one; a list item or a dateline starts one."""
+    stretch: list[int] = []
+    for n, line in enumerate(lines):
+        if _stands_apart(line) or LIST_ITEM.match(line) or DATELINE.match(line):
+            if stretch:
+                yield stretch
+            stretch = [] if _stands_apart(line) else [n]
+        else:
+            stretch.append(n)
+    if stretch:
+        yield stretch
 
 
 def _wrapped_alike(lines: list[str]) -> bool:

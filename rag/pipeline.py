@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from rag.paths import INDEX_FOLDER, PROJECT_ROOT, SEEDS_FOLDER, local_or_bundled
-from rag.corpus import sentence_around
+from rag.corpus import line_ends_in, sentence_around
 from rag.dates import DateRange
 from rag.decision import Abstention
 from rag.errors import BadInput
@@ -98,7 +98,8 @@ class Pipeline:
         started = time.perf_counter()
         retrieved = self.retriever.retrieve(question, top_k or self.top_k, dates)
         retrieved_at = time.perf_counter()
-        guesses = self.reader.read(question, [r.passage for r in retrieved])
+        passages = [r.passage for r in retrieved]
+        guesses = self.reader.read(question, passages, [line_ends_in(self.corpus.documents[p.doc_id], p) for p in passages])
         read_at = time.perf_counter()
         candidates = sorted(self._candidates(question, guesses, retrieved), key=lambda c: -c.confidence)
         best = candidates[0] if candidates else None

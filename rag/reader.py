@@ -57,8 +57,10 @@ class Reader:
         self._question_tokenizer.no_truncation()  # the windows' only_second truncation refuses a lone question
         self.max_answer_tokens = spec.settings.max_answer_tokens
 
-    def read(self, question: str, passages: list[Passage]) -> list[SpanGuess]:
-        """One guess per passage (its best span over all its windows), in passage order."""
+    def read(self, question: str, passages: list[Passage], breaks: list[list[int]] | None = None) -> list[SpanGuess]:
+        """One guess per passage (its best span over all its windows), in passage order. No span
+        crosses a line break that ends a run of text: `breaks`, per passage, as offsets into its
+        text (corpus.line_ends_in), else found in the passage's text alone."""
         if not passages:
             return []
         spans: dict[int, list[tuple[float, int, int]]] = {}
@@ -67,7 +69,9 @@ class Reader:
             # one window a run: a batch pads every window to the longest (~15 % of a question's
             # tokens), and on the CPU a batch buys nothing back (README, "Speed")
             (starts,), (ends,) = self.model.run(pad_encodings([window]))
-            found, null_score = self._spans_in_window(window, starts, ends, passages[passage_index])
+            passage = passages[passage_index]
+            ends_of_runs = breaks[passage_index] if breaks is not None else line_ends(passage.text)
+            found, null_score = self._spans_in_window(window, starts, ends, passage, ends_of_runs)
             spans.setdefault(passage_index, []).extend(found)
             # a passage's null score is the lowest of its windows': one window may well hold the answer
             null[passage_index] = min(null_score, null.get(passage_index, null_score))
@@ -97,8 +101,8 @@ class Reader:
             return question
         return question[:offsets[MAX_QUESTION_TOKENS - 1][1]]
 
-    def _spans_in_window(self, window, starts: np.ndarray, ends: np.ndarray,
-                         passage: Passage) -> tuple[list[tuple[float, int, int]], float]:
+    def _spans_in_window(self, window, starts: np.ndarray, ends: np.ndarray, passage: Passage,
+                         breaks: list[int]) -> tuple[list[tuple[float, int, int]], float]:
         """The window's best spans (score, start, end in article characters), and its null score."""
         context = np.array([sid == 1 for sid in window.sequence_ids])
         offsets = window.offsets
@@ -110,7 +114,7 @@ class Reader:
         # ("Ahmad⏎Massoud") may be crossed
         scores = starts[token_ids][:, None] + ends[token_ids][None, :]
         gap = token_ids[None, :] - token_ids[:, None]
-        run = _run_of(passage.text, [offsets[t][0] for t in token_ids])
+        run = np.searchsorted(breaks, [offsets[t][0] for t in token_ids], side="right")  # which run each token is in
         allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (run[:, None] == run[None, :])
         scores = np.where(allowed, scores, -np.inf).ravel()
         keep = min(RUNNERS_UP + 1, len(scores))
@@ -123,13 +127,6 @@ class Reader:
             end = _past_combining_marks(passage.text, offsets[token_ids[j]][1])
             found.append((float(scores[flat]), passage.start + offsets[token_ids[i]][0], passage.start + end))
         return found, null_score
-
-
-def _run_of(text: str, positions: list[int]) -> np.ndarray:
-    """Which run of `text` (runs part at every line break but those that only wrap a paragraph:
-    corpus.line_ends) each character position is in."""
-    breaks = line_ends(text)
-    return np.searchsorted(breaks, positions, side="right") if breaks else np.zeros(len(positions), dtype=int)
 
 
 def _past_combining_marks(text: str, end: int) -> int:

@@ -11,6 +11,7 @@ from rag.errors import BadInput, RagError
 from rag.schema import Answer, Citation, Document
 
 SNIPPET_CHARS = 240
+WORD_CHARS = 30  # how far a cut moves to fall between two words; further, it cuts the word
 WHY_SPAN_CHARS = 80  # a span longer than this is cut in --why's list (its offsets say where it all is)
 
 
@@ -77,11 +78,11 @@ def _shown_part(sentence: str, start: int, end: int) -> tuple[int, int]:
     left = max(0, start - room // 2)
     right = min(len(sentence), left + (end - start) + room)  # what one side does not use, the other does
     left = max(0, min(left, right - (end - start) - room))
-    if left:
-        space = sentence.find(" ", left, start)
+    if left and sentence[left - 1] != " ":  # inside a word: on to its end, if a space is near
+        space = sentence.find(" ", left, min(start, left + WORD_CHARS))
         left = space + 1 if space != -1 else left
-    if right < len(sentence):
-        space = sentence.rfind(" ", end, right)
+    if right < len(sentence) and sentence[right] != " ":
+        space = sentence.rfind(" ", max(end, right - WORD_CHARS), right)
         right = space if space != -1 else right
     return left, right
 

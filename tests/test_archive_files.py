@@ -298,3 +298,12 @@ def test_an_id_given_without_the_suffix_it_keeps_is_named(seeds, tmp_path):
     (seeds / "riverton.md").write_text("# Title\n\nRiverton won.\n", encoding="utf-8")
     with pytest.raises(RagError, match=r"no article 'riverton' in .*\(rag remove takes article ids: that file's is 'riverton.md'\)"):
         remove_documents(seeds, ["riverton"], load_corpus(seeds).documents, tmp_path / "trash")
+
+
+def test_a_json_lines_file_given_with_one_of_its_records_is_removed_once(seeds, tmp_path):
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "feed.jsonl").write_text('{"id": "a", "text": "First."}\n{"id": "b", "text": "Second."}\n', encoding="utf-8")
+    change = remove_documents(seeds, ["feed.jsonl", "feed.jsonl#a"], load_corpus(seeds).documents, tmp_path / "trash")
+    assert change.removed == ["feed.jsonl#a", "feed.jsonl#b"]

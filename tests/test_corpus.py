@@ -4,7 +4,7 @@ import pytest
 
 from rag.corpus import ChunkSettings, chunk_corpus, chunk_document, load_corpus, read_documents, sentence_around, sentence_spans
 from rag.errors import RagError
-from rag.schema import Document
+from rag.schema import Document, Passage
 from tests.conftest import SEEDS, read_source
 
 
@@ -301,3 +301,21 @@ def test_a_story_opening_like_a_field_stays_story_and_bad_toml_is_said(tmp_path)
     (doc,), problems = read_documents(tmp_path / "bad.md")
     assert doc.text == "It passed." and doc.date is None
     assert len(problems) == 1 and "bad.md: its +++ front matter is not TOML" in problems[0]
+
+
+def test_a_passage_cut_mid_paragraph_sees_the_articles_wraps_and_its_list_breaks():
+    """The reader told wraps apart on a passage alone: its first line, cut where a sentence
+    starts, is short, so a wrap there looked like the end of a line of its own."""
+    from rag.corpus import line_ends, line_ends_in
+
+    lead = textwrap.fill("The government announced on Monday a package of measures for farmers hit by the "
+                         "drought, which are:", 72)
+    text = f"{WRAPPED}\n\n{lead}\n- a freeze on grain export licences until December\n- interest-free loans"
+    doc = Document("e", "e.txt", text, None, 0)
+    assert [text[s:e].replace("\n", " ") for s, e in sentence_spans(doc)][-3:] == [
+        " ".join(lead.split()), "- a freeze on grain export licences until December", "- interest-free loans"]
+    second = text.index("He said")
+    passage = Passage("e", second, len(text), text[second:])
+    ends = line_ends_in(doc, passage)
+    assert [passage.text[end - 1:end + 3] for end in ends] == [".\n\nT", ":\n- ", "r\n- "]  # only its own lines end
+    assert len(line_ends(passage.text)) > len(ends)  # the passage alone took a wrap for an end

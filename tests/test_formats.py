@@ -350,3 +350,31 @@ def test_a_json_lines_record_written_as_html_is_read_as_its_text(tmp_path):
     assert [tram.text[s:e] for s, e in sentence_spans(tram)][:2] == [
         "The new tram line opens in May & takes 24 minutes.", "The line cost 410 million euros."]
     assert documents["cms.jsonl#t2"].text == "A 3 < 4 comparison, in plain text."
+
+
+@pytest.mark.parametrize("text, read_as", [
+    ("Reporting by Jane Doe <a.doe@example.com>\nin Kabul.", None),  # plain text that mentions an address
+    ("See <p. 4> of the report.", None),
+    ("Measures:\n- a <strong>freeze</strong> on exports\n- loans\n\nMore to come.",
+     "Measures:\n- a freeze on exports\n- loans\n\nMore to come."),  # text with a few tags: its lines stay
+    ("<p>First\x0bline</p><p>Second.</p>", "First line\n\nSecond."),  # Word's line break: no XML parser takes it
+    ("<table><tr><td><p>Joyce</p></td><td>1</td></tr></table>", "| Joyce | 1 |"),  # a cell's blocks stay in its row
+])
+def test_a_records_html_is_read_and_plain_text_left_as_it_is(tmp_path, text, read_as):
+    from rag.corpus import load_corpus
+
+    (tmp_path / "cms.jsonl").write_text(json.dumps({"id": "r", "text": text}) + "\n", encoding="utf-8")
+    assert load_corpus(tmp_path).documents["cms.jsonl#r"].text == (read_as or text)
+
+
+def test_a_page_laid_out_in_a_table_is_read_by_its_paragraphs(tmp_path):
+    from rag.corpus import load_corpus
+
+    paragraphs = "".join(f"<p>Paragraph {n} of the council's budget story, which runs on for a while to make a page "
+                         f"of news that a reader would expect to find here.</p>" for n in range(6))
+    (tmp_path / "old.html").write_text(f"<html><head><title>Council votes on budget</title></head><body><table><tr>"
+                                       f"<td><a href='/'>Home</a><br><a href='/news'>News</a></td><td>"
+                                       f"<h1>Council votes on budget</h1>{paragraphs}</td></tr></table></body></html>",
+                                       encoding="utf-8")
+    blocks = load_corpus(tmp_path).documents["old.html"].text.split("\n\n")
+    assert sum(block.startswith("Paragraph") for block in blocks) == 6 and not any(b.startswith("|") for b in blocks)

@@ -12,7 +12,7 @@ from rag.converters.text import decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 5  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 6  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("lxml",)  # a record written as HTML is read with it: its version is in the cached conversions' key too
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
@@ -52,6 +52,7 @@ def _record(path: Path, number: int, record) -> tuple[Document, str | None]:
     text = record.get("text")
     if not isinstance(text, str) or not text.strip():
         raise ValueError("no text")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # as a .txt is read: a line break is one character
     if looks_like_markup(text):  # CMS exports often keep the body as HTML: its text, not its tags
         text = fragment_text(text)
         if not text:
