@@ -254,7 +254,7 @@ def add(
 
 @app.command()
 def remove(
-    doc_ids: Annotated[list[str], typer.Argument(help="Ids of the articles to remove, as citations give them.")],
+    doc_ids: Annotated[list[str], typer.Argument(help="Ids of the articles to remove, as citations give them; a JSON Lines file's name removes all its records (not with --store).")],
     seeds: ChangedSeedsOption = None,
     index_dir: IndexDirOption = None,
     models: ModelsOption = None,
