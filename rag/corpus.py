@@ -19,7 +19,7 @@ from rag.schema import NOTE, Document, Passage
 
 # A sentence ends at . ! or ? (plus closing quotes/brackets, and footnote marks as pages copied
 # from the web keep them: "in 2020.[1] The") followed by space and a capital, digit or opening
-# quote; a line break ends one too, unless it only wraps a paragraph (_wrapped).
+# quote; a line break ends one too, unless it only wraps a paragraph (_wraps).
 SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?:\[\d{1,3}\])*(?=\s+["'“‘(\[]?[A-Z0-9])""")
 # No sentence ends at these, though a capital or a digit follows: titles before a name ("Sen.
 # Lindsey Graham"), months before a day ("Sept. 11"). "Inc.", "Co." and "a.m." are left out: a
@@ -64,7 +64,8 @@ LINE = re.compile(r"[^\n]+")
 # line of such a paragraph is in this range; a paragraph written on one line is wider.
 WRAPPED_WIDTH = (40, 100)
 LIST_ITEM = re.compile(r"[ \t]*(?:[-*•–—]|\d+[.)]|[a-z][.)]|\(\w{1,3}\))\s")  # "- ", "2. ", "b) ", "(iv) "
-DATELINE = re.compile(r"[ \t]*[A-Z][A-Z'.-]+(?: [A-Z][A-Z'.-]+)*(?:,| \(| [-—–])")  # "KABUL (Reuters) -", "NEW YORK, Sept. 3"
+# "KABUL (Reuters) - ", "NEW YORK, Sept 3 (AP) — ", "KABUL — ": a story's first line; not "NATO, the", which wraps
+DATELINE = re.compile(r"[ \t]*[A-Z][A-Z'.-]+(?: [A-Z][A-Z'.-]+)*(?:,[^\n(—–]{1,24}?)?(?: \([A-Za-z .]{2,20}\))? [-—–] ")
 COLUMNS = re.compile(r"\S(?: {2,}|\t)\S")  # a table's gap between columns
 PROSE_END = re.compile(r"""[.!?:;]["'”’)\]]*\s*$""")  # how a stretch of sentences ends (":" before a list)
 MAX_ARTICLE_BYTES = 10_000_000  # a long news article is ~100 kB; anything far bigger is not one

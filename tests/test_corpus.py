@@ -319,3 +319,9 @@ def test_a_passage_cut_mid_paragraph_sees_the_articles_wraps_and_its_list_breaks
     ends = line_ends_in(doc, passage)
     assert [passage.text[end - 1:end + 3] for end in ends] == [".\n\nT", ":\n- ", "r\n- "]  # only its own lines end
     assert len(line_ends(passage.text)) > len(ends)  # the passage alone took a wrap for an end
+
+
+def test_a_wrapped_line_that_opens_with_capitals_and_a_comma_is_no_dateline():
+    text = ("The ministers met in Brussels on Tuesday to discuss the withdrawal, and\n"
+            "NATO, the alliance that led the mission, said it would keep talking.")
+    assert [text[s:e] for s, e in sentence_spans(Document("n", "n.txt", text, None, 0))] == [text]
