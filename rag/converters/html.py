@@ -1,5 +1,6 @@
 """News web pages: the article's main text, title and publication date, by trafilatura (made
-for exactly this: it drops navigation, ads and comments, and finds dates with htmldate)."""
+for exactly this: it drops navigation, ads and comments, and finds dates with htmldate). Also
+the text of an HTML fragment, as a CMS export keeps an article's body (`fragment_text`)."""
 from __future__ import annotations
 
 import re
@@ -9,6 +10,15 @@ from rag.schema import Document
 
 VERSION = 6  # raised when it reads the same bytes otherwise: cached conversions are then redone
 LIBRARIES = ("trafilatura", "htmldate")  # their versions are in the cached conversions' key too
+
+# Elements that each make a block of their own; a record's HTML is text the CMS wrote, not a page
+# to find an article in, so every block of it is kept.
+BLOCKS = {"p", "div", "section", "article", "header", "footer", "aside", "blockquote", "pre", "figcaption",
+          "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "table", "ul", "ol"}
+INLINE = {"a", "b", "i", "em", "strong", "span", "br", "td", "th", "sup", "sub", "img"}
+MARKUP = re.compile(rf"</?(?:{'|'.join(sorted(BLOCKS | INLINE))})(?=[\s/>])[^<>]*>", re.I)  # "<a.doe@x.org>" is none
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # no XML parser takes them; Word's line break is one
+LAYOUT_ROW_CHARS = 400  # a table row longer than this holds an article laid out in a table, not data
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
@@ -43,16 +53,6 @@ def _lines(extracted) -> list[str]:
     """The extraction's lines that hold words (a table's rule row, "|---|", holds none)."""
     lines = ((extracted.text if extracted else "") or "").splitlines()
     return [line.strip() for line in lines if any(character.isalnum() for character in line)]
-
-
-# Elements that each make a block of their own; a record's HTML is text the CMS wrote, not a page
-# to find an article in, so every block of it is kept.
-BLOCKS = {"p", "div", "section", "article", "header", "footer", "aside", "blockquote", "pre", "figcaption",
-          "h1", "h2", "h3", "h4", "h5", "h6", "li", "dt", "dd", "tr", "table", "ul", "ol"}
-INLINE = {"a", "b", "i", "em", "strong", "span", "br", "td", "th", "sup", "sub", "img"}
-MARKUP = re.compile(rf"</?(?:{'|'.join(sorted(BLOCKS | INLINE))})(?=[\s/>])[^<>]*>", re.I)  # "<a.doe@x.org>" is none
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # no XML parser takes them; Word's line break is one
-LAYOUT_ROW_CHARS = 400  # a table row longer than this holds an article laid out in a table, not data
 
 
 def looks_like_markup(text: str) -> bool:
