@@ -1,6 +1,7 @@
 """JSON Lines news exports: one record a line, {id, title, date, url, text}; only text is
-required, and text written as HTML is read as its text. Each record is a document `<file name>#<id>` (the line number when there is no id).
-A bad record is skipped, and named; the rest of the file is read."""
+required, and a text written as HTML is read as its text. Each record is a document
+`<file name>#<id>` (the line number when there is no id). A bad record is skipped, and named;
+the rest of the file is read."""
 from __future__ import annotations
 
 import json
