@@ -181,7 +181,7 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     """The articles directly in `directory`, one converter per suffix (rag.converters): .txt,
     .md, .html and .jsonl. Subfolders, hidden files and files of other kinds are not read (and
     are named in `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
-    directory = Path(directory)
+    directory = Path(directory).absolute()  # a citation's source names the file wherever it is read from
     entries = _entries(directory)
     documents, skipped, subfolders, unread, converted, converted_now = {}, [], [], [], {}, []
     for path in entries:

@@ -1,4 +1,5 @@
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -325,3 +326,12 @@ def test_a_wrapped_line_that_opens_with_capitals_and_a_comma_is_no_dateline():
     text = ("The ministers met in Brussels on Tuesday to discuss the withdrawal, and\n"
             "NATO, the alliance that led the mission, said it would keep talking.")
     assert [text[s:e] for s, e in sentence_spans(Document("n", "n.txt", text, None, 0))] == [text]
+
+
+def test_an_articles_source_is_its_files_whole_path_though_the_folder_was_given_relative(tmp_path, monkeypatch):
+    """`rag serve --seeds seeds` cited "seeds/a.txt": a path that means nothing to whoever reads
+    the answer from another folder."""
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "a.txt").write_text("The ferry leaves at ten.\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert load_corpus(Path("seeds")).documents["a"].source == str(tmp_path / "seeds" / "a.txt")
