@@ -384,7 +384,8 @@ class IndexStore:
         if not self._is_ours():
             raise self._not_ours()
         try:
-            probe = self.directory / f".probe-{os.getpid()}"
+            # one name per thread: a chat loads in a thread of its own, beside another build of the same process
+            probe = self.directory / f".probe-{os.getpid()}-{threading.get_ident()}"
             probe.write_bytes(b"")
             probe.unlink()
             (self.directory / MARKER).write_text("a rag index folder: rag may replace build-* folders in it\n")

@@ -686,3 +686,24 @@ def test_rag_add_without_seeds_where_there_is_no_seeds_folder_leaves_the_bundled
         with pytest.raises(RagError, match=rf"^rag {command} would change the bundled articles .* give --seeds DIR"):
             change()
     assert sorted(p.name for p in SEEDS.iterdir()) == before
+
+
+def test_two_threads_preparing_one_index_folder_never_trip_on_each_others_probe(tmp_path):
+    """A chat loads its index in a thread of its own: its write probe shared one name with a
+    build in the main thread, and one thread's unlink took away the other's probe
+    ("cannot write the index …: No such file or directory")."""
+    store, problems = IndexStore(tmp_path / "index"), []
+
+    def prepare():
+        try:
+            for _ in range(300):
+                store.prepare_for_writing()
+        except RagError as problem:
+            problems.append(problem)
+
+    threads = [threading.Thread(target=prepare) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert problems == []
