@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.converters import FORMATS, converter_for
-from rag.corpus import NAMED, first_names, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
+from rag.corpus import NAMED, first_names, ids_in_file, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -236,7 +236,7 @@ def _ids_meant(given: str, documents: dict) -> list[str]:
     folder, each of its records (the whole file is removed)."""
     if given in documents or not given.lower().endswith(".jsonl"):
         return [given]
-    return [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == given] or [given]
+    return ids_in_file(given, documents) or [given]
 
 
 def _id_of_file(given: str, documents: dict) -> str:

@@ -137,8 +137,13 @@ def ids_of_file(name: str, documents: dict[str, Document]) -> list[str]:
     file name given where an article id belongs. With no file of that name, those of a file
     named so but for the suffix its id keeps ("report" for report.md, whose id is "report.md")."""
     name = Path(name).name
-    exact = [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == name]
-    return exact or [doc_id for doc_id, doc in documents.items() if Path(doc.path).stem == name and doc_id != name]
+    return ids_in_file(name, documents) or [doc_id for doc_id, doc in documents.items()
+                                            if Path(doc.path).stem == name and doc_id != name]
+
+
+def ids_in_file(name: str, documents: dict[str, Document]) -> list[str]:
+    """The article ids the file of exactly this name gave."""
+    return [doc_id for doc_id, doc in documents.items() if Path(doc.path).name == name]
 
 
 def a_files_ids(name: str, documents: dict[str, Document]) -> str:

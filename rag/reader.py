@@ -63,15 +63,14 @@ class Reader:
         text (corpus.line_ends_in), else found in the passage's text alone."""
         if not passages:
             return []
+        breaks = breaks if breaks is not None else [line_ends(passage.text) for passage in passages]
         spans: dict[int, list[tuple[float, int, int]]] = {}
         null: dict[int, float] = {}
         for passage_index, window in self.windows(question, passages):
             # one window a run: a batch pads every window to the longest (~15 % of a question's
             # tokens), and on the CPU a batch buys nothing back (README, "Speed")
             (starts,), (ends,) = self.model.run(pad_encodings([window]))
-            passage = passages[passage_index]
-            ends_of_runs = breaks[passage_index] if breaks is not None else line_ends(passage.text)
-            found, null_score = self._spans_in_window(window, starts, ends, passage, ends_of_runs)
+            found, null_score = self._spans_in_window(window, starts, ends, passages[passage_index], breaks[passage_index])
             spans.setdefault(passage_index, []).extend(found)
             # a passage's null score is the lowest of its windows': one window may well hold the answer
             null[passage_index] = min(null_score, null.get(passage_index, null_score))
