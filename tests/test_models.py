@@ -1,11 +1,12 @@
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from rag.embedder import Embedder
 from rag.errors import RagError
-from rag.models import EXPORT_VERSION, load_for_inference, onnx_graph
+from rag.models import EXPORT_VERSION, load_for_inference, onnx_graph, pad_encodings, usable_cores
 from rag.reader import Reader
 from tests.test_reader import whole_article_passage
 
@@ -31,6 +32,21 @@ def test_onnx_and_torch_runtimes_read_and_embed_alike(models, pipeline):
     assert text[onnx_guesses[0].start:onnx_guesses[0].end] == "Zabihullah Mujahid"
     texts = [question, passage.text]
     assert np.abs(pipeline.retriever.embedder.encode(texts) - Embedder(with_runtime(models.embedder, "torch")).encode(texts)).max() < 1e-5
+
+
+def test_runs_on_one_core_each_say_how_many_to_make_at_once_and_give_the_logits_of_a_run_on_every_core(models, pipeline):
+    """The reader reads a question's windows side by side, one core each (README, "Speed"): each
+    window's logits must be those of a run spread over every core, whichever thread ran it."""
+    every_core = load_for_inference(models.reader, "AutoModelForQuestionAnswering")
+    one_core = load_for_inference(models.reader, "AutoModelForQuestionAnswering", one_core_per_run=True)
+    assert every_core.side_by_side == 1 and one_core.side_by_side == usable_cores()
+    _, passage = whole_article_passage("004_5381029668afd7ea")
+    windows = [pad_encodings([w]) for _, w in pipeline.reader.windows("Who is the Taliban spokesman?", [passage])]
+    assert len(windows) > 2
+    with ThreadPoolExecutor(2) as pool:
+        side_by_side = list(pool.map(one_core.run, windows))
+    for alone, together in zip(map(every_core.run, windows), side_by_side):
+        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(alone, together))
 
 
 def test_the_export_is_cached_and_a_broken_cache_file_is_replaced(models, tmp_path, monkeypatch):
