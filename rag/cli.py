@@ -423,21 +423,13 @@ def _check_gates(gates: dict[str, float | None]) -> None:
 def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None, baseline: Path | None,
                        as_json: bool, gates: dict[str, float | None], dates: DateRange | None,
                        open_the_pipeline: Callable[[], Pipeline], read_folders: dict[str, Path]) -> None:
-    """`rag eval` on a gold set: answer every question, write what was asked for, print, gate.
-    The pipeline is opened last, after every input file is checked: building an index takes long
-    (what needs the articles, the gold set's citations and dates, is checked once they are read).
-    Nothing is written into `read_folders` (the articles and their index)."""
+    """`rag eval` on a gold set. The pipeline is opened after every input file is checked:
+    building an index takes long (what needs the articles, the gold set's citations and dates,
+    is checked once they are read)."""
     from rag import evaluate as ev
-    from rag.compare import load_baseline
-    from rag.gold import load_gold
 
-    questions = load_gold(gold)
-    outputs = {"--predictions": predictions, "--report": report}
-    ev.check_outputs_apart({"--gold": gold, "--baseline": baseline}, outputs)
-    ev.check_outputs_outside(outputs, read_folders)
-    # fail before the long run, not after it (the report's picture beside it too)
-    _prepare_output_folders(predictions, report, ev.calibration_picture_of(report) if report else None)
-    earlier = load_baseline(baseline, questions) if baseline else None
+    outputs = ev.GoldOutputs(predictions, report)
+    questions, earlier = ev.prepare_gold_run(gold, outputs, baseline, read_folders)
     pipeline = open_the_pipeline()
     checked = ev.check_gold_against(pipeline.corpus, questions, gold, dates)
     if checked.unknown_articles:
@@ -449,10 +441,9 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     if checked.left_out:
         err.print(f"note: {len(checked.left_out)} questions left out, as only articles outside the dates answer them: "
                   f"{', '.join(checked.left_out)}")
-    questions = checked.questions
-    progress, update = progress_bar("answering", len(questions))
+    progress, update = progress_bar("answering", len(checked.questions))
     with progress:
-        run = ev.evaluate_gold(pipeline, questions, dates, earlier, on_done=update, left_out=checked.left_out)
+        run = ev.evaluate_gold(pipeline, checked.questions, dates, earlier, on_done=update, left_out=checked.left_out)
     if as_json:  # printed before anything is written: a full disk then loses no result of a long run
         print(json.dumps(run.to_json()))
     else:
@@ -460,11 +451,8 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
         _print_tradeoff(run.tradeoff, pipeline.decision.threshold)
         if run.against_baseline:
             _print_comparison(run.against_baseline, baseline)
-    if predictions:
-        ev.write_predictions(predictions, run.results)
-    if report:
-        picture = ev.write_report(report, run.results, run.summary, run.by_article, run.tradeoff,
-                                  pipeline.decision.threshold, gold.name)
+    picture = ev.write_gold_run(run, outputs, pipeline.decision.threshold, gold.name)
+    if picture:
         err.print(f"report: {report} (calibration picture: {picture})")
     misses = ev.gate_failures(run.results, gates)
     if misses:
@@ -494,14 +482,6 @@ VERDICT_STYLES = {"better": "green", "worse": "red", "same": "dim"}
 
 def _said(answer: str | None) -> str:
     return "(declined)" if answer is None else repr(answer)
-
-
-def _prepare_output_folders(*paths: Path | None) -> None:
-    from rag.evaluate import check_output_path
-
-    for path in paths:
-        if path is not None:
-            check_output_path(path)
 
 
 def _print_summary(summary: dict, by_article: dict) -> None:

@@ -128,6 +128,42 @@ class GoldCheck:
     left_out: tuple[str, ...]  # ids of questions only articles outside the dates answer (not asked)
 
 
+@dataclass(frozen=True)
+class GoldOutputs:
+    """What `rag eval` on a gold set writes, each when asked for."""
+    predictions: Path | None = None  # every answer, one `rag ask --json` line each
+    report: Path | None = None  # markdown, with its calibration picture beside it
+
+    def by_option(self) -> dict[str, Path | None]:
+        return {"--predictions": self.predictions, "--report": self.report}
+
+
+def prepare_gold_run(gold: Path, outputs: GoldOutputs, baseline: Path | None,
+                     read_folders: dict[str, Path]) -> tuple[list[GoldQuestion], dict[str, str | None] | None]:
+    """The gold set's questions and the baseline's answers, each read and checked, and every file
+    to write checked writable (its folder made): all before the long run, which would otherwise
+    fail only at its end. Nothing may be written over an input, or into `read_folders` (the
+    articles and their index)."""
+    from rag.compare import load_baseline
+    from rag.gold import load_gold
+
+    questions = load_gold(gold)
+    check_outputs_apart({"--gold": gold, "--baseline": baseline}, outputs.by_option())
+    check_outputs_outside(outputs.by_option(), read_folders)
+    for path in files_written(outputs.by_option()).values():
+        check_output_path(path)
+    return questions, load_baseline(baseline, questions) if baseline else None
+
+
+def write_gold_run(run: GoldRun, outputs: GoldOutputs, threshold: float, gold_name: str) -> Path | None:
+    """Write what was asked for; the report's calibration picture, when one was drawn."""
+    if outputs.predictions:
+        write_predictions(outputs.predictions, run.results)
+    if outputs.report:
+        return write_report(outputs.report, run.results, run.summary, run.by_article, run.tradeoff, threshold, gold_name)
+    return None
+
+
 def check_gold_against(corpus, questions: list[GoldQuestion], gold: Path, dates=None) -> GoldCheck:
     """What the articles (`corpus`: .documents and .directory) say of the gold set; an error when
     it cites none of them (another folder's gold set: F1 0 would say nothing) or when the dates
