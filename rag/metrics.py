@@ -67,3 +67,12 @@ def spelled_alike(text: str) -> str:
 def same_answer(a: str, b: str) -> bool:
     """Overlapping, and the shared part is most of both (not a name and a clause that mentions it)."""
     return overlapping_answers(a, b) and f1_score(a, b) >= 0.5
+
+
+def says_all_of(other: str, answer: str) -> bool:
+    """Does `other` say all of `answer`: the same answer (same_answer), the answer whole in it?
+    What another article must say to support an answer: "150 kilometers northeast of Kabul"
+    supports "150 kilometers", but a bare "Massoud" does not support "Ahmad Massoud" (which
+    Massoud? an article whose own reading was "Ahmad Shah Massoud" had been listed as stating it)."""
+    said, whole = f" {normalize_answer(other)} ", f" {normalize_answer(answer)} "
+    return bool(whole.strip()) and whole in said and same_answer(other, answer)

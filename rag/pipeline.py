@@ -11,7 +11,7 @@ from rag.dates import DateRange
 from rag.decision import Abstention
 from rag.errors import BadInput
 from rag.evidence import Evidence, agreement, corroboration, fit_to_question
-from rag.metrics import overlapping_answers, same_answer, spelled_alike
+from rag.metrics import overlapping_answers, says_all_of, spelled_alike
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
 MAX_QUESTION_CHARS = 500
@@ -159,10 +159,10 @@ class Pipeline:
         return candidates
 
     def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:
-        """Other articles whose own best span says the same thing (and beats "no answer")."""
+        """Other articles with a passage whose own best span says all of the answer (and beats "no answer")."""
         seen, spans, answer = {best.span.doc_id}, [], spelled_alike(best.text)
         for c in candidates:
-            if c.span.doc_id not in seen and c.margin > 0 and same_answer(spelled_alike(c.text), answer):
+            if c.span.doc_id not in seen and c.margin > 0 and says_all_of(spelled_alike(c.text), answer):
                 seen.add(c.span.doc_id)
                 spans.append(c.span)
         return spans

@@ -385,6 +385,28 @@ def test_articles_spelling_one_answer_two_ways_support_it_and_do_not_conflict(fa
     assert same_answer(spelled_alike("Jos\u00e9 Nu\u00f1ez"), spelled_alike("Jose\u0301 Nun\u0303ez"))
 
 
+def test_an_article_supports_an_answer_only_by_saying_all_of_it(tmp_path):
+    """A bare surname is no support for a full name: which Massoud? It is no conflict either."""
+    from rag.metrics import says_all_of
+
+    assert says_all_of("150 kilometers northeast of Kabul", "150 kilometers") and says_all_of("the Taliban", "Taliban")
+    assert not says_all_of("Massoud", "Ahmad Massoud") and not says_all_of("Ahmad Shah Massoud", "Ahmad Massoud")
+    assert not says_all_of("Ahmad Massoud, son of the mujahideen commander who fought the Soviets", "Ahmad Massoud")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    stories = {"full": "Ahmad Massoud leads the resistance in the valley.",
+               "again": "The resistance is led by Ahmad Massoud, its fighters say.",
+               "surname": "Massoud leads the resistance, his aides told reporters."}
+    for name, text in stories.items():
+        (seeds / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    answer = pipeline_with(parts, ["Ahmad Massoud", "Massoud"]).ask("Who leads the resistance?")
+    assert answer.text == "Ahmad Massoud"
+    assert {answer.citation.doc_id, *(s.doc_id for s in answer.supporting)} == {"full", "again"}
+    assert answer.conflicts == []
+
+
 def test_a_pipeline_with_another_reader_answers_from_the_same_index_build(fake_parts):
     swapped = fake_parts.with_reader(FakeReader(["five lions"]))
     assert fake_parts.index_version and swapped.index_version == fake_parts.index_version
