@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno
 import hmac
 import json
 import os
@@ -424,7 +425,9 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
         try:  # uvicorn would log a bind failure and exit; say it in one line first
             probe.bind((host, port))
         except OSError as exc:
-            raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port") from None
+            # a host that is no address of this machine, or no address at all, is --host's fault
+            wrong = "--host" if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL else "--port"
+            raise RagError(f"cannot listen on {host}:{port} ({exc.strerror}); choose another with {wrong}") from None
     stops: list[int] = []  # the signals that stopped it
 
     class Server(uvicorn.Server):

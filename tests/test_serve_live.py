@@ -129,6 +129,14 @@ def test_a_port_in_use_is_one_line():
     assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("host", ["999.1.1.1", "192.0.2.1"])  # no address at all; none of this machine's
+def test_a_host_to_listen_on_that_cannot_be_is_one_line_naming_host(host):
+    result = subprocess.run([sys.executable, "-m", "rag", "serve", "--host", host, "--port", "8767"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and f"{host}:8767" in result.stderr and "choose another with --host" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
 # --- the page, in headless Chromium -----------------------------------------------------------
 
 def chromium():

@@ -28,8 +28,8 @@ async function call(path, options = {}) {
     const tried = Object.keys(authHeaders()).length > 0;
     $("token-box").hidden = false;
     $("token").focus();
-    throw new Error(tried ? "This server did not accept the token: enter its token below, then ask again."
-                          : "This server needs a token: enter it below, then ask again.");
+    throw new Error(tried ? "This server did not accept the token: enter its token in the box above, then ask again."
+                          : "This server needs a token: enter it in the box above, then ask again.");
   }
   if (response.status === 503) throw passingError(body.error || "503");
   if (!response.ok) throw new Error(body.error || `${response.status}`);
