@@ -44,8 +44,10 @@ def load_gold(path: Path) -> list[GoldQuestion]:
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8-sig").split("\n")  # a byte-order mark is read past; U+2028 ends no line
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RagError(f"cannot read gold file {path}: {exc}") from None
+    except OSError as exc:
+        raise RagError(f"cannot read the gold file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise RagError(f"{path} is not UTF-8 text, so not a gold file (JSON Lines)") from None
     questions, seen = [], set()
     for number, line in enumerate(lines, 1):
         if not line.strip():

@@ -67,6 +67,11 @@ def test_a_broken_gold_file_is_a_clear_error(tmp_path):
     path.write_text('{"id": "a"\n', encoding="utf-8")
     with pytest.raises(RagError, match="gold.jsonl:1: not a gold question"):
         load_gold(path)
+    path.write_bytes(b'{"id": "caf\xe9"}\n')
+    with pytest.raises(RagError, match="gold.jsonl is not UTF-8 text, so not a gold file"):
+        load_gold(path)
+    with pytest.raises(RagError, match=r"^cannot read the gold file \S+nope.jsonl: No such file or directory$"):
+        load_gold(tmp_path / "nope.jsonl")
 
 
 @pytest.mark.parametrize("row, says", [
