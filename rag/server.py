@@ -44,6 +44,7 @@ MAX_REQUEST_TOP_K = 50  # passages one request may ask to read: each costs a rea
 # that retry (curl --retry) to wait 5 s and ask again
 RETRY_LATER = {"Retry-After": "5"}
 PUBLIC_PATHS = ("/", "/healthz", "/docs", "/openapi.json")  # no article text: no token needed
+NOT_JSON = 'the body is not valid JSON: send a JSON object in UTF-8, such as {"question": "Who leads the resistance?"}'  # bad JSON, no body, or not UTF-8: one answer
 PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
 
 
@@ -210,7 +211,8 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
     def page():
         return FileResponse(str(web / "index.html"), media_type="text/html")
 
-    @app.get("/healthz", summary="Whether the models are loaded and questions can be asked")
+    # HEAD too: monitors and load balancers often probe with it
+    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Whether the models are loaded and questions can be asked")
     def healthz():
         body = {"status": loading.state}
         if loading.problem:
@@ -267,6 +269,8 @@ def _add_article_route(app: FastAPI, loading: Loading) -> None:
     # `:path`: a JSON Lines record's id may hold "/" (`feed.jsonl#2021/09/panjshir`), which arrives decoded
     @app.get("/documents/{doc_id:path}", summary="An article's text (the text citations slice) and metadata")
     def document(doc_id: str):
+        if not doc_id:  # GET /documents, redirected to /documents/
+            raise HTTPException(404, "name an article: GET /documents/{doc_id}, its id as an answer cites it")
         try:
             documents = loading.ready().corpus.documents
             found = documents.get(doc_id)  # a name in the index, never a path
@@ -311,14 +315,15 @@ def _add_error_handlers(app: FastAPI, on_problem: Callable[[str], None]) -> None
     @app.exception_handler(StarletteHTTPException)  # FastAPI's own and routing's (404, 405)
     async def http_error(request, problem: StarletteHTTPException):
         message = {"Not Found": f"no such path: {request.url.path}",
-                   "Method Not Allowed": f"{request.method} is not allowed on {request.url.path}"}.get(problem.detail, problem.detail)
+                   "Method Not Allowed": f"{request.method} is not allowed on {request.url.path}",
+                   "There was an error parsing the body": NOT_JSON}.get(problem.detail, problem.detail)
         return JSONResponse({"error": message}, status_code=problem.status_code, headers=problem.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request, problem: RequestValidationError):
         first = problem.errors()[0]
-        if first.get("type") == "json_invalid":
-            return JSONResponse({"error": "the body is not valid JSON"}, status_code=400)
+        if first.get("type") == "json_invalid" or (first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",)):
+            return JSONResponse({"error": NOT_JSON}, status_code=400)  # no body at all is no JSON either
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
         return JSONResponse({"error": f"{where or 'body'}: {first.get('msg', 'invalid')}"}, status_code=422)
 

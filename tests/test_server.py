@@ -88,6 +88,8 @@ def test_top_k_and_dates_are_honoured(client):
     ({"json": {"question": "Who?", "since": "2021-09-01", "until": "2021-08-01"}}, 400, "after"),
     ({"content": b'{"question": "Who', "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
     ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({"content": b'{"question": "caf\xe9"}', "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
+    ({}, 400, "not valid JSON"),  # no body at all
     ({"json": {"question": "Who?" * (MAX_BODY_BYTES // 4)}}, 413, "over"),
 ])
 def test_bad_input_is_a_4xx_with_a_json_error(client, request_kwargs, status, says):
@@ -114,6 +116,12 @@ def test_a_body_over_the_limit_without_a_declared_length_is_refused(client):
 def test_only_articles_of_the_index_can_be_read(client, doc_id):
     response = client.get(f"/documents/{doc_id}")
     assert response.status_code == 404 and "error" in response.json() and "root:" not in response.text
+
+
+def test_documents_without_an_id_says_how_to_name_one(client):
+    for path in ("/documents", "/documents/"):
+        response = client.get(path)
+        assert response.status_code == 404 and "GET /documents/{doc_id}" in response.json()["error"]
 
 
 def test_an_article_whose_id_holds_a_slash_can_be_read(tmp_path):
@@ -209,10 +217,12 @@ def test_healthz_says_loading_until_the_models_are_ready(fake_pipeline):
         asked = client.post("/ask", json={"question": "Who?"})
         assert asked.status_code == 503 and asked.headers["Retry-After"] == "5"  # clients that retry wait, then ask again
         assert client.get("/healthz").headers["Retry-After"] == "5"
+        assert client.head("/healthz").status_code == 503  # monitors probe with HEAD too
         release.set()
         wait_until_ready(client)
         health = client.get("/healthz").json()
         assert health["status"] == "ready" and health["documents"] == len(fake_pipeline.corpus.documents)
+        assert client.head("/healthz").status_code == 200 and client.head("/healthz").content == b""
         dates = sorted(d.date for d in fake_pipeline.corpus.documents.values() if d.date)
         assert health["dates"] == [dates[0], dates[-1]]  # what the page says when no article is in a range
     finally:
