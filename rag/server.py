@@ -44,8 +44,9 @@ MAX_REQUEST_TOP_K = 50  # passages one request may ask to read: each costs a rea
 # that retry (curl --retry) to wait 5 s and ask again
 RETRY_LATER = {"Retry-After": "5"}
 PUBLIC_PATHS = ("/", "/healthz", "/docs", "/openapi.json")  # no article text: no token needed
-NOT_JSON = 'the body is not valid JSON: send a JSON object in UTF-8, such as {"question": "Who leads the resistance?"}'  # bad JSON, no body, or not UTF-8: one answer
 PUBLIC_PREFIXES = ("/static/", "/docs-assets/")
+# the one answer to bad JSON, no body, or a body not in UTF-8
+NOT_JSON = 'the body is not valid JSON: send a JSON object in UTF-8, such as {"question": "Who leads the resistance?"}'
 
 
 class AskRequest(BaseModel):
