@@ -451,7 +451,7 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
         _print_tradeoff(run.tradeoff, pipeline.decision.threshold)
         if run.against_baseline:
             _print_comparison(run.against_baseline, baseline)
-    picture = ev.write_gold_run(run, outputs, pipeline.decision.threshold, gold.name)
+    picture = ev.write_gold_run(run, outputs, pipeline.decision.threshold, gold.name, baseline)
     if picture:
         err.print(f"report: {report} (calibration picture: {picture})")
     misses = ev.gate_failures(run.results, gates)

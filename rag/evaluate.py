@@ -155,12 +155,13 @@ def prepare_gold_run(gold: Path, outputs: GoldOutputs, baseline: Path | None,
     return questions, load_baseline(baseline, questions) if baseline else None
 
 
-def write_gold_run(run: GoldRun, outputs: GoldOutputs, threshold: float, gold_name: str) -> Path | None:
+def write_gold_run(run: GoldRun, outputs: GoldOutputs, threshold: float, gold_name: str,
+                   baseline: Path | None = None) -> Path | None:
     """Write what was asked for; the report's calibration picture, when one was drawn."""
     if outputs.predictions:
         write_predictions(outputs.predictions, run.results)
     if outputs.report:
-        return write_report(outputs.report, run.results, run.summary, run.by_article, run.tradeoff, threshold, gold_name)
+        return write_report(outputs.report, run, threshold, gold_name, baseline)
     return None
 
 
@@ -307,9 +308,10 @@ SUMMARY_ROWS = [("EM", "em"), ("F1", "f1"), ("retrieval recall@1", "recall_at_1"
                 ("latency p50 (ms)", "latency_ms_p50"), ("latency p95 (ms)", "latency_ms_p95")]
 
 
-def write_report(path: Path, results: list[QuestionResult], summary: dict, by_article: dict,
-                 tradeoff_rows: list[dict], threshold: float, gold_name: str) -> Path:
-    """Markdown report plus a calibration picture (PNG) beside it."""
+def write_report(path: Path, run: GoldRun, threshold: float, gold_name: str, baseline: Path | None = None) -> Path:
+    """Markdown report plus a calibration picture (PNG) beside it; what changed against the
+    baseline (`baseline`: its file), when the run was compared with one."""
+    results, summary, by_article, tradeoff_rows = run.results, run.summary, run.by_article, run.tradeoff
     path = Path(path)
     picture = calibration_picture_of(path)
     with _writing(picture):
@@ -326,6 +328,8 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
               f"## Had rag declined under another threshold (its own: {threshold:g})", "",
               "| " + " | ".join(label for label, _ in TRADEOFF_COLUMNS) + " |", "|---" * len(TRADEOFF_COLUMNS) + "|"]
     lines += ["| " + " | ".join(cell(row[key]) for _, key in TRADEOFF_COLUMNS) + " |" for row in tradeoff_rows]
+    if run.against_baseline:
+        lines += _baseline_lines(run.against_baseline, baseline)
     lines += ["",
               "## Every question", "", "✗ marks a miss: a wrong or missing answer, or an answer where the articles say nothing. "
               "\"answer read\" no: no passage the reader read holds the answer, so the miss is retrieval's. "
@@ -342,6 +346,25 @@ def write_report(path: Path, results: list[QuestionResult], summary: dict, by_ar
     with _writing(path):
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return picture
+
+
+def _baseline_lines(against: dict, baseline: Path | None) -> list[str]:
+    """rag.compare.compare's measures and changed answers, as the terminal shows them."""
+    said = lambda answer: "*(declined)*" if answer is None else _md(answer)  # noqa: E731
+    lines = ["", f"## Against the baseline ({_md(str(baseline or 'an earlier run'))})", "",
+             "The interval: 95 %, paired bootstrap over the questions.", "",
+             "| measure | baseline | now | change | 95 % interval |", "|---|---|---|---|---|"]
+    for row in against["measures"]:
+        low, high = row["interval"]
+        lines.append(f"| {row['measure']} | {cell(row['baseline'])} | {cell(row['now'])} | {cell(row['change'])} | "
+                     f"{cell(low)} to {cell(high)} |")
+    if against["changed"]:
+        lines += ["", "| | id | question | baseline | now |", "|---|---|---|---|---|"]
+        lines += [f"| {c['verdict']} | {_md(c['id'])} | {_md(c['question'])} | {said(c['baseline'])} | {said(c['now'])} |"
+                  for c in against["changed"]]
+    else:
+        lines += ["", "No answer changed."]
+    return lines
 
 
 def plot_calibration(results: list[QuestionResult], threshold: float, path: Path) -> None:

@@ -252,3 +252,23 @@ def test_rag_eval_under_dates_names_the_questions_it_left_out_in_its_json(fake_m
     assert "g02" in summary["left_out"] and "g01" not in summary["left_out"]  # 001 (undated) states g02's answer; 002 g01's
     assert summary["questions"] == 64 - len(summary["left_out"])
     assert "questions left out, as only articles outside the dates answer them: g02" in " ".join(result.stderr.split())
+
+
+def test_a_report_beside_a_baseline_holds_what_changed_against_it(tmp_path, fake_models):
+    """The terminal showed the comparison; the saved report, read later, had none of it."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    before = tmp_path / "before.jsonl"
+    assert CliRunner().invoke(app, ["eval", "--json", "--predictions", str(before)]).exit_code == 0
+    rows = [json.loads(line) for line in before.read_text(encoding="utf-8").splitlines()]
+    changed = next(row for row in rows if row["abstained"] is False)  # now declined in the baseline
+    changed.update(abstained=True, answer=None)
+    before.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    report = tmp_path / "report.md"
+    result = CliRunner().invoke(app, ["eval", "--report", str(report), "--baseline", str(before)])
+    assert result.exit_code == 0
+    text = report.read_text(encoding="utf-8")
+    assert f"## Against the baseline ({before})" in text and "| F1 |" in text
+    assert any(changed["question"] in line and "*(declined)*" in line for line in text.splitlines())
