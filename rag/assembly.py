@@ -69,6 +69,17 @@ def stored_articles(config: ModelsConfig, seeds_dir: Path | None = None, index_d
     return articles
 
 
+def changed_since_indexed(config: ModelsConfig, document, seeds_dir: Path | None = None,
+                          index_dir: Path | None = None) -> str | None:
+    """Why spans cited from the index may not slice `document` as its file reads now (it was
+    edited, or added, since); None when it is as indexed. A Milvus archive's articles are the
+    archive's own text, so they are always as indexed."""
+    if is_milvus(config):
+        return None
+    _, index_dir = article_folders(seeds_dir, index_dir)
+    return IndexStore(index_dir).changed_since_indexed(document)
+
+
 def existing_archive_articles(config: ModelsConfig):
     """The articles of the Milvus archive `config` names, as it stands; None when there is none yet."""
     from rag import milvus_archive

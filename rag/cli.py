@@ -282,12 +282,16 @@ def show(
     store: StoreOption = None,
 ) -> None:
     """Show an article's text (the text citations point into), with a cited span marked."""
-    from rag.assembly import stored_articles
+    from rag.assembly import changed_since_indexed, stored_articles
     from rag.render import ArticleView
 
+    config = load_settings(models, store=store)
     # the index keeps what each web page gave: without it, every page of the folder is converted again
-    articles = stored_articles(load_settings(models, store=store), seeds, index_dir)
+    articles = stored_articles(config, seeds, index_dir)
     view = ArticleView.of(articles, doc_id, start, end)
+    changed = changed_since_indexed(config, view.document, seeds, index_dir)
+    if changed:
+        err.print(Text.assemble(("warning: ", "yellow"), changed))
     if as_json:
         emit(json.dumps(view.to_json(), ensure_ascii=False))
     else:

@@ -326,6 +326,22 @@ class IndexStore:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
         return PassageIndex(passages, vectors, keywords, manifest, build=build.name)
 
+    def changed_since_indexed(self, document) -> str | None:
+        """Why a span cited from this index may not slice `document`'s text as it is now: the
+        article changed since, or was added after; None when it is as indexed, or no index can be read."""
+        try:
+            with self._lock(shared=True):
+                _, manifest = self._current()
+        except RagError:  # no index (yet), or none readable: there were no citations from it
+            return None
+        indexed = manifest.documents.get(document.doc_id)
+        if indexed is None:
+            return f"{document.doc_id} is not in the index yet: nothing was cited from it"
+        if indexed != hashlib.sha256(document.text.encode()).hexdigest():
+            return (f"{document.doc_id} changed since it was indexed ({manifest.built_at}): a span cited before "
+                    f"may mark other text now; the next question indexes it again")
+        return None
+
     def known_documents(self) -> dict[tuple[str, str], Conversion]:
         """What each converted file gave when the current index was built, by (file name,
         conversion key); empty when there is no sound index to take it from."""

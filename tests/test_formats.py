@@ -93,6 +93,26 @@ def test_ids_stay_unique_across_formats_and_a_clash_is_named(tmp_path):
     assert "broken.html: no article text found in the page" in corpus.skipped
 
 
+def test_show_warns_when_the_article_changed_or_came_after_the_index_citations_come_from(tmp_path):
+    """A hand edit moves the text under a citation's offsets: `rag show` marked other words, silently."""
+    from tests.conftest import run_rag
+
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    (seeds / "cork.txt").write_text("The mayor of Cork is Dan Boyle.\n", encoding="utf-8")
+    build_pipeline(load_models_config(ROOT / "models.toml"), seeds, index, embedder=FakeEmbedder(), reader=FakeReader([]))
+    where = ["--seeds", str(seeds), "--index-dir", str(index)]
+    as_indexed = run_rag("show", "cork", "--start", "21", "--end", "30", *where)
+    assert as_indexed.returncode == 0 and as_indexed.stderr == "" and "⟦Dan Boyle⟧" in as_indexed.stdout
+    (seeds / "cork.txt").write_text("Some words inserted. The mayor of Cork is Dan Boyle.\n", encoding="utf-8")
+    edited = run_rag("show", "cork", "--start", "21", "--end", "30", "--json", *where)
+    assert edited.returncode == 0 and edited.stderr.startswith("warning: cork changed since it was indexed (")
+    assert "a span cited before may mark other text now" in " ".join(edited.stderr.split())
+    (seeds / "late.txt").write_text("A story added after the index was built.\n", encoding="utf-8")
+    late = run_rag("show", "late", *where)
+    assert late.returncode == 0 and "late is not in the index yet" in late.stderr
+
+
 def test_show_gives_the_text_citations_slice_with_the_span_marked(archive):
     from rag.render import ArticleView
 
