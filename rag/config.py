@@ -115,7 +115,7 @@ class ModelSpec:
             return str(path)
         if kind == "hub":
             return where
-        raise RagError(f"models.toml [{self.role}]: unknown source {self.source!r} (use package:, path: or hub:)")
+        raise AssertionError(f"unknown source kind {kind!r}")  # refused as models.toml was read (_spec)
 
     def fingerprint(self) -> str:
         """What an index or a fitted decision depends on: the model's files and, for a model
@@ -198,6 +198,9 @@ def load_models_config(path: Path | None = None) -> ModelsConfig:
     return ModelsConfig(path=path, embedder=_spec(data, "embedder", path), reader=_spec(data, "reader", path), **plain)
 
 
+SOURCE_KINDS = ("package", "path", "hub")
+
+
 def _spec(data: dict, role: str, path: Path) -> ModelSpec:
     entry = data.get(role)
     if not isinstance(entry, dict):
@@ -206,6 +209,8 @@ def _spec(data: dict, role: str, path: Path) -> ModelSpec:
     for key in MODEL_KEYS:
         if not isinstance(entry.get(key), str):
             raise RagError(f"{path}: [{role}] needs a string '{key}'")
+    if entry["source"].partition(":")[0] not in SOURCE_KINDS:  # said now, naming the file in use
+        raise RagError(f"{path}: [{role}] source = {entry['source']!r} is not valid: use package:, path: or hub:")
     install = entry.pop("install", f"point [{role}] source in {path} at a model directory")
     if not isinstance(install, str):
         raise RagError(f"{path}: [{role}] install = {install!r} is not valid: expected a string")

@@ -75,9 +75,11 @@ def test_a_change_whose_index_update_fails_still_says_what_changed(tmp_path, mon
 
 
 def test_unknown_source_and_bad_toml_are_clear(tmp_path):
-    config = load_models_config(write_models(tmp_path, "ftp:somewhere"))
-    with pytest.raises(RagError, match="unknown source"):
-        config.embedder.resolve()
+    written = write_models(tmp_path, "models/reader")  # the "path:" forgotten
+    with pytest.raises(RagError) as error:
+        load_models_config(written)
+    assert str(error.value) == (f"{written}: [embedder] source = 'models/reader' is not valid: "
+                                "use package:, path: or hub:")  # the file in use, not "models.toml"
     broken = tmp_path / "broken.toml"
     broken.write_text("[embedder\nid=", encoding="utf-8")
     with pytest.raises(RagError, match="not valid TOML"):
