@@ -109,7 +109,7 @@ class ChatSession:
             self.console.print(str(problem), style="red", markup=False)
             return True
         self.last_answer, self._answered_by = answer, pipeline
-        self.console.print(answer_view(answer, pipeline.corpus))
+        self.console.print(answer_view(answer, pipeline.corpus, self.dates))
         return True
 
     def _pipeline(self):

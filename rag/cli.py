@@ -170,7 +170,7 @@ def ask(
         validate_question(question)  # fail fast, before loading any model
     pipeline = open_pipeline(seeds, index_dir, models, top_k, store=store)
     if question is not None:
-        _print_answer(pipeline.ask(question, dates), pipeline, as_json, why=why)
+        _print_answer(pipeline.ask(question, dates), pipeline, as_json, why=why, dates=dates)
         return
     from rag.batch import question_lines
 
@@ -187,20 +187,21 @@ def ask(
             continue
         if not as_json:  # plain answers carry no question: say which line each one answers
             _print_plain(Text(f"line {line.number}: {line.text}", style="dim"))
-        _print_answer(answer, pipeline, as_json, line.number, why)
+        _print_answer(answer, pipeline, as_json, line.number, why, dates)
     if not asked:  # an empty file piped in by mistake: nothing printed and exit 0 looked like success
         raise RagError("no questions on stdin (one a line; blank lines are skipped)")
     if failures:
         raise typer.Exit(1)
 
 
-def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None, why: bool = False) -> None:
+def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None, why: bool = False,
+                  dates: DateRange | None = None) -> None:
     if as_json:
         emit(json.dumps(answer.to_json(why) | ({"line": line} if line else {}), ensure_ascii=False))
         return
     from rag.render import answer_view, why_view
 
-    _print_plain(answer_view(answer, pipeline.corpus))
+    _print_plain(answer_view(answer, pipeline.corpus, dates))
     if why:
         _print_plain(why_view(answer, pipeline.decision.threshold))
 

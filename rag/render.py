@@ -15,11 +15,14 @@ WORD_CHARS = 30  # how far a cut moves to fall between two words; further, it cu
 WHY_SPAN_CHARS = 80  # a span longer than this is cut in --why's list (its offsets say where it all is)
 
 
-def answer_view(answer: Answer, corpus) -> Group:
+def answer_view(answer: Answer, corpus, dates=None) -> Group:
     """`corpus`: what the pipeline reads, with `.documents` and `.date_range` (a folder's Corpus or a
-    Milvus archive's articles)."""
+    Milvus archive's articles); `dates`: the DateRange the question was asked under, if any."""
     if answer.abstained:
-        return Group(*_abstention_lines(answer, corpus))
+        lines = _abstention_lines(answer, corpus)
+        if dates is not None:  # the one article that says it may be undated: say what was not read
+            lines.append(Text("  (under --since/--until only dated articles are read: undated ones were left out)", style="dim"))
+        return Group(*lines)
     lines = [
         Text(" ".join(answer.text.split()), style="bold green"),  # a wrapped line's answer on one line
         Text.assemble("  ", _quoted_sentence(answer.citation), "   ", _source_label(answer.citation)),

@@ -230,6 +230,29 @@ def test_an_update_embeds_only_the_articles_added_or_edited(tmp_path, seeds_copy
         assert read_source(c.doc_id, seeds_copy)[c.start:c.end] in ("talks failed", "took Panjshir")
 
 
+def test_a_decline_under_dates_says_undated_articles_were_left_out(tmp_path):
+    """The one article that says it may be undated, and a date filter never reads such a one."""
+    from rich.console import Console
+
+    from rag.dates import DateRange
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "wire.txt").write_text("The ferry to Lark Island leaves at nine.\n", encoding="utf-8")  # undated
+    (seeds / "dated.md").write_text("---\ndate: 2021-09-01\n---\nThe valley held out.\n", encoding="utf-8")
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    pipeline = pipeline_with(parts, ["nine"])
+    dates = DateRange.parse("2021-01-01", None)
+    for asked_under, says in ((None, False), (dates, True)):
+        answer = pipeline.ask("When does the ferry leave?", asked_under)
+        console = Console(record=True, width=200, markup=False)
+        console.print(answer_view(answer, parts.corpus, asked_under))
+        shown = console.export_text()
+        assert answer.abstained == (asked_under is not None)
+        assert ("undated ones were left out" in shown) == says
+
+
 def test_dates_filter_inside_retrieval(fake_parts):
     from rag.dates import DateRange
 
