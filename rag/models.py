@@ -38,22 +38,18 @@ class InferenceModel:
     tokenizer: object  # tokenizers.Tokenizer
     run: Runner
     config: dict  # the model's config.json
-    side_by_side: int = 1  # how many calls of `run` to make at once, each on a core of its own
+    side_by_side: int = 1  # how many calls of `run` are worth making at once (ONNX Runtime's: one per core)
 
 
 def usable_cores() -> int:
-    """The CPU cores this process may run on (a container's or taskset's limit, not the machine's)."""
+    """The CPU cores this process may run on (a cpuset's or taskset's limit, not the machine's)."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
 
 
-def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None,
-                       one_core_per_run: bool = False) -> InferenceModel:
-    """The model, ready to run. `one_core_per_run`: on ONNX Runtime, each run uses one thread, and
-    the model says how many runs to make side by side (one per core); for callers with many small
-    inputs at once, where that finishes sooner than each run spread over every core."""
+def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> InferenceModel:
     runtime = spec.settings.runtime  # its settings checked it is one of RUNTIMES
     folder = local_model_dir(spec)
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
@@ -62,14 +58,15 @@ def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callab
         _, model = load_tokenizer_and_model(spec, model_class_name)
         return InferenceModel(tokenizer, _torch_runner(model, OUTPUTS[model_class_name]), config)
     path = onnx_graph(spec, model_class_name, on_export)
-    threads = 1 if one_core_per_run else None
     try:
-        session = onnx_session(path, OUTPUTS[model_class_name], threads)
+        session = onnx_session(path, OUTPUTS[model_class_name])
     except DamagedGraph as why:  # re-exported once; a second failure is an error
         on_export(f"the cached {spec.role} graph {path} {why}; exporting it again")
         path.unlink(missing_ok=True)
-        session = onnx_session(onnx_graph(spec, model_class_name, on_export), OUTPUTS[model_class_name], threads)
-    return InferenceModel(tokenizer, onnx_runner(session), config, usable_cores() if one_core_per_run else 1)
+        session = onnx_session(onnx_graph(spec, model_class_name, on_export), OUTPUTS[model_class_name])
+    # one small input (a reader's window) keeps every core only partly busy: runs made side by
+    # side, each on every core, finish sooner than one after another (README, "Speed")
+    return InferenceModel(tokenizer, onnx_runner(session), config, side_by_side=usable_cores())
 
 
 class DamagedGraph(Exception):
@@ -284,8 +281,7 @@ def _torch_runner(model, outputs: list[str]) -> Runner:
     return run
 
 
-def onnx_session(path: Path, outputs: list[str], threads: int | None = None):
-    """An ONNX Runtime session on the CPU; `threads` per run, else one per core."""
+def onnx_session(path: Path, outputs: list[str]):
     import onnxruntime
 
     try:
@@ -300,8 +296,6 @@ def onnx_session(path: Path, outputs: list[str], threads: int | None = None):
     # idle threads that spin-wait steal the few cores from the other model's session (the
     # embedder's, then the reader's, on every question): ~25 % of the read time on 2 cores
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        options.intra_op_num_threads = threads
     try:
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own types for truncated or foreign files

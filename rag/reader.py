@@ -48,11 +48,11 @@ class Reader:
     def __init__(self, spec: ModelSpec, on_export: Callable[[str], None] = lambda msg: None):
         self.spec = spec
         _check_window_fits(spec)
-        # a question's windows are read side by side, one per core, each run on one thread: a
-        # window is too small to split well over cores (on 2 cores one takes ~25 ms on both, ~38
-        # on one), so five windows finish in ~85 % of the time (README, "Speed")
-        self.model = load_for_inference(spec, "AutoModelForQuestionAnswering", on_export, one_core_per_run=True)
-        self._runs = ThreadPoolExecutor(self.model.side_by_side, thread_name_prefix="rag-read") \
+        self.model = load_for_inference(spec, "AutoModelForQuestionAnswering", on_export)
+        # a question's windows run side by side, as many at once as the runtime is worth (one per
+        # core on ONNX Runtime): a window is too small to keep every core busy alone, so five
+        # finish in ~80-90 % of the time they take one after another (README, "Speed")
+        self._read_pool = ThreadPoolExecutor(self.model.side_by_side, thread_name_prefix="rag-read") \
             if self.model.side_by_side > 1 else None
         # two tokenizers, each configured once: reading mutates no shared state, so concurrent
         # questions (rag serve) are safe without a lock
@@ -85,7 +85,7 @@ class Reader:
         window to the longest (~15 % of a question's tokens), and on the CPU a batch buys nothing
         back (README, "Speed")."""
         run = lambda item: self.model.run(pad_encodings([item[1]]))  # noqa: E731
-        return self._runs.map(run, windows) if self._runs else map(run, windows)
+        return self._read_pool.map(run, windows) if self._read_pool else map(run, windows)
 
     @staticmethod
     def _guess(passage_index: int, spans: list[tuple[float, int, int]], null_score: float) -> SpanGuess:

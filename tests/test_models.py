@@ -24,6 +24,7 @@ def test_onnx_and_torch_runtimes_read_and_embed_alike(models, pipeline):
     _, other = whole_article_passage("000_882549ac45e52293")
     question = "Who is the Taliban spokesman?"
     torch_reader = Reader(with_runtime(models.reader, "torch"))
+    assert torch_reader.model.side_by_side == 1  # torch spreads one run over every core itself
     onnx_guesses = pipeline.reader.read(question, [passage, other])
     torch_guesses = torch_reader.read(question, [passage, other])
     assert [(g.start, g.end) for g in onnx_guesses] == [(g.start, g.end) for g in torch_guesses]
@@ -34,19 +35,18 @@ def test_onnx_and_torch_runtimes_read_and_embed_alike(models, pipeline):
     assert np.abs(pipeline.retriever.embedder.encode(texts) - Embedder(with_runtime(models.embedder, "torch")).encode(texts)).max() < 1e-5
 
 
-def test_runs_on_one_core_each_say_how_many_to_make_at_once_and_give_the_logits_of_a_run_on_every_core(models, pipeline):
-    """The reader reads a question's windows side by side, one core each (README, "Speed"): each
-    window's logits must be those of a run spread over every core, whichever thread ran it."""
-    every_core = load_for_inference(models.reader, "AutoModelForQuestionAnswering")
-    one_core = load_for_inference(models.reader, "AutoModelForQuestionAnswering", one_core_per_run=True)
-    assert every_core.side_by_side == 1 and one_core.side_by_side == usable_cores()
+def test_windows_run_side_by_side_give_the_logits_of_runs_one_after_another(models, pipeline):
+    """The reader runs a question's windows side by side on ONNX Runtime, one per core (README,
+    "Speed"): each window's logits must be bit for bit those of a run alone, whichever thread ran it."""
+    model = load_for_inference(models.reader, "AutoModelForQuestionAnswering")
+    assert model.side_by_side == usable_cores()
     _, passage = whole_article_passage("004_5381029668afd7ea")
     windows = [pad_encodings([w]) for _, w in pipeline.reader.windows("Who is the Taliban spokesman?", [passage])]
     assert len(windows) > 2
     with ThreadPoolExecutor(2) as pool:
-        side_by_side = list(pool.map(one_core.run, windows))
-    for alone, together in zip(map(every_core.run, windows), side_by_side):
-        assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(alone, together))
+        side_by_side = list(pool.map(model.run, windows))
+    for alone, together in zip(map(model.run, windows), side_by_side):
+        assert all(np.array_equal(a, b) for a, b in zip(alone, together))
 
 
 def test_the_export_is_cached_and_a_broken_cache_file_is_replaced(models, tmp_path, monkeypatch):
