@@ -69,12 +69,15 @@ def stored_articles(config: ModelsConfig, seeds_dir: Path | None = None, index_d
     return articles
 
 
-def changed_since_indexed(config: ModelsConfig, document, seeds_dir: Path | None = None,
+def changed_since_indexed(config: ModelsConfig, articles, doc_id: str, seeds_dir: Path | None = None,
                           index_dir: Path | None = None) -> str | None:
-    """Why spans cited from the index may not slice `document` as its file reads now (it was
-    edited, or added, since); None when it is as indexed. A Milvus archive's articles are the
-    archive's own text, so they are always as indexed."""
+    """Why spans cited from the index may not slice article `doc_id` of `articles` as its file
+    reads now (it was edited, or added, since); None when it is as indexed, or there is no such
+    article. A Milvus archive's articles are the archive's own text: always as indexed."""
     if is_milvus(config):
+        return None
+    document = articles.documents.get(doc_id)
+    if document is None:
         return None
     _, index_dir = article_folders(seeds_dir, index_dir)
     return IndexStore(index_dir).changed_since_indexed(document)

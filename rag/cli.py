@@ -289,10 +289,10 @@ def show(
     config = load_settings(models, store=store)
     # the index keeps what each web page gave: without it, every page of the folder is converted again
     articles = stored_articles(config, seeds, index_dir)
-    view = ArticleView.of(articles, doc_id, start, end)
-    changed = changed_since_indexed(config, view.document, seeds, index_dir)
-    if changed:
+    changed = changed_since_indexed(config, articles, doc_id, seeds, index_dir)
+    if changed:  # said first: an edit may also have left the span asked for past the article's end
         err.print(Text.assemble(("warning: ", "yellow"), changed))
+    view = ArticleView.of(articles, doc_id, start, end)
     if as_json:
         emit(json.dumps(view.to_json(), ensure_ascii=False))
     else:

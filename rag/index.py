@@ -84,7 +84,7 @@ class Manifest:
             dimension=dimension,
             chunking=chunking.as_dict(),
             corpus_fingerprint=corpus.fingerprint,
-            documents={d: hashlib.sha256(doc.text.encode()).hexdigest() for d, doc in sorted(corpus.documents.items())},
+            documents={d: text_key(doc.text) for d, doc in sorted(corpus.documents.items())},
             passages=passages,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             vector_store=vector_store,
@@ -332,12 +332,12 @@ class IndexStore:
         try:
             with self._lock(shared=True):
                 _, manifest = self._current()
-        except RagError:  # no index (yet), or none readable: there were no citations from it
+        except (RagError, OSError):  # no index (yet), none readable, or no lock: nothing to warn of
             return None
         indexed = manifest.documents.get(document.doc_id)
         if indexed is None:
             return f"{document.doc_id} is not in the index yet: nothing was cited from it"
-        if indexed != hashlib.sha256(document.text.encode()).hexdigest():
+        if indexed != text_key(document.text):
             return (f"{document.doc_id} changed since it was indexed ({manifest.built_at}): a span cited before "
                     f"may mark other text now; the next question indexes it again")
         return None

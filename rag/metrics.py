@@ -75,4 +75,4 @@ def says_all_of(other: str, answer: str) -> bool:
     supports "150 kilometers", but a bare "Massoud" does not support "Ahmad Massoud" (which
     Massoud? an article whose own reading was "Ahmad Shah Massoud" had been listed as stating it)."""
     said, whole = f" {normalize_answer(other)} ", f" {normalize_answer(answer)} "
-    return bool(whole.strip()) and whole in said and same_answer(other, answer)
+    return bool(whole.strip()) and whole in said and f1_score(other, answer) >= 0.5

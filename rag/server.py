@@ -212,8 +212,8 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
     def page():
         return FileResponse(str(web / "index.html"), media_type="text/html")
 
-    # HEAD too: monitors and load balancers often probe with it
-    @app.api_route("/healthz", methods=["GET", "HEAD"], summary="Whether the models are loaded and questions can be asked")
+    @app.get("/healthz", summary="Whether the models are loaded and questions can be asked")
+    @app.head("/healthz", include_in_schema=False)  # monitors and load balancers often probe with HEAD
     def healthz():
         body = {"status": loading.state}
         if loading.problem:

@@ -111,6 +111,10 @@ def test_show_warns_when_the_article_changed_or_came_after_the_index_citations_c
     (seeds / "late.txt").write_text("A story added after the index was built.\n", encoding="utf-8")
     late = run_rag("show", "late", *where)
     assert late.returncode == 0 and "late is not in the index yet" in late.stderr
+    (seeds / "cork.txt").write_text("Dan Boyle.\n", encoding="utf-8")  # the span is now past its end
+    shortened = run_rag("show", "cork", "--start", "21", "--end", "30", *where)
+    assert shortened.returncode == 2 and shortened.stderr.startswith("warning: cork changed since it was indexed (")
+    assert "error: --start 21 --end 30 is not a span of cork" in shortened.stderr
 
 
 def test_show_gives_the_text_citations_slice_with_the_span_marked(archive):
