@@ -11,7 +11,7 @@ from rag.dates import DateRange
 from rag.decision import Abstention
 from rag.errors import BadInput
 from rag.evidence import Evidence, agreement, corroboration, fit_to_question
-from rag.metrics import overlapping_answers, says_all_of, spelled_alike
+from rag.metrics import overlapping_answers, says_all_of, spelled_alike, states_an_answer
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
 MAX_QUESTION_CHARS = 500
@@ -172,7 +172,10 @@ class Pipeline:
     def _conflicts(self, best: Candidate, candidates: list[Candidate], supporting: list[Span]) -> list[Conflict]:
         """Answers from other articles, more likely right than wrong, that neither contain nor
         are contained in the chosen one. An article that states the answer somewhere (it is
-        supporting) is not also a conflict because another of its passages yields another span."""
+        supporting) is not also a conflict because another of its passages yields another span,
+        nor is one whose other span's own sentence states the answer: "Ahmad Massoud, … son of …
+        Ahmad Shah Massoud" does not disagree with "Ahmad Massoud", the reader only read the
+        other name in it (as the README's first question showed)."""
         seen = {best.span.doc_id} | {s.doc_id for s in supporting}
         conflicts, answer = [], spelled_alike(best.text)
         bar = max(self.decision.threshold, STRONG_CONFIDENCE)
@@ -180,8 +183,11 @@ class Pipeline:
             if c.span.doc_id in seen or c.confidence < bar:
                 continue
             seen.add(c.span.doc_id)
-            if not overlapping_answers(spelled_alike(c.text), answer):
-                conflicts.append(Conflict(c.text, c.confidence, self.cite(c.span)))
+            if overlapping_answers(spelled_alike(c.text), answer):
+                continue
+            citation = self.cite(c.span)
+            if not states_an_answer(spelled_alike(citation.sentence), [answer]):
+                conflicts.append(Conflict(c.text, c.confidence, citation))
         return newest_first(conflicts[:MAX_CONFLICTS], lambda conflict: conflict.citation.date)
 
     def _latest(self, best: Candidate, supporting: list[Span]) -> Citation:

@@ -430,6 +430,28 @@ def test_an_article_supports_an_answer_only_by_saying_all_of_it(tmp_path):
     assert answer.conflicts == []
 
 
+def test_an_article_whose_other_span_sits_in_a_sentence_stating_the_answer_is_no_conflict(tmp_path):
+    """"Ahmad Massoud, son of Ahmad Shah Massoud, …" read as "Ahmad Shah Massoud" does not disagree
+    with "Ahmad Massoud"; an article that names only the father does."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    stories = {"a": "Ahmad Massoud leads the resistance in the valley.",
+               "b": "The resistance is led by Ahmad Massoud, its fighters say.",
+               "c": "Reporters were told that Ahmad Massoud leads the resistance.",
+               "son": "Ahmad Massoud, son of Ahmad Shah Massoud, leads the fighters.",
+               "rival": "A rival claims Ahmad Shah Massoud leads the resistance."}
+    for name, text in stories.items():
+        (seeds / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
+    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
+                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    agreement_counts = Abstention(bias=-4.0, margin=1.0, agreeing_articles=1.0, threshold=0.5)
+    pipeline = Pipeline(parts.corpus, parts.retriever, FakeReader(["Ahmad Shah Massoud", "Ahmad Massoud"]),
+                        agreement_counts, 45)
+    answer = pipeline.ask("Who leads the resistance?")
+    assert answer.text == "Ahmad Massoud"
+    assert {c.citation.doc_id for c in answer.conflicts} == {"rival"}
+
+
 def test_a_pipeline_with_another_reader_answers_from_the_same_index_build(fake_parts):
     swapped = fake_parts.with_reader(FakeReader(["five lions"]))
     assert fake_parts.index_version and swapped.index_version == fake_parts.index_version
