@@ -22,6 +22,16 @@ def fake_parts(tmp_path_factory):
                           embedder=FakeEmbedder(), reader=FakeReader([]))
 
 
+def parts_over(tmp_path, files: dict[str, str]) -> Pipeline:
+    """The fake models' pipeline over a folder of these files (name -> text), indexed in tmp_path."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    for name, text in files.items():
+        (seeds / name).write_text(text, encoding="utf-8")
+    return build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
+                          embedder=FakeEmbedder(), reader=FakeReader([]))
+
+
 def pipeline_with(parts: Pipeline, answers: list[str], top_k: int = 45) -> Pipeline:
     return Pipeline(parts.corpus, parts.retriever, FakeReader(answers), DECISION, top_k)
 
@@ -236,12 +246,8 @@ def test_a_decline_under_dates_says_undated_articles_were_left_out(tmp_path):
 
     from rag.dates import DateRange
 
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
-    (seeds / "wire.txt").write_text("The ferry to Lark Island leaves at nine.\n", encoding="utf-8")  # undated
-    (seeds / "dated.md").write_text("---\ndate: 2021-09-01\n---\nThe valley held out.\n", encoding="utf-8")
-    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
-                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    parts = parts_over(tmp_path, {"wire.txt": "The ferry to Lark Island leaves at nine.\n",  # undated
+                                  "dated.md": "---\ndate: 2021-09-01\n---\nThe valley held out.\n"})
     pipeline = pipeline_with(parts, ["nine"])
     dates = DateRange.parse("2021-01-01", None)
     for asked_under, says in ((None, False), (dates, True)):
@@ -415,15 +421,10 @@ def test_an_article_supports_an_answer_only_by_saying_all_of_it(tmp_path):
     assert says_all_of("150 kilometers northeast of Kabul", "150 kilometers") and says_all_of("the Taliban", "Taliban")
     assert not says_all_of("Massoud", "Ahmad Massoud") and not says_all_of("Ahmad Shah Massoud", "Ahmad Massoud")
     assert not says_all_of("Ahmad Massoud, son of the mujahideen commander who fought the Soviets", "Ahmad Massoud")
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
     stories = {"full": "Ahmad Massoud leads the resistance in the valley.",
                "again": "The resistance is led by Ahmad Massoud, its fighters say.",
                "surname": "Massoud leads the resistance, his aides told reporters."}
-    for name, text in stories.items():
-        (seeds / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
-    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
-                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    parts = parts_over(tmp_path, {f"{name}.txt": text + "\n" for name, text in stories.items()})
     answer = pipeline_with(parts, ["Ahmad Massoud", "Massoud"]).ask("Who leads the resistance?")
     assert answer.text == "Ahmad Massoud"
     assert {answer.citation.doc_id, *(s.doc_id for s in answer.supporting)} == {"full", "again"}
@@ -433,17 +434,12 @@ def test_an_article_supports_an_answer_only_by_saying_all_of_it(tmp_path):
 def test_an_article_whose_other_span_sits_in_a_sentence_stating_the_answer_is_no_conflict(tmp_path):
     """"Ahmad Massoud, son of Ahmad Shah Massoud, …" read as "Ahmad Shah Massoud" does not disagree
     with "Ahmad Massoud"; an article that names only the father does."""
-    seeds = tmp_path / "seeds"
-    seeds.mkdir()
     stories = {"a": "Ahmad Massoud leads the resistance in the valley.",
                "b": "The resistance is led by Ahmad Massoud, its fighters say.",
                "c": "Reporters were told that Ahmad Massoud leads the resistance.",
                "son": "Ahmad Massoud, son of Ahmad Shah Massoud, leads the fighters.",
                "rival": "A rival claims Ahmad Shah Massoud leads the resistance."}
-    for name, text in stories.items():
-        (seeds / f"{name}.txt").write_text(text + "\n", encoding="utf-8")
-    parts = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index",
-                           embedder=FakeEmbedder(), reader=FakeReader([]))
+    parts = parts_over(tmp_path, {f"{name}.txt": text + "\n" for name, text in stories.items()})
     agreement_counts = Abstention(bias=-4.0, margin=1.0, agreeing_articles=1.0, threshold=0.5)
     pipeline = Pipeline(parts.corpus, parts.retriever, FakeReader(["Ahmad Shah Massoud", "Ahmad Massoud"]),
                         agreement_counts, 45)
