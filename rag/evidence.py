@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.metrics import normalize_answer, same_answer
+from rag.metrics import normalize_answer, same_answer, says_all_of
 
 STOPWORDS = frozenset("""a an the of in on at to for from by with about as into over after before
 between under and or but if then than so that this these those there here is are was were be been
@@ -37,7 +37,7 @@ class Evidence:
     dense_score: float  # cosine similarity of question and passage
     agreeing_articles: float = 0.0  # other articles with a span saying the same (capped at MAX_AGREEING)
     agreeing_passages: float = 0.0  # other passages, of any article, with such a span (capped likewise)
-    corroborating_articles: float = 0.0  # other articles whose best span says the same, both fitting the question (corroboration(); capped likewise)
+    corroborating_articles: float = 0.0  # other articles whose best span says all of it, both fitting the question (corroboration(); capped likewise)
     reciprocal_rank: float = 1.0  # 1 / the passage's retrieval rank
     question_overlap: float = 0.0  # share of the question's content words found in the answer's sentence
     repeats_question: float = 0.0  # share of the answer's content words that are in the question
@@ -103,7 +103,10 @@ def agreement(texts: list[list[str]], doc_ids: list[str], margins: list[list[flo
 def corroboration(texts: list[str], doc_ids: list[str], margins: list[float], overlaps: list[float],
                   sentences: list[str] | None = None) -> list[int]:
     """For each passage's best span (`texts`) that stands, how many other articles have a passage
-    whose best span says the same and stands too. A span stands when it beats "no answer" (its
+    whose best span says all of it (says_all_of) and stands too: "150 kilometers northeast of
+    Kabul" corroborates "150 kilometers", but a bare "Massoud" corroborates neither "Ahmad
+    Massoud" nor his father "Ahmad Shah Massoud", as news names both again by the surname alone.
+    A span stands when it beats "no answer" (its
     `margins` entry > 0) in a sentence that fits the question: one holding at least
     CORROBORATING_OVERLAP of the question's content words (its `overlaps` entry, question_overlap).
     Both must stand: otherwise a span the reader rejects, or one in a sentence about something
@@ -115,7 +118,7 @@ def corroboration(texts: list[str], doc_ids: list[str], margins: list[float], ov
     counts = []
     for text, doc_id, standing, words in zip(texts, doc_ids, stands, wording):
         articles = {other_doc for other, other_doc, other_stands, other_words in zip(texts, doc_ids, stands, wording)
-                    if standing and other_stands and other_doc != doc_id and same_answer(other, text)
+                    if standing and other_stands and other_doc != doc_id and says_all_of(other, text)
                     and (words is None or other_words != words)}
         counts.append(min(len(articles), MAX_AGREEING))
     return counts

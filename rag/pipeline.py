@@ -142,9 +142,7 @@ class Pipeline:
         sentences = [documents[d].text[slice(*sentence_around(documents[d], g.start, g.end))] for g, d in zip(guesses, doc_ids)]
         fits = [fit_to_question(question, said[0], sentence) for said, sentence in zip(texts, sentences)]
         # articles agree when they say the same thing however they spell it: "al-Qaeda" and "al
-        # Qaeda" corroborate each other. The decision was fitted with same_answer's looser rule (a
-        # bare "Massoud" agrees with "Ahmad Massoud", news' way of naming a person again), which
-        # `supporting`, a claim shown to the reader, does not take (says_all_of)
+        # Qaeda" corroborate each other
         alike = [[spelled_alike(text) for text in said] for said in texts]
         corroborating = corroboration([said[0] for said in alike], doc_ids, [m[0] for m in margins],
                                       [fit["question_overlap"] for fit in fits], sentences)

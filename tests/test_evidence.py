@@ -37,16 +37,20 @@ def test_agreement_counts_other_articles_and_passages_that_hold_the_same_answer(
 
 
 def test_corroboration_counts_other_articles_saying_the_same_where_both_beat_no_answer_in_sentences_fitting_the_question():
-    texts = ["Ahmad Massoud", "Massoud", "Ahmad Massoud", "Ahmad Massoud", "Ahmad Massoud", "Amrullah Saleh"]
-    docs = ["a", "b", "a", "c", "d", "e"]
-    margins = [3.0, 2.0, 4.0, -1.0, 5.0, 6.0]  # article c's span scores below its "no answer"
-    overlaps = [1.0, 0.7, 1.0, 1.0, 0.5, 1.0]  # article d's sentence is about something else
+    texts = ["Ahmad Massoud", "Massoud", "Ahmad Massoud", "Ahmad Massoud", "Ahmad Massoud", "Amrullah Saleh",
+             "Ahmad Massoud, 32,"]
+    docs = ["a", "b", "a", "c", "d", "e", "f"]
+    margins = [3.0, 2.0, 4.0, -1.0, 5.0, 6.0, 1.0]  # article c's span scores below its "no answer"
+    overlaps = [1.0, 0.7, 1.0, 1.0, 0.5, 1.0, 0.8]  # article d's sentence is about something else
     counts = corroboration(texts, docs, margins, overlaps)
-    assert counts[0] == 1  # only b: a is its own article, c says "no answer", d's sentence does not fit
-    assert counts[1] == 1  # article a, counted once though two of its passages say it
+    # only f: a is its own article, c says "no answer", d's sentence does not fit, and b's bare
+    # "Massoud" does not say which Massoud
+    assert counts[0] == 1
+    assert counts[1] == 2  # articles a (counted once though two of its passages say it) and f say all of "Massoud"
     assert counts[3] == 0  # the reader rejects it, so it may not borrow the others' evidence
     assert counts[4] == 0  # its own sentence does not fit, so it may not either
     assert counts[5] == 0  # nobody else says "Amrullah Saleh"
+    assert counts[6] == 0  # "Ahmad Massoud" does not say his age
     many = corroboration(["Kabul"] * 6, list("abcdef"), [1.0] * 6, [1.0] * 6)
     assert many == [3] * 6  # capped: more articles than MAX_AGREEING is not more evidence
 
