@@ -12,7 +12,7 @@ from rag.config import ModelsConfig, load_models_config
 from rag.corpus import Corpus, load_corpus, status_line
 from rag.errors import RagError
 from rag.checkpoint import CHUNK
-from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index
+from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index, takes_a_while
 from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_seeds_dir
 from rag.retrieval import Retriever, parse_store
 from rag.schema import NOTE
@@ -164,11 +164,13 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
     checkpoint = store.embedding_checkpoint(expected.embedder_fingerprint)
     try:
         index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
-                                    on_progress, reusable, checkpoint)
+                                    on_progress, reusable, checkpoint, on_status)
     except KeyboardInterrupt:  # a stopped build of a big archive keeps its work: say so before "interrupted"
         on_status(f"stopped while embedding: passages are saved in {store.directory} every {CHUNK}, and the next "
                   "rag index (or ask) goes on from the last save")
         raise
+    if takes_a_while(len(index.passages)):
+        on_status(f"saving the index of {len(index.passages):,} passages to {store.directory}…")
     store.save(index)
     checkpoint.clear()
     resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
