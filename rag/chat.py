@@ -95,8 +95,9 @@ class ChatSession:
             span += f" · answering from {self.dates.since or 'the start'} to {self.dates.until or 'now'}"
         return f"rag · {n} article{'s' * (n != 1)}{span} · type a question, /help for commands"
 
-    def handle(self, line: str) -> bool:
-        """Act on one input line; False means the session should end."""
+    def handle(self, line: str, where: str | None = None) -> bool:
+        """Act on one input line; False means the session should end. `where` names the line in
+        a question's error ("line 3"), when questions come piped and the input is not in view."""
         line = line.strip()
         if not line:
             return True
@@ -106,7 +107,7 @@ class ChatSession:
         try:
             answer = pipeline.ask(line, self.dates)
         except RagError as problem:  # this question's problem: say so and take the next
-            self.console.print(str(problem), style="red", markup=False)
+            self.console.print(f"{where}: {problem}" if where else str(problem), style="red", markup=False)
             return True
         self.last_answer, self._answered_by = answer, pipeline
         self.console.print(answer_view(answer, pipeline.corpus, self.dates))
@@ -175,7 +176,7 @@ def run_chat(session: ChatSession, history_file: Path | None, interactive: bool)
         for line in question_lines(sys.stdin.buffer):
             if line.problem:  # say so and go on with the next line
                 session.console.print(f"line {line.number}: {line.problem}", style="red", markup=False)
-            elif not session.handle(line.text):
+            elif not session.handle(line.text, where=f"line {line.number}"):
                 break
 
 

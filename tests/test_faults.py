@@ -123,12 +123,13 @@ def test_an_undecodable_line_is_its_own_error_and_the_batch_goes_on(env, tmp_pat
 
 
 @integration
-def test_chat_says_a_line_is_undecodable_and_goes_on(tmp_path):
-    result = rag_bytes("chat", "--index-dir", str(tmp_path / "index"), stdin=b"\xff bad\nWhat does Panjshir mean?\n",
+def test_piped_chat_names_the_line_of_each_question_it_cannot_take_and_goes_on(tmp_path):
+    result = rag_bytes("chat", "--index-dir", str(tmp_path / "index"), stdin=b"\xff bad\n???\nWhat does Panjshir mean?\n",
                        env={"XDG_DATA_HOME": str(tmp_path)})
     text = result.stdout.decode("utf-8")
     assert result.returncode == 0 and b"Traceback" not in result.stderr
-    assert "line 1: the line is not UTF-8 text" in text and "five lions" in text
+    assert "line 1: the line is not UTF-8 text" in text and "line 2: the question has no words" in text
+    assert "five lions" in text
 
 
 @integration
@@ -707,3 +708,17 @@ def test_two_threads_preparing_one_index_folder_never_trip_on_each_others_probe(
     for thread in threads:
         thread.join()
     assert problems == []
+
+
+def test_a_large_build_says_what_it_does_after_the_embedding(tmp_path, monkeypatch):
+    """Building the keyword index and saving take seconds on a large archive, after the embedding's
+    progress bar has ended: the build says so rather than seem to hang; a small one says nothing."""
+    small = []
+    fake_pipeline(tmp_path / "small", on_status=small.append)
+    assert not any("keyword index" in m or "saving" in m for m in small)
+    large = []
+    monkeypatch.setattr("rag.index.SAYS_WHAT_IT_DOES_FROM", 1)
+    fake_pipeline(tmp_path / "large", on_status=large.append)
+    keyword = next(n for n, m in enumerate(large) if m.startswith("building the keyword index of "))
+    saving = next(n for n, m in enumerate(large) if m.startswith("saving the index of ") and str(tmp_path / "large") in m)
+    assert keyword < saving < next(n for n, m in enumerate(large) if m.startswith("indexed "))
