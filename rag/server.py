@@ -209,6 +209,7 @@ def create_app(load: Callable[[], object], token: str | None = None, timeout_s: 
 
 def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
     @app.get("/", include_in_schema=False)
+    @app.head("/", include_in_schema=False)  # link checkers and uptime monitors ask with HEAD
     def page():
         return FileResponse(str(web / "index.html"), media_type="text/html")
 

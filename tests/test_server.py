@@ -165,6 +165,11 @@ def test_a_batch_question_that_is_not_unicode_text_is_an_error_in_its_place(clie
     assert good["answer"] == "five lions"
 
 
+def test_the_page_answers_head_as_link_checkers_and_monitors_ask(client):
+    head = client.head("/")
+    assert head.status_code == 200 and head.content == b"" and head.headers["content-type"].startswith("text/html")
+
+
 def test_the_page_never_cuts_a_question_short_and_the_server_names_its_limit(client):
     """A maxlength cut a pasted question at its 500th character without a word, and the page
     answered what was left: the server's 422 says the limit instead."""
