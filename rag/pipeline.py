@@ -170,10 +170,13 @@ class Pipeline:
     def _conflicts(self, best: Candidate, candidates: list[Candidate], supporting: list[Span]) -> list[Conflict]:
         """Answers from other articles, more likely right than wrong, that neither contain nor
         are contained in the chosen one. An article that states the answer somewhere (it is
-        supporting) is not also a conflict because another of its passages yields another span,
-        nor is one whose other span's own sentence states the answer: "Ahmad Massoud, … son of …
-        Ahmad Shah Massoud" does not disagree with "Ahmad Massoud", the reader only read the
-        other name in it (as the README's first question showed)."""
+        supporting) is not also a conflict because another of its passages yields another span.
+        Nor, when other articles support the answer, is one whose span's own sentence states the
+        answer too: "Ahmad Massoud, … son of … Ahmad Shah Massoud" read as the father does not
+        disagree with "Ahmad Massoud" that two articles state (as the README's first question
+        showed). The text cannot tell a misreading from a disagreement, as the same sentence read
+        as "Ahmad Massoud" does disagree with "Ahmad Shah Massoud" read from "the then resistance
+        led by Ahmad Shah Massoud's forces"; so an answer no other article supports keeps it shown."""
         seen = {best.span.doc_id} | {s.doc_id for s in supporting}
         conflicts, answer = [], spelled_alike(best.text)
         bar = max(self.decision.threshold, STRONG_CONFIDENCE)
@@ -184,7 +187,7 @@ class Pipeline:
             if overlapping_answers(spelled_alike(c.text), answer):
                 continue
             citation = self.cite(c.span)
-            if not states_an_answer(spelled_alike(citation.sentence), [answer]):
+            if not (supporting and states_an_answer(spelled_alike(citation.sentence), [answer])):
                 conflicts.append(Conflict(c.text, c.confidence, citation))
         return newest_first(conflicts[:MAX_CONFLICTS], lambda conflict: conflict.citation.date)
 

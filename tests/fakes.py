@@ -45,11 +45,13 @@ class FakeEmbedder:
 
 class FakeReader:
     """Finds the first of its scripted answers that a passage holds and scores it `confident`
-    over "no answer"; a passage with none of them gets its first word, scored below "no answer"."""
+    over "no answer" (`surer`: other margins for some answers); a passage with none of them gets
+    its first word, scored below "no answer"."""
 
-    def __init__(self, answers: list[str], confident: float = 8.0):
+    def __init__(self, answers: list[str], confident: float = 8.0, surer: dict[str, float] | None = None):
         self.answers = answers
         self.confident = confident
+        self.surer = surer or {}
 
     def read(self, question: str, passages, breaks=None) -> list[SpanGuess]:
         guesses = []
@@ -57,7 +59,7 @@ class FakeReader:
             found = next(((passage.text.find(a), a) for a in self.answers if a in passage.text), None)
             if found:
                 start = passage.start + found[0]
-                guesses.append(SpanGuess(i, start, start + len(found[1]), self.confident + 2.0, 2.0))
+                guesses.append(SpanGuess(i, start, start + len(found[1]), self.surer.get(found[1], self.confident) + 2.0, 2.0))
             else:
                 first = WORD.search(passage.text)
                 start = passage.start + (first.start() if first else 0)

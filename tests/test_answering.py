@@ -448,6 +448,19 @@ def test_an_article_whose_other_span_sits_in_a_sentence_stating_the_answer_is_no
     assert {c.citation.doc_id for c in answer.conflicts} == {"rival"}
 
 
+def test_an_answer_no_other_article_supports_keeps_a_conflict_whose_sentence_names_it_too(tmp_path):
+    """Read from a sentence about the past, "Ahmad Shah Massoud" is the answer of one article; the
+    other's sentence names both men, and its reading, "Ahmad Massoud", disagrees: shown (it was
+    hidden under --until, which left out the articles that backed "Ahmad Massoud")."""
+    stories = {"then": "The then resistance was led by Ahmad Shah Massoud's forces.",
+               "now": "The resistance is led by Ahmad Massoud, son of the late Ahmad Shah Massoud."}
+    parts = parts_over(tmp_path, {f"{name}.txt": text + "\n" for name, text in stories.items()})
+    reader = FakeReader(["Ahmad Massoud", "Ahmad Shah Massoud"], surer={"Ahmad Shah Massoud": 9.0})
+    answer = Pipeline(parts.corpus, parts.retriever, reader, DECISION, 45).ask("Who leads the resistance?")
+    assert answer.text == "Ahmad Shah Massoud" and not answer.supporting
+    assert [(c.answer, c.citation.doc_id) for c in answer.conflicts] == [("Ahmad Massoud", "now")]
+
+
 def test_a_pipeline_with_another_reader_answers_from_the_same_index_build(fake_parts):
     swapped = fake_parts.with_reader(FakeReader(["five lions"]))
     assert fake_parts.index_version and swapped.index_version == fake_parts.index_version
