@@ -45,7 +45,9 @@ sys.path.insert(0, str(ROOT))
 from rag.config import load_models_config  # noqa: E402
 from rag.gold import load_gold  # noqa: E402
 from rag.metrics import best_over, f1_score, states_an_answer  # noqa: E402
+from rag.corpus import SENTENCE_RULES  # noqa: E402
 from rag.decision import FEATURES, Abstention  # noqa: E402
+from rag.evidence import EVIDENCE_RULES  # noqa: E402
 from rag.evaluate import RIGHT_F1  # noqa: E402
 from rag.assembly import build_pipeline  # noqa: E402
 from rag.gold import GoldQuestion  # noqa: E402
@@ -238,6 +240,7 @@ def asked_runs(args, config) -> tuple[list, list, str]:
     asked_with = {"reader": config.reader.fingerprint(), "embedder": config.embedder.fingerprint(),
                   "windows": (reading.max_seq_len, reading.stride, reading.max_answer_tokens),
                   "retrieval": repr(config.retrieval), "chunking": repr(config.chunking), "pool": args.pool,
+                  "version of the rules": (SENTENCE_RULES, EVIDENCE_RULES),  # how sentences are cut, evidence computed
                   "tune": hashlib.sha256(args.tune.read_bytes()).hexdigest(), "seeds": str(args.seeds.resolve())}
     if args.runs and args.runs.is_file():
         kept = pickle.loads(args.runs.read_bytes())

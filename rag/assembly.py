@@ -174,7 +174,7 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
     store.save(index)
     checkpoint.clear()
     resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
-    on_status(f"indexed {len(index.passages)} passages from {len(corpus.documents)} articles into "
+    on_status(f"indexed {len(index.passages):,} passages from {len(corpus.documents):,} articles into "
               f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
     return index
 

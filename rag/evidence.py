@@ -16,6 +16,7 @@ being am do does did done has have had having it its it's he she they them their
 your our i me my not no what which who whom whose when where why how much many long far old
 can could would should will shall may might must also just very more most such only own same
 any each other some all both few s t""".split())
+EVIDENCE_RULES = 2  # bump when a feature is computed otherwise (2: corroboration needs the other span to say all of it)
 MAX_AGREEING = 3  # more agreeing articles than this is not more evidence
 # Articles on one story name the same people and places, so a wrong answer is often "stated" by
 # several of them; only in a sentence that asks what the question asks is agreement evidence
@@ -105,10 +106,11 @@ def corroboration(texts: list[str], doc_ids: list[str], margins: list[float], ov
     """For each passage's best span (`texts`) that stands, how many other articles have a passage
     whose best span says all of it (says_all_of) and stands too: "150 kilometers northeast of
     Kabul" corroborates "150 kilometers", but a bare "Massoud" corroborates neither "Ahmad
-    Massoud" nor his father "Ahmad Shah Massoud", as news names both again by the surname alone.
-    A span stands when it beats "no answer" (its
-    `margins` entry > 0) in a sentence that fits the question: one holding at least
-    CORROBORATING_OVERLAP of the question's content words (its `overlaps` entry, question_overlap).
+    Massoud" nor his father "Ahmad Shah Massoud", as news names both again by the surname alone
+    (the other way round it does: either says all of "Massoud", which is true if vague). A span
+    stands when it beats "no answer" (its `margins` entry > 0) in a sentence that fits the
+    question: one holding at least CORROBORATING_OVERLAP of the question's content words (its
+    `overlaps` entry, question_overlap).
     Both must stand: otherwise a span the reader rejects, or one in a sentence about something
     else, would borrow the evidence of the one that does answer, and be chosen over it. An article
     that says it in the same sentence, word for word (`sentences`, each span's own), is the same

@@ -141,8 +141,8 @@ class Pipeline:
         margins = [[score - g.null_score for _, _, score in found] for g, found in zip(guesses, spans)]
         sentences = [documents[d].text[slice(*sentence_around(documents[d], g.start, g.end))] for g, d in zip(guesses, doc_ids)]
         fits = [fit_to_question(question, said[0], sentence) for said, sentence in zip(texts, sentences)]
-        # articles agree when they say the same thing however they spell it: "al-Qaeda" and "al
-        # Qaeda" corroborate each other
+        # articles agree when one says all of the other's answer, however they spell it: "al-Qaeda"
+        # and "al Qaeda" corroborate each other
         alike = [[spelled_alike(text) for text in said] for said in texts]
         corroborating = corroboration([said[0] for said in alike], doc_ids, [m[0] for m in margins],
                                       [fit["question_overlap"] for fit in fits], sentences)
@@ -171,23 +171,28 @@ class Pipeline:
         """Answers from other articles, more likely right than wrong, that neither contain nor
         are contained in the chosen one. An article that states the answer somewhere (it is
         supporting) is not also a conflict because another of its passages yields another span.
-        Nor, when other articles support the answer, is one whose span's own sentence states the
-        answer too: "Ahmad Massoud, … son of … Ahmad Shah Massoud" read as the father does not
-        disagree with "Ahmad Massoud" that two articles state (as the README's first question
-        showed). The text cannot tell a misreading from a disagreement, as the same sentence read
-        as "Ahmad Massoud" does disagree with "Ahmad Shah Massoud" read from "the then resistance
-        led by Ahmad Shah Massoud's forces"; so an answer no other article supports keeps it shown."""
+        Nor is a reading of a sentence that states the answer too, when a supporting article
+        states the answer without that reading: "Ahmad Massoud, … son of … Ahmad Shah Massoud" read
+        as the father does not disagree with "Ahmad Massoud" that another article states alone (as
+        the README's first question showed). The text cannot tell a misreading from a
+        disagreement, as the same sentence read as "Ahmad Massoud" does disagree with "Ahmad Shah
+        Massoud" read from "the then resistance led by Ahmad Shah Massoud's forces": so without
+        such a supporting article, the conflict is shown."""
         seen = {best.span.doc_id} | {s.doc_id for s in supporting}
         conflicts, answer = [], spelled_alike(best.text)
+        backing = [spelled_alike(self.cite(span).sentence) for span in supporting]
         bar = max(self.decision.threshold, STRONG_CONFIDENCE)
         for c in candidates:
             if c.span.doc_id in seen or c.confidence < bar:
                 continue
             seen.add(c.span.doc_id)
-            if overlapping_answers(spelled_alike(c.text), answer):
+            reading = spelled_alike(c.text)
+            if overlapping_answers(reading, answer):
                 continue
             citation = self.cite(c.span)
-            if not (supporting and states_an_answer(spelled_alike(citation.sentence), [answer])):
+            misread = states_an_answer(spelled_alike(citation.sentence), [answer]) and any(
+                not states_an_answer(sentence, [reading]) for sentence in backing)
+            if not misread:
                 conflicts.append(Conflict(c.text, c.confidence, citation))
         return newest_first(conflicts[:MAX_CONFLICTS], lambda conflict: conflict.citation.date)
 

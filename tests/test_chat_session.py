@@ -75,6 +75,14 @@ def test_sources_of_an_answer_from_before_a_switch_show_its_own_articles(tmp_pat
     assert "the question has no words" in said and "1. 005_bazarak · undated" in said
 
 
+def test_a_question_it_cannot_take_is_said_with_where_it_came_from(tmp_path):
+    session, _, _ = session_over(tmp_path)
+    assert session.handle("???", where="line 2") and session.handle("!!!")
+    said = session.console.file.getvalue()
+    assert "line 2: the question has no words" in said  # piped: the line named
+    assert said.count("the question has no words") == 2 and said.count("line ") == 1  # typed: it is in view
+
+
 def test_a_command_ending_while_models_still_load_ends_at_once_with_its_own_exit_code(monkeypatch):
     """Ctrl-C at `rag chat`'s first question, while ONNX loads in its thread, ended in an abort
     (exit 134): finalizing the interpreter under a running load does that."""

@@ -134,6 +134,9 @@ def test_kept_runs_are_reused_only_when_asked_the_same_way(monkeypatch, tmp_path
                                    embedder=config.embedder, retrieval=config.retrieval, chunking=config.chunking)
     with pytest.raises(SystemExit, match="asked with another reader"):
         tune_abstention.asked_runs(args, other_reader)
+    monkeypatch.setattr(tune_abstention, "EVIDENCE_RULES", tune_abstention.EVIDENCE_RULES + 1)
+    with pytest.raises(SystemExit, match="asked with another version of the rules"):  # the candidates' evidence was computed otherwise
+        tune_abstention.asked_runs(args, config)
 
 
 def test_weights_are_taken_by_name_and_a_list_of_another_length_is_refused():
