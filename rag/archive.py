@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from rag.converters import FORMATS, converter_for
 from rag.corpus import NAMED, first_names, ids_in_file, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
@@ -21,6 +22,7 @@ from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
 
 COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, start with it
+SAYS_IT_COPIES_FROM = 500  # files: reading and copying them takes seconds (3,000 news articles: about 3 s)
 
 
 @dataclass
@@ -96,11 +98,12 @@ class Archive:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def add(self, paths: list[Path]) -> FolderChange:
+    def add(self, paths: list[Path], on_status: Callable[[str], None] = lambda message: None) -> FolderChange:
         from rag.index import IndexStore
 
         # the folder read with the conversions its index keeps: a web page is not converted again
-        return add_files(self.seeds_dir, paths, self.trash, article_ids_in(self.seeds_dir, IndexStore(self.index_dir).articles))
+        return add_files(self.seeds_dir, paths, self.trash, article_ids_in(self.seeds_dir, IndexStore(self.index_dir).articles),
+                         on_status)
 
     def remove(self, doc_ids: list[str]) -> FolderChange:
         from rag.index import IndexStore
@@ -109,12 +112,14 @@ class Archive:
         return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped)
 
 
-def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, str] | None = None) -> FolderChange:
+def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, str] | None = None,
+              on_status: Callable[[str], None] = lambda message: None) -> FolderChange:
     """Copy each article file (or the article files directly in each folder) into the seeds
     folder. A file of the same name with other content replaces it (an edit); the replaced
     file is kept in `trash`, since the seeds folder may hold the only copy. A file one of whose
     article ids another file gives (`taken`: id -> file name; read from the folder when not
-    given) is refused: the folder would read only one of the two."""
+    given) is refused: the folder would read only one of the two. Many files are said first
+    (`on_status`), as reading and copying them takes a while before the embedding starts."""
     change = FolderChange()
     remove_abandoned(seeds_dir, f"{COPY_PREFIX}*.tmp")  # half copies of an add that was killed
     taken = dict(article_ids_in(seeds_dir) if taken is None else taken)
@@ -122,7 +127,10 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
     for doc_id, name in taken.items():
         ids_by_file.setdefault(name, []).append(doc_id)
     added: set[str] = set()
-    for path in _expand(paths, change):
+    files = _expand(paths, change)
+    if len(files) >= SAYS_IT_COPIES_FROM:
+        on_status(f"reading and copying {len(files):,} article files into {seeds_dir}…")
+    for path in files:
         try:
             found, problems = read_documents(path)  # refuse what the corpus would skip, and say why now
         except ValueError as why:

@@ -291,7 +291,7 @@ def add_articles(config: ModelsConfig, paths: list[Path], seeds_dir: Path | None
     if is_milvus(config):
         archive, change = index_milvus(config, on_status=on_status, on_progress=on_progress, paths=paths)
         return ArchiveUpdate(change.summary(archive), len(change.skipped))
-    return _change_archive_folder(config, "add", seeds_dir, index_dir, lambda archive: archive.add(paths), on_status,
+    return _change_archive_folder(config, "add", seeds_dir, index_dir, lambda archive: archive.add(paths, on_status), on_status,
                                   on_progress)
 
 

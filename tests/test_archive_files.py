@@ -307,3 +307,17 @@ def test_a_json_lines_file_given_with_one_of_its_records_is_removed_once(seeds, 
     (seeds / "feed.jsonl").write_text('{"id": "a", "text": "First."}\n{"id": "b", "text": "Second."}\n', encoding="utf-8")
     change = remove_documents(seeds, ["feed.jsonl", "feed.jsonl#a"], load_corpus(seeds).documents, tmp_path / "trash")
     assert change.removed == ["feed.jsonl#a", "feed.jsonl#b"]
+
+
+def test_many_files_are_said_before_they_are_read_and_copied(seeds, tmp_path, monkeypatch):
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for n in range(3):
+        (folder / f"story{n}.txt").write_text(f"Story number {n}.", encoding="utf-8")
+    said = []
+    add_files(seeds, [folder], tmp_path / "trash", on_status=said.append)
+    assert said == []  # a few files: nothing to wait for
+    monkeypatch.setattr(archive, "SAYS_IT_COPIES_FROM", 3)
+    (folder / "story3.txt").write_text("Story number 3.", encoding="utf-8")
+    change = add_files(seeds, [folder], tmp_path / "trash", on_status=said.append)
+    assert said == [f"reading and copying 4 article files into {seeds}…"] and change.added == ["story3.txt"]
