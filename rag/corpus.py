@@ -57,7 +57,7 @@ TITLE_OR_MONTH = word_ending(ABBREVIATIONS | CAPITALISED)  # as written, or in a
 TIME = word_ending(TIMES)
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
-SENTENCE_RULES = 6  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark; 6: also one ending in a colon
+SENTENCE_RULES = 7  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark; 6: also one ending in a colon; 7: a .txt's first date line is read past with its time ("2024-03-12 14:05")
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 # Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest

@@ -281,7 +281,9 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
 
 
 @pytest.mark.parametrize("first_line", ["date 2024-03-02", "Date: 2024-03-02", "date:2024-03-02", "DATE : 2024-03-02",
-                                        "Date: 2024-03-02T10:00:00Z", "Published: 2024-03-02", "PUBLISHED 2024-03-02"])
+                                        "Date: 2024-03-02T10:00:00Z", "Published: 2024-03-02", "PUBLISHED 2024-03-02",
+                                        "Published: 2024-03-02 14:05", "date 2024-03-02 9:30 a.m. UTC",
+                                        "Date: 2024-03-02 14:05:33+02:00"])
 def test_a_date_line_is_read_as_people_write_it(tmp_path, first_line):
     """"Date: 2024-03-02" left the article undated without a word, and a date filter then left it out."""
     (tmp_path / "a.txt").write_text(f"{first_line}\nThe mayor resigned.\n", encoding="utf-8")

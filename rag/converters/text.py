@@ -12,9 +12,10 @@ from rag.schema import NOTE, Document
 
 # "date 2024-03-12", and as people also write it, "Date: 2024-03-12" or, as saved news pages do,
 # "Published: 2024-03-12" (any case, colon or not; a time after it, as exports write
-# "2024-03-12T10:00:00Z", is read past)
-DATE_LINE = re.compile(r"\A\ufeff?\s*(?i:date|published)(?:[ \t]*:[ \t]*|[ \t]+)(\d{4}-\d{2}-\d{2})"
-                       r"(?:T[0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?\b[ \t]*")
+# "2024-03-12T10:00:00Z" and pages "2024-03-12 14:05", "2024-03-12 9:30 am UTC", is read past:
+# left at the start of the body, "14:05" was read as the answer to "when?")
+TIME = r"(?:T|[ \t]+)\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[ \t]*(?i:[ap]\.?m\.?))?(?:[ \t]*(?:Z|UTC|GMT|[ECMP][SD]T|BST|CES?T|IST|[+-]\d{2}:?\d{2})\b)?"
+DATE_LINE = re.compile(rf"\A\ufeff?\s*(?i:date|published)(?:[ \t]*:[ \t]*|[ \t]+)(\d{{4}}-\d{{2}}-\d{{2}})(?:{TIME})?\b[ \t]*")
 # As saved news pages and CMS exports write it: the headline, then the date line. The headline
 # is then the title, and both lines stay in the text, each a sentence of its own.
 HEADLINE = re.compile(r"\A\ufeff?[ \t]*([^\n]{0,300}?\S)[ \t]*\n")
