@@ -280,8 +280,8 @@ def _expand(paths: list[Path], change: FolderChange) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files += _articles_in(path, change)
-        elif not (path.exists() or path.is_symlink()):
-            raise RagError(f"not found: {path}")
+        elif not (path.exists() or path.is_symlink()):  # a typo in one name: the others are still added
+            change.skip(f"{printable(str(path))}: not found")
         elif why := _not_an_article_file(path):
             change.skip(f"{printable(path.name)}: {why}")
         else:

@@ -321,3 +321,12 @@ def test_many_files_are_said_before_they_are_read_and_copied(seeds, tmp_path, mo
     (folder / "story3.txt").write_text("Story number 3.", encoding="utf-8")
     change = add_files(seeds, [folder], tmp_path / "trash", on_status=said.append)
     assert said == [f"reading and copying 4 article files into {seeds}…"] and change.added == ["story3.txt"]
+
+
+def test_a_path_that_is_not_there_is_skipped_and_the_others_are_added(seeds, tmp_path):
+    """A typo in one of many names stopped the whole add, and said nothing of the others."""
+    given = [incoming(tmp_path, "one.txt", "The first article."), tmp_path / "typo.txt",
+             incoming(tmp_path, "two.txt", "The second article.")]
+    change = add_files(seeds, given, tmp_path / "trash")
+    assert change.added == ["one.txt", "two.txt"]
+    assert change.skipped == [f"{tmp_path / 'typo.txt'}: not found"] and change.skipped_files == 1
