@@ -248,9 +248,13 @@ def _ids_meant(given: str, documents: dict) -> list[str]:
 
 
 def _id_of_file(given: str, documents: dict) -> str:
-    """A hint for a file's path given where its article id belongs (`rag add` takes paths)."""
+    """A hint for a file's path given where its article id belongs (`rag add` takes paths), or a
+    JSON Lines file's name without its suffix (its records go by the whole name)."""
     ids = ids_of_file(given, documents)
-    return f" (rag remove takes article ids: that file's is {ids[0]!r})" if len(ids) == 1 else ""
+    if len(ids) == 1:
+        return f" (rag remove takes article ids: that file's is {ids[0]!r})"
+    files = sorted({Path(documents[doc_id].path).name for doc_id in ids})
+    return f" (to remove all the records of {files[0]}, give that name)" if len(files) == 1 else ""
 
 
 def _keep_in_trash(path: Path, trash: Path, copy: bool = False) -> Path:

@@ -127,9 +127,14 @@ def why_skipped(skipped: list[str], doc_id: str) -> str:
     skipped when the folder was read, else "". (Notes on files that were read are not skips.)"""
     for reason in skipped:
         name = reason.partition(": ")[0]
+        if RECORD.search(name):  # a JSON Lines record skipped ("feed.jsonl line 3"): not the file
+            continue
         if not reason.startswith(NOTE) and doc_id in (name, Path(name).stem):
             return f" ({reason})"
     return ""
+
+
+RECORD = re.compile(r" line \d+$")
 
 
 def ids_of_file(name: str, documents: dict[str, Document]) -> list[str]:

@@ -300,6 +300,21 @@ def test_an_id_given_without_the_suffix_it_keeps_is_named(seeds, tmp_path):
         remove_documents(seeds, ["riverton"], load_corpus(seeds).documents, tmp_path / "trash")
 
 
+def test_a_json_lines_files_name_without_its_suffix_is_named_whole_and_no_skipped_record_is_blamed(seeds, tmp_path):
+    """"rag remove feed" was told of a record skipped in feed.jsonl, as if that were why."""
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "feed.jsonl").write_text('{"id": "a", "text": "First."}\n{"id": "b", "text": "Second."}\nnot json\n',
+                                      encoding="utf-8")
+    corpus = load_corpus(seeds)
+    assert any(reason.startswith("feed.jsonl line 3: ") for reason in corpus.skipped)
+    with pytest.raises(RagError) as raised:
+        remove_documents(seeds, ["feed"], corpus.documents, tmp_path / "trash", corpus.skipped)
+    assert str(raised.value) == (f"no article 'feed' in {seeds} (to remove all the records of feed.jsonl, give that name); "
+                                 "nothing was removed")
+
+
 def test_a_json_lines_file_given_with_one_of_its_records_is_removed_once(seeds, tmp_path):
     from rag.archive import remove_documents
     from rag.corpus import load_corpus
