@@ -52,7 +52,8 @@ class FolderChange:
             parts.append(removed_said(self.removed))
         else:
             # files, not records: a JSON Lines file's unreadable records are said on their own lines
-            records = f" (and {len(self.records_skipped)} JSON Lines records)" if self.records_skipped else ""
+            count = len(self.records_skipped)
+            records = f" (and {count} JSON Lines record{'s' * (count != 1)})" if count else ""
             parts.append(f"files: added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
                          f"skipped {self.skipped_files}{records}")
         if self.removed or self.updated:

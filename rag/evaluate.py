@@ -173,7 +173,8 @@ def check_gold_against(corpus, questions: list[GoldQuestion], gold: Path, dates=
     unknown = articles_not_in(documents, questions)
     if unknown and len(unknown) == len({d for q in questions for d in q.docs}):
         raise RagError(f"none of the articles {gold} cites is in {corpus.directory} ({', '.join(unknown[:3])}"
-                       f"{', …' if len(unknown) > 3 else ''} are not): give --gold a file of questions on these articles")
+                       f"{', …' if len(unknown) > 3 else ''} {'is' if len(unknown) == 1 else 'are'} not): "
+                       "give --gold a file of questions on these articles")
     left_out = tuple(answered_only_outside(documents, questions, dates)) if dates else ()
     asked = [q for q in questions if q.id not in left_out]
     if not asked:

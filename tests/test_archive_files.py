@@ -212,9 +212,12 @@ def test_a_warning_on_an_added_article_is_no_skipped_record(seeds, tmp_path):
     """The article is read (undated, said so): `rag add` must not exit 1 for it."""
     change = add_files(seeds, [incoming(tmp_path, "d.txt", " date March 15, 2024 The council met.\n"),
                                incoming(tmp_path, "f.jsonl", '{"id": "a", "date": "2021-02-30", "text": "It rained."}\n'
-                                                              '{"id": "b", "text": ""}\n')], tmp_path / "trash")
+                                                              '{"id": "b", "text": ""}\n{"id": "c", "text": 42}\n')],
+                       tmp_path / "trash")
     assert change.added == ["d.txt", "f.jsonl"] and change.skipped == []
-    assert change.records_skipped == ["f.jsonl line 2: no text"]
+    assert change.records_skipped == ["f.jsonl line 2: no text", "f.jsonl line 3: its text is a number, not a string"]
+    assert change.what_changed(tmp_path / "trash").startswith("files: added 2, updated 0, unchanged 0, skipped 0 "
+                                                              "(and 2 JSON Lines records)")
 
 
 def test_an_edit_that_cannot_be_swapped_in_leaves_the_old_file_and_no_copy_of_it_in_the_trash(seeds, tmp_path, monkeypatch):

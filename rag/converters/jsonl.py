@@ -46,12 +46,17 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     return documents, problems
 
 
+JSON_KINDS = {bool: "true or false", int: "a number", float: "a number", dict: "an object", list: "a list"}
+
+
 def _record(path: Path, number: int, record) -> tuple[Document, str | None]:
     """The record's document, and what in it could not be read though the record is kept."""
     if not isinstance(record, dict):
         raise ValueError("not a JSON object")
     text = record.get("text")
-    if not isinstance(text, str) or not text.strip():
+    if text is not None and not isinstance(text, str):  # {"text": 42}: "no text" would not say what is wrong
+        raise ValueError(f"its text is {JSON_KINDS.get(type(text), 'not a string')}, not a string")
+    if text is None or not text.strip():
         raise ValueError("no text")
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # as a .txt is read: a line break is one character
     if looks_like_markup(text):  # CMS exports often keep the body as HTML: its text, not its tags
