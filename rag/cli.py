@@ -377,7 +377,7 @@ def evaluate(
     ctx: typer.Context,
     gold: Annotated[Optional[Path], typer.Option("--gold", help=f"Gold questions (JSON Lines). (default: ./{GOLD_FILE.as_posix()}, else the bundled one)")] = None,
     predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Write every answer here, one `rag ask --json` line each.")] = None,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write a markdown report (and a calibration PNG beside it).")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write a markdown report, and its calibration picture beside it (out/r.md: also out/r.calibration.png); both are replaced if there.")] = None,
     baseline: Annotated[Optional[Path], typer.Option("--baseline", help="An earlier run's --predictions file: show each measure's change, with a 95 % interval, and every question that changed.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as one JSON object.")] = False,
     min_f1: Annotated[Optional[float], typer.Option("--min-f1", help="Exit 1 if F1 (0-100) is below this.")] = None,
