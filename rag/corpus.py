@@ -122,6 +122,9 @@ def date_range(dates: Iterable[str | None]) -> tuple[str, str] | None:
 Known = Mapping[tuple[str, str], Conversion]
 
 
+RECORD = re.compile(r" line \d+$")  # how a skipped JSON Lines record is named: "feed.jsonl line 3"
+
+
 def why_skipped(skipped: list[str], doc_id: str) -> str:
     """" (name.txt: why it was skipped)" when the file that would have been article `doc_id` was
     skipped when the folder was read, else "". (Notes on files that were read are not skips.)"""
@@ -132,9 +135,6 @@ def why_skipped(skipped: list[str], doc_id: str) -> str:
         if not reason.startswith(NOTE) and doc_id in (name, Path(name).stem):
             return f" ({reason})"
     return ""
-
-
-RECORD = re.compile(r" line \d+$")
 
 
 def ids_of_file(name: str, documents: dict[str, Document]) -> list[str]:

@@ -55,7 +55,7 @@ def _record(path: Path, number: int, record) -> tuple[Document, str | None]:
         raise ValueError("not a JSON object")
     text = record.get("text")
     if text is not None and not isinstance(text, str):  # {"text": 42}: "no text" would not say what is wrong
-        raise ValueError(f"its text is {JSON_KINDS.get(type(text), 'not a string')}, not a string")
+        raise ValueError(f"its text is {JSON_KINDS.get(type(text), type(text).__name__)}, not a string")
     if text is None or not text.strip():
         raise ValueError("no text")
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # as a .txt is read: a line break is one character
