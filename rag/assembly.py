@@ -59,8 +59,8 @@ def with_top_k(config: ModelsConfig, top_k: int | None) -> ModelsConfig:
 
 
 def stored_articles(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None):
-    """The articles citations slice, with `.documents` and `.directory`: the seeds folder's, or a
-    Milvus archive's as it stands (no model is loaded)."""
+    """The articles citations slice, with `.documents`, `.directory` and `.skipped`: the seeds
+    folder's, or a Milvus archive's as it stands (no model is loaded)."""
     if not is_milvus(config):
         return load_articles(seeds_dir, index_dir)
     articles = existing_archive_articles(config)

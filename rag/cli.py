@@ -284,11 +284,14 @@ def show(
 ) -> None:
     """Show an article's text (the text citations point into), with a cited span marked."""
     from rag.assembly import changed_since_indexed, stored_articles
+    from rag.corpus import status_line
     from rag.render import ArticleView
 
     config = load_settings(models, store=store)
     # the index keeps what each web page gave: without it, every page of the folder is converted again
     articles = stored_articles(config, seeds, index_dir)
+    for reason in articles.skipped:  # said on every run, as by every command that reads the folder
+        report_status(status_line(reason))
     changed = changed_since_indexed(config, articles, doc_id, seeds, index_dir)
     if changed:  # said first: an edit may also have left the span asked for past the article's end
         err.print(Text.assemble(("warning: ", "yellow"), changed))

@@ -348,6 +348,7 @@ class ArchiveArticles(Mapping):
     when first needed and kept for the last CACHED articles."""
 
     CACHED = 256
+    skipped: tuple[str, ...] = ()  # no folder is read: what an add skipped was said then
 
     def __init__(self, archive: MilvusArchive):
         self.archive = archive

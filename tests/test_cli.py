@@ -183,6 +183,16 @@ def test_show_prints_the_cited_text_that_a_citation_slices(index_args):
     assert f"⟦{row['answer']}⟧" in plain.stdout
 
 
+def test_show_says_what_the_folder_skipped_as_every_command_does(tmp_path):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "vote.txt").write_text("The council voted on Monday.\n", encoding="utf-8")
+    (seeds / "feed.jsonl").write_text('{"id": "a", "text": "Kept."}\nnot json\n', encoding="utf-8")
+    shown = run_rag("show", "vote", "--seeds", str(seeds), "--index-dir", str(tmp_path / "index"))
+    assert shown.returncode == 0 and "The council voted on Monday." in shown.stdout
+    assert "skipped feed.jsonl line 2: not JSON" in shown.stderr
+
+
 def test_ctrl_c_while_the_command_is_still_importing_is_one_line_not_a_traceback(monkeypatch, capsys):
     """The first tenth of a second of every command is Python importing the command line."""
     import importlib.abc
