@@ -291,7 +291,10 @@ def _expand(paths: list[Path], change: FolderChange) -> list[Path]:
             change.skip(f"{printable(path.name)}: {why}")
         else:
             files.append(path)
-    return files
+    unique: dict[str, Path] = {}  # one file given twice ("rag add a.txt ./a.txt", or a file and its folder) is one file
+    for path in files:
+        unique.setdefault(os.path.abspath(path), path)
+    return list(unique.values())
 
 
 def _not_an_article_file(path: Path) -> str | None:

@@ -348,3 +348,11 @@ def test_a_path_that_is_not_there_is_skipped_and_the_others_are_added(seeds, tmp
     change = add_files(seeds, given, tmp_path / "trash")
     assert change.added == ["one.txt", "two.txt"]
     assert change.skipped == [f"{tmp_path / 'typo.txt'}: not found"] and change.skipped_files == 1
+
+
+def test_a_file_given_twice_is_one_file(seeds, tmp_path, monkeypatch):
+    story = incoming(tmp_path, "story.txt", "A story.")
+    monkeypatch.chdir(story.parent)
+    change = add_files(seeds, [story, story.relative_to(story.parent), story.parent],
+                       tmp_path / "trash")
+    assert change.added == ["story.txt"] and change.unchanged == [] and change.skipped == []
