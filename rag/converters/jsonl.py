@@ -13,7 +13,7 @@ from rag.converters.text import decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 6  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 7  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("lxml",)  # a record written as HTML is read with it: its version is in the cached conversions' key too
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
@@ -22,12 +22,13 @@ LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
-    documents, problems, line_of = [], [], {}
+    documents, problems, line_of, by_line = [], [], {}, []
     for number, line in enumerate(decode_as_data(raw).split("\n"), 1):  # not splitlines(): U+2028 may sit inside a JSON string
         if not line.strip():
             continue
         try:
-            document, problem = _record(path, number, json.loads(line, object_hook=_whole_characters))
+            record = json.loads(line, object_hook=_whole_characters)
+            document, problem = _record(path, number, record)
         except json.JSONDecodeError as why:
             problems.append(f"{path.name} line {number}: not JSON ({why.msg} at column {why.colno})")
             continue
@@ -39,10 +40,18 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
             continue
         line_of[document.doc_id] = number
         documents.append(document)
+        if not _given_id(record):
+            by_line.append(document.doc_id)
         if problem:  # read all the same
             problems.append(f"{NOTE}{path.name} line {number}: {problem}")
     if not documents:
         raise ValueError("no usable records" + (f" ({problems[0]})" if problems else ""))
+    if by_line:  # a line inserted above renames them: citations and a gold set's docs would then name others
+        one = len(by_line) == 1
+        problems.append(f"{NOTE}{path.name}: {len(by_line)} record{'' if one else 's'} without an id "
+                        f"{'is' if one else 'are'} named by {'its line' if one else 'their lines'} "
+                        f"({', '.join(by_line[:3])}{', …' if len(by_line) > 3 else ''}): a line inserted above "
+                        f"renames {'it' if one else 'them'}; give each record an id")
     return documents, problems
 
 
@@ -63,13 +72,17 @@ def _record(path: Path, number: int, record) -> tuple[Document, str | None]:
         text = fragment_text(text)
         if not text:
             raise ValueError("no text in its HTML")
-    given = record.get("id")
-    record_id = (str(given).strip() if given is not None else "") or str(number)  # no id, null or blank: the line
+    record_id = _given_id(record) or str(number)  # no id, null or blank: the line
     date, problem = article_day(record.get("date"))
     title, url = record.get("title"), record.get("url")
     return Document(doc_id=f"{path.name}#{record_id}", path=str(path), text=text, date=date,
                     body_start=0, title=title if isinstance(title, str) else None,
                     source=url if isinstance(url, str) and url else str(path)), problem
+
+
+def _given_id(record: dict) -> str:
+    given = record.get("id")
+    return str(given).strip() if given is not None else ""
 
 
 def _whole_characters(record: dict) -> dict:
