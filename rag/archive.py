@@ -20,6 +20,7 @@ from rag.corpus import NAMED, first_names, ids_in_file, ids_of_file, load_corpus
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
+from rag.wording import counted
 
 COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, start with it
 SAYS_IT_COPIES_FROM = 500  # files: reading and copying them takes seconds (3,000 news articles: about 3 s)
@@ -43,7 +44,7 @@ class FolderChange:
 
     def summary(self, trash: Path, passages: int, articles: int) -> str:
         """One line for the user: what changed, where removed or replaced files are kept, the index."""
-        return f"{self.what_changed(trash)}; index: {passages} passages from {articles} articles"
+        return f"{self.what_changed(trash)}; index: {counted(passages, 'passage')} from {counted(articles, 'article')}"
 
     def what_changed(self, trash: Path) -> str:
         """What changed in the folder, and where removed or replaced files are kept."""
@@ -53,7 +54,7 @@ class FolderChange:
         else:
             # files, not records: a JSON Lines file's unreadable records are said on their own lines
             count = len(self.records_skipped)
-            records = f" (and {count} JSON Lines record{'s' * (count != 1)})" if count else ""
+            records = f" (and {counted(count, 'JSON Lines record')})" if count else ""
             parts.append(f"files: added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
                          f"skipped {self.skipped_files}{records}")
         if self.removed or self.updated:

@@ -16,6 +16,7 @@ from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_
 from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_seeds_dir
 from rag.retrieval import Retriever, parse_store
 from rag.schema import NOTE
+from rag.wording import counted
 
 Status = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -174,7 +175,7 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
     store.save(index)
     checkpoint.clear()
     resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
-    on_status(f"indexed {len(index.passages):,} passages from {len(corpus.documents):,} articles into "
+    on_status(f"indexed {counted(len(index.passages), 'passage')} from {counted(len(corpus.documents), 'article')} into "
               f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
     return index
 
@@ -303,7 +304,7 @@ def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | 
         from rag.archive import removed_said
 
         articles, passages = remove_from_milvus(config, doc_ids)
-        return ArchiveUpdate(f"{removed_said(doc_ids)}; archive: {passages} passages from {articles} articles")
+        return ArchiveUpdate(f"{removed_said(doc_ids)}; archive: {counted(passages, 'passage')} from {counted(articles, 'article')}")
     return _change_archive_folder(config, "remove", seeds_dir, index_dir, lambda archive: archive.remove(doc_ids),
                                   on_status, on_progress)
 

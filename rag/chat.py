@@ -18,6 +18,7 @@ from rag.background import start_loading
 from rag.corpus import Corpus
 from rag.errors import RagError, Terminated
 from rag.render import answer_view
+from rag.wording import counted
 
 HELP = """commands:
   /help      this list
@@ -93,7 +94,7 @@ class ChatSession:
         span = f" · {dates[0]} … {dates[1]}" if dates else ""
         if self.dates:
             span += f" · answering from {self.dates.since or 'the start'} to {self.dates.until or 'now'}"
-        return f"rag · {n} article{'s' * (n != 1)}{span} · type a question, /help for commands"
+        return f"rag · {counted(n, 'article')}{span} · type a question, /help for commands"
 
     def handle(self, line: str, where: str | None = None) -> bool:
         """Act on one input line; False means the session should end. `where` names the line in

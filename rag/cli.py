@@ -24,6 +24,7 @@ from rag.paths import GOLD_FILE, INDEX_FOLDER, MODELS_FILE, SEEDS_FOLDER
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, article_folders, default_seeds_dir, falls_back_to_bundled
 from rag.train_settings import CONTINUED_LEARNING_RATE, TrainSettings, learning_rate_for
+from rag.wording import counted
 
 app = typer.Typer(
     add_completion=False,
@@ -229,7 +230,7 @@ def index(
     if is_milvus(config):
         return _milvus_index(config, seeds, force)
     manifest = _index_manifest(config, seeds, index_dir, rebuild=force)
-    err.print(f"index ready: {manifest.passages} passages from {len(manifest.documents)} articles "
+    err.print(f"index ready: {counted(manifest.passages, 'passage')} from {counted(len(manifest.documents), 'article')} "
               f"(built {manifest.built_at}, embedder {manifest.embedder_id}, vectors in {manifest.vector_store})")
 
 

@@ -41,6 +41,7 @@ from rag.retrieval.milvus_store import (BATCH, DOC_ID_BYTES, MAX_TEXT_BYTES, TIM
                                         absent_lite_file, connect, day_number, literal,
                                         require_pymilvus)
 from rag.schema import Document, Passage
+from rag.wording import counted
 
 ALIAS = "rag"  # the archive's name in a Milvus database
 FORMAT = 1
@@ -100,7 +101,7 @@ class ArchiveChange:
         if self.replaced:
             replaced = f"; {len(self.replaced)} of them replaced another version in the archive: {first_names(self.replaced)}"
         return (f"written {len(self.written)} ({self.embedded} passages embedded{replaced}), unchanged {len(self.unchanged)}; "
-                f"archive at {archive.uri}: {passages} passages from {articles} articles "
+                f"archive at {archive.uri}: {counted(passages, 'passage')} from {counted(articles, 'article')} "
                 f"(embedder {archive.manifest.embedder_id})")
 
 
