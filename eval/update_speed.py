@@ -1,6 +1,8 @@
 """What adding one article to a large archive costs, besides embedding it: the update `rag add`
-makes, timed beside the same update cutting every article again (as every update did before
-unchanged articles kept their stored passages), in the same run.
+makes, timed beside the same update building the keyword index from every passage (as every
+update did before the keyword index was kept as postings) and beside one that also cuts every
+article again (as every update did before unchanged articles kept their stored passages), in
+the same run.
 
     python eval/update_speed.py [--articles 3000] [--repeats 3]
 
@@ -59,7 +61,14 @@ def write_articles(folder: Path, count: int) -> None:
         (folder / f"{n:05d}.txt").write_text(f"Published: 2021-09-{n % 28 + 1:02d}\n{text}\n", encoding="utf-8")
 
 
-def update(seeds: Path, store: IndexStore, embedder, cut_alike: bool) -> float:
+WAYS = {  # label: (stored cuts kept, stored keyword index updated)
+    "rag add (cuts and keywords kept)": (True, True),
+    "keyword index built whole": (True, False),
+    "that, and every article cut again": (False, False),
+}
+
+
+def update(seeds: Path, store: IndexStore, embedder, cut_alike: bool, keywords_kept: bool) -> float:
     """Seconds to bring the index up to date after one article was added, as `rag add` does."""
     started = time.perf_counter()
     corpus = store.articles(seeds)
@@ -68,7 +77,10 @@ def update(seeds: Path, store: IndexStore, embedder, cut_alike: bool) -> float:
     reusable = store.reusable(corpus, expected)
     if reusable is None:
         raise SystemExit("the stored index could not be reused: nothing to measure")
-    reusable = dataclasses.replace(reusable, cut_alike=reusable.cut_alike and cut_alike)
+    if reusable.keywords is None:
+        raise SystemExit("the stored keyword index could not be reused: nothing to measure")
+    reusable = dataclasses.replace(reusable, cut_alike=reusable.cut_alike and cut_alike,
+                                   keywords=reusable.keywords if keywords_kept else None)
     index, counts = build_index(corpus, embedder, ChunkSettings(), "faiss", reusable=reusable)
     store.save(index)
     assert counts.embedded <= 2, counts  # only the new article's passages
@@ -90,13 +102,13 @@ def main() -> None:
         store.save(index)
         megabytes = sum(len(doc.text) for doc in corpus.documents.values()) / 1e6
         print(f"archive: {len(corpus.documents)} articles, {megabytes:.1f} M characters, {len(index.passages)} passages")
-        times = {"stored cuts kept (rag add)": [], "every article cut again": []}
-        for n in range(args.repeats):  # interleaved, so that both see the same machine
-            for label, cut_alike in (("stored cuts kept (rag add)", True), ("every article cut again", False)):
-                (seeds / f"new-{label[:5]}-{n}.txt").write_text(f"The ferry number {n} leaves at ten.\n", encoding="utf-8")
-                times[label].append(update(seeds, store, embedder, cut_alike))
+        times = {label: [] for label in WAYS}
+        for n in range(args.repeats):  # interleaved, so that every way sees the same machine
+            for way, (label, (cut_alike, keywords_kept)) in enumerate(WAYS.items()):
+                (seeds / f"new-{way}-{n}.txt").write_text(f"The ferry number {n} leaves at ten.\n", encoding="utf-8")
+                times[label].append(update(seeds, store, embedder, cut_alike, keywords_kept))
         for label, seconds in times.items():
-            print(f"{label:<34} median {statistics.median(seconds):6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in seconds)})")
+            print(f"{label:<36} median {statistics.median(seconds):6.2f} s  (runs: {', '.join(f'{s:.2f}' for s in seconds)})")
 
 
 if __name__ == "__main__":

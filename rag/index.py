@@ -35,6 +35,7 @@ from rag.schema import Document, Passage
 # embedding's progress bar has ended (BM25 over 61,831 passages: 4.8 s; README, "Scale"), so a
 # build says what it is doing rather than seem to hang
 SAYS_WHAT_IT_DOES_FROM = 20_000
+OLD_KEYWORD_FOLDER = "bm25"  # where rag before the postings kept bm25s's index: such an index is read again
 INDEX_FORMAT = 2  # 2: checksums of the index files, vector ids, a saved keyword index
 
 
@@ -167,6 +168,7 @@ class Reusable:
     ids: list[int]
     vectors: VectorStore
     cut_alike: bool  # cut by the same chunking settings and sentence rules: the passages stand as they are
+    keywords: KeywordIndex | None = None  # the stored keyword index (its rows are the stored ids), when sound
 
 
 @dataclass(frozen=True)
@@ -205,10 +207,23 @@ def build_index(corpus: Corpus, embedder, chunking: ChunkSettings, vector_store:
     manifest = Manifest.expected(corpus, embedder.spec.id, embedder.spec.fingerprint(), embedder.dimension,
                                  chunking, vector_store, passages=len(passages))
     converted = [row for name, conversion in corpus.converted.items() for row in _conversion_rows(name, conversion)]
+    keywords = _keyword_index(passages, kept, fresh, old_ids, reusable, on_status)
+    index = PassageIndex(passages, vectors, keywords, manifest, converted)
+    return index, BuildCounts(len(fresh) - len(resumed), len(kept), len(resumed))
+
+
+def _keyword_index(passages: list[Passage], kept: list[int], fresh: list[int], old_ids: dict,
+                   reusable: Reusable | None, on_status: Callable[[str], None]) -> KeywordIndex:
+    """The stored keyword index updated, when there is a sound one: only the new passages are
+    read (reading every passage again was most of the time of adding an article to a large
+    archive); else one built from every passage."""
+    if reusable is not None and reusable.keywords is not None:
+        stored = np.array([old_ids[(passages[n].doc_id, passages[n].start, passages[n].end)] for n in kept], dtype=np.int64)
+        return reusable.keywords.updated(stored, np.array(kept, dtype=np.int64), {n: passages[n].text for n in fresh},
+                                         len(passages))
     if takes_a_while(len(passages)):
         on_status(f"building the keyword index of {len(passages):,} passages…")
-    index = PassageIndex(passages, vectors, KeywordIndex.build([p.text for p in passages]), manifest, converted)
-    return index, BuildCounts(len(fresh) - len(resumed), len(kept), len(resumed))
+    return KeywordIndex.build([p.text for p in passages])
 
 
 def takes_a_while(passages: int) -> bool:
@@ -328,6 +343,9 @@ class IndexStore:
             reason = manifest.staleness(expected)
             if reason:
                 raise IndexNotUsable(f"the index is out of date: {reason}")
+            if not (build / KEYWORD_FOLDER).is_dir() and (build / OLD_KEYWORD_FOLDER).is_dir():
+                raise IndexNotUsable("its keyword index is in an older layout (bm25s's scores), so it is built again; "
+                                     "the vectors are kept")
             try:
                 _verify_checksums(build, manifest.files)
                 passages = [p for _, p in _read_passages(build / PASSAGES, corpus)]
@@ -392,14 +410,15 @@ class IndexStore:
                 if not manifest.reusable_for(expected):
                     return None
                 # only what is reused: a damaged keyword index (rebuilt anyway) must not cost every vector
-                _verify_checksums(build, manifest.files,
-                                  wanted=lambda name: name != CONVERTED and not name.startswith(f"{KEYWORD_FOLDER}/"))
+                _verify_checksums(build, manifest.files, wanted=lambda name: name != CONVERTED and not _is_keywords(name))
                 unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
                 rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
                 vectors = backend(manifest.vector_store).load(build)
+                keywords = _sound_keywords(build, manifest)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, IndexNotUsable):
             return None  # a damaged index is rebuilt whole
-        return Reusable([p for _, p in rows], [i for i, _ in rows], vectors, cut_alike=manifest.chunking == expected.chunking)
+        return Reusable([p for _, p in rows], [i for i, _ in rows], vectors, cut_alike=manifest.chunking == expected.chunking,
+                        keywords=keywords)
 
     def prepare_for_writing(self) -> None:
         """Fail now, before hours of embedding, if the index cannot be written here; and never
@@ -545,6 +564,21 @@ def _made_by_rag(folder: Path) -> bool:
     if not (BUILD_NAME.fullmatch(folder.name) and folder.is_dir() and not folder.is_symlink()):
         return False
     return (folder / BUILD_MARKER).is_file() or (folder / MANIFEST).is_file()  # the latter: builds of format 1
+
+
+def _is_keywords(name: str) -> bool:
+    return name.startswith((f"{KEYWORD_FOLDER}/", f"{OLD_KEYWORD_FOLDER}/"))
+
+
+def _sound_keywords(build: Path, manifest: Manifest) -> KeywordIndex | None:
+    """The build's keyword index, when its files are there and vouched for; None when not (an
+    index written before keyword indexes were kept as postings, or a damaged one): then an update
+    builds it from every passage, and the vectors are still reused."""
+    try:
+        _verify_checksums(build, manifest.files, wanted=lambda name: name.startswith(f"{KEYWORD_FOLDER}/"))
+        return KeywordIndex.load(build, manifest.passages)
+    except (OSError, ValueError):
+        return None
 
 
 def _index_files(build: Path) -> list[str]:

@@ -585,9 +585,49 @@ def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tm
                                            reader=FakeReader([]), on_status=said.append)
     open_pipeline()
     build = IndexStore(tmp_path / "index").current_build
-    (next((build / "bm25").iterdir())).unlink()
+    (next((build / "keywords").iterdir())).unlink()
     open_pipeline()
     assert "unreadable" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
+
+
+def test_an_index_with_the_older_keyword_layout_is_read_again_keeping_its_vectors(tmp_path):
+    """Indexes written before the postings kept bm25s's scores in bm25/: an archive's vectors
+    took hours to embed, so only the keyword index is built again, and the user is told why."""
+    config = load_models_config(ROOT / "models.toml")
+    said = []
+    open_pipeline = lambda: build_pipeline(config, SEEDS, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
+                                           reader=FakeReader([]), on_status=said.append)
+    open_pipeline()
+    build = IndexStore(tmp_path / "index").current_build
+    (build / "keywords").rename(build / "bm25")  # its files vouched for under that name, as they were
+    manifest = (build / "manifest.json").read_text(encoding="utf-8")
+    (build / "manifest.json").write_text(manifest.replace('"keywords/', '"bm25/'), encoding="utf-8")
+    pipeline = open_pipeline()
+    assert "keyword index is in an older layout" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
+    assert pipeline.retriever.keywords.ranking("What does Panjshir mean?", 3)[0]
+    assert open_pipeline() and not any("older layout" in m for m in said[-1:])  # read as it is from then on
+
+
+def test_an_update_reads_only_the_new_passages_into_the_keyword_index(tmp_path, monkeypatch):
+    """Reading every passage again for BM25 was most of an update's time at archive scale."""
+    from rag.retrieval import keyword
+
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    config = load_models_config(ROOT / "models.toml")
+    open_pipeline = lambda: build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
+                                           reader=FakeReader([]))
+    open_pipeline()
+    (seeds / "005_ferry.txt").write_text("The ferry leaves at ten. It returns at noon.", encoding="utf-8")
+    (seeds / "002_517ffae1740f5ca3.txt").unlink()
+    read = []
+    real = keyword._postings
+    monkeypatch.setattr(keyword, "_postings", lambda texts, ids: read.extend(texts) or real(texts, ids))
+    pipeline = open_pipeline()
+    assert read == ["The ferry leaves at ten. It returns at noon."]
+    whole = keyword.KeywordIndex.build([p.text for p in pipeline.retriever.passages])
+    for question in ("When does the ferry leave?", "What does Panjshir mean?", "Who leads the resistance?"):
+        assert np.array_equal(pipeline.retriever.keywords.scores(question), whole.scores(question))
 
 
 def test_an_update_cuts_only_the_new_article_and_its_passages_are_those_a_whole_cut_gives(tmp_path, monkeypatch):

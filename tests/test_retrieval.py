@@ -4,7 +4,7 @@ import pytest
 
 from rag.corpus import ChunkSettings, chunk_corpus, load_corpus
 from rag.retrieval import KeywordIndex, Retriever, make_vector_store, rrf
-from tests.conftest import SEEDS
+from tests.conftest import ROOT, SEEDS
 from tests.fakes import FakeEmbedder
 
 
@@ -32,12 +32,52 @@ def test_the_keyword_index_saves_and_loads_the_same_scores(tmp_path):
 
 
 def test_passages_without_a_single_keyword_are_indexed_with_zero_scores(tmp_path):
-    """Every word a stop word or one letter: bm25s has no vocabulary to index (it crashed)."""
+    """Every word a stop word or one letter: there is no vocabulary to index (bm25s crashed on it)."""
     index = KeywordIndex.build(["It is.", "It was a."])
     index.save(tmp_path)
     loaded = KeywordIndex.load(tmp_path, 2)
     for question in ("What is it?", "Who leads the resistance?", "\x00"):
         assert not loaded.scores(question).any() and loaded.ranking(question, 2)[0] == []
+
+
+def test_keyword_scores_are_bm25s_scores_bit_for_bit():
+    """The postings are scored when a question comes, as bm25s scores them when it indexes."""
+    import bm25s
+
+    from rag.gold import load_gold
+    from rag.retrieval.keyword import BM25_B, BM25_K1
+
+    texts = [p.text for p in chunk_corpus(load_corpus(SEEDS), ChunkSettings())] + ["It is.", "", "Kabul Kabul Kabul"]
+    reference = bm25s.BM25(k1=BM25_K1, b=BM25_B)
+    reference.index(bm25s.tokenize(texts, stopwords="en", show_progress=False), show_progress=False)
+    index = KeywordIndex.build(texts)
+    questions = [q.question for q in load_gold(ROOT / "eval" / "gold.jsonl")] + ["Kabul kabul, Panjshir?"]
+    for question in questions:
+        words = bm25s.tokenize([question], stopwords="en", return_ids=False, show_progress=False)[0]
+        expected = reference.get_scores(words) if reference.get_tokens_ids(words) else np.zeros(len(texts))
+        assert np.array_equal(index.scores(question), np.asarray(expected, dtype=np.float64)), question
+
+
+def test_an_updated_keyword_index_scores_as_one_built_from_every_passage(tmp_path):
+    rng = np.random.default_rng(3)
+    texts = [p.text for p in chunk_corpus(load_corpus(SEEDS), ChunkSettings())]
+    index = KeywordIndex.build(texts)
+    index.save(tmp_path)
+    stored = KeywordIndex.load(tmp_path, len(texts))  # memory-mapped, as an update finds it
+    kept = np.sort(rng.choice(len(texts), len(texts) - 9, replace=False))
+    new = ["The ferry to Marsh End leaves at ten.", "Kabul's airport reopened.", "", "It is."]
+    now = [texts[i] for i in kept] + new
+    order = rng.permutation(len(now))  # passage order changes too: articles sort by name
+    placed = {int(n): now[i] for n, i in enumerate(order)}
+    old_ids = [int(kept[i]) for n, i in enumerate(order) if i < len(kept)]
+    new_ids = [n for n, i in enumerate(order) if i < len(kept)]
+    added = {n: placed[n] for n, i in enumerate(order) if i >= len(kept)}
+    updated = stored.updated(np.array(old_ids), np.array(new_ids), added, len(now))
+    whole = KeywordIndex.build([placed[n] for n in range(len(now))])
+    for question in ("When does the ferry leave?", "Kabul airport", "What does Panjshir mean?", "Who leads the resistance?"):
+        assert np.array_equal(updated.scores(question), whole.scores(question)), question
+    with pytest.raises(ValueError):  # a passage placed twice, or left out
+        stored.updated(np.array(old_ids), np.array(new_ids), {**added, new_ids[0]: "twice"}, len(now))
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +110,7 @@ def test_keyword_ranking_selects_before_sorting_and_keeps_a_full_sorts_order():
     full sort gives, with and without a filter."""
     rng = np.random.default_rng(0)
     scores = np.round(rng.random(5000) * 4) * (rng.random(5000) > 0.5)
-    index = KeywordIndex(None, len(scores))
+    index = KeywordIndex.build([""] * len(scores))
     index.scores = lambda question: scores
     for depth in (1, 7, 50):
         for allowed in (None, np.sort(rng.choice(5000, 1500, replace=False))):
