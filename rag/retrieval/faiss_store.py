@@ -89,13 +89,14 @@ class FaissStore:
         return sorted(((int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0), key=lambda hit: (-hit[1], hit[0]))[:k]
 
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
-        rows = []
-        for i in ids:
-            try:
-                rows.append(self._index.reconstruct(int(i)))
-            except RuntimeError:
-                raise KeyError(i) from None
-        return np.array(rows, dtype=np.float32).reshape(len(rows), self.dimension)
+        ids = np.fromiter(ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        try:  # one call for all: one call per vector was a second of every update at 50k passages
+            return self._index.reconstruct_batch(ids).reshape(len(ids), self.dimension)
+        except RuntimeError:
+            stored = set(self._stored_ids().tolist())
+            raise KeyError(next(int(i) for i in ids if int(i) not in stored)) from None
 
     def save(self, folder: Path) -> None:
         import faiss

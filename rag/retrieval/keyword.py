@@ -62,15 +62,19 @@ class KeywordIndex:
         new_of_old[old_ids] = new_ids
         moved = new_of_old[self._passages]
         kept = moved >= 0
-        old_words = np.repeat(np.arange(len(self.words), dtype=np.int64), np.diff(self._starts))
         ids = dict(self._ids)
         words, passages, counts, lengths = _postings(list(added.values()), ids)
+        # the kept postings stay in word order; each new one goes in at the end of its word's
+        kept_before = np.concatenate([[0], np.cumsum(kept)])[np.asarray(self._starts)]
+        kept_before = np.concatenate([kept_before, np.full(len(ids) - len(self.words), kept_before[-1])])
+        places = kept_before[words + 1]
+        starts = kept_before + np.concatenate([[0], np.cumsum(np.bincount(words, minlength=len(ids)))])
         all_lengths = np.zeros(size, dtype=np.int32)
         all_lengths[new_ids] = np.asarray(self._lengths)[old_ids]
         all_lengths[added_ids] = lengths
-        return self._from_postings(list(ids), np.concatenate([old_words[kept], words]),
-                                   np.concatenate([moved[kept], added_ids[passages]]),
-                                   np.concatenate([np.asarray(self._counts)[kept], counts]), all_lengths)
+        return KeywordIndex(list(ids), starts.astype(np.int64),
+                            np.insert(moved[kept].astype(np.int32), places, added_ids[passages].astype(np.int32)),
+                            np.insert(np.asarray(self._counts)[kept], places, counts.astype(np.int32)), all_lengths)
 
     @classmethod
     def _from_postings(cls, words: list[str], word_of: np.ndarray, passage_of: np.ndarray, counts: np.ndarray,
