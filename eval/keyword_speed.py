@@ -77,7 +77,7 @@ def main() -> None:
 
     postings, built = timed(lambda: KeywordIndex.build(texts))
     reference, reference_built = timed(lambda: bm25s_index(texts))
-    removed = set(range(0, len(texts), len(texts) // 20)[:20])
+    removed = set(range(0, len(texts), max(len(texts) // 20, 1))[:20])
     kept = np.array([n for n in range(len(texts)) if n not in removed], dtype=np.int64)
     added = {len(kept) + n: f"The ferry number {n} to Marsh End leaves at ten." for n in range(20)}
     updated, update_took = timed(lambda: postings.updated(kept, np.arange(len(kept)), added, len(texts)))

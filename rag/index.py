@@ -1,7 +1,7 @@
 """The passage index on disk: passages (offsets into the articles), their vectors and their
 keyword index.
 
-On disk an index is a build folder (passages.jsonl, the vector store's files, bm25/, converted.jsonl, manifest.json) named by the
+On disk an index is a build folder (passages.jsonl, the vector store's files, keywords/, converted.jsonl, manifest.json) named by the
 CURRENT file. A build is written to a fresh folder and CURRENT is swapped atomically, so a
 crash mid-build leaves the previous index in place and loadable."""
 from __future__ import annotations
@@ -28,11 +28,11 @@ from rag.corpus import ChunkSettings, Conversion, Corpus, chunk_document, first_
 from rag.errors import RagError, first_line
 from rag.leftovers import fsync_dir, fsync_tree, write_atomically
 from rag.retrieval import VECTOR_STORES, KeywordIndex, VectorStore, backend, make_vector_store, parse_store
-from rag.retrieval.keyword import FOLDER as KEYWORD_FOLDER
+from rag.retrieval.keyword import FOLDER as KEYWORD_FOLDER, WordRulesChanged
 from rag.schema import Document, Passage
 
 # From this many passages on, building the keyword index and saving take seconds after the
-# embedding's progress bar has ended (BM25 over 61,831 passages: 4.8 s; README, "Scale"), so a
+# embedding's progress bar has ended (BM25 over a million passages: 45 s; README, "Scale"), so a
 # build says what it is doing rather than seem to hang
 SAYS_WHAT_IT_DOES_FROM = 20_000
 OLD_KEYWORD_FOLDER = "bm25"  # where rag before the postings kept bm25s's index: such an index is read again
@@ -219,8 +219,11 @@ def _keyword_index(passages: list[Passage], kept: list[int], fresh: list[int], o
     archive); else one built from every passage."""
     if reusable is not None and reusable.keywords is not None:
         stored = np.array([old_ids[(passages[n].doc_id, passages[n].start, passages[n].end)] for n in kept], dtype=np.int64)
-        return reusable.keywords.updated(stored, np.array(kept, dtype=np.int64), {n: passages[n].text for n in fresh},
-                                         len(passages))
+        try:
+            return reusable.keywords.updated(stored, np.array(kept, dtype=np.int64), {n: passages[n].text for n in fresh},
+                                             len(passages))
+        except ValueError:  # its passages are not the stored index's (it never was: built whole, as any index can be)
+            pass
     if takes_a_while(len(passages)):
         on_status(f"building the keyword index of {len(passages):,} passages…")
     return KeywordIndex.build([p.text for p in passages])
@@ -344,13 +347,14 @@ class IndexStore:
             if reason:
                 raise IndexNotUsable(f"the index is out of date: {reason}")
             if not (build / KEYWORD_FOLDER).is_dir() and (build / OLD_KEYWORD_FOLDER).is_dir():
-                raise IndexNotUsable("its keyword index is in an older layout (bm25s's scores), so it is built again; "
-                                     "the vectors are kept")
+                raise IndexNotUsable("the keyword index is in an older layout (bm25s's), so it is built again from the passages")
             try:
                 _verify_checksums(build, manifest.files)
                 passages = [p for _, p in _read_passages(build / PASSAGES, corpus)]
                 vectors = backend(manifest.vector_store).load(build)
                 keywords = KeywordIndex.load(build, len(passages))
+            except WordRulesChanged as exc:
+                raise IndexNotUsable(f"the keyword index is out of date: {exc}, so it is built again from the passages") from None
             except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
                 raise IndexNotUsable(f"the index in {build} is unreadable ({first_line(exc)})") from None
         if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
@@ -577,7 +581,7 @@ def _sound_keywords(build: Path, manifest: Manifest) -> KeywordIndex | None:
     try:
         _verify_checksums(build, manifest.files, wanted=lambda name: name.startswith(f"{KEYWORD_FOLDER}/"))
         return KeywordIndex.load(build, manifest.passages)
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):  # WordRulesChanged too
         return None
 
 

@@ -605,7 +605,30 @@ def test_an_index_with_the_older_keyword_layout_is_read_again_keeping_its_vector
     pipeline = open_pipeline()
     assert "keyword index is in an older layout" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
     assert pipeline.retriever.keywords.ranking("What does Panjshir mean?", 3)[0]
-    assert open_pipeline() and not any("older layout" in m for m in said[-1:])  # read as it is from then on
+    before = len(said)
+    open_pipeline()
+    assert said[before:] == []  # read as it is from then on: nothing built, nothing to say
+
+
+def test_an_index_whose_words_were_cut_by_other_rules_has_its_keyword_index_built_again(tmp_path, monkeypatch):
+    """Kept postings are never cut into words again: other rules (a bm25s with other stop words)
+    must not leave old passages scored by the old ones beside new ones."""
+    from rag.retrieval import keyword
+
+    config = load_models_config(ROOT / "models.toml")
+    said = []
+    open_pipeline = lambda: build_pipeline(config, SEEDS, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
+                                           reader=FakeReader([]), on_status=said.append)
+    open_pipeline()
+    monkeypatch.setattr(keyword, "stop_words", lambda: frozenset({"the", "panjshir"}))
+    keyword.word_rules.cache_clear()
+    try:
+        pipeline = open_pipeline()
+        assert "words were cut by other rules" in said[-2] and said[-1].endswith("(0 embedded, 45 reused)")
+        whole = keyword.KeywordIndex.build([p.text for p in pipeline.retriever.passages])
+        assert np.array_equal(pipeline.retriever.keywords.scores("Panjshir valley"), whole.scores("Panjshir valley"))
+    finally:
+        keyword.word_rules.cache_clear()
 
 
 def test_an_update_reads_only_the_new_passages_into_the_keyword_index(tmp_path, monkeypatch):

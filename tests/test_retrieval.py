@@ -60,11 +60,11 @@ def test_keyword_scores_are_bm25s_scores_bit_for_bit():
 
 def test_an_updated_keyword_index_scores_as_one_built_from_every_passage(tmp_path):
     rng = np.random.default_rng(3)
-    texts = [p.text for p in chunk_corpus(load_corpus(SEEDS), ChunkSettings())]
+    texts = [p.text for p in chunk_corpus(load_corpus(SEEDS), ChunkSettings())] + ["Zanzibar's ferry."]
     index = KeywordIndex.build(texts)
     index.save(tmp_path)
     stored = KeywordIndex.load(tmp_path, len(texts))  # memory-mapped, as an update finds it
-    kept = np.sort(rng.choice(len(texts), len(texts) - 9, replace=False))
+    kept = np.sort(rng.choice(len(texts) - 1, len(texts) - 10, replace=False))  # Zanzibar's passage goes
     new = ["The ferry to Marsh End leaves at ten.", "Kabul's airport reopened.", "", "It is."]
     now = [texts[i] for i in kept] + new
     order = rng.permutation(len(now))  # passage order changes too: articles sort by name
@@ -76,8 +76,12 @@ def test_an_updated_keyword_index_scores_as_one_built_from_every_passage(tmp_pat
     whole = KeywordIndex.build([placed[n] for n in range(len(now))])
     for question in ("When does the ferry leave?", "Kabul airport", "What does Panjshir mean?", "Who leads the resistance?"):
         assert np.array_equal(updated.scores(question), whole.scores(question)), question
-    with pytest.raises(ValueError):  # a passage placed twice, or left out
-        stored.updated(np.array(old_ids), np.array(new_ids), {**added, new_ids[0]: "twice"}, len(now))
+    assert "zanzibar" in stored.words and "zanzibar" not in updated.words  # only a removed passage held it
+    assert "ferry" in updated.words
+    with pytest.raises(ValueError):  # a passage placed twice
+        stored.updated(np.array(old_ids), np.array(new_ids), {**{n: "x" for n in list(added)[1:]}, new_ids[0]: "twice"}, len(now))
+    with pytest.raises(ValueError):  # a passage this index does not hold
+        stored.updated(np.array([*old_ids[:-1], len(texts)]), np.array(new_ids), added, len(now))
 
 
 @pytest.fixture(scope="module")

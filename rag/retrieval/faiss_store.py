@@ -96,7 +96,10 @@ class FaissStore:
             return self._index.reconstruct_batch(ids).reshape(len(ids), self.dimension)
         except RuntimeError:
             stored = set(self._stored_ids().tolist())
-            raise KeyError(next(int(i) for i in ids if int(i) not in stored)) from None
+            missing = next((int(i) for i in ids if int(i) not in stored), None)
+            if missing is None:
+                raise
+            raise KeyError(missing) from None
 
     def save(self, folder: Path) -> None:
         import faiss

@@ -7,6 +7,7 @@ bit (its Lucene variant, k1 1.5, b 0.75, its tokenizer and English stop words: t
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 import re
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 FOLDER = "keywords"
-WORDS, STARTS, PASSAGES, COUNTS, LENGTHS = "words.txt", "starts.npy", "passages.npy", "counts.npy", "lengths.npy"
+WORDS, STARTS, PASSAGES, COUNTS, LENGTHS, RULES = ("words.txt", "starts.npy", "passages.npy", "counts.npy", "lengths.npy",
+                                                   "rules.txt")
 BM25_K1, BM25_B = 1.5, 0.75  # bm25s's defaults, said once: the Milvus store's BM25 uses them too
 WORD = re.compile(r"(?u)\b\w\w+\b")  # bm25s's (and scikit-learn's) token pattern
 
@@ -25,6 +27,18 @@ def stop_words() -> frozenset[str]:
     from bm25s.stopwords import STOPWORDS_EN
 
     return frozenset(STOPWORDS_EN)
+
+
+@functools.cache
+def word_rules() -> str:
+    """A fingerprint of how texts are cut into words. Kept postings are never cut again, so an
+    index cut by other rules (another word pattern, a bm25s with other stop words) is built again."""
+    said = "\n".join([WORD.pattern, *sorted(stop_words())])
+    return hashlib.sha256(said.encode("utf-8")).hexdigest()[:16]
+
+
+class WordRulesChanged(ValueError):
+    """The saved postings were cut into words by other rules than today's."""
 
 
 class KeywordIndex:
@@ -48,19 +62,25 @@ class KeywordIndex:
     @classmethod
     def build(cls, texts: list[str]) -> KeywordIndex:
         ids: dict[str, int] = {}
-        words, passages, counts, lengths = _postings(texts, ids)
-        return cls._from_postings(list(ids), words, passages, counts, lengths)
+        words, passages, counts, lengths = _postings(texts, ids)  # in word order already
+        starts = np.concatenate([[0], np.cumsum(np.bincount(words, minlength=len(ids)))])
+        return cls(list(ids), starts.astype(np.int64), passages.astype(np.int32), counts.astype(np.int32),
+                   lengths.astype(np.int32))
 
     def updated(self, old_ids: np.ndarray, new_ids: np.ndarray, added: dict[int, str], size: int) -> KeywordIndex:
         """The index of `size` passages where passage `new_ids[i]` is this index's `old_ids[i]`
         (unchanged), and the passages of `added` (new id: text) are new: only they are read.
-        This index's other passages are gone."""
+        This index's other passages are gone, and so are the words only they held."""
+        old_ids, new_ids = np.asarray(old_ids, dtype=np.int64), np.asarray(new_ids, dtype=np.int64)
         added_ids = np.fromiter(added, dtype=np.int64, count=len(added))
-        if len(old_ids) + len(added_ids) != size or len(set(new_ids.tolist()) | set(added_ids.tolist())) != size:
-            raise ValueError("an update must place every passage once")
+        placed = np.concatenate([new_ids, added_ids])
+        if (len(old_ids) != len(new_ids) or len(placed) != size or len(np.unique(placed)) != size
+                or (size and (placed.min() < 0 or placed.max() >= size))
+                or (len(old_ids) and (old_ids.min() < 0 or old_ids.max() >= self.size))):
+            raise ValueError("an update must place every passage once, and take only passages this index holds")
         new_of_old = np.full(self.size, -1, dtype=np.int64)
         new_of_old[old_ids] = new_ids
-        moved = new_of_old[self._passages]
+        moved = new_of_old[np.asarray(self._passages)]
         kept = moved >= 0
         ids = dict(self._ids)
         words, passages, counts, lengths = _postings(list(added.values()), ids)
@@ -68,32 +88,30 @@ class KeywordIndex:
         kept_before = np.concatenate([[0], np.cumsum(kept)])[np.asarray(self._starts)]
         kept_before = np.concatenate([kept_before, np.full(len(ids) - len(self.words), kept_before[-1])])
         places = kept_before[words + 1]
-        starts = kept_before + np.concatenate([[0], np.cumsum(np.bincount(words, minlength=len(ids)))])
+        held_by = np.diff(kept_before) + np.bincount(words, minlength=len(ids))
+        alive = held_by > 0  # a word only removed passages held is dropped
         all_lengths = np.zeros(size, dtype=np.int32)
         all_lengths[new_ids] = np.asarray(self._lengths)[old_ids]
         all_lengths[added_ids] = lengths
-        return KeywordIndex(list(ids), starts.astype(np.int64),
+        return KeywordIndex([word for word, held in zip(ids, alive) if held],
+                            np.concatenate([[0], np.cumsum(held_by[alive])]).astype(np.int64),
                             np.insert(moved[kept].astype(np.int32), places, added_ids[passages].astype(np.int32)),
                             np.insert(np.asarray(self._counts)[kept], places, counts.astype(np.int32)), all_lengths)
 
     @classmethod
-    def _from_postings(cls, words: list[str], word_of: np.ndarray, passage_of: np.ndarray, counts: np.ndarray,
-                       lengths: np.ndarray) -> KeywordIndex:
-        order = np.argsort(word_of, kind="stable")
-        starts = np.concatenate([[0], np.cumsum(np.bincount(word_of, minlength=len(words)))]).astype(np.int64)
-        return cls(words, starts, passage_of[order].astype(np.int32), counts[order].astype(np.int32),
-                   np.asarray(lengths, dtype=np.int32))
-
-    @classmethod
     def load(cls, folder: Path, size: int) -> KeywordIndex:
-        """The saved index, its arrays memory-mapped (loading is instant; the pages a question
-        touches are read then)."""
+        """The saved index, its postings memory-mapped (the pages a question touches are read then).
+        WordRulesChanged when it was cut into words by other rules than today's."""
         path = Path(folder) / FOLDER
         if not path.is_dir():
             raise OSError(f"{FOLDER}/ is missing")
+        if (path / RULES).read_text(encoding="utf-8").strip() != word_rules():
+            raise WordRulesChanged("its words were cut by other rules (a word pattern or stop words of another version)")
         text = (path / WORDS).read_text(encoding="utf-8")
         words = text.split("\n")[:-1]  # a word holds no line break: it is word characters only
         arrays = [np.load(path / name, mmap_mode="r") for name in (STARTS, PASSAGES, COUNTS, LENGTHS)]
+        if any(array.ndim != 1 for array in arrays):
+            raise ValueError("the keyword index's files are not lists")
         index = cls(words, *arrays)
         if index.size != size:
             raise ValueError(f"the keyword index holds {index.size} passages, not {size}")
@@ -102,6 +120,7 @@ class KeywordIndex:
     def save(self, folder: Path) -> None:
         path = Path(folder) / FOLDER
         path.mkdir()
+        (path / RULES).write_text(word_rules() + "\n", encoding="utf-8")
         (path / WORDS).write_text("".join(word + "\n" for word in self.words), encoding="utf-8")
         for name, array in ((STARTS, self._starts), (PASSAGES, self._passages), (COUNTS, self._counts),
                             (LENGTHS, self._lengths)):
