@@ -21,7 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from rag.errors import RagError, Unavailable, first_line
-from rag.retrieval.keyword import BM25_B, BM25_K1
+from rag.retrieval.keyword import BM25_B, BM25_K1, stop_words
 from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, register
 
 POINTER = "milvus.json"
@@ -270,10 +270,8 @@ class MilvusStore:
 
 
 def _analyzer() -> dict:
-    """Words as the FAISS store's keyword index (bm25s) cuts them: lower case, English stop words out."""
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": list(STOPWORDS_EN)}]}
+    """Words as the FAISS store's keyword index cuts them: lower case, the same English stop words out."""
+    return {"tokenizer": "standard", "filter": ["lowercase", {"type": "stop", "stop_words": sorted(stop_words())}]}
 
 
 def connect(location: str):
