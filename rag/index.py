@@ -32,7 +32,7 @@ from rag.retrieval.keyword import FOLDER as KEYWORD_FOLDER, WordRulesChanged
 from rag.schema import Document, Passage
 
 # From this many passages on, building the keyword index and saving take seconds after the
-# embedding's progress bar has ended (BM25 over a million passages: 45 s; README, "Scale"), so a
+# embedding's progress bar has ended (BM25 over a million passages: 48 s; README, "Scale"), so a
 # build says what it is doing rather than seem to hang
 SAYS_WHAT_IT_DOES_FROM = 20_000
 OLD_KEYWORD_FOLDER = "bm25"  # where rag before the postings kept bm25s's index: such an index is read again
