@@ -578,12 +578,19 @@ def test_a_question_asked_during_another_build_waits_for_it_and_embeds_nothing_i
     assert "005_new" in {p.doc_id for p in built.passages}
 
 
-def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tmp_path):
+def _indexed_seeds(tmp_path):
+    """What the opening of a pipeline over the bundled articles says, and a function that opens
+    one (the fake models), the index built once already."""
     config = load_models_config(ROOT / "models.toml")
     said = []
     open_pipeline = lambda: build_pipeline(config, SEEDS, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
                                            reader=FakeReader([]), on_status=said.append)
     open_pipeline()
+    return said, open_pipeline
+
+
+def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tmp_path):
+    said, open_pipeline = _indexed_seeds(tmp_path)
     build = IndexStore(tmp_path / "index").current_build
     (next((build / "keywords").iterdir())).unlink()
     open_pipeline()
@@ -593,11 +600,7 @@ def test_a_damaged_keyword_index_is_rebuilt_without_embedding_a_passage_again(tm
 def test_an_index_with_the_older_keyword_layout_is_read_again_keeping_its_vectors(tmp_path):
     """Indexes written before the postings kept bm25s's scores in bm25/: an archive's vectors
     took hours to embed, so only the keyword index is built again, and the user is told why."""
-    config = load_models_config(ROOT / "models.toml")
-    said = []
-    open_pipeline = lambda: build_pipeline(config, SEEDS, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
-                                           reader=FakeReader([]), on_status=said.append)
-    open_pipeline()
+    said, open_pipeline = _indexed_seeds(tmp_path)
     build = IndexStore(tmp_path / "index").current_build
     (build / "keywords").rename(build / "bm25")  # its files vouched for under that name, as they were
     manifest = (build / "manifest.json").read_text(encoding="utf-8")
@@ -615,11 +618,7 @@ def test_an_index_whose_words_were_cut_by_other_rules_has_its_keyword_index_buil
     must not leave old passages scored by the old ones beside new ones."""
     from rag.retrieval import keyword
 
-    config = load_models_config(ROOT / "models.toml")
-    said = []
-    open_pipeline = lambda: build_pipeline(config, SEEDS, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
-                                           reader=FakeReader([]), on_status=said.append)
-    open_pipeline()
+    said, open_pipeline = _indexed_seeds(tmp_path)
     monkeypatch.setattr(keyword, "stop_words", lambda: frozenset({"the", "panjshir"}))
     keyword.word_rules.cache_clear()
     try:
@@ -631,10 +630,9 @@ def test_an_index_whose_words_were_cut_by_other_rules_has_its_keyword_index_buil
         keyword.word_rules.cache_clear()
 
 
-def test_an_update_reads_only_the_new_passages_into_the_keyword_index(tmp_path, monkeypatch):
-    """Reading every passage again for BM25 was most of an update's time at archive scale."""
-    from rag.retrieval import keyword
-
+def _indexed_copy_of_the_seeds_and_a_new_article(tmp_path):
+    """A copy of the bundled articles, indexed (the fake models), then a new article written into
+    it; with the config and a function that opens a pipeline over it, bringing the index up to date."""
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     config = load_models_config(ROOT / "models.toml")
@@ -642,6 +640,14 @@ def test_an_update_reads_only_the_new_passages_into_the_keyword_index(tmp_path, 
                                            reader=FakeReader([]))
     open_pipeline()
     (seeds / "005_ferry.txt").write_text("The ferry leaves at ten. It returns at noon.", encoding="utf-8")
+    return seeds, config, open_pipeline
+
+
+def test_an_update_reads_only_the_new_passages_into_the_keyword_index(tmp_path, monkeypatch):
+    """Reading every passage again for BM25 was most of an update's time at archive scale."""
+    from rag.retrieval import keyword
+
+    seeds, _, open_pipeline = _indexed_copy_of_the_seeds_and_a_new_article(tmp_path)
     (seeds / "002_517ffae1740f5ca3.txt").unlink()
     read = []
     real = keyword._postings
@@ -659,13 +665,7 @@ def test_an_update_cuts_only_the_new_article_and_its_passages_are_those_a_whole_
     from rag import index as index_module
     from rag.corpus import chunk_corpus
 
-    seeds = tmp_path / "seeds"
-    shutil.copytree(SEEDS, seeds)
-    config = load_models_config(ROOT / "models.toml")
-    open_pipeline = lambda: build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(),  # noqa: E731
-                                           reader=FakeReader([]))
-    open_pipeline()
-    (seeds / "005_ferry.txt").write_text("The ferry leaves at ten. It returns at noon.", encoding="utf-8")
+    seeds, config, open_pipeline = _indexed_copy_of_the_seeds_and_a_new_article(tmp_path)
     cut = []
     real = index_module.chunk_document
     monkeypatch.setattr(index_module, "chunk_document", lambda doc, settings: cut.append(doc.doc_id) or real(doc, settings))
