@@ -169,6 +169,7 @@ class Reusable:
     vectors: VectorStore
     cut_alike: bool  # cut by the same chunking settings and sentence rules: the passages stand as they are
     keywords: KeywordIndex | None = None  # the stored keyword index (its rows are the stored ids), when sound
+    keywords_unusable: str | None = None  # else why not
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,9 @@ def _keyword_index(passages: list[Passage], kept: list[int], fresh: list[int], o
                                              len(passages))
         except ValueError:  # its passages are not the stored index's (it never was: built whole, as any index can be)
             pass
-    if takes_a_while(len(passages)):
-        on_status(f"building the keyword index of {len(passages):,} passages…")
+    if takes_a_while(len(passages)):  # where it takes a while, why it is not an update
+        why = f" (the stored one cannot be updated: {reusable.keywords_unusable})" if reusable and reusable.keywords_unusable else ""
+        on_status(f"building the keyword index of {len(passages):,} passages{why}…")
     return KeywordIndex.build([p.text for p in passages])
 
 
@@ -418,11 +420,11 @@ class IndexStore:
                 unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
                 rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
                 vectors = backend(manifest.vector_store).load(build)
-                keywords = _sound_keywords(build, manifest)
+                keywords, unusable = _sound_keywords(build, manifest)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, IndexNotUsable):
             return None  # a damaged index is rebuilt whole
         return Reusable([p for _, p in rows], [i for i, _ in rows], vectors, cut_alike=manifest.chunking == expected.chunking,
-                        keywords=keywords)
+                        keywords=keywords, keywords_unusable=unusable)
 
     def prepare_for_writing(self) -> None:
         """Fail now, before hours of embedding, if the index cannot be written here; and never
@@ -574,15 +576,17 @@ def _is_keywords(name: str) -> bool:
     return name.startswith((f"{KEYWORD_FOLDER}/", f"{OLD_KEYWORD_FOLDER}/"))
 
 
-def _sound_keywords(build: Path, manifest: Manifest) -> KeywordIndex | None:
-    """The build's keyword index, when its files are there and vouched for; None when not (an
-    index written before keyword indexes were kept as postings, or a damaged one): then an update
-    builds it from every passage, and the vectors are still reused."""
+def _sound_keywords(build: Path, manifest: Manifest) -> tuple[KeywordIndex | None, str | None]:
+    """The build's keyword index, when its files are there, vouched for and sound; else None and
+    why (an index written before keyword indexes were kept as postings, other word rules, a damaged
+    file): then an update builds it from every passage, and the vectors are still reused."""
+    if not (build / KEYWORD_FOLDER).is_dir() and (build / OLD_KEYWORD_FOLDER).is_dir():
+        return None, "it is in an older layout, bm25s's"
     try:
         _verify_checksums(build, manifest.files, wanted=lambda name: name.startswith(f"{KEYWORD_FOLDER}/"))
-        return KeywordIndex.load(build, manifest.passages)
-    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):  # WordRulesChanged too
-        return None
+        return KeywordIndex.load(build, manifest.passages), None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:  # WordRulesChanged too
+        return None, first_line(exc)
 
 
 def _index_files(build: Path) -> list[str]:

@@ -643,6 +643,32 @@ def _indexed_copy_of_the_seeds_and_a_new_article(tmp_path):
     return seeds, config, open_pipeline
 
 
+def test_a_keyword_file_written_wrong_but_vouched_for_is_built_again_not_a_failed_question(tmp_path, monkeypatch):
+    """A file that matches its checksum may still have been written wrong (by a bug): reading it
+    must not make a question fail on the word it spoils."""
+    from rag.index import _sha256
+    from rag.retrieval import keyword
+
+    said, open_pipeline = _indexed_seeds(tmp_path)
+    build = IndexStore(tmp_path / "index").current_build
+    postings = build / "keywords" / "passages.npy"
+    spoiled = np.load(postings)
+    spoiled[0] = 999_999
+    np.save(postings, spoiled)
+    manifest = json.loads((build / "manifest.json").read_text(encoding="utf-8"))
+    manifest["files"]["keywords/passages.npy"] = _sha256(postings)
+    (build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    monkeypatch.setattr("rag.index.SAYS_WHAT_IT_DOES_FROM", 1)
+    pipeline = open_pipeline()
+    assert "names passages it does not hold" in said[-4]
+    assert said[-3].startswith("building the keyword index of 45 passages (the stored one cannot be updated: "
+                               "the keyword index names passages it does not hold)")
+    assert said[-1].endswith("(0 embedded, 45 reused)")
+    whole = keyword.KeywordIndex.build([p.text for p in pipeline.retriever.passages])
+    for word in whole.words:
+        assert np.array_equal(pipeline.retriever.keywords.scores(word), whole.scores(word))
+
+
 def test_an_update_reads_only_the_new_passages_into_the_keyword_index(tmp_path, monkeypatch):
     """Reading every passage again for BM25 was most of an update's time at archive scale."""
     from rag.retrieval import keyword

@@ -115,7 +115,18 @@ class KeywordIndex:
         index = cls(words, *arrays)
         if index.size != size:
             raise ValueError(f"the keyword index holds {index.size} passages, not {size}")
+        index._check()
         return index
+
+    def _check(self) -> None:
+        """ValueError unless the postings can be read as they say: a file that matches its checksum
+        may still have been written wrong, and a question must not fail on it (the whole of each
+        file was just read for its checksum, so this costs little more)."""
+        starts, passages, counts = (np.asarray(a) for a in (self._starts, self._passages, self._counts))
+        if starts[0] != 0 or (np.diff(starts) < 0).any():
+            raise ValueError("the keyword index's word starts are out of order")
+        if len(passages) and (passages.min() < 0 or passages.max() >= self.size or counts.min() < 1):
+            raise ValueError("the keyword index names passages it does not hold")
 
     def save(self, folder: Path) -> None:
         path = Path(folder) / FOLDER
