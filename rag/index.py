@@ -348,7 +348,7 @@ class IndexStore:
             reason = manifest.staleness(expected)
             if reason:
                 raise IndexNotUsable(f"the index is out of date: {reason}")
-            if not (build / KEYWORD_FOLDER).is_dir() and (build / OLD_KEYWORD_FOLDER).is_dir():
+            if _in_older_keyword_layout(build):
                 raise IndexNotUsable("the keyword index is in an older layout (bm25s's), so it is built again from the passages")
             try:
                 _verify_checksums(build, manifest.files)
@@ -576,11 +576,15 @@ def _is_keywords(name: str) -> bool:
     return name.startswith((f"{KEYWORD_FOLDER}/", f"{OLD_KEYWORD_FOLDER}/"))
 
 
+def _in_older_keyword_layout(build: Path) -> bool:
+    return not (build / KEYWORD_FOLDER).is_dir() and (build / OLD_KEYWORD_FOLDER).is_dir()
+
+
 def _sound_keywords(build: Path, manifest: Manifest) -> tuple[KeywordIndex | None, str | None]:
     """The build's keyword index, when its files are there, vouched for and sound; else None and
     why (an index written before keyword indexes were kept as postings, other word rules, a damaged
     file): then an update builds it from every passage, and the vectors are still reused."""
-    if not (build / KEYWORD_FOLDER).is_dir() and (build / OLD_KEYWORD_FOLDER).is_dir():
+    if _in_older_keyword_layout(build):
         return None, "it is in an older layout, bm25s's"
     try:
         _verify_checksums(build, manifest.files, wanted=lambda name: name.startswith(f"{KEYWORD_FOLDER}/"))
