@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Callable
 
 from rag.config import ModelsConfig, load_models_config
-from rag.corpus import Corpus, load_corpus, status_line
+from rag.corpus import Corpus, load_corpus, say_skipped
 from rag.errors import RagError
 from rag.checkpoint import CHUNK
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index, takes_a_while
@@ -110,8 +110,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     store = IndexStore(index_dir)
     seen = store.version()  # the index these articles are read against (another process may switch it)
     corpus = store.articles(seeds_dir)  # a bad folder is said before any model loads
-    for reason in corpus.skipped:
-        on_status(status_line(reason))
+    say_skipped(corpus.skipped, on_status)
     embedder = embedder or _embedder(config, on_status)
 
     def manifest_of(corpus) -> Manifest:
@@ -269,8 +268,7 @@ def index_milvus(config: ModelsConfig, seeds_dir: Path | None = None, rebuild: b
         documents, skipped = list(corpus.documents.values()), corpus.skipped
     else:  # each article's source as an absolute path: a relative one means nothing to the team reading it
         documents, skipped = read_files([Path(path).absolute() for path in paths])
-    for reason in skipped:
-        on_status(status_line(reason))
+    say_skipped(skipped, on_status)
     change = milvus_archive.write_documents(archive, documents, embedder, config.chunking, on_progress)
     change.skipped = [reason for reason in skipped if not reason.startswith(NOTE)]  # a warning's article is written
     return archive, change
@@ -324,8 +322,7 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
     config.embedder.resolve()  # a missing model is said before any file is copied or moved
     with archive.locked():
         change = change_files(archive)
-        for reason in change.skipped:
-            on_status(status_line(reason))
+        say_skipped(change.skipped, on_status)
         try:
             manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress).index.manifest
         except RagError as exc:  # the files did change: say so, or a retry would be told the article is not there

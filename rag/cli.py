@@ -285,14 +285,13 @@ def show(
 ) -> None:
     """Show an article's text (the text citations point into), with a cited span marked."""
     from rag.assembly import changed_since_indexed, stored_articles
-    from rag.corpus import status_line
+    from rag.corpus import say_skipped
     from rag.render import ArticleView
 
     config = load_settings(models, store=store)
     # the index keeps what each web page gave: without it, every page of the folder is converted again
     articles = stored_articles(config, seeds, index_dir)
-    for reason in articles.skipped:  # said on every run, as by every command that reads the folder
-        report_status(status_line(reason))
+    say_skipped(articles.skipped, report_status)  # said on every run, as by every command that reads the folder
     changed = changed_since_indexed(config, articles, doc_id, seeds, index_dir)
     if changed:  # said first: an edit may also have left the span asked for past the article's end
         err.print(Text.assemble(("warning: ", "yellow"), changed))
@@ -319,7 +318,7 @@ def chat(
     from rag.assembly import (PipelineSource, check_models, existing_archive_articles, is_milvus, load_articles,
                               warn_if_fitted_for_another_reader)
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
-    from rag.corpus import status_line
+    from rag.corpus import say_skipped
 
     config = load_settings(models, top_k, store)
     say_if_bundled(seeds, config)
@@ -329,8 +328,7 @@ def chat(
     corpus = existing_archive_articles(config) if is_milvus(config) else None
     if corpus is None:
         corpus = load_articles(seeds, index_dir)  # a bad folder is reported before the prompt
-        for reason in corpus.skipped:
-            report_status(status_line(reason))
+        say_skipped(corpus.skipped, report_status)
     warn_if_fitted_for_another_reader(config, report_status)  # the loading spinner would show it only for a moment
 
     def embedding_said_in(set_state):

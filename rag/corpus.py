@@ -9,7 +9,7 @@ import os
 import re
 import stat
 from dataclasses import asdict, dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from rag.converters import CONVERTERS, conversion_key, converter_for
@@ -298,6 +298,13 @@ def has_words(text: str) -> bool:
 def status_line(reason: str) -> str:
     """How a reason in Corpus.skipped is said: a file (or record) left out, or a note on one read."""
     return reason if reason.startswith(NOTE) else f"skipped {reason}"
+
+
+def say_skipped(reasons: Iterable[str], say: Callable[[str], None]) -> None:
+    """Say each reason of a folder's reading (Corpus.skipped), one line each: every command that
+    reads the folder says them."""
+    for reason in reasons:
+        say(status_line(reason))
 
 
 def name_is_text(name: str) -> bool:

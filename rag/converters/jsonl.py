@@ -12,6 +12,7 @@ from rag.converters.html import fragment_text, looks_like_markup
 from rag.converters.text import decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
+from rag.wording import counted
 
 VERSION = 7  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("lxml",)  # a record written as HTML is read with it: its version is in the cached conversions' key too
@@ -48,7 +49,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
         raise ValueError("no usable records" + (f" ({problems[0]})" if problems else ""))
     if by_line:  # a line inserted above renames them: citations and a gold set's docs would then name others
         one = len(by_line) == 1
-        problems.append(f"{NOTE}{path.name}: {len(by_line)} record{'' if one else 's'} without an id "
+        problems.append(f"{NOTE}{path.name}: {counted(len(by_line), 'record')} without an id "
                         f"{'is' if one else 'are'} named by {'its line' if one else 'their lines'} "
                         f"({', '.join(by_line[:3])}{', …' if len(by_line) > 3 else ''}): a line inserted above "
                         f"renames {'it' if one else 'them'}; give each record an id")
