@@ -181,18 +181,21 @@ class KeywordIndex:
 
 def tokenize(texts: list[str]) -> list[list[str]]:
     """Each text's words as bm25s cuts them: lower case, two word characters or more, stop words out."""
+    return [_words(text) for text in texts]
+
+
+def _words(text: str) -> list[str]:
     stop = stop_words()
-    return [[word for word in WORD.findall(text.lower()) if word not in stop] for text in texts]
+    return [word for word in WORD.findall(text.lower()) if word not in stop]
 
 
 def _postings(texts: list[str], ids: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The postings of `texts` (word id, text number, count: in word order) and each text's length;
     a word not in `ids` yet is given the next id."""
-    stop = stop_words()
     found: list[int] = []
     lengths = np.zeros(len(texts), dtype=np.int64)
     for n, text in enumerate(texts):
-        said = [ids.setdefault(word, len(ids)) for word in WORD.findall(text.lower()) if word not in stop]
+        said = [ids.setdefault(word, len(ids)) for word in _words(text)]
         found.extend(said)
         lengths[n] = len(said)
     text_of = np.repeat(np.arange(len(texts), dtype=np.int64), lengths)
