@@ -78,3 +78,96 @@ def test_a_mapped_store_is_copied_into_memory_before_a_write(big, tmp_path):
     assert mapped.delete([0, 1]) == 2 and len(mapped) == len(vectors) - 2
     assert len(FaissStore.load(tmp_path)) == len(vectors)  # the saved file is untouched
     np.testing.assert_allclose(mapped.vectors([5]), vectors[5:6], atol=1e-6)
+
+
+def _folder(path):
+    path.mkdir()
+    return path
+
+
+def _spy_on_training(monkeypatch) -> list[int]:
+    """The sizes k-means clusters are trained for, from here on."""
+    trained = []
+    real = faiss_store._trained_ivf
+    monkeypatch.setattr(faiss_store, "_trained_ivf", lambda ids, vectors: trained.append(len(ids)) or real(ids, vectors))
+    return trained
+
+
+def test_an_update_keeps_the_clusters_and_finds_what_exact_search_finds(big, monkeypatch, tmp_path):
+    """An update renumbers the passages it keeps: their vectors move to new ids without k-means
+    (a minute of every update at 1M passages) and without being assigned to a cluster again."""
+    mapped, _, vectors = big
+    trained = _spy_on_training(monkeypatch)
+    kept = np.random.default_rng(5).permutation(20_000)[:15_000]  # a quarter removed, the rest shuffled
+    updated = mapped.renumbered(kept, np.arange(15_000))
+    new = clustered(22_000)[20_000:]  # more on the same subjects
+    updated.add(np.arange(15_000, 17_000), new)
+    updated.save(_folder(tmp_path / "saved"))
+    loaded = FaissStore.load(tmp_path / "saved")
+    assert trained == [] and loaded.kind == "ivf" and len(loaded) == 17_000
+    assert (loaded.clusters.trained_for, loaded.clusters.added_since) == (20_000, 2_000)
+    everything = np.concatenate([vectors[kept], new])
+    np.testing.assert_allclose(loaded.vectors([0, 14_999, 15_000]), everything[[0, 14_999, 15_000]], atol=1e-6)
+    overlap = [len({i for i, _ in loaded.search(q, 10)} & set(np.argsort(-(everything @ q))[:10].tolist())) / 10
+               for q in clustered(100, seed=7)]
+    assert np.mean(overlap) >= 0.95
+    assert len(FaissStore.load(tmp_path)) == 20_000  # the stored index is as it was
+
+
+def test_the_clusters_are_trained_again_once_the_vectors_added_since_outnumber_half_of_them(big, monkeypatch, tmp_path):
+    mapped, _, _ = big
+    trained = _spy_on_training(monkeypatch)
+    updated = mapped.renumbered(np.arange(20_000), np.arange(20_000))
+    more = clustered(31_000)[20_000:]  # on the same subjects
+    updated.add(np.arange(20_000, 30_000), more[:10_000])  # half of 20,000: not yet
+    updated.save(_folder(tmp_path / "half"))
+    assert trained == [] and FaissStore.load(tmp_path / "half").clusters.added_since == 10_000
+    updated.add(np.array([30_000]), more[10_000:10_001])
+    updated.save(_folder(tmp_path / "more"))
+    assert trained == [30_001]
+    clusters = FaissStore.load(tmp_path / "more").clusters
+    assert (clusters.trained_for, clusters.added_since, clusters.strangers) == (30_001, 0, 0)
+
+
+def test_the_clusters_are_trained_again_once_vectors_on_new_subjects_would_fill_one(big, monkeypatch, tmp_path):
+    """Vectors far from every centre (new subjects) are searched for with lower recall until
+    the clusters are trained again; a few of them are not worth a minute of k-means at 1M."""
+    mapped, _, _ = big
+    trained = _spy_on_training(monkeypatch)
+    updated = mapped.renumbered(np.arange(20_000), np.arange(20_000))
+    other_subjects = clustered(1_000, seed=11)  # other centres
+    updated.add(np.arange(20_000, 20_040), other_subjects[:40])  # fewer than a cluster holds (20,000 / 282)
+    updated.save(_folder(tmp_path / "few"))
+    assert trained == [] and updated.clusters.strangers >= 36
+    updated.add(np.arange(20_040, 21_000), other_subjects[40:])
+    updated.save(_folder(tmp_path / "many"))
+    assert trained == [21_000]
+    loaded = FaissStore.load(tmp_path / "many")
+    everything = np.concatenate([clustered(20_000), other_subjects])
+    overlap = [len({i for i, _ in loaded.search(q, 10)} & set(np.argsort(-(everything @ q))[:10].tolist())) / 10
+               for q in clustered(100, seed=11)[::-1]]
+    assert np.mean(overlap) >= 0.95
+
+
+def test_an_index_saved_before_its_clusters_were_recorded_trains_them_at_its_first_update(big, monkeypatch, tmp_path):
+    mapped, _, _ = big
+    (tmp_path / faiss_store.CLUSTERS_FILE).unlink()
+    trained = _spy_on_training(monkeypatch)
+    older = FaissStore.load(tmp_path)
+    assert older.clusters.fit is None
+    updated = older.renumbered(np.arange(19_999), np.arange(19_999))
+    updated.save(_folder(tmp_path / "unchanged"))
+    assert trained == []  # nothing added: nothing to place
+    updated.add(np.array([19_999]), clustered(20_000)[-1:])
+    updated.save(_folder(tmp_path / "updated"))
+    assert trained == [20_000] and FaissStore.load(tmp_path / "updated").clusters.fit is not None
+
+
+def test_an_ivf_index_that_shrinks_below_the_threshold_is_saved_exact(big, tmp_path):
+    mapped, _, vectors = big
+    smaller = mapped.renumbered(np.arange(9_000), np.arange(9_000))
+    smaller.save(_folder(tmp_path / "smaller"))
+    loaded = FaissStore.load(tmp_path / "smaller")
+    assert loaded.kind == "exact" and loaded.clusters is None and len(loaded) == 9_000
+    assert not (tmp_path / "smaller" / faiss_store.CLUSTERS_FILE).exists()
+    np.testing.assert_allclose(loaded.vectors([8_999]), vectors[8_999:9_000], atol=1e-6)

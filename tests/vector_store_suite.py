@@ -78,6 +78,21 @@ class VectorStoreSuite:
         with pytest.raises(KeyError):
             store.vectors([999])
 
+    def test_a_renumbered_copy_holds_the_chosen_vectors_under_their_new_ids(self, store):
+        copy = store.renumbered(np.array([30, 10]), np.array([0, 1]))
+        assert len(copy) == 2 and copy.dimension == DIM
+        np.testing.assert_allclose(copy.vectors([1, 0]), unit([basis(0), basis(0) + basis(1)]), atol=1e-6)
+        assert [i for i, _ in copy.search(basis(0), 3)] == [1, 0]
+        assert [i for i, _ in store.search(basis(0), 3)] == [10, 30, 20]  # the store is as it was
+
+    def test_a_renumbering_naming_an_id_twice_or_one_not_stored_is_refused(self, store):
+        with pytest.raises(ValueError):
+            store.renumbered(np.array([10, 20]), np.array([0, 0]))
+        with pytest.raises(ValueError):
+            store.renumbered(np.array([10, 10]), np.array([0, 1]))
+        with pytest.raises(KeyError):
+            store.renumbered(np.array([10, 999]), np.array([0, 1]))
+
     def test_a_saved_store_loads_back_the_same(self, store, tmp_path):
         store.delete([20])
         store.save(tmp_path)

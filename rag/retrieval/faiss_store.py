@@ -5,31 +5,69 @@ a few ms at 100k). A store saved with more is turned into an inverted-file index
 vectors are split into about 2·√n clusters and a question searches the PROBES nearest ones, so
 a search at 1M passages reads ~2.4 % of them. eval/scale.py measures its recall@10 against exact
 search in the same run. Saved stores are loaded memory-mapped; a store loaded that way is read
-from disk and is copied into memory only if it is written to."""
+from disk and is copied into memory only if it is written to.
+
+The clusters outlive updates: an update copies the stored index's lists under the passages' new
+numbers (`renumbered`) and assigns the new vectors to the clusters as they are, where training
+them again took about a minute of every `rag add` at 1M passages. They are trained again when
+the added vectors outnumber half of those they were trained for, or when enough of them fit
+no cluster well (new subjects: Clusters.outgrown; eval/ivf_update.py measures both)."""
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
-from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, register
+from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, check_renumbering, register
 
 FILE = "vectors.faiss"
+CLUSTERS_FILE = "vectors-clusters.json"  # an IVF index's Clusters (absent from one saved before they were kept)
 EXACT_BELOW = 100_000  # vectors; from here on a saved store is an IVF index
 PROBES = 48  # clusters searched per question (eval/scale.py: recall@10 >= 0.95 at 100k and 1M, with a margin)
 TRAINING_POINTS_PER_CLUSTER = 64  # k-means sample: enough for stable clusters, fast at 1M
+NEW_SHARE_BEFORE_TRAINING = 0.5  # of the vectors the clusters were trained for; see Clusters.outgrown
+FIT_QUANTILE = 0.9  # Clusters.fit is the similarity to the nearest centre that this share of training vectors reach
+FIT_SAMPLE = 20_000  # vectors it is measured on: those k-means did not train on, where there are
+MIN_FIT_SAMPLE = 1_000  # enough of them
+
+
+@dataclasses.dataclass(frozen=True)
+class Clusters:
+    """What an IVF index's k-means clusters were trained for, and how well what was added since fits them."""
+
+    trained_for: int  # vectors in the index when they were trained
+    lists: int  # how many clusters
+    fit: float | None  # the similarity to its nearest centre that 9 in 10 of the vectors they were trained for reach (None: not recorded)
+    added_since: int = 0  # vectors assigned to them as they were, since
+    strangers: int = 0  # of those, how many are less close to their nearest centre than `fit`
+
+    def outgrown(self) -> bool:
+        """Whether to train them again: once the vectors added since outnumber half of those they
+        were trained for, or once the added vectors that fit them worse than 1 in 10 of theirs
+        did (beyond that 1 in 10) would fill a cluster of their own. New subjects are what such
+        vectors are; searches for them lost recall@10 (0.94 against 0.98) in eval/ivf_update.py."""
+        if self.fit is None:  # saved before this was kept: trained again at the first update, as every update did
+            return self.added_since > 0
+        unplaced = self.strangers - (1 - FIT_QUANTILE) * self.added_since
+        return self.added_since > NEW_SHARE_BEFORE_TRAINING * self.trained_for or unplaced > self.trained_for / self.lists
+
+    def after_adding(self, count: int, strangers: int) -> Clusters:
+        return dataclasses.replace(self, added_since=self.added_since + count, strangers=self.strangers + strangers)
 
 
 @register("faiss")
 class FaissStore:
     takes_location = False  # it lives in the index folder
 
-    def __init__(self, index, mapped_from: Path | None = None):
+    def __init__(self, index, mapped_from: Path | None = None, clusters: Clusters | None = None):
         self._index = index  # a faiss.IndexIDMap2 over a flat index, or a faiss.IndexIVFFlat
         self._mapped_from = mapped_from  # the file it is memory-mapped from, if it is
         self.dimension = index.d
+        self.clusters = (clusters or Clusters(index.ntotal, index.nlist, fit=None)) if self._is_ivf else None
 
     @classmethod
     def create(cls, dimension: int, location: str = "") -> FaissStore:
@@ -53,10 +91,13 @@ class FaissStore:
         index = faiss.read_index(str(path), _mmap_flags(path) if mapped else 0)
         if not isinstance(index, (faiss.IndexIDMap2, faiss.IndexIVFFlat)):
             raise ValueError(f"{FILE} is neither an id-mapped flat index nor an IVF index")
-        if mapped and isinstance(index, faiss.IndexIVF):
-            # mapped lists start 32 prefetch threads per search by default: 9x the search itself
-            faiss.downcast_InvertedLists(index.invlists).prefetch_nthread = 0
-        return cls(index, path if mapped else None)
+        clusters = None
+        if isinstance(index, faiss.IndexIVF):
+            if mapped:  # mapped lists start 32 prefetch threads per search by default: 9x the search itself
+                faiss.downcast_InvertedLists(index.invlists).prefetch_nthread = 0
+            if (Path(folder) / CLUSTERS_FILE).is_file():
+                clusters = Clusters(**json.loads((Path(folder) / CLUSTERS_FILE).read_text(encoding="utf-8")))
+        return cls(index, path if mapped else None, clusters)
 
     @property
     def kind(self) -> str:
@@ -72,6 +113,8 @@ class FaissStore:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
         check_new_ids(ids, lambda new: bool(np.isin(new, self._stored_ids()).any()))
         self._index.add_with_ids(vectors, ids)
+        if self.clusters is not None:
+            self.clusters = self.clusters.after_adding(len(ids), self._strangers(vectors))
 
     def delete(self, ids: Iterable[int]) -> int:
         self._make_writable()
@@ -101,12 +144,60 @@ class FaissStore:
                 raise
             raise KeyError(missing) from None
 
+    def renumbered(self, old_ids: np.ndarray, new_ids: np.ndarray) -> FaissStore:
+        """A new store of the vectors stored under `old_ids`, each under the matching new id (the
+        others left out); this one is left as it is. An IVF index's clusters are kept, and no vector
+        is assigned to them again: its lists are copied, their ids renamed."""
+        old_ids, new_ids = check_renumbering(old_ids, new_ids)
+        if not self._is_ivf:
+            copy = FaissStore.create(self.dimension)
+            copy.add(new_ids, self.vectors(old_ids))
+            return copy
+        index = _renumbered_ivf(self._index, old_ids, new_ids)
+        if index.ntotal != len(old_ids):
+            raise KeyError(int(np.setdiff1d(old_ids, self._stored_ids())[0]))
+        return FaissStore(index, clusters=self.clusters)
+
     def save(self, folder: Path) -> None:
         import faiss
 
-        if not self._is_ivf and len(self) >= EXACT_BELOW:
-            self._index = _ivf_from_flat(self._index)
+        self._fit_index_to_size()
         faiss.write_index(self._index, str(Path(folder) / FILE))
+        if self.clusters is not None:
+            (Path(folder) / CLUSTERS_FILE).write_text(json.dumps(dataclasses.asdict(self.clusters)), encoding="utf-8")
+
+    def _fit_index_to_size(self) -> None:
+        """Exact below EXACT_BELOW vectors; from there on IVF, its clusters trained again when outgrown."""
+        import faiss
+
+        if self._is_ivf and len(self) < EXACT_BELOW:
+            ids, vectors = self._everything()
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
+            self._index.add_with_ids(vectors, ids)
+            self.clusters = None
+        elif len(self) >= EXACT_BELOW and (not self._is_ivf or self.clusters.outgrown()):
+            self._index, self.clusters = _trained_ivf(*self._everything())
+        else:
+            return
+        self._mapped_from = None
+
+    def _strangers(self, vectors: np.ndarray) -> int:
+        """How many of these vectors fit the clusters worse than FIT_QUANTILE of those they were trained on."""
+        if self.clusters.fit is None or not len(vectors):
+            return 0
+        nearest, _ = self._index.quantizer.search(vectors, 1)
+        return int((nearest[:, 0] < self.clusters.fit).sum())
+
+    def _everything(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every stored id, and its vector (a flat index's are a view, not a copy)."""
+        import faiss
+
+        if not self._is_ivf:
+            flat = faiss.downcast_index(self._index.index)
+            n = len(self)
+            return faiss.vector_to_array(self._index.id_map), faiss.rev_swig_ptr(flat.get_xb(), n * self.dimension).reshape(n, self.dimension)
+        ids = self._stored_ids()
+        return ids, self.vectors(ids)
 
     @property
     def _is_ivf(self) -> bool:
@@ -145,21 +236,49 @@ class FaissStore:
             self._mapped_from = None
 
 
-def _ivf_from_flat(flat):
-    """The same vectors and ids in an IVF index, trained on a sample of them."""
+def _trained_ivf(ids: np.ndarray, vectors: np.ndarray) -> tuple[object, Clusters]:
+    """These vectors under these ids in an IVF index, its clusters trained on a sample of them."""
     import faiss
 
-    n, dimension = flat.ntotal, flat.d
-    vectors = faiss.rev_swig_ptr(faiss.downcast_index(flat.index).get_xb(), n * dimension).reshape(n, dimension)
-    ids = faiss.vector_to_array(flat.id_map)
+    n, dimension = vectors.shape
     clusters = max(1, int(2 * math.sqrt(n)))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, clusters, faiss.METRIC_INNER_PRODUCT)
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # vectors by id, and deletes
-    sample = np.random.default_rng(0).choice(n, min(n, TRAINING_POINTS_PER_CLUSTER * clusters), replace=False)
-    ivf.train(vectors[np.sort(sample)])
+    rng = np.random.default_rng(0)
+    sample = np.sort(rng.choice(n, min(n, TRAINING_POINTS_PER_CLUSTER * clusters), replace=False))
+    ivf.train(vectors[sample])
     for start in range(0, n, 65_536):  # in slices: no second full copy of the vectors
         ivf.add_with_ids(vectors[start:start + 65_536], ids[start:start + 65_536])
-    return ivf
+    # the fit of vectors k-means did not see, as later ones will be (those it saw sit closer to its centres)
+    unseen = np.setdiff1d(np.arange(n), sample)
+    measured = unseen if len(unseen) >= MIN_FIT_SAMPLE else np.arange(n)
+    nearest, _ = ivf.quantizer.search(vectors[np.sort(rng.choice(measured, min(len(measured), FIT_SAMPLE), replace=False))], 1)
+    return ivf, Clusters(n, clusters, fit=float(np.quantile(nearest[:, 0], 1 - FIT_QUANTILE)))
+
+
+def _renumbered_ivf(ivf, old_ids: np.ndarray, new_ids: np.ndarray):
+    """A copy of `ivf` with the same clusters, holding the entries of `old_ids` under `new_ids`
+    (those it does not hold are missing from it: the caller checks the count)."""
+    import faiss
+
+    order = np.argsort(old_ids)
+    known, renamed = old_ids[order], new_ids[order]
+    copy = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist, faiss.METRIC_INNER_PRODUCT)
+    lists, width = ivf.invlists, ivf.code_size
+    for cluster in range(ivf.nlist):
+        count = lists.list_size(cluster)
+        if not count or not len(known):
+            continue
+        ids = faiss.rev_swig_ptr(lists.get_ids(cluster), count)
+        at = np.searchsorted(known, ids).clip(max=len(known) - 1)
+        kept = known[at] == ids
+        if kept.any():
+            codes = np.ascontiguousarray(faiss.rev_swig_ptr(lists.get_codes(cluster), count * width).reshape(count, width)[kept])
+            kept_ids = np.ascontiguousarray(renamed[at[kept]])
+            copy.invlists.add_entries(cluster, len(kept_ids), faiss.swig_ptr(kept_ids), faiss.swig_ptr(codes))
+            copy.ntotal += len(kept_ids)
+    copy.set_direct_map_type(faiss.DirectMap.Hashtable)  # built from the lists: vectors by id, and deletes
+    return copy
 
 
 def _mmap_flags(path: Path) -> int:

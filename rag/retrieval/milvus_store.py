@@ -22,7 +22,7 @@ import numpy as np
 
 from rag.errors import RagError, Unavailable, first_line
 from rag.retrieval.keyword import BM25_B, BM25_K1, stop_words
-from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, register
+from rag.retrieval.vector_store import TIES_SEEN, check_new_ids, check_renumbering, register
 
 POINTER = "milvus.json"
 TIMEOUT_S = 10  # a server that does not answer within this is reported, not waited for
@@ -243,6 +243,14 @@ class MilvusStore:
         if missing:
             raise KeyError(missing[0])
         return np.array([found[i] for i in ids], dtype=np.float32).reshape(len(ids), self.dimension)
+
+    def renumbered(self, old_ids: np.ndarray, new_ids: np.ndarray) -> MilvusStore:
+        """A new collection beside this one, of these vectors under their new ids (their other
+        fields left empty: rag.milvus_archive keeps an archive's passages in place, by its own ids)."""
+        old_ids, new_ids = check_renumbering(old_ids, new_ids)
+        copy = MilvusStore.create_in(self._client, self.uri, f"rag_{uuid.uuid4().hex}", self.dimension)
+        copy.add(new_ids, self.vectors(old_ids))
+        return copy
 
     def save(self, folder: Path) -> None:
         self._client.flush(self.collection, timeout=TIMEOUT_S)

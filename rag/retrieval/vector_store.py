@@ -31,6 +31,11 @@ class VectorStore(Protocol):
     def vectors(self, ids: Iterable[int]) -> np.ndarray:
         """The stored vectors of these ids, one row each (KeyError for an unknown id)."""
 
+    def renumbered(self, old_ids: np.ndarray, new_ids: np.ndarray) -> VectorStore:
+        """A new store of the vectors stored under `old_ids`, each under the matching `new_ids`,
+        without the others; this store is left as it is (KeyError for an unknown old id,
+        ValueError for an id named twice). An update keeps the unchanged passages' vectors so."""
+
     def save(self, folder: Path) -> None:
         """Write the store into `folder` (which exists and is empty of its files); a store that
         keeps its vectors elsewhere (a server) writes there where they are."""
@@ -45,6 +50,17 @@ def check_new_ids(ids: np.ndarray, stored: Callable[[np.ndarray], bool]) -> None
         raise ValueError("an id is given twice")
     if len(ids) and stored(ids):
         raise ValueError("some ids are already stored")
+
+
+def check_renumbering(old_ids, new_ids) -> tuple[np.ndarray, np.ndarray]:
+    """The protocol's rule for `renumbered`: one new id for each old one, no id named twice."""
+    old_ids, new_ids = np.asarray(old_ids, dtype=np.int64), np.asarray(new_ids, dtype=np.int64)
+    if len(old_ids) != len(new_ids):
+        raise ValueError(f"{len(old_ids)} stored ids, {len(new_ids)} new ones")
+    for ids in (old_ids, new_ids):
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError("an id is given twice")
+    return old_ids, new_ids
 
 
 # name -> class with .create(dimension, location), .load(folder) and .release(folder): the last
