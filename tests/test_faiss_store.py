@@ -21,6 +21,7 @@ class TestFaissIvfStore(VectorStoreSuite):
     @pytest.fixture(autouse=True)
     def _small_threshold(self, monkeypatch, tmp_path_factory):
         monkeypatch.setattr(faiss_store, "EXACT_BELOW", 500)
+        self.monkeypatch = monkeypatch
         self.folder = tmp_path_factory.mktemp("ivf")
 
     def make(self, dimension):
@@ -31,10 +32,13 @@ class TestFaissIvfStore(VectorStoreSuite):
         ivf = FaissStore.load(self.folder)
         assert ivf.kind == "ivf"
         ivf.delete(range(10**6, 10**6 + 600))
+        self.monkeypatch.setattr(faiss_store, "EXACT_BELOW", 1)  # saved with a few vectors, it stays IVF
         return ivf
 
     def reload(self, folder):
-        return FaissStore.load(folder)
+        loaded = FaissStore.load(folder)
+        assert loaded.kind == "ivf"
+        return loaded
 
 
 def clustered(n, dimension=32, seed=0):
@@ -89,7 +93,7 @@ def _spy_on_training(monkeypatch) -> list[int]:
     """The sizes k-means clusters are trained for, from here on."""
     trained = []
     real = faiss_store._trained_ivf
-    monkeypatch.setattr(faiss_store, "_trained_ivf", lambda ids, vectors: trained.append(len(ids)) or real(ids, vectors))
+    monkeypatch.setattr(faiss_store, "_trained_ivf", lambda ids, rows: trained.append(len(ids)) or real(ids, rows))
     return trained
 
 
@@ -171,3 +175,22 @@ def test_an_ivf_index_that_shrinks_below_the_threshold_is_saved_exact(big, tmp_p
     assert loaded.kind == "exact" and loaded.clusters is None and len(loaded) == 9_000
     assert not (tmp_path / "smaller" / faiss_store.CLUSTERS_FILE).exists()
     np.testing.assert_allclose(loaded.vectors([8_999]), vectors[8_999:9_000], atol=1e-6)
+
+
+@pytest.mark.parametrize("written", ['{"trained_for": 20000, "lists": 282, "fit": "0.5", "added_since": 0, "strangers": 0}',
+                                     '{"trained_for": 20000, "lists": 282, "fit": 0.5, "added_since": -1, "strangers": 0}',
+                                     '{"trained_for": 20000, "fit": 0.5}', '[]'])
+def test_a_clusters_record_rag_did_not_write_is_refused_on_loading(big, tmp_path, written):
+    """Read as it is, a wrong type would fail the next update halfway, not the load (which the
+    index treats as a damaged index, built again)."""
+    (tmp_path / faiss_store.CLUSTERS_FILE).write_text(written, encoding="utf-8")
+    with pytest.raises(ValueError):
+        FaissStore.load(tmp_path)
+
+
+def test_a_negative_new_id_is_refused():
+    """-1 is FAISS's "no hit": a vector stored under it would never be found."""
+    store = make_vector_store("faiss", 32)
+    store.add(np.arange(3), clustered(3))
+    with pytest.raises(ValueError):
+        store.renumbered(np.arange(3), np.array([-1, 0, 1]))

@@ -695,7 +695,7 @@ def test_an_update_of_an_ivf_index_keeps_its_clusters_and_finds_the_new_article(
     (seeds / "002_517ffae1740f5ca3.txt").unlink()
     trained = []
     real = faiss_store._trained_ivf
-    monkeypatch.setattr(faiss_store, "_trained_ivf", lambda ids, vectors: trained.append(len(ids)) or real(ids, vectors))
+    monkeypatch.setattr(faiss_store, "_trained_ivf", lambda ids, rows: trained.append(len(ids)) or real(ids, rows))
     pipeline = open_pipeline()
     store, passages = pipeline.retriever.vectors, pipeline.retriever.passages
     assert trained == [] and store.kind == "ivf" and len(store) == len(passages)

@@ -9,7 +9,7 @@ from disk and is copied into memory only if it is written to.
 
 The clusters outlive updates: an update copies the stored index's lists under the passages' new
 numbers (`renumbered`) and assigns the new vectors to the clusters as they are, where training
-them again took about a minute of every `rag add` at 1M passages. They are trained again when
+them again made an update at 1M passages take 33 s instead of 3 (eval/ivf_update.py). They are trained again when
 the added vectors outnumber half of those they were trained for, or when enough of them fit
 no cluster well (new subjects: Clusters.outgrown; eval/ivf_update.py measures both)."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ import dataclasses
 import json
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ EXACT_BELOW = 100_000  # vectors; from here on a saved store is an IVF index
 PROBES = 48  # clusters searched per question (eval/scale.py: recall@10 >= 0.95 at 100k and 1M, with a margin)
 TRAINING_POINTS_PER_CLUSTER = 64  # k-means sample: enough for stable clusters, fast at 1M
 NEW_SHARE_BEFORE_TRAINING = 0.5  # of the vectors the clusters were trained for; see Clusters.outgrown
-FIT_QUANTILE = 0.9  # Clusters.fit is the similarity to the nearest centre that this share of training vectors reach
+FIT_QUANTILE = 0.9  # Clusters.fit: the similarity to the nearest centre that this share of vectors k-means did not train on reach
 FIT_SAMPLE = 20_000  # vectors it is measured on: those k-means did not train on, where there are
 MIN_FIT_SAMPLE = 1_000  # enough of them
 
@@ -41,7 +41,7 @@ class Clusters:
 
     trained_for: int  # vectors in the index when they were trained
     lists: int  # how many clusters
-    fit: float | None  # the similarity to its nearest centre that 9 in 10 of the vectors they were trained for reach (None: not recorded)
+    fit: float | None  # the similarity to its nearest centre that 9 in 10 of the vectors k-means did not train on reached (None: not recorded)
     added_since: int = 0  # vectors assigned to them as they were, since
     strangers: int = 0  # of those, how many are less close to their nearest centre than `fit`
 
@@ -54,6 +54,17 @@ class Clusters:
             return self.added_since > 0
         unplaced = self.strangers - (1 - FIT_QUANTILE) * self.added_since
         return self.added_since > NEW_SHARE_BEFORE_TRAINING * self.trained_for or unplaced > self.trained_for / self.lists
+
+    @classmethod
+    def from_json(cls, text: str) -> Clusters:
+        """As save wrote it (ValueError otherwise: a wrong type would fail a later update, not the load)."""
+        fields = json.loads(text)
+        counts = ("trained_for", "lists", "added_since", "strangers")
+        if (not isinstance(fields, dict) or set(fields) != {*counts, "fit"}
+                or not all(type(fields[name]) is int and fields[name] >= 0 for name in counts)
+                or not (fields["fit"] is None or type(fields["fit"]) is float)):
+            raise ValueError(f"{CLUSTERS_FILE} is not what rag writes")
+        return cls(**fields)
 
     def after_adding(self, count: int, strangers: int) -> Clusters:
         return dataclasses.replace(self, added_since=self.added_since + count, strangers=self.strangers + strangers)
@@ -96,7 +107,7 @@ class FaissStore:
             if mapped:  # mapped lists start 32 prefetch threads per search by default: 9x the search itself
                 faiss.downcast_InvertedLists(index.invlists).prefetch_nthread = 0
             if (Path(folder) / CLUSTERS_FILE).is_file():
-                clusters = Clusters(**json.loads((Path(folder) / CLUSTERS_FILE).read_text(encoding="utf-8")))
+                clusters = Clusters.from_json((Path(folder) / CLUSTERS_FILE).read_text(encoding="utf-8"))
         return cls(index, path if mapped else None, clusters)
 
     @property
@@ -171,9 +182,9 @@ class FaissStore:
         import faiss
 
         if self._is_ivf and len(self) < EXACT_BELOW:
-            ids, vectors = self._everything()
+            ids, rows = self._everything()
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self.dimension))
-            self._index.add_with_ids(vectors, ids)
+            self._index.add_with_ids(rows(np.arange(len(ids))), ids)
             self.clusters = None
         elif len(self) >= EXACT_BELOW and (not self._is_ivf or self.clusters.outgrown()):
             self._index, self.clusters = _trained_ivf(*self._everything())
@@ -182,22 +193,23 @@ class FaissStore:
         self._mapped_from = None
 
     def _strangers(self, vectors: np.ndarray) -> int:
-        """How many of these vectors fit the clusters worse than FIT_QUANTILE of those they were trained on."""
+        """How many of these vectors are less close to their nearest centre than Clusters.fit."""
         if self.clusters.fit is None or not len(vectors):
             return 0
         nearest, _ = self._index.quantizer.search(vectors, 1)
         return int((nearest[:, 0] < self.clusters.fit).sum())
 
-    def _everything(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every stored id, and its vector (a flat index's are a view, not a copy)."""
+    def _everything(self) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """Every stored id, and what reads the vectors of some of them (by position in those ids):
+        a part at a time, never a second copy of them all (1.5 GB at 1M)."""
         import faiss
 
         if not self._is_ivf:
-            flat = faiss.downcast_index(self._index.index)
             n = len(self)
-            return faiss.vector_to_array(self._index.id_map), faiss.rev_swig_ptr(flat.get_xb(), n * self.dimension).reshape(n, self.dimension)
-        ids = self._stored_ids()
-        return ids, self.vectors(ids)
+            stored = faiss.rev_swig_ptr(faiss.downcast_index(self._index.index).get_xb(), n * self.dimension)
+            return faiss.vector_to_array(self._index.id_map), stored.reshape(n, self.dimension).__getitem__
+        ids, index = self._stored_ids(), self._index  # this index's, even once self._index is its successor
+        return ids, lambda at: index.reconstruct_batch(ids[at]).reshape(len(at), self.dimension)
 
     @property
     def _is_ivf(self) -> bool:
@@ -236,23 +248,24 @@ class FaissStore:
             self._mapped_from = None
 
 
-def _trained_ivf(ids: np.ndarray, vectors: np.ndarray) -> tuple[object, Clusters]:
-    """These vectors under these ids in an IVF index, its clusters trained on a sample of them."""
+def _trained_ivf(ids: np.ndarray, rows: Callable[[np.ndarray], np.ndarray]) -> tuple[object, Clusters]:
+    """The vectors of these ids (`rows` reads them by position) in an IVF index, its clusters
+    trained on a sample of them."""
     import faiss
 
-    n, dimension = vectors.shape
+    n, dimension = len(ids), rows(np.arange(1)).shape[1]
     clusters = max(1, int(2 * math.sqrt(n)))
     ivf = faiss.IndexIVFFlat(faiss.IndexFlatIP(dimension), dimension, clusters, faiss.METRIC_INNER_PRODUCT)
     ivf.set_direct_map_type(faiss.DirectMap.Hashtable)  # vectors by id, and deletes
     rng = np.random.default_rng(0)
     sample = np.sort(rng.choice(n, min(n, TRAINING_POINTS_PER_CLUSTER * clusters), replace=False))
-    ivf.train(vectors[sample])
+    ivf.train(rows(sample))
     for start in range(0, n, 65_536):  # in slices: no second full copy of the vectors
-        ivf.add_with_ids(vectors[start:start + 65_536], ids[start:start + 65_536])
+        ivf.add_with_ids(rows(np.arange(start, min(n, start + 65_536))), ids[start:start + 65_536])
     # the fit of vectors k-means did not see, as later ones will be (those it saw sit closer to its centres)
     unseen = np.setdiff1d(np.arange(n), sample)
     measured = unseen if len(unseen) >= MIN_FIT_SAMPLE else np.arange(n)
-    nearest, _ = ivf.quantizer.search(vectors[np.sort(rng.choice(measured, min(len(measured), FIT_SAMPLE), replace=False))], 1)
+    nearest, _ = ivf.quantizer.search(rows(np.sort(rng.choice(measured, min(len(measured), FIT_SAMPLE), replace=False))), 1)
     return ivf, Clusters(n, clusters, fit=float(np.quantile(nearest[:, 0], 1 - FIT_QUANTILE)))
 
 
@@ -263,7 +276,7 @@ def _renumbered_ivf(ivf, old_ids: np.ndarray, new_ids: np.ndarray):
 
     order = np.argsort(old_ids)
     known, renamed = old_ids[order], new_ids[order]
-    copy = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist, faiss.METRIC_INNER_PRODUCT)
+    copy = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist, ivf.metric_type)
     lists, width = ivf.invlists, ivf.code_size
     for cluster in range(ivf.nlist):
         count = lists.list_size(cluster)

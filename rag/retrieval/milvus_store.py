@@ -248,8 +248,9 @@ class MilvusStore:
         """A new collection beside this one, of these vectors under their new ids (their other
         fields left empty: rag.milvus_archive keeps an archive's passages in place, by its own ids)."""
         old_ids, new_ids = check_renumbering(old_ids, new_ids)
+        vectors = self.vectors(old_ids)  # first: an unknown id leaves no collection behind
         copy = MilvusStore.create_in(self._client, self.uri, f"rag_{uuid.uuid4().hex}", self.dimension)
-        copy.add(new_ids, self.vectors(old_ids))
+        copy.add(new_ids, vectors)
         return copy
 
     def save(self, folder: Path) -> None:

@@ -60,6 +60,8 @@ def check_renumbering(old_ids, new_ids) -> tuple[np.ndarray, np.ndarray]:
     for ids in (old_ids, new_ids):
         if len(np.unique(ids)) != len(ids):
             raise ValueError("an id is given twice")
+    if len(new_ids) and new_ids.min() < 0:  # FAISS's mark of "no hit": such a vector is never found
+        raise ValueError("an id is below 0")
     return old_ids, new_ids
 
 
