@@ -36,11 +36,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from eval.scale import noisy_copies  # noqa: E402
 from rag.retrieval import FaissStore, make_vector_store  # noqa: E402
 from rag.retrieval.faiss_store import EXACT_BELOW  # noqa: E402
 
 TRAIN_FULL = ROOT.parent / "shared" / "squad" / "train-full.json"
-NOISE = 0.035  # as eval/scale.py: copies keep cosine ~0.85 to the real vector
 PARAGRAPHS = {"A": 3000, "B": 1500}  # held, new subjects
 QUESTIONS = 200
 
@@ -71,16 +71,6 @@ def embedded_subjects(cache: Path) -> dict[str, np.ndarray]:
     return {name: np.load(path) for name, path in files.items()}
 
 
-def copies(real: np.ndarray, count: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = np.empty((count, real.shape[1]), dtype=np.float32)
-    for start in range(0, count, 100_000):
-        n = min(100_000, count - start)
-        block = real[rng.integers(0, len(real), n)] + rng.normal(0, NOISE, (n, real.shape[1])).astype(np.float32)
-        rows[start:start + n] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return rows
-
-
 def saved_store(vectors: np.ndarray, folder: Path) -> FaissStore:
     """`vectors` under ids 0..n-1, saved as rag saves a store (an IVF index from EXACT_BELOW on), and loaded as rag loads it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -98,7 +88,7 @@ def recall_at_10(store: FaissStore, vectors: np.ndarray, questions: np.ndarray) 
 
 def subjects(cache: Path, passages: int, work: Path) -> None:
     real = embedded_subjects(cache)
-    held = copies(real["A-passages"], passages, 1)
+    held = noisy_copies(real["A-passages"], passages, 1)
     stored = saved_store(held, work / "held")
     print(f"\n1. Subjects: an IVF index of {passages:,} vectors ({stored.clusters.lists} clusters), then each scenario's "
           f"vectors added\n")
@@ -107,7 +97,7 @@ def subjects(cache: Path, passages: int, work: Path) -> None:
     scenarios = [("same subjects", "A", passages // 2), ("same subjects", "A", passages // 20)]
     scenarios += [("new subjects", "B", count) for count in (passages // 500, passages // 100, passages // 20, passages // 2)]
     for seed, (label, source, count) in enumerate(scenarios, start=2):
-        added = copies(real[f"{source}-passages"], count, seed)
+        added = noisy_copies(real[f"{source}-passages"], count, seed)
         everything = np.concatenate([held, added])
         kept = stored.renumbered(np.arange(passages), np.arange(passages))
         kept.add(np.arange(passages, len(everything)), added)
@@ -162,9 +152,9 @@ def timing(cache: Path, size: int, repeats: int, work: Path) -> None:
     real = embedded_subjects(cache)
     print(f"\n2. Time: an update of a stored IVF index of {size:,} vectors (20 out, 20 in)…", flush=True)
     started = time.perf_counter()
-    saved_store(copies(real["A-passages"], size, 1), work / "archive")
+    saved_store(noisy_copies(real["A-passages"], size, 1), work / "archive")
     print(f"   (the stored index built in {time.perf_counter() - started:.1f} s)\n")
-    added = copies(real["A-passages"], 20, 99)
+    added = noisy_copies(real["A-passages"], 20, 99)
     ways = {"clusters kept (rag add now)": True, "clusters trained again (before)": False}
     seconds = {way: [] for way in ways}
     for _ in range(repeats):

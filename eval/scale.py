@@ -123,13 +123,18 @@ def vectors_of_size(cache: Path, size: int) -> tuple[np.ndarray, str]:
     real = np.load(cache / "real-vectors.npy", mmap_mode="r")
     if size <= len(real):
         return np.ascontiguousarray(real[:size]), "real"
-    rng = np.random.default_rng(size)
-    rows = np.empty((size, real.shape[1]), dtype=np.float32)
-    for start in range(0, size, 100_000):
-        n = min(100_000, size - start)
+    return noisy_copies(real, size, seed=size), "synthetic"
+
+
+def noisy_copies(real: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """`count` unit vectors, each a random one of `real` plus Gaussian noise (cosine ~0.85 to it)."""
+    rng = np.random.default_rng(seed)
+    rows = np.empty((count, real.shape[1]), dtype=np.float32)
+    for start in range(0, count, 100_000):
+        n = min(100_000, count - start)
         block = real[rng.integers(0, len(real), n)] + rng.normal(0, NOISE, (n, real.shape[1])).astype(np.float32)
         rows[start:start + n] = block / np.linalg.norm(block, axis=1, keepdims=True)
-    return rows, "synthetic"
+    return rows
 
 
 def build_row(cache: Path, size: int, kind: str) -> None:
