@@ -8,10 +8,10 @@ search in the same run. Saved stores are loaded memory-mapped; a store loaded th
 from disk and is copied into memory only if it is written to.
 
 The clusters outlive updates: an update copies the stored index's lists under the passages' new
-numbers (`renumbered`) and assigns the new vectors to the clusters as they are, where training
-them again made an update at 1M passages take 33 s instead of 3 (eval/ivf_update.py). They are trained again when
-the added vectors outnumber half of those they were trained for, or when enough of them fit
-no cluster well (new subjects: Clusters.outgrown; eval/ivf_update.py measures both)."""
+numbers (`renumbered`) and assigns the new vectors to the clusters as they are; training them
+again made an update at 1M passages take 33 s instead of 3 (eval/ivf_update.py). They are
+trained again when the added vectors outnumber half of those they were trained for, or when
+enough of them fit no cluster well (new subjects: Clusters.outgrown; the script measures both)."""
 from __future__ import annotations
 
 import dataclasses
@@ -49,7 +49,7 @@ class Clusters:
         """Whether to train them again: once the vectors added since outnumber half of those they
         were trained for, or once the added vectors that fit them worse than 1 in 10 of theirs
         did (beyond that 1 in 10) would fill a cluster of their own. New subjects are what such
-        vectors are; searches for them lost recall@10 (0.94 against 0.98) in eval/ivf_update.py."""
+        vectors are; searches for them lost recall@10 (0.95 against 0.97 and 0.99) in eval/ivf_update.py."""
         if self.fit is None:  # saved before this was kept: trained again at the first update, as every update did
             return self.added_since > 0
         unplaced = self.strangers - (1 - FIT_QUANTILE) * self.added_since
