@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable
 
 from rag.converters import FORMATS, converter_for
-from rag.corpus import NAMED, first_names, ids_in_file, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
+from rag.corpus import NAMED, Corpus, first_names, ids_in_file, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
 from rag.leftovers import remove_abandoned
@@ -37,6 +37,7 @@ class FolderChange:
     # records left out of the JSON Lines files put in place ("name line N: why"): the index
     # says them as it reads the folder, so they are counted here, not said twice
     records_skipped: list[str] = field(default_factory=list)
+    read_before: Corpus | None = None  # the folder as read before the change: the index reads again only what changed
 
     def skip(self, why: str, files: int = 1) -> None:
         self.skipped.append(why)
@@ -103,15 +104,21 @@ class Archive:
     def add(self, paths: list[Path], on_status: Callable[[str], None] = lambda message: None) -> FolderChange:
         from rag.index import IndexStore
 
-        # the folder read with the conversions its index keeps: a web page is not converted again
-        return add_files(self.seeds_dir, paths, self.trash, article_ids_in(self.seeds_dir, IndexStore(self.index_dir).articles),
-                         on_status)
+        try:  # with the conversions its index keeps: a web page is not converted again
+            before = IndexStore(self.index_dir).articles(self.seeds_dir)
+        except RagError:  # no article in the folder yet: no id is taken
+            before = None
+        change = add_files(self.seeds_dir, paths, self.trash, ids_and_files(before) if before else {}, on_status)
+        change.read_before = before
+        return change
 
     def remove(self, doc_ids: list[str]) -> FolderChange:
         from rag.index import IndexStore
 
         articles = IndexStore(self.index_dir).articles(self.seeds_dir)
-        return remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped)
+        change = remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped)
+        change.read_before = articles
+        return change
 
 
 def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, str] | None = None,
@@ -184,14 +191,18 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
     return True
 
 
-def article_ids_in(seeds_dir: Path, read=load_corpus) -> dict[str, str]:
-    """Article id -> the name of the file in the seeds folder that gives it, as the folder is
-    read (JSON Lines records included: a .txt named "feed.jsonl#a" gives record a's id)."""
+def article_ids_in(seeds_dir: Path) -> dict[str, str]:
+    """ids_and_files of the seeds folder as it is read now ({} when it holds no article yet)."""
     try:
-        documents = read(seeds_dir).documents
-    except RagError:  # no article in the folder yet: no id is taken
+        return ids_and_files(load_corpus(seeds_dir))
+    except RagError:
         return {}
-    return {doc_id: Path(doc.path).name for doc_id, doc in documents.items()}
+
+
+def ids_and_files(corpus: Corpus) -> dict[str, str]:
+    """Article id -> the name of the file that gives it (JSON Lines records included: a .txt
+    named "feed.jsonl#a" gives record a's id)."""
+    return {doc_id: Path(doc.path).name for doc_id, doc in corpus.documents.items()}
 
 
 def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:

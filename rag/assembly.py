@@ -101,15 +101,16 @@ def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) 
 
 def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None,
                rebuild: bool = False, on_status: Status = _quiet, on_progress: Progress | None = None,
-               embedder=None) -> OpenedIndex:
+               embedder=None, earlier: Corpus | None = None) -> OpenedIndex:
     """The articles and their index folder, built (or rebuilt) when missing, stale or unreadable
-    (a Milvus store keeps no index folder: see index_milvus)."""
+    (a Milvus store keeps no index folder: see index_milvus). `earlier`, a read of the folder
+    moments before, spares reading again the files that stand as they did then."""
     if is_milvus(config):
         raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
     seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
     store = IndexStore(index_dir)
     seen = store.version()  # the index these articles are read against (another process may switch it)
-    corpus = store.articles(seeds_dir)  # a bad folder is said before any model loads
+    corpus = store.articles(seeds_dir, earlier)  # a bad folder is said before any model loads
     say_skipped(corpus.skipped, on_status)
     embedder = embedder or _embedder(config, on_status)
 
@@ -126,7 +127,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
             # another process switched the index since the folder was read (it built for articles
             # added since, say): read both again, or this build would switch back to an older view
             if (waited or store.version() != seen) and not rebuild:
-                corpus = store.articles(seeds_dir)
+                corpus = store.articles(seeds_dir, corpus)
                 expected = manifest_of(corpus)
                 index = _usable_index(store, corpus, expected, on_status)
             if index is None:
@@ -324,7 +325,8 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
         change = change_files(archive)
         say_skipped(change.skipped, on_status)
         try:
-            manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress).index.manifest
+            manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress,
+                                  earlier=change.read_before).index.manifest
         except RagError as exc:  # the files did change: say so, or a retry would be told the article is not there
             raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
                            "(rag index does it once that is mended)", exc.exit_code) from None

@@ -91,12 +91,24 @@ class Conversion:
 
 
 @dataclass(frozen=True)
+class FileRead:
+    """What one article file gave when it was read, and how it stood then (size, modification
+    time, inode): a later read of the folder takes it from here while that is unchanged."""
+    signature: tuple[int, int, int]
+    documents: list[Document]
+    problems: list[str]
+    key: str | None  # its conversion key (None for .txt, never converted)
+    converted_now: bool  # converted by that read, not taken from the index
+
+
+@dataclass(frozen=True)
 class Corpus:
     directory: Path
     documents: dict[str, Document]
     skipped: list[str]  # human-readable reasons for files that were not loaded, and notes (NOTE) on some that were
     converted: dict[str, Conversion] = field(default_factory=dict)  # converted (not .txt) file name -> what it gave
     converted_now: tuple[str, ...] = ()  # those of them converted by this load, not taken from the index
+    files: dict[str, FileRead] = field(default_factory=dict, repr=False, compare=False)  # file name -> its read
 
     @property
     def fingerprint(self) -> str:
@@ -187,13 +199,16 @@ def check_articles_folder(directory: Path) -> None:
         raise _no_articles(directory)
 
 
-def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
+def load_corpus(directory: Path, known: Known | None = None, earlier: Corpus | None = None) -> Corpus:
     """The articles directly in `directory`, one converter per suffix (rag.converters): .txt,
     .md, .html and .jsonl. Subfolders, hidden files and files of other kinds are not read (and
-    are named in `skipped`); a symlink is read when it leads to a regular file, wherever that is."""
+    are named in `skipped`); a symlink is read when it leads to a regular file, wherever that is.
+    A file that stands as it did in `earlier` (a read of this folder moments before: `rag add`
+    reads it for the ids it holds, then for the index) is taken from that read."""
     directory = Path(directory).absolute()  # a citation's source names the file wherever it is read from
     entries = _entries(directory)
-    documents, skipped, subfolders, unread, converted, converted_now = {}, [], [], [], {}, []
+    reads = earlier.files if earlier is not None and earlier.directory == directory else {}
+    documents, skipped, subfolders, unread, converted, converted_now, files = {}, [], [], [], {}, [], {}
     for path in entries:
         if path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
@@ -204,19 +219,17 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
             skipped.append(f"{printable(path.name)}: its file name is not UTF-8 text; rename it to read it")
         elif converter_for(path):
             try:
-                raw = read_article_bytes(path)
-                key = None if converter_for(path) is plain_text else conversion_key(path, raw)  # hashed once
-                cached = _known_documents(path, key, known)
-                found, problems = cached or read_documents(path, raw)
+                read = _read_file(path, known, reads.get(path.name))
             except ValueError as why:
                 skipped.append(f"{path.name}: {why}")
                 continue
-            skipped += problems
-            if key is not None:
-                converted[path.name] = Conversion(key, found, problems)
-                if cached is None:
+            files[path.name] = read
+            skipped += read.problems
+            if read.key is not None:
+                converted[path.name] = Conversion(read.key, read.documents, read.problems)
+                if read.converted_now:
                     converted_now.append(path.name)
-            for doc in found:
+            for doc in read.documents:
                 if doc.doc_id in documents:
                     skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
                 else:
@@ -231,7 +244,29 @@ def load_corpus(directory: Path, known: Known | None = None) -> Corpus:
     if not documents:
         raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")
     return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted,
-                  converted_now=tuple(converted_now))
+                  converted_now=tuple(converted_now), files=files)
+
+
+def _read_file(path: Path, known: Known | None, earlier: FileRead | None) -> FileRead:
+    """What the article file gives: `earlier`'s read while the file stands as it did then."""
+    signature = _signature(path)
+    if earlier is not None and signature is not None and earlier.signature == signature:
+        return earlier
+    raw = read_article_bytes(path)
+    key = None if converter_for(path) is plain_text else conversion_key(path, raw)  # hashed once
+    cached = _known_documents(path, key, known)
+    found, problems = cached or read_documents(path, raw)
+    return FileRead(signature, found, problems, key, converted_now=key is not None and cached is None)
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    """How the file stands: a change to its bytes changes its size or modification time, and a
+    file put in its place (os.replace) has another inode."""
+    try:
+        info = path.stat()
+    except OSError:  # read_article_bytes says why
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ino
 
 
 NAMED = 5  # names a message lists before "…": a line, not 150 kB, when ten thousand files are meant

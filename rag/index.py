@@ -403,10 +403,11 @@ class IndexStore:
             return {}  # converting again is always safe
         return {key: gave for key, gave in known.items() if key in said}  # what it skipped is known too
 
-    def articles(self, seeds_dir: Path) -> Corpus:
+    def articles(self, seeds_dir: Path, earlier: Corpus | None = None) -> Corpus:
         """The articles of `seeds_dir`, each converted file (.html, .md, .jsonl) taken from what
-        this index recorded when the file is unchanged: converting a web archive again costs minutes."""
-        return load_corpus(seeds_dir, self.known_documents())
+        this index recorded when the file is unchanged: converting a web archive again costs
+        minutes; and each file that stands as it did in `earlier` taken from that read."""
+        return load_corpus(seeds_dir, self.known_documents(), earlier)
 
     def reusable(self, corpus: Corpus, expected: Manifest) -> Reusable | None:
         """The passages and vectors of the stored index whose articles are unchanged, when only
