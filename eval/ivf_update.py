@@ -2,7 +2,7 @@
 are on the same subjects and on new ones, and the time of an update at archive size, each beside
 the clusters trained again (as every update did before), in the same run.
 
-    python eval/ivf_update.py [--passages 100000] [--size 1000000] [--repeats 3] [--cache DIR]
+    python eval/ivf_update.py [--passages 100000] [--size 1000000] [--repeats 3] [--no-real] [--cache DIR]
 
 (0 for --passages or --size skips that part; about 3 minutes for part 1 the first time, and
 10 for part 2 at 1M, on 2 cores.)
@@ -13,13 +13,15 @@ the clusters trained again (as every update did before), in the same run.
    set A's with Gaussian noise as eval/scale.py makes them; its IVF index is trained. Then each
    scenario adds vectors (copies of A's, or of B's) to that index with its clusters kept, and to
    one trained again on everything. For each: recall@10 against exact search of set A's and set
-   B's questions, how many of the new vectors fit the clusters worse than 9 in 10 of those they
-   were trained for ("strangers"), and whether `rag` would train the clusters again
+   B's questions, how many of the new vectors fit the clusters worse than 9 in 10 of the vectors
+   k-means did not train on ("strangers"), and whether `rag` would train the clusters again
    (`Clusters.outgrown`). Then the share of strangers among real paragraphs, not copies.
 2. Time. A stored IVF index of --size synthetic vectors (the same copies); one update removes 20
    of them and adds 20, as `rag add` of an article does: loaded memory-mapped, renumbered with its
    clusters kept, saved; beside the same update with a new store that trains its clusters again.
    The two ways alternate, --repeats times each; the median is printed.
+3. Real paragraphs (REAL_PARAGRAPHS of them: about 30 minutes of embedding the first time):
+   part 1 again with real, distinct paragraphs, at the scale they allow (see real_subjects).
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ from rag.retrieval.faiss_store import EXACT_BELOW  # noqa: E402
 TRAIN_FULL = ROOT.parent / "shared" / "squad" / "train-full.json"
 PARAGRAPHS = {"A": 3000, "B": 1500}  # held, new subjects
 QUESTIONS = 200
+REAL_PARAGRAPHS = 12_288  # part 3: real, distinct paragraphs (train-full holds about 27k)
 
 
 def embedded_subjects(cache: Path) -> dict[str, np.ndarray]:
@@ -128,6 +131,95 @@ def real_strangers(cache: Path) -> None:
     print("\n   real paragraphs that fit badly: " + "; ".join(f"{label} {share:.0%}" for label, share in shares.items()))
 
 
+def real_paragraphs(cache: Path) -> dict[str, np.ndarray]:
+    """The first REAL_PARAGRAPHS distinct paragraphs of train-full.json embedded (some 30 minutes
+    the first time on 2 cores, a chunk at a time, so a stopped run goes on), with each one's
+    article number and its first question, embedded too."""
+    files = {name: cache / f"all-{name}.npy" for name in ("paragraphs", "articles", "questions")}
+    if all(path.is_file() for path in files.values()):
+        return {name: np.load(path) for name, path in files.items()}
+    from rag.config import load_models_config
+    from rag.embedder import Embedder
+
+    data = json.loads(TRAIN_FULL.read_text(encoding="utf-8"))["data"]
+    seen, texts, articles, questions = set(), [], [], []
+    for number, article in enumerate(data):
+        for paragraph in article["paragraphs"]:
+            if paragraph["context"] in seen or not paragraph["qas"]:
+                continue
+            seen.add(paragraph["context"])
+            texts.append(paragraph["context"])
+            articles.append(number)
+            questions.append(paragraph["qas"][0]["question"])
+    texts, articles, questions = texts[:REAL_PARAGRAPHS], articles[:REAL_PARAGRAPHS], questions[:REAL_PARAGRAPHS]
+    embedder = Embedder(load_models_config(ROOT / "models.toml").embedder)
+    chunk = 2048
+    for kind, items in (("paragraphs", texts), ("questions", questions)):
+        for start in range(0, len(items), chunk):
+            part = cache / f"all-{kind}-{start:06d}.npy"
+            if not part.is_file():
+                print(f"embedding {kind} {start:,}-{min(len(items), start + chunk):,} of {len(items):,}…", flush=True)
+                np.save(part, embedder.encode(items[start:start + chunk]))
+        parts = [cache / f"all-{kind}-{start:06d}.npy" for start in range(0, len(items), chunk)]
+        np.save(files[kind], np.concatenate([np.load(path) for path in parts]))
+        for path in parts:
+            path.unlink()
+    np.save(files["articles"], np.array(articles))
+    return {name: np.load(path) for name, path in files.items()}
+
+
+def real_subjects(cache: Path, work: Path) -> None:
+    """Part 1 again with real, distinct paragraphs, at the scale they allow: the archive is
+    two-thirds of REAL_PARAGRAPHS' articles (less 1,024 of their paragraphs, added later as the
+    same subjects), the new subjects the other articles. The index is made IVF at this size,
+    k-means sampling 32 vectors a cluster (so that some are left to measure the fit on), and a
+    search probes the share of clusters it probes at 100,000 passages."""
+    from rag.retrieval import faiss_store
+
+    real = real_paragraphs(cache)
+    vectors, articles, questions = real["paragraphs"], real["articles"], real["questions"]
+    rng = np.random.default_rng(0)
+    numbers = rng.permutation(np.unique(articles))
+    sizes = np.cumsum([np.sum(articles == number) for number in numbers])
+    held_articles = numbers[:int(np.searchsorted(sizes, 2 * len(vectors) // 3)) + 1]
+    held = np.flatnonzero(np.isin(articles, held_articles))
+    later = rng.choice(held, 1_024, replace=False)
+    stored_rows = np.setdiff1d(held, later)
+    other = np.flatnonzero(~np.isin(articles, held_articles))
+    clusters = int(2 * np.sqrt(len(stored_rows)))
+    settings = faiss_store.EXACT_BELOW, faiss_store.TRAINING_POINTS_PER_CLUSTER, faiss_store.PROBES
+    faiss_store.EXACT_BELOW, faiss_store.TRAINING_POINTS_PER_CLUSTER = 1_000, 32
+    faiss_store.PROBES = max(1, round(faiss_store.PROBES * clusters / int(2 * np.sqrt(100_000))))
+    try:
+        _real_rows(vectors, questions, stored_rows, later, other, rng, work)
+    finally:
+        faiss_store.EXACT_BELOW, faiss_store.TRAINING_POINTS_PER_CLUSTER, faiss_store.PROBES = settings
+
+
+def _real_rows(vectors, questions, stored_rows, later, other, rng, work: Path) -> None:
+    from rag.retrieval import faiss_store
+
+    stored = saved_store(vectors[stored_rows], work / "real")
+    print(f"\n3. Real paragraphs: an IVF index of {len(stored_rows):,} ({stored.clusters.lists} clusters, "
+          f"{faiss_store.PROBES} probed), then each scenario's paragraphs added\n")
+    print("| added | strangers | rag trains again | recall@10, held paragraphs' questions: kept / trained again | added paragraphs' questions: kept / trained again |")
+    print("|---|---|---|---|---|")
+    asked_held = rng.choice(len(stored_rows), QUESTIONS, replace=False)
+    for label, added in [("the same articles' other paragraphs", later)] + [
+            ("other articles' paragraphs", other[rng.permutation(len(other))[:count]]) for count in (256, 1_024, len(other))]:
+        rows = np.concatenate([stored_rows, added])
+        kept = stored.renumbered(np.arange(len(stored_rows)), np.arange(len(stored_rows)))
+        kept.add(np.arange(len(stored_rows), len(rows)), vectors[added])
+        again = saved_store(vectors[rows], work / f"real-{label[:5]}-{len(added)}")
+        asked_added = len(stored_rows) + rng.choice(len(added), min(QUESTIONS, len(added)), replace=False)
+        row = [f"{len(added):,}, {label}", f"{kept.clusters.strangers:,} ({kept.clusters.strangers / len(added):.0%})",
+               "yes" if kept.clusters.outgrown() else "no"]
+        for asked in (asked_held, asked_added):
+            row.append(f"{recall_at_10(kept, vectors[rows], questions[rows[asked]]):.3f} / "
+                       f"{recall_at_10(again, vectors[rows], questions[rows[asked]]):.3f}")
+        print("| " + " | ".join(row) + " |", flush=True)
+
+
 def one_update(stored: Path, into: Path, keep_clusters: bool, added: np.ndarray) -> float:
     """Seconds of one update of the stored index: 20 vectors out, `added` in, saved into `into`."""
     into.mkdir(parents=True, exist_ok=True)
@@ -170,6 +262,7 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=100_000, help="the archive's size in part 1 (0: skip it)")
     parser.add_argument("--size", type=int, default=1_000_000, help="the archive's size in part 2 (0: skip it)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--real", action=argparse.BooleanOptionalAction, default=True, help="part 3 (--no-real: skip it)")
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "rag-ivf-update")
     args = parser.parse_args()
     if min(args.passages or EXACT_BELOW, args.size or EXACT_BELOW) < EXACT_BELOW:
@@ -180,6 +273,8 @@ def main() -> None:
             real_strangers(args.cache)
         if args.size:
             timing(args.cache, args.size, args.repeats, Path(work))
+        if args.real:
+            real_subjects(args.cache, Path(work))
 
 
 if __name__ == "__main__":
