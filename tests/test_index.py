@@ -1,3 +1,4 @@
+import json
 import signal
 import subprocess
 import sys
@@ -117,3 +118,16 @@ def test_a_killed_build_leaves_the_old_index_loadable(tmp_path, models, embedder
         assert len(loaded.vectors) == len(loaded.passages) > 0
     assert store.current_build is not None and store.current_build.exists()
     assert first.exists() or store.current_build != first  # either untouched or replaced whole
+
+
+def test_passages_are_written_a_line_each_as_json_dumps_writes_them(tmp_path):
+    """passages.jsonl is written without a json.dumps a row (2.5 s of an update at 1M passages),
+    byte for byte as json.dumps wrote it, quotes, backslashes and non-ASCII ids included."""
+    from rag.index import _write_passages
+    from rag.schema import Passage
+
+    passages = [Passage('a "quoted" id', 0, 5, "x"), Passage("été\\path", 3, 10, "y"), Passage('a "quoted" id', 5, 9, "z"),
+                Passage("feed.jsonl#\u2028", 0, 1, "w")]
+    _write_passages(tmp_path / "passages.jsonl", passages)
+    expected = "".join(json.dumps({"doc_id": p.doc_id, "start": p.start, "end": p.end}) + "\n" for p in passages)
+    assert (tmp_path / "passages.jsonl").read_text(encoding="utf-8") == expected
