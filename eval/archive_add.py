@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from eval.update_speed import TRAIN_FULL, FreeEmbedder  # noqa: E402
-from rag import assembly, corpus  # noqa: E402
+from rag import assembly, index as index_module  # noqa: E402
 from rag.config import load_models_config  # noqa: E402
 from rag.retrieval import FaissStore, faiss_store  # noqa: E402
 
@@ -52,7 +52,7 @@ def write_archive(folder: Path, passages: int) -> int:
 def as_before():
     """The add as it was: the clusters trained again (a renumbered store is a new flat one, so
     saving it trains), and the folder read whole again for the index (no earlier read kept)."""
-    renumbered, load_corpus = FaissStore.renumbered, corpus.load_corpus
+    renumbered, load_corpus = FaissStore.renumbered, index_module.load_corpus  # the name IndexStore.articles calls
 
     def flat_copy(store, old_ids, new_ids):
         copy = FaissStore.create(store.dimension)
@@ -60,11 +60,11 @@ def as_before():
         return copy
 
     FaissStore.renumbered = flat_copy
-    corpus.load_corpus = lambda directory, known=None, earlier=None: load_corpus(directory, known)
+    index_module.load_corpus = lambda directory, known=None, earlier=None: load_corpus(directory, known)
     try:
         yield
     finally:
-        FaissStore.renumbered, corpus.load_corpus = renumbered, load_corpus
+        FaissStore.renumbered, index_module.load_corpus = renumbered, load_corpus
 
 
 def one_add(config, seeds: Path, index: Path, scratch: Path, name: str) -> float:
