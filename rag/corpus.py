@@ -8,6 +8,7 @@ import hashlib
 import os
 import re
 import stat
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -92,13 +93,16 @@ class Conversion:
 
 @dataclass(frozen=True)
 class FileRead:
-    """What one article file gave when it was read, and how it stood then (size, modification
-    time, inode): a later read of the folder takes it from here while that is unchanged."""
-    signature: tuple[int, int, int]
+    """What one article file gave when it was read, and how it stood then: a later read of the
+    folder takes it from here while that is unchanged."""
+    signature: tuple[int, ...] | None  # size, modification and change times, inode, device (None: unknown)
     documents: list[Document]
     problems: list[str]
     key: str | None  # its conversion key (None for .txt, never converted)
     converted_now: bool  # converted by that read, not taken from the index
+
+
+RACY_S = 2  # a file changed this close to its read may change again within its times' resolution (git's "racy" rule)
 
 
 @dataclass(frozen=True)
@@ -251,7 +255,8 @@ def _read_file(path: Path, known: Known | None, earlier: FileRead | None) -> Fil
     """What the article file gives: `earlier`'s read while the file stands as it did then."""
     signature = _signature(path)
     if earlier is not None and signature is not None and earlier.signature == signature:
-        return earlier
+        # converted_now is the index's to say, and the index may have been switched since
+        return dataclasses.replace(earlier, converted_now=earlier.key is not None and not (known and (path.name, earlier.key) in known))
     raw = read_article_bytes(path)
     key = None if converter_for(path) is plain_text else conversion_key(path, raw)  # hashed once
     cached = _known_documents(path, key, known)
@@ -259,14 +264,18 @@ def _read_file(path: Path, known: Known | None, earlier: FileRead | None) -> Fil
     return FileRead(signature, found, problems, key, converted_now=key is not None and cached is None)
 
 
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    """How the file stands: a change to its bytes changes its size or modification time, and a
-    file put in its place (os.replace) has another inode."""
+def _signature(path: Path) -> tuple[int, ...] | None:
+    """How the file stands, None when that cannot tell a later change: a change to its bytes
+    changes its size or times (the change time even when the modification time is set back), a
+    file put in its place has another inode; a file changed within RACY_S of now could change
+    again within the times' resolution and look the same."""
     try:
         info = path.stat()
     except OSError:  # read_article_bytes says why
         return None
-    return info.st_size, info.st_mtime_ns, info.st_ino
+    if time.time_ns() - max(info.st_mtime_ns, info.st_ctime_ns) < RACY_S * 1_000_000_000:
+        return None
+    return info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev
 
 
 NAMED = 5  # names a message lists before "…": a line, not 150 kB, when ten thousand files are meant

@@ -715,6 +715,7 @@ def test_an_add_or_remove_reads_each_article_once_and_the_index_matches_a_fresh_
 
     from rag import assembly, corpus
 
+    monkeypatch.setattr(corpus, "RACY_S", 0)  # the files were written a moment ago
     seeds = tmp_path / "seeds"
     shutil.copytree(SEEDS, seeds)
     (seeds / "notes.md").write_text("# Notes\n\nThe valley has one road.\n", encoding="utf-8")  # a converted file too
@@ -737,6 +738,39 @@ def test_an_add_or_remove_reads_each_article_once_and_the_index_matches_a_fresh_
     manifest = Manifest.expected(fresh, FakeEmbedder.spec.id, FakeEmbedder.spec.fingerprint(), FakeEmbedder.dimension,
                                  config.chunking, config.retrieval.vector_store)
     assert store.load(fresh, manifest).manifest.documents == manifest.documents  # up to date with the folder as it is
+
+
+def test_a_file_replaced_by_one_of_the_same_size_is_read_again_and_indexed(tmp_path, monkeypatch):
+    """The second read of an add takes a file from the first only while it stands as it did:
+    the file the add itself replaces (another inode), one edited in place with its
+    modification time set back (its change time moves), are read again."""
+    from rag import assembly, corpus
+
+    monkeypatch.setattr(corpus, "RACY_S", 0)
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("The ferry leaves at ten.", encoding="utf-8")
+    (seeds / "b.md").write_text("# B\n\nThe bus leaves at six.\n", encoding="utf-8")
+    config = load_models_config(ROOT / "models.toml")
+    build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]))
+    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
+    first = corpus.load_corpus(seeds)
+    replacement = tmp_path / "a.txt"
+    replacement.write_text("The train leaves at two.", encoding="utf-8")  # the same size
+    assert replacement.stat().st_size == (seeds / "a.txt").stat().st_size
+    assembly.add_articles(config, [replacement], seeds, tmp_path / "index")
+    edited = seeds / "b.md"
+    times = edited.stat()
+    edited.write_text("# B\n\nThe car leaves at six.\n", encoding="utf-8")
+    os.utime(edited, ns=(times.st_atime_ns, times.st_mtime_ns))
+    again = corpus.load_corpus(seeds, earlier=first)
+    assert again.documents["a"].text == "The train leaves at two."
+    assert "car" in again.documents["b.md"].text
+    assert again.documents == corpus.load_corpus(seeds).documents
+    store = IndexStore(tmp_path / "index")
+    stored = json.loads((store.current_build / "manifest.json").read_text(encoding="utf-8"))["documents"]
+    after_add = Manifest.expected(corpus.load_corpus(seeds), FakeEmbedder.spec.id, "", 0, config.chunking, "faiss").documents
+    assert stored["a"] == after_add["a"]  # the add indexed the new text
 
 
 def test_an_update_cuts_only_the_new_article_and_its_passages_are_those_a_whole_cut_gives(tmp_path, monkeypatch):
