@@ -686,8 +686,8 @@ def test_an_update_reads_only_the_new_passages_into_the_keyword_index(tmp_path, 
 
 
 def test_an_update_of_an_ivf_index_keeps_its_clusters_and_finds_the_new_article(tmp_path, monkeypatch):
-    """Training an archive's clusters again (k-means, then every vector placed again) was about a
-    minute of every update at a million passages."""
+    """Training an archive's clusters again (k-means, then every vector placed again) made an
+    update at a million passages take 33 s instead of 3 (eval/ivf_update.py)."""
     from rag.retrieval import faiss_store
 
     monkeypatch.setattr(faiss_store, "EXACT_BELOW", 20)  # the bundled articles' 45 passages make an IVF index
