@@ -110,9 +110,18 @@ class Corpus:
     directory: Path
     documents: dict[str, Document]
     skipped: list[str]  # human-readable reasons for files that were not loaded, and notes (NOTE) on some that were
-    converted: dict[str, Conversion] = field(default_factory=dict)  # converted (not .txt) file name -> what it gave
-    converted_now: tuple[str, ...] = ()  # those of them converted by this load, not taken from the index
     files: dict[str, FileRead] = field(default_factory=dict, repr=False, compare=False)  # file name -> its read
+
+    @property
+    def converted(self) -> dict[str, Conversion]:
+        """Converted (not .txt) file name -> what it gave."""
+        return {name: Conversion(read.key, read.documents, read.problems) for name, read in self.files.items()
+                if read.key is not None}
+
+    @property
+    def converted_now(self) -> tuple[str, ...]:
+        """Those of them converted by this load, not taken from the index."""
+        return tuple(name for name, read in self.files.items() if read.converted_now)
 
     @property
     def fingerprint(self) -> str:
@@ -212,7 +221,7 @@ def load_corpus(directory: Path, known: Known | None = None, earlier: Corpus | N
     directory = Path(directory).absolute()  # a citation's source names the file wherever it is read from
     entries = _entries(directory)
     reads = earlier.files if earlier is not None and earlier.directory == directory else {}
-    documents, skipped, subfolders, unread, converted, converted_now, files = {}, [], [], [], {}, [], {}
+    documents, skipped, subfolders, unread, files = {}, [], [], [], {}
     for path in entries:
         if path.name.startswith("."):
             if path.name.lower().endswith(tuple(CONVERTERS)):
@@ -229,10 +238,6 @@ def load_corpus(directory: Path, known: Known | None = None, earlier: Corpus | N
                 continue
             files[path.name] = read
             skipped += read.problems
-            if read.key is not None:
-                converted[path.name] = Conversion(read.key, read.documents, read.problems)
-                if read.converted_now:
-                    converted_now.append(path.name)
             for doc in read.documents:
                 if doc.doc_id in documents:
                     skipped.append(f"{path.name}: its id {doc.doc_id!r} is taken by {Path(documents[doc.doc_id].path).name}")
@@ -247,8 +252,7 @@ def load_corpus(directory: Path, known: Known | None = None, earlier: Corpus | N
     skipped += _copies_said(documents)
     if not documents:
         raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")
-    return Corpus(directory=directory, documents=documents, skipped=skipped, converted=converted,
-                  converted_now=tuple(converted_now), files=files)
+    return Corpus(directory=directory, documents=documents, skipped=skipped, files=files)
 
 
 def _read_file(path: Path, known: Known | None, earlier: FileRead | None) -> FileRead:

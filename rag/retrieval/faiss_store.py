@@ -278,9 +278,9 @@ def _renumbered_ivf(ivf, old_ids: np.ndarray, new_ids: np.ndarray):
     known, renamed = old_ids[order], new_ids[order]
     copy = faiss.IndexIVFFlat(faiss.clone_index(ivf.quantizer), ivf.d, ivf.nlist, ivf.metric_type)
     lists, width = ivf.invlists, ivf.code_size
-    for cluster in range(ivf.nlist):
+    for cluster in range(ivf.nlist if len(known) else 0):
         count = lists.list_size(cluster)
-        if not count or not len(known):
+        if not count:
             continue
         ids = faiss.rev_swig_ptr(lists.get_ids(cluster), count)
         at = np.searchsorted(known, ids).clip(max=len(known) - 1)
