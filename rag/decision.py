@@ -28,6 +28,7 @@ class Abstention:
     question_overlap: float = 0.0
     repeats_question: float = 0.0
     type_match: float = 0.0
+    unmentioned_names: float = 0.0
     threshold: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # a probability
     fitted_for: str = ""  # the fingerprint of the reader it was fitted for ("" when not recorded)
 

@@ -6,7 +6,9 @@ so it adds well under a millisecond to an answer."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 
 from rag.metrics import normalize_answer, same_answer, says_all_of
 
@@ -16,7 +18,7 @@ being am do does did done has have had having it its it's he she they them their
 your our i me my not no what which who whom whose when where why how much many long far old
 can could would should will shall may might must also just very more most such only own same
 any each other some all both few s t""".split())
-EVIDENCE_RULES = 2  # bump when a feature is computed otherwise (2: corroboration needs the other span to say all of it)
+EVIDENCE_RULES = 3  # bump when a feature is computed otherwise (2: corroboration needs the other span to say all of it; 3: names)
 MAX_AGREEING = 3  # more agreeing articles than this is not more evidence
 # Articles on one story name the same people and places, so a wrong answer is often "stated" by
 # several of them; only in a sentence that asks what the question asks is agreement evidence
@@ -27,6 +29,9 @@ NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|
 NUMBER = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.I)
 TIME = re.compile(rf"\d|\b({MONTHS}|century|centuries|decade|year|years|day|days|week|weeks|spring|summer|autumn|fall|winter|ago)\b", re.I)
 NAME = re.compile(r"(^|\s)[A-Z]")
+WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # a word with its apostrophes ("Massoud's"), without punctuation
+POSSESSIVE = re.compile(r"['’]s$")
+SAME_STEM_FROM = 4  # letters two words must share, one the other's start ("Tajik", "Tajiks"; "Afghan", "Afghanistan")
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,7 @@ class Evidence:
     question_overlap: float = 0.0  # share of the question's content words found in the answer's sentence
     repeats_question: float = 0.0  # share of the answer's content words that are in the question
     type_match: float = 0.0  # +1 the answer is what the question word asks for (a number for "how many"), -1 not, 0 unknown
+    unmentioned_names: float = 0.0  # share of the question's names and numbers the answer's article never mentions
 
     @classmethod
     def of_span(cls, span_score: float, null_score: float, dense_score: float, fit: dict[str, float],
@@ -52,10 +58,53 @@ class Evidence:
         return cls(margin=span_score - null_score, span_score=span_score, dense_score=dense_score, **agreement, **fit)
 
 
-def fit_to_question(question: str, answer: str, sentence: str) -> dict[str, float]:
-    """The Evidence fields that say how well an answer, in its sentence, fits the question."""
+def fit_to_question(question: str, answer: str, sentence: str, article: str) -> dict[str, float]:
+    """The Evidence fields that say how well an answer, in its sentence and its article, fits the question."""
+    names = asked_names(question)
     return {"question_overlap": question_overlap(question, sentence), "repeats_question": repeats_question(question, answer),
-            "type_match": type_match(question, answer)}
+            "type_match": type_match(question, answer),
+            "unmentioned_names": len(unmentioned(names, article)) / len(names) if names else 0.0}
+
+
+def asked_names(question: str) -> list[str]:
+    """The names and numbers a question mentions, as it writes them: each capitalised word but
+    its first (and but words like "The"), and each word with a digit. "Who is the mayor of
+    Manchester?" asks about Manchester; a question written all in lower case names nothing."""
+    names = []
+    for n, word in enumerate(WORD.findall(question.replace(".", ""))):  # "U.S." is one word, "US"
+        if any(c.isdigit() for c in word) or (n > 0 and word[0].isupper() and _folded(word) not in STOPWORDS):
+            if word not in names:
+                names.append(word)
+    return names
+
+
+def unmentioned(names: list[str], text: str) -> list[str]:
+    """Those of `names` that `text` never mentions: in no case, with or without accents, nor as
+    the start of a longer word or a shorter word's longer form ("Afghan" is in "Afghanistan",
+    "Tajiks" in "Tajik")."""
+    said = article_words(text)
+    return [name for name in names if not _mentioned(_folded(name), said)]
+
+
+@lru_cache(maxsize=256)  # an article's words, once for all the questions its passages are read for
+def article_words(text: str) -> frozenset[str]:
+    """Its words, and its abbreviations written without their dots too ("U.S." is "US")."""
+    return frozenset(map(_folded, WORD.findall(text) + WORD.findall(text.replace(".", ""))))
+
+
+def _mentioned(name: str, said: frozenset[str]) -> bool:
+    if name in said:
+        return True
+    if len(name) < SAME_STEM_FROM:  # "US", "UN": only as they are
+        return False
+    return any(len(word) >= SAME_STEM_FROM and (word.startswith(name) or name.startswith(word))
+               for word in said if word[:SAME_STEM_FROM] == name[:SAME_STEM_FROM])
+
+
+def _folded(word: str) -> str:
+    """Lower case, without accents or a possessive "'s"."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return POSSESSIVE.sub("", plain.casefold())
 
 
 def content_words(text: str) -> set[str]:

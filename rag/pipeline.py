@@ -10,7 +10,7 @@ from rag.corpus import line_ends_in, sentence_around
 from rag.dates import DateRange
 from rag.decision import Abstention
 from rag.errors import BadInput
-from rag.evidence import Evidence, agreement, corroboration, fit_to_question
+from rag.evidence import Evidence, agreement, asked_names, corroboration, fit_to_question, unmentioned
 from rag.metrics import overlapping_answers, says_all_of, spelled_alike, states_an_answer
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
@@ -114,6 +114,7 @@ class Pipeline:
             supporting=supporting,
             conflicts=self._conflicts(best, candidates, supporting) if answered else [],
             latest=self._latest(best, supporting) if answered else None,
+            unmentioned=unmentioned(asked_names(question), self.corpus.documents[best.span.doc_id].text) if answered else [],
             passages=retrieved,
             candidates=candidates,
         )
@@ -140,7 +141,7 @@ class Pipeline:
         texts = [[documents[d].text[s:e] for s, e, _ in found] for d, found in zip(doc_ids, spans)]
         margins = [[score - g.null_score for _, _, score in found] for g, found in zip(guesses, spans)]
         sentences = [documents[d].text[slice(*sentence_around(documents[d], g.start, g.end))] for g, d in zip(guesses, doc_ids)]
-        fits = [fit_to_question(question, said[0], sentence) for said, sentence in zip(texts, sentences)]
+        fits = [fit_to_question(question, said[0], sentence, documents[d].text) for said, sentence, d in zip(texts, sentences, doc_ids)]
         # articles agree when one says all of the other's answer, however they spell it: "al-Qaeda"
         # and "al Qaeda" corroborate each other
         alike = [[spelled_alike(text) for text in said] for said in texts]
@@ -177,13 +178,16 @@ class Pipeline:
         the README's first question showed). The text cannot tell a misreading from a
         disagreement, as the same sentence read as "Ahmad Massoud" does disagree with "Ahmad Shah
         Massoud" read from "the then resistance led by Ahmad Shah Massoud's forces": so without
-        such a supporting article, the conflict is shown."""
+        such a supporting article, the conflict is shown.
+        Nor is an answer from an article that mentions fewer of the question's names and numbers
+        than the cited one: asked "Who is the mayor of Bristol?", Cardiff's mayor, from an article
+        that never names Bristol, answers another question; it does not disagree."""
         seen = {best.span.doc_id} | {s.doc_id for s in supporting}
         conflicts, answer = [], spelled_alike(best.text)
         backing = [spelled_alike(self.cite(span).sentence) for span in supporting]
         bar = max(self.decision.threshold, STRONG_CONFIDENCE)
         for c in candidates:
-            if c.span.doc_id in seen or c.confidence < bar:
+            if c.span.doc_id in seen or c.confidence < bar or c.evidence.unmentioned_names > best.evidence.unmentioned_names:
                 continue
             seen.add(c.span.doc_id)
             reading = spelled_alike(c.text)

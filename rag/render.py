@@ -34,7 +34,19 @@ def answer_view(answer: Answer, corpus, dates=None) -> Group:
     for conflict in answer.conflicts:
         lines.append(Text.assemble(("  sources disagree: ", "yellow"), (" ".join(conflict.answer.split()), "bold yellow"), "  ",
                                    _quoted_sentence(conflict.citation), "   ", _source_label(conflict.citation)))
+    if answer.unmentioned:
+        lines.append(Text(f"  check it: {unmentioned_note(answer.unmentioned)}", style="yellow"))
     return Group(*lines)
+
+
+def unmentioned_note(names: list[str]) -> str:
+    """What a user is told when the cited article never names what the question asks about."""
+    return f"the cited article never mentions {_listed(names)}, which the question asks about"
+
+
+def _listed(names: list[str]) -> str:
+    quoted = [f"“{name}”" for name in names]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
 def why_view(answer: Answer, threshold: float) -> Group:

@@ -93,6 +93,7 @@ class Answer:
     candidates: list[Candidate] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     latest: Citation | None = None  # of the articles stating the answer, the one with the latest date
+    unmentioned: list[str] = field(default_factory=list)  # names and numbers the question asks about that the cited article never mentions
 
     def candidate_in(self, passage_index: int) -> Candidate | None:
         """The reader's span in `passages[passage_index]`, if it kept one."""
@@ -112,6 +113,7 @@ class Answer:
                 {"answer": c.answer, "score": round(c.score, 4), "citation": _citation_json(c.citation)}
                 for c in self.conflicts
             ],
+            "unmentioned": self.unmentioned,
             "passages": [
                 {"doc_id": r.passage.doc_id, "start": r.passage.start, "end": r.passage.end, "score": round(r.score, 6)}
                 for r in self.passages

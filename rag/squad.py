@@ -175,12 +175,14 @@ def evaluate_reader(data: SquadData, reader, embedder, abstention,
     """The reader with the passage given; answers decided by the same abstention model as
     `rag ask` (the retrieval cosine is that of the question and its given paragraph), and, for
     comparison with the model card, by the raw null margins it reports. One passage: no other
-    passage can agree."""
+    passage can agree. The names a question asks about are looked for in the paragraph's whole
+    article, as `rag ask` looks for them in the answer's article."""
     context_ids = list(data.contexts)
     context_vectors = dict(zip(context_ids, embedder.encode([data.contexts[c] for c in context_ids])))
     question_vectors = embedder.encode([q.question for q in data.questions])
     by_rule: dict[str, dict[str, str | None]] = {"abstention model": {}}
     by_rule.update({f"null margin {m}": {} for m in MODEL_CARD_MARGINS})
+    articles = {n: "\n\n".join(data.contexts[c] for c in ids) for n, ids in data.paragraphs_by_article().items()}
     for q, vector in zip(data.questions, question_vectors):
         context = data.contexts[q.context_id]
         (guess,) = reader.read(q.question, [Passage(q.context_id, 0, len(context), context)])
@@ -188,7 +190,7 @@ def evaluate_reader(data: SquadData, reader, embedder, abstention,
         paragraph = Document(q.context_id, "", context, None, 0)
         sentence_start, sentence_end = sentence_around(paragraph, guess.start, guess.end)
         evidence = Evidence.of_span(guess.span_score, guess.null_score, float(np.dot(vector, context_vectors[q.context_id])),
-                                    fit_to_question(q.question, text, context[sentence_start:sentence_end]))
+                                    fit_to_question(q.question, text, context[sentence_start:sentence_end], articles[q.article]))
         by_rule["abstention model"][q.id] = text if abstention.answers(abstention.confidence(evidence)) else None
         for m in MODEL_CARD_MARGINS:
             by_rule[f"null margin {m}"][q.id] = text if margin > m else None

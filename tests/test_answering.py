@@ -67,6 +67,33 @@ def test_articles_giving_another_answer_are_conflicts_with_citations(fake_parts)
         assert read_source(c.doc_id)[c.start:c.end] == conflict.answer and c.doc_id != answer.citation.doc_id
 
 
+CITIES = {"bristol.txt": "The mayor of Bristol is Marvin Rees. He was elected in 2016.\n",
+          "cardiff.txt": "The mayor of Cardiff, Tom Jones, presented a budget of 9 million pounds.\n"}
+
+
+def test_an_article_that_never_names_what_the_question_asks_about_is_no_conflict(tmp_path):
+    parts = parts_over(tmp_path, CITIES)
+    answer = pipeline_with(parts, ["Marvin Rees", "Tom Jones"]).ask("Who is the mayor of Bristol?")
+    assert answer.text == "Marvin Rees" and answer.unmentioned == []
+    assert answer.conflicts == []  # Cardiff's mayor answers another question
+    both = pipeline_with(parts, ["Marvin Rees", "Tom Jones"]).ask("Who is the mayor?")  # names no city: they disagree
+    assert {both.text} | {c.answer for c in both.conflicts} == {"Marvin Rees", "Tom Jones"}
+
+
+def test_an_answer_from_an_article_that_never_names_what_the_question_asks_about_says_so(tmp_path):
+    from rich.console import Console
+
+    parts = parts_over(tmp_path, CITIES)
+    answer = pipeline_with(parts, ["Marvin Rees"]).ask("Who is the mayor of Manchester in 2016?")
+    assert answer.text == "Marvin Rees" and answer.unmentioned == ["Manchester"]  # the article has 2016
+    assert answer.to_json()["unmentioned"] == ["Manchester"]
+    console = Console(record=True, width=200, markup=False)
+    console.print(answer_view(answer, parts.corpus))
+    assert "check it: the cited article never mentions “Manchester”" in console.export_text()
+    declined = pipeline_with(parts, ["no article says this"]).ask("Who is the mayor of Manchester?")
+    assert declined.abstained and declined.unmentioned == []  # only an answer's article is checked
+
+
 def test_top_k_bounds_what_the_reader_sees(fake_parts):
     answer = pipeline_with(fake_parts, ["Panjshir"], top_k=3).ask("Panjshir")
     assert len(answer.passages) == 3 and len(answer.candidates) == 3

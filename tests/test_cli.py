@@ -8,7 +8,7 @@ from tests.test_config import write_models
 
 pytestmark = pytest.mark.integration  # real models
 
-CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "latest", "conflicts", "passages",
+CONTRACT_KEYS = {"question", "answer", "abstained", "score", "citation", "supporting", "latest", "conflicts", "unmentioned", "passages",
                  "timings_ms"}
 CITATION_KEYS = {"doc_id", "date", "start", "end", "sentence", "sentence_start", "title", "source"}
 

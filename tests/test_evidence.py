@@ -2,7 +2,8 @@
 import pytest
 
 from rag.decision import FEATURES, Abstention
-from rag.evidence import Evidence, agreement, corroboration, question_overlap, repeats_question, type_match
+from rag.evidence import (Evidence, agreement, asked_names, corroboration, fit_to_question, question_overlap,
+                          repeats_question, type_match, unmentioned)
 
 
 @pytest.mark.parametrize("question, answer, expected", [
@@ -23,6 +24,31 @@ def test_overlap_and_repetition_count_content_words_only():
     assert question_overlap("Who leads the resistance in Panjshir?", "The resistance in Panjshir is led by Massoud.") == pytest.approx(2 / 3)
     assert repeats_question("Who leads the resistance in Panjshir?", "the Panjshir resistance") == 1.0
     assert repeats_question("Who leads the resistance in Panjshir?", "Ahmad Massoud") == 0.0
+
+
+@pytest.mark.parametrize("question, names", [
+    ("Who is the mayor of Manchester?", ["Manchester"]),
+    ("Who won the regional election in 2019?", ["2019"]),
+    ("When did Ahmad Massoud's op-ed appear in The Washington Post?", ["Ahmad", "Massoud's", "Washington", "Post"]),
+    ("Manchester: who is its mayor?", []),  # a question's first word is capitalised whatever it is
+    ("who is the mayor of manchester?", []),  # written in lower case, it names nothing to look for
+])
+def test_a_questions_names_are_its_capitalised_words_but_the_first_and_its_numbers(question, names):
+    assert asked_names(question) == names
+
+
+def test_a_name_is_mentioned_in_any_case_accent_or_form_of_the_same_word():
+    article = "The Afghanistan-based TAJIK community of Bogotá met the U.S. envoy; Massoud spoke."
+    assert unmentioned(["Afghan", "Tajiks", "Bogota", "Massoud's", "US"], article) == []
+    assert unmentioned(["Manchester", "UN", "2019"], article) == ["Manchester", "UN", "2019"]  # "UN" only as it is
+
+
+def test_the_share_of_the_questions_names_its_article_never_mentions_is_evidence():
+    leeds = "The mayor of Leeds is Jane Doe. She was elected in 2022."
+    assert fit_to_question("Who is the mayor of Leeds?", "Jane Doe", leeds, leeds)["unmentioned_names"] == 0.0
+    assert fit_to_question("Who is the mayor of Manchester?", "Jane Doe", leeds, leeds)["unmentioned_names"] == 1.0
+    assert fit_to_question("Who won in Leeds in 2019?", "Jane Doe", leeds, leeds)["unmentioned_names"] == 0.5
+    assert fit_to_question("who is the mayor?", "Jane Doe", leeds, leeds)["unmentioned_names"] == 0.0  # no name asked
 
 
 def test_agreement_counts_other_articles_and_passages_that_hold_the_same_answer():

@@ -242,6 +242,13 @@ def test_the_highlight_slices_the_answer_where_emoji_come_before_it(tmp_path, br
         assert cited["doc_id"] == "900_emoji" and EMOJI_ARTICLE[cited["start"]:cited["end"]] == expected["answer"]
         assert browser.find_element(By.CSS_SELECTOR, "mark.sentence mark.answer").text == expected["answer"]
         assert browser.find_element(By.CSS_SELECTOR, "mark.sentence").text == cited["sentence"].strip()
+        assert not browser.find_element(By.ID, "unmentioned").is_displayed()
+        # the page says when the cited article never names what the question asks about
+        question = "What is the capital of the Zorbian Republic in Freedonia?"
+        ask_in_page(browser, base, question)
+        _, expected = call(base, "/ask", {"question": question})
+        assert expected["answer"] == "Quillton" and expected["unmentioned"] == ["Freedonia"]
+        assert browser.find_element(By.ID, "unmentioned").text == "Check it: the cited article never mentions “Freedonia”."
     finally:
         server.terminate()
         server.wait(30)

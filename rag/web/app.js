@@ -113,6 +113,9 @@ async function render(answer) {
   }
   $("latest").hidden = !(answer.latest && cited && answer.latest.doc_id !== cited.doc_id);
   if (!$("latest").hidden) $("latest").textContent = `The latest article to say it: ${label(answer.latest)}`;
+  // the question names what the cited article never does: the answer may be about something else
+  $("unmentioned").hidden = answer.unmentioned.length === 0;
+  $("unmentioned").textContent = `Check it: the cited article never mentions ${answer.unmentioned.map((n) => `“${n}”`).join(", ")}.`;
 
   const supporting = $("supporting");
   supporting.replaceChildren();
