@@ -24,7 +24,8 @@ HELP = """commands:
   /help      this list
   /sources   the passages and scores behind the last answer
   /json      the last answer in the `rag ask --json` format
-  /quit      leave (Ctrl-D too); Ctrl-C clears the line you are typing"""
+  /quit      leave (quit, exit and Ctrl-D too); Ctrl-C clears the line you are typing"""
+LEAVE = ("/quit", "/exit")
 
 
 class BackgroundLoad:
@@ -102,6 +103,8 @@ class ChatSession:
         line = line.strip()
         if not line:
             return True
+        if f"/{line.lower()}" in LEAVE:  # "quit" alone, as other prompts take it, was asked as a question
+            return False
         if line.startswith("/"):
             return self._command(line.split()[0].lower())
         pipeline = self._pipeline()
@@ -135,7 +138,7 @@ class ChatSession:
         return self._current
 
     def _command(self, command: str) -> bool:
-        if command in ("/quit", "/exit"):
+        if command in LEAVE:
             return False
         if command == "/help":
             self.console.print(HELP, markup=False)

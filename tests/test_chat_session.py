@@ -134,3 +134,18 @@ def test_ctrl_c_drops_the_line_being_typed_but_sigterm_ends_the_chat(tmp_path, m
     with pytest.raises(Terminated):
         run_chat(session, None, interactive=True)
     assert next(typed, None) is None  # the Ctrl-C was passed over, and the prompt asked again
+
+
+@pytest.mark.parametrize("typed", ["quit", "exit", " QUIT ", "Exit", "/quit", "/EXIT"])
+def test_quit_or_exit_typed_alone_leaves_the_chat_without_asking_it(tmp_path, typed):
+    """`quit` typed bare was asked as a question, and answered "Not in the articles"."""
+    session, _, _ = session_over(tmp_path)
+    assert session.handle(typed) is False
+    assert session.last_answer is None and session.console.file.getvalue() == ""
+
+
+def test_help_names_every_way_to_leave(tmp_path):
+    session, _, _ = session_over(tmp_path)
+    session.handle("/help")
+    said = session.console.file.getvalue()
+    assert "/quit      leave (quit, exit and Ctrl-D too)" in said
