@@ -134,12 +134,21 @@ class Corpus:
     def date_range(self) -> tuple[str, str] | None:
         return date_range(d.date for d in self.documents.values())
 
+    @property
+    def undated(self) -> int:
+        return count_undated(d.date for d in self.documents.values())
+
 
 def date_range(dates: Iterable[str | None]) -> tuple[str, str] | None:
     """The first and last of these article dates (YYYY-MM-DD, None for an undated one); None
     when none is dated. /healthz asks it at every answer the page shows: no sort."""
     dated = [d for d in dates if d]
     return (min(dated), max(dated)) if dated else None
+
+
+def count_undated(dates: Iterable[str | None]) -> int:
+    """How many of these article dates are None: the articles a date filter leaves out whatever the range."""
+    return sum(1 for d in dates if not d)
 
 
 # (file name, conversion key) -> what it gave when converted before: converting an archive of
