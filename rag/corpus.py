@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from rag.converters import CONVERTERS, conversion_key, converter_for
+from rag.converters import CONVERTERS, FORMATS, NOT_AN_ARTICLE_KIND, conversion_key, converter_for
 from rag.converters import text as plain_text
 from rag.errors import RagError
 from rag.schema import NOTE, Document, Passage
@@ -211,7 +211,7 @@ def _entries(directory: Path) -> list[Path]:
 
 
 def _no_articles(directory: Path, detail: str = "") -> RagError:
-    return RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}{detail}")
+    return RagError(f"no readable articles ({FORMATS}; UTF-8) in {directory}{detail}")
 
 
 def check_articles_folder(directory: Path) -> None:
@@ -257,7 +257,7 @@ def load_corpus(directory: Path, known: Known | None = None, earlier: Corpus | N
     if subfolders:
         skipped.append(f"{first_names(subfolders)}: subfolders are not read")
     if unread:
-        skipped.append(f"{first_names(unread)}: not a kind of file rag reads ({', '.join(sorted(CONVERTERS))})")
+        skipped.append(f"{first_names(unread)}: {NOT_AN_ARTICLE_KIND}")
     skipped += _copies_said(documents)
     if not documents:
         raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")
