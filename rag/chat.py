@@ -5,7 +5,6 @@ question waits for them under a spinner. On a terminal there is line editing and
 (prompt_toolkit); with piped input, plain lines in and plain text out."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from rich.text import Text
 from rag.background import start_loading
 from rag.corpus import Corpus
 from rag.errors import RagError, Terminated
-from rag.render import answer_view
+from rag.render import answer_json_line, answer_view
 from rag.wording import counted
 
 HELP = """commands:
@@ -147,7 +146,7 @@ class ChatSession:
         elif command == "/sources":
             self.console.print(self._sources_view())
         elif command == "/json":
-            self.console.print(json.dumps(self.last_answer.to_json(), ensure_ascii=False, indent=2), markup=False)
+            self.console.out(answer_json_line(self.last_answer), highlight=False)  # one line, unwrapped and uncoloured: to be piped on
         else:
             self.console.print(f"unknown command {command}: /help lists the commands", markup=False)
         return True

@@ -197,10 +197,11 @@ def ask(
 
 def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None, why: bool = False,
                   dates: DateRange | None = None) -> None:
+    from rag.render import answer_json_line, answer_view, why_view
+
     if as_json:
-        emit(json.dumps(answer.to_json(why) | ({"line": line} if line else {}), ensure_ascii=False))
+        emit(answer_json_line(answer, why, line))
         return
-    from rag.render import answer_view, why_view
 
     _print_plain(answer_view(answer, pipeline.corpus, dates))
     if why:

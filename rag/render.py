@@ -1,6 +1,7 @@
 """How an Answer looks in a terminal; shared by `rag ask` and `rag chat`."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rich.console import Group
@@ -37,6 +38,12 @@ def answer_view(answer: Answer, corpus, dates=None) -> Group:
         lines.append(Text.assemble(("  sources disagree: ", "yellow"), (" ".join(conflict.answer.split()), "bold yellow"), "  ",
                                    _quoted_sentence(conflict.citation), "   ", _source_label(conflict.citation)))
     return Group(*lines)
+
+
+def answer_json_line(answer: Answer, why: bool = False, line: int | None = None) -> str:
+    """The answer as `rag ask --json` writes it: one JSON object on one line, so that a script reads
+    one answer a line (`why`: with "candidates"; `line`: the batch line it answers)."""
+    return json.dumps(answer.to_json(why) | ({"line": line} if line else {}), ensure_ascii=False)
 
 
 def why_view(answer: Answer, threshold: float) -> Group:

@@ -149,3 +149,17 @@ def test_help_names_every_way_to_leave(tmp_path):
     session.handle("/help")
     said = session.console.file.getvalue()
     assert "/quit      leave (quit, exit and Ctrl-D too)" in said
+
+
+def test_json_prints_the_last_answer_on_one_line_as_rag_ask_json_does(tmp_path):
+    """/help says "in the `rag ask --json` format", and it printed indented JSON over many lines."""
+    import json
+
+    session, _, _ = session_over(tmp_path)
+    session.handle("What is the capital of Panjshir province?")
+    session.console.file.truncate(0)
+    session.console.file.seek(0)
+    session.handle("/json")
+    (line,) = session.console.file.getvalue().splitlines()
+    assert len(line) > session.console.width  # not wrapped at the terminal's width either
+    assert json.loads(line) == session.last_answer.to_json()
