@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from rag.converters import FORMATS, converter_for
+from rag.converters import NOT_AN_ARTICLE_KIND, converter_for
 from rag.corpus import NAMED, Corpus, first_names, ids_in_file, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
@@ -143,15 +143,15 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
         try:
             found, problems = read_documents(path)  # refuse what the corpus would skip, and say why now
         except ValueError as why:
-            change.skip(f"{path.name}: {why}")
+            change.skip(f"{_as_given(path)}: {why}")
             continue
         if path.name in added:  # a second file would silently replace the first in the same add
-            change.skip(f"{path}: another file named {path.name} is added in this run")
+            change.skip(f"{_as_given(path)}: another file named {path.name} is added in this run")
             continue
         held = next(((doc.doc_id, taken[doc.doc_id]) for doc in found if taken.get(doc.doc_id, path.name) != path.name),
                     None)
         if held:  # the folder would read only one of the two, and drop the other
-            change.skip(f"{path.name}: its article id {held[0]!r} is that of {held[1]}, already in "
+            change.skip(f"{_as_given(path)}: its article id {held[0]!r} is that of {held[1]}, already in "
                         f"{seeds_dir}; rename one of them")
             continue
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
@@ -168,7 +168,7 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
     """`path` copied to `target` (whole, or not at all), the file it replaces kept in `trash`;
     False when `target` already holds the same bytes."""
     if target.is_dir():  # os.replace cannot put a file there, and reading it as bytes fails
-        change.skip(f"{path.name}: {target} is a folder; rename one of them")
+        change.skip(f"{_as_given(path)}: {target} is a folder; rename one of them")
         return False
     if target.exists() and target.read_bytes() == path.read_bytes():
         change.unchanged.append(path.name)
@@ -214,12 +214,12 @@ def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
         try:
             found, problems = read_documents(path)
         except ValueError as why:
-            change.skipped.append(f"{path.name}: {why}")
+            change.skipped.append(f"{_as_given(path)}: {why}")
             continue
         change.skipped += problems  # each names its file (and line) already
         for doc in found:  # one id is one article: a second would silently overwrite the first
             if doc.doc_id in documents:
-                change.skipped.append(f"{path}: its article id {doc.doc_id!r} is that of {documents[doc.doc_id].path}, "
+                change.skipped.append(f"{_as_given(path)}: its article id {doc.doc_id!r} is that of {documents[doc.doc_id].path}, "
                                       "given first in this add")
             else:
                 documents[doc.doc_id] = doc
@@ -298,15 +298,22 @@ def _expand(paths: list[Path], change: FolderChange) -> list[Path]:
         if path.is_dir():
             files += _articles_in(path, change)
         elif not (path.exists() or path.is_symlink()):  # a typo in one name: the others are still added
-            change.skip(f"{printable(str(path))}: not found")
+            change.skip(f"{_as_given(path)}: not found")
         elif why := _not_an_article_file(path):
-            change.skip(f"{printable(path.name)}: {why}")
+            change.skip(f"{_as_given(path)}: {why}")
         else:
             files.append(path)
     unique: dict[str, Path] = {}  # one file given twice ("rag add a.txt ./a.txt", or a file and its folder) is one file
     for path in files:
         unique.setdefault(os.path.abspath(path), path)
     return list(unique.values())
+
+
+def _as_given(path: Path) -> str:
+    """A file `rag add` was given, as its skip lines name it: as it was given (a file of a folder
+    given, as that folder's path and its name), so a mistyped folder shows, and two files of one
+    name are told apart."""
+    return printable(str(path))
 
 
 def _not_an_article_file(path: Path) -> str | None:
@@ -316,7 +323,7 @@ def _not_an_article_file(path: Path) -> str | None:
     if path.name.startswith("."):  # the articles folder never reads it: copying it in would add nothing
         return "hidden file, not read"
     if not converter_for(path):
-        return f"not an article format ({FORMATS})"
+        return NOT_AN_ARTICLE_KIND
     if not path.is_file():
         return "not a regular file (a pipe, device, socket or broken link)"
     return None

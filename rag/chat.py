@@ -5,7 +5,6 @@ question waits for them under a spinner. On a terminal there is line editing and
 (prompt_toolkit); with piped input, plain lines in and plain text out."""
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +16,15 @@ from rich.text import Text
 from rag.background import start_loading
 from rag.corpus import Corpus
 from rag.errors import RagError, Terminated
-from rag.render import answer_view
+from rag.render import answer_json_line, answer_view
 from rag.wording import counted
 
 HELP = """commands:
   /help      this list
   /sources   the passages and scores behind the last answer
   /json      the last answer in the `rag ask --json` format
-  /quit      leave (Ctrl-D too); Ctrl-C clears the line you are typing"""
+  /quit      leave (quit, exit and Ctrl-D too); Ctrl-C clears the line you are typing"""
+LEAVE = ("/quit", "/exit")
 
 
 class BackgroundLoad:
@@ -102,6 +102,8 @@ class ChatSession:
         line = line.strip()
         if not line:
             return True
+        if f"/{line.lower()}" in LEAVE:  # "quit" alone, as other prompts take it, was asked as a question
+            return False
         if line.startswith("/"):
             return self._command(line.split()[0].lower())
         pipeline = self._pipeline()
@@ -135,7 +137,7 @@ class ChatSession:
         return self._current
 
     def _command(self, command: str) -> bool:
-        if command in ("/quit", "/exit"):
+        if command in LEAVE:
             return False
         if command == "/help":
             self.console.print(HELP, markup=False)
@@ -144,7 +146,7 @@ class ChatSession:
         elif command == "/sources":
             self.console.print(self._sources_view())
         elif command == "/json":
-            self.console.print(json.dumps(self.last_answer.to_json(), ensure_ascii=False, indent=2), markup=False)
+            self.console.out(answer_json_line(self.last_answer), highlight=False)  # one line, unwrapped and uncoloured: to be piped on
         else:
             self.console.print(f"unknown command {command}: /help lists the commands", markup=False)
         return True

@@ -57,19 +57,19 @@ StoreOption = Annotated[Optional[str], typer.Option("--store", envvar="RAG_STORE
 TopKOption = Annotated[Optional[int], typer.Option("--top-k", "-k", help=f"Passages retrieved and read per question. (default: \\[retrieval] top_k in models.toml, {RetrievalSettings.top_k})")]
 
 
-PLAIN_PROGRESS_EVERY_S = 30.0  # off a terminal, a line of progress this often: a log shows a long build moving
+PLAIN_PROGRESS_EVERY_S = 10.0  # off a terminal, a line of progress this often: a log shows a long build moving
 
 
 def progress_bar(label: str, total: int | None = None):
-    """A progress bar on stderr (on a terminal; elsewhere a plain line every PLAIN_PROGRESS_EVERY_S),
-    shown inside `with progress:`; returns (progress, update), where update(done, total) sets the
-    count and update() adds one."""
+    """A progress bar on stderr (on a terminal; elsewhere a plain line at the first step, then
+    every PLAIN_PROGRESS_EVERY_S), shown inside `with progress:`; returns (progress, update), where
+    update(done, total) sets the count and update() adds one."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
 
     progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeRemainingColumn(), console=err, transient=True, disable=not err.is_terminal)
     task = progress.add_task(label, total=total)
-    said_at = time.monotonic()
+    said_at = None  # the first step is said at once: a log showed nothing for the first interval
 
     def update(done: int | None = None, total: int | None = total) -> None:
         nonlocal said_at
@@ -77,7 +77,7 @@ def progress_bar(label: str, total: int | None = None):
             progress.advance(task)
         else:
             progress.update(task, completed=done, total=total)
-        if progress.disable and time.monotonic() - said_at >= PLAIN_PROGRESS_EVERY_S:  # a log or a cron job
+        if progress.disable and (said_at is None or time.monotonic() - said_at >= PLAIN_PROGRESS_EVERY_S):  # a log or a cron job
             said_at = time.monotonic()
             counted = progress.tasks[task]
             err.print(f"{counted.description}: {int(counted.completed)}/{int(counted.total or 0)}", style="dim")
@@ -197,10 +197,11 @@ def ask(
 
 def _print_answer(answer, pipeline: Pipeline, as_json: bool, line: int | None = None, why: bool = False,
                   dates: DateRange | None = None) -> None:
+    from rag.render import answer_json_line, answer_view, why_view
+
     if as_json:
-        emit(json.dumps(answer.to_json(why) | ({"line": line} if line else {}), ensure_ascii=False))
+        emit(answer_json_line(answer, why, line))
         return
-    from rag.render import answer_view, why_view
 
     _print_plain(answer_view(answer, pipeline.corpus, dates))
     if why:

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from rag.converters import CONVERTERS, conversion_key, converter_for
+from rag.converters import CONVERTERS, FORMATS, NOT_AN_ARTICLE_KIND, conversion_key, converter_for
 from rag.converters import text as plain_text
 from rag.errors import RagError
 from rag.schema import NOTE, Document, Passage
@@ -134,12 +134,21 @@ class Corpus:
     def date_range(self) -> tuple[str, str] | None:
         return date_range(d.date for d in self.documents.values())
 
+    @property
+    def undated(self) -> int:
+        return count_undated(d.date for d in self.documents.values())
+
 
 def date_range(dates: Iterable[str | None]) -> tuple[str, str] | None:
     """The first and last of these article dates (YYYY-MM-DD, None for an undated one); None
     when none is dated. /healthz asks it at every answer the page shows: no sort."""
     dated = [d for d in dates if d]
     return (min(dated), max(dated)) if dated else None
+
+
+def count_undated(dates: Iterable[str | None]) -> int:
+    """How many of these article dates are None: the articles a date filter leaves out whatever the range."""
+    return sum(1 for d in dates if not d)
 
 
 # (file name, conversion key) -> what it gave when converted before: converting an archive of
@@ -202,7 +211,7 @@ def _entries(directory: Path) -> list[Path]:
 
 
 def _no_articles(directory: Path, detail: str = "") -> RagError:
-    return RagError(f"no readable articles ({', '.join(sorted(CONVERTERS))}; UTF-8) in {directory}{detail}")
+    return RagError(f"no readable articles ({FORMATS}; UTF-8) in {directory}{detail}")
 
 
 def check_articles_folder(directory: Path) -> None:
@@ -248,7 +257,7 @@ def load_corpus(directory: Path, known: Known | None = None, earlier: Corpus | N
     if subfolders:
         skipped.append(f"{first_names(subfolders)}: subfolders are not read")
     if unread:
-        skipped.append(f"{first_names(unread)}: not a kind of file rag reads ({', '.join(sorted(CONVERTERS))})")
+        skipped.append(f"{first_names(unread)}: {NOT_AN_ARTICLE_KIND}")
     skipped += _copies_said(documents)
     if not documents:
         raise _no_articles(directory, f" ({'; '.join(skipped)})" if skipped else "")

@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from rag.corpus import ChunkSettings, Corpus, chunk_corpus, date_range, first_names
+from rag.corpus import ChunkSettings, Corpus, chunk_corpus, count_undated, date_range, first_names
 from rag.errors import RagError
 from rag.index import settings_staleness
 from rag.retrieval.milvus_store import (BATCH, DOC_ID_BYTES, MAX_TEXT_BYTES, TIMEOUT_S, TITLE_CHARS, MilvusFailed, MilvusStore,
@@ -365,6 +365,10 @@ class ArchiveArticles(Mapping):
     @property
     def date_range(self) -> tuple[str, str] | None:
         return date_range(m.meta.get("date") for m in self.archive.markers().values())
+
+    @property
+    def undated(self) -> int:
+        return count_undated(m.meta.get("date") for m in self.archive.markers().values())
 
     def at(self, marker: Marker) -> Document | None:
         """The article as of `marker` (None when that version is gone, replaced meanwhile)."""

@@ -1,6 +1,7 @@
 """How an Answer looks in a terminal; shared by `rag ask` and `rag chat`."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from rich.console import Group
@@ -9,6 +10,7 @@ from rich.text import Text
 from rag.corpus import Corpus, a_files_ids, why_skipped
 from rag.errors import BadInput, RagError
 from rag.schema import Answer, Citation, Document
+from rag.wording import counted
 
 SNIPPET_CHARS = 240
 WORD_CHARS = 30  # how far a cut moves to fall between two words; further, it cuts the word
@@ -16,12 +18,13 @@ WHY_SPAN_CHARS = 80  # a span longer than this is cut in --why's list (its offse
 
 
 def answer_view(answer: Answer, corpus, dates=None) -> Group:
-    """`corpus`: what the pipeline reads, with `.documents` and `.date_range` (a folder's Corpus or a
-    Milvus archive's articles); `dates`: the DateRange the question was asked under, if any."""
+    """`corpus`: what the pipeline reads, with `.documents`, `.date_range` and `.undated` (a folder's
+    Corpus or a Milvus archive's articles); `dates`: the DateRange the question was asked under, if any."""
     if answer.abstained:
         lines = _abstention_lines(answer, corpus)
-        if dates is not None:  # the one article that says it may be undated: say what was not read
-            lines.append(Text("  (under --since/--until only dated articles are read: undated ones were left out)", style="dim"))
+        if dates is not None and corpus.undated:  # the one article that says it may be undated: say what was not read
+            lines.append(Text(f"  (under --since/--until only dated articles are read: {counted(corpus.undated, 'undated article')} "
+                              "left out)", style="dim"))
         return Group(*lines)
     lines = [
         Text(" ".join(answer.text.split()), style="bold green"),  # a wrapped line's answer on one line
@@ -47,6 +50,12 @@ def unmentioned_note(names: list[str]) -> str:
 def _listed(names: list[str]) -> str:
     quoted = [f"“{name}”" for name in names]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def answer_json_line(answer: Answer, why: bool = False, line: int | None = None) -> str:
+    """The answer as `rag ask --json` writes it: one JSON object on one line, so that a script reads
+    one answer a line (`why`: with "candidates"; `line`: the batch line it answers)."""
+    return json.dumps(answer.to_json(why) | ({"line": line} if line else {}), ensure_ascii=False)
 
 
 def why_view(answer: Answer, threshold: float) -> Group:

@@ -267,10 +267,16 @@ def test_an_update_embeds_only_the_articles_added_or_edited(tmp_path, seeds_copy
         assert read_source(c.doc_id, seeds_copy)[c.start:c.end] in ("talks failed", "took Panjshir")
 
 
-def test_a_decline_under_dates_says_undated_articles_were_left_out(tmp_path):
-    """The one article that says it may be undated, and a date filter never reads such a one."""
+def shown(answer, corpus, dates) -> str:
     from rich.console import Console
 
+    console = Console(record=True, width=200, markup=False)
+    console.print(answer_view(answer, corpus, dates))
+    return console.export_text()
+
+
+def test_a_decline_under_dates_says_how_many_undated_articles_were_left_out(tmp_path):
+    """The one article that says it may be undated, and a date filter never reads such a one."""
     from rag.dates import DateRange
 
     parts = parts_over(tmp_path, {"wire.txt": "The ferry to Lark Island leaves at nine.\n",  # undated
@@ -279,11 +285,20 @@ def test_a_decline_under_dates_says_undated_articles_were_left_out(tmp_path):
     dates = DateRange.parse("2021-01-01", None)
     for asked_under, says in ((None, False), (dates, True)):
         answer = pipeline.ask("When does the ferry leave?", asked_under)
-        console = Console(record=True, width=200, markup=False)
-        console.print(answer_view(answer, parts.corpus, asked_under))
-        shown = console.export_text()
         assert answer.abstained == (asked_under is not None)
-        assert ("undated ones were left out" in shown) == says
+        said = "(under --since/--until only dated articles are read: 1 undated article left out)"
+        assert (said in shown(answer, parts.corpus, asked_under)) == says
+
+
+def test_a_decline_under_dates_over_dated_articles_only_says_nothing_of_undated_ones(tmp_path):
+    """It said "undated ones were left out" where every article is dated."""
+    from rag.dates import DateRange
+
+    parts = parts_over(tmp_path, {"lyon.txt": "date 2023-03-01\nLyon lies on the Rhone.\n",
+                                  "porto.txt": "date 2023-03-20\nPorto lies on the Douro.\n"})
+    answer = pipeline_with(parts, ["nothing said"]).ask("Where is Lyon?", DateRange.parse(None, "2023-03-15"))
+    assert answer.abstained and answer.passages and all(d.date for d in parts.corpus.documents.values())
+    assert "undated" not in shown(answer, parts.corpus, DateRange.parse(None, "2023-03-15"))
 
 
 def test_dates_filter_inside_retrieval(fake_parts):

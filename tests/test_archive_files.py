@@ -87,9 +87,10 @@ def test_a_file_whose_article_id_is_a_json_lines_records_is_refused_either_way(s
     """A .txt named "feed.jsonl#a" gives the id of feed.jsonl's record a: one of the two was
     silently left out of the index while the add said it had added the file."""
     (seeds / there).write_text(there_text, encoding="utf-8")
-    change = add_files(seeds, [incoming(tmp_path, added, added_text)], tmp_path / "trash")
+    given = incoming(tmp_path, added, added_text)
+    change = add_files(seeds, [given], tmp_path / "trash")
     assert change.added == [] and not (seeds / added).exists()
-    assert change.skipped == [f"{added}: its article id 'feed.jsonl#a' is that of {there}, already in {seeds}; "
+    assert change.skipped == [f"{given}: its article id 'feed.jsonl#a' is that of {there}, already in {seeds}; "
                               "rename one of them"]
 
 
@@ -141,7 +142,7 @@ def test_a_folder_added_says_what_in_it_is_not_read(seeds, tmp_path):
     assert sorted(change.skipped) == [
         "archive/: 1 left out, hidden file, not read: .draft.md",
         "archive/: 1 left out, its file name is not UTF-8 text; rename it to add it: caf\ufffd.txt",
-        "archive/: 1 left out, not an article format (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
+        "archive/: 1 left out, not a kind of file rag reads (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
         "archive/: 1 left out, subfolder(s), not read (add each folder): 2023",
         "archive/: 2 left out, not a regular file (a pipe, device, socket or broken link): dangling.txt, pipe.txt"]
     assert change.skipped_files == 6  # files, not lines: the summary said "skipped 5"
@@ -162,7 +163,7 @@ def test_a_pipe_named_to_rag_add_is_skipped_saying_why_and_the_rest_added(seeds,
     pipe = tmp_path / "pipe.txt"
     os.mkfifo(pipe)
     change = add_files(seeds, [pipe, incoming(tmp_path, "new.txt", "A new article.")], tmp_path / "trash")
-    assert change.added == ["new.txt"] and change.skipped == ["pipe.txt: not a regular file (a pipe, device, socket or broken link)"]
+    assert change.added == ["new.txt"] and change.skipped == [f"{pipe}: not a regular file (a pipe, device, socket or broken link)"]
 
 
 def test_files_read_for_an_archive_keep_the_first_of_one_article_id_and_say_why(tmp_path):
@@ -192,8 +193,9 @@ def test_an_edit_killed_before_the_new_copy_is_swapped_in_leaves_the_article_in_
 
 def test_a_folder_in_the_way_or_one_that_cannot_be_listed_is_said_not_an_unexpected_error(seeds, tmp_path, monkeypatch):
     (seeds / "notes.txt").mkdir()
-    change = add_files(seeds, [incoming(tmp_path, "notes.txt", "An article.")], tmp_path / "trash")
-    assert change.added == [] and change.skipped == [f"notes.txt: {seeds / 'notes.txt'} is a folder; rename one of them"]
+    given = incoming(tmp_path, "notes.txt", "An article.")
+    change = add_files(seeds, [given], tmp_path / "trash")
+    assert change.added == [] and change.skipped == [f"{given}: {seeds / 'notes.txt'} is a folder; rename one of them"]
     locked = tmp_path / "locked"
     locked.mkdir()
     real = type(locked).iterdir
@@ -356,3 +358,19 @@ def test_a_file_given_twice_is_one_file(seeds, tmp_path, monkeypatch):
     change = add_files(seeds, [story, story.relative_to(story.parent), story.parent],
                        tmp_path / "trash")
     assert change.added == ["story.txt"] and change.unchanged == [] and change.skipped == []
+
+
+def test_add_says_a_file_it_skips_as_the_folder_does_and_names_each_file_as_given(seeds, tmp_path):
+    """`rag add` said "notes.docx: not an article format" where `rag index` says "not a kind of
+    file rag reads", and named a skipped file by its name but a missing one by its path."""
+    from rag.corpus import load_corpus
+
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "notes.docx").write_bytes(b"PK\3\4")
+    change = add_files(seeds, [new / "notes.docx", new / "missing.txt"], tmp_path / "trash")
+    (seeds / "notes.docx").write_bytes(b"PK\3\4")
+    (read_by_the_folder,) = load_corpus(seeds).skipped
+    assert read_by_the_folder.startswith("notes.docx: ")
+    assert change.skipped == [f"{new / 'notes.docx'}: {read_by_the_folder.partition(': ')[2]}",
+                              f"{new / 'missing.txt'}: not found"]

@@ -134,3 +134,32 @@ def test_ctrl_c_drops_the_line_being_typed_but_sigterm_ends_the_chat(tmp_path, m
     with pytest.raises(Terminated):
         run_chat(session, None, interactive=True)
     assert next(typed, None) is None  # the Ctrl-C was passed over, and the prompt asked again
+
+
+@pytest.mark.parametrize("typed", ["quit", "exit", " QUIT ", "Exit", "/quit", "/EXIT"])
+def test_quit_or_exit_typed_alone_leaves_the_chat_without_asking_it(tmp_path, typed):
+    """`quit` typed bare was asked as a question, and answered "Not in the articles"."""
+    session, _, _ = session_over(tmp_path)
+    assert session.handle(typed) is False
+    assert session.last_answer is None and session.console.file.getvalue() == ""
+
+
+def test_help_names_every_way_to_leave(tmp_path):
+    session, _, _ = session_over(tmp_path)
+    session.handle("/help")
+    said = session.console.file.getvalue()
+    assert "/quit      leave (quit, exit and Ctrl-D too)" in said
+
+
+def test_json_prints_the_last_answer_on_one_line_as_rag_ask_json_does(tmp_path):
+    """/help says "in the `rag ask --json` format", and it printed indented JSON over many lines."""
+    import json
+
+    session, _, _ = session_over(tmp_path)
+    session.handle("What is the capital of Panjshir province?")
+    session.console.file.truncate(0)
+    session.console.file.seek(0)
+    session.handle("/json")
+    (line,) = session.console.file.getvalue().splitlines()
+    assert len(line) > session.console.width  # not wrapped at the terminal's width either
+    assert json.loads(line) == session.last_answer.to_json()

@@ -284,4 +284,23 @@ def test_off_a_terminal_a_long_run_says_its_progress_in_a_plain_line_now_and_the
     progress, update = cli.progress_bar("answering", 64)
     with progress:
         update()
-    assert capsys.readouterr().err == ""
+        update()
+    assert capsys.readouterr().err.splitlines() == ["answering: 1/64"]
+
+
+def test_off_a_terminal_embedding_is_said_as_it_starts_then_every_ten_seconds_or_so(monkeypatch, capsys):
+    """A log showed "bringing it up to date", then nothing for 30 s (the first plain line came
+    after a whole interval), and `rag index --force` nothing at all before then."""
+    import rag.cli as cli
+
+    now = [1000.0]
+    monkeypatch.setattr(cli.time, "monotonic", lambda: now[0])
+    said = []
+    with cli.embedding_progress() as on_progress:
+        for done in range(32, 990, 32):  # a batch a second
+            on_progress(done, 990)
+            said += capsys.readouterr().err.splitlines()
+            now[0] += 1.0
+    assert said[0] == "embedding passages: 32/990"
+    assert said == [f"embedding passages: {done}/990" for done in range(32, 990, 320)]  # 10 batches apart
+    assert cli.PLAIN_PROGRESS_EVERY_S <= 10

@@ -240,7 +240,7 @@ def test_a_file_whose_name_is_not_utf8_is_skipped_saying_so_not_a_crash(tmp_path
     (tmp_path / os.fsdecode(b"caf\xe9.jpg")).write_bytes(b"\xff\xd8")  # never read: named, printably
     (tmp_path / os.fsdecode(b".caf\xe9")).write_bytes(b"x")  # hidden, and no article's kind: not said
     assert load_corpus(tmp_path).skipped == [*corpus.skipped, "caf\ufffd.jpg: not a kind of file rag reads "
-                                             "(.htm, .html, .jsonl, .markdown, .md, .txt)"]
+                                             "(.txt, .md, .markdown, .html, .htm, .jsonl)"]
 
 
 def test_the_date_range_is_the_first_and_last_date_and_none_when_nothing_is_dated():

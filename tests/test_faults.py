@@ -176,7 +176,7 @@ def test_symlinks_to_files_elsewhere_are_read_and_subfolders_and_hidden_files_ar
     corpus = load_corpus(seeds)
     assert set(corpus.documents) == {"linked"}
     assert ".txt: hidden file, not read" in corpus.skipped and "2021: subfolders are not read" in corpus.skipped
-    assert "README, report.pdf: not a kind of file rag reads (.htm, .html, .jsonl, .markdown, .md, .txt)" in corpus.skipped
+    assert "README, report.pdf: not a kind of file rag reads (.txt, .md, .markdown, .html, .htm, .jsonl)" in corpus.skipped
 
 
 # 4. silent corruption
@@ -507,7 +507,7 @@ def test_a_hidden_file_named_to_add_is_skipped_not_copied_in(tmp_path):
     inbox.mkdir()
     (inbox / ".note.txt").write_text("A note the articles folder would never read.")
     change = add_files(seeds, [inbox / ".note.txt"], tmp_path / "trash")
-    assert change.added == [] and change.skipped == [".note.txt: hidden file, not read"]
+    assert change.added == [] and change.skipped == [f"{inbox / '.note.txt'}: hidden file, not read"]
     assert list(seeds.iterdir()) == []
 
 

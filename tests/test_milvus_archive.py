@@ -74,7 +74,7 @@ def test_an_article_comes_back_exactly_as_it_went_in(readonly, corpus):
     assert set(articles) == set(corpus.documents) and len(articles) == 5
     for doc_id, document in corpus.documents.items():
         assert articles[doc_id] == document
-    assert articles.date_range == corpus.date_range
+    assert articles.date_range == corpus.date_range and articles.undated == corpus.undated == 1
 
 
 def test_a_long_article_is_stored_in_parts_and_joined_back(spec):

@@ -14,6 +14,7 @@ from rag.converters import html, jsonl, markdown, text
 CONVERTERS: dict[str, ModuleType] = {".txt": text, ".md": markdown, ".markdown": markdown,
                                      ".html": html, ".htm": html, ".jsonl": jsonl}
 FORMATS = ", ".join(CONVERTERS)  # for messages: the suffixes read as articles
+NOT_AN_ARTICLE_KIND = f"not a kind of file rag reads ({FORMATS})"  # why a .pdf or .docx is skipped, by every command
 
 
 def converter_for(path: Path) -> ModuleType | None:
