@@ -5,6 +5,7 @@ time (a lock in the index folder), so two `rag add` calls never interleave."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -19,7 +20,7 @@ from rag.converters import NOT_AN_ARTICLE_KIND, converter_for
 from rag.corpus import NAMED, Corpus, first_names, ids_in_file, ids_of_file, load_corpus, name_is_text, not_a_folder_message, printable, read_documents, why_skipped
 from rag.errors import RagError
 from rag.schema import NOTE, Document
-from rag.leftovers import remove_abandoned
+from rag.leftovers import fsync_dir, remove_abandoned
 from rag.wording import counted
 
 COPY_PREFIX = ".rag-add."  # the half-made copies of `rag add`, and only they, start with it
@@ -183,12 +184,24 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
     except (OSError, RagError) as exc:
         staged.unlink(missing_ok=True)
         if kept:  # the earlier file is still in place, unchanged: its copy in the trash would only mislead
-            kept.unlink(missing_ok=True)
+            _take_back(kept)
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
         unchanged = f"; the {path.name} there is as it was" if kept else ""
         raise RagError(f"cannot put {path.name} into {target.parent}: {why}{unchanged}") from None
     (change.updated if kept else change.added).append(path.name)
     return True
+
+
+def _take_back(kept: Path) -> None:
+    """A copy kept in the trash removed again, with the folders it made when nothing else is in them."""
+    kept.unlink(missing_ok=True)
+    _remove_if_empty(kept.parent, kept.parent.parent)
+
+
+def _remove_if_empty(*folders: Path) -> None:
+    for folder in folders:
+        with contextlib.suppress(OSError):  # not empty (another file kept by this run or an earlier one), or not there
+            folder.rmdir()
 
 
 def article_ids_in(seeds_dir: Path) -> dict[str, str]:
@@ -247,8 +260,12 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
         raise RagError(f"that would remove every article in {seeds_dir}, and an index needs at least one; "
                        "nothing was removed")
     for path in dict.fromkeys(documents[doc_id].path for doc_id in doc_ids):  # a JSON Lines file moves once
-        _keep_in_trash(Path(path), trash)
-    change.removed += doc_ids
+        try:
+            _keep_in_trash(Path(path), trash)
+        except RagError as problem:
+            done = f"{removed_said(change.removed)} before it" if change.removed else "nothing was removed"
+            raise RagError(f"{problem}; {done}") from None
+        change.removed += [doc_id for doc_id in doc_ids if documents[doc_id].path == path]
     return change
 
 
@@ -273,8 +290,10 @@ def _id_of_file(given: str, documents: dict) -> str:
 def _keep_in_trash(path: Path, trash: Path, copy: bool = False) -> Path:
     """`path` moved (or copied) into a folder of its own in `trash` (named by the time), under its
     own name, so that `rag add` of the kept file brings the article back under its id (across
-    filesystems too). A symlink is kept as the text it leads to, and then unlinked: moved as it
-    is, a relative link would lead nowhere from the trash, and the article could not come back."""
+    filesystems too). A move or copy that fails leaves the article where it was and nothing in
+    the trash, not even the folder. A symlink is kept as the text it leads to, and then
+    unlinked: moved as it is, a relative link would lead nowhere from the trash, and the article
+    could not come back."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     folder, n = trash / stamp, 1
     try:
@@ -282,14 +301,55 @@ def _keep_in_trash(path: Path, trash: Path, copy: bool = False) -> Path:
             n += 1
             folder = trash / f"{stamp}-{n}"
         folder.mkdir(parents=True, exist_ok=True)
-        if path.is_symlink() and not copy:
-            shutil.copy2(path, folder / path.name)  # what the link leads to
-            path.unlink()
+        kept = folder / path.name
+        if copy:
+            _copy_whole(path, kept)
         else:
-            (shutil.copy2 if copy else shutil.move)(str(path), str(folder / path.name))
+            _move_out(path, kept)
     except OSError as exc:
+        _remove_if_empty(folder, trash)
+        if isinstance(exc, _StaysInFolder):  # the articles folder (or the file) cannot be changed, not the trash
+            raise RagError(f"cannot move {path.name} out of the articles folder {path.parent}: {exc.strerror}") from None
         raise RagError(f"cannot {'copy' if copy else 'move'} {path} to {trash}: {exc.strerror}") from None
-    return folder / path.name
+    return kept
+
+
+class _StaysInFolder(OSError):
+    """The article's file could not be taken out of its folder: a folder that cannot be written, or a file that cannot be unlinked."""
+
+
+REFUSED = {errno.EACCES, errno.EPERM, errno.EROFS}
+
+
+def _move_out(path: Path, kept: Path) -> None:
+    """`path` moved to `kept`: by one rename where it can be, so the article is in one place or the
+    other, never both nor neither. Across filesystems (or for a symlink) it is copied whole and
+    synced first, then unlinked; a crash between the two leaves it in both places, never in
+    neither, and an unlink refused takes the copy back."""
+    if not path.is_symlink():
+        try:
+            os.rename(path, kept)
+            return
+        except OSError as exc:
+            if exc.errno in REFUSED and os.access(kept.parent, os.W_OK):  # the trash could be written: the folder is why
+                raise _StaysInFolder(exc.errno, exc.strerror, str(path)) from None
+            if exc.errno != errno.EXDEV:
+                raise
+    _copy_whole(path, kept)
+    try:
+        path.unlink()
+    except OSError as exc:
+        kept.unlink(missing_ok=True)  # the article is still in its folder: a copy in the trash would only mislead
+        raise _StaysInFolder(exc.errno, exc.strerror, str(path)) from None
+
+
+def _copy_whole(path: Path, kept: Path) -> None:
+    """`path`'s bytes (what a symlink leads to) in `kept`, on disk before the caller goes on."""
+    shutil.copy2(path, kept)
+    with kept.open("rb") as f:
+        os.fsync(f.fileno())
+    fsync_dir(kept.parent)  # and the trash, which the folder named by the time is new in
+    fsync_dir(kept.parent.parent)
 
 
 def _expand(paths: list[Path], change: FolderChange) -> list[Path]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,9 +12,9 @@ from typing import Callable
 from rag.config import ModelsConfig, load_models_config
 from rag.corpus import Corpus, load_corpus, say_skipped
 from rag.errors import RagError
-from rag.checkpoint import CHUNK
+from rag.checkpoint import CHUNK, text_key
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index, takes_a_while
-from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_seeds_dir
+from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_index_dir, default_seeds_dir
 from rag.retrieval import Retriever, parse_store
 from rag.schema import NOTE
 from rag.wording import counted
@@ -110,8 +111,12 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
     store = IndexStore(index_dir)
     seen = store.version()  # the index these articles are read against (another process may switch it)
-    corpus = store.articles(seeds_dir, earlier)  # a bad folder is said before any model loads
+    read_articles = functools.cache(lambda: store.articles(seeds_dir, earlier))  # a bad folder is said before any model loads
+    moved = None if rebuild else index_folder_check(store, seeds_dir, read_articles)  # --force replaces it on purpose
+    corpus = read_articles()
     say_skipped(corpus.skipped, on_status)
+    if moved:
+        on_status(moved)
     embedder = embedder or _embedder(config, on_status)
 
     def manifest_of(corpus) -> Manifest:
@@ -119,7 +124,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
                                  config.chunking, config.retrieval.vector_store)
 
     expected = manifest_of(corpus)
-    index = None if rebuild else _usable_index(store, corpus, expected, on_status)
+    index = None if rebuild else _usable_index(store, corpus, expected, on_status, moved=bool(moved))
     if index is None:
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
         waiting = lambda: on_status("another rag is bringing this index up to date; waiting for it to finish…")  # noqa: E731
@@ -129,21 +134,29 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
             if (waited or store.version() != seen) and not rebuild:
                 corpus = store.articles(seeds_dir, corpus)
                 expected = manifest_of(corpus)
-                index = _usable_index(store, corpus, expected, on_status)
+                index = _usable_index(store, corpus, expected, on_status, moved=bool(moved))
             if index is None:
                 index = _build(store, corpus, expected, embedder, config, rebuild, on_status, on_progress)
     return OpenedIndex(corpus, index, embedder)
 
 
-def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Status):
+def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Status, moved: bool = False):
     """The saved index if it serves these articles as they are, else None (saying why). An index
     whose articles are current but whose files were converted again (a newer converter, or a page
     whose bytes changed and text did not) is not kept: a build, reusing every vector, keeps the
-    new conversions, so they are not converted again at every start."""
+    new conversions, so they are not converted again at every start. So is one whose articles
+    folder `moved`: the build records its new place."""
     try:
         index = store.load(corpus, expected)
     except IndexNotUsable as why:
         on_status(f"{why}; bringing it up to date")
+        return None
+    if moved:
+        try:
+            store.prepare_for_writing()
+        except RagError:  # a read-only index still serves its folder
+            return index
+        on_status("recording the folder's new place in the index (every vector is reused)")
         return None
     if corpus.converted_now:
         first, more = corpus.converted_now[0], ", …" if len(corpus.converted_now) > 1 else ""
@@ -157,6 +170,48 @@ def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Stat
         return None
     store.remove_stale_builds()
     return index
+
+
+MOVED_IF_KEPT = 0.5  # the share of an index's articles, unchanged in a folder, that makes it that index's folder moved
+
+
+def index_folder_check(store: IndexStore, seeds_dir: Path, read_articles: Callable[[], Corpus]) -> str | None:
+    """Refuses an index built from another articles folder (RagError): brought up to date for
+    this one, it would lose the other's embedding (hours, on an archive), and, up to date, it
+    would answer from articles that are not this folder's. An index whose folder is no longer
+    there is taken as that folder moved here when at least half its articles are here unchanged
+    (a rebuild then reuses their vectors, so nothing is lost); returns the line that says so.
+    Another folder's articles, with the old place merely out of reach (a drive not mounted),
+    do not take its index. An index that recorded no folder (an older rag's) is anyone's."""
+    stored = store.stored_manifest()
+    here = Path(seeds_dir).resolve()
+    if stored is None or stored.articles_folder in ("", str(here)):
+        return None
+    built_from = Path(stored.articles_folder)
+    if os.path.exists(built_from):  # False too where it cannot be looked at: then it must hold most of these articles
+        raise RagError(f"the index in {store.directory} was built from {built_from}, not {here}; nothing was changed: "
+                       f"{_ways_out(store, here)}")
+    documents = read_articles().documents
+    kept = sum(1 for doc_id, digest in stored.documents.items()
+               if doc_id in documents and text_key(documents[doc_id].text) == digest)
+    if stored.documents and kept >= MOVED_IF_KEPT * len(stored.documents):
+        return (f"the index in {store.directory} was built from {built_from}, which is no longer there; {here} holds "
+                f"{kept} of its {counted(len(stored.documents), 'article')} unchanged, so it is taken as that folder, moved")
+    raise RagError(f"the index in {store.directory} was built from {built_from}, which is no longer there, and {here} "
+                   f"holds {kept} of its {counted(len(stored.documents), 'article')} unchanged; nothing was changed: if "
+                   f"{built_from} is only out of reach (a drive not mounted), bring it back; else "
+                   f"{_ways_out(store, here)}")
+
+
+def _ways_out(store: IndexStore, here: Path) -> str:
+    """What to do instead of using another folder's index: this folder's own, or replacing that one on purpose."""
+    own = default_index_dir(here)
+    if own.resolve() == store.directory.resolve():  # it is the default one already (copied with its folder)
+        instead = "give --index-dir another folder"
+    else:
+        instead = f"leave out --index-dir to use {here}'s own index ({own}) or give another one"
+    return (f"{instead}, or rebuild this one for {here} on purpose, embedding every article again: "
+            f"rag index --force --seeds {here} --index-dir {store.directory}")
 
 
 def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: ModelsConfig, rebuild: bool,
@@ -322,6 +377,8 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
     archive = Archive.at(seeds_dir, index_dir)
     config.embedder.resolve()  # a missing model is said before any file is copied or moved
     with archive.locked():
+        store = IndexStore(archive.index_dir)  # another folder's index is refused before a file moves
+        index_folder_check(store, archive.seeds_dir, lambda: store.articles(archive.seeds_dir))
         change = change_files(archive)
         say_skipped(change.skipped, on_status)
         try:

@@ -56,6 +56,9 @@ class Manifest:
     built_at: str
     vector_store: str  # which VectorStore wrote the vectors, and where: "faiss", "milvus:./archive.db"
     files: dict = field(default_factory=dict)  # file name -> sha256, checked on every load
+    # the articles folder it was built from, resolved: an index serves that folder alone (rag.assembly,
+    # index_folder_check). "" where unknown: an index written before rag recorded it, taken as any folder's
+    articles_folder: str = ""
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -66,7 +69,7 @@ class Manifest:
         if data.get("format") != INDEX_FORMAT:  # an older layout: say so, whatever its fields
             return cls(data.get("format") if isinstance(data.get("format"), int) else -1, "", "", 0, {}, "", {}, 0, "", "")
         types = {f.name: f.type for f in dataclasses.fields(cls)}
-        if set(data) != set(types):
+        if set(data) - {"articles_folder"} != set(types) - {"articles_folder"}:  # recorded since, so it may be missing
             raise ValueError(f"fields {sorted(set(data) ^ set(types))} missing or unexpected")
         for name, value in data.items():
             expected = {"int": int, "str": str, "dict": dict}[types[name]]
@@ -93,6 +96,7 @@ class Manifest:
             passages=passages,
             built_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             vector_store=vector_store,
+            articles_folder=str(Path(corpus.directory).resolve()),
         )
 
     def reusable_for(self, expected: Manifest) -> bool:
@@ -363,6 +367,14 @@ class IndexStore:
         if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
         return PassageIndex(passages, vectors, keywords, manifest, build=build.name)
+
+    def stored_manifest(self) -> Manifest | None:
+        """The manifest of the index switched in; None when there is none, or it cannot be read."""
+        try:
+            with self._lock(shared=True):
+                return self._current()[1]
+        except (RagError, OSError):
+            return None
 
     def changed_since_indexed(self, document) -> str | None:
         """Why a span cited from this index may not slice `document`'s text as it is now: the

@@ -1,6 +1,8 @@
 """`rag add`'s file side (rag.archive.add_files), without models: what lands in the seeds
 folder, and that nothing of the user's is lost on the way."""
+import errno
 import os
+import re
 import shutil
 
 import pytest
@@ -374,3 +376,101 @@ def test_add_says_a_file_it_skips_as_the_folder_does_and_names_each_file_as_give
     assert read_by_the_folder.startswith("notes.docx: ")
     assert change.skipped == [f"{new / 'notes.docx'}: {read_by_the_folder.partition(': ')[2]}",
                               f"{new / 'missing.txt'}: not found"]
+
+
+def unwritable(monkeypatch, folder):
+    """`folder` as a user without write permission sees it (the tests may run as root, whom chmod
+    does not stop): no file in it can be renamed or unlinked, and os.access says so."""
+    real_rename, real_unlink, real_access = os.rename, os.unlink, os.access
+
+    def inside(path) -> bool:
+        return os.path.dirname(os.path.abspath(path)) == str(folder)
+
+    def rename(source, target, **kwargs):
+        if inside(source) or inside(target):
+            raise PermissionError(13, "Permission denied", str(source), str(target))
+        return real_rename(source, target, **kwargs)
+
+    def unlink(path, **kwargs):
+        if inside(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_unlink(path, **kwargs)
+
+    def access(path, mode, **kwargs):
+        return False if os.path.abspath(path) == str(folder) and mode & os.W_OK else real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(os, "unlink", unlink)
+    monkeypatch.setattr(os, "access", access)
+
+
+def test_a_remove_from_a_folder_that_cannot_be_written_leaves_nothing_in_the_trash_and_blames_the_folder(seeds, tmp_path,
+                                                                                                          monkeypatch):
+    """It said "cannot move …/ferry.txt to …/removed: Permission denied" and left a copy in
+    removed/<time>/ while the article stayed in the folder: two copies, and the wrong folder blamed."""
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "ferry.txt").write_text("The ferry leaves at ten.", encoding="utf-8")
+    documents = load_corpus(seeds).documents
+    unwritable(monkeypatch, seeds)
+    trash = tmp_path / "index" / "removed"
+    with pytest.raises(RagError, match=f"^cannot move ferry.txt out of the articles folder {re.escape(str(seeds))}: "
+                                       "Permission denied; nothing was removed$"):
+        remove_documents(seeds, ["ferry"], documents, trash)
+    assert sorted(os.listdir(seeds)) == ["ferry.txt", "report.txt"]
+    assert not trash.exists()  # no copy, and no empty folder named by the time
+
+
+def test_a_remove_across_filesystems_whose_article_cannot_be_unlinked_takes_its_copy_back(seeds, tmp_path, monkeypatch):
+    """Across filesystems a move is a copy, then an unlink: an unlink refused leaves the article in
+    its folder and nothing in the trash (a crash between the two leaves it in both, never in neither)."""
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "ferry.txt").write_text("The ferry leaves at ten.", encoding="utf-8")
+    documents = load_corpus(seeds).documents
+    real_rename, real_unlink = os.rename, os.unlink
+
+    def across(source, target, **kwargs):
+        if os.path.dirname(os.path.abspath(source)) == str(seeds):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), str(target))
+        return real_rename(source, target, **kwargs)
+
+    def immutable(path, **kwargs):  # the folder may be written, the file not (chattr +i)
+        if os.path.abspath(path) == str(seeds / "ferry.txt"):
+            raise PermissionError(1, "Operation not permitted", str(path))
+        return real_unlink(path, **kwargs)
+
+    monkeypatch.setattr(os, "rename", across)
+    monkeypatch.setattr(os, "unlink", immutable)
+    trash = tmp_path / "removed"
+    with pytest.raises(RagError, match=f"^cannot move ferry.txt out of the articles folder {re.escape(str(seeds))}: "
+                                       "Operation not permitted; nothing was removed$"):
+        remove_documents(seeds, ["ferry"], documents, trash)
+    assert (seeds / "ferry.txt").read_text(encoding="utf-8") == "The ferry leaves at ten." and not trash.exists()
+    monkeypatch.setattr(os, "unlink", real_unlink)
+    remove_documents(seeds, ["ferry"], documents, trash)  # across filesystems, when it can: copied whole, then unlinked
+    (kept,) = trash.glob("*/ferry.txt")
+    assert kept.read_text(encoding="utf-8") == "The ferry leaves at ten." and sorted(os.listdir(seeds)) == ["report.txt"]
+
+
+def test_a_remove_whose_trash_cannot_be_written_blames_the_trash(seeds, tmp_path):
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "ferry.txt").write_text("The ferry leaves at ten.", encoding="utf-8")
+    (tmp_path / "not-a-folder").write_text("", encoding="utf-8")
+    with pytest.raises(RagError, match=r"^cannot move .*ferry\.txt to .*not-a-folder/removed: .*; nothing was removed$"):
+        remove_documents(seeds, ["ferry"], load_corpus(seeds).documents, tmp_path / "not-a-folder" / "removed")
+    assert sorted(os.listdir(seeds)) == ["ferry.txt", "report.txt"]
+
+
+def test_an_edit_that_cannot_be_swapped_in_leaves_no_empty_folder_in_the_trash(seeds, tmp_path, monkeypatch):
+    def refused(source, target):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr(archive.os, "replace", refused)
+    with pytest.raises(RagError, match="the report.txt there is as it was"):
+        add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "trash")
+    assert not (tmp_path / "trash").exists()

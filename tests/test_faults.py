@@ -899,3 +899,128 @@ def test_a_large_build_says_what_it_does_after_the_embedding(tmp_path, monkeypat
     keyword = next(n for n, m in enumerate(large) if m.startswith("building the keyword index of "))
     saving = next(n for n, m in enumerate(large) if m.startswith("saving the index of ") and str(tmp_path / "large") in m)
     assert keyword < saving < next(n for n, m in enumerate(large) if m.startswith("indexed "))
+
+
+def two_folders(tmp_path) -> tuple[Path, Path]:
+    """Two articles folders that share no article: (arts, cities)."""
+    arts, cities = tmp_path / "arts", tmp_path / "cities"
+    for folder, name, text in ((arts, "a.txt", "The bridge opened in 2021."), (cities, "c.txt", "The mayor of Leeds is Jane Doe.")):
+        folder.mkdir()
+        (folder / name).write_text(text, encoding="utf-8")
+    return arts, cities
+
+
+def test_an_index_built_from_another_folder_is_refused_and_kept_whatever_the_command(tmp_path, monkeypatch):
+    """`rag ask --seeds cities --index-dir idx` on arts' index said it was out of date and rebuilt
+    it for cities, re-embedding from zero: the arts index was gone (hours, on an archive)."""
+    from rag import assembly
+
+    arts, cities = two_folders(tmp_path)
+    index = tmp_path / "idx"
+    fake_pipeline_over(arts, index)
+    built = IndexStore(index).version()
+    config = load_models_config(ROOT / "models.toml")
+    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
+    new = tmp_path / "ferry.txt"
+    new.write_text("The ferry leaves at ten.", encoding="utf-8")
+    refused = f"^the index in {re.escape(str(index))} was built from {re.escape(str(arts.resolve()))}, not {re.escape(str(cities.resolve()))}; nothing was changed: "
+    for command in (lambda: fake_pipeline_over(cities, index),
+                    lambda: assembly.open_index(config, cities, index, embedder=FakeEmbedder()),
+                    lambda: assembly.add_articles(config, [new], cities, index),
+                    lambda: assembly.remove_articles(config, ["c"], cities, index)):
+        with pytest.raises(RagError, match=refused) as problem:
+            command()
+        assert "\n" not in str(problem.value) and "rag index --force" in str(problem.value)
+        assert f"leave out --index-dir to use {cities.resolve()}'s own index" in str(problem.value)
+    assert IndexStore(index).version() == built and sorted(os.listdir(cities)) == ["c.txt"]
+    assert not (index / "removed").exists()
+    fake_pipeline_over(arts, index)  # still the arts index, up to date: nothing embedded again
+    assert IndexStore(index).version() == built
+
+
+def test_an_up_to_date_index_of_another_folder_is_refused_too(tmp_path):
+    """A copy of the articles elsewhere: the index fits them, but is not theirs."""
+    arts, _ = two_folders(tmp_path)
+    copy = tmp_path / "arts-copy"
+    shutil.copytree(arts, copy)
+    fake_pipeline_over(arts, tmp_path / "idx")
+    with pytest.raises(RagError, match=f"built from {re.escape(str(arts.resolve()))}, not {re.escape(str(copy.resolve()))}"):
+        fake_pipeline_over(copy, tmp_path / "idx")
+
+
+def test_rag_index_force_rebuilds_another_folders_index_on_purpose_and_then_it_is_that_folders(tmp_path):
+    from rag.assembly import open_index
+
+    arts, cities = two_folders(tmp_path)
+    index = tmp_path / "idx"
+    fake_pipeline_over(arts, index)
+    config = load_models_config(ROOT / "models.toml")
+    opened = open_index(config, cities, index, rebuild=True, embedder=FakeEmbedder())
+    assert opened.index.manifest.articles_folder == str(cities.resolve()) and list(opened.index.manifest.documents) == ["c"]
+    fake_pipeline_over(cities, index)
+    with pytest.raises(RagError, match=f"built from {re.escape(str(cities.resolve()))}, not {re.escape(str(arts.resolve()))}"):
+        fake_pipeline_over(arts, index)
+
+
+def test_the_default_index_folder_of_a_copied_project_names_the_way_out_that_is_left(tmp_path):
+    """The index already is the folder's default one (copied with it): --index-dir elsewhere, or --force."""
+    project = tmp_path / "project"
+    arts = project / "arts"
+    arts.mkdir(parents=True)
+    (arts / "a.txt").write_text("The bridge opened in 2021.", encoding="utf-8")
+    fake_pipeline_over(arts, None)
+    shutil.copytree(project, tmp_path / "copy")
+    with pytest.raises(RagError, match=r"nothing was changed: give --index-dir another folder, or rebuild") as problem:
+        fake_pipeline_over(tmp_path / "copy" / "arts", None)
+    assert "leave out --index-dir" not in str(problem.value)
+
+
+def test_an_index_that_recorded_no_folder_is_taken_as_the_folders_own(tmp_path):
+    """Indexes written before rag recorded their folder load as they did: nothing is embedded again."""
+    arts, cities = two_folders(tmp_path)
+    index = tmp_path / "idx"
+    fake_pipeline_over(cities, index)
+    store = IndexStore(index)
+    manifest = json.loads((store.current_build / "manifest.json").read_text(encoding="utf-8"))
+    del manifest["articles_folder"]
+    (store.current_build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    built = store.version()
+    fake_pipeline_over(cities, index)
+    assert store.version() == built and store.stored_manifest().articles_folder == ""
+
+
+def test_a_moved_articles_folder_keeps_its_index_and_every_vector(tmp_path):
+    """Its old place is gone and its articles are here: the index is taken as moved with it, said,
+    and saved again with the new place, nothing embedded."""
+    from rag.assembly import open_index
+
+    arts, _ = two_folders(tmp_path)
+    (arts / "b.txt").write_text("The tunnel closed in 2019.", encoding="utf-8")
+    index = tmp_path / "idx"
+    fake_pipeline_over(arts, index)
+    moved = tmp_path / "archive" / "arts-2021"
+    moved.parent.mkdir()
+    arts.rename(moved)
+    (moved / "b.txt").write_text("The tunnel closed in 2020.", encoding="utf-8")  # one of the two edited since
+    said, embedder = [], FakeEmbedder()
+    config = load_models_config(ROOT / "models.toml")
+    opened = open_index(config, moved, index, on_status=said.append, embedder=embedder)
+    assert f"the index in {index} was built from {arts.resolve()}, which is no longer there; {moved.resolve()} holds 1 of " \
+           "its 2 articles unchanged, so it is taken as that folder, moved" in said
+    assert opened.index.manifest.articles_folder == str(moved.resolve()) and embedder.encoded == 1  # the edited one
+    said.clear()
+    open_index(config, moved, index, on_status=said.append, embedder=embedder)
+    assert said == [] and embedder.encoded == 1
+
+
+def test_an_index_whose_folder_is_gone_is_refused_for_a_folder_without_its_articles(tmp_path):
+    """Not there (a drive not mounted, say) is not moved: another folder's articles do not take its index."""
+    arts, cities = two_folders(tmp_path)
+    index = tmp_path / "idx"
+    fake_pipeline_over(arts, index)
+    built = IndexStore(index).version()
+    arts.rename(tmp_path / "elsewhere")
+    with pytest.raises(RagError, match=f"built from {re.escape(str(arts.resolve()))}, which is no longer there, and "
+                                       f"{re.escape(str(cities.resolve()))} holds 0 of its 1 article unchanged; nothing was changed"):
+        fake_pipeline_over(cities, index)
+    assert IndexStore(index).version() == built
