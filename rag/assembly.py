@@ -182,10 +182,14 @@ def index_folder_check(store: IndexStore, seeds_dir: Path, read_articles: Callab
     there is taken as that folder moved here when at least half its articles are here unchanged
     (a rebuild then reuses their vectors, so nothing is lost); returns the line that says so.
     Another folder's articles, with the old place merely out of reach (a drive not mounted),
-    do not take its index. An index that recorded no folder (an older rag's) is anyone's."""
+    do not take its index. An index that recorded no folder (an older rag's) is this folder's
+    unless it holds none of this folder's articles."""
     stored = store.stored_manifest()
     here = Path(seeds_dir).resolve()
-    if stored is None or stored.articles_folder in ("", str(here)):
+    if stored is None or stored.articles_folder == str(here):
+        return None
+    if not stored.articles_folder:
+        _refuse_if_none_is_here(store, stored, here, read_articles)
         return None
     built_from = Path(stored.articles_folder)
     if os.path.exists(built_from):  # False too where it cannot be looked at: then it must hold most of these articles
@@ -201,6 +205,15 @@ def index_folder_check(store: IndexStore, seeds_dir: Path, read_articles: Callab
                    f"holds {kept} of its {counted(len(stored.documents), 'article')} unchanged; nothing was changed: if "
                    f"{built_from} is only out of reach (a drive not mounted), bring it back; else "
                    f"{_ways_out(store, here)}")
+
+
+def _refuse_if_none_is_here(store: IndexStore, stored: Manifest, here: Path, read_articles: Callable[[], Corpus]) -> None:
+    """An older rag's index, which did not record its folder, refused (RagError) when it holds
+    not one of this folder's articles: then it is surely another folder's."""
+    documents = read_articles().documents
+    if stored.documents and not any(doc_id in documents for doc_id in stored.documents):
+        raise RagError(f"the index in {store.directory} holds none of the articles in {here} (it was built by an older "
+                       f"rag, which did not record its articles folder); nothing was changed: {_ways_out(store, here)}")
 
 
 def _ways_out(store: IndexStore, here: Path) -> str:

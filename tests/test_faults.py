@@ -987,6 +987,11 @@ def test_an_index_that_recorded_no_folder_is_taken_as_the_folders_own(tmp_path):
     built = store.version()
     fake_pipeline_over(cities, index)
     assert store.version() == built and store.stored_manifest().articles_folder == ""
+    # unless it holds none of the folder's articles: then it is surely another folder's
+    with pytest.raises(RagError, match=f"the index in {index} holds none of the articles in {arts.resolve()} "
+                                       r"\(it was built by an older rag"):
+        fake_pipeline_over(arts, index)
+    assert store.version() == built
 
 
 def test_a_moved_articles_folder_keeps_its_index_and_every_vector(tmp_path):
