@@ -86,7 +86,7 @@ def unmentioned(names: list[str], text: str) -> list[str]:
     return [name for name in names if not _mentioned(_folded(name), said)]
 
 
-@lru_cache(maxsize=256)  # an article's words, once for all the questions its passages are read for
+@lru_cache(maxsize=32)  # an article's words, once for the questions asked of it in a row (a long article's are megabytes)
 def article_words(text: str) -> frozenset[str]:
     """Its words, and its abbreviations written without their dots too ("U.S." is "US")."""
     return frozenset(map(_folded, WORD.findall(text) + WORD.findall(text.replace(".", ""))))
