@@ -102,10 +102,13 @@ def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) 
 
 def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None,
                rebuild: bool = False, on_status: Status = _quiet, on_progress: Progress | None = None,
-               embedder=None, earlier: Corpus | None = None) -> OpenedIndex:
+               embedder=None, earlier: Corpus | None = None, as_it_is_if_unwritable: bool = False) -> OpenedIndex:
     """The articles and their index folder, built (or rebuilt) when missing, stale or unreadable
     (a Milvus store keeps no index folder: see index_milvus). `earlier`, a read of the folder
-    moments before, spares reading again the files that stand as they did then."""
+    moments before, spares reading again the files that stand as they did then. With
+    `as_it_is_if_unwritable` (the commands that answer), an index out of date in a folder that
+    cannot be written is taken as it is, searching only its unchanged articles, with a warning;
+    without it (rag index, add, remove: their work is the writing), that folder is an error."""
     if is_milvus(config):
         raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
     seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
@@ -124,7 +127,8 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
                                  config.chunking, config.retrieval.vector_store)
 
     expected = manifest_of(corpus)
-    index = None if rebuild else _usable_index(store, corpus, expected, on_status, moved=bool(moved))
+    index = None if rebuild else _usable_index(store, corpus, expected, on_status, moved=bool(moved),
+                                               as_it_is_if_unwritable=as_it_is_if_unwritable)
     if index is None:
         store.prepare_for_writing()  # an unwritable folder is found out before the embedding, not after
         waiting = lambda: on_status("another rag is bringing this index up to date; waiting for it to finish…")  # noqa: E731
@@ -137,20 +141,33 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
                 index = _usable_index(store, corpus, expected, on_status, moved=bool(moved))
             if index is None:
                 index = _build(store, corpus, expected, embedder, config, rebuild, on_status, on_progress)
+    if index.searchable is not None:  # read as it is: the articles it answers from, and whose dates it says, are these
+        corpus = _unchanged_articles(corpus, index.manifest, expected)
     return OpenedIndex(corpus, index, embedder)
 
 
-def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Status, moved: bool = False):
+def _unchanged_articles(corpus: Corpus, stored: Manifest, expected: Manifest) -> Corpus:
+    """The articles of `corpus` that are as the `stored` index read them."""
+    documents = {doc_id: doc for doc_id, doc in corpus.documents.items()
+                 if stored.documents.get(doc_id) == expected.documents[doc_id]}
+    return dataclasses.replace(corpus, documents=documents)
+
+
+def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Status, moved: bool = False,
+                  as_it_is_if_unwritable: bool = False):
     """The saved index if it serves these articles as they are, else None (saying why). An index
     whose articles are current but whose files were converted again (a newer converter, or a page
     whose bytes changed and text did not) is not kept: a build, reusing every vector, keeps the
     new conversions, so they are not converted again at every start. So is one whose articles
-    folder `moved`: the build records its new place."""
+    folder `moved`: the build records its new place. With `as_it_is_if_unwritable`, one out of
+    date that cannot be brought up to date here is taken as it is (_as_it_is_if_unwritable)."""
     try:
         index = store.load(corpus, expected)
     except IndexNotUsable as why:
-        on_status(f"{why}; bringing it up to date")
-        return None
+        as_it_is = _as_it_is_if_unwritable(store, corpus, expected, why, on_status) if as_it_is_if_unwritable else None
+        if as_it_is is None:
+            on_status(f"{why}; bringing it up to date")
+        return as_it_is
     if moved:
         try:
             store.prepare_for_writing()
@@ -170,6 +187,39 @@ def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Stat
         return None
     store.remove_stale_builds()
     return index
+
+
+def _as_it_is_if_unwritable(store: IndexStore, corpus, expected: Manifest, why: IndexNotUsable, on_status: Status):
+    """The index out of date (`why`) as it is, when its folder cannot be written (a read-only
+    mount, an archive's index shared with users who may not write it): its unchanged articles
+    still answer, where a build would fail every question on the write. Only their passages are
+    searched, since only theirs surely slice the articles as they are now; articles added since
+    are not in it. None where the folder can be written (the index is brought up to date), or
+    where the index cannot serve even as it is (then the build is tried, and its error said)."""
+    try:
+        store.prepare_for_writing()
+    except RagError as unwritable:
+        try:
+            index = store.load_unchanged(corpus, expected)
+        except IndexNotUsable:
+            return None
+        on_status(_answering_as_it_is(why, unwritable, store, index.manifest, expected))
+        return index
+    return None
+
+
+def _answering_as_it_is(why: IndexNotUsable, unwritable: RagError, store: IndexStore, stored: Manifest,
+                        expected: Manifest) -> str:
+    """The one warning of an index answering as it is: why it is out of date, why it is not
+    brought up to date, what it answers from and what not, and what to do."""
+    added = sum(1 for doc_id in expected.documents if doc_id not in stored.documents)
+    edited = sum(1 for doc_id, digest in expected.documents.items() if stored.documents.get(doc_id, digest) != digest)
+    unchanged = len(expected.documents) - added - edited
+    left_out = [f"{counted(n, 'article')} {what} since" for what, n in (("added", added), ("edited", edited)) if n]
+    not_searched = f"; not searched: {', '.join(left_out)}" if left_out else ""
+    return (f"warning: {why}; it cannot be brought up to date here ({unwritable}), so it answers as it is, from the "
+            f"{counted(unchanged, 'article')} unchanged since it was built ({stored.built_at}){not_searched}; to bring "
+            f"it up to date, run rag index where {store.directory} can be written, or give --index-dir a folder that can be")
 
 
 MOVED_IF_KEPT = 0.5  # the share of an index's articles, unchanged in a folder, that makes it that index's folder moved
@@ -261,10 +311,12 @@ def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = 
     if is_milvus(config):
         corpus, retriever = _milvus_parts(config, seeds_dir, rebuild, on_status, on_progress, embedder)
     else:
-        opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder)
+        opened = open_index(config, seeds_dir, index_dir, rebuild, on_status, on_progress, embedder,
+                            as_it_is_if_unwritable=True)
         corpus, index_version = opened.corpus, opened.index.build
         retriever = Retriever(opened.embedder, opened.index.passages, opened.index.vectors, opened.index.keywords,
-                              opened.corpus.documents, config.retrieval.rrf_k, config.retrieval.candidates)
+                              opened.corpus.documents, config.retrieval.rrf_k, config.retrieval.candidates,
+                              opened.index.searchable)
     if reader is None:
         from rag.reader import Reader
 

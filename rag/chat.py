@@ -17,6 +17,7 @@ from rag.background import start_loading
 from rag.corpus import Corpus
 from rag.errors import RagError, Terminated
 from rag.render import answer_json_line, answer_view
+from rag.schema import NOTE
 from rag.wording import counted
 
 HELP = """commands:
@@ -29,10 +30,13 @@ LEAVE = ("/quit", "/exit")
 
 class BackgroundLoad:
     """Runs `load` in a thread; `result()` waits for it (re-raising its error) and reports
-    progress through `state` so a spinner can say what is happening."""
+    progress through `state` so a spinner can say what is happening. A state that is a warning
+    is kept in `warnings` instead, for the session to print: a spinner would show it only for a
+    moment, or never (a load done before the first question)."""
 
     def __init__(self, load: Callable[[Callable[[str], None]], object]):
         self.state = "loading models"
+        self.warnings: list[str] = []
         self._value = None
         self._error: BaseException | None = None
         self._thread = start_loading(self._run, load, name="rag-load")
@@ -44,7 +48,10 @@ class BackgroundLoad:
             self._error = exc
 
     def _set_state(self, state: str) -> None:
-        self.state = state
+        if is_warning(state):
+            self.warnings.append(state)
+        else:
+            self.state = state
 
     @property
     def done(self) -> bool:
@@ -64,6 +71,10 @@ class BackgroundLoad:
         """The result, which this load then no longer holds: replaced later, it can be freed."""
         value, self._value = self.result(console), None
         return value
+
+
+def is_warning(state: str) -> bool:
+    return state.startswith(NOTE)
 
 
 @dataclass(frozen=True)
@@ -87,6 +98,7 @@ class ChatSession:
         self._answered_by = None  # the pipeline that gave last_answer: /sources reads its articles
         self._current = None  # the pipeline that answers: the one loaded first, or over a switched index
         self._failed_version = None  # a switched index that could not be loaded
+        self._warned = set(corpus.skipped)  # the warnings said: the folder's were, before the prompt
 
     def banner(self) -> str:
         n = len(self.corpus.documents)
@@ -121,12 +133,20 @@ class ChatSession:
         when the index was switched since; if that fails, the one loaded before still answers."""
         if self._current is None:
             self._current = self.loading.take(self.console)
+            for warning in self.loading.warnings:  # an index answering as it is, out of date, says so here
+                self._warn(warning)
         switched = self.watch.version() if self.watch else None
         if switched in (None, self._current.index_version, self._failed_version):
             return self._current
         with self.console.status(Text("the index was switched by another rag; loading it again")) as status:
+            def said(state: str) -> None:
+                if is_warning(state):
+                    self._warn(state)
+                else:
+                    status.update(Text(state))
+
             try:
-                self._current = self.watch.load_again(self._current, lambda state: status.update(Text(state)))
+                self._current = self.watch.load_again(self._current, said)
                 self.console.print("(the index was switched by another rag: answering from it now)", style="dim",
                                    markup=False)  # a spinner alone is gone at once, and shows nothing when piped
             except Exception as problem:  # said once, not at every question: tried again at the next switch
@@ -135,6 +155,12 @@ class ChatSession:
                 self.console.print(f"warning: could not load the switched index ({said}); "
                                    "answering from the one loaded before", style="yellow", markup=False)
         return self._current
+
+    def _warn(self, warning: str) -> None:
+        """A warning the session has not said yet, said (the folder's are heard at every load)."""
+        if warning not in self._warned:
+            self._warned.add(warning)
+            self.console.print(warning, style="yellow", markup=False)
 
     def _command(self, command: str) -> bool:
         if command in LEAVE:

@@ -155,12 +155,16 @@ def _settings_only(chunking: dict) -> dict:
 class PassageIndex:
     """The passages of the corpus and what finds them: passage i is vector id i and keyword row i."""
 
-    passages: list[Passage]
+    passages: list[Passage | None]  # None only where `searchable` leaves a passage out
     vectors: VectorStore
     keywords: KeywordIndex
     manifest: Manifest
     converted: list[dict] = field(default_factory=list)  # what converted files gave: saved, reused if unchanged
     build: str | None = None  # the build folder it was loaded from or saved as (IndexStore.version), once it is one
+    # the ids of the passages that may be searched; None: every one. An index out of date that is
+    # read as it is (IndexStore.load_unchanged) holds None in the places of the passages of articles
+    # edited or removed since, whose offsets may no longer slice their text
+    searchable: np.ndarray | None = None
 
 
 @dataclass
@@ -348,25 +352,48 @@ class IndexStore:
             raise IndexNotUsable(f"the index in {build} is unreadable (manifest: {first_line(exc)})") from None
 
     def load(self, corpus: Corpus, expected: Manifest) -> PassageIndex:
+        """The stored index, when it serves these articles and settings as they are; else
+        IndexNotUsable, saying why."""
         with self._lock(shared=True):
             build, manifest = self._current()
             reason = manifest.staleness(expected)
             if reason:
                 raise IndexNotUsable(f"the index is out of date: {reason}")
-            if _in_older_keyword_layout(build):
-                raise IndexNotUsable("the keyword index is in an older layout (bm25s's), so it is built again from the passages")
-            try:
-                _verify_checksums(build, manifest.files)
-                passages = [p for _, p in _read_passages(build / PASSAGES, corpus)]
-                vectors = backend(manifest.vector_store).load(build)
-                keywords = KeywordIndex.load(build, len(passages))
-            except WordRulesChanged as exc:
-                raise IndexNotUsable(f"the keyword index is out of date: {exc}, so it is built again from the passages") from None
-            except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
-                raise IndexNotUsable(f"the index in {build} is unreadable ({first_line(exc)})") from None
+            return self._read(build, manifest, corpus)
+
+    def load_unchanged(self, corpus: Corpus, expected: Manifest) -> PassageIndex:
+        """The stored index as it is, out of date, where it cannot be brought up to date (a
+        folder that cannot be written): only the passages of the articles unchanged since it was
+        built may be searched (`searchable`), as only theirs surely slice their text as it is now;
+        articles added since are not in it. IndexNotUsable where its vectors cannot serve these
+        settings (another embedder or store), it is unreadable, or no article of it is unchanged."""
+        with self._lock(shared=True):
+            build, manifest = self._current()
+            if not manifest.reusable_for(expected):
+                raise IndexNotUsable("its vectors were made by another embedder, or are in another store")
+            unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
+            index = self._read(build, manifest, corpus, only=unchanged)
+        if not len(index.searchable):
+            raise IndexNotUsable(f"no article of the index in {build} is unchanged")
+        return index
+
+    def _read(self, build: Path, manifest: Manifest, corpus: Corpus, only: set[str] | None = None) -> PassageIndex:
+        """The index in `build`, every file checked; with `only`, searchable in those articles alone."""
+        if _in_older_keyword_layout(build):
+            raise IndexNotUsable("the keyword index is in an older layout (bm25s's), so it is built again from the passages")
+        try:
+            _verify_checksums(build, manifest.files)
+            passages = _passages_in_place(build / PASSAGES, corpus, only)
+            vectors = backend(manifest.vector_store).load(build)
+            keywords = KeywordIndex.load(build, len(passages))
+        except WordRulesChanged as exc:
+            raise IndexNotUsable(f"the keyword index is out of date: {exc}, so it is built again from the passages") from None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError) as exc:
+            raise IndexNotUsable(f"the index in {build} is unreadable ({first_line(exc)})") from None
         if len(vectors) != len(passages) or vectors.dimension != manifest.dimension or len(passages) != manifest.passages:
             raise IndexNotUsable(f"the index in {build} is unreadable (its files disagree in size)")
-        return PassageIndex(passages, vectors, keywords, manifest, build=build.name)
+        searchable = None if only is None else np.flatnonzero([passage is not None for passage in passages])
+        return PassageIndex(passages, vectors, keywords, manifest, build=build.name, searchable=searchable)
 
     def stored_manifest(self) -> Manifest | None:
         """The manifest of the index switched in; None when there is none, or it cannot be read."""
@@ -651,18 +678,26 @@ def _write_passages(path: Path, passages: list[Passage]) -> None:
 
 def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> list[tuple[int, Passage]]:
     """(row number, passage) for each stored passage (of the `only` articles, when given)."""
-    rows = []
+    return [(number, passage) for number, passage in enumerate(_passages_in_place(path, corpus, only))
+            if passage is not None]
+
+
+def _passages_in_place(path: Path, corpus: Corpus, only: set[str] | None = None) -> list[Passage | None]:
+    """Each stored passage in its row, sliced from its article's text; None in the rows of
+    articles not in `only`, when given (their text may differ from what was indexed, or be gone)."""
+    passages: list[Passage | None] = []
     lines = path.read_text(encoding="utf-8").splitlines()
     # one parse of them all: one per line was a second of every update at 50k passages
-    for number, row in enumerate(json.loads("[" + ",".join(lines) + "]")):
+    for row in json.loads("[" + ",".join(lines) + "]"):
         if only is not None and row["doc_id"] not in only:
+            passages.append(None)
             continue
         doc = corpus.documents[row["doc_id"]]
         start, end = int(row["start"]), int(row["end"])
         if not 0 <= start < end <= len(doc.text):
             raise ValueError(f"passage offsets {start}:{end} outside {row['doc_id']}")
-        rows.append((number, Passage(row["doc_id"], start, end, doc.text[start:end])))
-    return rows
+        passages.append(Passage(row["doc_id"], start, end, doc.text[start:end]))
+    return passages
 
 
 def describe_changes(old: dict, new: dict) -> str:

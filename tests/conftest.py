@@ -79,3 +79,30 @@ def fitted_for_another_reader(text: str) -> str:
 def read_source(doc_id: str, seeds: Path = SEEDS) -> str:
     with open(seeds / f"{doc_id}.txt", encoding="utf-8") as f:
         return f.read()
+
+
+def read_only(monkeypatch, folder: Path) -> None:
+    """`folder` as a read-only mount shows it (the tests may run as root, whom chmod does not
+    stop): nothing in it can be opened to write, made, renamed or removed; reading is as before."""
+    real_open, real_mkdir = Path.open, os.mkdir
+    real_rename, real_replace, real_unlink = os.rename, os.replace, os.unlink
+
+    def inside(*paths) -> bool:
+        return any(Path(os.path.abspath(path)).is_relative_to(folder) for path in paths)
+
+    def refused(*paths):
+        raise PermissionError(13, "Permission denied", str(paths[0]))
+
+    def open_(self, mode="r", *args, **kwargs):
+        if inside(self) and set(mode) & set("wax+"):
+            refused(self)
+        return real_open(self, mode, *args, **kwargs)
+
+    def guarded(real):
+        return lambda *paths, **kwargs: refused(*paths) if inside(*paths[:2]) else real(*paths, **kwargs)
+
+    monkeypatch.setattr(Path, "open", open_)
+    monkeypatch.setattr(os, "mkdir", lambda path, *args, **kwargs: (  # one that is there is still said to be there
+        real_mkdir(path, *args, **kwargs) if not inside(path) or os.path.exists(path) else refused(path)))
+    for name, real in (("rename", real_rename), ("replace", real_replace), ("unlink", real_unlink)):
+        monkeypatch.setattr(os, name, guarded(real))

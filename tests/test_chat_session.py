@@ -12,7 +12,7 @@ from rag.config import load_models_config
 from rag.corpus import load_corpus
 from rag.errors import RagError
 from rag.index import IndexStore
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROOT, SEEDS, read_only
 from tests.fakes import FakeEmbedder, FakeReader
 
 QUESTION = "What is the capital of Panjshir province?"
@@ -163,3 +163,26 @@ def test_json_prints_the_last_answer_on_one_line_as_rag_ask_json_does(tmp_path):
     (line,) = session.console.file.getvalue().splitlines()
     assert len(line) > session.console.width  # not wrapped at the terminal's width either
     assert json.loads(line) == session.last_answer.to_json()
+
+
+def test_an_out_of_date_index_that_cannot_be_written_answers_as_it_is_and_the_chat_says_so_once(tmp_path, monkeypatch):
+    """The warning came through the loading spinner, which shows a state only for a moment (or
+    never, when the load is done before the first question)."""
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    shutil.copytree(SEEDS, seeds)
+    config = load_models_config(ROOT / "models.toml")
+    open_pipeline = lambda on_status=lambda state: None: build_pipeline(  # noqa: E731
+        config, seeds, index, embedder=FakeEmbedder(), reader=FakeReader(["Bazarak"]), on_status=on_status)
+    open_pipeline()
+    read_only(monkeypatch, index)
+    (seeds / "005_bazarak.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")
+    console = Console(file=io.StringIO(), width=100, soft_wrap=True)
+    watch = IndexWatch(IndexStore(index).version, lambda old, set_state: open_pipeline(set_state))
+    session = ChatSession(load_corpus(seeds), BackgroundLoad(open_pipeline), console, watch=watch)
+    session.handle(QUESTION)
+    session.handle(QUESTION)
+    said = console.file.getvalue()
+    assert said.count("warning: the index is out of date: the articles changed (added 1: 005_bazarak); it cannot be "
+                      f"brought up to date here (cannot write the index to {index}: Permission denied)") == 1
+    assert "not searched: 1 article added since" in said
+    assert session.last_answer.abstained  # the article added since is not searched until it is indexed

@@ -27,7 +27,7 @@ from rag.models import OUTPUTS, onnx_cache_dir, onnx_graph
 from rag.pipeline import validate_question
 from rag.reader import Reader
 from rag.schema import Passage
-from tests.conftest import ROOT, SEEDS, run_rag
+from tests.conftest import ROOT, SEEDS, read_only, run_rag
 from tests.fakes import FakeEmbedder, FakeReader
 
 
@@ -445,9 +445,9 @@ def test_articles_with_no_text_to_index_are_one_clear_error(tmp_path):
         fake_pipeline_over(seeds, tmp_path / "index")
 
 
-def fake_pipeline_over(seeds: Path, index_dir: Path):
+def fake_pipeline_over(seeds: Path, index_dir: Path, reader: FakeReader | None = None):
     return build_pipeline(load_models_config(ROOT / "models.toml"), seeds, index_dir, embedder=FakeEmbedder(),
-                          reader=FakeReader([]))
+                          reader=reader or FakeReader([]))
 
 
 def test_week_dates_are_not_days():
@@ -1029,3 +1029,152 @@ def test_an_index_whose_folder_is_gone_is_refused_for_a_folder_without_its_artic
                                        f"{re.escape(str(cities.resolve()))} holds 0 of its 1 article unchanged; nothing was changed"):
         fake_pipeline_over(cities, index)
     assert IndexStore(index).version() == built
+
+
+# an index out of date that cannot be written (a read-only mount, an archive's index shared with readers)
+
+def dated_articles(folder: Path) -> Path:
+    """Three dated articles: the bridge's, the tunnel's and the market's."""
+    folder.mkdir()
+    for name, title, day, text in (("bridge", "Bridge opens", "03", "The bridge over the Kokcha river opened on Friday."),
+                                   ("tunnel", "Tunnel closes", "04", "The tunnel under the Salang pass closed for repairs."),
+                                   ("market", "Market burns", "05", "The old market in Kunduz burned down overnight.")):
+        (folder / f"{name}.txt").write_text(f"{title}\nDate: 2021-09-{day}\n{text}\n", encoding="utf-8")
+    return folder
+
+
+def everything_in(folder: Path) -> list:
+    return sorted((str(path.relative_to(folder)), path.stat().st_mtime_ns) for path in folder.rglob("*"))
+
+
+def changed_since_indexed(seeds: Path) -> None:
+    """The tunnel's article edited (its passages' offsets now fall elsewhere), the market's
+    removed, the ferry's added."""
+    (seeds / "tunnel.txt").write_text("Tunnel closes\nDate: 2021-09-04\nAfter a week of storms and two landslides, "
+                                      "the tunnel under the Salang pass closed for repairs until spring.\n", encoding="utf-8")
+    (seeds / "market.txt").unlink()
+    (seeds / "ferry.txt").write_text("Ferry resumes\nDate: 2021-09-06\nThe ferry across the Amu Darya resumed service "
+                                     "on Monday.\n", encoding="utf-8")
+
+
+READS = ["Friday", "repairs", "spring", "Kunduz", "Monday"]  # what the fake reader answers, from any article
+
+
+def test_an_out_of_date_index_that_cannot_be_written_answers_from_its_unchanged_articles_with_one_warning(tmp_path,
+                                                                                                            monkeypatch):
+    """A newsroom's archive index on a read-only mount, an article added to the folder since:
+    every question failed with "cannot write the index …: Permission denied"."""
+    seeds, index = dated_articles(tmp_path / "seeds"), tmp_path / "index"
+    fake_pipeline_over(seeds, index)
+    before = everything_in(index)
+    read_only(monkeypatch, index)
+    changed_since_indexed(seeds)
+    said, embedder = [], FakeEmbedder()
+    pipeline = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, index, embedder=embedder,
+                              reader=FakeReader(READS), on_status=said.append)
+    built_at = IndexStore(index).stored_manifest().built_at
+    assert said == [
+        "warning: the index is out of date: the articles changed (added 1: ferry; removed 1: market; edited 1: tunnel); "
+        f"it cannot be brought up to date here (cannot write the index to {index}: Permission denied), so it answers as "
+        f"it is, from the 1 article unchanged since it was built ({built_at}); not searched: 1 article added since, "
+        f"1 article edited since; to bring it up to date, run rag index where {index} can be written, or give "
+        "--index-dir a folder that can be"]
+    answer = pipeline.ask("When did the bridge over the Kokcha river open?")
+    assert (answer.text, answer.citation.doc_id) == ("Friday", "bridge")
+    assert embedder.encoded == 1  # the question: nothing was embedded for the index
+    assert everything_in(index) == before
+
+
+@pytest.mark.parametrize("since", [None, "2021-09-01"])
+def test_an_article_edited_or_removed_since_an_unwritable_index_was_built_is_never_searched_nor_cited(tmp_path,
+                                                                                                     monkeypatch, since):
+    """Their stored offsets may slice other text now, or none: only unchanged articles' passages
+    are searched (with a date filter too), so every citation slices its article as it reads now."""
+    from rag.dates import DateRange
+
+    seeds, index = dated_articles(tmp_path / "seeds"), tmp_path / "index"
+    fake_pipeline_over(seeds, index)
+    read_only(monkeypatch, index)
+    changed_since_indexed(seeds)
+    pipeline = fake_pipeline_over(seeds, index, reader=FakeReader(READS))
+    assert pipeline.retriever.passage_count == 1 and list(pipeline.corpus.documents) == ["bridge"]
+    for question in ("When did the tunnel under the Salang pass close for repairs?", "What burned down in Kunduz?",
+                     "When did the ferry across the Amu Darya resume service?"):
+        answer = pipeline.ask(question, DateRange.parse(since, None))
+        assert [r.passage.doc_id for r in answer.passages] == ["bridge"], question
+        assert answer.abstained or answer.citation.doc_id == "bridge", question
+        for retrieved in answer.passages:
+            passage = retrieved.passage
+            assert passage.text == pipeline.corpus.documents[passage.doc_id].text[passage.start:passage.end]
+
+
+def test_rag_index_on_an_out_of_date_index_that_cannot_be_written_still_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    """Its work is the writing: it does not settle for the index as it is."""
+    from rag import assembly
+
+    seeds, index = dated_articles(tmp_path / "seeds"), tmp_path / "index"
+    fake_pipeline_over(seeds, index)
+    before = everything_in(index)
+    read_only(monkeypatch, index)
+    changed_since_indexed(seeds)
+    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
+    monkeypatch.setattr(sys, "argv", ["rag", "index", "--seeds", str(seeds), "--index-dir", str(index),
+                                      "--models", str(ROOT / "models.toml")])
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    err = capsys.readouterr().err
+    assert ended.value.code == 1 and err.splitlines()[-1] == f"error: cannot write the index to {index}: Permission denied"
+    assert "warning" not in err and "Traceback" not in err
+    assert everything_in(index) == before
+
+
+def test_rag_ask_on_an_out_of_date_index_that_cannot_be_written_answers_with_the_warning_once(tmp_path, monkeypatch,
+                                                                                               capsys):
+    from rag import assembly
+
+    seeds, index = dated_articles(tmp_path / "seeds"), tmp_path / "index"
+    fake_pipeline_over(seeds, index)
+    read_only(monkeypatch, index)
+    changed_since_indexed(seeds)
+    real = assembly.build_pipeline
+    monkeypatch.setattr(assembly, "build_pipeline", lambda *args, **kwargs: real(
+        *args, **kwargs, embedder=FakeEmbedder(), reader=FakeReader(READS)))
+    monkeypatch.setattr(sys, "argv", ["rag", "ask", "--seeds", str(seeds), "--index-dir", str(index),
+                                      "--models", str(ROOT / "models.toml"), "When did the Kokcha bridge open?"])
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    said = capsys.readouterr()
+    assert ended.value.code == 0 and "Friday" in said.out and "bridge · 2021-09-03" in said.out
+    assert said.err.count("warning: the index is out of date") == 1 and "rag index where" in said.err
+
+
+def test_an_up_to_date_index_that_cannot_be_written_answers_without_a_warning(tmp_path, monkeypatch):
+    seeds, index = dated_articles(tmp_path / "seeds"), tmp_path / "index"
+    fake_pipeline_over(seeds, index)
+    before = everything_in(index)
+    read_only(monkeypatch, index)
+    said = []
+    pipeline = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, index, embedder=FakeEmbedder(),
+                              reader=FakeReader(READS), on_status=said.append)
+    assert said == [] and pipeline.retriever.passage_count == 3
+    assert pipeline.ask("What burned down in Kunduz?").citation.doc_id == "market"
+    assert everything_in(index) == before
+
+
+def test_an_unwritable_index_another_embedder_made_cannot_answer_as_it_is_and_says_why_it_is_not_rebuilt(tmp_path,
+                                                                                                        monkeypatch):
+    """Its vectors mean nothing to this embedder: the build is tried, and the folder blamed in one line."""
+    from tests.fakes import FakeSpec
+
+    class OtherEmbedder(FakeEmbedder):
+        spec = FakeSpec("fake/another-bag-of-words")
+
+    seeds, index = dated_articles(tmp_path / "seeds"), tmp_path / "index"
+    fake_pipeline_over(seeds, index)
+    read_only(monkeypatch, index)
+    said = []
+    with pytest.raises(RagError, match=f"^cannot write the index to {re.escape(str(index))}: Permission denied$"):
+        build_pipeline(load_models_config(ROOT / "models.toml"), seeds, index, embedder=OtherEmbedder(),
+                       reader=FakeReader(READS), on_status=said.append)
+    assert said == ["the index is out of date: the embedder changed (fake/bag-of-words -> fake/another-bag-of-words); "
+                    "bringing it up to date"]

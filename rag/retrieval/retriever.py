@@ -14,10 +14,14 @@ from rag.schema import Document, Passage, RetrievedPassage
 
 
 class Retriever:
-    def __init__(self, embedder, passages: list[Passage], vectors: VectorStore, keywords: KeywordIndex,
-                 documents: Mapping[str, Document], rrf_k: int, candidates: int):
+    def __init__(self, embedder, passages: list[Passage | None], vectors: VectorStore, keywords: KeywordIndex,
+                 documents: Mapping[str, Document], rrf_k: int, candidates: int, searchable: np.ndarray | None = None):
         self.embedder = embedder
         self.passages = passages  # passage i has vector id i and keyword row i
+        # the ids of the passages that may be found (None: every one): an index out of date that
+        # answers as it is leaves out those of articles edited or removed since (None in `passages`);
+        # where none is left out (articles were only added), a search needs no filter, which costs time
+        self.searchable = None if searchable is not None and len(searchable) == len(passages) else searchable
         self.vectors = vectors
         self.keywords = keywords
         self.rrf_k = rrf_k
@@ -27,11 +31,11 @@ class Retriever:
 
     @property
     def passage_count(self) -> int:
-        return len(self.passages)
+        return len(self.passages) if self.searchable is None else len(self.searchable)
 
     def retrieve(self, question: str, k: int, dates: DateRange | None = None) -> list[RetrievedPassage]:
         """The k best passages (of articles dated within `dates`, when given)."""
-        allowed = self._passages_dated(dates) if dates else None
+        allowed = self._allowed(dates)
         if allowed is not None and not len(allowed):
             return []
         query = self.embedder.encode([question])[0]
@@ -50,8 +54,16 @@ class Retriever:
             dense.update(zip(missing, (self.vectors.vectors(missing) @ np.asarray(query).ravel()).tolist()))
         return [RetrievedPassage(self.passages[i], fused[i], float(dense[i]), float(bm25[i])) for i in best]
 
+    def _allowed(self, dates: DateRange | None) -> np.ndarray | None:
+        """Ids of the passages a search may return: the searchable ones of articles dated within
+        `dates`, when given; None when it may return any."""
+        if not dates:
+            return self.searchable
+        dated = self._passages_dated(dates)
+        return dated if self.searchable is None else np.intersect1d(dated, self.searchable, assume_unique=True)
+
     def _passages_dated(self, dates: DateRange) -> np.ndarray:
         """Ids of the passages whose article's date is in the range (undated articles never are)."""
-        if self._passage_dates is None:
-            self._passage_dates = np.array([self.documents[p.doc_id].date or "" for p in self.passages])
+        if self._passage_dates is None:  # a passage left out of the search (None) is taken as undated
+            self._passage_dates = np.array(["" if p is None else self.documents[p.doc_id].date or "" for p in self.passages])
         return np.flatnonzero(dates.holds_each(self._passage_dates))
