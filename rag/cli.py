@@ -440,9 +440,6 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     questions, earlier = ev.prepare_gold_run(gold, outputs, baseline, read_folders)
     pipeline = open_the_pipeline()
     checked = ev.check_gold_against(pipeline.corpus, questions, gold, dates)
-    if checked.unknown_articles:
-        err.print(Text.assemble(("warning: ", "yellow"), "the gold file cites articles not in the corpus: "
-                                f"{', '.join(checked.unknown_articles)}"))
     if checked.unstated:
         err.print(Text.assemble(("warning: ", "yellow"), "no answer of these questions is in the articles they cite: "
                                 f"{', '.join(checked.unstated)}"))
@@ -500,12 +497,13 @@ def _print_summary(summary: dict, by_article: dict) -> None:
     def fits(heads: list[str]) -> bool:  # the metric and "all", then a column an article
         return 40 + sum(max(len(head), 5) + 3 for head in heads) <= out.width
 
-    # whole ids where they fit, else the shortest prefixes that still tell them apart; crushed
-    # columns would read "202" and "wir", so with no room at all the table leaves them out
-    choices = [list(by_article), *(shortest_unique_prefixes(list(by_article), n) for n in (12, 3))]
+    # whole ids where they fit, else their first words that still tell them apart; heads cut
+    # mid-word would read "bri" and "fee", so with no room for words the table leaves them out
+    choices = [list(by_article), shortest_unique_prefixes(list(by_article))]
     names = next((heads for heads in choices if fits(heads)), [])
     shown = by_article if names else {}
-    caption = None if shown or not by_article else f"{len(by_article)} articles: each one's column is in --report's table"
+    caption = None if shown or not by_article else (f"{len(by_article)} articles, too many columns for this terminal: "
+                                                          "each one's is in --report's table")
     table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)", caption=caption)
     table.add_column("metric")
     table.add_column("all", justify="right")
