@@ -19,7 +19,7 @@ from rich.text import Text
 from rag.background import end_process, new_command
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
-from rag.errors import INTERRUPTED, TERMINATED, BadInput, RagError, Terminated
+from rag.errors import INTERRUPTED, TERMINATED, BadInput, RagError, Stopped, Terminated
 from rag.paths import GOLD_FILE, INDEX_FOLDER, MODELS_FILE, SEEDS_FOLDER
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, article_folders, default_seeds_dir, falls_back_to_bundled
@@ -675,6 +675,8 @@ def main() -> None:
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if on_main_thread else None
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
+    except Stopped as stop:  # what the stopped work kept, in place of "interrupted"
+        _exit_with(stop.exit_code, str(stop), label="")
     except RagError as problem:
         _exit_with(problem.exit_code, str(problem))
     except KeyboardInterrupt:

@@ -147,6 +147,20 @@ def test_open_mode_reports_the_embedding_of_the_paragraphs_as_it_goes(monkeypatc
     assert result["open (retrieve, then read)"]["f1"] == 100.0
 
 
+def test_a_stop_while_open_mode_embeds_says_nothing_is_kept_not_a_rag_index_to_go_on():
+    """Its index is a throwaway one, removed with its folder: the saved passages go with it."""
+    from rag.errors import Stopped
+    from rag.squad import SquadData, evaluate_open
+
+    def stopped(seeds, index):
+        raise Stopped("while embedding", f"the passages embedded so far are saved in {index}", False)
+
+    data = SquadData({"c1": "The capital of Panjshir is Bazarak."}, [SquadQuestion("q1", "What is the capital?", ["Bazarak"], "c1")])
+    with pytest.raises(Stopped) as stop:
+        evaluate_open(data, stopped)
+    assert str(stop.value) == "stopped while embedding: nothing is kept (the paragraphs' index was a throwaway one)"
+
+
 def test_articles_too_many_for_the_terminal_leave_the_summary_to_the_report(monkeypatch):
     """Thirteen crushed columns read "202" and "wir": the summary keeps "all" and says where the rest are."""
     import io
