@@ -147,6 +147,27 @@ def _milvus_index(config, seeds: Path | None, rebuild: bool) -> None:
     err.print(change.summary(archive))
 
 
+def _say_version(asked: bool) -> None:
+    """`rag --version`: the installed package's version (pyproject.toml's, as pip installed it)."""
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        emit(f"rag {version('rag')}")
+    except PackageNotFoundError:  # run from a source tree that pip never installed
+        raise RagError("rag is not installed, so it has no version: pip install -e . where its pyproject.toml is") from None
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option("--version", callback=_say_version, is_eager=True,
+                                               help="Print rag's version and exit.")] = False,
+) -> None:
+    pass  # the options of `rag` itself, before any command (its help is the app's)
+
+
 @app.command()
 def ask(
     question: Annotated[Optional[str], typer.Argument(help="The question. Leave out to read one question a line from stdin.")] = None,
