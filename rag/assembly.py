@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from rag.config import ModelsConfig, load_models_config
+from rag.config import ModelsConfig, default_models_file, load_models_config
 from rag.corpus import Corpus, load_corpus, say_skipped
-from rag.errors import RagError
+from rag.errors import RagError, Stopped
 from rag.checkpoint import CHUNK, text_key
 from rag.index import IndexNotUsable, IndexStore, Manifest, PassageIndex, build_index, takes_a_while
 from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_index_dir, default_seeds_dir
@@ -281,13 +282,14 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
            on_status: Status, on_progress: Progress | None):
     reusable = None if rebuild else store.reusable(corpus, expected)
     checkpoint = store.embedding_checkpoint(expected.embedder_fingerprint)
+    stored = store.stored_manifest() if rebuild else None
+    current_kept = stored is not None and stored.staleness(expected) is None  # what a plain rag index would keep
     try:
         index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
                                     on_progress, reusable, checkpoint, on_status)
-    except KeyboardInterrupt:  # a stopped build of a big archive keeps its work: say so before "interrupted"
-        on_status(f"stopped while embedding: passages are saved in {store.directory} every {CHUNK}, and the next "
-                  "rag index (or ask) goes on from the last save")
-        raise
+    except KeyboardInterrupt as stop:  # a stopped build of a big archive keeps its work: the line says so
+        raise Stopped.by(stop, "while embedding", _build_kept(store, config, corpus.directory, rebuild,
+                                                              current_kept)) from None
     if takes_a_while(len(index.passages)):
         on_status(f"saving the index of {len(index.passages):,} passages to {store.directory}…")
     store.save(index)
@@ -296,6 +298,30 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
     on_status(f"indexed {counted(len(index.passages), 'passage')} from {counted(len(corpus.documents), 'article')} into "
               f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
     return index
+
+
+def _build_kept(store: IndexStore, config: ModelsConfig, seeds_dir: Path, rebuild: bool, current_kept: bool) -> str:
+    """What a stopped build kept, and the command that goes on from it. A stopped --force leaves
+    the old index in place, and where that one is up to date a plain `rag index` keeps it: only
+    --force again takes up the saved passages."""
+    going_on = f"{index_command(config, seeds_dir, store.directory, force=rebuild)} goes on from the last save"
+    if current_kept:
+        return (f"the index in {store.directory} stays as it was (up to date: a plain rag index keeps it); the passages "
+                f"embedded so far are saved there (every {CHUNK}), and {going_on}")
+    return f"the passages embedded so far are saved in {store.directory} (every {CHUNK}), and {going_on}"
+
+
+def index_command(config: ModelsConfig, seeds_dir: Path, index_dir: Path, force: bool = False) -> str:
+    """The `rag index` command line for these folders and models, each one that is not the
+    default given, so that it is the command to copy (without --seeds, it would index ./seeds)."""
+    words = ["rag", "index"] + (["--force"] if force else [])
+    if Path(seeds_dir).resolve() != default_seeds_dir().resolve():
+        words += ["--seeds", str(seeds_dir)]
+    if Path(index_dir).resolve() != default_index_dir(seeds_dir).resolve():
+        words += ["--index-dir", str(index_dir)]
+    if Path(config.path).resolve() != default_models_file().resolve():
+        words += ["--models", str(config.path)]
+    return shlex.join(words)
 
 
 def build_pipeline(config: ModelsConfig | None = None, seeds_dir: Path | None = None, index_dir: Path | None = None,
@@ -449,13 +475,14 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
         try:
             manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress,
                                   earlier=change.read_before).index.manifest
+        except Stopped as stop:  # stopped while embedding: the files did change, and the saved passages are kept
+            raise Stopped(stop.doing, f"{change.what_changed(archive.trash)}; {stop.kept}", stop.terminated) from None
         except RagError as exc:  # the files did change: say so, or a retry would be told the article is not there
             raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
                            "(rag index does it once that is mended)", exc.exit_code) from None
-        except KeyboardInterrupt:
-            on_status(f"stopped: {change.what_changed(archive.trash)}; the next rag index (or ask) brings the index "
-                      "up to date")
-            raise
+        except KeyboardInterrupt as stop:
+            raise Stopped.by(stop, "", f"{change.what_changed(archive.trash)}; "
+                             f"{index_command(config, archive.seeds_dir, archive.index_dir)} brings the index up to date") from None
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
                          change.skipped_files + len(change.records_skipped))
 

@@ -15,7 +15,7 @@ from rich.text import Text
 
 from rag.background import start_loading
 from rag.corpus import Corpus
-from rag.errors import RagError, Terminated
+from rag.errors import RagError, Stopped, Terminated
 from rag.render import answer_json_line, answer_view
 from rag.schema import NOTE
 from rag.wording import counted
@@ -149,6 +149,11 @@ class ChatSession:
                 self._current = self.watch.load_again(self._current, said)
                 self.console.print("(the index was switched by another rag: answering from it now)", style="dim",
                                    markup=False)  # a spinner alone is gone at once, and shows nothing when piped
+            except Stopped as stop:  # a Ctrl-C while it embedded cancels the question, as any Ctrl-C does; SIGTERM ends all
+                if stop.terminated:
+                    raise
+                self.console.print(str(stop), style="dim", markup=False)
+                raise KeyboardInterrupt from None
             except Exception as problem:  # said once, not at every question: tried again at the next switch
                 self._failed_version = switched
                 said = str(problem) if isinstance(problem, RagError) else f"{type(problem).__name__}: {problem}"

@@ -19,7 +19,7 @@ from rich.text import Text
 from rag.background import end_process, new_command
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
-from rag.errors import INTERRUPTED, TERMINATED, BadInput, RagError, Terminated
+from rag.errors import INTERRUPTED, TERMINATED, BadInput, RagError, Stopped, Terminated
 from rag.paths import GOLD_FILE, INDEX_FOLDER, MODELS_FILE, SEEDS_FOLDER
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, article_folders, default_seeds_dir, falls_back_to_bundled
@@ -145,6 +145,27 @@ def _milvus_index(config, seeds: Path | None, rebuild: bool) -> None:
     with embedding_progress() as on_progress:
         archive, change = index_milvus(config, seeds, rebuild, report_status, on_progress)
     err.print(change.summary(archive))
+
+
+def _say_version(asked: bool) -> None:
+    """`rag --version`: the installed package's version (pyproject.toml's, as pip installed it)."""
+    if not asked:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        emit(f"rag {version('rag')}")
+    except PackageNotFoundError:  # run from a source tree that pip never installed
+        raise RagError("rag is not installed, so it has no version: pip install -e . where its pyproject.toml is") from None
+    raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[bool, typer.Option("--version", callback=_say_version, is_eager=True,
+                                               help="Print rag's version and exit.")] = False,
+) -> None:
+    pass  # the options of `rag` itself, before any command (its help is the app's)
 
 
 @app.command()
@@ -440,9 +461,6 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     questions, earlier = ev.prepare_gold_run(gold, outputs, baseline, read_folders)
     pipeline = open_the_pipeline()
     checked = ev.check_gold_against(pipeline.corpus, questions, gold, dates)
-    if checked.unknown_articles:
-        err.print(Text.assemble(("warning: ", "yellow"), "the gold file cites articles not in the corpus: "
-                                f"{', '.join(checked.unknown_articles)}"))
     if checked.unstated:
         err.print(Text.assemble(("warning: ", "yellow"), "no answer of these questions is in the articles they cite: "
                                 f"{', '.join(checked.unstated)}"))
@@ -500,12 +518,13 @@ def _print_summary(summary: dict, by_article: dict) -> None:
     def fits(heads: list[str]) -> bool:  # the metric and "all", then a column an article
         return 40 + sum(max(len(head), 5) + 3 for head in heads) <= out.width
 
-    # whole ids where they fit, else the shortest prefixes that still tell them apart; crushed
-    # columns would read "202" and "wir", so with no room at all the table leaves them out
-    choices = [list(by_article), *(shortest_unique_prefixes(list(by_article), n) for n in (12, 3))]
+    # whole ids where they fit, else their first words that still tell them apart; heads cut
+    # mid-word would read "bri" and "fee", so with no room for words the table leaves them out
+    choices = [list(by_article), shortest_unique_prefixes(list(by_article))]
     names = next((heads for heads in choices if fits(heads)), [])
     shown = by_article if names else {}
-    caption = None if shown or not by_article else f"{len(by_article)} articles: each one's column is in --report's table"
+    caption = None if shown or not by_article else (f"{len(by_article)} articles, too many columns for this terminal: "
+                                                          "each one's is in --report's table")
     table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)", caption=caption)
     table.add_column("metric")
     table.add_column("all", justify="right")
@@ -677,6 +696,8 @@ def main() -> None:
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if on_main_thread else None
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
+    except Stopped as stop:  # what the stopped work kept, in place of "interrupted"
+        _exit_with(stop.exit_code, str(stop), label="")
     except RagError as problem:
         _exit_with(problem.exit_code, str(problem))
     except KeyboardInterrupt:

@@ -18,6 +18,23 @@ class Terminated(KeyboardInterrupt):
     kept is said), but is never taken for a Ctrl-C that only cancels a line of a chat."""
 
 
+class Stopped(RagError):
+    """Ctrl-C or SIGTERM stopped work that kept something: one line, "stopped while embedding:
+    <what was kept, and what to run next>", with the signal's exit code. A RagError, not a
+    KeyboardInterrupt: typer turns a KeyboardInterrupt into a bare exit code, losing what it says
+    (so a Python caller of build_pipeline gets this, not a KeyboardInterrupt, from a stopped build)."""
+
+    def __init__(self, doing: str, kept: str, terminated: bool):
+        self.doing, self.kept, self.terminated = doing, kept, terminated
+        said = "stopped (SIGTERM)" if terminated else "stopped"
+        super().__init__(f"{said} {doing}: {kept}" if doing else f"{said}: {kept}",
+                         TERMINATED if terminated else INTERRUPTED)
+
+    @classmethod
+    def by(cls, signal: KeyboardInterrupt, doing: str, kept: str) -> "Stopped":
+        return cls(doing, kept, isinstance(signal, Terminated))
+
+
 class BadInput(RagError):
     exit_code = 2
 

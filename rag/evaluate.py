@@ -24,6 +24,7 @@ from rag.gold import GoldQuestion
 from rag.leftovers import write_atomically
 from rag.metrics import best_over, exact_match, f1_score, states_an_answer
 from rag.schema import Answer
+from rag.wording import counted
 
 RIGHT_F1 = 0.5  # an answer this close to a gold one (SQuAD F1) counts as right
 
@@ -123,7 +124,6 @@ def evaluate_gold(pipeline, questions: list[GoldQuestion], dates=None, baseline:
 class GoldCheck:
     """A gold set against the articles, before any question is asked."""
     questions: list[GoldQuestion]  # those to ask
-    unknown_articles: list[str]  # cited, not in the corpus
     unstated: list[str]  # ids of questions none of whose cited articles states an answer
     left_out: tuple[str, ...]  # ids of questions only articles outside the dates answer (not asked)
 
@@ -167,19 +167,38 @@ def write_gold_run(run: GoldRun, outputs: GoldOutputs, threshold: float, gold_na
 
 def check_gold_against(corpus, questions: list[GoldQuestion], gold: Path, dates=None) -> GoldCheck:
     """What the articles (`corpus`: .documents and .directory) say of the gold set; an error when
-    it cites none of them (another folder's gold set: F1 0 would say nothing) or when the dates
-    leave no question to ask."""
+    it cites none of them (another folder's gold set: F1 0 would say nothing), when it cites one
+    they lack (a typo: that question's retrieval and citation measures would be wrong, and the
+    id would get a column of its own), or when the dates leave no question to ask."""
     documents = corpus.documents
     unknown = articles_not_in(documents, questions)
     if unknown and len(unknown) == len({d for q in questions for d in q.docs}):
         raise RagError(f"none of the articles {gold} cites is in {corpus.directory} ({', '.join(unknown[:3])}"
                        f"{', …' if len(unknown) > 3 else ''} {'is' if len(unknown) == 1 else 'are'} not): "
                        "give --gold a file of questions on these articles")
+    if unknown:
+        raise RagError(not_an_article_message(gold, corpus.directory, questions, unknown))
     left_out = tuple(answered_only_outside(documents, questions, dates)) if dates else ()
     asked = [q for q in questions if q.id not in left_out]
     if not asked:
         raise RagError("no question is left: only articles outside the dates answer them all")
-    return GoldCheck(asked, unknown, answers_not_stated(documents, questions), left_out)
+    return GoldCheck(asked, answers_not_stated(documents, questions), left_out)
+
+
+def not_an_article_message(gold: Path, folder: Path, questions: list[GoldQuestion], unknown: list[str]) -> str:
+    """One line for the doc ids in "docs" that name no article: the first, at its first line, with
+    how many questions name it, then the others."""
+    naming = {doc_id: [q.line for q in questions if doc_id in q.docs] for doc_id in unknown}
+    first, *others = sorted(unknown, key=lambda doc_id: naming[doc_id][0])
+    times = len(naming[first])
+    also = f"; nor {'is' if len(others) == 1 else 'are'} {_listed(others)}" if others else ""
+    return (f'{gold}:{naming[first][0]}: "docs" names {first!r}, no article of {folder} '
+            f"({counted(times, 'question')} {'names' if times == 1 else 'name'} it{also}): a doc id is the file name, "
+            ".txt dropped (rag ask --json shows them)")
+
+
+def _listed(doc_ids: list[str], most: int = 3) -> str:
+    return ", ".join(map(repr, doc_ids[:most])) + (f" and {len(doc_ids) - most} more" if len(doc_ids) > most else "")
 
 
 def articles_not_in(documents, questions: list[GoldQuestion]) -> list[str]:
@@ -407,14 +426,13 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
 
 
 def shortest_unique_prefixes(names: list[str], shortest: int = 3) -> list[str]:
-    """Each name cut to the fewest characters (at least `shortest`) that no other name starts
-    with: column heads that still say which article ("202" would name every dated file)."""
+    """Each name cut at the end of its first words (at a "-", "_", ".", "#"…; at least `shortest`
+    characters) that no other name starts with: column heads that still say which article, in
+    words ("bristol" for bristol-mayor.md, "000" for 000_fb70…), never cut mid-word ("bri")."""
     def cut(name: str) -> str:
         others = [other for other in names if other != name]
-        for length in range(shortest, len(name)):
-            if not any(other.startswith(name[:length]) for other in others):
-                return name[:length]
-        return name
+        ends = [i for i in range(shortest, len(name)) if not name[i].isalnum()]
+        return next((name[:i] for i in ends if not any(other.startswith(name[:i]) for other in others)), name)
     return [cut(name) for name in names]
 
 

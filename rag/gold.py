@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.paths import GOLD_FILE, PROJECT_ROOT, local_or_bundled
@@ -28,6 +28,7 @@ class GoldQuestion:
     docs: list[str]
     paraphrased: bool = False
     conflict: bool = False
+    line: int = field(default=0, compare=False)  # where the gold file holds it, for errors found later (0: not read from one)
 
     @property
     def answerable(self) -> bool:
@@ -53,7 +54,7 @@ def load_gold(path: Path) -> list[GoldQuestion]:
         if not line.strip():
             continue
         try:
-            question = _gold_question(json.loads(line))
+            question = _gold_question(json.loads(line), number)
         except ValueError as exc:
             raise RagError(f"{path}:{number}: not a gold question ({exc})") from None
         if question.id in seen:
@@ -65,7 +66,7 @@ def load_gold(path: Path) -> list[GoldQuestion]:
     return questions
 
 
-def _gold_question(row) -> GoldQuestion:
+def _gold_question(row, line: int = 0) -> GoldQuestion:
     if not isinstance(row, dict):
         raise ValueError('a line is one JSON object: {"id": ..., "question": ..., "answers": [...], "docs": [...]}')
     unknown = sorted(set(row) - KEYS)
@@ -76,7 +77,7 @@ def _gold_question(row) -> GoldQuestion:
         raise ValueError(f'no "{missing[0]}" ({REQUIRED_MEANS[missing[0]]})')
     return GoldQuestion(id=_id(row["id"]), question=_question(row["question"]), answers=_answers(row["answers"]),
                         docs=_strings("docs", row.get("docs", [])), paraphrased=_flag("paraphrased", row),
-                        conflict=_flag("conflict", row))
+                        conflict=_flag("conflict", row), line=line)
 
 
 def _id(value) -> str:

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 
 from rag.corpus import sentence_around
-from rag.errors import RagError
+from rag.errors import RagError, Stopped
 from rag.evidence import Evidence, fit_to_question
 from rag.metrics import SQUAD_PUNCTUATION, best_over, exact_match, f1_score, normalize_answer
 from rag.schema import Document, Passage
@@ -206,7 +206,10 @@ def evaluate_open(data: SquadData, open_pipeline: Callable[[Path, Path], object]
         seeds.mkdir()
         for context_id, text in data.contexts.items():
             (seeds / f"{context_id}.txt").write_text(text, encoding="utf-8")
-        pipeline = open_pipeline(seeds, Path(folder) / "index")
+        try:
+            pipeline = open_pipeline(seeds, Path(folder) / "index")
+        except Stopped as stop:  # its saved passages go with the folder: no rag index goes on from them
+            raise Stopped(stop.doing, "nothing is kept (the paragraphs' index was a throwaway one)", stop.terminated) from None
         predictions, found = {}, []
         for q in data.questions:
             answer = pipeline.ask(q.question)

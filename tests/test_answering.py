@@ -356,6 +356,7 @@ def test_conflicts_are_newest_first_and_the_latest_article_stating_the_answer_is
 
 def test_a_stopped_build_resumes_where_it_stopped(tmp_path, seeds_copy, monkeypatch):
     import rag.index as index_module
+    from rag.errors import Stopped
 
     monkeypatch.setattr(index_module, "CHUNK", 8)  # save every 8 passages
 
@@ -366,7 +367,7 @@ def test_a_stopped_build_resumes_where_it_stopped(tmp_path, seeds_copy, monkeypa
             return super().encode(texts, on_batch)
 
     config, index = load_models_config(ROOT / "models.toml"), tmp_path / "index"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Stopped):  # the one line it stops with says what was kept
         build_pipeline(config, seeds_copy, index, embedder=StoppedAfterTwoChunks(), reader=FakeReader([]))
     embedder, messages = FakeEmbedder(), []
     resumed = build_pipeline(config, seeds_copy, index, embedder=embedder, reader=FakeReader([]), on_status=messages.append)

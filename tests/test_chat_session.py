@@ -61,6 +61,26 @@ def test_a_switched_index_that_cannot_load_leaves_the_loaded_one_answering(tmp_p
     assert session.last_answer.abstained  # the pipeline loaded first, without the new article, answered
 
 
+@pytest.mark.parametrize("terminated", [False, True])
+def test_a_stop_while_a_switched_index_is_embedded_cancels_the_question_or_ends_the_chat_on_sigterm(tmp_path, terminated):
+    """A Ctrl-C there cancels the question, as any Ctrl-C in a chat does, and says what was kept;
+    SIGTERM ends the chat with that line, as it ends any command. Neither is a failed load."""
+    from rag.errors import Stopped
+
+    def stopped(old, set_state):
+        raise Stopped("while embedding", "the passages embedded so far are saved", terminated)
+
+    session, seeds, open_pipeline = session_over(tmp_path, load_again=stopped)
+    session.handle(QUESTION)
+    (seeds / "005_bazarak.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")
+    open_pipeline()
+    with pytest.raises(Stopped if terminated else KeyboardInterrupt):
+        session.handle(QUESTION)
+    said = session.console.file.getvalue()
+    assert "could not load" not in said
+    assert ("stopped while embedding: the passages embedded so far are saved" in said) is not terminated
+
+
 def test_sources_of_an_answer_from_before_a_switch_show_its_own_articles(tmp_path):
     session, seeds, open_pipeline = session_over(tmp_path)
     (seeds / "005_bazarak.txt").write_text("The capital of Panjshir province is Bazarak.", encoding="utf-8")

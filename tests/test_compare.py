@@ -182,6 +182,30 @@ def test_rag_eval_on_articles_its_gold_set_never_cites_is_an_error_not_a_zero(tm
     assert str(result.exception).startswith(f"none of the articles {ROOT / 'eval' / 'gold.jsonl'} cites is in {mine} (")
 
 
+def test_a_gold_docs_entry_that_names_no_article_is_an_error_naming_its_line(tmp_path, fake_models):
+    """A typo in "docs" got a column of its own, full of the question's 100s, and made that
+    question's retrieval and citation measures wrong: it is said before any question is asked."""
+    from typer.testing import CliRunner
+
+    from rag.cli import app
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "ferry.txt").write_text("The ferry to Lark Island leaves at nine.", encoding="utf-8")
+    (mine / "storm.txt").write_text("The storm closed the harbour on Monday.", encoding="utf-8")
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("".join(json.dumps(q) + "\n" for q in [
+        {"id": "f1", "question": "When does the ferry leave?", "answers": ["at nine"], "docs": ["ferry"]},
+        {"id": "s1", "question": "What closed the harbour?", "answers": ["The storm"], "docs": ["storm", "nosuch"]},
+        {"id": "s2", "question": "When did the harbour close?", "answers": ["Monday"], "docs": ["nosuch", "stomr"]}]),
+        encoding="utf-8")
+    result = CliRunner().invoke(app, ["eval", "--seeds", str(mine), "--gold", str(gold), "--report", str(tmp_path / "r.md")])
+    assert isinstance(result.exception, RagError), result.output
+    assert str(result.exception) == (f"{gold}:2: \"docs\" names 'nosuch', no article of {mine} (2 questions name it; "
+                                     "nor is 'stomr'): a doc id is the file name, .txt dropped (rag ask --json shows them)")
+    assert not (tmp_path / "r.md").exists()
+
+
 def test_a_disk_full_as_the_outputs_are_written_loses_no_result_and_is_one_line(tmp_path, fake_models, monkeypatch):
     import errno
     import json

@@ -130,32 +130,35 @@ def test_an_unknown_key_in_a_model_table_lists_every_key_the_table_takes(tmp_pat
         load_models_config(path)
 
 
-def test_a_stopped_build_or_add_says_what_it_kept_before_it_stops(tmp_path, monkeypatch):
-    """A Ctrl-C during a long build said only "interrupted"; what was kept went unsaid."""
+def test_a_stopped_build_or_add_says_what_it_kept_in_the_one_line_it_stops_with(tmp_path, monkeypatch):
+    """A Ctrl-C during a long build said only "interrupted"; then the build and the add each said
+    a line before it: one line says it all, with the command that goes on."""
     from rag.assembly import add_articles, open_index
+    from rag.errors import Stopped
     from tests.fakes import FakeEmbedder
 
-    class Stopped(FakeEmbedder):
+    class Stopping(FakeEmbedder):
         def encode(self, texts, on_batch=None):
             raise KeyboardInterrupt
 
-    seeds = tmp_path / "seeds"
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
     seeds.mkdir()
     (seeds / "a.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
-    said = []
     config = load_models_config(ROOT / "models.toml")
-    with pytest.raises(KeyboardInterrupt):
-        open_index(config, seeds, tmp_path / "index", on_status=said.append, embedder=Stopped())
-    assert said[-1] == (f"stopped while embedding: passages are saved in {tmp_path / 'index'} every 512, and the "
-                        "next rag index (or ask) goes on from the last save")
+    go_on = f"rag index --seeds {seeds} --index-dir {index}"  # the models are the default ones
+    with pytest.raises(Stopped) as stopped:
+        open_index(config, seeds, index, embedder=Stopping())
+    assert stopped.value.exit_code == 130
+    assert str(stopped.value) == (f"stopped while embedding: the passages embedded so far are saved in {index} "
+                                  f"(every 512), and {go_on} goes on from the last save")
     import rag.assembly
 
     (tmp_path / "b.txt").write_text("The bridge opens at ten.", encoding="utf-8")
-    monkeypatch.setattr(rag.assembly, "open_index", lambda *args, **kwargs: open_index(*args, **kwargs, embedder=Stopped()))
-    with pytest.raises(KeyboardInterrupt):
-        add_articles(config, [tmp_path / "b.txt"], seeds, tmp_path / "index", on_status=said.append)
-    assert said[-1] == ("stopped: files: added 1, updated 0, unchanged 0, skipped 0; the next rag index (or ask) "
-                        "brings the index up to date")
+    monkeypatch.setattr(rag.assembly, "open_index", lambda *args, **kwargs: open_index(*args, **kwargs, embedder=Stopping()))
+    with pytest.raises(Stopped) as stopped:
+        add_articles(config, [tmp_path / "b.txt"], seeds, index)
+    assert str(stopped.value) == ("stopped while embedding: files: added 1, updated 0, unchanged 0, skipped 0; the passages "
+                                  f"embedded so far are saved in {index} (every 512), and {go_on} goes on from the last save")
     assert (seeds / "b.txt").is_file()
 
 

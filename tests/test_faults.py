@@ -1178,3 +1178,76 @@ def test_an_unwritable_index_another_embedder_made_cannot_answer_as_it_is_and_sa
                        reader=FakeReader(READS), on_status=said.append)
     assert said == ["the index is out of date: the embedder changed (fake/bag-of-words -> fake/another-bag-of-words); "
                     "bringing it up to date"]
+
+
+class EmbedsThenStops(FakeEmbedder):
+    """Embeds `chunks` calls' worth, then is stopped (Ctrl-C, or SIGTERM with `signal`)."""
+
+    def __init__(self, chunks: int, signal: type[KeyboardInterrupt] = KeyboardInterrupt):
+        super().__init__()
+        self.chunks, self.signal = chunks, signal
+
+    def encode(self, texts, on_batch=None):
+        if self.chunks == 0:
+            raise self.signal
+        self.chunks -= 1
+        return super().encode(texts, on_batch)
+
+
+def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, list[str]]:
+    """`rag ARGS` in this process: its exit code and its stderr's lines."""
+    monkeypatch.setattr(sys, "argv", ["rag", *args])
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    return ended.value.code, capsys.readouterr().err.splitlines()
+
+
+def stop_lines(said: list[str]) -> list[str]:
+    """The lines that speak of the stop (what was going on before it may be said too)."""
+    return [line for line in said if line.startswith("stopped") or line == "interrupted"]
+
+
+def test_a_stopped_add_says_in_one_line_what_it_kept_and_what_to_run_next(tmp_path, monkeypatch, capsys):
+    """It said "stopped while embedding: …", then "stopped: files: added 1 …", then "interrupted"."""
+    import rag.assembly
+
+    seeds, index, incoming = tmp_path / "seeds", tmp_path / "index", tmp_path / "big.txt"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("The ferry leaves at nine.\n", encoding="utf-8")
+    incoming.write_text("The bridge opens at ten.\n", encoding="utf-8")
+    monkeypatch.setattr(rag.assembly, "_embedder", lambda config, on_status: EmbedsThenStops(0))
+    code, said = run_cli(monkeypatch, capsys, "add", "--seeds", str(seeds), "--index-dir", str(index), str(incoming))
+    assert code == 130 and stop_lines(said) == said[-1:]
+    assert said[-1:] == [f"stopped while embedding: files: added 1, updated 0, unchanged 0, skipped 0; the passages embedded "
+                    f"so far are saved in {index} (every 512), and rag index --seeds {seeds} --index-dir {index} goes on "
+                    "from the last save"]
+
+
+def test_a_stopped_rebuild_says_that_only_force_again_goes_on_and_it_does(tmp_path, monkeypatch, capsys):
+    """After a stopped `rag index --force` it said "the next rag index … goes on from the last
+    save", but a plain rag index found the old index current and said "index ready"."""
+    import rag.assembly
+    import rag.index
+    from rag.errors import Terminated
+
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    for n in range(6):
+        (seeds / f"a{n}.txt").write_text(f"Story {n} tells of the ferry number {n}.\n", encoding="utf-8")
+    monkeypatch.setattr(rag.index, "CHUNK", 2)  # a save every 2 passages
+    monkeypatch.setattr(rag.assembly, "CHUNK", 2)  # and said so
+    embedder = EmbedsThenStops(1, Terminated)  # the first chunk is embedded and saved, then SIGTERM
+    monkeypatch.setattr(rag.assembly, "_embedder", lambda config, on_status: embedder)
+    folders = ["--seeds", str(seeds), "--index-dir", str(index)]
+    rag.assembly.open_index(load_models_config(ROOT / "models.toml"), seeds, index, embedder=FakeEmbedder())
+    code, said = run_cli(monkeypatch, capsys, "index", "--force", *folders)
+    assert code == 143 and stop_lines(said) == said[-1:]
+    assert said[-1:] == [f"stopped (SIGTERM) while embedding: the index in {index} stays as it was (up to date: a plain rag "
+                    "index keeps it); the passages embedded so far are saved there (every 2), and rag index --force "
+                    f"--seeds {seeds} --index-dir {index} goes on from the last save"]
+    embedder.chunks = 99
+    code, said = run_cli(monkeypatch, capsys, "index", *folders)
+    assert code == 0 and embedder.encoded == 2 and said[-1].startswith("index ready: 6 passages")  # kept, as said
+    code, said = run_cli(monkeypatch, capsys, "index", "--force", *folders)
+    assert code == 0 and embedder.encoded == 6 and any("(4 embedded, 0 reused, 2 from a stopped build)" in line
+                                                       for line in said)

@@ -404,3 +404,24 @@ def test_a_page_laid_out_in_a_table_is_read_by_its_paragraphs(tmp_path):
                                        encoding="utf-8")
     blocks = load_corpus(tmp_path).documents["old.html"].text.split("\n\n")
     assert sum(block.startswith("Paragraph") for block in blocks) == 6 and not any(b.startswith("|") for b in blocks)
+
+
+@pytest.mark.parametrize("value, title, problem", [
+    ("[broken", "Ferry", "its --- front matter's title ('[broken') opens a YAML list it never closes: no title read from it"),
+    ('"Ferry cancelled', "Ferry", "its --- front matter's title ('\"Ferry cancelled') opens a quote it never closes: "
+                                  "no title read from it"),
+    ("{draft: true}", "Ferry", "its --- front matter's title ('{draft: true}') is a YAML map, not text: no title read from it"),
+    ("'The ferry''s last run' # kept", "The ferry's last run", None),
+    ('"Ferry \\"cancelled\\""', 'Ferry "cancelled"', None),
+    ("[Update] Ferry cancelled", "Ferry", "its --- front matter's title ('[Update] Ferry cancelled') opens a YAML list "
+                                          "it never closes: no title read from it"),
+])
+def test_yaml_front_matter_that_is_no_text_is_said_and_not_taken_for_the_title(tmp_path, value, title, problem):
+    """`title: [broken` gave the title "[broken" without a word: YAML reads no text there."""
+    from rag.corpus import read_documents
+
+    (tmp_path / "story.md").write_text(f"---\ntitle: {value}\ndate: 2021-09-03\n---\n# Ferry\n\nThe ferry was cancelled.\n",
+                                       encoding="utf-8")
+    (doc,), problems = read_documents(tmp_path / "story.md")
+    assert (doc.title, doc.date, doc.text) == (title, "2021-09-03", "Ferry\n\nThe ferry was cancelled.")
+    assert problems == ([f"warning: story.md: {problem}"] if problem else [])  # read all the same, as it is said

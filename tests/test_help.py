@@ -34,3 +34,26 @@ def test_help_shows_flags_as_flags(command):
     text = help_text(command)
     assert "--help Show this message" in text  # every command has a flag, --help at least
     assert "<bool>" not in text
+
+
+def test_version_is_the_installed_packages():
+    """There was no `rag --version` ("No such option"), so a bug report could not say which rag."""
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.output == f"rag {version('rag')}\n"
+    assert re.fullmatch(r"rag \d+\.\d+\.\d+\S*\n", result.output)
+
+
+def test_version_of_a_rag_pip_never_installed_is_one_line_saying_so(monkeypatch):
+    import importlib.metadata
+
+    from rag.errors import RagError
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    result = CliRunner().invoke(app, ["--version"])
+    assert isinstance(result.exception, RagError)
+    assert str(result.exception) == "rag is not installed, so it has no version: pip install -e . where its pyproject.toml is"

@@ -108,9 +108,13 @@ def test_rag_store_in_the_environment_is_not_an_option_given_beside_squad(tmp_pa
     assert typed.returncode == 2 and "--store goes with the gold set, not with --squad" in typed.stderr
 
 
-def test_per_article_columns_are_named_by_the_shortest_prefix_that_tells_them_apart():
+def test_per_article_columns_are_named_by_the_first_words_that_tell_them_apart():
+    """Cut to three letters, the heads read "bri │ fee │ fer │ sto": a head ends where a word does."""
     from rag.evaluate import shortest_unique_prefixes
 
+    assert shortest_unique_prefixes(["bristol-mayor.md", "feed.jsonl#w-101", "ferry", "storm.html"]) == [
+        "bristol", "feed", "ferry", "storm"]
+    assert shortest_unique_prefixes(["storm.html", "storm-2.html"]) == ["storm.html", "storm-2"]
     assert shortest_unique_prefixes(["000_8825.txt", "001_fb70.txt"]) == ["000", "001"]
     assert shortest_unique_prefixes(["news.jsonl#a", "news.jsonl#b"]) == ["news.jsonl#a", "news.jsonl#b"]
     assert shortest_unique_prefixes(["2021-09-06-x", "2021-09-07-y", "abc"]) == ["2021-09-06", "2021-09-07", "abc"]
@@ -143,6 +147,20 @@ def test_open_mode_reports_the_embedding_of_the_paragraphs_as_it_goes(monkeypatc
     assert result["open (retrieve, then read)"]["f1"] == 100.0
 
 
+def test_a_stop_while_open_mode_embeds_says_nothing_is_kept_not_a_rag_index_to_go_on():
+    """Its index is a throwaway one, removed with its folder: the saved passages go with it."""
+    from rag.errors import Stopped
+    from rag.squad import SquadData, evaluate_open
+
+    def stopped(seeds, index):
+        raise Stopped("while embedding", f"the passages embedded so far are saved in {index}", False)
+
+    data = SquadData({"c1": "The capital of Panjshir is Bazarak."}, [SquadQuestion("q1", "What is the capital?", ["Bazarak"], "c1")])
+    with pytest.raises(Stopped) as stop:
+        evaluate_open(data, stopped)
+    assert str(stop.value) == "stopped while embedding: nothing is kept (the paragraphs' index was a throwaway one)"
+
+
 def test_articles_too_many_for_the_terminal_leave_the_summary_to_the_report(monkeypatch):
     """Thirteen crushed columns read "202" and "wir": the summary keeps "all" and says where the rest are."""
     import io
@@ -158,10 +176,15 @@ def test_articles_too_many_for_the_terminal_leave_the_summary_to_the_report(monk
         cli._print_summary(figures, {f"2024-03-{n:02d}-story": figures for n in range(articles)})
         said = " ".join(cli.out.file.getvalue().split())  # the caption wraps under a narrow table
         assert ("2024-03-00" in said) is shown
-        assert (f"{articles} articles: each one's column is in --report's table" in said) is not shown
+        assert (f"{articles} articles, too many columns for this terminal: each one's is in --report's table"
+                in said) is not shown
     monkeypatch.setattr(cli, "out", Console(file=io.StringIO(), width=120))
     cli._print_summary(figures, {f"2024-03-{n:02d}-story": figures for n in range(4)})
     assert "2024-03-03-story" in cli.out.file.getvalue()  # whole ids where they fit, not "202" cut short
+    monkeypatch.setattr(cli, "out", Console(file=io.StringIO(), width=80))
+    cli._print_summary(figures, dict.fromkeys(["bristol-mayor.md", "feed.jsonl#w-101", "ferry", "storm.html"], figures))
+    heads = next(line for line in cli.out.file.getvalue().splitlines() if "metric" in line)
+    assert [head.strip() for head in heads.split("┃")[2:-1]] == ["all", "bristol", "feed", "ferry", "storm"]  # not "bri"
 
 
 def test_an_answer_glued_to_the_next_word_by_punctuation_is_still_stated():

@@ -13,7 +13,7 @@ from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 7  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 8  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)  # YAML, as Jekyll and most tools write it
@@ -24,7 +24,11 @@ TOML_FRONT_MATTER = re.compile(r"\A\+\+\+\n(.*?)\n\+\+\+(?:\n|\Z)", re.S)  # Hug
 METADATA_KEYS = ("title", "date", "modified", "author", "authors", "tags", "category", "slug", "summary", "lang",
                  "status", "keywords", "subtitle", "description")
 METADATA_BLOCK = re.compile(rf"\A(?:(?i:{'|'.join(METADATA_KEYS)}):[ \t]*[^\n]*\n(?:[ \t]+\S[^\n]*\n)*)+(?:\n|\Z)")  # a value may go on indented
-FIELD = re.compile(r"^(title|date):\s*[\"']?(.*?)[\"']?\s*$", re.M | re.I)
+FIELD = re.compile(r"^(title|date):[ \t]*(.*?)[ \t]*$", re.M | re.I)  # the value as written
+QUOTES = ('"', "'")
+# a quoted YAML value, then at most a comment: inside "…" a backslash escapes, inside '…' '' is a quote
+QUOTED = {'"': re.compile(r'"((?:[^"\\]|\\.)*)"(?:\s+#.*)?$'), "'": re.compile(r"'((?:[^']|'')*)'(?:\s+#.*)?$")}
+COLLECTIONS = {"[": ("]", "list"), "{": ("}", "map")}  # YAML's flow collections: what closes each, what it is
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
@@ -47,7 +51,8 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
 def _front_matter(source: str) -> tuple[dict[str, str], str, list[str]]:
     """(its title and date fields, the text after it, what was wrong with it)."""
     if front := FRONT_MATTER.match(source):
-        return _fields(front.group(1)), source[front.end():], []
+        fields, problems = _yaml_fields(front.group(1))
+        return fields, source[front.end():], problems
     if front := TOML_FRONT_MATTER.match(source):
         try:
             table = tomllib.loads(front.group(1))
@@ -61,7 +66,45 @@ def _front_matter(source: str) -> tuple[dict[str, str], str, list[str]]:
 
 
 def _fields(front: str) -> dict[str, str]:
-    return {key.lower(): value for key, value in FIELD.findall(front)}
+    """Pelican's "Key: value" lines: each value as written, a quote at either end left out."""
+    return {key.lower(): _unquoted(value) for key, value in FIELD.findall(front)}
+
+
+def _unquoted(value: str) -> str:
+    if value[:1] in QUOTES:
+        value = value[1:]
+    return value[:-1] if value[-1:] in QUOTES else value
+
+
+def _yaml_fields(front: str) -> tuple[dict[str, str], list[str]]:
+    """(the title and date of YAML front matter, what is wrong with them). Its lines are read one
+    by one, not by a YAML parser: a value that is no text ("[broken", an unclosed quote) is said,
+    and not taken for the title."""
+    fields, problems = {}, []
+    for key, value in FIELD.findall(front):
+        key = key.lower()
+        text, wrong = _yaml_text(value)
+        if wrong:
+            problems.append(f"its --- front matter's {key} ({value!r}) {wrong}: no {key} read from it")
+        else:
+            fields[key] = text
+    return fields, problems
+
+
+def _yaml_text(value: str) -> tuple[str, str | None]:
+    """(the text a one-line YAML value gives, what is wrong with it: a quote it never closes, or
+    text after it, or a list or map, opened with "[" or "{", closed or not)."""
+    first = value[:1]
+    if first in QUOTES:
+        quoted = QUOTED[first].match(value)
+        if not quoted:
+            return "", "opens a quote it never closes" if value.count(first) < 2 else "has text after its closing quote"
+        inner = quoted.group(1)
+        return (inner.replace("''", "'") if first == "'" else re.sub(r'\\(["\\])', r"\1", inner)), None
+    if first in COLLECTIONS:
+        closing, kind = COLLECTIONS[first]
+        return "", f"is a YAML {kind}, not text" if value.endswith(closing) else f"opens a YAML {kind} it never closes"
+    return value, None
 
 
 def _blocks(source: str) -> tuple[list[str], list[str]]:
