@@ -344,10 +344,16 @@ def _move_out(path: Path, kept: Path) -> None:
 
 
 def _copy_whole(path: Path, kept: Path) -> None:
-    """`path`'s bytes (what a symlink leads to) in `kept`, on disk before the caller goes on."""
-    shutil.copy2(path, kept)
-    with kept.open("rb") as f:
-        os.fsync(f.fileno())
+    """`path`'s bytes (what a symlink leads to) in `kept`, on disk before the caller goes on; no
+    `kept` at all when the copy fails (a full disk): a part of an article, brought back by `rag
+    add`, would be an article cut short."""
+    try:
+        shutil.copy2(path, kept)
+        with kept.open("rb") as f:
+            os.fsync(f.fileno())
+    except BaseException:
+        kept.unlink(missing_ok=True)
+        raise
     fsync_dir(kept.parent)  # and the trash, which the folder named by the time is new in
     fsync_dir(kept.parent.parent)
 

@@ -116,7 +116,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     store = IndexStore(index_dir)
     seen = store.version()  # the index these articles are read against (another process may switch it)
     read_articles = functools.cache(lambda: store.articles(seeds_dir, earlier))  # a bad folder is said before any model loads
-    moved = None if rebuild else index_folder_check(store, seeds_dir, read_articles)  # --force replaces it on purpose
+    moved = None if rebuild else index_folder_check(config, store, seeds_dir, read_articles)  # --force replaces it on purpose
     corpus = read_articles()
     say_skipped(corpus.skipped, on_status)
     if moved:
@@ -149,9 +149,9 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
 
 def _unchanged_articles(corpus: Corpus, stored: Manifest, expected: Manifest) -> Corpus:
     """The articles of `corpus` that are as the `stored` index read them."""
-    documents = {doc_id: doc for doc_id, doc in corpus.documents.items()
-                 if stored.documents.get(doc_id) == expected.documents[doc_id]}
-    return dataclasses.replace(corpus, documents=documents)
+    unchanged = stored.unchanged(expected.documents)
+    return dataclasses.replace(corpus, documents={doc_id: doc for doc_id, doc in corpus.documents.items() if doc_id in unchanged},
+                               not_searched=tuple(sorted(set(corpus.documents) - unchanged)))
 
 
 def _usable_index(store: IndexStore, corpus, expected: Manifest, on_status: Status, moved: bool = False,
@@ -214,8 +214,8 @@ def _answering_as_it_is(why: IndexNotUsable, unwritable: RagError, store: IndexS
     """The one warning of an index answering as it is: why it is out of date, why it is not
     brought up to date, what it answers from and what not, and what to do."""
     added = sum(1 for doc_id in expected.documents if doc_id not in stored.documents)
-    edited = sum(1 for doc_id, digest in expected.documents.items() if stored.documents.get(doc_id, digest) != digest)
-    unchanged = len(expected.documents) - added - edited
+    unchanged = len(stored.unchanged(expected.documents))
+    edited = len(expected.documents) - added - unchanged
     left_out = [f"{counted(n, 'article')} {what} since" for what, n in (("added", added), ("edited", edited)) if n]
     not_searched = f"; not searched: {', '.join(left_out)}" if left_out else ""
     return (f"warning: {why}; it cannot be brought up to date here ({unwritable}), so it answers as it is, from the "
@@ -226,56 +226,66 @@ def _answering_as_it_is(why: IndexNotUsable, unwritable: RagError, store: IndexS
 MOVED_IF_KEPT = 0.5  # the share of an index's articles, unchanged in a folder, that makes it that index's folder moved
 
 
-def index_folder_check(store: IndexStore, seeds_dir: Path, read_articles: Callable[[], Corpus]) -> str | None:
+def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
+                       read_articles: Callable[[], Corpus]) -> str | None:
     """Refuses an index built from another articles folder (RagError): brought up to date for
     this one, it would lose the other's embedding (hours, on an archive), and, up to date, it
-    would answer from articles that are not this folder's. An index whose folder is no longer
-    there is taken as that folder moved here when at least half its articles are here unchanged
-    (a rebuild then reuses their vectors, so nothing is lost); returns the line that says so.
-    Another folder's articles, with the old place merely out of reach (a drive not mounted),
-    do not take its index. An index that recorded no folder (an older rag's) is this folder's
-    unless it holds none of this folder's articles."""
+    would answer from articles that are not this folder's. The folder's own default index
+    (`.rag/<name>` beside it) is always its own, moved or copied with it; another index whose
+    folder is no longer there is taken as that folder moved here when at least half its
+    articles are here unchanged. Either way a rebuild reuses their vectors, so nothing is lost;
+    returns the line that says so. Another folder's articles, with the old place merely out of
+    reach (a drive not mounted), do not take its index. An index that recorded no folder (an
+    older rag's) is this folder's unless it holds none of this folder's articles."""
     stored = store.stored_manifest()
     here = Path(seeds_dir).resolve()
-    if stored is None or stored.articles_folder == str(here):
+    if stored is None or _same_folder(stored.articles_folder, here):
         return None
     if not stored.articles_folder:
-        _refuse_if_none_is_here(store, stored, here, read_articles)
+        _refuse_if_none_is_here(config, store, stored, here, read_articles)
         return None
     built_from = Path(stored.articles_folder)
-    if os.path.exists(built_from):  # False too where it cannot be looked at: then it must hold most of these articles
+    own = default_index_dir(here).resolve() == store.directory.resolve()  # a copy of a project, or a moved one
+    if os.path.exists(built_from) and not own:  # False too where it cannot be looked at: then it must hold most of these articles
         raise RagError(f"the index in {store.directory} was built from {built_from}, not {here}; nothing was changed: "
-                       f"{_ways_out(store, here)}")
+                       f"{_ways_out(config, store, here)}")
     documents = read_articles().documents
-    kept = sum(1 for doc_id, digest in stored.documents.items()
-               if doc_id in documents and text_key(documents[doc_id].text) == digest)
+    kept = len(stored.unchanged({doc_id: text_key(doc.text) for doc_id, doc in documents.items()}))
+    held = f"{here} holds {kept} of its {counted(len(stored.documents), 'article')} unchanged"
+    if own:
+        return f"the index in {store.directory} was built from {built_from}: it is {here}'s own, copied or moved; {held}"
     if stored.documents and kept >= MOVED_IF_KEPT * len(stored.documents):
-        return (f"the index in {store.directory} was built from {built_from}, which is no longer there; {here} holds "
-                f"{kept} of its {counted(len(stored.documents), 'article')} unchanged, so it is taken as that folder, moved")
-    raise RagError(f"the index in {store.directory} was built from {built_from}, which is no longer there, and {here} "
-                   f"holds {kept} of its {counted(len(stored.documents), 'article')} unchanged; nothing was changed: if "
-                   f"{built_from} is only out of reach (a drive not mounted), bring it back; else "
-                   f"{_ways_out(store, here)}")
+        return f"the index in {store.directory} was built from {built_from}, which is no longer there; {held}, so it is taken as that folder, moved"
+    raise RagError(f"the index in {store.directory} was built from {built_from}, which is no longer there, and {held}; "
+                   f"nothing was changed: if {built_from} is only out of reach (a drive not mounted), bring it back; "
+                   f"else {_ways_out(config, store, here)}")
 
 
-def _refuse_if_none_is_here(store: IndexStore, stored: Manifest, here: Path, read_articles: Callable[[], Corpus]) -> None:
+def _same_folder(recorded: str, here: Path) -> bool:
+    """Whether the folder an index recorded is `here`: by path, or as the same folder reached by
+    another path (a case-insensitive filesystem, a bind mount)."""
+    if recorded == str(here):
+        return True
+    try:
+        return bool(recorded) and os.path.samefile(recorded, here)
+    except OSError:  # not there, or not to be looked at
+        return False
+
+
+def _refuse_if_none_is_here(config: ModelsConfig, store: IndexStore, stored: Manifest, here: Path,
+                            read_articles: Callable[[], Corpus]) -> None:
     """An older rag's index, which did not record its folder, refused (RagError) when it holds
     not one of this folder's articles: then it is surely another folder's."""
     documents = read_articles().documents
     if stored.documents and not any(doc_id in documents for doc_id in stored.documents):
         raise RagError(f"the index in {store.directory} holds none of the articles in {here} (it was built by an older "
-                       f"rag, which did not record its articles folder); nothing was changed: {_ways_out(store, here)}")
+                       f"rag, which did not record its articles folder); nothing was changed: {_ways_out(config, store, here)}")
 
 
-def _ways_out(store: IndexStore, here: Path) -> str:
+def _ways_out(config: ModelsConfig, store: IndexStore, here: Path) -> str:
     """What to do instead of using another folder's index: this folder's own, or replacing that one on purpose."""
-    own = default_index_dir(here)
-    if own.resolve() == store.directory.resolve():  # it is the default one already (copied with its folder)
-        instead = "give --index-dir another folder"
-    else:
-        instead = f"leave out --index-dir to use {here}'s own index ({own}) or give another one"
-    return (f"{instead}, or rebuild this one for {here} on purpose, embedding every article again: "
-            f"rag index --force --seeds {here} --index-dir {store.directory}")
+    return (f"leave out --index-dir to use {here}'s own index ({default_index_dir(here)}) or give another one, or rebuild "
+            f"this one for {here} on purpose, embedding every article again: {index_command(config, here, store.directory, force=True)}")
 
 
 def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: ModelsConfig, rebuild: bool,
@@ -469,7 +479,7 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
     config.embedder.resolve()  # a missing model is said before any file is copied or moved
     with archive.locked():
         store = IndexStore(archive.index_dir)  # another folder's index is refused before a file moves
-        index_folder_check(store, archive.seeds_dir, lambda: store.articles(archive.seeds_dir))
+        index_folder_check(config, store, archive.seeds_dir, lambda: store.articles(archive.seeds_dir))
         change = change_files(archive)
         say_skipped(change.skipped, on_status)
         try:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from rich.console import Console, Group
 from rich.text import Text
@@ -88,7 +88,7 @@ class IndexWatch:
 
 class ChatSession:
     def __init__(self, corpus: Corpus, loading: BackgroundLoad, console: Console, dates=None,
-                 watch: IndexWatch | None = None):
+                 watch: IndexWatch | None = None, said: Iterable[str] = ()):
         self.corpus = corpus
         self.dates = dates  # --since/--until, for every question of the session
         self.loading = loading  # the pipeline, still loading while the first question is typed
@@ -98,7 +98,7 @@ class ChatSession:
         self._answered_by = None  # the pipeline that gave last_answer: /sources reads its articles
         self._current = None  # the pipeline that answers: the one loaded first, or over a switched index
         self._failed_version = None  # a switched index that could not be loaded
-        self._warned = set(corpus.skipped)  # the warnings said: the folder's were, before the prompt
+        self._warned = set(corpus.skipped) | set(said)  # the warnings said: the folder's (and `said`) were, before the prompt
 
     def banner(self) -> str:
         n = len(self.corpus.documents)

@@ -351,7 +351,8 @@ def chat(
     if corpus is None:
         corpus = load_articles(seeds, index_dir)  # a bad folder is reported before the prompt
         say_skipped(corpus.skipped, report_status)
-    warn_if_fitted_for_another_reader(config, report_status)  # the loading spinner would show it only for a moment
+    said = []  # the loading spinner would show it only for a moment: said now, and not again by the session
+    warn_if_fitted_for_another_reader(config, lambda line: (report_status(line), said.append(line)))
 
     def embedding_said_in(set_state):
         return lambda done, total: set_state(f"building the index: {done}/{total} passages embedded")
@@ -361,7 +362,7 @@ def chat(
     load_again = lambda old, set_state: source.load_again(old, set_state, embedding_said_in(set_state))  # noqa: E731
     watch = None if is_milvus(config) else IndexWatch(source.index_version, load_again)
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
-    run_chat(ChatSession(corpus, BackgroundLoad(load), out, dates, watch), _history_file() if interactive else None,
+    run_chat(ChatSession(corpus, BackgroundLoad(load), out, dates, watch, said), _history_file() if interactive else None,
              interactive)  # main() ends the process around a load still running, however the chat ends
 
 
@@ -464,9 +465,13 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     if checked.unstated:
         err.print(Text.assemble(("warning: ", "yellow"), "no answer of these questions is in the articles they cite: "
                                 f"{', '.join(checked.unstated)}"))
-    if checked.left_out:
-        err.print(f"note: {len(checked.left_out)} questions left out, as only articles outside the dates answer them: "
-                  f"{', '.join(checked.left_out)}")
+    dated_out = [q for q in checked.left_out if q not in checked.not_searched]
+    if dated_out:
+        err.print(f"note: {len(dated_out)} questions left out, as only articles outside the dates answer them: "
+                  f"{', '.join(dated_out)}")
+    if checked.not_searched:
+        err.print(f"note: {len(checked.not_searched)} questions left out, as only articles the index does not search "
+                  f"(added or edited since it was built) answer them: {', '.join(checked.not_searched)}")
     progress, update = progress_bar("answering", len(checked.questions))
     with progress:
         run = ev.evaluate_gold(pipeline, checked.questions, dates, earlier, on_done=update, left_out=checked.left_out)

@@ -111,6 +111,9 @@ class Corpus:
     documents: dict[str, Document]
     skipped: list[str]  # human-readable reasons for files that were not loaded, and notes (NOTE) on some that were
     files: dict[str, FileRead] = field(default_factory=dict, repr=False, compare=False)  # file name -> its read
+    # ids of the folder's articles that are not searched: an index that cannot be written answers
+    # as it is, without those added or edited since (rag.assembly); they are no typo of a gold set
+    not_searched: tuple[str, ...] = ()
 
     @property
     def converted(self) -> dict[str, Conversion]:

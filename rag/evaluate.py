@@ -126,6 +126,7 @@ class GoldCheck:
     questions: list[GoldQuestion]  # those to ask
     unstated: list[str]  # ids of questions none of whose cited articles states an answer
     left_out: tuple[str, ...]  # ids of questions only articles outside the dates answer (not asked)
+    not_searched: tuple[str, ...] = ()  # ids of questions all of whose articles are not searched (not asked either)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def check_gold_against(corpus, questions: list[GoldQuestion], gold: Path, dates=
     they lack (a typo: that question's retrieval and citation measures would be wrong, and the
     id would get a column of its own), or when the dates leave no question to ask."""
     documents = corpus.documents
-    unknown = articles_not_in(documents, questions)
+    not_searched = set(getattr(corpus, "not_searched", ()))  # a Milvus archive's articles are all searched
+    unknown = [doc_id for doc_id in articles_not_in(documents, questions) if doc_id not in not_searched]
     if unknown and len(unknown) == len({d for q in questions for d in q.docs}):
         raise RagError(f"none of the articles {gold} cites is in {corpus.directory} ({', '.join(unknown[:3])}"
                        f"{', …' if len(unknown) > 3 else ''} {'is' if len(unknown) == 1 else 'are'} not): "
@@ -179,10 +181,12 @@ def check_gold_against(corpus, questions: list[GoldQuestion], gold: Path, dates=
     if unknown:
         raise RagError(not_an_article_message(gold, corpus.directory, questions, unknown))
     left_out = tuple(answered_only_outside(documents, questions, dates)) if dates else ()
-    asked = [q for q in questions if q.id not in left_out]
+    unsearched = tuple(q.id for q in questions if q.docs and set(q.docs) <= not_searched)
+    asked = [q for q in questions if q.id not in left_out and q.id not in unsearched]
     if not asked:
-        raise RagError("no question is left: only articles outside the dates answer them all")
-    return GoldCheck(asked, answers_not_stated(documents, questions), left_out)
+        raise RagError("no question is left: only articles outside the dates, or not searched, answer them all")
+    searched = [q for q in questions if q.id not in unsearched]
+    return GoldCheck(asked, answers_not_stated(documents, searched), left_out + unsearched, unsearched)
 
 
 def not_an_article_message(gold: Path, folder: Path, questions: list[GoldQuestion], unknown: list[str]) -> str:

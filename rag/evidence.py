@@ -30,6 +30,8 @@ NUMBER = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.I)
 TIME = re.compile(rf"\d|\b({MONTHS}|century|centuries|decade|year|years|day|days|week|weeks|spring|summer|autumn|fall|winter|ago)\b", re.I)
 NAME = re.compile(r"(^|\s)[A-Z]")
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # a word with its apostrophes ("Massoud's"), without punctuation
+# the same, or an abbreviation with its dots ("U.S."), or a number with its point ("2.5")
+DOTTED_WORD = re.compile(r"(?:[^\W_]\.){2,}|[^\W_]+(?:['’.][^\W_]+)*")
 POSSESSIVE = re.compile(r"['’]s$")
 SAME_STEM_FROM = 4  # letters two words must share, one the other's start ("Tajik", "Tajiks"; "Afghan", "Afghanistan")
 
@@ -71,7 +73,7 @@ def asked_names(question: str) -> list[str]:
     its first (and but words like "The"), and each word with a digit. "Who is the mayor of
     Manchester?" asks about Manchester; a question written all in lower case names nothing."""
     names = []
-    for n, word in enumerate(WORD.findall(question.replace(".", ""))):  # "U.S." is one word, "US"
+    for n, word in enumerate(DOTTED_WORD.findall(question)):
         if any(c.isdigit() for c in word) or (n > 0 and word[0].isupper() and _folded(word) not in STOPWORDS):
             if word not in names:
                 names.append(word)
@@ -88,8 +90,9 @@ def unmentioned(names: list[str], text: str) -> list[str]:
 
 @lru_cache(maxsize=32)  # an article's words, once for the questions asked of it in a row (a long article's are megabytes)
 def article_words(text: str) -> frozenset[str]:
-    """Its words, and its abbreviations written without their dots too ("U.S." is "US")."""
-    return frozenset(map(_folded, WORD.findall(text) + WORD.findall(text.replace(".", ""))))
+    """Its words, read with and without the dots inside them: "U.S." and "2.5" are "us" and "25"
+    as a question writes them, and a sentence run on without a space ("Kabul.The") still says Kabul."""
+    return frozenset(map(_folded, WORD.findall(text) + DOTTED_WORD.findall(text)))
 
 
 def _mentioned(name: str, said: frozenset[str]) -> bool:
@@ -102,8 +105,8 @@ def _mentioned(name: str, said: frozenset[str]) -> bool:
 
 
 def _folded(word: str) -> str:
-    """Lower case, without accents or a possessive "'s"."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    """Lower case, without accents, dots or a possessive "'s"."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c) and c != ".")
     return POSSESSIVE.sub("", plain.casefold())
 
 

@@ -107,6 +107,11 @@ class Manifest:
             getattr(self, name) == getattr(expected, name)
             for name in ("embedder_id", "embedder_fingerprint", "dimension", "vector_store"))
 
+    def unchanged(self, documents: dict[str, str]) -> set[str]:
+        """The ids of this index's articles whose text is as it was (`documents`: id -> digest, as
+        `documents` here holds them)."""
+        return {doc_id for doc_id, digest in self.documents.items() if documents.get(doc_id) == digest}
+
     def staleness(self, expected: Manifest) -> str | None:
         """Why this stored index does not fit the current articles and settings, or None."""
         reason = settings_staleness(self, expected) or sentence_rules_staleness(self, expected)
@@ -371,7 +376,7 @@ class IndexStore:
             build, manifest = self._current()
             if not manifest.reusable_for(expected):
                 raise IndexNotUsable("its vectors were made by another embedder, or are in another store")
-            unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
+            unchanged = manifest.unchanged(expected.documents)
             index = self._read(build, manifest, corpus, only=unchanged)
         if not len(index.searchable):
             raise IndexNotUsable(f"no article of the index in {build} is unchanged")
@@ -458,7 +463,7 @@ class IndexStore:
                     return None
                 # only what is reused: a damaged keyword index (rebuilt anyway) must not cost every vector
                 _verify_checksums(build, manifest.files, wanted=lambda name: name != CONVERTED and not _is_keywords(name))
-                unchanged = {d for d, digest in manifest.documents.items() if expected.documents.get(d) == digest}
+                unchanged = manifest.unchanged(expected.documents)
                 rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
                 vectors = backend(manifest.vector_store).load(build)
                 keywords, unusable = _sound_keywords(build, manifest)

@@ -422,6 +422,35 @@ def test_a_remove_from_a_folder_that_cannot_be_written_leaves_nothing_in_the_tra
     assert not trash.exists()  # no copy, and no empty folder named by the time
 
 
+def test_a_remove_across_filesystems_onto_a_full_disk_leaves_no_part_of_the_article_in_the_trash(seeds, tmp_path,
+                                                                                                   monkeypatch):
+    """A copy that fails half-way (ENOSPC) left the part written in the trash, for `rag add` to bring back cut short."""
+    import shutil
+
+    from rag.archive import remove_documents
+    from rag.corpus import load_corpus
+
+    (seeds / "ferry.txt").write_text("The ferry leaves at ten.", encoding="utf-8")
+    documents = load_corpus(seeds).documents
+    real_rename = os.rename
+
+    def across(source, target, **kwargs):
+        if os.path.dirname(os.path.abspath(source)) == str(seeds):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), str(target))
+        return real_rename(source, target, **kwargs)
+
+    def half_then_full(source, target, **kwargs):
+        open(target, "w", encoding="utf-8").write("The ferry")
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(os, "rename", across)
+    monkeypatch.setattr(shutil, "copy2", half_then_full)
+    trash = tmp_path / "removed"
+    with pytest.raises(RagError, match="No space left on device"):
+        remove_documents(seeds, ["ferry"], documents, trash)
+    assert (seeds / "ferry.txt").read_text(encoding="utf-8") == "The ferry leaves at ten." and not trash.exists()
+
+
 def test_a_remove_across_filesystems_whose_article_cannot_be_unlinked_takes_its_copy_back(seeds, tmp_path, monkeypatch):
     """Across filesystems a move is a copy, then an unlink: an unlink refused leaves the article in
     its folder and nothing in the trash (a crash between the two leaves it in both, never in neither)."""

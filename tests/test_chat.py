@@ -110,3 +110,4 @@ def test_a_piped_chat_warns_of_a_decision_fitted_for_another_reader(tmp_path):
     result = run_rag("chat", "--models", str(models), "--index-dir", str(tmp_path / "index"), stdin="What does Panjshir mean?\n")
     assert result.returncode == 0, result.stderr
     assert "fitted for another reader (0123456789abcdef" in result.stderr and "five lions" in result.stdout
+    assert "fitted for another reader" not in result.stdout and result.stderr.count("fitted for another reader") == 1  # once

@@ -962,17 +962,38 @@ def test_rag_index_force_rebuilds_another_folders_index_on_purpose_and_then_it_i
         fake_pipeline_over(arts, index)
 
 
-def test_the_default_index_folder_of_a_copied_project_names_the_way_out_that_is_left(tmp_path):
-    """The index already is the folder's default one (copied with it): --index-dir elsewhere, or --force."""
+def test_the_default_index_folder_of_a_copied_project_is_its_own_and_keeps_every_vector(tmp_path):
+    """A project copied with its .rag/ (the old folder still there): the copy's index is its own,
+    said, recorded by a build that embeds nothing (it was refused, and every way out embedded all again)."""
     project = tmp_path / "project"
     arts = project / "arts"
     arts.mkdir(parents=True)
     (arts / "a.txt").write_text("The bridge opened in 2021.", encoding="utf-8")
     fake_pipeline_over(arts, None)
     shutil.copytree(project, tmp_path / "copy")
-    with pytest.raises(RagError, match=r"nothing was changed: give --index-dir another folder, or rebuild") as problem:
-        fake_pipeline_over(tmp_path / "copy" / "arts", None)
-    assert "leave out --index-dir" not in str(problem.value)
+    copy = (tmp_path / "copy" / "arts").resolve()
+    said = []
+    build_pipeline(load_models_config(ROOT / "models.toml"), copy, None, embedder=FakeEmbedder(), reader=FakeReader([]),
+                   on_status=said.append)
+    assert f"the index in {copy.parent / '.rag' / 'arts'} was built from {arts.resolve()}: it is {copy}'s own, copied or " \
+           f"moved; {copy} holds 1 of its 1 article unchanged" in said
+    assert any("(0 embedded, 1 reused)" in line for line in said)
+    assert IndexStore(copy.parent / ".rag" / "arts").stored_manifest().articles_folder == str(copy)
+    assert IndexStore(project / ".rag" / "arts").stored_manifest().articles_folder == str(arts.resolve())  # the original's, as it was
+
+
+def test_an_index_recorded_under_another_path_to_the_same_folder_is_its_own(tmp_path):
+    """The same folder reached by another path (a case-insensitive filesystem, a bind mount) was refused."""
+    arts, _ = two_folders(tmp_path)
+    index = tmp_path / "idx"
+    fake_pipeline_over(arts, index)
+    store = IndexStore(index)
+    manifest = json.loads((store.current_build / "manifest.json").read_text(encoding="utf-8"))
+    manifest["articles_folder"] = f"{arts.parent}/./{arts.name}"  # another spelling of the folder's path
+    (store.current_build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    built = store.version()
+    fake_pipeline_over(arts, index)
+    assert store.version() == built
 
 
 def test_an_index_that_recorded_no_folder_is_taken_as_the_folders_own(tmp_path):
@@ -1146,6 +1167,36 @@ def test_rag_ask_on_an_out_of_date_index_that_cannot_be_written_answers_with_the
     said = capsys.readouterr()
     assert ended.value.code == 0 and "Friday" in said.out and "bridge · 2021-09-03" in said.out
     assert said.err.count("warning: the index is out of date") == 1 and "rag index where" in said.err
+
+
+def test_rag_eval_on_an_out_of_date_index_that_cannot_be_written_leaves_out_what_it_does_not_search(tmp_path, monkeypatch,
+                                                                                                      capsys):
+    """A gold question citing an article edited since was refused as a typo ("names 'tunnel', no
+    article of …"): it is in the folder, only not searched. It is left out, said in a note."""
+    from rag import assembly
+
+    seeds, index = dated_articles(tmp_path / "seeds"), tmp_path / "index"
+    fake_pipeline_over(seeds, index)
+    read_only(monkeypatch, index)
+    changed_since_indexed(seeds)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text("\n".join(json.dumps(row) for row in (
+        {"id": "q1", "question": "When did the Kokcha bridge open?", "answers": ["Friday"], "docs": ["bridge"]},
+        {"id": "q2", "question": "Until when is the Salang tunnel closed?", "answers": ["spring"], "docs": ["tunnel"]},
+        {"id": "q3", "question": "Who won the World Cup?", "answers": [], "docs": []})) + "\n", encoding="utf-8")
+    real = assembly.build_pipeline
+    monkeypatch.setattr(assembly, "build_pipeline", lambda *args, **kwargs: real(
+        *args, **kwargs, embedder=FakeEmbedder(), reader=FakeReader(READS)))
+    monkeypatch.setattr(sys, "argv", ["rag", "eval", "--json", "--gold", str(gold), "--seeds", str(seeds), "--index-dir",
+                                      str(index), "--models", str(ROOT / "models.toml")])
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    said = capsys.readouterr()
+    assert ended.value.code == 0, said.err
+    assert "note: 1 questions left out, as only articles the index does not search (added or edited since it was " \
+           "built) answer them: q2" in said.err and "no answer of these questions" not in said.err
+    measured = json.loads(said.out)
+    assert measured["left_out"] == ["q2"] and measured["f1"] == 100.0  # q1 answered from the bridge's article, as it is
 
 
 def test_an_up_to_date_index_that_cannot_be_written_answers_without_a_warning(tmp_path, monkeypatch):
