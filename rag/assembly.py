@@ -139,6 +139,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
             if (waited or store.version() != seen) and not rebuild:
                 corpus = store.articles(seeds_dir, corpus)
                 expected = manifest_of(corpus)
+                moved = index_folder_check(config, store, seeds_dir, lambda: corpus)  # the other build may have recorded the place
                 index = _usable_index(store, corpus, expected, on_status, moved=bool(moved))
             if index is None:
                 index = _build(store, corpus, expected, embedder, config, rebuild, on_status, on_progress)

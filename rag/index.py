@@ -421,7 +421,8 @@ class IndexStore:
             return f"{document.doc_id} is not in the index yet: nothing was cited from it"
         if indexed != text_key(document.text):
             return (f"{document.doc_id} changed since it was indexed ({manifest.built_at}): a span cited before "
-                    f"may mark other text now; the next question indexes it again")
+                    f"may mark other text now; the next question indexes it again (where the index can be written; "
+                    f"else it is not searched until rag index runs where it can)")
         return None
 
     def known_documents(self) -> dict[tuple[str, str], Conversion]:
