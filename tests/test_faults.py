@@ -982,17 +982,26 @@ def test_the_default_index_folder_of_a_copied_project_is_its_own_and_keeps_every
     assert IndexStore(project / ".rag" / "arts").stored_manifest().articles_folder == str(arts.resolve())  # the original's, as it was
 
 
+def indexed_recording(seeds: Path, index: Path, folder: str | None) -> IndexStore:
+    """`seeds` indexed in `index`, its manifest then recording `folder` as its articles folder
+    (None: recording none, as an index written before rag recorded it)."""
+    fake_pipeline_over(seeds, index)
+    store = IndexStore(index)
+    manifest = json.loads((store.current_build / "manifest.json").read_text(encoding="utf-8"))
+    if folder is None:
+        del manifest["articles_folder"]
+    else:
+        manifest["articles_folder"] = folder
+    (store.current_build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return store
+
+
 def test_an_index_recorded_under_another_path_to_the_same_folder_is_its_own(tmp_path):
     """The same folder reached by another path (a case-insensitive filesystem, a bind mount) was refused."""
     arts, _ = two_folders(tmp_path)
-    index = tmp_path / "idx"
-    fake_pipeline_over(arts, index)
-    store = IndexStore(index)
-    manifest = json.loads((store.current_build / "manifest.json").read_text(encoding="utf-8"))
-    manifest["articles_folder"] = f"{arts.parent}/./{arts.name}"  # another spelling of the folder's path
-    (store.current_build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    store = indexed_recording(arts, tmp_path / "idx", f"{arts.parent}/./{arts.name}")  # another spelling of its path
     built = store.version()
-    fake_pipeline_over(arts, index)
+    fake_pipeline_over(arts, store.directory)
     assert store.version() == built
 
 
@@ -1000,11 +1009,7 @@ def test_an_index_that_recorded_no_folder_is_taken_as_the_folders_own(tmp_path):
     """Indexes written before rag recorded their folder load as they did: nothing is embedded again."""
     arts, cities = two_folders(tmp_path)
     index = tmp_path / "idx"
-    fake_pipeline_over(cities, index)
-    store = IndexStore(index)
-    manifest = json.loads((store.current_build / "manifest.json").read_text(encoding="utf-8"))
-    del manifest["articles_folder"]
-    (store.current_build / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    store = indexed_recording(cities, index, None)
     built = store.version()
     fake_pipeline_over(cities, index)
     assert store.version() == built and store.stored_manifest().articles_folder == ""
