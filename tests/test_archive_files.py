@@ -4,6 +4,7 @@ import errno
 import os
 import re
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -422,28 +423,33 @@ def test_a_remove_from_a_folder_that_cannot_be_written_leaves_nothing_in_the_tra
     assert not trash.exists()  # no copy, and no empty folder named by the time
 
 
+def renames_across_filesystems(monkeypatch, folder: Path) -> None:
+    """A file of `folder` is renamed elsewhere as if onto another filesystem: EXDEV, so a move is a copy."""
+    real_rename = os.rename
+
+    def across(source, target, **kwargs):
+        if os.path.dirname(os.path.abspath(source)) == str(folder):
+            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), str(target))
+        return real_rename(source, target, **kwargs)
+
+    monkeypatch.setattr(os, "rename", across)
+
+
 def test_a_remove_across_filesystems_onto_a_full_disk_leaves_no_part_of_the_article_in_the_trash(seeds, tmp_path,
                                                                                                    monkeypatch):
     """A copy that fails half-way (ENOSPC) left the part written in the trash, for `rag add` to bring back cut short."""
-    import shutil
 
     from rag.archive import remove_documents
     from rag.corpus import load_corpus
 
     (seeds / "ferry.txt").write_text("The ferry leaves at ten.", encoding="utf-8")
     documents = load_corpus(seeds).documents
-    real_rename = os.rename
-
-    def across(source, target, **kwargs):
-        if os.path.dirname(os.path.abspath(source)) == str(seeds):
-            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), str(target))
-        return real_rename(source, target, **kwargs)
 
     def half_then_full(source, target, **kwargs):
         open(target, "w", encoding="utf-8").write("The ferry")
         raise OSError(errno.ENOSPC, "No space left on device", str(target))
 
-    monkeypatch.setattr(os, "rename", across)
+    renames_across_filesystems(monkeypatch, seeds)
     monkeypatch.setattr(shutil, "copy2", half_then_full)
     trash = tmp_path / "removed"
     with pytest.raises(RagError, match="No space left on device"):
@@ -459,19 +465,14 @@ def test_a_remove_across_filesystems_whose_article_cannot_be_unlinked_takes_its_
 
     (seeds / "ferry.txt").write_text("The ferry leaves at ten.", encoding="utf-8")
     documents = load_corpus(seeds).documents
-    real_rename, real_unlink = os.rename, os.unlink
-
-    def across(source, target, **kwargs):
-        if os.path.dirname(os.path.abspath(source)) == str(seeds):
-            raise OSError(errno.EXDEV, "Invalid cross-device link", str(source), str(target))
-        return real_rename(source, target, **kwargs)
+    real_unlink = os.unlink
 
     def immutable(path, **kwargs):  # the folder may be written, the file not (chattr +i)
         if os.path.abspath(path) == str(seeds / "ferry.txt"):
             raise PermissionError(1, "Operation not permitted", str(path))
         return real_unlink(path, **kwargs)
 
-    monkeypatch.setattr(os, "rename", across)
+    renames_across_filesystems(monkeypatch, seeds)
     monkeypatch.setattr(os, "unlink", immutable)
     trash = tmp_path / "removed"
     with pytest.raises(RagError, match=f"^cannot move ferry.txt out of the articles folder {re.escape(str(seeds))}: "
