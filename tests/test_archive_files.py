@@ -438,7 +438,6 @@ def renames_across_filesystems(monkeypatch, folder: Path) -> None:
 def test_a_remove_across_filesystems_onto_a_full_disk_leaves_no_part_of_the_article_in_the_trash(seeds, tmp_path,
                                                                                                    monkeypatch):
     """A copy that fails half-way (ENOSPC) left the part written in the trash, for `rag add` to bring back cut short."""
-
     from rag.archive import remove_documents
     from rag.corpus import load_corpus
 
