@@ -115,9 +115,8 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
     seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
     store = IndexStore(index_dir)
     seen = store.version()  # the index these articles are read against (another process may switch it)
-    read_articles = functools.cache(lambda: store.articles(seeds_dir, earlier))  # a bad folder is said before any model loads
-    moved = None if rebuild else index_folder_check(config, store, seeds_dir, read_articles)  # --force replaces it on purpose
-    corpus = read_articles()
+    corpus = store.articles(seeds_dir, earlier)  # a bad folder is said first, before any model loads
+    moved = None if rebuild else index_folder_check(config, store, seeds_dir, lambda: corpus)  # --force replaces it on purpose
     say_skipped(corpus.skipped, on_status)
     if moved:
         on_status(moved)
