@@ -114,7 +114,7 @@ class Pipeline:
             supporting=supporting,
             conflicts=self._conflicts(best, candidates, supporting) if answered else [],
             latest=self._latest(best, supporting) if answered else None,
-            unmentioned=unmentioned(asked_names(question), self.corpus.documents[best.span.doc_id].text) if answered else [],
+            unmentioned=self._unmentioned(question, [best.span.doc_id] if answered else [p.doc_id for p in passages]),
             passages=retrieved,
             candidates=candidates,
         )
@@ -158,6 +158,14 @@ class Pipeline:
                                         evidence.dense_score, self.decision.confidence(evidence), evidence,
                                         g.passage_index))
         return candidates
+
+    def _unmentioned(self, question: str, doc_ids: list[str]) -> list[str]:
+        """The question's names and numbers that none of these articles mentions: the cited one's,
+        or, for a decline, every one read (asked about Manchester, none of them names it)."""
+        names = asked_names(question)
+        for doc_id in dict.fromkeys(doc_ids):
+            names = unmentioned(names, self.corpus.documents[doc_id].text)
+        return names if doc_ids else []
 
     def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:
         """Other articles with a passage whose own best span says all of the answer (and beats "no answer")."""

@@ -121,9 +121,12 @@ def _abstention_lines(answer: Answer, corpus) -> list[Text]:
     snippet = " ".join(closest.text.split())
     if len(snippet) > SNIPPET_CHARS:
         snippet = snippet[:SNIPPET_CHARS].rsplit(" ", 1)[0] + "…"
-    return [Text("Not in the articles: I found no passage that answers this.", style="bold yellow"),
-            Text.assemble("  closest passage: “", snippet, "”   ",
-                          (f"[{closest.doc_id} · {doc.date or 'undated'} · chars {closest.start}-{closest.end}]", "cyan"))]
+    lines = [Text("Not in the articles: I found no passage that answers this.", style="bold yellow"),
+             Text.assemble("  closest passage: “", snippet, "”   ",
+                           (f"[{closest.doc_id} · {doc.date or 'undated'} · chars {closest.start}-{closest.end}]", "cyan"))]
+    if answer.unmentioned:
+        lines.append(Text(f"  none of the articles read mentions {_listed(answer.unmentioned)}", style="dim"))
+    return lines
 
 
 CONTEXT_CHARS = 400  # shown on each side of a marked span, widened to whole lines

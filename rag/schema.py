@@ -93,7 +93,9 @@ class Answer:
     candidates: list[Candidate] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     latest: Citation | None = None  # of the articles stating the answer, the one with the latest date
-    unmentioned: list[str] = field(default_factory=list)  # names and numbers the question asks about that the cited article never mentions
+    # the names and numbers the question asks about that the cited article never mentions (for a
+    # decline: that none of the articles read mentions)
+    unmentioned: list[str] = field(default_factory=list)
 
     def candidate_in(self, passage_index: int) -> Candidate | None:
         """The reader's span in `passages[passage_index]`, if it kept one."""

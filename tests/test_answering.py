@@ -90,8 +90,11 @@ def test_an_answer_from_an_article_that_never_names_what_the_question_asks_about
     console = Console(record=True, width=200, markup=False)
     console.print(answer_view(answer, parts.corpus))
     assert "check it: the cited article never mentions “Manchester”" in console.export_text()
-    declined = pipeline_with(parts, ["no article says this"]).ask("Who is the mayor of Manchester?")
-    assert declined.abstained and declined.unmentioned == []  # only an answer's article is checked
+    declined = pipeline_with(parts, ["no article says this"]).ask("Who is the mayor of Manchester in 2016?")
+    assert declined.abstained and declined.unmentioned == ["Manchester"]  # none of the articles read names it; one has 2016
+    console = Console(record=True, width=200, markup=False)
+    console.print(answer_view(declined, parts.corpus))
+    assert "none of the articles read mentions “Manchester”" in console.export_text()
 
 
 def test_top_k_bounds_what_the_reader_sees(fake_parts):

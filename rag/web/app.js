@@ -115,7 +115,9 @@ async function render(answer) {
   if (!$("latest").hidden) $("latest").textContent = `The latest article to say it: ${label(answer.latest)}`;
   // the question names what the cited article never does: the answer may be about something else
   $("unmentioned").hidden = answer.unmentioned.length === 0;
-  $("unmentioned").textContent = `Check it: the cited article never mentions ${answer.unmentioned.map((n) => `“${n}”`).join(", ")}.`;
+  const names = answer.unmentioned.map((n) => `“${n}”`).join(", ");
+  $("unmentioned").textContent = cited ? `Check it: the cited article never mentions ${names}.`
+    : `None of the articles read mentions ${names}.`;
 
   const supporting = $("supporting");
   supporting.replaceChildren();
