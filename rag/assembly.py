@@ -246,11 +246,13 @@ def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
         return None
     built_from = Path(stored.articles_folder)
     own = default_index_dir(here).resolve() == store.directory.resolve()  # a copy of a project, or a moved one
-    if os.path.exists(built_from) and not own:  # False too where it cannot be looked at: then it must hold most of these articles
-        raise RagError(f"the index in {store.directory} was built from {built_from}, not {here}; nothing was changed: "
-                       f"{_ways_out(config, store, here)}")
     documents = read_articles().documents
     kept = len(stored.unchanged({doc_id: text_key(doc.text) for doc_id, doc in documents.items()}))
+    if os.path.exists(built_from) and not own:  # False too where it cannot be looked at: then it must hold most of these articles
+        copied = (f"; if it is a copy made with this folder, move it to {default_index_dir(here)}: it is then {here}'s "
+                  "own, and every vector is reused") if stored.documents and kept >= MOVED_IF_KEPT * len(stored.documents) else ""
+        raise RagError(f"the index in {store.directory} was built from {built_from}, not {here}; nothing was changed: "
+                       f"{_ways_out(config, store, here)}{copied}")
     held = f"{here} holds {kept} of its {counted(len(stored.documents), 'article')} unchanged"
     if own:
         return f"the index in {store.directory} was built from {built_from}: it is {here}'s own, copied or moved; {held}"
@@ -259,6 +261,14 @@ def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
     raise RagError(f"the index in {store.directory} was built from {built_from}, which is no longer there, and {held}; "
                    f"nothing was changed: if {built_from} is only out of reach (a drive not mounted), bring it back; "
                    f"else {_ways_out(config, store, here)}")
+
+
+def refuse_another_folders_index(config: ModelsConfig, seeds_dir: Path | None, index_dir: Path | None,
+                                 corpus: Corpus) -> None:
+    """index_folder_check for a command that shows the folder before it opens the index (rag chat's
+    banner): another folder's index is refused before anything is said of the articles."""
+    seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
+    index_folder_check(config, IndexStore(index_dir), seeds_dir, lambda: corpus)
 
 
 def _same_folder(recorded: str, here: Path) -> bool:

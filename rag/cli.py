@@ -338,7 +338,7 @@ def chat(
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
     from rag.assembly import (PipelineSource, check_models, existing_archive_articles, is_milvus, load_articles,
-                              warn_if_fitted_for_another_reader)
+                              refuse_another_folders_index, warn_if_fitted_for_another_reader)
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
     from rag.corpus import say_skipped
 
@@ -351,6 +351,7 @@ def chat(
     if corpus is None:
         corpus = load_articles(seeds, index_dir)  # a bad folder is reported before the prompt
         say_skipped(corpus.skipped, report_status)
+        refuse_another_folders_index(config, seeds, index_dir, corpus)  # and another folder's index
     said = []  # the loading spinner would show it only for a moment: said now, and not again by the session
     warn_if_fitted_for_another_reader(config, lambda line: (report_status(line), said.append(line)))
 

@@ -46,6 +46,16 @@ class DateRange:
         return inside
 
 
+def said_of_day(day: str | None) -> str:
+    """A YYYY-MM-DD day as a text names it too: "2023-06-01 June 2023" ("" for none)."""
+    if not day:
+        return ""
+    try:
+        return f"{day} {datetime.date.fromisoformat(day):%B %Y}"
+    except ValueError:
+        return day
+
+
 def article_day(given) -> tuple[str | None, str | None]:
     """(the day an article's date field or line gives, why it gives none): a value that starts
     with a real YYYY-MM-DD day ("2021-09-06T08:30:00Z" too) gives that day; none gives (None,

@@ -30,10 +30,14 @@ NUMBER = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.I)
 TIME = re.compile(rf"\d|\b({MONTHS}|century|centuries|decade|year|years|day|days|week|weeks|spring|summer|autumn|fall|winter|ago)\b", re.I)
 NAME = re.compile(r"(^|\s)[A-Z]")
 WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # a word with its apostrophes ("Massoud's"), without punctuation
-# the same, or an abbreviation with its dots ("U.S."), or a number with its point ("2.5")
-DOTTED_WORD = re.compile(r"(?:[^\W_]\.){2,}|[^\W_]+(?:['’.][^\W_]+)*")
+# a name as a question may write it: a number with its separators and point ("1,500", "2.5"), an
+# abbreviation with its dots ("U.S."), or a word
+NAMED = re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|(?:[^\W_]\.){2,}|[^\W_]+(?:['’][^\W_]+)*")
 POSSESSIVE = re.compile(r"['’]s$")
-SAME_STEM_FROM = 4  # letters two words must share, one the other's start ("Tajik", "Tajiks"; "Afghan", "Afghanistan")
+SAME_STEM_FROM = 4  # letters two words must share for one to be the other's other form
+# what makes a word another form of the same name: "Tajik" and "Tajiks", "Afghan" and
+# "Afghanistan", "Europe" and "European"; not "Niger" and "Nigeria", nor "India" and "Indiana"
+OTHER_FORM = frozenset("s es n an ian ans ians ns ese i is istan ish".split())
 
 
 @dataclass(frozen=True)
@@ -60,12 +64,13 @@ class Evidence:
         return cls(margin=span_score - null_score, span_score=span_score, dense_score=dense_score, **agreement, **fit)
 
 
-def fit_to_question(question: str, answer: str, sentence: str, article: str) -> dict[str, float]:
-    """The Evidence fields that say how well an answer, in its sentence and its article, fits the question."""
+def fit_to_question(question: str, answer: str, sentence: str, article: str, heading: str = "") -> dict[str, float]:
+    """The Evidence fields that say how well an answer, in its sentence and its article (with its
+    `heading`: title and date), fits the question."""
     names = asked_names(question)
     return {"question_overlap": question_overlap(question, sentence), "repeats_question": repeats_question(question, answer),
             "type_match": type_match(question, answer),
-            "unmentioned_names": len(unmentioned(names, article)) / len(names) if names else 0.0}
+            "unmentioned_names": len(unmentioned(names, article, heading)) / len(names) if names else 0.0}
 
 
 def asked_names(question: str) -> list[str]:
@@ -73,41 +78,53 @@ def asked_names(question: str) -> list[str]:
     its first (and but words like "The"), and each word with a digit. "Who is the mayor of
     Manchester?" asks about Manchester; a question written all in lower case names nothing."""
     names = []
-    for n, word in enumerate(DOTTED_WORD.findall(question)):
+    for n, word in enumerate(NAMED.findall(question)):
         if any(c.isdigit() for c in word) or (n > 0 and word[0].isupper() and _folded(word) not in STOPWORDS):
             if word not in names:
                 names.append(word)
     return names
 
 
-def unmentioned(names: list[str], text: str) -> list[str]:
-    """Those of `names` that `text` never mentions: in no case, with or without accents, nor as
-    the start of a longer word or a shorter word's longer form ("Afghan" is in "Afghanistan",
-    "Tajiks" in "Tajik")."""
-    said = article_words(text)
+def unmentioned(names: list[str], text: str, heading: str = "") -> list[str]:
+    """Those of `names` that `text` (and its `heading`: a title and date) never mentions: in no
+    case, with or without accents, nor in another form of the same word ("Afghan" is in
+    "Afghanistan", "Tajiks" in "Tajik"; "U.S." is "US"). A number is mentioned only as it is:
+    "2.5" is not "25", nor "1,500" "500"."""
+    said = article_words(text) | article_words(heading)
     return [name for name in names if not _mentioned(_folded(name), said)]
 
 
 @lru_cache(maxsize=32)  # an article's words, once for the questions asked of it in a row (a long article's are megabytes)
 def article_words(text: str) -> frozenset[str]:
-    """Its words, read with and without the dots inside them: "U.S." and "2.5" are "us" and "25"
-    as a question writes them, and a sentence run on without a space ("Kabul.The") still says Kabul."""
-    return frozenset(map(_folded, WORD.findall(text) + DOTTED_WORD.findall(text)))
+    """Its words, each as a question's name is read (NAMED) and as a plain word, so that a
+    sentence run on without a space ("Kabul.The") still says Kabul; an abbreviation with its dots
+    and without ("U.S." and "US")."""
+    words = set(map(_folded, WORD.findall(text) + NAMED.findall(text)))
+    return frozenset(words | {_undotted(word) for word in words if "." in word})
 
 
 def _mentioned(name: str, said: frozenset[str]) -> bool:
-    if name in said:
+    if name in said or _undotted(name) in said:  # an abbreviation without its dots ("U.S." as "US")
         return True
-    if len(name) < SAME_STEM_FROM:  # "US", "UN": only as they are
+    if len(name) < SAME_STEM_FROM or not name.isalpha():  # "US", "UN", a number: only as they are
         return False
-    return any(len(word) >= SAME_STEM_FROM and (word.startswith(name) or name.startswith(word))
-               for word in said if word[:SAME_STEM_FROM] == name[:SAME_STEM_FROM])
+    return any(_other_form(name, word) for word in said if word[:SAME_STEM_FROM] == name[:SAME_STEM_FROM])
+
+
+def _undotted(word: str) -> str:
+    """An abbreviation without its dots ("u.s." is "us"); a number keeps its point ("2.5")."""
+    return word if any(c.isdigit() for c in word) else word.replace(".", "")
+
+
+def _other_form(name: str, word: str) -> bool:
+    shorter, longer = sorted((name, word), key=len)
+    return longer.startswith(shorter) and longer[len(shorter):] in OTHER_FORM
 
 
 def _folded(word: str) -> str:
-    """Lower case, without accents, dots or a possessive "'s"."""
-    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c) and c != ".")
-    return POSSESSIVE.sub("", plain.casefold())
+    """Lower case, without accents, a possessive "'s" or a number's thousands separators."""
+    plain = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return POSSESSIVE.sub("", plain.casefold()).replace(",", "")
 
 
 def content_words(text: str) -> set[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rag.paths import INDEX_FOLDER, PROJECT_ROOT, SEEDS_FOLDER, local_or_bundled
 from rag.corpus import line_ends_in, sentence_around
-from rag.dates import DateRange
+from rag.dates import DateRange, said_of_day
 from rag.decision import Abstention
 from rag.errors import BadInput
 from rag.evidence import Evidence, agreement, asked_names, corroboration, fit_to_question, unmentioned
@@ -65,6 +65,12 @@ def validate_question(question: str) -> str:
 def newest_first(items: list, date_of) -> list:
     """Sorted by date, latest first; undated ones last, in their order (the sort is stable)."""
     return sorted(items, key=lambda item: date_of(item) or "", reverse=True)
+
+
+def heading_of(doc) -> str:
+    """What an article says of itself beside its text: its title and its date, the month named
+    ("June 2023"). A .jsonl record's or a web page's title names the place its text may not."""
+    return f"{doc.title or ''} {said_of_day(doc.date)}"
 
 
 class Pipeline:
@@ -141,7 +147,8 @@ class Pipeline:
         texts = [[documents[d].text[s:e] for s, e, _ in found] for d, found in zip(doc_ids, spans)]
         margins = [[score - g.null_score for _, _, score in found] for g, found in zip(guesses, spans)]
         sentences = [documents[d].text[slice(*sentence_around(documents[d], g.start, g.end))] for g, d in zip(guesses, doc_ids)]
-        fits = [fit_to_question(question, said[0], sentence, documents[d].text) for said, sentence, d in zip(texts, sentences, doc_ids)]
+        fits = [fit_to_question(question, said[0], sentence, documents[d].text, heading_of(documents[d]))
+                for said, sentence, d in zip(texts, sentences, doc_ids)]
         # articles agree when one says all of the other's answer, however they spell it: "al-Qaeda"
         # and "al Qaeda" corroborate each other
         alike = [[spelled_alike(text) for text in said] for said in texts]
@@ -164,7 +171,8 @@ class Pipeline:
         or, for a decline, every one read (asked about Manchester, none of them names it)."""
         names = asked_names(question)
         for doc_id in dict.fromkeys(doc_ids):
-            names = unmentioned(names, self.corpus.documents[doc_id].text)
+            doc = self.corpus.documents[doc_id]
+            names = unmentioned(names, doc.text, heading_of(doc))
         return names if doc_ids else []
 
     def _supporting(self, best: Candidate, candidates: list[Candidate]) -> list[Span]:

@@ -44,6 +44,26 @@ def test_a_name_is_mentioned_in_any_case_accent_or_form_of_the_same_word():
     assert unmentioned(["Manchester", "UN", "2019"], article) == ["Manchester", "UN", "2019"]  # "UN" only as it is
 
 
+def test_a_number_is_mentioned_only_as_it_is_and_a_name_only_in_its_own_other_forms():
+    """A new user's cases: "1,500" was read as "1" and "500", "25" passed for "2.5", and Niger for Nigeria."""
+    assert asked_names("How many people did the quake in Turkey kill, 1,500?") == ["Turkey", "1,500"]
+    assert unmentioned(["1,500"], "The quake killed 500 people.") == ["1,500"]
+    assert unmentioned(["1,500", "2.5"], "The quake killed 1500 people and cost 2.5 billion.") == []
+    assert unmentioned(["25", "2030"], "It costs 2.5 billion by 2031.") == ["25", "2030"]
+    assert unmentioned(["Niger", "India", "Europe", "Pakistani"], "Nigeria, Indiana, the European Union, Pakistan") == \
+        ["Niger", "India"]
+
+
+def test_an_articles_title_and_date_mention_names_too():
+    """A .jsonl record titled "Glasgow subway strike", dated 2023-06-01, never names Glasgow in its text."""
+    from rag.pipeline import heading_of
+    from rag.schema import Document
+
+    record = Document("feed.jsonl#x", "feed.jsonl", "Drivers walked out on Monday.", "2023-06-01", 0,
+                      title="Glasgow subway strike")
+    assert unmentioned(["Glasgow", "June", "2023", "May"], record.text, heading_of(record)) == ["May"]
+
+
 def test_the_share_of_the_questions_names_its_article_never_mentions_is_evidence():
     leeds = "The mayor of Leeds is Jane Doe. She was elected in 2022."
     assert fit_to_question("Who is the mayor of Leeds?", "Jane Doe", leeds, leeds)["unmentioned_names"] == 0.0

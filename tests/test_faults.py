@@ -1,5 +1,6 @@
 """Careless users, bad files and damaged state (issue: reliability). Each test is one repro
 that failed before the fix: the harm is named in the test's name."""
+import io
 import json
 import os
 import re
@@ -938,14 +939,39 @@ def test_an_index_built_from_another_folder_is_refused_and_kept_whatever_the_com
     assert IndexStore(index).version() == built
 
 
+def test_rag_chat_refuses_another_folders_index_before_its_banner(tmp_path, monkeypatch, capsys):
+    """It showed "rag · 1 article · …" and ended quietly on empty input, refusing only at a question."""
+    arts, cities = two_folders(tmp_path)
+    fake_pipeline_over(arts, tmp_path / "idx")
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setattr(sys, "argv", ["rag", "chat", "--seeds", str(cities), "--index-dir", str(tmp_path / "idx"),
+                                      "--models", str(ROOT / "models.toml")])
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    said = capsys.readouterr()
+    assert ended.value.code == 1 and "rag ·" not in said.out
+    assert said.err.startswith(f"error: the index in {tmp_path / 'idx'} was built from {arts.resolve()}, not {cities.resolve()}")
+
+
 def test_an_up_to_date_index_of_another_folder_is_refused_too(tmp_path):
     """A copy of the articles elsewhere: the index fits them, but is not theirs."""
     arts, _ = two_folders(tmp_path)
     copy = tmp_path / "arts-copy"
     shutil.copytree(arts, copy)
     fake_pipeline_over(arts, tmp_path / "idx")
-    with pytest.raises(RagError, match=f"built from {re.escape(str(arts.resolve()))}, not {re.escape(str(copy.resolve()))}"):
+    with pytest.raises(RagError, match=f"built from {re.escape(str(arts.resolve()))}, not {re.escape(str(copy.resolve()))}") \
+            as refused:
         fake_pipeline_over(copy, tmp_path / "idx")
+    # it holds the copy's articles: moved to the copy's own index folder, it is the copy's, embedding nothing
+    own = copy.parent / ".rag" / copy.name
+    assert str(refused.value).endswith(f"; if it is a copy made with this folder, move it to {own}: it is then "
+                                       f"{copy.resolve()}'s own, and every vector is reused")
+    own.parent.mkdir()
+    (tmp_path / "idx").rename(own)
+    said = []
+    build_pipeline(load_models_config(ROOT / "models.toml"), copy, None, embedder=FakeEmbedder(), reader=FakeReader([]),
+                   on_status=said.append)
+    assert any("(0 embedded, 1 reused)" in line for line in said)
 
 
 def test_rag_index_force_rebuilds_another_folders_index_on_purpose_and_then_it_is_that_folders(tmp_path):
