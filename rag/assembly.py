@@ -248,15 +248,16 @@ def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
     own = default_index_dir(here).resolve() == store.directory.resolve()  # a copy of a project, or a moved one
     documents = read_articles().documents
     kept = len(stored.unchanged({doc_id: text_key(doc.text) for doc_id, doc in documents.items()}))
+    mostly_here = bool(stored.documents) and kept >= MOVED_IF_KEPT * len(stored.documents)
     if os.path.exists(built_from) and not own:  # False too where it cannot be looked at: then it must hold most of these articles
         copied = (f"; if it is a copy made with this folder, move it to {default_index_dir(here)}: it is then {here}'s "
-                  "own, and every vector is reused") if stored.documents and kept >= MOVED_IF_KEPT * len(stored.documents) else ""
+                  "own, and every vector is reused") if mostly_here else ""
         raise RagError(f"the index in {store.directory} was built from {built_from}, not {here}; nothing was changed: "
                        f"{_ways_out(config, store, here)}{copied}")
     held = f"{here} holds {kept} of its {counted(len(stored.documents), 'article')} unchanged"
     if own:
         return f"the index in {store.directory} was built from {built_from}: it is {here}'s own, copied or moved; {held}"
-    if stored.documents and kept >= MOVED_IF_KEPT * len(stored.documents):
+    if mostly_here:
         return f"the index in {store.directory} was built from {built_from}, which is no longer there; {held}, so it is taken as that folder, moved"
     raise RagError(f"the index in {store.directory} was built from {built_from}, which is no longer there, and {held}; "
                    f"nothing was changed: if {built_from} is only out of reach (a drive not mounted), bring it back; "

@@ -139,14 +139,14 @@ class ChatSession:
         if switched in (None, self._current.index_version, self._failed_version):
             return self._current
         with self.console.status(Text("the index was switched by another rag; loading it again")) as status:
-            def said(state: str) -> None:
+            def on_state(state: str) -> None:
                 if is_warning(state):
                     self._warn(state)
                 else:
                     status.update(Text(state))
 
             try:
-                self._current = self.watch.load_again(self._current, said)
+                self._current = self.watch.load_again(self._current, on_state)
                 self.console.print("(the index was switched by another rag: answering from it now)", style="dim",
                                    markup=False)  # a spinner alone is gone at once, and shows nothing when piped
             except Stopped as stop:  # a Ctrl-C while it embedded cancels the question, as any Ctrl-C does; SIGTERM ends all

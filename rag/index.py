@@ -57,7 +57,7 @@ class Manifest:
     vector_store: str  # which VectorStore wrote the vectors, and where: "faiss", "milvus:./archive.db"
     files: dict = field(default_factory=dict)  # file name -> sha256, checked on every load
     # the articles folder it was built from, resolved: an index serves that folder alone (rag.assembly,
-    # index_folder_check). "" where unknown: an index written before rag recorded it, taken as any folder's
+    # index_folder_check). "" where unknown: an index written before rag recorded it
     articles_folder: str = ""
 
     @classmethod
@@ -69,8 +69,9 @@ class Manifest:
         if data.get("format") != INDEX_FORMAT:  # an older layout: say so, whatever its fields
             return cls(data.get("format") if isinstance(data.get("format"), int) else -1, "", "", 0, {}, "", {}, 0, "", "")
         types = {f.name: f.type for f in dataclasses.fields(cls)}
-        if set(data) - {"articles_folder"} != set(types) - {"articles_folder"}:  # recorded since, so it may be missing
-            raise ValueError(f"fields {sorted(set(data) ^ set(types))} missing or unexpected")
+        wrong = (set(data) ^ set(types)) - {"articles_folder"}  # recorded since, so it may be missing
+        if wrong:
+            raise ValueError(f"fields {sorted(wrong)} missing or unexpected")
         for name, value in data.items():
             expected = {"int": int, "str": str, "dict": dict}[types[name]]
             if name == "vector_store":

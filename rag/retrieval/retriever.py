@@ -56,11 +56,9 @@ class Retriever:
 
     def _allowed(self, dates: DateRange | None) -> np.ndarray | None:
         """Ids of the passages a search may return: the searchable ones of articles dated within
-        `dates`, when given; None when it may return any."""
-        if not dates:
-            return self.searchable
-        dated = self._passages_dated(dates)
-        return dated if self.searchable is None else np.intersect1d(dated, self.searchable, assume_unique=True)
+        `dates`, when given (a passage left out of the search is taken as undated, so no range
+        holds it); None when it may return any."""
+        return self._passages_dated(dates) if dates else self.searchable
 
     def _passages_dated(self, dates: DateRange) -> np.ndarray:
         """Ids of the passages whose article's date is in the range (undated articles never are)."""
