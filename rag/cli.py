@@ -77,9 +77,10 @@ def progress_bar(label: str, total: int | None = None):
             progress.advance(task)
         else:
             progress.update(task, completed=done, total=total)
-        if progress.disable and (said_at is None or time.monotonic() - said_at >= PLAIN_PROGRESS_EVERY_S):  # a log or a cron job
+        counted = progress.tasks[task]
+        finished = counted.total is not None and counted.completed >= counted.total  # a log ends on N/N, not on the last interval's count
+        if progress.disable and (said_at is None or finished or time.monotonic() - said_at >= PLAIN_PROGRESS_EVERY_S):
             said_at = time.monotonic()
-            counted = progress.tasks[task]
             err.print(f"{counted.description}: {int(counted.completed)}/{int(counted.total or 0)}", style="dim")
 
     return progress, update

@@ -271,7 +271,7 @@ def test_without_seeds_here_the_answer_says_it_comes_from_the_bundled_articles(t
     assert (said in " ".join(result.stderr.split())) is not with_seeds_here
 
 
-def test_off_a_terminal_a_long_run_says_its_progress_in_a_plain_line_now_and_then(monkeypatch, capsys):
+def test_off_a_terminal_a_long_run_says_its_progress_in_a_plain_line_now_and_then_and_at_its_end(monkeypatch, capsys):
     """A build logged by cron said nothing for its whole embedding (the bar shows only on a terminal)."""
     import rag.cli as cli
 
@@ -286,6 +286,11 @@ def test_off_a_terminal_a_long_run_says_its_progress_in_a_plain_line_now_and_the
         update()
         update()
     assert capsys.readouterr().err.splitlines() == ["answering: 1/64"]
+    progress, update = cli.progress_bar("answering", 3)  # the end is said, however soon it comes
+    with progress:
+        for _ in range(3):
+            update()
+    assert capsys.readouterr().err.splitlines() == ["answering: 1/3", "answering: 3/3"]
 
 
 def test_off_a_terminal_embedding_is_said_as_it_starts_then_every_ten_seconds_or_so(monkeypatch, capsys):
