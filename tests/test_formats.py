@@ -360,6 +360,14 @@ def test_a_table_of_a_web_page_or_a_markdown_file_is_kept_a_row_a_line(tmp_path)
                         "Riverton won the title."]
 
 
+def test_a_pipe_inside_a_markdown_tables_cell_stays_escaped_not_a_cell_boundary(tmp_path):
+    """A cell "Wins \\| draws" read as two cells, "| Wins | draws | 12 |": the row had one more column."""
+    from rag.corpus import load_corpus
+
+    (tmp_path / "table.md").write_text("| Record | Games |\n|---|---|\n| Wins \\| draws | 12 |\n", encoding="utf-8")
+    assert load_corpus(tmp_path).documents["table.md"].text.split("\n\n") == ["| Record | Games |", "| Wins \\| draws | 12 |"]
+
+
 def test_a_json_lines_record_written_as_html_is_read_as_its_text(tmp_path):
     """CMS exports keep the body as HTML: its tags were indexed and cited as text, two paragraphs
     one "sentence"."""

@@ -13,7 +13,7 @@ from rag.converters.text import DATE_LINE, decode_as_data
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 8  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 9  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)  # YAML, as Jekyll and most tools write it
@@ -126,7 +126,7 @@ def _blocks(source: str) -> tuple[list[str], list[str]]:
         elif token.type == "inline":
             line = " ".join(_plain(token).split())
             if row is not None:
-                row.append(line)
+                row.append(line.replace("|", "\\|"))  # a cell's own pipe, escaped as written: not a cell boundary
             elif line:
                 blocks.append(line)
                 if in_heading:
