@@ -18,7 +18,7 @@ being am do does did done has have had having it its it's he she they them their
 your our i me my not no what which who whom whose when where why how much many long far old
 can could would should will shall may might must also just very more most such only own same
 any each other some all both few s t""".split())
-EVIDENCE_RULES = 3  # bump when a feature is computed otherwise (2: corroboration needs the other span to say all of it; 3: names)
+EVIDENCE_RULES = 4  # bump when a feature is computed otherwise (2: corroboration needs the other span to say all of it; 3: names; 4: an abbreviation only in capitals)
 MAX_AGREEING = 3  # more agreeing articles than this is not more evidence
 # Articles on one story name the same people and places, so a wrong answer is often "stated" by
 # several of them; only in a sentence that asks what the question asks is agreement evidence
@@ -74,12 +74,16 @@ def fit_to_question(question: str, answer: str, sentence: str, article: str, hea
 
 
 def asked_names(question: str) -> list[str]:
-    """The names and numbers a question mentions, as it writes them: each capitalised word but
-    its first (and but words like "The"), and each word with a digit. "Who is the mayor of
-    Manchester?" asks about Manchester; a question written all in lower case names nothing."""
-    names = []
+    """The names and numbers a question mentions, as it writes them: each capitalised word (but
+    words like "The"), and each word with a digit. "Who is the mayor of Manchester?" asks about
+    Manchester; a question written all in lower case, or all in capitals, names nothing but its
+    numbers. Its first word is capitalised anyway, so it counts only when it shows it is a name:
+    an abbreviation ("NATO") or a possessive ("Manchester's mayor is who?"); "Manchester elected
+    whom?" is not checked."""
+    names, cased = [], not question.isupper()
     for n, word in enumerate(NAMED.findall(question)):
-        if any(c.isdigit() for c in word) or (n > 0 and word[0].isupper() and _folded(word) not in STOPWORDS):
+        if any(c.isdigit() for c in word) or (cased and _capitalised(word) and _folded(word) not in STOPWORDS
+                                              and (n > 0 or _is_abbreviation(word) or POSSESSIVE.search(word))):
             if word not in names:
                 names.append(word)
     return names
@@ -91,7 +95,10 @@ def unmentioned(names: list[str], text: str, heading: str = "") -> list[str]:
     "Afghanistan", "Tajiks" in "Tajik"; "U.S." is "US"). A number is mentioned only as it is:
     "2.5" is not "25", nor "1,500" "500"."""
     said = article_words(text) | article_words(heading)
-    return [name for name in names if not _mentioned(_folded(name), said)]
+    capitalised = capitalised_words(text) | capitalised_words(heading)
+    # an abbreviation is often an ordinary word too ("US" and "us", "WHO" and "who"): only a
+    # capitalised word of the article says it
+    return [name for name in names if not _mentioned(_folded(name), capitalised if _is_abbreviation(name) else said)]
 
 
 @lru_cache(maxsize=32)  # an article's words, once for the questions asked of it in a row (a long article's are megabytes)
@@ -101,6 +108,22 @@ def article_words(text: str) -> frozenset[str]:
     and without ("U.S." and "US")."""
     words = set(map(_folded, WORD.findall(text) + NAMED.findall(text)))
     return frozenset(words | {_undotted(word) for word in words if "." in word})
+
+
+@lru_cache(maxsize=32)
+def capitalised_words(text: str) -> frozenset[str]:
+    """article_words of its words that begin with a capital ("US", "U.S.", "Nato"; not "us")."""
+    return article_words(" ".join(word for word in NAMED.findall(text) if _capitalised(word)))
+
+
+def _capitalised(word: str) -> bool:
+    return word[0].isupper()
+
+
+def _is_abbreviation(word: str) -> bool:
+    """Two or more capitals, with dots or without: "US", "U.S.", "NATO"."""
+    letters = _undotted(word)
+    return len(letters) > 1 and letters.isalpha() and letters.isupper()
 
 
 def _mentioned(name: str, said: frozenset[str]) -> bool:
