@@ -414,6 +414,26 @@ def test_a_page_laid_out_in_a_table_is_read_by_its_paragraphs(tmp_path):
     assert sum(block.startswith("Paragraph") for block in blocks) == 6 and not any(b.startswith("|") for b in blocks)
 
 
+def test_a_crawled_sites_page_of_links_is_skipped_as_no_article_but_a_page_of_teasers_is_read(tmp_path):
+    """A crawl's section page ("World": a list of headline links) was indexed as an article, and
+    asked about a headline, rag cited the list, not the story."""
+    from rag.corpus import load_corpus
+
+    headlines = ["Taliban take Kabul as Ghani flees the country", "Resistance in Panjshir vows to fight on",
+                 "UN calls emergency meeting on Afghanistan"]
+    links = "".join(f"<li><a href='/a{n}'>{headline}</a></li>" for n, headline in enumerate(headlines))
+    (tmp_path / "world.html").write_text(
+        f"<html><head><title>World</title></head><body><nav><a href='/'>Home</a> <a href='/sport'>Sport</a></nav>"
+        f"<main><h1>World</h1><ul>{links}</ul></main><footer><a href='/about'>About us</a></footer></body></html>",
+        encoding="utf-8")
+    (tmp_path / "sport.html").write_text(
+        "<html><head><title>Sport</title></head><body><div><h2><a href='/s1'>Riverton win the league</a></h2>"
+        "<p>Riverton FC beat Ashford 2-1 on Saturday to take the title.</p></div></body></html>", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert "world.html: a page of links (a section or index page), not an article" in corpus.skipped
+    assert "Riverton FC beat Ashford 2-1 on Saturday to take the title." in corpus.documents["sport.html"].text
+
+
 @pytest.mark.parametrize("value, title, problem", [
     ("[broken", "Ferry", "its --- front matter's title ('[broken') opens a YAML list it never closes: no title read from it"),
     ('"Ferry cancelled', "Ferry", "its --- front matter's title ('\"Ferry cancelled') opens a quote it never closes: "

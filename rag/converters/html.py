@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rag.schema import Document
 
-VERSION = 6  # raised when it reads the same bytes otherwise: cached conversions are then redone
+VERSION = 7  # raised when it reads the same bytes otherwise: cached conversions are then redone
 LIBRARIES = ("trafilatura", "htmldate")  # their versions are in the cached conversions' key too
 
 # Elements that each make a block of their own; a record's HTML is text the CMS wrote, not a page
@@ -19,6 +19,9 @@ INLINE = {"a", "b", "i", "em", "strong", "span", "br", "td", "th", "sup", "sub",
 MARKUP = re.compile(rf"</?(?:{'|'.join(sorted(BLOCKS | INLINE))})(?=[\s/>])[^<>]*>", re.I)  # "<a.doe@x.org>" is none
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # no XML parser takes them; Word's line break is one
 LAYOUT_ROW_CHARS = 400  # a table row longer than this holds an article laid out in a table, not data
+# a page whose text is this much whole links (its lines each a link's text) is a section or index
+# page of a crawled site: its headlines would be answered from, their stories are elsewhere
+LINKS_SHARE_OF_A_LIST = 0.8
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
@@ -36,6 +39,8 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     text = "\n\n".join(lines)
     if not text.strip():
         raise ValueError("no article text found in the page")
+    if _is_a_list_of_links(raw, lines):
+        raise ValueError("a page of links (a section or index page), not an article")
     return [Document(doc_id=path.name, path=str(path), text=text, date=extracted.date or None, body_start=0,
                      title=extracted.title or None, source=extracted.url or str(path))], []
 
@@ -47,6 +52,18 @@ def _extract(raw: bytes, tables: bool):
     # 2019" made a page of 1 January 2019): only the page's own marks of publication are taken
     return trafilatura.bare_extraction(raw, with_metadata=True, include_comments=False, include_tables=tables,
                                        date_extraction_params={"extensive_search": False, "original_date": True})
+
+
+def _is_a_list_of_links(raw: bytes, lines: list[str]) -> bool:
+    import lxml.html
+    from lxml.etree import ParserError
+
+    try:
+        links = {" ".join(link.text_content().split()) for link in lxml.html.fromstring(raw).iter("a")}
+    except (ValueError, ParserError):  # trafilatura read it: a page lxml cannot is no list of links to it
+        return False
+    linked = sum(len(line) for line in lines if " ".join(line.split()) in links)
+    return linked >= LINKS_SHARE_OF_A_LIST * sum(len(line) for line in lines)
 
 
 def _lines(extracted) -> list[str]:
