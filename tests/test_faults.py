@@ -1070,6 +1070,26 @@ def test_a_moved_articles_folder_keeps_its_index_and_every_vector(tmp_path):
     assert said == [] and embedder.encoded == 1
 
 
+def test_removing_most_of_a_moved_folders_articles_keeps_its_index(tmp_path, monkeypatch):
+    """The folder was taken as moved before the files moved, then checked again after: with most
+    of its articles gone it no longer held half of the index's, and the remove ended refused."""
+    from rag import assembly
+
+    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
+    arts, _ = two_folders(tmp_path)
+    for name in "bcd":
+        (arts / f"{name}.txt").write_text(f"Article {name} says the bridge opened.", encoding="utf-8")
+    index = tmp_path / "idx"
+    fake_pipeline_over(arts, index)
+    moved = tmp_path / "arts-2021"
+    arts.rename(moved)
+    said = []
+    update = assembly.remove_articles(load_models_config(ROOT / "models.toml"), ["a", "b", "c"], moved, index, said.append)
+    assert any("so it is taken as that folder, moved" in line for line in said)
+    assert "index: 1 passage from 1 article" in update.line and sorted(os.listdir(moved)) == ["d.txt"]
+    assert IndexStore(index).stored_manifest().articles_folder == str(moved.resolve())
+
+
 def test_an_index_whose_folder_is_gone_is_refused_for_a_folder_without_its_articles(tmp_path):
     """Not there (a drive not mounted, say) is not moved: another folder's articles do not take its index."""
     arts, cities = two_folders(tmp_path)
