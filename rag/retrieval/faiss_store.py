@@ -123,9 +123,17 @@ class FaissStore:
         ids = np.asarray(ids, dtype=np.int64)
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
         check_new_ids(ids, lambda new: bool(np.isin(new, self._stored_ids()).any()))
-        self._index.add_with_ids(vectors, ids)
+        if not self._is_ivf:
+            self._index.add_with_ids(vectors, ids)
+            return
+        import faiss
+
+        # each vector's nearest centre, searched once: it assigns the vector and says how well it fits
+        nearest, centre = self._index.quantizer.search(vectors, 1)
+        assigned = np.ascontiguousarray(centre[:, 0])
+        self._index.add_core(len(ids), faiss.swig_ptr(vectors), faiss.swig_ptr(ids), faiss.swig_ptr(assigned))
         if self.clusters is not None:
-            self.clusters = self.clusters.after_adding(len(ids), self._strangers(vectors))
+            self.clusters = self.clusters.after_adding(len(ids), self._strangers(nearest[:, 0]))
 
     def delete(self, ids: Iterable[int]) -> int:
         self._make_writable()
@@ -192,12 +200,11 @@ class FaissStore:
             return
         self._mapped_from = None
 
-    def _strangers(self, vectors: np.ndarray) -> int:
-        """How many of these vectors are less close to their nearest centre than Clusters.fit."""
-        if self.clusters.fit is None or not len(vectors):
+    def _strangers(self, nearest: np.ndarray) -> int:
+        """How many vectors, by their similarity to their `nearest` centre, fit less than Clusters.fit."""
+        if self.clusters.fit is None:
             return 0
-        nearest, _ = self._index.quantizer.search(vectors, 1)
-        return int((nearest[:, 0] < self.clusters.fit).sum())
+        return int((nearest < self.clusters.fit).sum())
 
     def _everything(self) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
         """Every stored id, and what reads the vectors of some of them (by position in those ids):
