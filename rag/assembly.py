@@ -246,9 +246,9 @@ def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
     """Refuses an index built from another articles folder (RagError): brought up to date for
     this one, it would lose the other's embedding (hours, on an archive), and, up to date, it
     would answer from articles that are not this folder's. The folder's own default index
-    (`.rag/<name>` beside it) is always its own, moved or copied with it; another index whose
-    folder is no longer there is taken as that folder moved here when at least half its
-    articles are here unchanged. Either way a rebuild reuses their vectors, so nothing is lost;
+    (`.rag/<name>` beside it) is always its own, moved or copied with it, as it is. Another
+    index whose folder is no longer there is taken as that folder moved here when at least half
+    its articles are here unchanged: a rebuild that reuses their vectors records the new place;
     returns the line that says so. Another folder's articles, with the old place merely out of
     reach (a drive not mounted), do not take its index. An index that recorded no folder (an
     older rag's) is this folder's unless it holds none of this folder's articles."""
@@ -259,19 +259,20 @@ def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
     if not stored.articles_folder:
         _refuse_if_none_is_here(config, store, stored, here, read_articles)
         return None
+    if default_index_dir(here).resolve() == store.directory.resolve():
+        # a copy of a project, or a moved one, or one folder seen at two paths (a host and a
+        # container): recording each place in turn rebuilt the index at every turn
+        return None
     built_from = Path(stored.articles_folder)
-    own = default_index_dir(here).resolve() == store.directory.resolve()  # a copy of a project, or a moved one
     documents = read_articles().documents
     kept = len(stored.unchanged({doc_id: text_key(doc.text) for doc_id, doc in documents.items()}))
     mostly_here = bool(stored.documents) and kept >= MOVED_IF_KEPT * len(stored.documents)
-    if os.path.exists(built_from) and not own:  # False too where it cannot be looked at: then it must hold most of these articles
+    if os.path.exists(built_from):  # False too where it cannot be looked at: then it must hold most of these articles
         copied = (f"; if it is a copy made with this folder, move it to {default_index_dir(here)}: it is then {here}'s "
                   "own, and every vector is reused") if mostly_here else ""
         raise RagError(f"the index in {store.directory} was built from {built_from}, not {here}; nothing was changed: "
                        f"{_ways_out(config, store, here)}{copied}")
     held = f"{here} holds {kept} of its {counted(len(stored.documents), 'article')} unchanged"
-    if own:
-        return f"the index in {store.directory} was built from {built_from}: it is {here}'s own, copied or moved; {held}"
     if mostly_here:
         return f"the index in {store.directory} was built from {built_from}, which is no longer there; {held}, so it is taken as that folder, moved"
     raise RagError(f"the index in {store.directory} was built from {built_from}, which is no longer there, and {held}; "
