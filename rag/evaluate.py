@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,10 +430,19 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
     plt.close(fig)
 
 
+LEADING_DATE = re.compile(r"^\d{4}[-_.]?\d{2}(?:[-_.]?\d{2})?[-_.]+(?=[^\W_])")  # "2021-09-06-" of 2021-09-06-kabul.txt
+
+
 def shortest_unique_prefixes(names: list[str], shortest: int = 3) -> list[str]:
     """Each name cut at the end of its first words (at a "-", "_", ".", "#"…; at least `shortest`
     characters) that no other name starts with: column heads that still say which article, in
-    words ("bristol" for bristol-mayor.md, "000" for 000_fb70…), never cut mid-word ("bri")."""
+    words ("bristol" for bristol-mayor.md, "000" for 000_fb70…), never cut mid-word ("bri").
+    A leading date is left out where the names differ without it ("kabul" for
+    2021-09-06-kabul.txt): an archive's files all begin with one, and "2021-09" said nothing."""
+    undated = [LEADING_DATE.sub("", name) for name in names]
+    if len(set(undated)) == len(names):
+        names = undated
+
     def cut(name: str) -> str:
         others = [other for other in names if other != name]
         ends = [i for i in range(shortest, len(name)) if not name[i].isalnum()]

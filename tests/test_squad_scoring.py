@@ -117,7 +117,9 @@ def test_per_article_columns_are_named_by_the_first_words_that_tell_them_apart()
     assert shortest_unique_prefixes(["storm.html", "storm-2.html"]) == ["storm.html", "storm-2"]
     assert shortest_unique_prefixes(["000_8825.txt", "001_fb70.txt"]) == ["000", "001"]
     assert shortest_unique_prefixes(["news.jsonl#a", "news.jsonl#b"]) == ["news.jsonl#a", "news.jsonl#b"]
-    assert shortest_unique_prefixes(["2021-09-06-x", "2021-09-07-y", "abc"]) == ["2021-09-06", "2021-09-07", "abc"]
+    assert shortest_unique_prefixes(["2021-09-06-kabul.txt", "2021-09-07-panjshir-valley.md", "abc"]) == [
+        "kabul", "panjshir", "abc"]  # a leading date says little where the rest tells them apart
+    assert shortest_unique_prefixes(["2021-09-06-kabul.txt", "2021-09-07-kabul.txt"]) == ["2021-09-06", "2021-09-07"]
     assert shortest_unique_prefixes(["ab", "abc"]) == ["ab", "abc"]
 
 
