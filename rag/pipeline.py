@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from rag.paths import INDEX_FOLDER, PROJECT_ROOT, SEEDS_FOLDER, local_or_bundled
-from rag.corpus import line_ends_in, sentence_around
+from rag.corpus import date_lines_in, line_ends_in, sentence_around
 from rag.dates import DateRange, said_of_day
 from rag.decision import Abstention
 from rag.errors import BadInput
@@ -105,7 +105,9 @@ class Pipeline:
         retrieved = self.retriever.retrieve(question, top_k or self.top_k, dates)
         retrieved_at = time.perf_counter()
         passages = [r.passage for r in retrieved]
-        guesses = self.reader.read(question, passages, [line_ends_in(self.corpus.documents[p.doc_id], p) for p in passages])
+        articles = [self.corpus.documents[p.doc_id] for p in passages]
+        guesses = self.reader.read(question, passages, [line_ends_in(doc, p) for doc, p in zip(articles, passages)],
+                                   [date_lines_in(doc, p) for doc, p in zip(articles, passages)])
         read_at = time.perf_counter()
         candidates = sorted(self._candidates(question, guesses, retrieved), key=lambda c: -c.confidence)
         best = candidates[0] if candidates else None

@@ -63,18 +63,22 @@ class Reader:
         self._question_tokenizer.no_truncation()  # the windows' only_second truncation refuses a lone question
         self.max_answer_tokens = spec.settings.max_answer_tokens
 
-    def read(self, question: str, passages: list[Passage], breaks: list[list[int]] | None = None) -> list[SpanGuess]:
+    def read(self, question: str, passages: list[Passage], breaks: list[list[int]] | None = None,
+             closed: list[list[tuple[int, int]]] | None = None) -> list[SpanGuess]:
         """One guess per passage (its best span over all its windows), in passage order. No span
         crosses a line break that ends a run of text: `breaks`, per passage, as offsets into its
-        text (corpus.line_ends_in), else found in the passage's text alone."""
+        text (corpus.line_ends_in), else found in the passage's text alone; nor touches what is
+        `closed`, per passage, (start, end) offsets into its text (corpus.date_lines_in)."""
         if not passages:
             return []
         breaks = breaks if breaks is not None else [line_ends(passage.text) for passage in passages]
+        closed = closed if closed is not None else [[] for _ in passages]
         spans: dict[int, list[tuple[float, int, int]]] = {}
         null: dict[int, float] = {}
         windows = self.windows(question, passages)
         for (passage_index, window), ((starts,), (ends,)) in zip(windows, self._logits(windows)):
-            found, null_score = self._spans_in_window(window, starts, ends, passages[passage_index], breaks[passage_index])
+            found, null_score = self._spans_in_window(window, starts, ends, passages[passage_index], breaks[passage_index],
+                                                      closed[passage_index])
             spans.setdefault(passage_index, []).extend(found)
             # a passage's null score is the lowest of its windows': one window may well hold the answer
             null[passage_index] = min(null_score, null.get(passage_index, null_score))
@@ -112,7 +116,7 @@ class Reader:
         return question[:offsets[MAX_QUESTION_TOKENS - 1][1]]
 
     def _spans_in_window(self, window, starts: np.ndarray, ends: np.ndarray, passage: Passage,
-                         breaks: list[int]) -> tuple[list[tuple[float, int, int]], float]:
+                         breaks: list[int], closed: list[tuple[int, int]]) -> tuple[list[tuple[float, int, int]], float]:
         """The window's best spans (score, start, end in article characters), and its null score."""
         context = np.array([sid == 1 for sid in window.sequence_ids])
         offsets = window.offsets
@@ -124,8 +128,12 @@ class Reader:
         # ("Ahmad⏎Massoud") may be crossed
         scores = starts[token_ids][:, None] + ends[token_ids][None, :]
         gap = token_ids[None, :] - token_ids[:, None]
-        run = np.searchsorted(breaks, [offsets[t][0] for t in token_ids], side="right")  # which run each token is in
-        allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (run[:, None] == run[None, :])
+        begins = np.array([offsets[t][0] for t in token_ids])
+        run = np.searchsorted(breaks, begins, side="right")  # which run each token is in
+        shut = np.zeros(len(token_ids), dtype=bool)
+        for start, end in closed:
+            shut |= (begins >= start) & (begins < end)
+        allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (run[:, None] == run[None, :]) & ~shut[:, None] & ~shut[None, :]
         scores = np.where(allowed, scores, -np.inf).ravel()
         keep = min(RUNNERS_UP + 1, len(scores))
         top = np.argpartition(-scores, keep - 1)[:keep]

@@ -53,7 +53,7 @@ class FakeReader:
         self.confident = confident
         self.surer = surer or {}
 
-    def read(self, question: str, passages, breaks=None) -> list[SpanGuess]:
+    def read(self, question: str, passages, breaks=None, closed=None) -> list[SpanGuess]:
         guesses = []
         for i, passage in enumerate(passages):
             found = next(((passage.text.find(a), a) for a in self.answers if a in passage.text), None)

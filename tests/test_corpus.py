@@ -78,10 +78,27 @@ def test_a_sentence_goes_on_across_the_wraps_of_a_hard_wrapped_paragraph(above, 
     text = f"{above}\n{wrapped}\n" if above else wrapped
     doc = Document("a", "a.txt", text, None, 0)
     assert [text[s:e].replace("\n", " ") for s, e in sentence_spans(doc)] == [
-        *above.splitlines(), STORY_SENTENCES[0], STORY_SENTENCES[1][:-1] + last_mark]
+        *[line for line in above.splitlines() if not line.startswith("Published:")],  # a date line is no sentence
+        STORY_SENTENCES[0], STORY_SENTENCES[1][:-1] + last_mark]
     start = text.index("thousands")
     s, e = sentence_around(doc, start, start + len("thousands"))
     assert text[s:e].startswith("KABUL (Reuters)") and text[s:e].endswith("ready for the resistance.")
+
+
+@pytest.mark.parametrize("line", ["Date: 2024-05-06", "Published: 2024-05-06 14:05 UTC", "date 2024-05-06"])
+def test_a_line_that_only_dates_the_article_is_no_sentence_and_no_answer_comes_from_it(line):
+    """Under a headline, "Date: 2024-05-06" stayed a sentence in the text: asked when the bridge
+    reopens, the reader answered the article's own date at 0.84."""
+    from rag.corpus import chunk_document, date_lines, date_lines_in
+    from rag.config import ChunkSettings
+
+    text = f"Old Mill bridge repairs delayed\n{line}\n\nThe bridge stays closed for two months. Dated 2024-05-06 is no date line.\n"
+    doc = Document("bridge", "bridge.txt", text, "2024-05-06", 0)
+    assert [text[s:e] for s, e in date_lines(doc)] == [line]
+    assert line not in [text[s:e] for s, e in sentence_spans(doc)]
+    (passage,) = chunk_document(doc, ChunkSettings())
+    assert passage.text.startswith("Old Mill bridge") and passage.text.endswith("no date line.")  # the headline still read
+    assert [passage.text[s:e] for s, e in date_lines_in(doc, passage)] == [line]
 
 
 @pytest.mark.parametrize("block", [

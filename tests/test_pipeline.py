@@ -82,6 +82,20 @@ def test_disagreeing_articles_are_both_shown(models, seeds_copy, tmp_path):
         assert read_source(citation.doc_id, seeds_copy)[citation.start:citation.end] == text
 
 
+def test_a_date_line_under_the_headline_is_never_the_answer(models, tmp_path):
+    """A new user's wire copy: "When will the Old Mill bridge reopen?" was answered "2024-05-06" at
+    0.84, the article's own date line, cited faithfully."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    text = ("Old Mill bridge repairs delayed\nDate: 2024-05-06\n\nThe Old Mill bridge will stay closed to traffic for "
+            "another two months. Engineers found more corrosion in the steel beams than expected, the county said.\n")
+    (seeds / "bridge.txt").write_text(text, encoding="utf-8")
+    answer = build_pipeline(models, seeds, tmp_path / "index").ask("When will the Old Mill bridge reopen?")
+    date_line = (text.index("Date:"), text.index("\n\n"))
+    assert answer.candidates and all(c.span.end <= date_line[0] or c.span.start >= date_line[1] for c in answer.candidates)
+    assert answer.text != "2024-05-06"
+
+
 def test_answers_that_mention_the_answer_are_not_conflicts(pipeline):
     answer = pipeline.ask("Who leads the resistance in the Panjshir Valley?")
     assert all("Ahmad Massoud" not in c.answer for c in answer.conflicts)

@@ -29,6 +29,19 @@ def test_one_guess_per_passage_with_offsets_into_the_article(pipeline):
     assert all(g.end - g.start > 0 for g in guesses)
 
 
+def test_no_answer_comes_from_what_is_closed_to_it(pipeline):
+    """A date line under a headline (corpus.date_lines_in) was the answer to "when?" at 0.84."""
+    text = "Old Mill bridge repairs delayed\nDate: 2024-05-06\n\nThe Old Mill bridge will stay closed for another two months."
+    passage = Passage("bridge", 0, len(text), text)
+    question = "When was the Old Mill bridge article dated?"
+    (open_,) = pipeline.reader.read(question, [passage])
+    assert "2024" in text[open_.start:open_.end]  # the reader's own pick, open to it
+    date_line = (text.index("Date:"), text.index("\n\n"))
+    (guess,) = pipeline.reader.read(question, [passage], closed=[[date_line]])
+    spans = [(guess.start, guess.end), *[(start, end) for start, end, _ in guess.runners_up]]
+    assert all(end <= date_line[0] or start >= date_line[1] for start, end in spans)
+
+
 def test_a_very_long_question_is_clipped_not_fatal(pipeline):
     _, passage = whole_article_passage("000_882549ac45e52293")
     (guess,) = pipeline.reader.read("What does Panjshir mean? " * 60, [passage])

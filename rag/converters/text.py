@@ -17,7 +17,8 @@ from rag.schema import NOTE, Document
 TIME = r"(?:T|[ \t]+)\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:[ \t]*(?i:[ap]\.?m\.?))?(?:[ \t]*(?:Z|UTC|GMT|[ECMP][SD]T|BST|CES?T|IST|[+-]\d{2}:?\d{2})\b)?"
 DATE_LINE = re.compile(rf"\A\ufeff?\s*(?i:date|published)(?:[ \t]*:[ \t]*|[ \t]+)(\d{{4}}-\d{{2}}-\d{{2}})(?:{TIME})?\b[ \t]*")
 # As saved news pages and CMS exports write it: the headline, then the date line. The headline
-# is then the title, and both lines stay in the text, each a sentence of its own.
+# is then the title, and both lines stay in the text: the headline a sentence of its own, the
+# date line none (corpus.date_lines: no answer comes from it).
 HEADLINE = re.compile(r"\A\ufeff?[ \t]*([^\n]{0,300}?\S)[ \t]*\n")
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # a first line meant as a date in another form ("date March 15, 2024", "Date: 15/03/2024"): said,
