@@ -24,6 +24,9 @@ MAX_AGREEING = 3  # more agreeing articles than this is not more evidence
 # several of them; only in a sentence that asks what the question asks is agreement evidence
 # (README, "Answer or abstain", measures both kinds).
 CORROBORATING_OVERLAP = 0.7  # the share of the question's content words that sentence must hold
+# a conflict's sentence must hold this share of what the question asks (asks_the_same): "18 June",
+# when a footbridge beside the Old Mill bridge opened, disagreed with when the bridge reopens
+SAME_QUESTION_SHARE = 0.5
 MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
 NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|several|few"
 NUMBER = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.I)
@@ -157,6 +160,15 @@ def content_words(text: str) -> set[str]:
 def question_overlap(question: str, sentence: str) -> float:
     asked = content_words(question)
     return len(asked & content_words(sentence)) / len(asked) if asked else 0.0
+
+
+def asks_the_same(question: str, sentence: str) -> bool:
+    """Whether a sentence says what the question asks of its names: it holds at least
+    SAME_QUESTION_SHARE of the question's content words that are not names ("originally", "due",
+    "reopen" of "When was the Old Mill bridge originally due to reopen?"); any sentence does when
+    the question has none ("How far is Panjshir from Kabul?": "the valley" may stand for a name)."""
+    asked = content_words(question) - content_words(" ".join(asked_names(question)))
+    return not asked or len(asked & content_words(sentence)) >= SAME_QUESTION_SHARE * len(asked)
 
 
 def repeats_question(question: str, answer: str) -> float:

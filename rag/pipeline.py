@@ -10,7 +10,7 @@ from rag.corpus import date_lines_in, line_ends_in, sentence_around
 from rag.dates import DateRange, said_of_day
 from rag.decision import Abstention
 from rag.errors import BadInput
-from rag.evidence import Evidence, agreement, asked_names, corroboration, fit_to_question, unmentioned
+from rag.evidence import Evidence, agreement, asks_the_same, asked_names, corroboration, fit_to_question, unmentioned
 from rag.metrics import overlapping_answers, says_all_of, spelled_alike, states_an_answer
 from rag.schema import Answer, Candidate, Citation, Conflict, Span
 
@@ -120,7 +120,7 @@ class Pipeline:
             score=best.confidence if best else 0.0,
             citation=self.cite(best.span) if answered else None,
             supporting=supporting,
-            conflicts=self._conflicts(best, candidates, supporting) if answered else [],
+            conflicts=self._conflicts(question, best, candidates, supporting) if answered else [],
             latest=self._latest(best, supporting) if answered else None,
             unmentioned=self._unmentioned(question, [best.span.doc_id] if answered else [p.doc_id for p in passages]),
             passages=retrieved,
@@ -186,7 +186,7 @@ class Pipeline:
                 spans.append(c.span)
         return spans
 
-    def _conflicts(self, best: Candidate, candidates: list[Candidate], supporting: list[Span]) -> list[Conflict]:
+    def _conflicts(self, question: str, best: Candidate, candidates: list[Candidate], supporting: list[Span]) -> list[Conflict]:
         """Answers from other articles, more likely right than wrong, that neither contain nor
         are contained in the chosen one. An article that states the answer somewhere (it is
         supporting) is not also a conflict because another of its passages yields another span.
@@ -199,7 +199,10 @@ class Pipeline:
         such a supporting article, the conflict is shown.
         Nor is an answer from an article that mentions fewer of the question's names and numbers
         than the cited one: asked "Who is the mayor of Bristol?", Cardiff's mayor, from an article
-        that never names Bristol, answers another question; it does not disagree."""
+        that never names Bristol, answers another question; it does not disagree. Nor is one from
+        a sentence that does not say what the question asks (evidence.asks_the_same): asked when
+        the Old Mill bridge was originally due to reopen, "18 June", when a footbridge beside it
+        opened, disagreed with "March"."""
         seen = {best.span.doc_id} | {s.doc_id for s in supporting}
         conflicts, answer = [], spelled_alike(best.text)
         backing = [spelled_alike(self.cite(span).sentence) for span in supporting]
@@ -207,11 +210,13 @@ class Pipeline:
         for c in candidates:
             if c.span.doc_id in seen or c.confidence < bar or c.evidence.unmentioned_names > best.evidence.unmentioned_names:
                 continue
+            citation = self.cite(c.span)
+            if not asks_the_same(question, citation.sentence):
+                continue
             seen.add(c.span.doc_id)
             reading = spelled_alike(c.text)
             if overlapping_answers(reading, answer):
                 continue
-            citation = self.cite(c.span)
             misread = states_an_answer(spelled_alike(citation.sentence), [answer]) and any(
                 not states_an_answer(sentence, [reading]) for sentence in backing)
             if not misread:

@@ -80,6 +80,21 @@ def test_an_article_that_never_names_what_the_question_asks_about_is_no_conflict
     assert {both.text} | {c.answer for c in both.conflicts} == {"Marvin Rees", "Tom Jones"}
 
 
+def test_an_answer_from_a_sentence_that_does_not_say_what_the_question_asks_is_no_conflict(tmp_path):
+    """A new user's two articles: asked when the Old Mill bridge was originally due to reopen,
+    "18 June", when a footbridge beside it opened, was shown as sources disagreeing with "March"."""
+    parts = parts_over(tmp_path, {
+        "b1.txt": "The Old Mill bridge was originally due to reopen in March, but the work has overrun.\n",
+        "b2.txt": "A new footbridge beside the Old Mill bridge was opened to walkers on 18 June by the mayor.\n",
+        "b3.txt": "The council said the Old Mill bridge was originally due to reopen in May.\n"})
+    surer = Pipeline(parts.corpus, parts.retriever, FakeReader(["March", "18 June", "May"], surer={"March": 10.0}), DECISION, 3)
+    answer = surer.ask("When was the Old Mill bridge originally due to reopen?")
+    assert answer.text == "March" and [c.answer for c in answer.conflicts] == ["May"]  # b3 says what is asked, b2 does not
+    from rag.evidence import asks_the_same
+
+    assert asks_the_same("How far is Panjshir from Kabul?", "The valley is 125km north of Kabul.")  # it asks nothing but names
+
+
 def test_an_answer_from_an_article_that_never_names_what_the_question_asks_about_says_so(tmp_path):
     from rich.console import Console
 
