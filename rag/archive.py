@@ -35,6 +35,8 @@ class FolderChange:
     skipped: list[str] = field(default_factory=list)  # "name: why"; one line may stand for a folder's many files
     skipped_files: int = 0  # how many files the lines stand for
     removed: list[str] = field(default_factory=list)
+    # articles an updated file no longer holds (a JSON Lines export replaced by one without them)
+    dropped: list[str] = field(default_factory=list)
     # records left out of the JSON Lines files put in place ("name line N: why"): the index
     # says them as it reads the folder, so they are counted here, not said twice
     records_skipped: list[str] = field(default_factory=list)
@@ -56,12 +58,18 @@ class FolderChange:
         else:
             # files, not records: a JSON Lines file's unreadable records are said on their own lines
             count = len(self.records_skipped)
-            records = f" (and {counted(count, 'JSON Lines record')})" if count else ""
+            records = f"; {counted(count, 'JSON Lines record')} skipped" if count else ""
             parts.append(f"files: added {len(self.added)}, updated {len(self.updated)}, unchanged {len(self.unchanged)}, "
                          f"skipped {self.skipped_files}{records}")
+        if self.dropped:
+            parts.append(f"({removed_said(self.dropped)}, which the files that replaced theirs no longer hold)")
         if self.removed or self.updated:
             parts.append(f"(files taken out are kept in {trash})")
         return " ".join(parts)
+
+    @property
+    def moved_any(self) -> bool:
+        return bool(self.added or self.updated or self.removed)
 
 
 def removed_said(doc_ids: list[str]) -> str:
@@ -102,35 +110,36 @@ class Archive:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
 
-    def add(self, paths: list[Path], on_status: Callable[[str], None] = lambda message: None) -> FolderChange:
+    def add(self, paths: list[Path], change: FolderChange, on_status: Callable[[str], None] = lambda message: None) -> None:
+        """`paths` copied in, `change` saying what moved as it moves (a stop then knows)."""
         from rag.index import IndexStore
 
         try:  # with the conversions its index keeps: a web page is not converted again
             before = IndexStore(self.index_dir).articles(self.seeds_dir)
         except RagError:  # no article in the folder yet: no id is taken
             before = None
-        change = add_files(self.seeds_dir, paths, self.trash, ids_and_files(before) if before else {}, on_status)
         change.read_before = before
-        return change
+        add_files(self.seeds_dir, paths, self.trash, ids_and_files(before) if before else {}, on_status, change)
 
-    def remove(self, doc_ids: list[str]) -> FolderChange:
+    def remove(self, doc_ids: list[str], change: FolderChange) -> None:
+        """These articles' files moved to the trash, `change` saying what moved as it moves."""
         from rag.index import IndexStore
 
         articles = IndexStore(self.index_dir).articles(self.seeds_dir)
-        change = remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped)
         change.read_before = articles
-        return change
+        remove_documents(self.seeds_dir, doc_ids, articles.documents, self.trash, articles.skipped, change)
 
 
 def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, str] | None = None,
-              on_status: Callable[[str], None] = lambda message: None) -> FolderChange:
+              on_status: Callable[[str], None] = lambda message: None, change: FolderChange | None = None) -> FolderChange:
     """Copy each article file (or the article files directly in each folder) into the seeds
     folder. A file of the same name with other content replaces it (an edit); the replaced
     file is kept in `trash`, since the seeds folder may hold the only copy. A file one of whose
     article ids another file gives (`taken`: id -> file name; read from the folder when not
     given) is refused: the folder would read only one of the two. Many files are said first
-    (`on_status`), as reading and copying them takes a while before the embedding starts."""
-    change = FolderChange()
+    (`on_status`), as reading and copying them takes a while before the embedding starts.
+    `change` (a new one when not given) says what moved, file by file."""
+    change = FolderChange() if change is None else change
     remove_abandoned(seeds_dir, f"{COPY_PREFIX}*.tmp")  # half copies of an add that was killed
     taken = dict(article_ids_in(seeds_dir) if taken is None else taken)
     ids_by_file: dict[str, list[str]] = {}  # the same map turned round: a replaced file's ids go in one step
@@ -158,7 +167,9 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
         if _put_in_place(path, seeds_dir / path.name, trash, change):
             added.add(path.name)
-            for doc_id in ids_by_file.pop(path.name, ()):  # its old version's ids go
+            held_before = ids_by_file.pop(path.name, ())
+            change.dropped += sorted(set(held_before) - {doc.doc_id for doc in found})
+            for doc_id in held_before:  # its old version's ids go
                 del taken[doc_id]
             taken.update((doc.doc_id, path.name) for doc in found)
             ids_by_file[path.name] = [doc.doc_id for doc in found]
@@ -181,10 +192,12 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
             # copied, not moved: until os.replace swaps the new copy in, the article stays in place
             kept = _keep_in_trash(target, trash, copy=True)
         os.replace(staged, target)
-    except (OSError, RagError) as exc:
+    except BaseException as exc:  # a Ctrl-C too: no half-made copy left in the folder
         staged.unlink(missing_ok=True)
         if kept:  # the earlier file is still in place, unchanged: its copy in the trash would only mislead
             _take_back(kept)
+        if not isinstance(exc, (OSError, RagError)):
+            raise
         why = exc.strerror if isinstance(exc, OSError) else str(exc)
         unchanged = f"; the {path.name} there is as it was" if kept else ""
         raise RagError(f"cannot put {path.name} into {target.parent}: {why}{unchanged}") from None
@@ -240,10 +253,11 @@ def read_files(paths: list[Path]) -> tuple[list[Document], list[str]]:
 
 
 def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash: Path,
-                     skipped: list[str] = ()) -> FolderChange:
+                     skipped: list[str] = (), change: FolderChange | None = None) -> FolderChange:
     """Move the files of these articles out of the seeds folder into `trash`. Every id is
-    checked before any file moves; `skipped` (Corpus.skipped) explains an id whose file was not read."""
-    change = FolderChange()
+    checked before any file moves; `skipped` (Corpus.skipped) explains an id whose file was not
+    read. `change` (a new one when not given) says what moved, file by file."""
+    change = FolderChange() if change is None else change
     doc_ids = list(dict.fromkeys(doc_id for given in doc_ids for doc_id in _ids_meant(given, documents)))
     articles_in_file = Counter(d.path for d in documents.values())
     removed_of_file = Counter(documents[doc_id].path for doc_id in doc_ids if doc_id in documents)
@@ -432,8 +446,10 @@ def _staged_copy(source: Path, target: Path) -> Path:
         shutil.copyfile(source, tmp)
         with tmp.open("rb") as f:
             os.fsync(f.fileno())
-    except OSError as exc:
+    except BaseException as exc:  # a Ctrl-C too: no half-made copy left in the folder
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+        if not isinstance(exc, OSError):
+            raise
         raise RagError(f"cannot copy {source} into {target.parent}: {exc.strerror}") from None
     return tmp

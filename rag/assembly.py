@@ -331,9 +331,9 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
         on_status(f"saving the index of {len(index.passages):,} passages to {store.directory}…")
     store.save(index)
     checkpoint.clear()
-    resumed = f", {counts.resumed} from a stopped build" if counts.resumed else ""
+    resumed = f", {counts.resumed:,} from a stopped build" if counts.resumed else ""
     on_status(f"indexed {counted(len(index.passages), 'passage')} from {counted(len(corpus.documents), 'article')} into "
-              f"{store.directory} ({counts.embedded} embedded, {counts.reused} reused{resumed})")
+              f"{store.directory} ({counts.embedded:,} embedded, {counts.reused:,} reused{resumed})")
     return index
 
 
@@ -474,8 +474,8 @@ def add_articles(config: ModelsConfig, paths: list[Path], seeds_dir: Path | None
     if is_milvus(config):
         archive, change = index_milvus(config, on_status=on_status, on_progress=on_progress, paths=paths)
         return ArchiveUpdate(change.summary(archive), len(change.skipped))
-    return _change_archive_folder(config, "add", seeds_dir, index_dir, lambda archive: archive.add(paths, on_status), on_status,
-                                  on_progress)
+    return _change_archive_folder(config, "add", seeds_dir, index_dir,
+                                  lambda archive, change: archive.add(paths, change, on_status), on_status, on_progress)
 
 
 def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | None = None,
@@ -487,14 +487,14 @@ def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | 
 
         articles, passages = remove_from_milvus(config, doc_ids)
         return ArchiveUpdate(f"{removed_said(doc_ids)}; archive: {counted(passages, 'passage')} from {counted(articles, 'article')}")
-    return _change_archive_folder(config, "remove", seeds_dir, index_dir, lambda archive: archive.remove(doc_ids),
-                                  on_status, on_progress)
+    return _change_archive_folder(config, "remove", seeds_dir, index_dir,
+                                  lambda archive, change: archive.remove(doc_ids, change), on_status, on_progress)
 
 
 def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path | None, index_dir: Path | None,
                            change_files, on_status: Status, on_progress: Progress | None) -> ArchiveUpdate:
     """The files changed and the index brought up to date under one lock, so two changes never interleave."""
-    from rag.archive import Archive
+    from rag.archive import Archive, FolderChange
 
     if seeds_dir is None and default_seeds_dir().resolve() == BUNDLED_SEEDS.resolve():
         raise RagError(f"rag {command} would change the bundled articles (the gold set's): "
@@ -507,7 +507,14 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
     with archive.locked():
         store = IndexStore(archive.index_dir)  # another folder's index is refused before a file moves
         checked = FolderChecked(index_folder_check(config, store, archive.seeds_dir, lambda: store.articles(archive.seeds_dir)))
-        change = change_files(archive)
+        change = FolderChange()
+        try:
+            change_files(archive, change)
+        except KeyboardInterrupt as stop:  # stopped mid-way: what moved did move, and the index lags behind it
+            if not change.moved_any:
+                raise Stopped.by(stop, "", "nothing was changed") from None
+            raise Stopped.by(stop, "", f"{change.what_changed(archive.trash)}; "
+                             f"{index_command(config, archive.seeds_dir, archive.index_dir)} brings the index up to date") from None
         say_skipped(change.skipped, on_status)
         try:
             manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress,

@@ -77,11 +77,11 @@ def progress_bar(label: str, total: int | None = None):
             progress.advance(task)
         else:
             progress.update(task, completed=done, total=total)
-        counted = progress.tasks[task]
-        finished = counted.total is not None and counted.completed >= counted.total  # a log ends on N/N, not on the last interval's count
+        state = progress.tasks[task]
+        finished = state.total is not None and state.completed >= state.total  # a log ends on N/N, not on the last interval's count
         if progress.disable and (said_at is None or finished or time.monotonic() - said_at >= PLAIN_PROGRESS_EVERY_S):
             said_at = time.monotonic()
-            err.print(f"{counted.description}: {int(counted.completed)}/{int(counted.total or 0)}", style="dim")
+            err.print(f"{state.description}: {int(state.completed)}/{int(state.total or 0)}", style="dim")
 
     return progress, update
 
@@ -532,7 +532,7 @@ def _print_summary(summary: dict, by_article: dict) -> None:
     shown = by_article if names else {}
     caption = None if shown or not by_article else (f"{len(by_article)} articles, too many columns for this terminal: "
                                                           "each one's is in --report's table")
-    table = Table(title=f"{summary['questions']} questions ({summary['answerable']} answerable)", caption=caption)
+    table = Table(title=f"{counted(summary['questions'], 'question')} ({summary['answerable']:,} answerable)", caption=caption)
     table.add_column("metric")
     table.add_column("all", justify="right")
     for name in names if shown else []:

@@ -66,7 +66,7 @@ def test_a_killed_add_leaves_an_index_that_loads_and_catches_up(archive):
         assert IndexStore(archive[1]).current_build.is_dir()  # the index before the add still loads
     result = run_rag("add", str(FORMATS), *folders(archive))
     assert result.returncode == 1, result.stderr  # all three files are in; two lines of the JSON Lines file are not
-    assert "wire-export.jsonl line 3: not JSON" in result.stderr and "skipped 0 (and 2 JSON Lines records)" in result.stderr
+    assert "wire-export.jsonl line 3: not JSON" in result.stderr and "skipped 0; 2 JSON Lines records skipped" in result.stderr
     assert not list(archive[0].glob(".*.tmp"))  # half copies of killed adds are cleaned up
     answer = json.loads(run_rag("ask", "--json", "Where did the aid flight land?", *folders(archive)).stdout)
     assert any(p["doc_id"] == "wire-export.jsonl#w-102" for p in answer["passages"])

@@ -192,6 +192,32 @@ def test_an_edit_killed_before_the_new_copy_is_swapped_in_leaves_the_article_in_
     with pytest.raises(KeyboardInterrupt):
         add_files(seeds, [incoming(tmp_path, "report.txt", "The second version.\n")], tmp_path / "trash")
     assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
+    assert sorted(os.listdir(seeds)) == ["report.txt"] and not list((tmp_path / "trash").rglob("*.txt"))  # no copy left
+
+
+def test_a_copy_stopped_half_made_is_taken_away(seeds, tmp_path, monkeypatch):
+    """A Ctrl-C while a file was copied left ".rag-add.<hash>.<pid>.tmp" in the articles folder."""
+    def stopped_half_way(source, target):
+        Path(target).write_text("The second", encoding="utf-8")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(archive.shutil, "copyfile", stopped_half_way)
+    with pytest.raises(KeyboardInterrupt):
+        add_files(seeds, [incoming(tmp_path, "new.txt", "The second article.\n")], tmp_path / "trash")
+    assert sorted(os.listdir(seeds)) == ["report.txt"]
+
+
+def test_an_export_replaced_by_one_without_some_of_its_records_says_which_articles_go(seeds, tmp_path):
+    """A weekly export added under last week's name took 45 articles out of the index, said only
+    inside the progress line; the add said "updated 1"."""
+    (seeds / "cms-export.jsonl").write_text("".join(f'{{"id": "w1-{n}", "text": "Story {n}."}}\n' for n in range(3)),
+                                            encoding="utf-8")
+    change = add_files(seeds, [incoming(tmp_path, "cms-export.jsonl", '{"id": "w2-0", "text": "A new story."}\n')],
+                       tmp_path / "trash")
+    assert change.updated == ["cms-export.jsonl"] and change.dropped == [f"cms-export.jsonl#w1-{n}" for n in range(3)]
+    assert change.what_changed(tmp_path / "trash") == (
+        "files: added 0, updated 1, unchanged 0, skipped 0 (removed cms-export.jsonl#w1-0, cms-export.jsonl#w1-1, "
+        f"cms-export.jsonl#w1-2, which the files that replaced theirs no longer hold) (files taken out are kept in {tmp_path / 'trash'})")
 
 
 def test_a_folder_in_the_way_or_one_that_cannot_be_listed_is_said_not_an_unexpected_error(seeds, tmp_path, monkeypatch):
@@ -221,8 +247,8 @@ def test_a_warning_on_an_added_article_is_no_skipped_record(seeds, tmp_path):
                        tmp_path / "trash")
     assert change.added == ["d.txt", "f.jsonl"] and change.skipped == []
     assert change.records_skipped == ["f.jsonl line 2: no text", "f.jsonl line 3: its text is a number, not a string"]
-    assert change.what_changed(tmp_path / "trash").startswith("files: added 2, updated 0, unchanged 0, skipped 0 "
-                                                              "(and 2 JSON Lines records)")
+    assert change.what_changed(tmp_path / "trash").startswith("files: added 2, updated 0, unchanged 0, skipped 0; "
+                                                              "2 JSON Lines records skipped")
 
 
 def test_an_edit_that_cannot_be_swapped_in_leaves_the_old_file_and_no_copy_of_it_in_the_trash(seeds, tmp_path, monkeypatch):

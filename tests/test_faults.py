@@ -851,6 +851,40 @@ def test_a_build_asked_for_inside_a_build_of_the_same_index_is_an_error_not_a_ha
         assert not waited
 
 
+@pytest.mark.parametrize("stopped_at", [0, 2])
+def test_an_add_stopped_while_copying_says_what_it_copied_and_what_brings_the_index_up_to_date(tmp_path, monkeypatch,
+                                                                                                stopped_at):
+    """A Ctrl-C while files were copied said only "interrupted", with 60 of 300 files in the folder."""
+    from rag import archive, assembly
+    from rag.errors import Stopped
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("The bridge opened in 2021.", encoding="utf-8")
+    fake_pipeline_over(seeds, tmp_path / "index")
+    new = []
+    for n in range(4):
+        new.append(tmp_path / f"berth-{n}.txt")
+        new[-1].write_text(f"The board approved berth {n} on Friday.", encoding="utf-8")
+    real, calls = archive._put_in_place, []
+
+    def stopping(*args):
+        calls.append(args)
+        if len(calls) > stopped_at:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(archive, "_put_in_place", stopping)
+    with pytest.raises(Stopped) as stop:
+        assembly.add_articles(load_models_config(ROOT / "models.toml"), new, seeds, tmp_path / "index")
+    if stopped_at:
+        assert str(stop.value) == (f"stopped: files: added 2, updated 0, unchanged 0, skipped 0; rag index --seeds {seeds} "
+                                   f"--index-dir {tmp_path / 'index'} brings the index up to date")
+    else:
+        assert str(stop.value) == "stopped: nothing was changed"
+    assert stop.value.exit_code == 130 and len(os.listdir(seeds)) == 1 + stopped_at
+
+
 def test_rag_add_without_seeds_where_there_is_no_seeds_folder_leaves_the_bundled_articles_alone(tmp_path, monkeypatch):
     """It copied the article into the installed rag's seeds/: the gold set's articles, for good."""
     from rag.assembly import add_articles, remove_articles

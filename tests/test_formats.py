@@ -175,7 +175,7 @@ def test_show_chat_and_remove_take_converted_articles_from_the_index_too(archive
     again at each start: minutes on a web archive."""
     from typer.testing import CliRunner
 
-    from rag.archive import Archive
+    from rag.archive import Archive, FolderChange
     from rag.assembly import load_articles
     from rag.cli import app
     from rag.converters import html
@@ -192,8 +192,10 @@ def test_show_chat_and_remove_take_converted_articles_from_the_index_too(archive
                                      "--index-dir", str(tmp_path / "index")])  # an index kept elsewhere too
     assert calls == [] and json.loads(shown.stdout)["text"] == articles.documents["taliban-claim.html"].text
     (tmp_path / "late.txt").write_text("A late article.", encoding="utf-8")
-    assert Archive.at(archive, tmp_path / "index").add([tmp_path / "late.txt"]).added == ["late.txt"]  # ids read, not converted
-    Archive.at(archive, tmp_path / "index").remove(["valley-report.md"])
+    added = FolderChange()
+    Archive.at(archive, tmp_path / "index").add([tmp_path / "late.txt"], added)
+    assert added.added == ["late.txt"]  # ids read, not converted
+    Archive.at(archive, tmp_path / "index").remove(["valley-report.md"], FolderChange())
     assert calls == [] and not (archive / "valley-report.md").exists()
     (tmp_path / "not-an-index").write_text("mine", encoding="utf-8")
     assert "taliban-claim.html" in load_articles(archive, tmp_path / "not-an-index").documents  # read, not refused
@@ -412,6 +414,14 @@ def test_a_page_laid_out_in_a_table_is_read_by_its_paragraphs(tmp_path):
                                        encoding="utf-8")
     blocks = load_corpus(tmp_path).documents["old.html"].text.split("\n\n")
     assert sum(block.startswith("Paragraph") for block in blocks) == 6 and not any(b.startswith("|") for b in blocks)
+
+
+def test_a_json_lines_record_cut_short_is_said_in_plain_words(tmp_path):
+    """"not JSON (Unterminated string starting at at column 29)": the decoder's own words end in "at"."""
+    from rag.corpus import load_corpus
+
+    (tmp_path / "feed.jsonl").write_text('{"id": "a", "text": "Whole."}\n{"id": "b", "text": "Cut sho\n', encoding="utf-8")
+    assert "feed.jsonl line 2: not JSON (Unterminated string starting at column 21)" in load_corpus(tmp_path).skipped
 
 
 def test_a_crawled_sites_page_of_links_is_skipped_as_no_article_but_a_page_of_teasers_is_read(tmp_path):

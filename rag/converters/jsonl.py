@@ -14,7 +14,7 @@ from rag.dates import article_day
 from rag.schema import NOTE, Document
 from rag.wording import counted
 
-VERSION = 7  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 8  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("lxml",)  # a record written as HTML is read with it: its version is in the cached conversions' key too
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can
@@ -31,7 +31,8 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
             record = json.loads(line, object_hook=_whole_characters)
             document, problem = _record(path, number, record)
         except json.JSONDecodeError as why:
-            problems.append(f"{path.name} line {number}: not JSON ({why.msg} at column {why.colno})")
+            at = "" if why.msg.endswith(" at") else " at"  # "Unterminated string starting at" says it already
+            problems.append(f"{path.name} line {number}: not JSON ({why.msg}{at} column {why.colno})")
             continue
         except (ValueError, TypeError) as why:
             problems.append(f"{path.name} line {number}: {why}")
