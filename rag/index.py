@@ -113,6 +113,20 @@ class Manifest:
         `documents` here holds them)."""
         return {doc_id for doc_id, digest in self.documents.items() if documents.get(doc_id) == digest}
 
+    def renamed(self, documents: dict[str, str]) -> dict[str, str]:
+        """{old id: new id} for this index's articles that are gone from `documents` while an id
+        new to it has the same text: a file renamed (an archive's files given a date prefix) keeps
+        its vectors, where it was embedded again whole."""
+        gone: dict[str, list[str]] = {}
+        for doc_id, digest in sorted(self.documents.items()):
+            if doc_id not in documents:
+                gone.setdefault(digest, []).append(doc_id)
+        renamed = {}
+        for doc_id, digest in sorted(documents.items()):
+            if doc_id not in self.documents and gone.get(digest):
+                renamed[gone[digest].pop(0)] = doc_id
+        return renamed
+
     def staleness(self, expected: Manifest) -> str | None:
         """Why this stored index does not fit the current articles and settings, or None."""
         reason = settings_staleness(self, expected) or sentence_rules_staleness(self, expected)
@@ -466,7 +480,8 @@ class IndexStore:
                 # only what is reused: a damaged keyword index (rebuilt anyway) must not cost every vector
                 _verify_checksums(build, manifest.files, wanted=lambda name: name != CONVERTED and not _is_keywords(name))
                 unchanged = manifest.unchanged(expected.documents)
-                rows = _read_passages(build / PASSAGES, corpus, only=unchanged)
+                renamed = manifest.renamed(expected.documents)
+                rows = _read_passages(build / PASSAGES, corpus, only=unchanged | set(renamed), renamed=renamed)
                 vectors = backend(manifest.vector_store).load(build)
                 keywords, unusable = _sound_keywords(build, manifest)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, RuntimeError, IndexNotUsable):
@@ -683,27 +698,32 @@ def _write_passages(path: Path, passages: list[Passage]) -> None:
             f.write(f'{{"doc_id": {doc_id}, "start": {p.start}, "end": {p.end}}}\n')
 
 
-def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None) -> list[tuple[int, Passage]]:
-    """(row number, passage) for each stored passage (of the `only` articles, when given)."""
-    return [(number, passage) for number, passage in enumerate(_passages_in_place(path, corpus, only))
+def _read_passages(path: Path, corpus: Corpus, only: set[str] | None = None,
+                   renamed: dict[str, str] | None = None) -> list[tuple[int, Passage]]:
+    """(row number, passage) for each stored passage (of the `only` articles, when given), an
+    article `renamed` (old id: new id, the same text) under its new id."""
+    return [(number, passage) for number, passage in enumerate(_passages_in_place(path, corpus, only, renamed))
             if passage is not None]
 
 
-def _passages_in_place(path: Path, corpus: Corpus, only: set[str] | None = None) -> list[Passage | None]:
+def _passages_in_place(path: Path, corpus: Corpus, only: set[str] | None = None,
+                       renamed: dict[str, str] | None = None) -> list[Passage | None]:
     """Each stored passage in its row, sliced from its article's text; None in the rows of
     articles not in `only`, when given (their text may differ from what was indexed, or be gone)."""
     passages: list[Passage | None] = []
+    renamed = renamed or {}
     lines = path.read_text(encoding="utf-8").splitlines()
     # one parse of them all: one per line was a second of every update at 50k passages
     for row in json.loads("[" + ",".join(lines) + "]"):
         if only is not None and row["doc_id"] not in only:
             passages.append(None)
             continue
-        doc = corpus.documents[row["doc_id"]]
+        doc_id = renamed.get(row["doc_id"], row["doc_id"])
+        doc = corpus.documents[doc_id]
         start, end = int(row["start"]), int(row["end"])
         if not 0 <= start < end <= len(doc.text):
-            raise ValueError(f"passage offsets {start}:{end} outside {row['doc_id']}")
-        passages.append(Passage(row["doc_id"], start, end, doc.text[start:end]))
+            raise ValueError(f"passage offsets {start}:{end} outside {doc_id}")
+        passages.append(Passage(doc_id, start, end, doc.text[start:end]))
     return passages
 
 

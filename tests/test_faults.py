@@ -21,14 +21,14 @@ from rag.assembly import build_pipeline
 
 from rag import cli
 from rag.config import load_models_config
-from rag.corpus import ChunkSettings, load_corpus, read_documents
+from rag.corpus import ChunkSettings, chunk_document, load_corpus, read_documents
 from rag.errors import BadInput, RagError
 from rag.index import IndexNotUsable, IndexStore, Manifest, build_index
 from rag.models import OUTPUTS, onnx_cache_dir, onnx_graph
 from rag.pipeline import validate_question
 from rag.reader import Reader
 from rag.schema import Passage
-from tests.conftest import ROOT, SEEDS, read_only, run_rag
+from tests.conftest import ROOT, SEEDS, read_only, read_source, run_rag
 from tests.fakes import FakeEmbedder, FakeReader
 
 
@@ -426,6 +426,26 @@ def test_reader_settings_that_could_never_work_are_refused_as_the_file_is_read(t
     models.write_text(re.sub(rf"^{key} = .*$", f"{key} = {value}", shipped, count=1, flags=re.MULTILINE))
     with pytest.raises(RagError, match=says):
         load_models_config(models)
+
+
+def test_an_article_renamed_keeps_its_vectors_under_its_new_id(tmp_path):
+    """A file renamed (an archive's files given a date prefix) was embedded again whole."""
+    seeds = tmp_path / "seeds"
+    shutil.copytree(SEEDS, seeds)
+    fake_pipeline_over(seeds, tmp_path / "index")
+    (seeds / "001_fb70659820c0e01f.txt").rename(seeds / "2021-08-25-panjshir.txt")
+    (seeds / "003_1053def13e2cd472.txt").unlink()  # gone, and its text comes back under another name twice
+    for name in ("copy-a.txt", "copy-b.txt"):
+        (seeds / name).write_text(read_source("003_1053def13e2cd472"), encoding="utf-8")
+    said, embedder = [], FakeEmbedder()
+    pipeline = build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index", embedder=embedder,
+                              reader=FakeReader([]), on_status=said.append)
+    third = len(chunk_document(pipeline.corpus.documents["copy-b"], load_models_config(ROOT / "models.toml").chunking))
+    assert embedder.encoded == third  # the second copy of a text, and only it, is new
+    renamed = [n for n, p in enumerate(pipeline.retriever.passages) if p.doc_id == "2021-08-25-panjshir"]
+    assert renamed and not any(p.doc_id == "001_fb70659820c0e01f" for p in pipeline.retriever.passages)
+    first = pipeline.retriever.passages[renamed[0]]
+    assert pipeline.retriever.vectors.search(FakeEmbedder().encode([first.text])[0], 1)[0][0] == renamed[0]
 
 
 def test_a_damaged_checkpoint_chunk_is_embedded_again(tmp_path):
