@@ -15,7 +15,7 @@ from rich.text import Text
 
 from rag.background import start_loading
 from rag.corpus import Corpus
-from rag.errors import RagError, Stopped, Terminated
+from rag.errors import STOP_CAME, RagError, Stopped, Terminated
 from rag.render import answer_json_line, answer_view
 from rag.schema import NOTE
 from rag.wording import counted
@@ -232,6 +232,7 @@ def _run_terminal(session: ChatSession, history_file: Path | None) -> None:
         except Terminated:  # SIGTERM ends the session, as it ends any command
             raise
         except KeyboardInterrupt:  # Ctrl-C: drop the line being typed, keep the session
+            STOP_CAME.clear()  # the session goes on: a later error is no stop
             continue
         except EOFError:  # Ctrl-D
             return
@@ -241,4 +242,5 @@ def _run_terminal(session: ChatSession, history_file: Path | None) -> None:
         except Terminated:
             raise
         except KeyboardInterrupt:
+            STOP_CAME.clear()
             session.console.print("(cancelled)", style="dim")

@@ -19,7 +19,7 @@ from rich.text import Text
 from rag.background import end_process, new_command
 from rag.config import RetrievalSettings, load_models_config
 from rag.converters import FORMATS
-from rag.errors import INTERRUPTED, TERMINATED, BadInput, RagError, Stopped, Terminated
+from rag.errors import INTERRUPTED, STOP_CAME, TERMINATED, BadInput, RagError, Stopped, Terminated
 from rag.paths import GOLD_FILE, INDEX_FOLDER, MODELS_FILE, SEEDS_FOLDER
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, Pipeline, article_folders, default_seeds_dir, falls_back_to_bundled
@@ -699,8 +699,10 @@ def main() -> None:
     unexpected error."""
     new_command()
     _SIGTERM_CAME.clear()
+    STOP_CAME.clear()
     on_main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if on_main_thread else None
+    previous_int = signal.signal(signal.SIGINT, _stop_on_sigint) if on_main_thread else None
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
     except Stopped as stop:  # what the stopped work kept, in place of "interrupted"
@@ -714,14 +716,15 @@ def main() -> None:
     except Exception as problem:  # the promise to users is no tracebacks, only a clear line
         if _is_usage_error(problem):
             _usage_exit(problem)
-        if type(problem).__name__ == "Abort":  # click's word for a KeyboardInterrupt inside a command
-            _exit_stopped()
+        if type(problem).__name__ == "Abort" or STOP_CAME.is_set():  # click's word for a KeyboardInterrupt; or
+            _exit_stopped()  # what a library made of one (an ImportError from a C extension stopped as it loaded)
         if os.environ.get("RAG_DEBUG"):
             traceback.print_exc()
         _exit_with(1, f"{type(problem).__name__}: {problem} (RAG_DEBUG=1 shows the traceback)", label="unexpected error: ")
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
     if code == INTERRUPTED:  # typer's return for a KeyboardInterrupt inside a command
         _exit_stopped()
     end_process(code if isinstance(code, int) else 0)
@@ -732,7 +735,13 @@ _SIGTERM_CAME = threading.Event()  # typer turns the Terminated raised into its 
 
 def _stop_on_sigterm(signum, frame) -> None:
     _SIGTERM_CAME.set()
+    STOP_CAME.set()
     raise Terminated
+
+
+def _stop_on_sigint(signum, frame) -> None:
+    STOP_CAME.set()
+    raise KeyboardInterrupt
 
 
 def _exit_stopped() -> NoReturn:

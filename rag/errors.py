@@ -1,3 +1,7 @@
+import importlib
+import threading
+
+
 class RagError(Exception):
     """A problem the user can fix; the CLI prints the message (no traceback) and exits with `exit_code`."""
 
@@ -11,6 +15,23 @@ class RagError(Exception):
 
 INTERRUPTED = 130  # the shell's exit code for a program stopped by Ctrl-C
 TERMINATED = 143  # and for one stopped by SIGTERM (kill, a service stop, `timeout`)
+
+
+# set by the command's signal handlers (rag.cli.main) when a Ctrl-C or SIGTERM came: a C
+# extension interrupted while it loads (onnxruntime, numpy inside it) raises an ImportError
+# instead, and this tells that apart from a broken install
+STOP_CAME = threading.Event()
+
+
+def imported(module: str):
+    """`importlib.import_module(module)`; an ImportError raised because a stop came while it
+    loaded is the stop, a KeyboardInterrupt (rag add's line then says which files moved)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if STOP_CAME.is_set():
+            raise KeyboardInterrupt from None
+        raise
 
 
 class Terminated(KeyboardInterrupt):

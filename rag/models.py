@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from rag.config import INT8_RECIPE, ModelSpec
-from rag.errors import RagError, first_line
+from rag.errors import RagError, first_line, imported
 from rag.leftovers import remove_abandoned
 
 EXPORT_VERSION = "2"  # bump when the exported graph changes, so old cache entries are not reused
@@ -282,7 +282,7 @@ def _torch_runner(model, outputs: list[str]) -> Runner:
 
 
 def onnx_session(path: Path, outputs: list[str]):
-    import onnxruntime
+    onnxruntime = imported("onnxruntime")  # a Ctrl-C while it loads was an ImportError: "unexpected error"
 
     try:
         with path.open("rb"):

@@ -309,3 +309,25 @@ def test_off_a_terminal_embedding_is_said_as_it_starts_then_every_ten_seconds_or
     assert said[0] == "embedding passages: 32/990"
     assert said == [f"embedding passages: {done}/990" for done in range(32, 990, 320)]  # 10 batches apart
     assert cli.PLAIN_PROGRESS_EVERY_S <= 10
+
+
+def test_a_stop_that_comes_while_a_c_extension_loads_is_a_stop_not_an_unexpected_error(monkeypatch):
+    """A Ctrl-C while onnxruntime loaded came out of its import as "ImportError: initialization
+    failed": rag add said "unexpected error", not which files it had copied."""
+    import importlib
+
+    from rag.errors import STOP_CAME, imported
+
+    def stopped_while_loading(name):
+        raise ImportError("initialization failed")
+
+    monkeypatch.setattr(importlib, "import_module", stopped_while_loading)
+    STOP_CAME.clear()
+    with pytest.raises(ImportError):  # no stop came: a broken install, said as it is
+        imported("onnxruntime")
+    STOP_CAME.set()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            imported("onnxruntime")
+    finally:
+        STOP_CAME.clear()
