@@ -103,26 +103,20 @@ def load_articles(seeds_dir: Path | None = None, index_dir: Path | None = None) 
 
 def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: Path | None = None,
                rebuild: bool = False, on_status: Status = _quiet, on_progress: Progress | None = None,
-               embedder=None, earlier: Corpus | None = None, as_it_is_if_unwritable: bool = False,
-               folder_checked: FolderChecked | None = None) -> OpenedIndex:
+               embedder=None, earlier: Corpus | None = None, as_it_is_if_unwritable: bool = False) -> OpenedIndex:
     """The articles and their index folder, built (or rebuilt) when missing, stale or unreadable
     (a Milvus store keeps no index folder: see index_milvus). `earlier`, a read of the folder
     moments before, spares reading again the files that stand as they did then. With
     `as_it_is_if_unwritable` (the commands that answer), an index out of date in a folder that
     cannot be written is taken as it is, searching only its unchanged articles, with a warning;
-    without it (rag index, add, remove: their work is the writing), that folder is an error.
-    `folder_checked`, index_folder_check's outcome from before an add or remove changed the
-    files, stands: checked again after, a moved folder that lost most of its articles was refused."""
+    without it (rag index, add, remove: their work is the writing), that folder is an error."""
     if is_milvus(config):
         raise RagError("a Milvus store's archive is opened with index_milvus, not as an index folder")
     seeds_dir, index_dir = article_folders(seeds_dir, index_dir)
     store = IndexStore(index_dir)
     seen = store.version()  # the index these articles are read against (another process may switch it)
     corpus = store.articles(seeds_dir, earlier)  # a bad folder is said first, before any model loads
-    if rebuild:  # --force replaces it on purpose
-        moved = None
-    else:
-        moved = folder_checked.moved if folder_checked else index_folder_check(config, store, seeds_dir, lambda: corpus)
+    moved = None if rebuild else index_folder_check(config, store, seeds_dir, lambda: corpus)  # --force replaces it on purpose
     say_skipped(corpus.skipped, on_status)
     if moved:
         on_status(moved)
@@ -144,8 +138,7 @@ def open_index(config: ModelsConfig, seeds_dir: Path | None = None, index_dir: P
             if (waited or store.version() != seen) and not rebuild:
                 corpus = store.articles(seeds_dir, corpus)
                 expected = manifest_of(corpus)
-                if not folder_checked:  # the other build may have recorded the place
-                    moved = index_folder_check(config, store, seeds_dir, lambda: corpus)
+                moved = index_folder_check(config, store, seeds_dir, lambda: corpus)  # the other build may have recorded the place
                 index = _usable_index(store, corpus, expected, on_status, moved=bool(moved))
             if index is None:
                 index = _build(store, corpus, expected, embedder, config, rebuild, on_status, on_progress)
@@ -231,14 +224,6 @@ def _answering_as_it_is(why: IndexNotUsable, unwritable: RagError, store: IndexS
 
 
 MOVED_IF_KEPT = 0.5  # the share of an index's articles, unchanged in a folder, that makes it that index's folder moved
-
-
-@dataclass(frozen=True)
-class FolderChecked:
-    """index_folder_check's outcome: the index serves the folder; `moved`, the line that says it
-    is taken as moved (None when it was built there)."""
-
-    moved: str | None
 
 
 def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
@@ -505,30 +490,48 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
     archive = Archive.at(seeds_dir, index_dir)
     config.embedder.resolve()  # a missing model is said before any file is copied or moved
     with archive.locked():
-        store = IndexStore(archive.index_dir)  # another folder's index is refused before a file moves
-        checked = FolderChecked(index_folder_check(config, store, archive.seeds_dir, lambda: store.articles(archive.seeds_dir)))
-        change = FolderChange()
+        _record_a_moved_folder(config, archive, on_status, on_progress)
+        change = FolderChange()  # filled in as files move: a stop then says what moved
         try:
             change_files(archive, change)
-        except KeyboardInterrupt as stop:  # stopped mid-way: what moved did move, and the index lags behind it
-            if not change.moved_any:
-                raise Stopped.by(stop, "", "nothing was changed") from None
-            raise Stopped.by(stop, "", f"{change.what_changed(archive.trash)}; "
-                             f"{index_command(config, archive.seeds_dir, archive.index_dir)} brings the index up to date") from None
-        say_skipped(change.skipped, on_status)
-        try:
-            manifest = open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress,
-                                  earlier=change.read_before, folder_checked=checked).index.manifest
-        except Stopped as stop:  # stopped while embedding: the files did change, and the saved passages are kept
-            raise Stopped(stop.doing, f"{change.what_changed(archive.trash)}; {stop.kept}", stop.terminated) from None
-        except RagError as exc:  # the files did change: say so, or a retry would be told the article is not there
-            raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
-                           "(rag index does it once that is mended)", exc.exit_code) from None
         except KeyboardInterrupt as stop:
-            raise Stopped.by(stop, "", f"{change.what_changed(archive.trash)}; "
-                             f"{index_command(config, archive.seeds_dir, archive.index_dir)} brings the index up to date") from None
+            raise _stopped_after(stop, change, config, archive) from None
+        say_skipped(change.skipped, on_status)
+        manifest = _brought_up_to_date(config, archive, change, on_status, on_progress)
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
                          change.skipped_files + len(change.records_skipped))
+
+
+def _record_a_moved_folder(config: ModelsConfig, archive, on_status: Status, on_progress: Progress | None) -> None:
+    """Another folder's index refused before any file moves; a moved folder's index made to
+    record the new place first (a build that reuses every vector): an add or remove stopped
+    half-way, or one that takes most of its articles away, would else leave an index that no
+    longer holds half of the folder's articles, which the next command refuses as another's."""
+    store = IndexStore(archive.index_dir)
+    if index_folder_check(config, store, archive.seeds_dir, lambda: store.articles(archive.seeds_dir)):
+        open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress)
+
+
+def _brought_up_to_date(config: ModelsConfig, archive, change, on_status: Status, on_progress: Progress | None) -> Manifest:
+    """The index brought up to date after the files changed; a failure or stop says what changed first."""
+    try:
+        return open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress,
+                          earlier=change.read_before).index.manifest
+    except Stopped as stop:  # stopped while embedding: the files did change, and the saved passages are kept
+        raise Stopped(stop.doing, f"{change.what_changed(archive.trash)}; {stop.kept}", stop.terminated) from None
+    except RagError as exc:  # the files did change: say so, or a retry would be told the article is not there
+        raise RagError(f"{change.what_changed(archive.trash)}; but the index was not brought up to date: {exc} "
+                       "(rag index does it once that is mended)", exc.exit_code) from None
+    except KeyboardInterrupt as stop:
+        raise _stopped_after(stop, change, config, archive) from None
+
+
+def _stopped_after(stop: KeyboardInterrupt, change, config: ModelsConfig, archive) -> Stopped:
+    """A stop once files may have moved: what moved, and the command that brings the index up to date."""
+    if not change.moved_any:
+        return Stopped.by(stop, "", "nothing was changed")
+    return Stopped.by(stop, "", f"{change.what_changed(archive.trash)}; "
+                      f"{index_command(config, archive.seeds_dir, archive.index_dir)} brings the index up to date")
 
 
 def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, int]:

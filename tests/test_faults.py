@@ -1161,6 +1161,36 @@ def test_removing_most_of_a_moved_folders_articles_keeps_its_index(tmp_path, mon
     assert IndexStore(index).stored_manifest().articles_folder == str(moved.resolve())
 
 
+def test_a_remove_stopped_half_way_in_a_moved_folder_names_a_command_that_goes_on(tmp_path, monkeypatch):
+    """Stopped after three of four articles moved out, the line named `rag index`, which then
+    refused the index: its folder was gone and it held under half of the folder's articles."""
+    from rag import archive, assembly
+    from rag.errors import Stopped
+
+    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
+    arts, _ = two_folders(tmp_path)
+    for name in "bcde":
+        (arts / f"{name}.txt").write_text(f"Article {name} says the bridge opened.", encoding="utf-8")
+    index = tmp_path / "idx"
+    fake_pipeline_over(arts, index)
+    moved = tmp_path / "arts-2021"
+    arts.rename(moved)
+    real, moves = archive._keep_in_trash, []
+
+    def stopped_at_the_fourth(*args, **kwargs):
+        moves.append(args)
+        if len(moves) == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(archive, "_keep_in_trash", stopped_at_the_fourth)
+    config = load_models_config(ROOT / "models.toml")
+    with pytest.raises(Stopped, match=f"^stopped: removed a, b, c .*; rag index --seeds {re.escape(str(moved))} "):
+        assembly.remove_articles(config, ["a", "b", "c", "d"], moved, index)
+    opened = assembly.open_index(config, moved, index, embedder=FakeEmbedder())  # the command named goes on
+    assert sorted(opened.index.manifest.documents) == ["d", "e"]
+
+
 def test_an_index_whose_folder_is_gone_is_refused_for_a_folder_without_its_articles(tmp_path):
     """Not there (a drive not mounted, say) is not moved: another folder's articles do not take its index."""
     arts, cities = two_folders(tmp_path)
