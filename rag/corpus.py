@@ -5,6 +5,7 @@ import bisect
 import dataclasses
 import functools
 import hashlib
+import itertools
 import os
 import re
 import stat
@@ -59,6 +60,18 @@ TIME = word_ending(TIMES)
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
 SENTENCE_RULES = 8  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark; 6: also one ending in a colon; 7: a .txt's first date line is read past with its time ("2024-03-12 14:05"); 8: a line that only dates the article is no sentence
+# A line that only dates the article, as its head gives it ("Date: 2024-05-06", "Posted: May 6,
+# 2024", "2024-05-07 (updated 2024-05-08)"): no sentence, and no answer comes from it. Only in
+# its head: its first HEAD_RUNS lines (a headline, a byline, a date or two) before one below
+# the headline that ends a sentence; further down, "Date: 2024-06-10" is the story's own (a meeting's day).
+HEAD_RUNS = 4
+SENTENCE_ENDED = re.compile(r"[.!?][\"”’']?\s*$")
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_A_DATE = (r"(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"
+           rf"(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"
+           rf"|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+\d{{4}})")
+_DATED = rf"(?:(?:date|dated|published|posted|updated|last updated|first published|modified)[ \t]*:?[ \t]*)?{_A_DATE}(?:{plain_text.TIME})?"
+DATE_ONLY = re.compile(rf"[\s\W]*{_DATED}(?:[\s|·•,;()\[\]–—-]+{_DATED})*[\s)\].]*", re.I)
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 # Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest
@@ -409,9 +422,9 @@ def read_article_bytes(path: Path) -> bytes:
 def sentence_spans(doc: Document) -> tuple[tuple[int, int], ...]:
     """(start, end) of each sentence of the article body, whitespace trimmed; a line that only
     dates the article (date_lines) is none."""
-    spans = []
+    spans, dating = [], set(date_lines(doc))
     for run_start, run_end in _runs(doc.text, doc.body_start):
-        if _dates_the_article(doc.text[run_start:run_end]):
+        if (run_start, run_end) in dating:
             continue
         start = run_start
         for end_mark in SENTENCE_END.finditer(doc.text, run_start, run_end):
@@ -425,21 +438,22 @@ def sentence_spans(doc: Document) -> tuple[tuple[int, int], ...]:
 
 @functools.lru_cache(maxsize=256)
 def date_lines(doc: Document) -> tuple[tuple[int, int], ...]:
-    """(start, end) of each line of the article body that only dates it ("Date: 2024-05-06", as
-    under a headline): no answer comes from one. Asked "When will the bridge reopen?", the
-    reader answered the article's own date at 0.84, and the citation sliced it faithfully."""
-    return tuple((start, end) for start, end in _runs(doc.text, doc.body_start) if _dates_the_article(doc.text[start:end]))
+    """(start, end) of each line of the article's head that only dates it (DATE_ONLY, in its first
+    HEAD_RUNS lines): no answer comes from one. Asked "When will the bridge reopen?", the reader
+    answered the date under the headline at 0.84, and the citation sliced it faithfully."""
+    dating = []
+    for n, (start, end) in enumerate(itertools.islice(_runs(doc.text, doc.body_start), HEAD_RUNS)):
+        if DATE_ONLY.fullmatch(doc.text, start, end):
+            dating.append((start, end))
+        elif n and SENTENCE_ENDED.search(doc.text, start, end):  # the story has begun (a headline may end in a stop)
+            break
+    return tuple(dating)
 
 
 def date_lines_in(doc: Document, passage: Passage) -> list[tuple[int, int]]:
     """`date_lines` of the article that lie in one of its passages, as offsets into its text."""
     return [(max(start, passage.start) - passage.start, min(end, passage.end) - passage.start)
             for start, end in date_lines(doc) if start < passage.end and end > passage.start]
-
-
-def _dates_the_article(line: str) -> bool:
-    dated = plain_text.DATE_LINE.match(line)
-    return dated is not None and not line[dated.end():].strip()
 
 
 def _runs(text: str, start: int) -> Iterator[tuple[int, int]]:

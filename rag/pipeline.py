@@ -2,17 +2,18 @@
 agreement between articles. The CLI, the chat and the evaluation all go through Pipeline.ask."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
 from rag.paths import INDEX_FOLDER, PROJECT_ROOT, SEEDS_FOLDER, local_or_bundled
-from rag.corpus import date_lines_in, line_ends_in, sentence_around
+from rag.corpus import date_lines_in, has_words, line_ends_in, sentence_around
 from rag.dates import DateRange, said_of_day
 from rag.decision import Abstention
 from rag.errors import BadInput
 from rag.evidence import Evidence, agreement, asks_the_same, asked_names, corroboration, fit_to_question, unmentioned
 from rag.metrics import overlapping_answers, says_all_of, spelled_alike, states_an_answer
-from rag.schema import Answer, Candidate, Citation, Conflict, Span
+from rag.schema import Answer, Candidate, Citation, Conflict, Passage, Span
 
 MAX_QUESTION_CHARS = 500
 ANSWER_TIMEOUT_S = 30.0  # how long `rag serve` waits for one answer before a 504 (its --timeout)
@@ -105,9 +106,7 @@ class Pipeline:
         retrieved = self.retriever.retrieve(question, top_k or self.top_k, dates)
         retrieved_at = time.perf_counter()
         passages = [r.passage for r in retrieved]
-        articles = [self.corpus.documents[p.doc_id] for p in passages]
-        guesses = self.reader.read(question, passages, [line_ends_in(doc, p) for doc, p in zip(articles, passages)],
-                                   [date_lines_in(doc, p) for doc, p in zip(articles, passages)])
+        guesses = self._read(question, passages)
         read_at = time.perf_counter()
         candidates = sorted(self._candidates(question, guesses, retrieved), key=lambda c: -c.confidence)
         best = candidates[0] if candidates else None
@@ -138,6 +137,18 @@ class Pipeline:
         sentence_start, sentence_end = sentence_around(doc, span.start, span.end)
         return Citation(span.doc_id, doc.date, span.start, span.end, doc.text[sentence_start:sentence_end], sentence_start,
                         doc.title, doc.source)
+
+    def _read(self, question: str, passages: list[Passage]) -> list:
+        """The reader's guess for each passage that can hold an answer, its `passage_index` into
+        `passages`: no answer runs across a line break that ends a run of text, nor comes from
+        a line that only dates the article; a passage that is nothing but such lines (cut by
+        older sentence rules, as a Milvus archive keeps its cuts) is not read."""
+        articles = [self.corpus.documents[p.doc_id] for p in passages]
+        closed = [date_lines_in(doc, p) for doc, p in zip(articles, passages)]
+        readable = [n for n, (p, shut) in enumerate(zip(passages, closed)) if has_words(_outside(p.text, shut))]
+        guesses = self.reader.read(question, [passages[n] for n in readable],
+                                   [line_ends_in(articles[n], passages[n]) for n in readable], [closed[n] for n in readable])
+        return [dataclasses.replace(g, passage_index=readable[g.passage_index]) for g in guesses]
 
     def _candidates(self, question: str, guesses, retrieved: list) -> list[Candidate]:
         """Each passage's best span, with the evidence for it: the reader's scores, retrieval, how
@@ -228,3 +239,12 @@ class Pipeline:
         with the latest date; the cited one when none is dated later."""
         stating = [best.span, *supporting]
         return self.cite(newest_first(stating, lambda span: self.corpus.documents[span.doc_id].date)[0])
+
+
+def _outside(text: str, ranges: list[tuple[int, int]]) -> str:
+    """`text` without these (start, end) ranges of it."""
+    kept, at = [], 0
+    for start, end in sorted(ranges):
+        kept.append(text[at:start])
+        at = max(at, end)
+    return "".join(kept) + text[at:]

@@ -85,10 +85,14 @@ def test_a_sentence_goes_on_across_the_wraps_of_a_hard_wrapped_paragraph(above, 
     assert text[s:e].startswith("KABUL (Reuters)") and text[s:e].endswith("ready for the resistance.")
 
 
-@pytest.mark.parametrize("line", ["Date: 2024-05-06", "Published: 2024-05-06 14:05 UTC", "date 2024-05-06"])
+@pytest.mark.parametrize("line", ["Date: 2024-05-06", "Published: 2024-05-06 14:05 UTC", "date 2024-05-06", "2024-05-07",
+                                  "Posted: 2024-05-08", "Date: 09/05/2024", "Date: May 6, 2024", "Updated: 2024-07-08",
+                                  "Date: 2024-05-10 (updated 2024-05-11)", "Monday, 6 May 2024",
+                                  "Published: 2024-05-06 | Updated: 2024-05-07"])
 def test_a_line_that_only_dates_the_article_is_no_sentence_and_no_answer_comes_from_it(line):
     """Under a headline, "Date: 2024-05-06" stayed a sentence in the text: asked when the bridge
-    reopens, the reader answered the article's own date at 0.84."""
+    reopens, the reader answered the article's own date at 0.84 (and "Posted: …", "May 6, 2024"…
+    after the first fix)."""
     from rag.corpus import chunk_document, date_lines, date_lines_in
     from rag.config import ChunkSettings
 
@@ -99,6 +103,19 @@ def test_a_line_that_only_dates_the_article_is_no_sentence_and_no_answer_comes_f
     (passage,) = chunk_document(doc, ChunkSettings())
     assert passage.text.startswith("Old Mill bridge") and passage.text.endswith("no date line.")  # the headline still read
     assert [passage.text[s:e] for s, e in date_lines_in(doc, passage)] == [line]
+
+
+@pytest.mark.parametrize("text", [
+    "Committee meets\n\nThe committee meets to decide on the bridge.\nDate: 2024-06-10\nPlace: Town Hall\n",  # the story's
+    "Bridge delayed\nBy Jane Doe, May 6, 2024\n\nThe council met on 6 May 2024.\nMay 2024 was wet.\n",  # not only a date
+])
+def test_a_date_in_the_story_or_beside_other_words_stays_a_sentence(text):
+    """Only the article's head is dated: a meeting's "Date: 2024-06-10" below the first sentence
+    is what "When does the committee meet?" asks for."""
+    from rag.corpus import date_lines
+
+    doc = Document("y", "y.txt", text, None, 0)
+    assert date_lines(doc) == () and len(sentence_spans(doc)) == len([line for line in text.splitlines() if line.strip()])
 
 
 @pytest.mark.parametrize("block", [

@@ -96,6 +96,30 @@ def test_a_date_line_under_the_headline_is_never_the_answer(models, tmp_path):
     assert answer.text != "2024-05-06"
 
 
+def test_a_passage_that_is_nothing_but_a_date_line_is_not_read(pipeline, tmp_path):
+    """Older sentence rules cut "Date: 2024-05-06" as a sentence of its own, and a Milvus archive
+    keeps its cuts: closed to the reader, such a passage left it no span, and asking crashed."""
+    from rag.corpus import Corpus
+    from rag.pipeline import Pipeline
+    from rag.schema import Document, Passage, RetrievedPassage
+
+    text = "Storm hits coast\nDate: 2024-05-06\n\nThe storm closed the coast road for a week."
+    date_line = text.index("Date:"), text.index("\n\n")
+    old_cuts = [Passage("storm", *date_line, text[slice(*date_line)]), Passage("storm", date_line[1] + 2, len(text),
+                                                                                 text[date_line[1] + 2:])]
+
+    class OldCuts:
+        passage_count = 2
+
+        def retrieve(self, question, k, dates=None):
+            return [RetrievedPassage(p, 1 / (n + 1), 0.5, 1.0) for n, p in enumerate(old_cuts)]
+
+    corpus = Corpus(tmp_path, {"storm": Document("storm", "storm.txt", text, "2024-05-06", 0)}, [])
+    answer = Pipeline(corpus, OldCuts(), pipeline.reader, pipeline.decision, 2).ask("How long was the coast road closed?")
+    assert [c.span.doc_id for c in answer.candidates] == ["storm"] and answer.candidates[0].span.start > date_line[1]
+    assert len(answer.passages) == 2  # both retrieved, as retrieval found them
+
+
 def test_answers_that_mention_the_answer_are_not_conflicts(pipeline):
     answer = pipeline.ask("Who leads the resistance in the Panjshir Valley?")
     assert all("Ahmad Massoud" not in c.answer for c in answer.conflicts)
