@@ -27,6 +27,20 @@ CORROBORATING_OVERLAP = 0.7  # the share of the question's content words that se
 # a conflict's sentence must hold this share of what the question asks (asks_the_same): "18 June",
 # when a footbridge beside the Old Mill bridge opened, disagreed with when the bridge reopens
 SAME_QUESTION_SHARE = 0.5
+INFLECTIONS = ("ing", "ed", "es", "s", "d", "e")  # taken off in this order while a stem of 3 letters is left
+# the irregular verbs news asks and tells with ("Who leads…?", "… was led by"), each form as its base
+IRREGULAR = {form: base for base, forms in {
+    "be": "was were been", "become": "became", "begin": "began begun", "break": "broke broken", "bring": "brought",
+    "build": "built", "buy": "bought", "choose": "chose chosen", "come": "came", "do": "did done", "draw": "drew drawn",
+    "drive": "drove driven", "fall": "fell fallen", "feel": "felt", "fight": "fought", "find": "found", "flee": "fled",
+    "fly": "flew flown", "forbid": "forbade forbidden", "get": "got gotten", "give": "gave given", "go": "went gone",
+    "grow": "grew grown", "have": "had has", "hold": "held", "keep": "kept", "know": "knew known", "lay": "laid",
+    "lead": "led", "leave": "left", "lend": "lent", "lose": "lost", "make": "made", "mean": "meant", "meet": "met",
+    "pay": "paid", "rise": "rose risen", "run": "ran", "say": "said", "see": "saw seen", "seek": "sought", "sell": "sold",
+    "send": "sent", "shoot": "shot", "show": "shown", "sink": "sank sunk", "speak": "spoke spoken", "spend": "spent",
+    "stand": "stood", "steal": "stole stolen", "strike": "struck", "swear": "swore sworn", "take": "took taken",
+    "teach": "taught", "tell": "told", "think": "thought", "throw": "threw thrown", "win": "won", "write": "wrote written",
+}.items() for form in forms.split()}
 MONTHS = r"january|february|march|april|may|june|july|august|september|october|november|december"
 NUMBER_WORDS = r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|several|few"
 NUMBER = re.compile(rf"\d|\b({NUMBER_WORDS})\b", re.I)
@@ -163,12 +177,23 @@ def question_overlap(question: str, sentence: str) -> float:
 
 
 def asks_the_same(question: str, sentence: str) -> bool:
-    """Whether a sentence says what the question asks of its names: it holds at least
-    SAME_QUESTION_SHARE of the question's content words that are not names ("originally", "due",
-    "reopen" of "When was the Old Mill bridge originally due to reopen?"); any sentence does when
-    the question has none ("How far is Panjshir from Kabul?": "the valley" may stand for a name)."""
-    asked = content_words(question) - content_words(" ".join(asked_names(question)))
-    return not asked or len(asked & content_words(sentence)) >= SAME_QUESTION_SHARE * len(asked)
+    """Whether a sentence says what the question asks of its names: it holds more than
+    SAME_QUESTION_SHARE of the question's content words that are not names, in any inflection
+    ("bridge" and "reopened" of "When will the Old Mill bridge reopen?"; "opened" is not
+    "reopen"); any sentence does when the question has none ("How far is Panjshir from Kabul?":
+    "the valley" may stand for a name)."""
+    asked = {_stem(word) for word in content_words(question) - content_words(" ".join(asked_names(question)))}
+    return not asked or len(asked & {_stem(word) for word in content_words(sentence)}) > SAME_QUESTION_SHARE * len(asked)
+
+
+def _stem(word: str) -> str:
+    """A word without its inflections' endings, an irregular verb's other forms as its own
+    ("led" as "lead"): "reopened" and "reopens" as "reopen", "leads" and "lead" as "lea" (a stem
+    is only ever compared with another)."""
+    word = IRREGULAR.get(word, word)
+    while ending := next((e for e in INFLECTIONS if word.endswith(e) and len(word) - len(e) >= 3), None):
+        word = word[:-len(ending)]
+    return word
 
 
 def repeats_question(question: str, answer: str) -> float:

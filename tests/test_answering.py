@@ -8,6 +8,7 @@ import pytest
 from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.decision import Abstention
+from rag.evidence import asks_the_same
 from rag.pipeline import Pipeline
 from rag.render import answer_view, why_view
 from tests.conftest import ROOT, SEEDS, read_source
@@ -90,9 +91,12 @@ def test_an_answer_from_a_sentence_that_does_not_say_what_the_question_asks_is_n
     surer = Pipeline(parts.corpus, parts.retriever, FakeReader(["March", "18 June", "May"], surer={"March": 10.0}), DECISION, 3)
     answer = surer.ask("When was the Old Mill bridge originally due to reopen?")
     assert answer.text == "March" and [c.answer for c in answer.conflicts] == ["May"]  # b3 says what is asked, b2 does not
-    from rag.evidence import asks_the_same
-
     assert asks_the_same("How far is Panjshir from Kabul?", "The valley is 125km north of Kabul.")  # it asks nothing but names
+    reopen = "When will the Old Mill bridge reopen?"
+    assert asks_the_same(reopen, "The Old Mill bridge reopened on 3 May.")  # in another inflection
+    assert not asks_the_same(reopen, "A new footbridge beside the Old Mill bridge was opened on 18 June.")  # half is not enough
+    assert asks_the_same("How many people died in the quake?", "The quake killed 1,500 people.")
+    assert asks_the_same("When did the Taliban take Kabul?", "The Taliban took Kabul on 15 August.")  # an irregular verb
 
 
 def test_an_answer_from_an_article_that_never_names_what_the_question_asks_about_says_so(tmp_path):
