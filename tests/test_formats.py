@@ -439,8 +439,15 @@ def test_a_crawled_sites_page_of_links_is_skipped_as_no_article_but_a_page_of_te
     (tmp_path / "sport.html").write_text(
         "<html><head><title>Sport</title></head><body><div><h2><a href='/s1'>Riverton win the league</a></h2>"
         "<p>Riverton FC beat Ashford 2-1 on Saturday to take the title.</p></div></body></html>", encoding="utf-8")
+    timed = "".join(f"<li><a href='/a{n}'>{headline}</a> <span>{n + 2} hours ago</span></li>" for n, headline in enumerate(headlines))
+    (tmp_path / "latest.html").write_text(f"<html><head><title>Latest</title></head><body><main><ul>{timed}</ul></main></body></html>",
+                                          encoding="utf-8")
+    paragraphs = "".join(f"<p><a href='/a{n}'>{headline}</a></p>" for n, headline in enumerate(headlines))
+    (tmp_path / "front.html").write_text(f"<html><head><title>News</title></head><body><article>{paragraphs}</article></body></html>",
+                                         encoding="utf-8")
     corpus = load_corpus(tmp_path)
-    assert "world.html: a page of links (a section or index page), not an article" in corpus.skipped
+    for page in ("world.html", "latest.html", "front.html"):  # whole lines of links, beside their times, or run together
+        assert f"{page}: a page of links (a section or index page), not an article" in corpus.skipped
     assert "Riverton FC beat Ashford 2-1 on Saturday to take the title." in corpus.documents["sport.html"].text
 
 

@@ -19,9 +19,11 @@ INLINE = {"a", "b", "i", "em", "strong", "span", "br", "td", "th", "sup", "sub",
 MARKUP = re.compile(rf"</?(?:{'|'.join(sorted(BLOCKS | INLINE))})(?=[\s/>])[^<>]*>", re.I)  # "<a.doe@x.org>" is none
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")  # no XML parser takes them; Word's line break is one
 LAYOUT_ROW_CHARS = 400  # a table row longer than this holds an article laid out in a table, not data
-# a page whose text is this much whole links (its lines each a link's text) is a section or index
-# page of a crawled site: its headlines would be answered from, their stories are elsewhere
-LINKS_SHARE_OF_A_LIST = 0.8
+# a page whose text is this much links' text is a section or index page of a crawled site: its
+# headlines would be answered from, their stories are elsewhere (a list of headlines, each with
+# its "2 hours ago", is ~75 % links; a page of teasers, a headline over a paragraph, ~25 %)
+LINKS_SHARE_OF_A_LIST = 0.7
+SHORTEST_LINK = 3  # characters: "»" or "1" links are found in any text
 
 
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
@@ -55,6 +57,8 @@ def _extract(raw: bytes, tables: bool):
 
 
 def _is_a_list_of_links(raw: bytes, lines: list[str]) -> bool:
+    """Whether the page's text is mostly its links' text, wherever it stands in its lines (a
+    headline beside its time, or the extraction's lines run together)."""
     import lxml.html
     from lxml.etree import ParserError
 
@@ -62,8 +66,9 @@ def _is_a_list_of_links(raw: bytes, lines: list[str]) -> bool:
         links = {" ".join(link.text_content().split()) for link in lxml.html.fromstring(raw).iter("a")}
     except (ValueError, ParserError):  # trafilatura read it: a page lxml cannot is no list of links to it
         return False
-    linked = sum(len(line) for line in lines if " ".join(line.split()) in links)
-    return linked >= LINKS_SHARE_OF_A_LIST * sum(len(line) for line in lines)
+    text = "\n".join(" ".join(line.split()) for line in lines)
+    linked = sum(len(link) * text.count(link) for link in links if len(link) >= SHORTEST_LINK)
+    return linked >= LINKS_SHARE_OF_A_LIST * len(text)
 
 
 def _lines(extracted) -> list[str]:
