@@ -9,6 +9,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 from rag.metrics import normalize_answer, same_answer, says_all_of
 
@@ -52,6 +53,7 @@ WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*")  # a word with its apostrophes (
 NAMED = re.compile(r"\d+(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|(?:[^\W_]\.){2,}|[^\W_]+(?:['’][^\W_]+)*")
 POSSESSIVE = re.compile(r"['’]s$")
 SAME_STEM_FROM = 4  # letters two words must share for one to be the other's other form
+LONG_ABBREVIATION = 4  # letters from which an abbreviation is no ordinary word too, so "Nato" says "NATO"
 # what makes a word another form of the same name: "Tajik" and "Tajiks", "Afghan" and
 # "Afghanistan", "Europe" and "European"; not "Niger" and "Nigeria", nor "India" and "Indiana"
 OTHER_FORM = frozenset("s es n an ian ans ians ns ese i is istan ish".split())
@@ -94,13 +96,14 @@ def asked_names(question: str) -> list[str]:
     """The names and numbers a question mentions, as it writes them: each capitalised word (but
     words like "The"), and each word with a digit. "Who is the mayor of Manchester?" asks about
     Manchester; a question written all in lower case, or all in capitals, names nothing but its
-    numbers. Its first word is capitalised anyway, so it counts only when it shows it is a name:
-    an abbreviation ("NATO") or a possessive ("Manchester's mayor is who?"); "Manchester elected
-    whom?" is not checked."""
+    numbers. An abbreviation is a name even where it is also a word ("WHO officials", "the IT
+    department"). The first word is capitalised anyway, so it counts only as an abbreviation
+    ("NATO troops left when?"): "Manchester elected whom?" is not checked, nor "Today's …"."""
     names, cased = [], not question.isupper()
     for n, word in enumerate(NAMED.findall(question)):
-        if any(c.isdigit() for c in word) or (cased and _capitalised(word) and _folded(word) not in STOPWORDS
-                                              and (n > 0 or _is_abbreviation(word) or POSSESSIVE.search(word))):
+        abbreviation = _is_abbreviation(word)
+        if any(c.isdigit() for c in word) or (cased and _capitalised(word) and (abbreviation or (
+                n > 0 and _folded(word) not in STOPWORDS))):
             if word not in names:
                 names.append(word)
     return names
@@ -110,27 +113,41 @@ def unmentioned(names: list[str], text: str, heading: str = "") -> list[str]:
     """Those of `names` that `text` (and its `heading`: a title and date) never mentions: in no
     case, with or without accents, nor in another form of the same word ("Afghan" is in
     "Afghanistan", "Tajiks" in "Tajik"; "U.S." is "US"). A number is mentioned only as it is:
-    "2.5" is not "25", nor "1,500" "500"."""
-    said = article_words(text) | article_words(heading)
-    capitalised = capitalised_words(text) | capitalised_words(heading)
-    # an abbreviation is often an ordinary word too ("US" and "us", "WHO" and "who"): only a
-    # capitalised word of the article says it
-    return [name for name in names if not _mentioned(_folded(name), capitalised if _is_abbreviation(name) else said)]
+    "2.5" is not "25", nor "1,500" "500". An abbreviation is often an ordinary word too ("US" and
+    "us", "WHO" and "who"): it is mentioned only as an article writes abbreviations, in capitals
+    ("US", "U.S."), or, from four letters on, capitalised ("Nato" for "NATO")."""
+    words, heading_words = article_vocabulary(text), article_vocabulary(heading)
+    return [name for name in names if not _mentioned(_folded(name), words.said_as(name) | heading_words.said_as(name))]
 
 
-@lru_cache(maxsize=32)  # an article's words, once for the questions asked of it in a row (a long article's are megabytes)
-def article_words(text: str) -> frozenset[str]:
+class Vocabulary(NamedTuple):
+    """An article's words, folded (_folded): all of them; those written capitalised; those
+    written in capitals, as abbreviations are."""
+
+    words: frozenset[str]
+    capitalised: frozenset[str]
+    in_capitals: frozenset[str]
+
+    def said_as(self, name: str) -> frozenset[str]:
+        """The words that can mention `name`: an abbreviation only as articles write one."""
+        if not _is_abbreviation(name):
+            return self.words
+        return self.capitalised if len(_undotted(name)) >= LONG_ABBREVIATION else self.in_capitals
+
+
+@lru_cache(maxsize=32)  # once for the questions asked of an article in a row (a long article's words are megabytes)
+def article_vocabulary(text: str) -> Vocabulary:
     """Its words, each as a question's name is read (NAMED) and as a plain word, so that a
     sentence run on without a space ("Kabul.The") still says Kabul; an abbreviation with its dots
     and without ("U.S." and "US")."""
-    words = set(map(_folded, WORD.findall(text) + NAMED.findall(text)))
-    return frozenset(words | {_undotted(word) for word in words if "." in word})
+    named = NAMED.findall(text)
+    return Vocabulary(_folded_forms(WORD.findall(text) + named), _folded_forms([w for w in named if _capitalised(w)]),
+                      _folded_forms([w for w in named if _is_abbreviation(w)]))
 
 
-@lru_cache(maxsize=32)
-def capitalised_words(text: str) -> frozenset[str]:
-    """article_words of its words that begin with a capital ("US", "U.S.", "Nato"; not "us")."""
-    return article_words(" ".join(word for word in NAMED.findall(text) if _capitalised(word)))
+def _folded_forms(words: list[str]) -> frozenset[str]:
+    folded = set(map(_folded, words))
+    return frozenset(folded | {_undotted(word) for word in folded if "." in word})
 
 
 def _capitalised(word: str) -> bool:
