@@ -27,6 +27,9 @@ from rag.metrics import best_over, exact_match, f1_score, states_an_answer
 from rag.schema import Answer
 from rag.wording import counted
 
+# "2021-09-06-" of 2021-09-06-kabul.txt: a whole date, then "-" or "_" and a word with a letter
+LEADING_DATE = re.compile(r"^\d{4}[-_]?\d{2}[-_]?\d{2}[-_]+(?=[^\W\d_])")
+
 RIGHT_F1 = 0.5  # an answer this close to a gold one (SQuAD F1) counts as right
 
 
@@ -428,9 +431,6 @@ def plot_calibration(results: list[QuestionResult], threshold: float, path: Path
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-LEADING_DATE = re.compile(r"^\d{4}[-_.]?\d{2}(?:[-_.]?\d{2})?[-_.]+(?=[^\W_])")  # "2021-09-06-" of 2021-09-06-kabul.txt
 
 
 def shortest_unique_prefixes(names: list[str], shortest: int = 3) -> list[str]:

@@ -130,9 +130,7 @@ class Reader:
         gap = token_ids[None, :] - token_ids[:, None]
         begins = np.array([offsets[t][0] for t in token_ids])
         run = np.searchsorted(breaks, begins, side="right")  # which run each token is in
-        shut = np.zeros(len(token_ids), dtype=bool)
-        for start, end in closed:
-            shut |= (begins >= start) & (begins < end)
+        shut = _inside(begins, closed)  # tokens no answer may start or end at
         allowed = (gap >= 0) & (gap < self.max_answer_tokens) & (run[:, None] == run[None, :]) & ~shut[:, None] & ~shut[None, :]
         scores = np.where(allowed, scores, -np.inf).ravel()
         keep = min(RUNNERS_UP + 1, len(scores))
@@ -145,6 +143,14 @@ class Reader:
             end = _past_combining_marks(passage.text, offsets[token_ids[j]][1])
             found.append((float(scores[flat]), passage.start + offsets[token_ids[i]][0], passage.start + end))
         return found, null_score
+
+
+def _inside(offsets: np.ndarray, ranges: list[tuple[int, int]]) -> np.ndarray:
+    """Which of these character offsets fall in one of the (start, end) ranges."""
+    inside = np.zeros(len(offsets), dtype=bool)
+    for start, end in ranges:
+        inside |= (offsets >= start) & (offsets < end)
+    return inside
 
 
 def _past_combining_marks(text: str, end: int) -> int:

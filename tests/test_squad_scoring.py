@@ -120,6 +120,9 @@ def test_per_article_columns_are_named_by_the_first_words_that_tell_them_apart()
     assert shortest_unique_prefixes(["2021-09-06-kabul.txt", "2021-09-07-panjshir-valley.md", "abc"]) == [
         "kabul", "panjshir", "abc"]  # a leading date says little where the rest tells them apart
     assert shortest_unique_prefixes(["2021-09-06-kabul.txt", "2021-09-07-kabul.txt"]) == ["2021-09-06", "2021-09-07"]
+    assert shortest_unique_prefixes(["2021-09-06", "2021-09-07"]) == ["2021-09-06", "2021-09-07"]  # a date alone stays
+    assert shortest_unique_prefixes(["2021-09-06.md", "2021-09-07.html"]) == ["2021-09-06", "2021-09-07"]
+    assert shortest_unique_prefixes(["2021-09-06-x", "2021-09-07-y", "abc"]) == ["x", "y", "abc"]
     assert shortest_unique_prefixes(["ab", "abc"]) == ["ab", "abc"]
 
 

@@ -120,7 +120,7 @@ class FaissStore:
 
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
         self._make_writable()
-        ids = np.asarray(ids, dtype=np.int64)
+        ids = np.ascontiguousarray(ids, dtype=np.int64)  # add_core reads it through a pointer
         vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(len(ids), self.dimension)
         check_new_ids(ids, lambda new: bool(np.isin(new, self._stored_ids()).any()))
         if not self._is_ivf:
