@@ -114,17 +114,18 @@ class Manifest:
         return {doc_id for doc_id, digest in self.documents.items() if documents.get(doc_id) == digest}
 
     def renamed(self, documents: dict[str, str]) -> dict[str, str]:
-        """{old id: new id} for this index's articles that are gone from `documents` while an id
-        new to it has the same text: a file renamed (an archive's files given a date prefix) keeps
-        its vectors, where it was embedded again whole."""
-        gone: dict[str, list[str]] = {}
+        """{old id: new id} for this index's articles whose text `documents` now holds under
+        another id, one for one: a file renamed (an archive's files given a date prefix), or two
+        swapping names, keeps its vectors, where it was embedded again whole."""
+        unchanged = self.unchanged(documents)
+        moved: dict[str, list[str]] = {}  # digest -> the old ids of that text that no longer hold it
         for doc_id, digest in sorted(self.documents.items()):
-            if doc_id not in documents:
-                gone.setdefault(digest, []).append(doc_id)
+            if doc_id not in unchanged:
+                moved.setdefault(digest, []).append(doc_id)
         renamed = {}
         for doc_id, digest in sorted(documents.items()):
-            if doc_id not in self.documents and gone.get(digest):
-                renamed[gone[digest].pop(0)] = doc_id
+            if doc_id not in unchanged and moved.get(digest):
+                renamed[moved[digest].pop(0)] = doc_id
         return renamed
 
     def staleness(self, expected: Manifest) -> str | None:

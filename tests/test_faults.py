@@ -446,6 +446,12 @@ def test_an_article_renamed_keeps_its_vectors_under_its_new_id(tmp_path):
     assert renamed and not any(p.doc_id == "001_fb70659820c0e01f" for p in pipeline.retriever.passages)
     first = pipeline.retriever.passages[renamed[0]]
     assert pipeline.retriever.vectors.search(FakeEmbedder().encode([first.text])[0], 1)[0][0] == renamed[0]
+    (seeds / "000_882549ac45e52293.txt").rename(seeds / "swap.txt")  # two files swap their names
+    (seeds / "002_517ffae1740f5ca3.txt").rename(seeds / "000_882549ac45e52293.txt")
+    (seeds / "swap.txt").rename(seeds / "002_517ffae1740f5ca3.txt")
+    swapped = FakeEmbedder()
+    build_pipeline(load_models_config(ROOT / "models.toml"), seeds, tmp_path / "index", embedder=swapped, reader=FakeReader([]))
+    assert swapped.encoded == 0
 
 
 def test_a_damaged_checkpoint_chunk_is_embedded_again(tmp_path):
