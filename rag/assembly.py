@@ -8,7 +8,7 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rag.config import ModelsConfig, default_models_file, load_models_config
 from rag.corpus import Corpus, load_corpus, say_skipped
@@ -19,6 +19,9 @@ from rag.pipeline import BUNDLED_SEEDS, Pipeline, article_folders, default_index
 from rag.retrieval import Retriever, parse_store
 from rag.schema import NOTE
 from rag.wording import counted
+
+if TYPE_CHECKING:  # rag.archive is imported where an add or remove runs
+    from rag.archive import Archive, FolderChange
 
 Status = Callable[[str], None]
 Progress = Callable[[int, int], None]
@@ -502,17 +505,19 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
                          change.skipped_files + len(change.records_skipped))
 
 
-def _record_a_moved_folder(config: ModelsConfig, archive, on_status: Status, on_progress: Progress | None) -> None:
+def _record_a_moved_folder(config: ModelsConfig, archive: Archive, on_status: Status, on_progress: Progress | None) -> None:
     """Another folder's index refused before any file moves; a moved folder's index made to
     record the new place first (a build that reuses every vector): an add or remove stopped
     half-way, or one that takes most of its articles away, would else leave an index that no
     longer holds half of the folder's articles, which the next command refuses as another's."""
     store = IndexStore(archive.index_dir)
-    if index_folder_check(config, store, archive.seeds_dir, lambda: store.articles(archive.seeds_dir)):
-        open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress)
+    read = functools.cache(lambda: store.articles(archive.seeds_dir))  # once, for the check and the build
+    if index_folder_check(config, store, archive.seeds_dir, read):
+        open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress, earlier=read())
 
 
-def _brought_up_to_date(config: ModelsConfig, archive, change, on_status: Status, on_progress: Progress | None) -> Manifest:
+def _brought_up_to_date(config: ModelsConfig, archive: Archive, change: FolderChange, on_status: Status,
+                        on_progress: Progress | None) -> Manifest:
     """The index brought up to date after the files changed; a failure or stop says what changed first."""
     try:
         return open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress,
@@ -526,7 +531,7 @@ def _brought_up_to_date(config: ModelsConfig, archive, change, on_status: Status
         raise _stopped_after(stop, change, config, archive) from None
 
 
-def _stopped_after(stop: KeyboardInterrupt, change, config: ModelsConfig, archive) -> Stopped:
+def _stopped_after(stop: KeyboardInterrupt, change: FolderChange, config: ModelsConfig, archive: Archive) -> Stopped:
     """A stop once files may have moved: what moved, and the command that brings the index up to date."""
     if not change.moved_any:
         return Stopped.by(stop, "", "nothing was changed")

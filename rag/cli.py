@@ -702,7 +702,9 @@ def main() -> None:
     STOP_CAME.clear()
     on_main_thread = threading.current_thread() is threading.main_thread()  # only it may take signals
     previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if on_main_thread else None
-    previous_int = signal.signal(signal.SIGINT, _stop_on_sigint) if on_main_thread else None
+    # a job started in the background (`rag index &`) has SIGINT ignored, as a Ctrl-C is the foreground's: left so
+    takes_sigint = on_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous_int = signal.signal(signal.SIGINT, _stop_on_sigint) if takes_sigint else None
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
     except Stopped as stop:  # what the stopped work kept, in place of "interrupted"
@@ -724,6 +726,7 @@ def main() -> None:
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
+        if takes_sigint:
             signal.signal(signal.SIGINT, previous_int)
     if code == INTERRUPTED:  # typer's return for a KeyboardInterrupt inside a command
         _exit_stopped()

@@ -29,7 +29,8 @@ def imported(module: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        if STOP_CAME.is_set():
+        # only the main thread takes signals: elsewhere (a chat's models loading) it is an ImportError
+        if STOP_CAME.is_set() and threading.current_thread() is threading.main_thread():
             raise KeyboardInterrupt from None
         raise
 

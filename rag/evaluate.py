@@ -27,8 +27,9 @@ from rag.metrics import best_over, exact_match, f1_score, states_an_answer
 from rag.schema import Answer
 from rag.wording import counted
 
-# "2021-09-06-" of 2021-09-06-kabul.txt: a whole date, then "-" or "_" and a word with a letter
-LEADING_DATE = re.compile(r"^\d{4}[-_]?\d{2}[-_]?\d{2}[-_]+(?=[^\W\d_])")
+# "2021-09-06-" of 2021-09-06-kabul.txt (or "2021-09-" of 2021-09-kabul.txt): a date, then "-" or
+# "_" and a word that begins with a letter (a name that is a date, or a date and a suffix, stays whole)
+LEADING_DATE = re.compile(r"^\d{4}[-_]?\d{2}(?:[-_]?\d{2})?[-_]+(?=[^\W\d_])")
 
 RIGHT_F1 = 0.5  # an answer this close to a gold one (SQuAD F1) counts as right
 

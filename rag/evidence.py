@@ -155,8 +155,8 @@ def _capitalised(word: str) -> bool:
 
 
 def _is_abbreviation(word: str) -> bool:
-    """Two or more capitals, with dots or without: "US", "U.S.", "NATO"."""
-    letters = _undotted(word)
+    """Two or more capitals, with dots or without, a possessive's "'s" aside: "US", "U.S.", "NATO", "UN's"."""
+    letters = _undotted(POSSESSIVE.sub("", word))
     return len(letters) > 1 and letters.isalpha() and letters.isupper()
 
 

@@ -331,3 +331,43 @@ def test_a_stop_that_comes_while_a_c_extension_loads_is_a_stop_not_an_unexpected
             imported("onnxruntime")
     finally:
         STOP_CAME.clear()
+
+
+def test_a_ctrl_c_that_a_library_made_into_an_error_ends_as_a_stop(monkeypatch, capsys):
+    """Stopped while onnxruntime loaded (its "ImportError: initialization failed"), rag said
+    "unexpected error"; and the handler that tells is put back as it was."""
+    import os
+    import signal
+
+    from rag import cli
+
+    def made_into_an_error(**kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            raise ImportError("initialization failed") from None
+
+    before = signal.getsignal(signal.SIGINT)
+    monkeypatch.setattr(cli, "app", made_into_an_error)
+    with pytest.raises(SystemExit) as ended:
+        cli.main()
+    assert ended.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
+    assert signal.getsignal(signal.SIGINT) == before
+
+
+def test_a_job_started_with_ctrl_c_ignored_keeps_ignoring_it(monkeypatch):
+    """`rag index &` from a script starts with SIGINT ignored, so that a Ctrl-C meant for the
+    foreground leaves it be: rag's own handler must not take it back."""
+    import signal
+
+    from rag import cli
+
+    seen = []
+    monkeypatch.setattr(cli, "app", lambda **kwargs: seen.append(signal.getsignal(signal.SIGINT)) or 0)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(SystemExit) as ended:
+            cli.main()
+        assert ended.value.code == 0 and seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -451,6 +451,20 @@ def test_a_crawled_sites_page_of_links_is_skipped_as_no_article_but_a_page_of_te
     assert "Riverton FC beat Ashford 2-1 on Saturday to take the title." in corpus.documents["sport.html"].text
 
 
+def test_a_short_story_whose_topic_links_name_its_words_is_read(tmp_path):
+    """The links' share counted each link at every place its text stood, overlapping links twice:
+    a one-sentence brief with topic links "Kabul", "Kabul airport", "airport" came to 106 %."""
+    from rag.corpus import load_corpus
+
+    topics = "".join(f"<a href='/t/{n}'>{topic}</a> " for n, topic in enumerate(
+        ["Kabul", "Kabul airport", "airport", "Taliban", "Afghanistan", "flights"]))
+    (tmp_path / "brief.html").write_text(
+        "<html><head><title>Flights resume at Kabul airport</title></head><body><article><h1>Flights resume at Kabul "
+        "airport</h1><p>The first international flights since the Taliban takeover left Kabul airport on Thursday.</p>"
+        f"</article><footer>Topics: {topics}</footer></body></html>", encoding="utf-8")
+    assert "left Kabul airport on Thursday" in load_corpus(tmp_path).documents["brief.html"].text
+
+
 @pytest.mark.parametrize("value, title, problem", [
     ("[broken", "Ferry", "its --- front matter's title ('[broken') opens a YAML list it never closes: no title read from it"),
     ('"Ferry cancelled', "Ferry", "its --- front matter's title ('\"Ferry cancelled') opens a quote it never closes: "

@@ -3,7 +3,9 @@ for exactly this: it drops navigation, ads and comments, and finds dates with ht
 the text of an HTML fragment, as a CMS export keeps an article's body (`fragment_text`)."""
 from __future__ import annotations
 
+import itertools
 import re
+from collections import Counter
 from pathlib import Path
 
 from rag.schema import Document
@@ -63,12 +65,16 @@ def _is_a_list_of_links(raw: bytes, lines: list[str]) -> bool:
     from lxml.etree import ParserError
 
     try:
-        links = {" ".join(link.text_content().split()) for link in lxml.html.fromstring(raw).iter("a")}
+        links = Counter(" ".join(link.text_content().split()) for link in lxml.html.fromstring(raw).iter("a"))
     except (ValueError, ParserError):  # trafilatura read it: a page lxml cannot is no list of links to it
         return False
     text = "\n".join(" ".join(line.split()) for line in lines)
-    linked = sum(len(link) * text.count(link) for link in links if len(link) >= SHORTEST_LINK)
-    return linked >= LINKS_SHARE_OF_A_LIST * len(text)
+    linked = bytearray(len(text))  # 1 where a link's text stands: each character once, however many links hold it
+    for link, times in links.items():
+        if len(link) >= SHORTEST_LINK:  # as whole words, and no more often than the page links it
+            for found in itertools.islice(re.finditer(rf"(?<!\w){re.escape(link)}(?!\w)", text), times):
+                linked[found.start():found.end()] = b"\x01" * len(link)
+    return sum(linked) >= LINKS_SHARE_OF_A_LIST * len(text)
 
 
 def _lines(extracted) -> list[str]:
