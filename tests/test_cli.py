@@ -219,7 +219,6 @@ def test_sigterm_stops_a_command_in_one_line_with_its_own_exit_code(monkeypatch,
     import os
     import signal
 
-    from rag import cli
     from rag.errors import Terminated
 
     def terminated(**kwargs):
@@ -231,11 +230,18 @@ def test_sigterm_stops_a_command_in_one_line_with_its_own_exit_code(monkeypatch,
             raise
 
     before = signal.getsignal(signal.SIGTERM)
-    monkeypatch.setattr(cli, "app", terminated)
+    assert main_over(monkeypatch, terminated) == 143 and capsys.readouterr().err.strip() == "stopped (SIGTERM)"
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def main_over(monkeypatch, app) -> int:
+    """rag's main() over `app` in place of rag's commands: the exit code it ends with."""
+    from rag import cli
+
+    monkeypatch.setattr(cli, "app", app)
     with pytest.raises(SystemExit) as ended:
         cli.main()
-    assert ended.value.code == 143 and capsys.readouterr().err.strip() == "stopped (SIGTERM)"
-    assert signal.getsignal(signal.SIGTERM) == before
+    return ended.value.code
 
 
 def test_importing_rag_loads_nothing_heavy_until_a_name_is_asked_for():
@@ -339,8 +345,6 @@ def test_a_ctrl_c_that_a_library_made_into_an_error_ends_as_a_stop(monkeypatch, 
     import os
     import signal
 
-    from rag import cli
-
     def made_into_an_error(**kwargs):
         try:
             os.kill(os.getpid(), signal.SIGINT)
@@ -348,10 +352,7 @@ def test_a_ctrl_c_that_a_library_made_into_an_error_ends_as_a_stop(monkeypatch, 
             raise ImportError("initialization failed") from None
 
     before = signal.getsignal(signal.SIGINT)
-    monkeypatch.setattr(cli, "app", made_into_an_error)
-    with pytest.raises(SystemExit) as ended:
-        cli.main()
-    assert ended.value.code == 130 and capsys.readouterr().err.strip() == "interrupted"
+    assert main_over(monkeypatch, made_into_an_error) == 130 and capsys.readouterr().err.strip() == "interrupted"
     assert signal.getsignal(signal.SIGINT) == before
 
 
@@ -360,14 +361,10 @@ def test_a_job_started_with_ctrl_c_ignored_keeps_ignoring_it(monkeypatch):
     foreground leaves it be: rag's own handler must not take it back."""
     import signal
 
-    from rag import cli
-
     seen = []
-    monkeypatch.setattr(cli, "app", lambda **kwargs: seen.append(signal.getsignal(signal.SIGINT)) or 0)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        with pytest.raises(SystemExit) as ended:
-            cli.main()
-        assert ended.value.code == 0 and seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+        assert main_over(monkeypatch, lambda **kwargs: seen.append(signal.getsignal(signal.SIGINT)) or 0) == 0
+        assert seen == [signal.SIG_IGN] and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -1147,19 +1147,28 @@ def test_a_moved_articles_folder_keeps_its_index_and_every_vector(tmp_path):
     assert said == [] and embedder.encoded == 1
 
 
-def test_removing_most_of_a_moved_folders_articles_keeps_its_index(tmp_path, monkeypatch):
-    """The folder was taken as moved before the files moved, then checked again after: with most
-    of its articles gone it no longer held half of the index's, and the remove ended refused."""
+def moved_after_indexing(tmp_path, monkeypatch, names: str) -> tuple[Path, Path]:
+    """An articles folder of a.txt and these others, indexed with the fake embedder (as rag add
+    and remove embed too), then moved: (where it is now, its index)."""
     from rag import assembly
 
     monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
     arts, _ = two_folders(tmp_path)
-    for name in "bcd":
+    for name in names:
         (arts / f"{name}.txt").write_text(f"Article {name} says the bridge opened.", encoding="utf-8")
     index = tmp_path / "idx"
     fake_pipeline_over(arts, index)
     moved = tmp_path / "arts-2021"
     arts.rename(moved)
+    return moved, index
+
+
+def test_removing_most_of_a_moved_folders_articles_keeps_its_index(tmp_path, monkeypatch):
+    """The folder was taken as moved before the files moved, then checked again after: with most
+    of its articles gone it no longer held half of the index's, and the remove ended refused."""
+    from rag import assembly
+
+    moved, index = moved_after_indexing(tmp_path, monkeypatch, "bcd")
     said = []
     update = assembly.remove_articles(load_models_config(ROOT / "models.toml"), ["a", "b", "c"], moved, index, said.append)
     assert any("so it is taken as that folder, moved" in line for line in said)
@@ -1173,14 +1182,7 @@ def test_a_remove_stopped_half_way_in_a_moved_folder_names_a_command_that_goes_o
     from rag import archive, assembly
     from rag.errors import Stopped
 
-    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
-    arts, _ = two_folders(tmp_path)
-    for name in "bcde":
-        (arts / f"{name}.txt").write_text(f"Article {name} says the bridge opened.", encoding="utf-8")
-    index = tmp_path / "idx"
-    fake_pipeline_over(arts, index)
-    moved = tmp_path / "arts-2021"
-    arts.rename(moved)
+    moved, index = moved_after_indexing(tmp_path, monkeypatch, "bcde")
     real, moves = archive._keep_in_trash, []
 
     def stopped_at_the_fourth(*args, **kwargs):
