@@ -145,7 +145,7 @@ class Pipeline:
         older sentence rules, as a Milvus archive keeps its cuts) is not read."""
         articles = [self.corpus.documents[p.doc_id] for p in passages]
         closed = [date_lines_in(doc, p) for doc, p in zip(articles, passages)]
-        readable = [n for n, (p, shut) in enumerate(zip(passages, closed)) if has_words(_outside(p.text, shut))]
+        readable = [n for n, (p, shut) in enumerate(zip(passages, closed)) if not shut or has_words(_outside(p.text, shut))]
         guesses = self.reader.read(question, [passages[n] for n in readable],
                                    [line_ends_in(articles[n], passages[n]) for n in readable], [closed[n] for n in readable])
         return [dataclasses.replace(g, passage_index=readable[g.passage_index]) for g in guesses]
