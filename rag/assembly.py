@@ -313,8 +313,9 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
         index, counts = build_index(corpus, embedder, config.chunking, config.retrieval.vector_store,
                                     on_progress, reusable, checkpoint, on_status)
     except KeyboardInterrupt as stop:  # a stopped build of a big archive keeps its work: the line says so
-        raise Stopped.by(stop, "while embedding", _build_kept(store, config, corpus.directory, rebuild,
-                                                              current_kept)) from None
+        saved = checkpoint.saved()
+        raise Stopped.by(stop, "while embedding" if saved else "while indexing",
+                         _build_kept(store, config, corpus.directory, rebuild, current_kept, saved)) from None
     if takes_a_while(len(index.passages)):
         on_status(f"saving the index of {len(index.passages):,} passages to {store.directory}…")
     store.save(index)
@@ -325,15 +326,21 @@ def _build(store: IndexStore, corpus, expected: Manifest, embedder, config: Mode
     return index
 
 
-def _build_kept(store: IndexStore, config: ModelsConfig, seeds_dir: Path, rebuild: bool, current_kept: bool) -> str:
+def _build_kept(store: IndexStore, config: ModelsConfig, seeds_dir: Path, rebuild: bool, current_kept: bool,
+                saved: int) -> str:
     """What a stopped build kept, and the command that goes on from it. A stopped --force leaves
     the old index in place, and where that one is up to date a plain `rag index` keeps it: only
-    --force again takes up the saved passages."""
-    going_on = f"{index_command(config, seeds_dir, store.directory, force=rebuild)} goes on from the last save"
-    if current_kept:
-        return (f"the index in {store.directory} stays as it was (up to date: a plain rag index keeps it); the passages "
-                f"embedded so far are saved there (every {CHUNK}), and {going_on}")
-    return f"the passages embedded so far are saved in {store.directory} (every {CHUNK}), and {going_on}"
+    --force again takes up the saved passages. A stop before the first save (the model loading,
+    the articles being cut) kept nothing, and says so."""
+    command = index_command(config, seeds_dir, store.directory, force=rebuild)
+    as_it_was = (f"the index in {store.directory} stays as it was (up to date: a plain rag index keeps it); "
+                 if current_kept else "")
+    if not saved:
+        return f"{as_it_was}no passage was embedded and saved yet (they are saved every {CHUNK:,}), and {command} starts again"
+    where = "there" if current_kept else f"in {store.directory}"
+    are = "is" if saved == 1 else "are"
+    return (f"{as_it_was}the {counted(saved, 'passage')} embedded so far {are} saved {where} (every {CHUNK:,}), and "
+            f"{command} goes on from the last save")
 
 
 def index_command(config: ModelsConfig, seeds_dir: Path, index_dir: Path, force: bool = False) -> str:

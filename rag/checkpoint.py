@@ -40,6 +40,17 @@ class EmbeddingCheckpoint:
                 chunk.unlink(missing_ok=True)
         return vectors
 
+    def saved(self) -> int:
+        """How many passages the saved chunks hold (a stopped build's line says whether it kept any)."""
+        count = 0
+        for chunk in self.folder.glob("chunk-*.npz"):
+            try:
+                with np.load(chunk) as data:
+                    count += len(data["keys"])
+            except Exception:  # noqa: BLE001 - as in load: a damaged chunk holds nothing that will be used
+                pass
+        return count
+
     def save_chunk(self, keys: list[str], vectors: np.ndarray) -> None:
         """One chunk, written under a temporary name, flushed and renamed into place. Saving is
         best effort: a build that cannot save (another build just finished and emptied the

@@ -149,16 +149,17 @@ def test_a_stopped_build_or_add_says_what_it_kept_in_the_one_line_it_stops_with(
     with pytest.raises(Stopped) as stopped:
         open_index(config, seeds, index, embedder=Stopping())
     assert stopped.value.exit_code == 130
-    assert str(stopped.value) == (f"stopped while embedding: the passages embedded so far are saved in {index} "
-                                  f"(every 512), and {go_on} goes on from the last save")
+    # stopped before the first save (it said "the passages embedded so far are saved (every 512)")
+    assert str(stopped.value) == (f"stopped while indexing: no passage was embedded and saved yet (they are saved every "
+                                  f"512), and {go_on} starts again")
     import rag.assembly
 
     (tmp_path / "b.txt").write_text("The bridge opens at ten.", encoding="utf-8")
     monkeypatch.setattr(rag.assembly, "open_index", lambda *args, **kwargs: open_index(*args, **kwargs, embedder=Stopping()))
     with pytest.raises(Stopped) as stopped:
         add_articles(config, [tmp_path / "b.txt"], seeds, index)
-    assert str(stopped.value) == ("stopped while embedding: files: added 1, updated 0, unchanged 0, skipped 0; the passages "
-                                  f"embedded so far are saved in {index} (every 512), and {go_on} goes on from the last save")
+    assert str(stopped.value) == ("stopped while indexing: files: added 1, updated 0, unchanged 0, skipped 0; no passage was "
+                                  f"embedded and saved yet (they are saved every 512), and {go_on} starts again")
     assert (seeds / "b.txt").is_file()
 
 

@@ -1426,11 +1426,13 @@ def test_a_stopped_add_says_in_one_line_what_it_kept_and_what_to_run_next(tmp_pa
     seeds.mkdir()
     (seeds / "a.txt").write_text("The ferry leaves at nine.\n", encoding="utf-8")
     incoming.write_text("The bridge opens at ten.\n", encoding="utf-8")
-    monkeypatch.setattr(rag.assembly, "_embedder", lambda config, on_status: EmbedsThenStops(0))
+    monkeypatch.setattr(rag.index, "CHUNK", 1)  # a save every passage
+    monkeypatch.setattr(rag.assembly, "CHUNK", 1)  # and said so
+    monkeypatch.setattr(rag.assembly, "_embedder", lambda config, on_status: EmbedsThenStops(1))
     code, said = run_cli(monkeypatch, capsys, "add", "--seeds", str(seeds), "--index-dir", str(index), str(incoming))
     assert code == 130 and stop_lines(said) == said[-1:]
-    assert said[-1:] == [f"stopped while embedding: files: added 1, updated 0, unchanged 0, skipped 0; the passages embedded "
-                    f"so far are saved in {index} (every 512), and rag index --seeds {seeds} --index-dir {index} goes on "
+    assert said[-1:] == [f"stopped while embedding: files: added 1, updated 0, unchanged 0, skipped 0; the 1 passage embedded "
+                    f"so far is saved in {index} (every 1), and rag index --seeds {seeds} --index-dir {index} goes on "
                     "from the last save"]
 
 
@@ -1454,7 +1456,7 @@ def test_a_stopped_rebuild_says_that_only_force_again_goes_on_and_it_does(tmp_pa
     code, said = run_cli(monkeypatch, capsys, "index", "--force", *folders)
     assert code == 143 and stop_lines(said) == said[-1:]
     assert said[-1:] == [f"stopped (SIGTERM) while embedding: the index in {index} stays as it was (up to date: a plain rag "
-                    "index keeps it); the passages embedded so far are saved there (every 2), and rag index --force "
+                    "index keeps it); the 2 passages embedded so far are saved there (every 2), and rag index --force "
                     f"--seeds {seeds} --index-dir {index} goes on from the last save"]
     embedder.chunks = 99
     code, said = run_cli(monkeypatch, capsys, "index", *folders)
