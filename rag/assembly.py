@@ -336,7 +336,7 @@ def _build_kept(store: IndexStore, config: ModelsConfig, seeds_dir: Path, rebuil
     as_it_was = (f"the index in {store.directory} stays as it was (up to date: a plain rag index keeps it); "
                  if current_kept else "")
     if not saved:
-        return f"{as_it_was}no passage was embedded and saved yet (they are saved every {CHUNK:,}), and {command} starts again"
+        return f"{as_it_was}no embedded passage was saved yet (they are saved every {CHUNK:,}), and {command} starts again"
     where = "there" if current_kept else f"in {store.directory}"
     are = "is" if saved == 1 else "are"
     return (f"{as_it_was}the {counted(saved, 'passage')} embedded so far {are} saved {where} (every {CHUNK:,}), and "

@@ -150,7 +150,7 @@ def test_a_stopped_build_or_add_says_what_it_kept_in_the_one_line_it_stops_with(
         open_index(config, seeds, index, embedder=Stopping())
     assert stopped.value.exit_code == 130
     # stopped before the first save (it said "the passages embedded so far are saved (every 512)")
-    assert str(stopped.value) == (f"stopped while indexing: no passage was embedded and saved yet (they are saved every "
+    assert str(stopped.value) == (f"stopped while indexing: no embedded passage was saved yet (they are saved every "
                                   f"512), and {go_on} starts again")
     import rag.assembly
 
@@ -158,8 +158,8 @@ def test_a_stopped_build_or_add_says_what_it_kept_in_the_one_line_it_stops_with(
     monkeypatch.setattr(rag.assembly, "open_index", lambda *args, **kwargs: open_index(*args, **kwargs, embedder=Stopping()))
     with pytest.raises(Stopped) as stopped:
         add_articles(config, [tmp_path / "b.txt"], seeds, index)
-    assert str(stopped.value) == ("stopped while indexing: files: added 1, updated 0, unchanged 0, skipped 0; no passage was "
-                                  f"embedded and saved yet (they are saved every 512), and {go_on} starts again")
+    assert str(stopped.value) == ("stopped while indexing: files: added 1, updated 0, unchanged 0, skipped 0; no embedded "
+                                  f"passage was saved yet (they are saved every 512), and {go_on} starts again")
     assert (seeds / "b.txt").is_file()
 
 
