@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rag.converters import CONVERTERS, FORMATS, NOT_AN_ARTICLE_KIND, conversion_key, converter_for
 from rag.converters import text as plain_text
+from rag.dates import DATE_ONLY
 from rag.errors import RagError
 from rag.schema import NOTE, Document, Passage
 
@@ -59,7 +60,7 @@ TITLE_OR_MONTH = word_ending(ABBREVIATIONS | CAPITALISED)  # as written, or in a
 TIME = word_ending(TIMES)
 # Which rules cut sentences: an index records it beside the chunking settings, so that passages
 # cut by older rules are cut again. Raise it whenever the splitter cuts differently.
-SENTENCE_RULES = 9  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark; 6: also one ending in a colon; 7: a .txt's first date line is read past with its time ("2024-03-12 14:05"); 8: a line that only dates the article is no sentence; 9: only in the article's head, in more forms
+SENTENCE_RULES = 10  # 5: a sentence goes on across the line breaks of a hard-wrapped paragraph, and ends after a footnote mark; 6: also one ending in a colon; 7: a .txt's first date line is read past with its time ("2024-03-12 14:05"); 8: a line that only dates the article is no sentence; 9: only in the article's head, in more forms; 10: a .txt's first date line is read past whole when all of it dates the article ("Date: 2024-03-12, 14:05"), and Posted/Updated lines date it
 # A line that only dates the article, as its head gives it ("Date: 2024-05-06", "Posted on May
 # 6, 2024", "Mon 6 May 2024 14.05 BST", "2024-05-07 (updated 2024-05-08)"): no sentence, and no
 # answer comes from it. Only in its head: its first HEAD_RUNS lines (a headline, a byline, a
@@ -67,15 +68,6 @@ SENTENCE_RULES = 9  # 5: a sentence goes on across the line breaks of a hard-wra
 # 2024-06-10" is the story's own (a meeting's day).
 HEAD_RUNS = 4
 SENTENCE_ENDED = re.compile(r"[.!?][\"”’']?\s*$")
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
-_WEEKDAY = r"(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\.?,?\s+)"
-_A_DATE = (rf"{_WEEKDAY}?(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}"
-           rf"|{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+\d{{4}})")
-# "T10:00:00Z", ", 14:05", " at 2:05 p.m. EDT", " 14.05 BST"
-_A_TIME = r"(?:T|,|\s+at|\s*[-–—|·])?\s*\d{1,2}[:.]\d{2}(?:[:.]\d{2}(?:\.\d+)?)?(?:\s*[ap]\.?m\.?)?(?:\s*(?:[a-z]{1,5}|[+-]\d{2}:?\d{2}))?"
-_LABEL = r"(?:date|dated|published|posted|updated|last updated|first published|modified)[ \t]*:?[ \t]*(?:on[ \t]+)?"
-_DATED = rf"(?:{_LABEL})?{_A_DATE}(?:{_A_TIME})?"
-DATE_ONLY = re.compile(rf"[\s\W]*{_DATED}(?:[\s|·•,;()\[\]–—-]+{_DATED})*[\s)\].]*", re.I)
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 # Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest

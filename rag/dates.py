@@ -56,6 +56,21 @@ def said_of_day(day: str | None) -> str:
         return day
 
 
+# A line that only dates an article, as a page's head writes it ("Date: 2024-05-06", "Posted on
+# May 6, 2024", "Mon 6 May 2024 14.05 BST", "2024-05-07 (updated 2024-05-08)"): rag.corpus
+# cuts no sentence from it, and a .txt's first date line is read past whole when it is one.
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_WEEKDAY = r"(?:(?:mon|tues?|wed(?:nes)?|thu(?:rs?)?|fri|sat(?:ur)?|sun)(?:day)?\.?,?\s+)"
+_A_DATE = (rf"{_WEEKDAY}?(?:\d{{4}}-\d{{2}}-\d{{2}}|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}"
+           rf"|{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+{_MONTH}\.?,?\s+\d{{4}})")
+# "T10:00:00Z", ", 14:05", " at 2:05 p.m. EDT", " 14.05 BST"
+_A_TIME = r"(?:T|,|\s+at|\s*[-–—|·])?\s*\d{1,2}[:.]\d{2}(?:[:.]\d{2}(?:\.\d+)?)?(?:\s*[ap]\.?m\.?)?(?:\s*(?:[a-z]{1,5}|[+-]\d{2}:?\d{2}))?"
+DATE_LABELS = r"date|dated|published|posted|updated|last updated|first published|modified"  # what a date line may open with
+_LABEL = rf"(?:{DATE_LABELS})[ \t]*:?[ \t]*(?:on[ \t]+)?"
+_DATED = rf"(?:{_LABEL})?{_A_DATE}(?:{_A_TIME})?"
+DATE_ONLY = re.compile(rf"[\s\W]*{_DATED}(?:[\s|·•,;()\[\]–—-]+{_DATED})*[\s)\].]*", re.I)
+
+
 def article_day(given) -> tuple[str | None, str | None]:
     """(the day an article's date field or line gives, why it gives none): a value that starts
     with a real YYYY-MM-DD day ("2021-09-06T08:30:00Z" too) gives that day; none gives (None,
@@ -65,7 +80,7 @@ def article_day(given) -> tuple[str | None, str | None]:
         return None, None
     text = str(given).strip()
     day = ISO_DAY.match(text)
-    if day and _is_day(day.group()) and text[day.end():day.end() + 1] in ("", "T", " "):  # a time may follow
+    if day and _is_day(day.group()) and text[day.end():day.end() + 1] in ("", "T", " ", ","):  # a time may follow ("2024-03-12, 14:05")
         return day.group(), None
     return None, f"date {text[:40]!r} is not a day written YYYY-MM-DD: the article is read as undated"
 

@@ -277,17 +277,20 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
         "warning: c.jsonl line 3: date '20210907' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: c.jsonl line 4: date '2021-09-061' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: d.txt: its first line starts like a date ('date March 15, 2024'), but only 'date YYYY-MM-DD' "
-        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated",
+        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD', 'Posted: …', 'Updated: …') is read as one: the article is read as undated",
         "warning: f.txt: its first line starts like a date ('Date: March 5, 2024'), but only 'date YYYY-MM-DD' "
-        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated"]
+        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD', 'Posted: …', 'Updated: …') is read as one: the article is read as undated"]
 
 
 @pytest.mark.parametrize("first_line", ["date 2024-03-02", "Date: 2024-03-02", "date:2024-03-02", "DATE : 2024-03-02",
                                         "Date: 2024-03-02T10:00:00Z", "Published: 2024-03-02", "PUBLISHED 2024-03-02",
                                         "Published: 2024-03-02 14:05", "date 2024-03-02 9:30 a.m. UTC",
-                                        "Date: 2024-03-02 14:05:33+02:00"])
+                                        "Date: 2024-03-02 14:05:33+02:00", "Date: 2024-03-02, 14:05",
+                                        "Posted: 2024-03-02 | 14:05 BST", "Updated: 2024-03-02"])
 def test_a_date_line_is_read_as_people_write_it(tmp_path, first_line):
-    """"Date: 2024-03-02" left the article undated without a word, and a date filter then left it out."""
+    """"Date: 2024-03-02" left the article undated without a word, and a date filter then left it out;
+    after "Date: 2024-03-02, 14:05" the body began at ", 14:05" (an answer to "when?"), and a
+    markdown file's was undated; "Posted: 2024-03-02" was undated without a word."""
     (tmp_path / "a.txt").write_text(f"{first_line}\nThe mayor resigned.\n", encoding="utf-8")
     (tmp_path / "b.md").write_text(f"{first_line}\n\n# Council\n\nThe mayor resigned.\n", encoding="utf-8")
     corpus = load_corpus(tmp_path)
@@ -312,7 +315,7 @@ def test_a_date_line_under_the_headline_dates_the_article_and_the_headline_is_it
     assert [text[s:e] for s, e in sentence_spans(a)] == ["Valley holds out", "The resistance said it held the valley."]
     assert corpus.documents["b"].date is None and corpus.skipped == [
         "warning: b.txt: its second line starts like a date ('Published: Sept 3, 2021'), but only 'date YYYY-MM-DD' "
-        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD') is read as one: the article is read as undated"]
+        "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD', 'Posted: …', 'Updated: …') is read as one: the article is read as undated"]
 
 
 def test_conversions_made_again_beside_a_read_only_index_leave_it_serving(archive, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from rag.dates import article_day
 from rag.schema import NOTE, Document
 from rag.wording import counted
 
-VERSION = 8  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 9  # raised when it (or rag.converters.text or .html, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("lxml",)  # a record written as HTML is read with it: its version is in the cached conversions' key too
 
 # JSON may escape half of a character (a broken emoji, \ud83d), which no file or index can

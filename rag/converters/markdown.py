@@ -9,11 +9,11 @@ import re
 import tomllib
 from pathlib import Path
 
-from rag.converters.text import DATE_LINE, decode_as_data
+from rag.converters.text import DATE_LINE, decode_as_data, past_the_date_line
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
-VERSION = 9  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
+VERSION = 10  # raised when it (or rag.converters.text, which it uses) reads the same bytes otherwise: cached conversions are redone
 LIBRARIES = ("markdown-it-py",)  # their versions are in the cached conversions' key too
 
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---(?:\n|\Z)", re.S)  # YAML, as Jekyll and most tools write it
@@ -36,7 +36,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     date_line = DATE_LINE.match(source)
     if date_line:
         fields.setdefault("date", date_line.group(1))
-        source = source[date_line.end():]
+        source = source[past_the_date_line(source, date_line):]
     blocks, headings = _blocks(source)
     text = "\n\n".join(blocks)
     if not text.strip():
