@@ -182,7 +182,12 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
     if target.is_dir():  # os.replace cannot put a file there, and reading it as bytes fails
         change.skip(f"{_as_given(path)}: {target} is a folder; rename one of them")
         return False
-    if target.exists() and target.read_bytes() == path.read_bytes():
+    try:
+        same = target.exists() and target.read_bytes() == path.read_bytes()
+    except OSError as exc:  # the file there, or the one given, cannot be read (permissions)
+        change.skip(f"{_as_given(path)}: cannot compare it with {target}: {exc.strerror}")
+        return False
+    if same:
         change.unchanged.append(path.name)
         return False
     staged = _staged_copy(path, target)
@@ -276,9 +281,10 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
     for path in dict.fromkeys(documents[doc_id].path for doc_id in doc_ids):  # a JSON Lines file moves once
         try:
             _keep_in_trash(Path(path), trash)
-        except RagError as problem:
-            done = f"{removed_said(change.removed)} before it" if change.removed else "nothing was removed"
-            raise RagError(f"{problem}; {done}") from None
+        except RagError as problem:  # what was removed before it, the caller says (with the command that goes on)
+            if change.removed:
+                raise
+            raise RagError(f"{problem}; nothing was removed") from None
         change.removed += [doc_id for doc_id in doc_ids if documents[doc_id].path == path]
     return change
 

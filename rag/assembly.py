@@ -506,6 +506,8 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
             change_files(archive, change)
         except KeyboardInterrupt as stop:
             raise _stopped_after(stop, change, config, archive) from None
+        except RagError as problem:  # a file that could not be put in place (a full disk): what moved before it is said
+            raise _failed_after(problem, change, config, archive) from None
         say_skipped(change.skipped, on_status)
         manifest = _brought_up_to_date(config, archive, change, on_status, on_progress)
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
@@ -544,6 +546,16 @@ def _stopped_after(stop: KeyboardInterrupt, change: FolderChange, config: Models
         return Stopped.by(stop, "", "nothing was changed")
     return Stopped.by(stop, "", f"{change.what_changed(archive.trash)}; "
                       f"{index_command(config, archive.seeds_dir, archive.index_dir)} brings the index up to date")
+
+
+def _failed_after(problem: RagError, change: FolderChange, config: ModelsConfig, archive: Archive) -> RagError:
+    """A failure once files may have moved: what moved before it, and the command that brings
+    the index up to date with them."""
+    if not change.moved_any:
+        return problem
+    return RagError(f"{change.what_changed(archive.trash)}; then: {problem}; "
+                    f"{index_command(config, archive.seeds_dir, archive.index_dir)} brings the index up to date",
+                    problem.exit_code)
 
 
 def remove_from_milvus(config: ModelsConfig, doc_ids: list[str]) -> tuple[int, int]:

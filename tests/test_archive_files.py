@@ -520,3 +520,21 @@ def test_a_remove_whose_trash_cannot_be_written_blames_the_trash(seeds, tmp_path
     with pytest.raises(RagError, match=r"^cannot move .*ferry\.txt to .*not-a-folder/removed: .*; nothing was removed$"):
         remove_documents(seeds, ["ferry"], load_corpus(seeds).documents, tmp_path / "not-a-folder" / "removed")
     assert sorted(os.listdir(seeds)) == ["ferry.txt", "report.txt"]
+
+
+def test_a_file_there_that_cannot_be_read_is_a_skip_that_says_why_not_an_unexpected_error(seeds, tmp_path, monkeypatch):
+    """Comparing it with the one given was outside the copy's error handling: "unexpected error: PermissionError"."""
+    import pathlib
+
+    real = pathlib.Path.read_bytes
+
+    def unreadable_there(path):
+        if path.parent == seeds:
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", unreadable_there)
+    given = incoming(tmp_path, "report.txt", "The second version.\n")
+    change = add_files(seeds, [given], tmp_path / "trash")
+    assert change.skipped == [f"{given}: cannot compare it with {seeds / 'report.txt'}: Permission denied"]
+    assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")

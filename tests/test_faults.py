@@ -911,6 +911,45 @@ def test_an_add_stopped_while_copying_says_what_it_copied_and_what_brings_the_in
     assert stop.value.exit_code == 130 and len(os.listdir(seeds)) == 1 + stopped_at
 
 
+def test_an_add_or_remove_that_fails_half_way_says_what_it_did_before_and_what_brings_the_index_up_to_date(
+        tmp_path, monkeypatch):
+    """A disk that filled on the third of four files said only "cannot put berth-2.txt into …":
+    not that two were in the folder already, nor that the index was not brought up to date."""
+    from rag import archive, assembly
+
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("The bridge opened in 2021.", encoding="utf-8")
+    fake_pipeline_over(seeds, index)
+    new = []
+    for n in range(4):
+        new.append(tmp_path / f"berth-{n}.txt")
+        new[-1].write_text(f"The board approved berth {n} on Friday.", encoding="utf-8")
+    config, calls = load_models_config(ROOT / "models.toml"), []
+
+    def failing(real, at):
+        def fails_at_call(*args, **kwargs):
+            calls.append(args)
+            if len(calls) == at:
+                raise RagError(f"cannot move {args[0].name}: No space left on device")
+            return real(*args, **kwargs)
+        return fails_at_call
+
+    monkeypatch.setattr(archive, "_put_in_place", failing(archive._put_in_place, 3))
+    with pytest.raises(RagError) as failed:
+        assembly.add_articles(config, new, seeds, index)
+    go_on = f"rag index --seeds {seeds} --index-dir {index} brings the index up to date"
+    assert str(failed.value) == ("files: added 2, updated 0, unchanged 0, skipped 0; then: cannot move berth-2.txt: "
+                                 f"No space left on device; {go_on}")
+    monkeypatch.undo()
+    calls.clear()
+    monkeypatch.setattr(archive, "_keep_in_trash", failing(archive._keep_in_trash, 2))
+    with pytest.raises(RagError) as failed:
+        assembly.remove_articles(config, ["berth-0", "berth-1"], seeds, index)
+    assert str(failed.value) == (f"removed berth-0 (files taken out are kept in {index / 'removed'}); then: cannot move "
+                                 f"berth-1.txt: No space left on device; {go_on}")
+
+
 def test_rag_add_without_seeds_where_there_is_no_seeds_folder_leaves_the_bundled_articles_alone(tmp_path, monkeypatch):
     """It copied the article into the installed rag's seeds/: the gold set's articles, for good."""
     from rag.assembly import add_articles, remove_articles
