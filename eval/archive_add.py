@@ -71,7 +71,7 @@ def one_add(config, seeds: Path, index: Path, scratch: Path, name: str) -> float
     new = scratch / f"{name}.txt"
     new.write_text(f"The ferry {name} leaves at ten. It returns at noon.\n", encoding="utf-8")
     started = time.perf_counter()
-    assembly.add_articles(config, [new], seeds, index)
+    assembly.add_articles(config, [new], seeds, index, embedder=FreeEmbedder())  # this script's models: nothing is embedded
     return time.perf_counter() - started
 
 
@@ -81,14 +81,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     config = load_models_config(ROOT / "models.toml")
-    assembly._embedder = lambda config, on_status: FreeEmbedder()  # this script's models: nothing is embedded
     with tempfile.TemporaryDirectory(prefix="rag-archive-add-") as scratch:
         scratch = Path(scratch)
         seeds, index = scratch / "seeds", scratch / "index"
         seeds.mkdir()
         articles = write_archive(seeds, args.passages)
         started = time.perf_counter()
-        opened = assembly.open_index(config, seeds, index, on_status=lambda line: print(f"   {line}", flush=True))
+        opened = assembly.open_index(config, seeds, index, on_status=lambda line: print(f"   {line}", flush=True),
+                                     embedder=FreeEmbedder())
         print(f"archive: {articles:,} articles, {len(opened.index.passages):,} passages, "
               f"{opened.index.vectors.kind} index; indexed in {time.perf_counter() - started:.0f} s\n", flush=True)
         del opened

@@ -463,18 +463,21 @@ class ArchiveUpdate:
 
 
 def add_articles(config: ModelsConfig, paths: list[Path], seeds_dir: Path | None = None, index_dir: Path | None = None,
-                 on_status: Status = _quiet, on_progress: Progress | None = None) -> ArchiveUpdate:
+                 on_status: Status = _quiet, on_progress: Progress | None = None, embedder=None) -> ArchiveUpdate:
     """`rag add`: copy article files (or the article files of folders) into the seeds folder and
-    bring the index up to date, or write them into the Milvus archive."""
+    bring the index up to date, or write them into the Milvus archive. `embedder` replaces the
+    configured one (a fake in tests)."""
     if is_milvus(config):
-        archive, change = index_milvus(config, on_status=on_status, on_progress=on_progress, paths=paths)
+        archive, change = index_milvus(config, on_status=on_status, on_progress=on_progress, embedder=embedder, paths=paths)
         return ArchiveUpdate(change.summary(archive), len(change.skipped))
     return _change_archive_folder(config, "add", seeds_dir, index_dir,
-                                  lambda archive, change: archive.add(paths, change, on_status), on_status, on_progress)
+                                  lambda archive, change: archive.add(paths, change, on_status), on_status, on_progress,
+                                  embedder)
 
 
 def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | None = None,
-                    index_dir: Path | None = None, on_status: Status = _quiet, on_progress: Progress | None = None) -> ArchiveUpdate:
+                    index_dir: Path | None = None, on_status: Status = _quiet, on_progress: Progress | None = None,
+                    embedder=None) -> ArchiveUpdate:
     """`rag remove`: take articles out of the seeds folder (their files kept in the index folder's
     removed/) and the index, or out of the Milvus archive."""
     if is_milvus(config):
@@ -483,12 +486,13 @@ def remove_articles(config: ModelsConfig, doc_ids: list[str], seeds_dir: Path | 
         articles, passages = remove_from_milvus(config, doc_ids)
         return ArchiveUpdate(f"{removed_said(doc_ids)}; archive: {counted(passages, 'passage')} from {counted(articles, 'article')}")
     return _change_archive_folder(config, "remove", seeds_dir, index_dir,
-                                  lambda archive, change: archive.remove(doc_ids, change), on_status, on_progress)
+                                  lambda archive, change: archive.remove(doc_ids, change), on_status, on_progress, embedder)
 
 
 def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path | None, index_dir: Path | None,
-                           change_files, on_status: Status, on_progress: Progress | None) -> ArchiveUpdate:
-    """The files changed and the index brought up to date under one lock, so two changes never interleave."""
+                           change_files, on_status: Status, on_progress: Progress | None, embedder=None) -> ArchiveUpdate:
+    """The files changed and the index brought up to date under one lock, so two changes never interleave.
+    The embedder is loaded once, when first needed: a moved folder's index is built twice."""
     from rag.archive import Archive, FolderChange
 
     if seeds_dir is None and default_seeds_dir().resolve() == BUNDLED_SEEDS.resolve():
@@ -499,8 +503,9 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
                        f"mkdir it first)")
     archive = Archive.at(seeds_dir, index_dir)
     config.embedder.resolve()  # a missing model is said before any file is copied or moved
+    models = functools.cache(lambda: embedder or _embedder(config, on_status))
     with archive.locked():
-        _record_a_moved_folder(config, archive, on_status, on_progress)
+        _record_a_moved_folder(config, archive, on_status, on_progress, models)
         change = FolderChange()  # filled in as files move: a stop then says what moved
         try:
             change_files(archive, change)
@@ -509,12 +514,13 @@ def _change_archive_folder(config: ModelsConfig, command: str, seeds_dir: Path |
         except RagError as problem:  # a file that could not be put in place (a full disk): what moved before it is said
             raise _failed_after(problem, change, config, archive) from None
         say_skipped(change.skipped, on_status)
-        manifest = _brought_up_to_date(config, archive, change, on_status, on_progress)
+        manifest = _brought_up_to_date(config, archive, change, on_status, on_progress, models)
     return ArchiveUpdate(change.summary(archive.trash, manifest.passages, len(manifest.documents)),
                          change.skipped_files + len(change.records_skipped))
 
 
-def _record_a_moved_folder(config: ModelsConfig, archive: Archive, on_status: Status, on_progress: Progress | None) -> None:
+def _record_a_moved_folder(config: ModelsConfig, archive: Archive, on_status: Status, on_progress: Progress | None,
+                           models: Callable) -> None:
     """Another folder's index refused before any file moves; a moved folder's index made to
     record the new place first (a build that reuses every vector): an add or remove stopped
     half-way, or one that takes most of its articles away, would else leave an index that no
@@ -522,14 +528,14 @@ def _record_a_moved_folder(config: ModelsConfig, archive: Archive, on_status: St
     store = IndexStore(archive.index_dir)
     read = functools.cache(lambda: store.articles(archive.seeds_dir))  # once, for the check and the build
     if index_folder_check(config, store, archive.seeds_dir, read):
-        open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress, earlier=read())
+        open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress, models(), earlier=read())
 
 
 def _brought_up_to_date(config: ModelsConfig, archive: Archive, change: FolderChange, on_status: Status,
-                        on_progress: Progress | None) -> Manifest:
+                        on_progress: Progress | None, models: Callable) -> Manifest:
     """The index brought up to date after the files changed; a failure or stop says what changed first."""
     try:
-        return open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress,
+        return open_index(config, archive.seeds_dir, archive.index_dir, False, on_status, on_progress, models(),
                           earlier=change.read_before).index.manifest
     except Stopped as stop:  # stopped while embedding: the files did change, and the saved passages are kept
         raise Stopped(stop.doing, f"{change.what_changed(archive.trash)}; {stop.kept}", stop.terminated) from None

@@ -750,15 +750,14 @@ def test_an_add_or_remove_reads_each_article_once_and_the_index_matches_a_fresh_
     build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]))
     new = tmp_path / "005_ferry.txt"
     new.write_text("The ferry leaves at ten. It returns at noon.", encoding="utf-8")
-    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
     read = Counter()
     real = corpus.read_article_bytes
     monkeypatch.setattr(corpus, "read_article_bytes", lambda path: read.update([Path(path).name]) or real(path))
     if command == "add":
-        assembly.add_articles(config, [new], seeds, tmp_path / "index")
+        assembly.add_articles(config, [new], seeds, tmp_path / "index", embedder=FakeEmbedder())
         assert read == Counter({name: 1 for name in os.listdir(SEEDS)} | {"notes.md": 1, "005_ferry.txt": 2})  # the new one: where it comes from, then in the folder
     else:
-        assembly.remove_articles(config, ["001_fb70659820c0e01f"], seeds, tmp_path / "index")
+        assembly.remove_articles(config, ["001_fb70659820c0e01f"], seeds, tmp_path / "index", embedder=FakeEmbedder())
         assert read == Counter({name: 1 for name in os.listdir(SEEDS)} | {"notes.md": 1})  # the removed one: for its id
     store = IndexStore(tmp_path / "index")
     fresh = load_corpus(seeds)
@@ -780,12 +779,11 @@ def test_a_file_replaced_by_one_of_the_same_size_is_read_again_and_indexed(tmp_p
     (seeds / "b.md").write_text("# B\n\nThe bus leaves at six.\n", encoding="utf-8")
     config = load_models_config(ROOT / "models.toml")
     build_pipeline(config, seeds, tmp_path / "index", embedder=FakeEmbedder(), reader=FakeReader([]))
-    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
     first = corpus.load_corpus(seeds)
     replacement = tmp_path / "a.txt"
     replacement.write_text("The train leaves at two.", encoding="utf-8")  # the same size
     assert replacement.stat().st_size == (seeds / "a.txt").stat().st_size
-    assembly.add_articles(config, [replacement], seeds, tmp_path / "index")
+    assembly.add_articles(config, [replacement], seeds, tmp_path / "index", embedder=FakeEmbedder())
     edited = seeds / "b.md"
     times = edited.stat()
     edited.write_text("# B\n\nThe car leaves at six.\n", encoding="utf-8")
@@ -1020,14 +1018,13 @@ def test_an_index_built_from_another_folder_is_refused_and_kept_whatever_the_com
     fake_pipeline_over(arts, index)
     built = IndexStore(index).version()
     config = load_models_config(ROOT / "models.toml")
-    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: FakeEmbedder())
     new = tmp_path / "ferry.txt"
     new.write_text("The ferry leaves at ten.", encoding="utf-8")
     refused = f"^the index in {re.escape(str(index))} was built from {re.escape(str(arts.resolve()))}, not {re.escape(str(cities.resolve()))}; nothing was changed: "
     for command in (lambda: fake_pipeline_over(cities, index),
                     lambda: assembly.open_index(config, cities, index, embedder=FakeEmbedder()),
-                    lambda: assembly.add_articles(config, [new], cities, index),
-                    lambda: assembly.remove_articles(config, ["c"], cities, index)):
+                    lambda: assembly.add_articles(config, [new], cities, index, embedder=FakeEmbedder()),
+                    lambda: assembly.remove_articles(config, ["c"], cities, index, embedder=FakeEmbedder())):
         with pytest.raises(RagError, match=refused) as problem:
             command()
         assert "\n" not in str(problem.value) and "rag index --force" in str(problem.value)
@@ -1208,9 +1205,11 @@ def test_removing_most_of_a_moved_folders_articles_keeps_its_index(tmp_path, mon
     from rag import assembly
 
     moved, index = moved_after_indexing(tmp_path, monkeypatch, "bcd")
-    said = []
+    said, loaded = [], []
+    monkeypatch.setattr(assembly, "_embedder", lambda config, on_status: loaded.append(1) or FakeEmbedder())
     update = assembly.remove_articles(load_models_config(ROOT / "models.toml"), ["a", "b", "c"], moved, index, said.append)
     assert any("so it is taken as that folder, moved" in line for line in said)
+    assert len(loaded) == 1  # the index is built twice (the new place recorded first), the model loaded once
     assert "index: 1 passage from 1 article" in update.line and sorted(os.listdir(moved)) == ["d.txt"]
     assert IndexStore(index).stored_manifest().articles_folder == str(moved.resolve())
 
