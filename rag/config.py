@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
-import math
 import tomllib
 import typing
 from dataclasses import dataclass, field
@@ -13,6 +12,7 @@ from pathlib import Path
 from rag.corpus import ChunkSettings
 from rag.decision import Abstention
 from rag.errors import RagError
+from rag.limits import check_limits, check_range
 from rag.paths import MODELS_FILE, local_or_bundled
 from rag.retrieval.fusion import RRF_K
 from rag.retrieval.vector_store import parse_store
@@ -45,6 +45,7 @@ class EmbedderSettings:
     precision: str = FULL_PRECISION
 
     def __post_init__(self):  # checked as models.toml is read, not minutes later when the model loads
+        check_limits(self)
         _check_runtime_and_precision(self.runtime, self.precision)
 
 
@@ -62,6 +63,7 @@ class ReaderSettings:
     abstention: Abstention = field(default_factory=Abstention)
 
     def __post_init__(self):
+        check_limits(self)
         _check_runtime_and_precision(self.runtime, self.precision)
         if self.stride >= self.passage_tokens:  # the tokenizer would refuse it at the first question
             raise RagError(f"stride = {self.stride} is not valid: it must be under the passage's share of a window, "
@@ -81,6 +83,7 @@ class RetrievalSettings:
     vector_store: str = "faiss"  # "faiss", or "milvus:<file>.db" / "milvus://host:port" (rag.retrieval)
 
     def __post_init__(self):  # a misspelt store is said as models.toml is read, naming it
+        check_limits(self)
         try:
             parse_store(self.vector_store)
         except ValueError as problem:
@@ -246,23 +249,13 @@ def typed_settings(cls: type, table: dict, path: Path, where: str, also_known: t
             values[key] = typed_settings(expected, value, path, f"{where}.{key}")
         elif _fits(value, expected):
             values[key] = expected(value)
-            _check_range(values[key], fields[key].metadata, f"{path}: [{where}] {key} = {value!r} is not valid")
+            check_range(values[key], fields[key].metadata, f"{path}: [{where}] {key} = {value!r} is not valid")
         else:
             raise RagError(f"{path}: [{where}] {key} = {value!r} is not valid: expected {EXPECTED[expected]}")
     try:
         return cls(**values)
     except RagError as problem:  # a rule of the settings themselves, e.g. a value not among the choices
         raise RagError(f"{path}: [{where}] {problem}") from None
-
-
-def _check_range(value, limits: dict, saying: str) -> None:
-    if isinstance(value, float) and not math.isfinite(value):
-        raise RagError(f"{saying}: expected a finite number")
-    least, most = limits.get("min"), limits.get("max")
-    if least is not None and value < least:
-        raise RagError(f"{saying}: expected at least {least}")
-    if most is not None and value > most:
-        raise RagError(f"{saying}: expected at most {most}")
 
 
 def _fits(value, expected: type) -> bool:

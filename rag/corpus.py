@@ -18,6 +18,7 @@ from rag.converters import CONVERTERS, FORMATS, NOT_AN_ARTICLE_KIND, conversion_
 from rag.converters import text as plain_text
 from rag.dates import DATE_ONLY
 from rag.errors import RagError
+from rag.limits import check_limits
 from rag.schema import NOTE, Document, Passage
 
 # A sentence ends at . ! or ? (plus closing quotes/brackets, and footnote marks as pages copied
@@ -86,6 +87,9 @@ SNIFF_BYTES = 8192  # how much is read to tell text from binary before reading a
 class ChunkSettings:
     max_chars: int = field(default=600, metadata={"min": 50})
     overlap_sentences: int = field(default=1, metadata={"min": 0})
+
+    def __post_init__(self):
+        check_limits(self)
 
     def as_dict(self) -> dict:
         """What an index records of how its passages were cut: these settings and the sentence rules."""

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 
 from rag.evidence import Evidence
+from rag.limits import check_limits
 
 FEATURES = tuple(f.name for f in dataclasses.fields(Evidence))  # each has a weight of that name below
 
@@ -31,6 +32,9 @@ class Abstention:
     unmentioned_names: float = 0.0
     threshold: float = field(default=0.5, metadata={"min": 0.0, "max": 1.0})  # a probability
     fitted_for: str = ""  # the fingerprint of the reader it was fitted for ("" when not recorded)
+
+    def __post_init__(self):
+        check_limits(self)
 
     def confidence(self, evidence: Evidence) -> float:
         z = self.bias + sum(getattr(self, name) * getattr(evidence, name) for name in FEATURES)

