@@ -24,8 +24,7 @@ class EmbeddingCheckpoint:
 
     def load(self) -> dict[str, np.ndarray]:
         """text key -> vector, from every chunk saved for this embedder (others are dropped)."""
-        owner = self.folder / "embedder"
-        if not owner.is_file() or owner.read_text(encoding="utf-8") != self.fingerprint:
+        if not self._made_by_this_embedder():
             self.clear()
             return {}
         vectors = {}
@@ -39,6 +38,13 @@ class EmbeddingCheckpoint:
             except Exception:  # noqa: BLE001 - numpy and zipfile raise many types; any damaged chunk is embedded again
                 chunk.unlink(missing_ok=True)
         return vectors
+
+    def _made_by_this_embedder(self) -> bool:
+        owner = self.folder / "embedder"
+        try:
+            return owner.is_file() and owner.read_text(encoding="utf-8") == self.fingerprint
+        except (OSError, UnicodeDecodeError):  # damaged or unreadable: its vectors are not to be trusted
+            return False
 
     def saved(self) -> int:
         """How many passages the saved chunks hold (a stopped build's line says whether it kept any)."""

@@ -4,14 +4,12 @@ pay the start-up cost of importing sentence-transformers. tests/test_embedder.py
 vectors match sentence-transformers'."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from rag.config import ModelSpec
-from rag.models import load_for_inference, pad_encodings
+from rag.models import load_for_inference, model_json, pad_encodings
 
 
 class Embedder:
@@ -48,7 +46,5 @@ class Embedder:
 def _sentence_transformers_max_len(spec: ModelSpec) -> int | None:
     if not spec.is_local:
         return None
-    config = Path(spec.resolve()) / "sentence_bert_config.json"
-    if config.is_file():
-        return json.loads(config.read_text()).get("max_seq_length")
-    return None
+    config = model_json(spec, "sentence_bert_config.json")
+    return config.get("max_seq_length") if config else None

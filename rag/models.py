@@ -52,7 +52,9 @@ def usable_cores() -> int:
 def load_for_inference(spec: ModelSpec, model_class_name: str, on_export: Callable[[str], None] = lambda msg: None) -> InferenceModel:
     runtime = spec.settings.runtime  # its settings checked it is one of RUNTIMES
     folder = local_model_dir(spec)
-    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    config = model_json(spec, "config.json")
+    if config is None:
+        raise spec.missing(f"{folder} has no config.json")
     tokenizer = _load_tokenizer(folder, spec)
     if runtime == "torch":
         _, model = load_tokenizer_and_model(spec, model_class_name)
@@ -206,6 +208,22 @@ def _write_onnx(model, tokenizer, outputs: list[str], path: Path) -> None:
         torch.onnx.export(_tuple_outputs(model, names, outputs), tuple(sample[n] for n in names), str(path),
                           input_names=list(names), output_names=outputs, dynamic_axes=axes,
                           opset_version=17, dynamo=False)
+
+
+def model_json(spec: ModelSpec, name: str) -> dict | None:
+    """One of the model folder's JSON files (config.json, sentence_bert_config.json), None when
+    it has none of that name; one that cannot be read, or is not a JSON object, is the model not
+    available, naming the file (it was "unexpected error: JSONDecodeError")."""
+    path = local_model_dir(spec) / name
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as why:
+        raise spec.missing(f"{path} cannot be read: {first_line(why)}") from None
+    if not isinstance(data, dict):
+        raise spec.missing(f"{path} is not a JSON object")
+    return data
 
 
 def local_model_dir(spec: ModelSpec) -> Path:

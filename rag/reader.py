@@ -5,7 +5,6 @@ and end logits of an AutoModelForQuestionAnswering (run by rag.models), mapped t
 through the tokenizer's offsets. Scores are raw logit sums, comparable across passages and windows."""
 from __future__ import annotations
 
-import json
 import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import numpy as np
 from rag.config import MAX_QUESTION_TOKENS, ModelSpec
 from rag.corpus import line_ends
 from rag.errors import RagError
-from rag.models import load_for_inference, local_model_dir, pad_encodings
+from rag.models import load_for_inference, model_json, pad_encodings
 from rag.schema import Passage
 
 RUNNERS_UP = 4  # spans kept per passage besides its best: another passage may agree with one of them
@@ -25,7 +24,7 @@ RUNNERS_UP = 4  # spans kept per passage besides its best: another passage may a
 def _check_window_fits(spec: ModelSpec) -> None:
     """A window longer than the model has positions for would crash it at the first long
     passage: refused from its config.json, before the (first-run) export."""
-    config = json.loads((local_model_dir(spec) / "config.json").read_text(encoding="utf-8"))
+    config = model_json(spec, "config.json") or {}  # none at all is said where the model loads
     positions = config.get("max_position_embeddings")
     if "roberta" in str(config.get("model_type", "")) and positions:  # its positions start after the padding id
         positions -= (config.get("pad_token_id") or 1) + 1

