@@ -221,7 +221,7 @@ def _answering_as_it_is(why: IndexNotUsable, unwritable: RagError, store: IndexS
     edited = len(expected.documents) - added - unchanged
     left_out = [f"{counted(n, 'article')} {what} since" for what, n in (("added", added), ("edited", edited)) if n]
     not_searched = f"; not searched: {', '.join(left_out)}" if left_out else ""
-    return (f"warning: {why}; it cannot be brought up to date here ({unwritable}), so it answers as it is, from the "
+    return (f"{NOTE}{why}; it cannot be brought up to date here ({unwritable}), so it answers as it is, from the "
             f"{counted(unchanged, 'article')} unchanged since it was built ({stored.built_at}){not_searched}; to bring "
             f"it up to date, run rag index where {store.directory} can be written, or give --index-dir a folder that can be")
 
@@ -598,5 +598,5 @@ def warn_if_fitted_for_another_reader(config: ModelsConfig, on_status: Status) -
     except RagError:
         return  # a missing reader is reported where it is loaded
     if fitted_for != current:
-        on_status(f"warning: [reader.abstention] in {config.path} was fitted for another reader ({fitted_for}; "
+        on_status(f"{NOTE}[reader.abstention] in {config.path} was fitted for another reader ({fitted_for}; "
                   f"this one is {current}): refit it with python eval/tune_abstention.py")

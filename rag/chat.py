@@ -157,7 +157,7 @@ class ChatSession:
             except Exception as problem:  # said once, not at every question: tried again at the next switch
                 self._failed_version = switched
                 said = str(problem) if isinstance(problem, RagError) else f"{type(problem).__name__}: {problem}"
-                self.console.print(f"warning: could not load the switched index ({said}); "
+                self.console.print(f"{NOTE}could not load the switched index ({said}); "
                                    "answering from the one loaded before", style="yellow", markup=False)
         return self._current
 

@@ -20,15 +20,16 @@ class DateRange:
     until: str | None = None
 
     @classmethod
-    def parse(cls, since: str | None, until: str | None) -> DateRange | None:
-        """From --since/--until (None when neither is given); a malformed date is BadInput."""
+    def parse(cls, since: str | None, until: str | None, names: tuple[str, str] = ("--since", "--until")) -> DateRange | None:
+        """From --since/--until (None when neither is given); a malformed date is BadInput, naming
+        the two as the caller calls them (`names`: an HTTP request's fields are since and until)."""
         if since is None and until is None:
             return None
-        for flag, value in (("--since", since), ("--until", until)):
+        for name, value in zip(names, (since, until)):
             if value is not None and not _is_day(value):
-                raise BadInput(f"{flag} {value!r} is not a date (use YYYY-MM-DD)")
+                raise BadInput(f"{name} {value!r} is not a date (use YYYY-MM-DD)")
         if since and until and since > until:
-            raise BadInput(f"--since {since} is after --until {until}")
+            raise BadInput(f"{names[0]} {since} is after {names[1]} {until}")
         return cls(since, until)
 
     def holds(self, day: str | None) -> bool:

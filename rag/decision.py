@@ -11,6 +11,11 @@ from rag.limits import check_limits
 FEATURES = tuple(f.name for f in dataclasses.fields(Evidence))  # each has a weight of that name below
 
 
+def answered_at(confidence: float, threshold: float) -> bool:
+    """The rule, written once: `rag eval`'s table of other thresholds decides as `rag` does."""
+    return confidence >= threshold
+
+
 @dataclass(frozen=True)
 class Abstention:
     """A logistic model over the candidate's evidence; answer only at or above `threshold`.
@@ -44,7 +49,7 @@ class Abstention:
 
     def answers(self, confidence: float) -> bool:
         """Whether a candidate of this confidence is answered, not declined."""
-        return confidence >= self.threshold
+        return answered_at(confidence, self.threshold)
 
     @classmethod
     def from_weights(cls, weights, threshold: float, fitted_for: str = "") -> Abstention:

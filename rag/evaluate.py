@@ -20,6 +20,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from rag.compare import compare
+from rag.decision import answered_at
 from rag.errors import RagError
 from rag.gold import GoldQuestion
 from rag.leftovers import write_atomically
@@ -303,7 +304,7 @@ def tradeoff(results: Iterable[QuestionResult], thresholds: Iterable[float] = TR
 
 
 def _answers_at(result: QuestionResult, threshold: float) -> bool:
-    return bool(result.answer.candidates) and result.answer.score >= threshold
+    return bool(result.answer.candidates) and answered_at(result.answer.score, threshold)
 
 
 def _f1_at(result: QuestionResult, threshold: float) -> float:

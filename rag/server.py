@@ -36,6 +36,8 @@ from rag.background import exit_now, start_loading
 from rag.errors import INTERRUPTED, BadInput, RagError, Unavailable, first_line
 from rag.dates import DateRange
 from rag.pipeline import ANSWER_TIMEOUT_S, MAX_QUESTION_CHARS
+from rag.render import ArticleView
+from rag.schema import NOTE
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_BATCH = 100  # questions in one /ask/batch request
@@ -146,7 +148,7 @@ class Loading:
             self.pipeline = pipeline
             version = self._version_of(pipeline, version)
         except Exception as problem:  # the pipeline loaded before still answers; tried again at the next switch
-            self._on_problem(f"warning: could not load the index again ({problem}); answering from the one loaded before")
+            self._on_problem(f"{NOTE}could not load the index again ({problem}); answering from the one loaded before")
         finally:
             self._loaded_version = version  # not tried again for every question: a failed load may be a long one
             self._reloading.release()
@@ -280,8 +282,7 @@ def _add_article_route(app: FastAPI, loading: Loading) -> None:
             raise http_error_for(problem) from None
         if found is None:
             raise HTTPException(404, f"no article {doc_id!r} in the index{_lost_record_hint(doc_id, documents)}")
-        return {"doc_id": found.doc_id, "title": found.title, "date": found.date, "source": found.source,
-                "text": found.text}
+        return ArticleView(found).to_json()  # what `rag show --json` gives
 
 
 def _lost_record_hint(doc_id: str, documents: dict) -> str:
@@ -293,9 +294,9 @@ def _lost_record_hint(doc_id: str, documents: dict) -> str:
 
 def _dates(request) -> DateRange | None:
     try:
-        return DateRange.parse(request.since, request.until)
+        return DateRange.parse(request.since, request.until, names=("since", "until"))
     except RagError as problem:
-        raise HTTPException(400, str(problem).replace("--", "")) from None
+        raise HTTPException(400, str(problem)) from None
 
 
 def _add_error_handlers(app: FastAPI, on_problem: Callable[[str], None]) -> None:

@@ -38,6 +38,7 @@ from rag.config import default_models_file
 from rag.errors import INTERRUPTED, TERMINATED, RagError, first_line
 from rag.leftovers import fsync_dir, fsync_file, fsync_tree, write_atomically
 from rag.squad import SquadData, SquadQuestion, answer_sentence, load_squad
+from rag.schema import NOTE
 from rag.swapped import ordinary_words, swapped_question, swapped_within
 from rag.train_settings import DEVICES, OBJECTIVES, TRAINING_PRECISIONS, SWAP_SOURCES, TrainSettings
 
@@ -737,7 +738,7 @@ class TrainingRun:
         # resolved before the minutes of preparing windows, and recorded: the model card says where it ran
         self.settings = replace(self.settings, device=resolve_device(self.settings.device))
         if self.settings.device == "cpu" and self.settings.precision == "bf16" and cpu_lacks_bf16():
-            on_status("warning: this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so bf16 steps are emulated "
+            on_status(f"{NOTE}this CPU has no bf16 instructions (AVX-512 BF16 or AMX), so bf16 steps are emulated "
                       "and far slower than --precision fp32")
         made = not self.out.exists()
         self.out.mkdir(parents=True, exist_ok=True)

@@ -84,8 +84,8 @@ def test_top_k_and_dates_are_honoured(client):
     ({"json": {"question": "Who?", "top_k": "5"}}, 422, "top_k"),  # read as 5 before, though the README said 422
     ({"json": {"question": "Who?", "why": "yes"}}, 422, "why"),
     ({"json": {"question": "Who?", "topk": 3}}, 422, "topk"),  # a misspelt field was silently ignored
-    ({"json": {"question": "Who?", "since": "yesterday"}}, 400, "not a date"),
-    ({"json": {"question": "Who?", "since": "2021-09-01", "until": "2021-08-01"}}, 400, "after"),
+    ({"json": {"question": "Who?", "since": "yesterday"}}, 400, "since 'yesterday' is not a date (use YYYY-MM-DD)"),
+    ({"json": {"question": "Who?", "since": "2021-09-01", "until": "2021-08-01"}}, 400, "since 2021-09-01 is after until 2021-08-01"),
     ({"content": b'{"question": "Who', "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
     ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
     ({"content": b'{"question": "caf\xe9"}', "headers": {"content-type": "application/json"}}, 400, "not valid JSON"),
@@ -94,7 +94,7 @@ def test_top_k_and_dates_are_honoured(client):
 ])
 def test_bad_input_is_a_4xx_with_a_json_error(client, request_kwargs, status, says):
     response = client.post("/ask", **request_kwargs)
-    assert response.status_code == status and says in response.json()["error"]
+    assert response.status_code == status and says in response.json()["error"] and "--" not in response.json()["error"]
 
 
 @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])

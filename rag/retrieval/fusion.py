@@ -6,6 +6,13 @@ from typing import Callable, Hashable, Iterable, Sequence, TypeVar
 T = TypeVar("T")
 
 RRF_K = 60  # the paper's constant: dampens the weight of the very first ranks
+DEPTH_PER_PASSAGE = 4  # each ranking goes at least this many times deeper than the passages asked for
+
+
+def search_depth(k: int, candidates: int) -> int:
+    """How deep the dense and keyword rankings go before they are fused, for k passages: the
+    settings' `candidates`, or deeper for a large k (the same for every store)."""
+    return max(DEPTH_PER_PASSAGE * k, candidates)
 
 
 def rrf(rankings: Iterable[Sequence[Hashable]], k: int = RRF_K) -> dict[Hashable, float]:

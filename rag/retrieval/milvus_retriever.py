@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from rag.dates import DateRange
-from rag.retrieval.fusion import first_distinct, rrf
+from rag.retrieval.fusion import first_distinct, rrf, search_depth
 from rag.retrieval.milvus_store import MILVUS_MAX_LIMIT, MilvusFailed, day_number
 from rag.schema import Passage, RetrievedPassage
 
@@ -53,7 +53,7 @@ class MilvusRetriever:
 
     def _retrieve(self, question: str, k: int, dates: DateRange | None) -> list[RetrievedPassage]:
         query = np.asarray(self.embedder.encode([question])[0], dtype=np.float32)
-        depth = max(4 * k, self.candidates)
+        depth = search_depth(k, self.candidates)
         where = date_filter(dates)
         store = self.archive.passages
         if self.fusion == "milvus":  # fused inside Milvus: rows of versions no reader sees still take part

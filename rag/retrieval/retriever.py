@@ -7,7 +7,7 @@ from typing import Mapping
 import numpy as np
 
 from rag.dates import DateRange
-from rag.retrieval.fusion import first_distinct, rrf
+from rag.retrieval.fusion import first_distinct, rrf, search_depth
 from rag.retrieval.keyword import KeywordIndex
 from rag.retrieval.vector_store import VectorStore
 from rag.schema import Document, Passage, RetrievedPassage
@@ -40,7 +40,7 @@ class Retriever:
             return []
         query = self.embedder.encode([question])[0]
         searchable = len(self.passages) if allowed is None else len(allowed)
-        depth = min(searchable, max(4 * k, self.candidates))
+        depth = min(searchable, search_depth(k, self.candidates))
         while True:
             dense = dict(self.vectors.search(query, depth, allowed))
             keyword_ids, bm25 = self.keywords.ranking(question, depth, allowed)
