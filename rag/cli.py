@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -475,8 +476,9 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
         err.print(f"note: {len(checked.not_searched)} questions left out, as only articles the index does not search "
                   f"(added or edited since it was built) answer them: {', '.join(checked.not_searched)}")
     progress, update = progress_bar("answering", len(checked.questions))
-    with progress:
-        run = ev.evaluate_gold(pipeline, checked.questions, dates, earlier, on_done=update, left_out=checked.left_out)
+    with ev.answers_kept_as_they_come(predictions) as keep, progress:
+        run = ev.evaluate_gold(pipeline, checked.questions, dates, earlier, on_done=update, left_out=checked.left_out,
+                               on_result=keep)
     if as_json:  # printed before anything is written: a full disk then loses no result of a long run
         print(json.dumps(run.to_json()))
     else:
@@ -705,6 +707,9 @@ def main() -> None:
     # a job started in the background (`rag index &`) has SIGINT ignored, as a Ctrl-C is the foreground's: left so
     takes_sigint = on_main_thread and signal.getsignal(signal.SIGINT) is signal.default_int_handler
     previous_int = signal.signal(signal.SIGINT, _stop_on_sigint) if takes_sigint else None
+    previous_hook = sys.unraisablehook
+    if on_main_thread:
+        sys.unraisablehook = functools.partial(_stop_in_a_finaliser, previous_hook)
     try:
         code = app(prog_name="rag", standalone_mode=False)  # usage errors come to us, not to a rich box
     except Stopped as stop:  # what the stopped work kept, in place of "interrupted"
@@ -724,6 +729,8 @@ def main() -> None:
             traceback.print_exc()
         _exit_with(1, f"{type(problem).__name__}: {problem} (RAG_DEBUG=1 shows the traceback)", label="unexpected error: ")
     finally:
+        if not STOP_CAME.is_set():  # else a second signal may still come, as the process ends
+            sys.unraisablehook = previous_hook
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous)
         if takes_sigint:
@@ -737,14 +744,30 @@ _SIGTERM_CAME = threading.Event()  # typer turns the Terminated raised into its 
 
 
 def _stop_on_sigterm(signum, frame) -> None:
+    if _SIGTERM_CAME.is_set():  # the stop is under way: a second one would break its clean-up
+        return
     _SIGTERM_CAME.set()
     STOP_CAME.set()
     raise Terminated
 
 
 def _stop_on_sigint(signum, frame) -> None:
+    # the stop is under way (`timeout` and a terminal's impatient second Ctrl-C send another): raised
+    # again, it landed in the clean-up, in a finaliser, and Python printed it as a traceback
+    if STOP_CAME.is_set():
+        return
     STOP_CAME.set()
     raise KeyboardInterrupt
+
+
+def _stop_in_a_finaliser(previous_hook, unraisable) -> None:
+    """sys.unraisablehook from a command's start: a Ctrl-C or SIGTERM that came while Python ran
+    a finaliser (a thread pool's weakref callback, as the process ends) stops nothing there, and
+    Python printed it as a traceback. Let be: it is either the second signal of a stop under way,
+    or, rarely, a first one mid-command, which the next Ctrl-C repeats (given back to the main
+    thread from there, it landed inside this hook or after the command)."""
+    if not issubclass(unraisable.exc_type, KeyboardInterrupt):
+        previous_hook(unraisable)
 
 
 def _exit_stopped() -> NoReturn:

@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.compare import compare
 from rag.decision import answered_at
-from rag.errors import RagError
+from rag.errors import RagError, Stopped
 from rag.gold import GoldQuestion
 from rag.leftovers import write_atomically
 from rag.metrics import best_over, exact_match, f1_score, states_an_answer
@@ -89,14 +89,52 @@ class QuestionResult:
 
 
 def run_questions(pipeline, questions: list[GoldQuestion], on_done: Callable[[], None] = lambda: None,
-                  dates=None) -> list[QuestionResult]:
+                  dates=None, on_result: Callable[[QuestionResult], None] = lambda result: None) -> list[QuestionResult]:
     results = []
     for q in questions:
         answer = pipeline.ask(q.question, dates)
         source = pipeline.corpus.documents[answer.citation.doc_id].text if answer.citation else None
         results.append(QuestionResult(q, answer, source))
+        on_result(results[-1])
         on_done()
     return results
+
+
+def partial_of(predictions: Path) -> Path:
+    """Where a run's answers are kept as they come, until its --predictions file is written whole."""
+    return predictions.with_name(f"{predictions.name}.partial")
+
+
+@contextlib.contextmanager
+def answers_kept_as_they_come(predictions: Path | None):
+    """A function that appends each answer to PREDICTIONS.partial as it comes, flushed: a long
+    run stopped or failed half-way keeps what it answered, and its line says where
+    (write_predictions removes the file once the whole one is written). Nothing without
+    --predictions."""
+    if predictions is None:
+        yield lambda result: None
+        return
+    partial, kept = partial_of(predictions), 0
+    with _writing(partial), partial.open("w", encoding="utf-8") as out:
+        def keep(result: QuestionResult) -> None:
+            nonlocal kept
+            out.write(json.dumps(result.answer.to_json(), ensure_ascii=False) + "\n")
+            out.flush()
+            kept += 1
+
+        try:
+            yield keep
+        except KeyboardInterrupt as stop:
+            raise Stopped.by(stop, "while answering", _kept_in(kept, partial)) from None
+        except RagError as problem:
+            raise RagError(f"{problem}; {_kept_in(kept, partial)}", problem.exit_code) from None
+
+
+def _kept_in(kept: int, partial: Path) -> str:
+    if not kept:
+        partial.unlink(missing_ok=True)
+        return "no question was answered yet"
+    return f"the {counted(kept, 'answer')} so far {'is' if kept == 1 else 'are'} in {partial}, one rag ask --json line each"
 
 
 @dataclass(frozen=True)
@@ -116,11 +154,12 @@ class GoldRun:
 
 
 def evaluate_gold(pipeline, questions: list[GoldQuestion], dates=None, baseline: dict[str, str | None] | None = None,
-                  on_done: Callable[[], None] = lambda: None, left_out: tuple[str, ...] = ()) -> GoldRun:
+                  on_done: Callable[[], None] = lambda: None, left_out: tuple[str, ...] = (),
+                  on_result: Callable[[QuestionResult], None] = lambda result: None) -> GoldRun:
     """Ask every question through `pipeline` and measure; `baseline` is an earlier run's answers
     (rag.compare.load_baseline), to show what changed; `left_out`, the gold set's questions not
-    given here, is reported with the measures."""
-    results = run_questions(pipeline, questions, on_done, dates)
+    given here, is reported with the measures; `on_result` hears of each answer as it comes."""
+    results = run_questions(pipeline, questions, on_done, dates, on_result)
     answers = {r.gold.id: None if r.answer.abstained else r.answer.text for r in results}
     return GoldRun(results, summarize(results), summarize_by_article(results), tradeoff(results),
                    compare(questions, answers, baseline) if baseline else None, tuple(left_out))
@@ -239,6 +278,7 @@ def write_predictions(path: Path, results: list[QuestionResult]) -> None:
     """Every answer, one `rag ask --json` line each; written whole or not at all."""
     with _writing(path):
         write_atomically(path, "".join(json.dumps(r.answer.to_json(), ensure_ascii=False) + "\n" for r in results))
+    partial_of(path).unlink(missing_ok=True)  # the answers kept as they came: all in the file now
 
 
 @contextlib.contextmanager

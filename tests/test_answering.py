@@ -8,6 +8,7 @@ import pytest
 from rag.assembly import build_pipeline
 from rag.config import load_models_config
 from rag.decision import Abstention
+from rag.errors import RagError
 from rag.evidence import asks_the_same
 from rag.pipeline import Pipeline
 from rag.render import answer_view, why_view
@@ -534,6 +535,48 @@ def test_a_conflict_whose_sentence_names_the_answer_too_is_shown_unless_an_artic
     assert answer.text == "Ahmad Shah Massoud"
     assert [s.doc_id for s in answer.supporting] == (["misread"] if misread_too else [])
     assert [(c.answer, c.citation.doc_id) for c in answer.conflicts] == [("Ahmad Massoud", "now")]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, RagError])
+def test_an_evaluation_stopped_half_way_keeps_the_answers_it_gave(fake_parts, tmp_path, stop):
+    """A Ctrl-C, or a Milvus server gone, at question 900 of 1,000 lost every answer: they were
+    written only at the end."""
+    from rag.errors import Stopped
+    from rag.evaluate import answers_kept_as_they_come, evaluate_gold, write_predictions
+    from rag.gold import GoldQuestion
+
+    pipeline = pipeline_with(fake_parts, ["five lions"])
+    asked = pipeline.ask
+
+    def ask(question, *args, **kwargs):
+        if question.startswith("Stop"):
+            raise stop("the archive's server is gone") if stop is RagError else stop
+        return asked(question, *args, **kwargs)
+
+    pipeline.ask = ask
+    questions = [GoldQuestion(id, question, [], []) for id, question in
+                 (("a", "What does Panjshir mean?"), ("b", "Who won the World Cup?"), ("c", "Stop here?"))]
+    predictions = tmp_path / "answers.jsonl"
+    with pytest.raises(RagError) as ended:
+        with answers_kept_as_they_come(predictions) as keep:
+            evaluate_gold(pipeline, questions, on_result=keep)
+    partial = tmp_path / "answers.jsonl.partial"
+    kept = f"the 2 answers so far are in {partial}, one rag ask --json line each"
+    if stop is KeyboardInterrupt:
+        assert isinstance(ended.value, Stopped) and str(ended.value) == f"stopped while answering: {kept}"
+    else:
+        assert str(ended.value) == f"the archive's server is gone; {kept}"
+    assert [json.loads(line)["question"] for line in partial.read_text(encoding="utf-8").splitlines()] == [
+        "What does Panjshir mean?", "Who won the World Cup?"]
+    assert not predictions.exists()  # a file of some answers is never taken for a whole run's
+    with answers_kept_as_they_come(predictions) as keep:
+        run = evaluate_gold(pipeline, questions[:2], on_result=keep)
+    write_predictions(predictions, run.results)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl"]  # the partial file goes once the whole is written
+    with pytest.raises(RagError, match="[:;] no question was answered yet$"):
+        with answers_kept_as_they_come(predictions) as keep:
+            evaluate_gold(pipeline, questions[2:], on_result=keep)
+    assert not partial.exists()
 
 
 def test_a_pipeline_with_another_reader_answers_from_the_same_index_build(fake_parts):

@@ -356,6 +356,42 @@ def test_a_ctrl_c_that_a_library_made_into_an_error_ends_as_a_stop(monkeypatch, 
     assert signal.getsignal(signal.SIGINT) == before
 
 
+def test_a_second_ctrl_c_or_one_in_a_finaliser_is_never_a_traceback(monkeypatch, capsys):
+    """`timeout -s INT` signals rag and its process group, so rag had two: the second landed in the
+    clean-up, in a thread pool's weakref callback, and Python printed "Exception ignored in: …
+    Traceback … KeyboardInterrupt" after the stop's line."""
+    import gc
+    import os
+    import signal
+    import weakref
+
+    def signalled_twice(**kwargs):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+        except KeyboardInterrupt:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)  # the second, during the clean-up: ignored, the stop is under way
+            except KeyboardInterrupt:
+                return 99  # the clean-up was broken off
+            raise
+
+    before = signal.getsignal(signal.SIGINT)
+    assert main_over(monkeypatch, signalled_twice) == 130 and capsys.readouterr().err.strip() == "interrupted"
+    assert signal.getsignal(signal.SIGINT) == before
+
+    class Pool:
+        pass
+
+    def stopped_in_a_finaliser(**kwargs):
+        pool = Pool()
+        finaliser = weakref.ref(pool, lambda ref: os.kill(os.getpid(), signal.SIGINT))  # noqa: F841 - kept alive
+        del pool
+        gc.collect()
+        return 0
+
+    assert main_over(monkeypatch, stopped_in_a_finaliser) == 0 and capsys.readouterr().err == ""
+
+
 def test_a_job_started_with_ctrl_c_ignored_keeps_ignoring_it(monkeypatch):
     """`rag index &` from a script starts with SIGINT ignored, so that a Ctrl-C meant for the
     foreground leaves it be: rag's own handler must not take it back."""
