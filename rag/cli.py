@@ -655,10 +655,10 @@ def train_reader(
         print(json.dumps(scores))
 
 
-# what a resumed run keeps from its checkpoint, so may not be given again (only where and how it computes may change)
-KEPT_ON_RESUME = ("init", "max_steps", "time_budget", "learning_rate", "batch_size", "checkpoint_every", "keep_snapshots",
-                  "seed", "exclude_articles", "objective", "unanswerable_copies", "withheld_negatives",
-                  "swapped_negatives", "swap_from")
+# what may be given with --resume: where the run is, what it reads and scores, and where and how
+# it computes; every other setting is the run's own, kept in its checkpoint (one given would be
+# dropped), so an option added later is refused on --resume until it is listed here
+CHANGEABLE_ON_RESUME = ("data", "out_dir", "resume", "eval_data", "precision", "device", "models")
 
 
 def typed_on_the_command_line(ctx: typer.Context, name: str) -> bool:
@@ -670,7 +670,7 @@ def typed_on_the_command_line(ctx: typer.Context, name: str) -> bool:
 def _refuse_on_resume(ctx: typer.Context) -> None:
     """A setting given with --resume would be silently dropped (the run keeps its own): refused."""
     given = [param.opts[0] for param in ctx.command.params
-             if param.name in KEPT_ON_RESUME and typed_on_the_command_line(ctx, param.name)]
+             if param.name not in CHANGEABLE_ON_RESUME and typed_on_the_command_line(ctx, param.name)]
     if given:
         raise RagError(f"{', '.join(given)} cannot change on --resume: the run keeps the settings it started with "
                        f"(to train on with others, start a next piece with --init {ctx.params['out_dir']})", 2)
