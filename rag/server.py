@@ -246,7 +246,8 @@ def _retry_later_for(problem: RagError) -> dict[str, str] | None:
 def _counts(pipeline) -> dict:
     corpus = pipeline.corpus
     return {"documents": len(corpus.documents), "passages": pipeline.retriever.passage_count,
-            "dates": corpus.date_range}  # [first, last]; null when no article is dated
+            "dates": corpus.date_range,  # [first, last]; null when no article is dated
+            "top_k": pipeline.top_k, "max_top_k": MAX_REQUEST_TOP_K}  # the page's "passages read" shows them
 
 
 def _add_question_routes(app: FastAPI, answer: Answering) -> None:

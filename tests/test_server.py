@@ -13,7 +13,7 @@ from rag.config import load_models_config
 from rag.decision import Abstention
 from rag.errors import RagError, Unavailable
 from rag.pipeline import MAX_QUESTION_CHARS, Pipeline
-from rag.server import MAX_BATCH, MAX_BODY_BYTES, create_app
+from rag.server import MAX_BATCH, MAX_BODY_BYTES, MAX_REQUEST_TOP_K, create_app
 from tests.conftest import ROOT, SEEDS, read_source
 from tests.fakes import FakeEmbedder, FakeReader
 
@@ -230,6 +230,7 @@ def test_healthz_says_loading_until_the_models_are_ready(fake_pipeline):
         assert client.head("/healthz").status_code == 200 and client.head("/healthz").content == b""
         dates = sorted(d.date for d in fake_pipeline.corpus.documents.values() if d.date)
         assert health["dates"] == [dates[0], dates[-1]]  # what the page says when no article is in a range
+        assert (health["top_k"], health["max_top_k"]) == (fake_pipeline.top_k, MAX_REQUEST_TOP_K)  # the page's "passages read"
     finally:
         client.__exit__(None, None, None)
 

@@ -295,6 +295,10 @@ async function watchHealth() {
     status.textContent = health.status === "ready"
       ? `ready · ${health.documents} articles, ${health.passages} passages`
       : health.status === "loading" ? "loading the models and the index…" : `${health.status}: ${health.problem}`;
+    if (health.status === "ready") { // the server's own numbers, models.toml's top_k among them
+      $("top-k").placeholder = health.top_k;
+      $("top-k").max = health.max_top_k;
+    }
     if (health.status === "loading") checkHealthIn(1000);
     if (health.status === "unavailable") checkHealthIn(3000); // the archive cannot be read now: until it can
     if (health.status === "ready" && $("error").dataset.passing) $("error").hidden = true; // it answers again
