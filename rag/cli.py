@@ -423,6 +423,7 @@ def evaluate(
 ) -> None:
     """Measure answer quality on a gold question set (or SQuAD data); --report lists every miss."""
     dates = DateRange.parse(since, until)
+    from rag import evaluate as ev
     from rag.gold import default_gold_file
 
     if squad is not None:
@@ -435,22 +436,12 @@ def evaluate(
         return _evaluate_squad(squad, open_domain, as_json, top_k, models)
     if open_domain:
         raise RagError("--open goes with --squad FILE", 2)
-    _check_gates({"--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention})
+    ev.check_gates({"--min-f1": min_f1, "--min-citation": min_citation, "--min-abstention": min_abstention})
     articles, index = article_folders(seeds, index_dir)
     _evaluate_gold_set(gold or default_gold_file(), predictions, report, baseline, as_json,
                        {"f1": min_f1, "citation_accuracy": min_citation, "abstention_recall": min_abstention},
                        dates, lambda: open_pipeline(seeds, index_dir, models, top_k, store=store),
                        {"the articles folder": articles, "the index folder": index})
-
-
-def _check_gates(gates: dict[str, float | None]) -> None:
-    """Each gate a percentage: NaN would pass any run, and 0.97 (a fraction) nearly any."""
-    for option, bar in gates.items():
-        if bar is not None and not 0 <= bar <= 100:
-            raise RagError(f"{option} is a percentage from 0 to 100, not {bar:g}", 2)
-        if bar is not None and 0 < bar < 1:
-            raise RagError(f"{option} is a percentage from 0 to 100: {bar:g} would pass nearly any run "
-                           f"(for {100 * bar:g} %, give {100 * bar:g})", 2)
 
 
 def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None, baseline: Path | None,
@@ -468,10 +459,9 @@ def _evaluate_gold_set(gold: Path, predictions: Path | None, report: Path | None
     if checked.unstated:
         err.print(Text.assemble(("warning: ", "yellow"), "no answer of these questions is in the articles they cite: "
                                 f"{', '.join(checked.unstated)}"))
-    dated_out = [q for q in checked.left_out if q not in checked.not_searched]
-    if dated_out:
-        err.print(f"note: {len(dated_out)} questions left out, as only articles outside the dates answer them: "
-                  f"{', '.join(dated_out)}")
+    if checked.dated_out:
+        err.print(f"note: {len(checked.dated_out)} questions left out, as only articles outside the dates answer them: "
+                  f"{', '.join(checked.dated_out)}")
     if checked.not_searched:
         err.print(f"note: {len(checked.not_searched)} questions left out, as only articles the index does not search "
                   f"(added or edited since it was built) answer them: {', '.join(checked.not_searched)}")

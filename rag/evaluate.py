@@ -21,7 +21,7 @@ import numpy as np
 
 from rag.compare import compare
 from rag.decision import answered_at
-from rag.errors import RagError, Stopped
+from rag.errors import BadInput, RagError, Stopped
 from rag.gold import GoldQuestion
 from rag.leftovers import write_atomically
 from rag.metrics import best_over, exact_match, f1_score, states_an_answer
@@ -170,8 +170,13 @@ class GoldCheck:
     """A gold set against the articles, before any question is asked."""
     questions: list[GoldQuestion]  # those to ask
     unstated: list[str]  # ids of questions none of whose cited articles states an answer
-    left_out: tuple[str, ...]  # ids of questions only articles outside the dates answer (not asked)
-    not_searched: tuple[str, ...] = ()  # ids of questions all of whose articles are not searched (not asked either)
+    left_out: tuple[str, ...]  # ids of the questions not asked: dated out, or not searched
+    not_searched: tuple[str, ...] = ()  # ids of questions all of whose articles are not searched
+
+    @property
+    def dated_out(self) -> list[str]:
+        """Ids of the questions left out because only articles outside the dates answer them."""
+        return [q for q in self.left_out if q not in self.not_searched]
 
 
 @dataclass(frozen=True)
@@ -501,6 +506,17 @@ def _md(text: str) -> str:
 
 
 GATES = {"f1": "F1", "citation_accuracy": "citation accuracy", "abstention_recall": "abstention recall"}
+
+
+def check_gates(gates: dict[str, float | None]) -> None:
+    """Each gate a percentage (BadInput naming its option): NaN would pass any run, and 0.97 (a
+    fraction) nearly any."""
+    for option, bar in gates.items():
+        if bar is not None and not 0 <= bar <= 100:
+            raise BadInput(f"{option} is a percentage from 0 to 100, not {bar:g}")
+        if bar is not None and 0 < bar < 1:
+            raise BadInput(f"{option} is a percentage from 0 to 100: {bar:g} would pass nearly any run "
+                           f"(for {100 * bar:g} %, give {100 * bar:g})")
 
 
 def gate_failures(results: list[QuestionResult], bars: dict[str, float | None]) -> list[str]:
