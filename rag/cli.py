@@ -110,13 +110,13 @@ def open_pipeline(seeds: Path | None, index_dir: Path | None, models: Path | Non
         return build_pipeline(config, seeds, index_dir, rebuild, report_status, on_progress)
 
 
-def say_if_bundled(seeds: Path | None, config) -> None:
+def say_if_bundled(seeds: Path | None, config, doing: str = "answering from") -> None:
     """One line when no --seeds was given and there is no ./seeds, so the answers come from the
     example articles rag ships with: a user who forgot --seeds learns it before the answer."""
     from rag.assembly import is_milvus
 
     if seeds is None and falls_back_to_bundled() and not is_milvus(config):
-        report_status("no ./seeds here: answering from the example articles rag ships with (--seeds DIR for yours)")
+        report_status(f"no ./seeds here: {doing} the example articles rag ships with (--seeds DIR for yours)")
 
 
 def _index_manifest(config, seeds: Path | None, index_dir: Path | None, rebuild: bool = False):
@@ -253,6 +253,7 @@ def index(
     config = load_settings(models, store=store)
     if is_milvus(config):
         return _milvus_index(config, seeds, force)
+    say_if_bundled(seeds, config, "indexing")
     manifest = _index_manifest(config, seeds, index_dir, rebuild=force)
     err.print(f"index ready: {counted(manifest.passages, 'passage')} from {counted(len(manifest.documents), 'article')} "
               f"(built {manifest.built_at}, embedder {manifest.embedder_id}, vectors in {manifest.vector_store})")
@@ -383,9 +384,13 @@ def serve(
     """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
     from rag.assembly import PipelineSource, check_models, is_milvus
     from rag.corpus import check_articles_folder
-    from rag.server import serve as run_server
+    from rag.server import open_to_the_network, serve as run_server
 
     config = load_settings(models, store=store)
+    say_if_bundled(seeds, config)
+    if open_to_the_network(host) and not token:
+        report_status(f"warning: {host} is open to the network and no --token (or RAG_TOKEN) is set: whoever reaches "
+                      f"port {port} can read every article")
     check_models(config)
     if not is_milvus(config):  # an empty or unreadable folder is said before the server starts, not by /healthz
         check_articles_folder(article_folders(seeds, index_dir)[0])

@@ -72,6 +72,11 @@ class BatchRequest(BaseModel):
     why: bool = False
 
 
+def open_to_the_network(host: str) -> bool:
+    """Whether listening on `host` lets other machines in (anything but this machine's loopback)."""
+    return host not in ("localhost", "::1") and not host.startswith("127.")
+
+
 class Loading:
     """The pipeline, loaded in a background thread; the state /healthz reports. When the index
     it was loaded from moves on (`index_version` changes: `rag add`, `rag remove` or `rag index`
@@ -84,6 +89,8 @@ class Loading:
         self._on_problem = on_problem
         self._index_version, self._load_again = index_version, load_again
         self._loaded_version = None
+        self._failed_version = None  # the index version a failed load read
+        self._retrying = threading.Lock()
         self._reloading = threading.Lock()
         self._reload_thread: threading.Thread | None = None
         self.pipeline = None
@@ -99,8 +106,8 @@ class Loading:
             exit_now(stop_code())  # not checked again: stop_code may have said "interrupted" already
 
     def _run(self) -> None:
+        before = self._index_version()
         try:
-            before = self._index_version()
             pipeline = self._load()
             self._loaded_version = self._version_of(pipeline, before)
             pipeline.ask("warm up")  # the first answer pays one-off costs; no user should
@@ -110,7 +117,21 @@ class Loading:
         except Exception as problem:  # reported by /healthz; the server stays up to say so
             self.problem = f"{type(problem).__name__}: {problem}"
         if self.problem:
-            self._on_problem(f"error: {self.problem} (the server stays up; /healthz reports it)")
+            self._failed_version = before
+            self._on_problem(f"error: {self.problem} (the server stays up; /healthz reports it, and the load is "
+                             "tried again once the index changes)")
+
+    def load_again_if_failed_and_the_index_moved(self) -> None:
+        """A load that failed (a folder with no readable article, say) is tried again, in the
+        background, once the index has moved on: a `rag index` or `rag add` beside the server
+        mended it. It stayed failed until the server was restarted."""
+        if self.problem is None or self._index_version() == self._failed_version:
+            return
+        with self._retrying:
+            if self.problem is None:  # another request started it again
+                return
+            self.problem = None  # "loading" until it ends
+            self.start()
 
     @property
     def state(self) -> str:
@@ -125,6 +146,7 @@ class Loading:
     def ready(self):
         """The pipeline, or a 503 that says why there is none yet; starts loading the index
         again, in the background, when it was switched since it was loaded."""
+        self.load_again_if_failed_and_the_index_moved()
         if self.pipeline is None:
             raise HTTPException(503, f"not ready: {self.problem or 'the models are loading'}", headers=self.retry_after)
         self._load_again_if_the_index_moved()
@@ -218,6 +240,7 @@ def _add_page_and_health(app: FastAPI, web, loading: Loading) -> None:
     @app.get("/healthz", summary="Whether the models are loaded and questions can be asked")
     @app.head("/healthz", include_in_schema=False)  # monitors and load balancers often probe with HEAD
     def healthz():
+        loading.load_again_if_failed_and_the_index_moved()
         body = {"status": loading.state}
         if loading.problem:
             body["problem"] = loading.problem

@@ -277,6 +277,27 @@ def test_without_seeds_here_the_answer_says_it_comes_from_the_bundled_articles(t
     assert (said in " ".join(result.stderr.split())) is not with_seeds_here
 
 
+@pytest.mark.parametrize("host, token, open_said", [("0.0.0.0", None, True), ("0.0.0.0", "s3cret", False),
+                                                     ("127.0.0.1", None, False), ("localhost", None, False)])
+def test_serve_says_whose_articles_it_serves_and_when_anyone_may_read_them(tmp_path, monkeypatch, host, token, open_said):
+    """`rag serve` with no ./seeds served the bundled articles without a word (ask, chat and eval
+    say so), and on 0.0.0.0 without a token it let the network read every article without one."""
+    from typer.testing import CliRunner
+
+    import rag.server
+    from rag.cli import app
+
+    served = []
+    monkeypatch.setattr(rag.server, "serve", lambda *args, **kwargs: served.append(args[1]))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAG_TOKEN", raising=False)
+    result = CliRunner().invoke(app, ["serve", "--host", host, *(["--token", token] if token else [])])
+    assert result.exit_code == 0 and served == [host], result.output
+    said = " ".join(result.stderr.split())
+    assert "no ./seeds here: answering from the example articles rag ships with" in said
+    assert (f"warning: {host} is open to the network and no --token (or RAG_TOKEN) is set" in said) is open_said
+
+
 def test_off_a_terminal_a_long_run_says_its_progress_in_a_plain_line_now_and_then_and_at_its_end(monkeypatch, capsys):
     """A build logged by cron said nothing for its whole embedding (the bar shows only on a terminal)."""
     import rag.cli as cli

@@ -300,6 +300,33 @@ def test_a_pipeline_that_cannot_load_is_reported_and_the_server_says_why():
         client.__exit__(None, None, None)
 
 
+def test_a_load_that_failed_is_tried_again_once_the_index_changes(fake_pipeline):
+    """Started on a folder of unreadable files, the server stayed "failed" after `rag index` mended
+    it, until it was restarted."""
+    from rag.errors import RagError
+
+    version, loads = [None], []
+
+    def load():
+        loads.append(version[0])
+        if version[0] is None:
+            raise RagError("no readable articles in /news")
+        return fake_pipeline
+
+    client = TestClient(create_app(load, index_version=lambda: version[0])).__enter__()
+    try:
+        deadline = time.time() + 5
+        while client.get("/healthz").json()["status"] == "loading" and time.time() < deadline:
+            time.sleep(0.01)
+        assert client.get("/healthz").json()["status"] == "failed" and loads == [None]  # not tried again as it is
+        version[0] = "build-1"  # rag index, beside the server
+        wait_until_ready(client)
+        assert loads == [None, "build-1"]
+        assert client.post("/ask", json={"question": "What does Panjshir mean?"}).json()["answer"] == "five lions"
+    finally:
+        client.__exit__(None, None, None)
+
+
 def test_a_switched_index_is_loaded_again_with_the_same_models_while_questions_go_on(fake_pipeline):
     """`rag add` beside a running server switches the index: the server notices (the index's
     version changed), loads it again in the background, and answers from the new one."""
