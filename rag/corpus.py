@@ -394,6 +394,19 @@ def printable(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def _why_not_text(head: bytes) -> str:
+    """Why a file with NUL bytes in its head is no article: text in UTF-16 or UTF-32 (Windows
+    editors and Excel save it so; each ASCII letter then comes with NUL bytes), or binary."""
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_byte_nul(head):
+        return "UTF-16 or UTF-32 text, not UTF-8; iconv -f UTF-16 -t UTF-8 turns it into UTF-8"
+    return "binary file, not text"
+
+
+def _every_other_byte_nul(head: bytes) -> bool:
+    """Most of the bytes at even places, or at odd ones, are NUL: English text in UTF-16 without a byte-order mark."""
+    return len(head) >= 8 and max(head[0::2].count(0), head[1::2].count(0)) >= 0.8 * (len(head) // 2)
+
+
 def read_article_bytes(path: Path) -> bytes:
     """A regular file's bytes, refused (ValueError) before reading it whole when it is no
     article: a pipe or device (which could block or never end), too big, or binary."""
@@ -409,7 +422,7 @@ def read_article_bytes(path: Path) -> bytes:
             raise ValueError(f"too big for an article ({info.st_size / 1e6:,.1f} MB; the limit is {MAX_ARTICLE_BYTES / 1e6:.0f} MB)")
         head = handle.read(SNIFF_BYTES)
         if b"\0" in head:
-            raise ValueError("binary file, not text")
+            raise ValueError(_why_not_text(head))
         raw = head + handle.read(MAX_ARTICLE_BYTES + 1 - len(head))
     if len(raw) > MAX_ARTICLE_BYTES:  # it grew while we read it
         raise ValueError(f"too big for an article (the limit is {MAX_ARTICLE_BYTES / 1e6:.0f} MB)")

@@ -290,7 +290,8 @@ def test_an_article_id_whose_file_was_skipped_says_why(tmp_path):
     (tmp_path / "ferry.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
     (tmp_path / "baking.txt").write_bytes("Café au lait".encode("latin-1"))
     corpus = load_corpus(tmp_path)
-    with pytest.raises(RagError, match=r"^no article 'baking' in .* \(baking\.txt: not UTF-8 text\)$"):
+    with pytest.raises(RagError, match=r"^no article 'baking' in .* \(baking\.txt: not UTF-8 text \(byte 0xe9 at line 1, "
+                                       r"column 4; .*\)\)$"):
         ArticleView.of(corpus, "baking", None, None)
     with pytest.raises(RagError, match=r"^no article 'bakery' in [^(]*$"):
         ArticleView.of(corpus, "bakery", None, None)
@@ -372,3 +373,21 @@ def test_an_articles_source_is_its_files_whole_path_though_the_folder_was_given_
     (tmp_path / "seeds" / "a.txt").write_text("The ferry leaves at ten.\n", encoding="utf-8")
     monkeypatch.chdir(tmp_path)
     assert load_corpus(Path("seeds")).documents["a"].source == str(tmp_path / "seeds" / "a.txt")
+
+
+@pytest.mark.parametrize("name, raw, said", [
+    ("utf16.txt", "The ferry leaves at nine.".encode("utf-16"),
+     "utf16.txt: UTF-16 or UTF-32 text, not UTF-8; iconv -f UTF-16 -t UTF-8 turns it into UTF-8"),
+    ("utf16-no-bom.txt", "The ferry leaves at nine.".encode("utf-16-le"),
+     "utf16-no-bom.txt: UTF-16 or UTF-32 text, not UTF-8; iconv -f UTF-16 -t UTF-8 turns it into UTF-8"),
+    ("quote.txt", "The ferry leaves.\nThe captain said \u201cnine\u201d.".encode("utf-8").replace("\u201c".encode(), b"\x93"),
+     "quote.txt: not UTF-8 text (byte 0x93 at line 2, column 18; if it was saved as Windows-1252 or Latin-1, "
+     "iconv -f WINDOWS-1252 -t UTF-8 turns it into UTF-8)"),
+    ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01", "photo.txt: binary file, not text"),
+])
+def test_a_file_that_is_not_utf8_says_what_it_is_and_how_to_mend_it(tmp_path, name, raw, said):
+    """A UTF-16 file was "binary file, not text", and one stray Windows-1252 quote dropped the
+    article as "not UTF-8 text" without saying where."""
+    (tmp_path / "ferry.txt").write_text("The ferry leaves at nine.", encoding="utf-8")
+    (tmp_path / name).write_bytes(raw)
+    assert load_corpus(tmp_path).skipped == [said]

@@ -32,9 +32,18 @@ def decode(raw: bytes) -> str:
     """UTF-8 text with line endings as text-mode open() gives them (ValueError if not UTF-8)."""
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise ValueError("not UTF-8 text") from None
+    except UnicodeDecodeError as bad:
+        raise ValueError(f"not UTF-8 text ({_where_it_is_not(raw, bad.start)})") from None
     return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _where_it_is_not(raw: bytes, at: int) -> str:
+    """Where a file stops being UTF-8, and how to mend it: one stray byte (a curly quote pasted
+    from Windows-1252) drops the whole article."""
+    line = raw.count(b"\n", 0, at) + 1
+    column = at - (raw.rfind(b"\n", 0, at) + 1) + 1
+    return (f"byte 0x{raw[at]:02x} at line {line}, column {column}; if it was saved as Windows-1252 or Latin-1, "
+            "iconv -f WINDOWS-1252 -t UTF-8 turns it into UTF-8")
 
 
 def decode_as_data(raw: bytes) -> str:
