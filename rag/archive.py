@@ -145,7 +145,7 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
     ids_by_file: dict[str, list[str]] = {}  # the same map turned round: a replaced file's ids go in one step
     for doc_id, name in taken.items():
         ids_by_file.setdefault(name, []).append(doc_id)
-    added: set[str] = set()
+    named: set[str] = set()  # the file names this add has taken
     files = _expand(paths, change)
     if len(files) >= SAYS_IT_COPIES_FROM:
         on_status(f"reading and copying {len(files):,} article files into {seeds_dir}…")
@@ -155,8 +155,8 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
         except ValueError as why:
             change.skip(f"{_as_given(path)}: {why}")
             continue
-        if path.name in added:  # a second file would silently replace the first in the same add
-            change.skip(f"{_as_given(path)}: another file named {path.name} is added in this run")
+        if path.name in named:  # a second file would silently replace the first in the same add
+            change.skip(f"{_as_given(path)}: another file named {path.name} comes before it in this add")
             continue
         held = next(((doc.doc_id, taken[doc.doc_id]) for doc in found if taken.get(doc.doc_id, path.name) != path.name),
                     None)
@@ -165,8 +165,9 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
                         f"{seeds_dir}; rename one of them")
             continue
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
-        if _put_in_place(path, seeds_dir / path.name, trash, change):
-            added.add(path.name)
+        put_in_place = _put_in_place(path, seeds_dir / path.name, trash, change)
+        named.add(path.name)  # unchanged too: a later file of that name would silently replace it
+        if put_in_place:
             held_before = ids_by_file.pop(path.name, ())
             change.dropped += sorted(set(held_before) - {doc.doc_id for doc in found})
             for doc_id in held_before:  # its old version's ids go

@@ -70,7 +70,17 @@ def test_two_files_of_one_name_in_one_add_keep_the_first_and_say_why(seeds, tmp_
     change = add_files(seeds, [first, second], tmp_path / "trash")
     assert change.added == ["x.txt"] and change.updated == []
     assert (seeds / "x.txt").read_text(encoding="utf-8") == "The first x."
-    assert len(change.skipped) == 1 and "another file named x.txt" in change.skipped[0]
+    assert change.skipped == [f"{second}: another file named x.txt comes before it in this add"]
+
+
+def test_a_file_the_folder_holds_unchanged_is_not_replaced_by_a_second_of_its_name_in_the_same_add(seeds, tmp_path):
+    """The first, the same as the folder's, was "unchanged"; the second then replaced it without a word."""
+    same = incoming(tmp_path, "report.txt", (seeds / "report.txt").read_text(encoding="utf-8"))
+    other = incoming(tmp_path, "report.txt", "Another report.\n")
+    change = add_files(seeds, [same, other], tmp_path / "trash")
+    assert (change.unchanged, change.updated) == (["report.txt"], [])
+    assert change.skipped == [f"{other}: another file named report.txt comes before it in this add"]
+    assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("there, added", [("a.md.txt", "a.md"), ("a.md", "a.md.txt"), ("a.txt", "a.TXT"),
