@@ -83,6 +83,8 @@ def article_day(given) -> tuple[str | None, str | None]:
     day = ISO_DAY.match(text)
     if day and _is_day(day.group()) and text[day.end():day.end() + 1] in ("", "T", " ", ","):  # a time may follow ("2024-03-12, 14:05")
         return day.group(), None
+    if day and text[day.end():day.end() + 1] in ("", "T", " ", ","):  # written so, but no day of the calendar
+        return None, f"date {text[:40]!r} is no day of the calendar: the article is read as undated"
     return None, f"date {text[:40]!r} is not a day written YYYY-MM-DD: the article is read as undated"
 
 

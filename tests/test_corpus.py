@@ -224,7 +224,7 @@ def test_unreadable_files_are_skipped_with_a_reason(seeds_copy):
     corpus = load_corpus(seeds_copy)
     assert len(corpus.documents) == 5
     reasons = " | ".join(corpus.skipped)
-    assert "image.txt: binary" in reasons and "latin1.txt: not UTF-8" in reasons and "blank.txt: empty" in reasons
+    assert "image.txt: binary" in reasons and "latin1.txt: not UTF-8" in reasons and "blank.txt: no words in it" in reasons
 
 
 def test_no_readable_articles_is_a_clear_error(tmp_path):

@@ -271,9 +271,9 @@ def test_a_date_that_is_no_real_day_leaves_the_article_undated_and_is_said(tmp_p
                                                                       "c.jsonl#w": None, "d": None, "e": None, "f": None}
     assert corpus.documents["a"].text[corpus.documents["a"].body_start:].strip() == "The mayor resigned."
     assert sorted(map(status_line, corpus.skipped)) == [  # as it is printed: read all the same, not "skipped"
-        "warning: a.txt: date '2021-13-45' is not a day written YYYY-MM-DD: the article is read as undated",
+        "warning: a.txt: date '2021-13-45' is no day of the calendar: the article is read as undated",
         "warning: b.md: date 'Sept 7 2021' is not a day written YYYY-MM-DD: the article is read as undated",
-        "warning: c.jsonl line 1: date '2021-02-30' is not a day written YYYY-MM-DD: the article is read as undated",
+        "warning: c.jsonl line 1: date '2021-02-30' is no day of the calendar: the article is read as undated",
         "warning: c.jsonl line 3: date '20210907' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: c.jsonl line 4: date '2021-09-061' is not a day written YYYY-MM-DD: the article is read as undated",
         "warning: d.txt: its first line starts like a date ('date March 15, 2024'), but only 'date YYYY-MM-DD' "

@@ -40,7 +40,7 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     blocks, headings = _blocks(source)
     text = "\n\n".join(blocks)
     if not text.strip():
-        raise ValueError("no text in it")
+        raise ValueError("no words in it")
     date, problem = article_day(fields.get("date"))
     problems += [problem] if problem else []
     return ([Document(doc_id=path.name, path=str(path), text=text, date=date, body_start=0,

@@ -55,7 +55,7 @@ def decode_as_data(raw: bytes) -> str:
 def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     text = decode(raw)
     if not text.strip():
-        raise ValueError("empty file")
+        raise ValueError("no words in it")
     first_line = DATE_LINE.match(text)
     headline = None if first_line else HEADLINE.match(text)
     under_headline = DATE_LINE.match(text[headline.end():]) if headline else None  # a slice: the pattern's start anchor never matches at a pos
