@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rag.converters import CONVERTERS, FORMATS, NOT_AN_ARTICLE_KIND, conversion_key, converter_for
 from rag.converters import text as plain_text
-from rag.dates import DATE_ONLY
+from rag.dates import DATE_ONLY, HEAD_LINES, SENTENCE_ENDED
 from rag.errors import RagError
 from rag.limits import check_limits
 from rag.schema import NOTE, Document, Passage
@@ -67,8 +67,7 @@ SENTENCE_RULES = 10  # 5: a sentence goes on across the line breaks of a hard-wr
 # answer comes from it. Only in its head: its first HEAD_RUNS lines (a headline, a byline, a
 # date or two) before one below the headline that ends a sentence; further down, "Date:
 # 2024-06-10" is the story's own (a meeting's day).
-HEAD_RUNS = 4
-SENTENCE_ENDED = re.compile(r"[.!?][\"”’']?\s*$")
+HEAD_RUNS = HEAD_LINES
 CITED_SENTENCE_CHARS = 1000  # a citation's sentence is cut around the answer beyond this
 LINE = re.compile(r"[^\n]+")
 # Wire copy, e-mail and fixed-width exports wrap paragraphs at 60 to 80 characters: the widest

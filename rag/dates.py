@@ -57,6 +57,8 @@ def said_of_day(day: str | None) -> str:
         return day
 
 
+HEAD_LINES = 4  # an article's head: a headline, a byline, a date or two (see rag.corpus.date_lines)
+SENTENCE_ENDED = re.compile(r"[.!?][\"”’']?\s*$")  # a line below the headline that ends so: the story has begun
 # A line that only dates an article, as a page's head writes it ("Date: 2024-05-06", "Posted on
 # May 6, 2024", "Mon 6 May 2024 14.05 BST", "2024-05-07 (updated 2024-05-08)"): rag.corpus
 # cuts no sentence from it, and a .txt's first date line is read past whole when it is one.
@@ -70,6 +72,31 @@ DATE_LABELS = r"date|dated|published|posted|updated|last updated|first published
 _LABEL = rf"(?:{DATE_LABELS})[ \t]*:?[ \t]*(?:on[ \t]+)?"
 _DATED = rf"(?:{_LABEL})?{_A_DATE}(?:{_A_TIME})?"
 DATE_ONLY = re.compile(rf"[\s\W]*{_DATED}(?:[\s|·•,;()\[\]–—-]+{_DATED})*[\s)\].]*", re.I)
+# Its first date, as a day: written YYYY-MM-DD, or with the month's name either side of the day
+_WRITTEN_DAY = re.compile(rf"(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})|(?P<numbers>\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}})"
+                          rf"|(?P<month>{_MONTH})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<year>\d{{4}})"
+                          rf"|(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<month2>{_MONTH})\.?,?\s+(?P<year2>\d{{4}})", re.I)
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
+def day_of_date_line(line: str) -> tuple[str | None, str | None]:
+    """(the day a line that only dates an article gives, why it gives none): its first date,
+    written YYYY-MM-DD or with the month's name ("Posted on May 6, 2024", "Mon 6 May 2024 14.05
+    BST"). One in numbers only (06/05/2024: the 6th of May, or June 5th?) gives none, saying so;
+    a line that is not only a date gives (None, None)."""
+    if not DATE_ONLY.fullmatch(line):
+        return None, None
+    written = _WRITTEN_DAY.search(line)
+    if written["numbers"]:
+        return None, (f"its line '{line.strip()[:60]}' dates it in numbers only, which could be day or month first: "
+                      "write the date YYYY-MM-DD (or with the month's name); the article is read as undated")
+    if written["iso"]:
+        return article_day(written["iso"])
+    month = MONTHS.index((written["month"] or written["month2"])[:3].lower()) + 1
+    day = f"{written['year'] or written['year2']}-{month:02d}-{int(written['day'] or written['day2']):02d}"
+    if not _is_day(day):
+        return None, f"date '{written.group().strip()}' is no day of the calendar: the article is read as undated"
+    return day, None
 
 
 def article_day(given) -> tuple[str | None, str | None]:

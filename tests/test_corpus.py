@@ -295,7 +295,7 @@ def test_an_article_id_whose_file_was_skipped_says_why(tmp_path):
         ArticleView.of(corpus, "baking", None, None)
     with pytest.raises(RagError, match=r"^no article 'bakery' in [^(]*$"):
         ArticleView.of(corpus, "bakery", None, None)
-    (tmp_path / "port.txt").write_text("Date: March 5, 2024\n\nThe port reopened.", encoding="utf-8")
+    (tmp_path / "port.txt").write_text("Date: 05/03/2024\n\nThe port reopened.", encoding="utf-8")
     noted = load_corpus(tmp_path)  # read, with a warning: a note, not a skip
     assert "port" in noted.documents and any(reason.startswith("warning: ") for reason in noted.skipped)
     with pytest.raises(RagError, match=r"^no article 'warning' in [^(]*$"):

@@ -4,10 +4,12 @@ returns it, so citations are offsets into the file itself. A leading ` date YYYY
 a first line, the headline, which is then the title."""
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
+from typing import NamedTuple
 
-from rag.dates import DATE_LABELS, DATE_ONLY, article_day
+from rag.dates import DATE_LABELS, DATE_ONLY, HEAD_LINES, SENTENCE_ENDED, article_day, day_of_date_line
 from rag.schema import NOTE, Document
 
 # "date 2024-03-12", and as people also write it, "Date: 2024-03-12" or, as saved news pages do,
@@ -56,28 +58,53 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     text = decode(raw)
     if not text.strip():
         raise ValueError("no words in it")
-    first_line = DATE_LINE.match(text)
-    headline = None if first_line else HEADLINE.match(text)
-    under_headline = DATE_LINE.match(text[headline.end():]) if headline else None  # a slice: the pattern's start anchor never matches at a pos
-    if first_line or under_headline:
-        date, problem = article_day((first_line or under_headline).group(1))
-    else:
-        date, problem = None, _other_date_line(text, "first") or (headline and _other_date_line(text[headline.end():], "second"))
+    head = _head_date(text)
     # A date line first is read past (the sentences begin after it; raise corpus.SENTENCE_RULES
     # whenever where they begin changes); under a headline, both lines stay in the text.
-    document = Document(doc_id=path.stem, path=str(path), text=text, date=date,
-                        body_start=past_the_date_line(text, first_line) if first_line else 0,
-                        title=headline.group(1) if under_headline else None, source=str(path))
-    return [document], [f"{NOTE}{path.name}: {problem}"] if problem else []
+    document = Document(doc_id=path.stem, path=str(path), text=text, date=head.day, body_start=head.body_start,
+                        title=head.title, source=str(path))
+    return [document], [f"{NOTE}{path.name}: {head.problem}"] if head.problem else []
+
+
+class HeadDate(NamedTuple):
+    day: str | None
+    problem: str | None  # why a line meant as a date gives no day
+    body_start: int  # past a date line that comes first
+    title: str | None  # the headline, when a date line is under it
+
+
+def _head_date(text: str) -> HeadDate:
+    """The article's date, from the first line of its head that dates it: a first line, or one
+    under the headline (a byline may come between), until a line that ends a sentence."""
+    lines = [(m.start(), m.end()) for m in itertools.islice(re.finditer(r"[^\n]*\S[^\n]*", text), HEAD_LINES)]
+    for n, (start, end) in enumerate(lines):
+        line = text[start:end]
+        labelled = DATE_LINE.match(line)
+        day, problem = article_day(labelled.group(1)) if labelled else day_of_date_line(line)
+        if day or problem:
+            if n == 0:
+                return HeadDate(day, problem, _past(text, end, start + labelled.end() if labelled else end), None)
+            headline = HEADLINE.match(text)
+            return HeadDate(day, problem, 0, headline.group(1) if headline else None)
+        if n and SENTENCE_ENDED.search(line):  # the story has begun
+            break
+    return HeadDate(None, _other_date_line(text, "first") or _under_the_headline(text, lines), 0, None)
+
+
+def _past(text: str, line_end: int, date_end: int) -> int:
+    """Past the whole first line when all of it only dates the article ("Date: 2024-03-12, 14:05";
+    left in the body, "14:05" was an answer to "when?"), else past the date and its time."""
+    return line_end if DATE_ONLY.fullmatch(text, 0, line_end) else date_end
+
+
+def _under_the_headline(text: str, lines: list[tuple[int, int]]) -> str | None:
+    return _other_date_line(text[lines[1][0]:], "second") if len(lines) > 1 else None
 
 
 def past_the_date_line(text: str, date_line: re.Match) -> int:
-    """Where the sentences begin after a first date line: past the whole line when all of it only
-    dates the article ("Date: 2024-03-12, 14:05", "Posted: 2024-03-12 | 14:05 BST"; left in the
-    body, "14:05" was an answer to "when?"), else past the date and its time."""
+    """Where the sentences begin after a first date line (DATE_LINE's match at the start of `text`)."""
     line_end = text.find("\n")
-    line_end = len(text) if line_end < 0 else line_end
-    return line_end if DATE_ONLY.fullmatch(text, 0, line_end) else date_line.end()
+    return _past(text, len(text) if line_end < 0 else line_end, date_line.end())
 
 
 def _other_date_line(text: str, which: str) -> str | None:
@@ -86,5 +113,6 @@ def _other_date_line(text: str, which: str) -> str | None:
     if not other:
         return None
     written = other.group(0).lstrip("\ufeff").strip()  # the line as the writer wrote it
-    return (f"its {which} line starts like a date ('{written}'), but only 'date YYYY-MM-DD' "
-            "(or 'Date: YYYY-MM-DD', 'Published: YYYY-MM-DD', 'Posted: …', 'Updated: …') is read as one: the article is read as undated")
+    return (f"its {which} line starts like a date ('{written}'), but a date is read from a line that holds only "
+            "the date (written YYYY-MM-DD or with the month's name), or from 'Date: YYYY-MM-DD' before the text: the "
+            "article is read as undated")
