@@ -48,13 +48,15 @@ class DateRange:
 
 
 def said_of_day(day: str | None) -> str:
-    """A YYYY-MM-DD day as a text names it too: "2023-06-01 June 2023" ("" for none)."""
+    """A YYYY-MM-DD day as a text names it too: "2023-06-01 1 June 2023" ("" for none): asked
+    about "3 May", an article dated 2024-05-03 mentions the 3."""
     if not day:
         return ""
     try:
-        return f"{day} {datetime.date.fromisoformat(day):%B %Y}"
+        named = datetime.date.fromisoformat(day)
     except ValueError:
         return day
+    return f"{day} {named.day} {named:%B %Y}"
 
 
 HEAD_LINES = 4  # an article's head: a headline, a byline, a date or two (see rag.corpus.date_lines)

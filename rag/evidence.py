@@ -19,7 +19,7 @@ being am do does did done has have had having it its it's he she they them their
 your our i me my not no what which who whom whose when where why how much many long far old
 can could would should will shall may might must also just very more most such only own same
 any each other some all both few s t""".split())
-EVIDENCE_RULES = 4  # bump when a feature is computed otherwise (2: corroboration needs the other span to say all of it; 3: names; 4: an abbreviation only in capitals)
+EVIDENCE_RULES = 5  # bump when a feature is computed otherwise (2: corroboration needs the other span to say all of it; 3: names; 4: an abbreviation only in capitals; 5: a date's day of the month is mentioned)
 MAX_AGREEING = 3  # more agreeing articles than this is not more evidence
 # Articles on one story name the same people and places, so a wrong answer is often "stated" by
 # several of them; only in a sentence that asks what the question asks is agreement evidence

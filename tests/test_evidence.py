@@ -73,6 +73,8 @@ def test_an_articles_title_and_date_mention_names_too():
     record = Document("feed.jsonl#x", "feed.jsonl", "Drivers walked out on Monday.", "2023-06-01", 0,
                       title="Glasgow subway strike")
     assert unmentioned(["Glasgow", "June", "2023", "May"], record.text, heading_of(record)) == ["May"]
+    # asked "… on 1 June?": it said "check it: the cited article never mentions “1”"
+    assert unmentioned(["1", "June", "3"], record.text, heading_of(record)) == ["3"]
 
 
 def test_the_share_of_the_questions_names_its_article_never_mentions_is_evidence():
