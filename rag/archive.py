@@ -41,6 +41,7 @@ class FolderChange:
     # says them as it reads the folder, so they are counted here, not said twice
     records_skipped: list[str] = field(default_factory=list)
     read_before: Corpus | None = None  # the folder as read before the change: the index reads again only what changed
+    kept: list[Path] = field(default_factory=list)  # where each file taken out of the folder is now
 
     def skip(self, why: str, files: int = 1) -> None:
         self.skipped.append(why)
@@ -64,8 +65,15 @@ class FolderChange:
         if self.dropped:
             parts.append(f"({removed_said(self.dropped)}, which the files that replaced theirs no longer hold)")
         if self.removed or self.updated:
-            parts.append(f"(files taken out are kept in {trash})")
+            parts.append(f"({self._where_kept(trash)})")
         return " ".join(parts)
+
+    def _where_kept(self, trash: Path) -> str:
+        """Where the files taken out are: the file, or their folder, so that `rag add` of it undoes the change."""
+        if len(self.kept) == 1:
+            return f"the file taken out is kept as {self.kept[0]}"
+        folders = {path.parent for path in self.kept}
+        return f"files taken out are kept in {folders.pop() if len(folders) == 1 else trash}"
 
     @property
     def moved_any(self) -> bool:
@@ -208,6 +216,7 @@ def _put_in_place(path: Path, target: Path, trash: Path, change: FolderChange) -
         unchanged = f"; the {path.name} there is as it was" if kept else ""
         raise RagError(f"cannot put {path.name} into {target.parent}: {why}{unchanged}") from None
     (change.updated if kept else change.added).append(path.name)
+    change.kept += [kept] if kept else []
     return True
 
 
@@ -281,7 +290,7 @@ def remove_documents(seeds_dir: Path, doc_ids: list[str], documents: dict, trash
                        "nothing was removed")
     for path in dict.fromkeys(documents[doc_id].path for doc_id in doc_ids):  # a JSON Lines file moves once
         try:
-            _keep_in_trash(Path(path), trash)
+            change.kept.append(_keep_in_trash(Path(path), trash))
         except RagError as problem:  # what was removed before it, the caller says (with the command that goes on)
             if change.removed:
                 raise

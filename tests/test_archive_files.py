@@ -227,7 +227,9 @@ def test_an_export_replaced_by_one_without_some_of_its_records_says_which_articl
     assert change.updated == ["cms-export.jsonl"] and change.dropped == [f"cms-export.jsonl#w1-{n}" for n in range(3)]
     assert change.what_changed(tmp_path / "trash") == (
         "files: added 0, updated 1, unchanged 0, skipped 0 (removed cms-export.jsonl#w1-0, cms-export.jsonl#w1-1, "
-        f"cms-export.jsonl#w1-2, which the files that replaced theirs no longer hold) (files taken out are kept in {tmp_path / 'trash'})")
+        "cms-export.jsonl#w1-2, which the files that replaced theirs no longer hold) (the file taken out is kept as "
+        f"{change.kept[0]})")
+    assert change.kept[0].parent.parent == tmp_path / "trash" and change.kept[0].name == "cms-export.jsonl"  # rag add undoes it
 
 
 def test_a_folder_in_the_way_or_one_that_cannot_be_listed_is_said_not_an_unexpected_error(seeds, tmp_path, monkeypatch):

@@ -944,7 +944,8 @@ def test_an_add_or_remove_that_fails_half_way_says_what_it_did_before_and_what_b
     monkeypatch.setattr(archive, "_keep_in_trash", failing(archive._keep_in_trash, 2))
     with pytest.raises(RagError) as failed:
         assembly.remove_articles(config, ["berth-0", "berth-1"], seeds, index)
-    assert str(failed.value) == (f"removed berth-0 (files taken out are kept in {index / 'removed'}); then: cannot move "
+    kept = next((index / "removed").glob("*/berth-0.txt"))
+    assert str(failed.value) == (f"removed berth-0 (the file taken out is kept as {kept}); then: cannot move "
                                  f"berth-1.txt: No space left on device; {go_on}")
 
 
