@@ -427,7 +427,9 @@ def _not_an_article_file(path: Path) -> str | None:
 
 def _articles_in(folder: Path, change: FolderChange) -> list[Path]:
     """The article files directly in `folder`; what else is there is said, not silently left."""
-    shown = printable(folder.resolve().name or str(folder))  # "rag add ." names the folder, not ""
+    # as it was given, as files are ("x/y/news", not "news", which may be the seeds folder's name too);
+    # "rag add ." by the folder's own name
+    shown = printable(folder.resolve().name if str(folder) == "." else str(folder).rstrip("/") or "/")
     try:
         entries = sorted(folder.iterdir())
     except OSError as exc:

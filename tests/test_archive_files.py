@@ -152,12 +152,12 @@ def test_a_folder_added_says_what_in_it_is_not_read(seeds, tmp_path):
     (folder / os.fsdecode(b"caf\xe9.txt")).write_text("Latin-1 named.\n", encoding="utf-8")
     change = add_files(seeds, [folder], tmp_path / "trash")
     assert change.added == ["kept.txt"]
-    assert sorted(change.skipped) == [
-        "archive/: 1 left out, hidden file, not read: .draft.md",
-        "archive/: 1 left out, its file name is not UTF-8 text; rename it to add it: caf\ufffd.txt",
-        "archive/: 1 left out, not a kind of file rag reads (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
-        "archive/: 1 left out, subfolder(s), not read (add each folder): 2023",
-        "archive/: 2 left out, not a regular file (a pipe, device, socket or broken link): dangling.txt, pipe.txt"]
+    assert sorted(change.skipped) == [f"{folder}/: {why}" for why in (  # the folder as given, not only its name
+        "1 left out, hidden file, not read: .draft.md",
+        "1 left out, its file name is not UTF-8 text; rename it to add it: caf\ufffd.txt",
+        "1 left out, not a kind of file rag reads (.txt, .md, .markdown, .html, .htm, .jsonl): notes.json",
+        "1 left out, subfolder(s), not read (add each folder): 2023",
+        "2 left out, not a regular file (a pipe, device, socket or broken link): dangling.txt, pipe.txt")]
     assert change.skipped_files == 6  # files, not lines: the summary said "skipped 5"
     assert "skipped 6" in change.summary(tmp_path / "trash", 1, 1)
 
@@ -168,7 +168,7 @@ def test_a_folder_with_no_article_file_in_it_is_said_not_passed_over(seeds, tmp_
     hidden_only.mkdir()
     (hidden_only / ".DS_Store").write_bytes(b"\0")
     change = add_files(seeds, [empty, hidden_only], tmp_path / "trash")
-    assert change.skipped == ["emptyin/: no article files in it", "hidden/: no article files in it"]
+    assert change.skipped == [f"{empty}/: no article files in it", f"{hidden_only}/: no article files in it"]
     assert change.added == [] and change.skipped_files == 2  # so rag add exits 1, as a script must see
 
 
@@ -248,7 +248,7 @@ def test_a_folder_in_the_way_or_one_that_cannot_be_listed_is_said_not_an_unexpec
 
     monkeypatch.setattr(type(locked), "iterdir", refused)
     change = add_files(seeds, [locked], tmp_path / "trash")
-    assert change.skipped == ["locked/: cannot be listed (Permission denied)"]
+    assert change.skipped == [f"{locked}/: cannot be listed (Permission denied)"]
 
 
 def test_a_warning_on_an_added_article_is_no_skipped_record(seeds, tmp_path):
@@ -550,3 +550,14 @@ def test_a_file_there_that_cannot_be_read_is_a_skip_that_says_why_not_an_unexpec
     change = add_files(seeds, [given], tmp_path / "trash")
     assert change.skipped == [f"{given}: cannot compare it with {seeds / 'report.txt'}: Permission denied"]
     assert "first version" in (seeds / "report.txt").read_text(encoding="utf-8")
+
+
+def test_a_folder_given_as_a_relative_path_or_as_dot_is_named_as_given(seeds, tmp_path, monkeypatch):
+    """`rag add --seeds news x/y/news` said "news/: 1 left out …", the seeds folder's name too."""
+    (tmp_path / "x" / "news").mkdir(parents=True)
+    (tmp_path / "x" / "news" / "notes.json").write_text("{}", encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "x")
+    change = add_files(seeds, [Path("news"), Path(".")], tmp_path / "trash")
+    kinds = "not a kind of file rag reads (.txt, .md, .markdown, .html, .htm, .jsonl)"
+    assert change.skipped == [f"news/: 1 left out, {kinds}: notes.json",
+                              "x/: 1 left out, subfolder(s), not read (add each folder): news"]
