@@ -268,6 +268,19 @@ def index_folder_check(config: ModelsConfig, store: IndexStore, seeds_dir: Path,
                    f"else {_ways_out(config, store, here)}")
 
 
+def articles_before_loading(config: ModelsConfig, seeds_dir: Path | None, index_dir: Path | None,
+                            on_status: Status = _quiet):
+    """What a chat's banner counts before the models load: the Milvus archive's articles as it
+    stands, or the folder's (an archive is made from it when there is none yet), its skipped
+    files said. A bad folder, and another folder's index, are refused here, before the prompt."""
+    corpus = existing_archive_articles(config) if is_milvus(config) else None
+    if corpus is None:
+        corpus = load_articles(seeds_dir, index_dir)
+        say_skipped(corpus.skipped, on_status)
+        refuse_another_folders_index(config, seeds_dir, index_dir, corpus)
+    return corpus
+
+
 def refuse_another_folders_index(config: ModelsConfig, seeds_dir: Path | None, index_dir: Path | None,
                                  corpus: Corpus) -> None:
     """index_folder_check for a command that shows the folder before it opens the index (rag chat's

@@ -340,21 +340,14 @@ def chat(
 ) -> None:
     """Talk to the articles: ask questions one after another (/help for commands)."""
     dates = DateRange.parse(since, until)
-    from rag.assembly import (PipelineSource, check_models, existing_archive_articles, is_milvus, load_articles,
-                              refuse_another_folders_index, warn_if_fitted_for_another_reader)
+    from rag.assembly import PipelineSource, articles_before_loading, check_models, is_milvus, warn_if_fitted_for_another_reader
     from rag.chat import BackgroundLoad, ChatSession, IndexWatch, run_chat
-    from rag.corpus import say_skipped
 
     config = load_settings(models, top_k, store)
     say_if_bundled(seeds, config)
     seeds = seeds or default_seeds_dir()
     check_models(config)
-    # what the banner counts: a Milvus archive, or the folder (an archive is made from it when there is none yet)
-    corpus = existing_archive_articles(config) if is_milvus(config) else None
-    if corpus is None:
-        corpus = load_articles(seeds, index_dir)  # a bad folder is reported before the prompt
-        say_skipped(corpus.skipped, report_status)
-        refuse_another_folders_index(config, seeds, index_dir, corpus)  # and another folder's index
+    corpus = articles_before_loading(config, seeds, index_dir, report_status)  # what the banner counts
     said = []  # the loading spinner would show it only for a moment: said now, and not again by the session
     warn_if_fitted_for_another_reader(config, lambda line: (report_status(line), said.append(line)))
 
