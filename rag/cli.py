@@ -377,13 +377,10 @@ def serve(
     """Serve the answers over HTTP, with a page to ask them from at / (Ctrl-C or SIGTERM stops it)."""
     from rag.assembly import PipelineSource, check_models, is_milvus
     from rag.corpus import check_articles_folder
-    from rag.server import open_to_the_network, serve as run_server
+    from rag.server import serve as run_server
 
     config = load_settings(models, store=store)
     say_if_bundled(seeds, config)
-    if open_to_the_network(host) and not token:
-        report_status(f"warning: {host} is open to the network and no --token (or RAG_TOKEN) is set: whoever reaches "
-                      f"port {port} can read every article")
     check_models(config)
     if not is_milvus(config):  # an empty or unreadable folder is said before the server starts, not by /healthz
         check_articles_folder(article_folders(seeds, index_dir)[0])

@@ -481,4 +481,7 @@ def serve(load: Callable[[], object], host: str, port: int, token: str | None, t
     # found: this one makes a requested stop exit 0 instead of "killed by SIGTERM"
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     on_ready(f"rag serve: http://{host}:{port}  (API docs: /docs; readiness: /healthz)")
+    if open_to_the_network(host) and not token:
+        on_ready(f"{NOTE}{host} is open to the network and no --token (or RAG_TOKEN) is set: whoever reaches port "
+                 f"{port} can read every article")
     server.run()

@@ -281,17 +281,28 @@ def test_without_seeds_here_the_answer_says_it_comes_from_the_bundled_articles(t
                                                      ("127.0.0.1", None, False), ("localhost", None, False)])
 def test_serve_says_whose_articles_it_serves_and_when_anyone_may_read_them(tmp_path, monkeypatch, host, token, open_said):
     """`rag serve` with no ./seeds served the bundled articles without a word (ask, chat and eval
-    say so), and on 0.0.0.0 without a token it let the network read every article without one."""
+    say so), and on 0.0.0.0 without a token it let the network read every article without one (said
+    once it listens: a host it cannot listen on is one line, the error)."""
+    import signal
+    import socket
+
+    import uvicorn
     from typer.testing import CliRunner
 
-    import rag.server
     from rag.cli import app
 
     served = []
-    monkeypatch.setattr(rag.server, "serve", lambda *args, **kwargs: served.append(args[1]))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: served.append(server.config.host))  # listens, no more
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("RAG_TOKEN", raising=False)
-    result = CliRunner().invoke(app, ["serve", "--host", host, *(["--token", token] if token else [])])
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    sigterm = signal.getsignal(signal.SIGTERM)  # serve() takes SIGTERM over, as a server must
+    try:
+        result = CliRunner().invoke(app, ["serve", "--host", host, "--port", str(port), *(["--token", token] if token else [])])
+    finally:
+        signal.signal(signal.SIGTERM, sigterm)
     assert result.exit_code == 0 and served == [host], result.output
     said = " ".join(result.stderr.split())
     assert "no ./seeds here: answering from the example articles rag ships with" in said
