@@ -729,7 +729,7 @@ _SIGTERM_CAME = threading.Event()  # typer turns the Terminated raised into its 
 
 
 def _stop_on_sigterm(signum, frame) -> None:
-    if _SIGTERM_CAME.is_set():  # the stop is under way: a second one would break its clean-up
+    if STOP_CAME.is_set():  # a stop is under way: see _stop_on_sigint
         return
     _SIGTERM_CAME.set()
     STOP_CAME.set()
@@ -737,8 +737,9 @@ def _stop_on_sigterm(signum, frame) -> None:
 
 
 def _stop_on_sigint(signum, frame) -> None:
-    # the stop is under way (`timeout` and a terminal's impatient second Ctrl-C send another): raised
-    # again, it landed in the clean-up, in a finaliser, and Python printed it as a traceback
+    # a stop is under way (`timeout` signals rag and its process group, so rag gets two; a terminal's
+    # impatient second Ctrl-C): raised again, it broke the clean-up, or landed in a finaliser and
+    # Python printed it as a traceback
     if STOP_CAME.is_set():
         return
     STOP_CAME.set()
@@ -746,13 +747,15 @@ def _stop_on_sigint(signum, frame) -> None:
 
 
 def _stop_in_a_finaliser(previous_hook, unraisable) -> None:
-    """sys.unraisablehook from a command's start: a Ctrl-C or SIGTERM that came while Python ran
-    a finaliser (a thread pool's weakref callback, as the process ends) stops nothing there, and
-    Python printed it as a traceback. Let be: it is either the second signal of a stop under way,
-    or, rarely, a first one mid-command, which the next Ctrl-C repeats (given back to the main
-    thread from there, it landed inside this hook or after the command)."""
+    """sys.unraisablehook from a command's start: a Ctrl-C or SIGTERM raised while Python ran a
+    finaliser (a thread pool's weakref callback) stops nothing there, and Python printed it as a
+    traceback. Not printed; and as the stop it began was lost, the next signal stops the command
+    (given back to the main thread from here, it landed inside this hook or after the command)."""
     if not issubclass(unraisable.exc_type, KeyboardInterrupt):
         previous_hook(unraisable)
+        return
+    _SIGTERM_CAME.clear()
+    STOP_CAME.clear()
 
 
 def _exit_stopped() -> NoReturn:

@@ -666,11 +666,15 @@ def _read_state(state: Path) -> dict:
     return loaded
 
 
+TWIN_SIGNAL_S = 1.0  # a second signal of the same kind this soon is the first one's twin, not a second stop
+
+
 class StopRequest:
     """Called, whether Ctrl-C (SIGINT) or SIGTERM asked training to stop; `exit_code` says which."""
 
     def __init__(self):
         self.signal: int | None = None
+        self.at = 0.0  # when (time.monotonic)
 
     def __call__(self) -> bool:
         return self.signal is not None
@@ -684,16 +688,17 @@ class StopRequest:
 def stop_at_a_step_when_asked():
     """Gives a StopRequest: true once Ctrl-C or SIGTERM came (`timeout`, kill, a job scheduler
     ending a piece), so training stops between two steps and its checkpoint holds one step's
-    weights and position. A second one interrupts at once."""
+    weights and position. A second one interrupts at once, but the twin of the first: the same
+    signal within TWIN_SIGNAL_S (`timeout` signals the run and its process group, so it gets two)."""
     asked = StopRequest()
     if threading.current_thread() is not threading.main_thread():  # only the main thread may take signals
         yield asked
         return
 
     def on_stop(signum, frame):
-        if asked():
+        if asked() and (signum != asked.signal or time.monotonic() - asked.at > TWIN_SIGNAL_S):
             raise KeyboardInterrupt
-        asked.signal = signum
+        asked.signal, asked.at = signum, time.monotonic()
 
     previous = {which: signal.signal(which, on_stop) for which in (signal.SIGINT, signal.SIGTERM)}
     try:
