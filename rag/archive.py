@@ -174,7 +174,8 @@ def add_files(seeds_dir: Path, paths: list[Path], trash: Path, taken: dict[str, 
             continue
         change.records_skipped += [problem for problem in problems if not problem.startswith(NOTE)]  # not warnings
         put_in_place = _put_in_place(path, seeds_dir / path.name, trash, change)
-        named.add(path.name)  # unchanged too: a later file of that name would silently replace it
+        if put_in_place or path.name in change.unchanged:  # unchanged too: a later one of that name would replace it
+            named.add(path.name)
         if put_in_place:
             held_before = ids_by_file.pop(path.name, ())
             change.dropped += sorted(set(held_before) - {doc.doc_id for doc in found})

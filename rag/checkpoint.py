@@ -47,7 +47,10 @@ class EmbeddingCheckpoint:
             return False
 
     def saved(self) -> int:
-        """How many passages the saved chunks hold (a stopped build's line says whether it kept any)."""
+        """How many passages the saved chunks hold (a stopped build's line says whether it kept any):
+        none when another embedder made them (the next build drops them)."""
+        if not self._made_by_this_embedder():
+            return 0
         count = 0
         for chunk in self.folder.glob("chunk-*.npz"):
             try:

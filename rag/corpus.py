@@ -396,14 +396,33 @@ def printable(name: str) -> str:
 def _why_not_text(head: bytes) -> str:
     """Why a file with NUL bytes in its head is no article: text in UTF-16 or UTF-32 (Windows
     editors and Excel save it so; each ASCII letter then comes with NUL bytes), or binary."""
-    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or _every_other_byte_nul(head):
-        return "UTF-16 or UTF-32 text, not UTF-8; iconv -f UTF-16 -t UTF-8 turns it into UTF-8"
+    if head.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")):
+        return _not_utf8("UTF-32")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return _not_utf8("UTF-16")
+    for width in (4, 2):
+        place = _printable_at(head, width)
+        if place is not None:  # no byte-order mark: iconv must be told the byte order
+            return _not_utf8(f"UTF-{8 * width}{'LE' if place == 0 else 'BE'}")
     return "binary file, not text"
 
 
-def _every_other_byte_nul(head: bytes) -> bool:
-    """Most of the bytes at even places, or at odd ones, are NUL: English text in UTF-16 without a byte-order mark."""
-    return len(head) >= 8 and max(head[0::2].count(0), head[1::2].count(0)) >= 0.8 * (len(head) // 2)
+def _not_utf8(encoding: str) -> str:
+    return f"{encoding.removesuffix('LE').removesuffix('BE')} text, not UTF-8; iconv -f {encoding} -t UTF-8 turns it into UTF-8"
+
+
+def _printable_at(head: bytes, width: int) -> int | None:
+    """English text in UTF-16 (width 2) or UTF-32 (4) without a byte-order mark: in each group of
+    `width` bytes, the one at a place is printable and the others NUL (a file of zeros is no
+    text). That place (0: little-endian), or None."""
+    groups = [head[n:n + width] for n in range(0, len(head) - width + 1, width)]
+    if len(groups) < 4:
+        return None
+    for place in range(width):
+        printable = sum(group[place] in (9, 10, 13) or 32 <= group[place] < 127 for group in groups)
+        if printable >= 0.8 * len(groups) and sum(group.count(0) == width - 1 for group in groups) >= 0.8 * len(groups):
+            return place
+    return None
 
 
 def read_article_bytes(path: Path) -> bytes:

@@ -81,6 +81,23 @@ _WRITTEN_DAY = re.compile(rf"(?P<iso>\d{{4}}-\d{{2}}-\d{{2}})|(?P<numbers>\d{{1,
 MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 
 
+def _day_in_numbers(numbers: str, line: str) -> tuple[str | None, str | None]:
+    """A date in numbers only, with a four-digit year: the day, where only one order of day and
+    month makes one (31/12/2024, 12/31/2024); else why none. One with a two-digit year gives
+    (None, None): "3.10.12" under a headline is a version as often as a day."""
+    first, second, year = re.split(r"[/.]", numbers)
+    if len(year) != 4:
+        return None, None
+    days = {day for day in (f"{year}-{int(second):02d}-{int(first):02d}", f"{year}-{int(first):02d}-{int(second):02d}")
+            if _is_day(day)}
+    if len(days) == 1:
+        return days.pop(), None
+    if not days:
+        return None, f"date '{numbers}' is no day of the calendar: the article is read as undated"
+    return None, (f"its line '{line.strip()[:60]}' dates it in numbers only, which could be day or month first: "
+                  "write the date YYYY-MM-DD (or with the month's name); the article is read as undated")
+
+
 def day_of_date_line(line: str) -> tuple[str | None, str | None]:
     """(the day a line that only dates an article gives, why it gives none): its first date,
     written YYYY-MM-DD or with the month's name ("Posted on May 6, 2024", "Mon 6 May 2024 14.05
@@ -90,8 +107,7 @@ def day_of_date_line(line: str) -> tuple[str | None, str | None]:
         return None, None
     written = _WRITTEN_DAY.search(line)
     if written["numbers"]:
-        return None, (f"its line '{line.strip()[:60]}' dates it in numbers only, which could be day or month first: "
-                      "write the date YYYY-MM-DD (or with the month's name); the article is read as undated")
+        return _day_in_numbers(written["numbers"], line)
     if written["iso"]:
         return article_day(written["iso"])
     month = MONTHS.index((written["month"] or written["month2"])[:3].lower()) + 1

@@ -109,25 +109,45 @@ def partial_of(predictions: Path) -> Path:
 def answers_kept_as_they_come(predictions: Path | None):
     """A function that appends each answer to PREDICTIONS.partial as it comes, flushed: a long
     run stopped or failed half-way keeps what it answered, and its line says where
-    (write_predictions removes the file once the whole one is written). Nothing without
+    (write_predictions removes the file once the whole one is written). A partial file of an
+    earlier run is moved aside first (.partial.1, …), not overwritten. Nothing without
     --predictions."""
     if predictions is None:
         yield lambda result: None
         return
     partial, kept = partial_of(predictions), 0
-    with _writing(partial), partial.open("w", encoding="utf-8") as out:
-        def keep(result: QuestionResult) -> None:
-            nonlocal kept
+    with _writing(partial):
+        _move_aside(partial)
+        out = partial.open("w", encoding="utf-8")
+
+    def keep(result: QuestionResult) -> None:
+        nonlocal kept
+        with _writing(partial):
             out.write(json.dumps(result.answer.to_json(), ensure_ascii=False) + "\n")
             out.flush()
-            kept += 1
+        kept += 1
 
-        try:
-            yield keep
-        except KeyboardInterrupt as stop:
-            raise Stopped.by(stop, "while answering", _kept_in(kept, partial)) from None
-        except RagError as problem:
-            raise RagError(f"{problem}; {_kept_in(kept, partial)}", problem.exit_code) from None
+    try:
+        yield keep
+    except KeyboardInterrupt as stop:
+        raise Stopped.by(stop, "while answering", _kept_in(kept, partial)) from None
+    except RagError as problem:
+        raise RagError(f"{problem}; {_kept_in(kept, partial)}", problem.exit_code) from None
+    except BaseException:
+        _kept_in(kept, partial)  # an unexpected error: what was answered stays, an empty file goes
+        raise
+    finally:
+        out.close()
+
+
+def _move_aside(partial: Path) -> None:
+    """An earlier run's partial file, kept under the first free .partial.N name."""
+    if not partial.exists():
+        return
+    n = 1
+    while partial.with_name(f"{partial.name}.{n}").exists():
+        n += 1
+    partial.rename(partial.with_name(f"{partial.name}.{n}"))
 
 
 def _kept_in(kept: int, partial: Path) -> str:

@@ -112,14 +112,13 @@ class Loading:
             self._loaded_version = self._version_of(pipeline, before)
             pipeline.ask("warm up")  # the first answer pays one-off costs; no user should
             self.pipeline = pipeline
-        except RagError as problem:
-            self.problem = str(problem)
         except Exception as problem:  # reported by /healthz; the server stays up to say so
-            self.problem = f"{type(problem).__name__}: {problem}"
+            # the version as the load left it (it may have built the index before it failed), before
+            # the problem is set: a request seeing the problem sees the version it failed on
+            self._failed_version = self._index_version()
+            self.problem = str(problem) if isinstance(problem, RagError) else f"{type(problem).__name__}: {problem}"
         if self.problem:
-            self._failed_version = before
-            self._on_problem(f"error: {self.problem} (the server stays up; /healthz reports it, and the load is "
-                             "tried again once the index changes)")
+            self._on_problem(f"error: {self.problem} (the server stays up; /healthz reports it)")
 
     def load_again_if_failed_and_the_index_moved(self) -> None:
         """A load that failed (a folder with no readable article, say) is tried again, in the
@@ -128,7 +127,7 @@ class Loading:
         if self.problem is None or self._index_version() == self._failed_version:
             return
         with self._retrying:
-            if self.problem is None:  # another request started it again
+            if self.problem is None or self._index_version() == self._failed_version:  # another request started it
                 return
             self.problem = None  # "loading" until it ends
             self.start()

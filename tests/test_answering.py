@@ -410,6 +410,7 @@ def test_a_checkpoint_of_another_embedder_is_dropped(tmp_path):
     assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-b").load() == {} and not (tmp_path / "cp").exists()
     EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").save_chunk(["k1"], np.ones((1, 4), dtype=np.float32))
     assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").saved() == 1  # what a stopped build's line counts
+    assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-b").saved() == 0  # another embedder's: dropped, not "saved"
     (tmp_path / "cp" / "embedder").write_bytes(b"\xff\xfe")  # damaged: "unexpected error: UnicodeDecodeError"
     assert EmbeddingCheckpoint(tmp_path / "cp", "embedder-a").load() == {} and not (tmp_path / "cp").exists()
 
@@ -572,7 +573,10 @@ def test_an_evaluation_stopped_half_way_keeps_the_answers_it_gave(fake_parts, tm
     with answers_kept_as_they_come(predictions) as keep:
         run = evaluate_gold(pipeline, questions[:2], on_result=keep)
     write_predictions(predictions, run.results)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl"]  # the partial file goes once the whole is written
+    # the partial file goes once the whole is written; the stopped run's was moved aside, not overwritten
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["answers.jsonl", "answers.jsonl.partial.1"]
+    assert len((tmp_path / "answers.jsonl.partial.1").read_text(encoding="utf-8").splitlines()) == 2
+    (tmp_path / "answers.jsonl.partial.1").unlink()
     with pytest.raises(RagError, match="[:;] no question was answered yet$"):
         with answers_kept_as_they_come(predictions) as keep:
             evaluate_gold(pipeline, questions[2:], on_result=keep)

@@ -561,3 +561,13 @@ def test_a_folder_given_as_a_relative_path_or_as_dot_is_named_as_given(seeds, tm
     kinds = "not a kind of file rag reads (.txt, .md, .markdown, .html, .htm, .jsonl)"
     assert change.skipped == [f"news/: 1 left out, {kinds}: notes.json",
                               "x/: 1 left out, subfolder(s), not read (add each folder): news"]
+
+
+def test_a_file_skipped_takes_no_name_from_a_later_one(seeds, tmp_path):
+    """The second of two files named notes.txt was told "another file named notes.txt comes
+    before it", though the first, skipped, took nothing."""
+    (seeds / "notes.txt").mkdir()  # a folder in the way of the first
+    first = incoming(tmp_path, "notes.txt", "First notes.\n")
+    second = incoming(tmp_path, "notes.txt", "Second notes.\n")
+    change = add_files(seeds, [first, second], tmp_path / "trash")
+    assert [line.split(": ", 1)[1] for line in change.skipped] == [f"{seeds / 'notes.txt'} is a folder; rename one of them"] * 2

@@ -377,13 +377,19 @@ def test_an_articles_source_is_its_files_whole_path_though_the_folder_was_given_
 
 @pytest.mark.parametrize("name, raw, said", [
     ("utf16.txt", "The ferry leaves at nine.".encode("utf-16"),
-     "utf16.txt: UTF-16 or UTF-32 text, not UTF-8; iconv -f UTF-16 -t UTF-8 turns it into UTF-8"),
-    ("utf16-no-bom.txt", "The ferry leaves at nine.".encode("utf-16-le"),
-     "utf16-no-bom.txt: UTF-16 or UTF-32 text, not UTF-8; iconv -f UTF-16 -t UTF-8 turns it into UTF-8"),
-    ("quote.txt", "The ferry leaves.\nThe captain said \u201cnine\u201d.".encode("utf-8").replace("\u201c".encode(), b"\x93"),
+     "utf16.txt: UTF-16 text, not UTF-8; iconv -f UTF-16 -t UTF-8 turns it into UTF-8"),
+    ("utf16-no-bom.txt", "The ferry leaves at nine.".encode("utf-16-le"),  # iconv must be told the byte order
+     "utf16-no-bom.txt: UTF-16 text, not UTF-8; iconv -f UTF-16LE -t UTF-8 turns it into UTF-8"),
+    ("utf32.txt", "The ferry leaves at nine.".encode("utf-32"),
+     "utf32.txt: UTF-32 text, not UTF-8; iconv -f UTF-32 -t UTF-8 turns it into UTF-8"),
+    ("quote.txt", "The café’s ferry.\nThe captain said \u201cnine\u201d.".encode("utf-8").replace("\u201c".encode(), b"\x93"),
      "quote.txt: not UTF-8 text (byte 0x93 at line 2, column 18; if it was saved as Windows-1252 or Latin-1, "
      "iconv -f WINDOWS-1252 -t UTF-8 turns it into UTF-8)"),
+    ("accented.txt", "Caf\u00e9 \u201cx".encode("utf-8").replace("\u201c".encode(), b"\x93"),  # columns count characters
+     "accented.txt: not UTF-8 text (byte 0x93 at line 1, column 6; if it was saved as Windows-1252 or Latin-1, "
+     "iconv -f WINDOWS-1252 -t UTF-8 turns it into UTF-8)"),
     ("photo.txt", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01", "photo.txt: binary file, not text"),
+    ("zeros.txt", bytes(4096), "zeros.txt: binary file, not text"),  # a file a crash left zeroed is no UTF-16
 ])
 def test_a_file_that_is_not_utf8_says_what_it_is_and_how_to_mend_it(tmp_path, name, raw, said):
     """A UTF-16 file was "binary file, not text", and one stray Windows-1252 quote dropped the

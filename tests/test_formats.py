@@ -490,3 +490,35 @@ def test_yaml_front_matter_that_is_no_text_is_said_and_not_taken_for_the_title(t
     (doc,), problems = read_documents(tmp_path / "story.md")
     assert (doc.title, doc.date, doc.text) == (title, "2021-09-03", "Ferry\n\nThe ferry was cancelled.")
     assert problems == ([f"warning: story.md: {problem}"] if problem else [])  # read all the same, as it is said
+
+
+@pytest.mark.parametrize("text, date, title, warned", [
+    # a wrapped first paragraph whose line starts with a date is the story's, not the article's date
+    ("Finance minister resigns\nThe finance minister resigned on Friday in a letter to the prime minister\n"
+     "dated 2024-03-01, which the cabinet office published on Monday, saying\nshe had lost the cabinet's trust.\n",
+     None, None, None),
+    ("\n\nValley holds out\nMay 6, 2024\nThe resistance held.\n", "2024-05-06", "Valley holds out", None),  # blank lines first
+    ("Valley holds out\n12/31/2024\nThe resistance held.\n", "2024-12-31", "Valley holds out", None),  # one order only
+    ("Release notes\n3.10.12\nThe parser was mended.\n", None, None, None),  # a version, not a day: nothing said
+    ("Valley holds out\nPosted on May 6, 2024 by Jane Doe\nThe resistance held.\n", None, None,
+     "its second line starts like a date ('Posted on May 6, 2024')"),
+])
+def test_a_heads_date_is_read_only_from_a_line_that_dates_it(tmp_path, text, date, title, warned):
+    from rag.corpus import load_corpus
+
+    (tmp_path / "a.txt").write_text(text, encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    a = corpus.documents["a"]
+    assert (a.date, a.title) == (date, title)
+    assert [line for line in corpus.skipped if warned and warned in line] == corpus.skipped and bool(corpus.skipped) == bool(warned)
+
+
+def test_a_markdown_files_first_line_dates_it_as_a_texts_does(tmp_path):
+    """"Posted on May 6, 2024" first dated a .txt and left a .md undated without a word."""
+    from rag.corpus import load_corpus
+
+    for name in ("a.md", "a.txt"):
+        (tmp_path / name).write_text("Posted on May 6, 2024\n\n# Council\n\nThe mayor resigned.\n", encoding="utf-8")
+    corpus = load_corpus(tmp_path)
+    assert {doc.date for doc in corpus.documents.values()} == {"2024-05-06"} and corpus.skipped == []
+    assert "2024" not in corpus.documents["a.md"].text

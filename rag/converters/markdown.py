@@ -9,7 +9,7 @@ import re
 import tomllib
 from pathlib import Path
 
-from rag.converters.text import DATE_LINE, decode_as_data, past_the_date_line
+from rag.converters.text import DATE_LINE, decode_as_data, leading_day, past_the_date_line
 from rag.dates import article_day
 from rag.schema import NOTE, Document
 
@@ -37,6 +37,9 @@ def convert(path: Path, raw: bytes) -> tuple[list[Document], list[str]]:
     if date_line:
         fields.setdefault("date", date_line.group(1))
         source = source[past_the_date_line(source, date_line):]
+    elif (day := leading_day(source))[0]:  # "Posted on May 6, 2024", as in a .txt
+        fields.setdefault("date", day[0])
+        source = source[day[1]:]
     blocks, headings = _blocks(source)
     text = "\n\n".join(blocks)
     if not text.strip():

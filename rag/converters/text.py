@@ -21,12 +21,13 @@ DATE_LINE = re.compile(rf"\A\ufeff?\s*(?i:{DATE_LABELS})(?:[ \t]*:[ \t]*|[ \t]+)
 # As saved news pages and CMS exports write it: the headline, then the date line. The headline
 # is then the title, and both lines stay in the text: the headline a sentence of its own, the
 # date line none (corpus.date_lines: no answer comes from it).
-HEADLINE = re.compile(r"\A\ufeff?[ \t]*([^\n]{0,300}?\S)[ \t]*\n")
+MAX_HEADLINE_CHARS = 300
+ORDINALS = ("first", "second", "third", "fourth")  # the head's lines, as a warning names them
 MONTHS = "Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec"
 # a first line meant as a date in another form ("date March 15, 2024", "Date: 15/03/2024"): said,
 # since the article is then undated, which a date filter leaves out. A capital "Date" needs its
 # colon: "Date 12 of the tour was cancelled" opens a story.
-OTHER_DATE_LINE = re.compile(rf"\A\ufeff?\s*(?:date[ \t]+|(?i:{DATE_LABELS})[ \t]*:[ \t]*)"
+OTHER_DATE_LINE = re.compile(rf"\A\ufeff?\s*(?:date[ \t]+|(?i:{DATE_LABELS})[ \t]*:[ \t]*|(?i:posted|published|updated)[ \t]+on[ \t]+)"
                              rf"((?:\d|(?:{MONTHS})[a-z]*\.?\s+\d)\S*(?:[ \t]+\d\S*)?)")
 
 
@@ -43,7 +44,7 @@ def _where_it_is_not(raw: bytes, at: int) -> str:
     """Where a file stops being UTF-8, and how to mend it: one stray byte (a curly quote pasted
     from Windows-1252) drops the whole article."""
     line = raw.count(b"\n", 0, at) + 1
-    column = at - (raw.rfind(b"\n", 0, at) + 1) + 1
+    column = len(raw[raw.rfind(b"\n", 0, at) + 1:at].decode("utf-8", errors="replace")) + 1  # in characters
     return (f"byte 0x{raw[at]:02x} at line {line}, column {column}; if it was saved as Windows-1252 or Latin-1, "
             "iconv -f WINDOWS-1252 -t UTF-8 turns it into UTF-8")
 
@@ -75,30 +76,51 @@ class HeadDate(NamedTuple):
 
 def _head_date(text: str) -> HeadDate:
     """The article's date, from the first line of its head that dates it: a first line, or one
-    under the headline (a byline may come between), until a line that ends a sentence."""
-    lines = [(m.start(), m.end()) for m in itertools.islice(re.finditer(r"[^\n]*\S[^\n]*", text), HEAD_LINES)]
-    for n, (start, end) in enumerate(lines):
-        line = text[start:end]
-        labelled = DATE_LINE.match(line)
+    under the headline (a byline may come between), until a line that ends a sentence. Below
+    the first, only a line that holds nothing but the date: "dated 2024-03-01, which …" in a
+    hard-wrapped first paragraph is the story's."""
+    head = []
+    for n, found in enumerate(itertools.islice(re.finditer(r"[^\n]*\S[^\n]*", text), HEAD_LINES)):
+        head.append((found.start(), found.end()))
+        line = found.group()
+        labelled = DATE_LINE.match(line) if n == 0 or DATE_ONLY.fullmatch(line) else None
         day, problem = article_day(labelled.group(1)) if labelled else day_of_date_line(line)
         if day or problem:
             if n == 0:
-                return HeadDate(day, problem, _past(text, end, start + labelled.end() if labelled else end), None)
-            headline = HEADLINE.match(text)
-            return HeadDate(day, problem, 0, headline.group(1) if headline else None)
+                return HeadDate(day, problem, _past(text, found.end(), found.start() + labelled.end() if labelled else found.end()), None)
+            return HeadDate(day, problem, 0, _title(text, head[0]) if day else None)
         if n and SENTENCE_ENDED.search(line):  # the story has begun
             break
-    return HeadDate(None, _other_date_line(text, "first") or _under_the_headline(text, lines), 0, None)
+    return HeadDate(None, _a_line_like_a_date(text, head), 0, None)
+
+
+def leading_day(text: str) -> tuple[str | None, int]:
+    """(the day a first line that holds only a date gives, where that line ends): for a format
+    whose other date lines are its own (markdown's front matter); (None, 0) for none."""
+    first = re.search(r"[^\n]*\S[^\n]*", text)
+    day = day_of_date_line(first.group())[0] if first else None
+    return (day, first.end()) if day else (None, 0)
+
+
+def _title(text: str, first_line: tuple[int, int]) -> str | None:
+    """The headline above a date line: the first line, unless it is too long to be one."""
+    headline = text[first_line[0]:first_line[1]].lstrip("\ufeff").strip()
+    return headline if len(headline) <= MAX_HEADLINE_CHARS else None
+
+
+def _a_line_like_a_date(text: str, head: list[tuple[int, int]]) -> str | None:
+    """Why a line of the head meant as a date gives none (the first such line), or None."""
+    for n, (start, _) in enumerate(head):
+        said = _other_date_line(text if n == 0 else text[start:], ORDINALS[n])
+        if said:
+            return said
+    return None
 
 
 def _past(text: str, line_end: int, date_end: int) -> int:
     """Past the whole first line when all of it only dates the article ("Date: 2024-03-12, 14:05";
     left in the body, "14:05" was an answer to "when?"), else past the date and its time."""
     return line_end if DATE_ONLY.fullmatch(text, 0, line_end) else date_end
-
-
-def _under_the_headline(text: str, lines: list[tuple[int, int]]) -> str | None:
-    return _other_date_line(text[lines[1][0]:], "second") if len(lines) > 1 else None
 
 
 def past_the_date_line(text: str, date_line: re.Match) -> int:
