@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rag.converters import CONVERTERS, FORMATS, NOT_AN_ARTICLE_KIND, conversion_key, converter_for
 from rag.converters import text as plain_text
-from rag.dates import DATE_ONLY, HEAD_LINES, SENTENCE_ENDED
+from rag.dates import DATE_ONLY, HEAD_LINES, story_begins
 from rag.errors import RagError
 from rag.limits import check_limits
 from rag.schema import NOTE, Document, Passage
@@ -476,7 +476,7 @@ def date_lines(doc: Document) -> tuple[tuple[int, int], ...]:
     for n, (start, end) in enumerate(itertools.islice(_runs(doc.text, doc.body_start), HEAD_RUNS)):
         if DATE_ONLY.fullmatch(doc.text, start, end):
             dating.append((start, end))
-        elif n and SENTENCE_ENDED.search(doc.text, start, end):  # the story has begun (a headline may end in a stop)
+        elif n and story_begins(doc.text[start:end]):  # the story has begun (a headline may end in a stop)
             break
     return tuple(dating)
 

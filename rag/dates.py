@@ -61,6 +61,12 @@ def said_of_day(day: str | None) -> str:
 
 HEAD_LINES = 4  # an article's head: a headline, a byline, a date or two (see rag.corpus.date_lines)
 SENTENCE_ENDED = re.compile(r"[.!?][\"”’']?\s*$")  # a line below the headline that ends so: the story has begun
+BYLINE = re.compile(r"\s*By\s+[A-Z][\w.'’-]*(?:,?\s+[A-Z][\w.'’-]*){0,5}\s*$")  # "By John Smith Jr.": no story yet
+
+
+def story_begins(line: str) -> bool:
+    """Whether a line below the headline begins the story: it ends a sentence, and is no byline."""
+    return bool(SENTENCE_ENDED.search(line)) and not BYLINE.match(line)
 # A line that only dates an article, as a page's head writes it ("Date: 2024-05-06", "Posted on
 # May 6, 2024", "Mon 6 May 2024 14.05 BST", "2024-05-07 (updated 2024-05-08)"): rag.corpus
 # cuts no sentence from it, and a .txt's first date line is read past whole when it is one.

@@ -500,6 +500,8 @@ def test_yaml_front_matter_that_is_no_text_is_said_and_not_taken_for_the_title(t
     ("\n\nValley holds out\nMay 6, 2024\nThe resistance held.\n", "2024-05-06", "Valley holds out", None),  # blank lines first
     ("Valley holds out\n12/31/2024\nThe resistance held.\n", "2024-12-31", "Valley holds out", None),  # one order only
     ("Release notes\n3.10.12\nThe parser was mended.\n", None, None, None),  # a version, not a day: nothing said
+    ("Valley holds out\nBy John Smith Jr.\nMay 6, 2024\nIt held.\n", "2024-05-06", "Valley holds out", None),  # a byline's stop
+    ("Valley holds out\nBy the end of the day it held.\nMay 6, 2024\nIt held.\n", None, None, None),  # a sentence's
     ("Valley holds out\nPosted on May 6, 2024 by Jane Doe\nThe resistance held.\n", None, None,
      "its second line starts like a date ('Posted on May 6, 2024')"),
 ])

@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from rag.dates import DATE_LABELS, DATE_ONLY, HEAD_LINES, SENTENCE_ENDED, article_day, day_of_date_line
+from rag.dates import DATE_LABELS, DATE_ONLY, HEAD_LINES, article_day, day_of_date_line, story_begins
 from rag.schema import NOTE, Document
 
 # "date 2024-03-12", and as people also write it, "Date: 2024-03-12" or, as saved news pages do,
@@ -89,7 +89,7 @@ def _head_date(text: str) -> HeadDate:
             if n == 0:
                 return HeadDate(day, problem, _past(text, found.end(), found.start() + labelled.end() if labelled else found.end()), None)
             return HeadDate(day, problem, 0, _title(text, head[0]) if day else None)
-        if n and SENTENCE_ENDED.search(line):  # the story has begun
+        if n and story_begins(line):
             break
     return HeadDate(None, _a_line_like_a_date(text, head), 0, None)
 
